@@ -1,0 +1,85 @@
+# crater: `make` builds the library, the Lua module and the executable; `make test`
+# runs every spec; `make demo` runs the main job.  See README.md.
+CC      ?= gcc
+OPT     ?= -O3 -march=native
+PREFIX  ?= /usr/local
+BUILD   ?= build
+DEBS    := lua5.4 liblua5.4-dev lua-busted libopenblas-dev zlib1g-dev libreadline-dev pkg-config gnuplot-nox
+LUAINC  := $(shell pkg-config --cflags lua5.4 2>/dev/null)
+BLASINC := $(shell pkg-config --cflags openblas 2>/dev/null)
+BLASLIB := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
+WARN    := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wno-unused-parameter
+CFLAGS  += -std=c11 -D_GNU_SOURCE -fPIC -fno-math-errno $(OPT) $(WARN) $(LUAINC) $(BLASINC) $(XCFLAGS)
+LDLIBS  := $(BLASLIB) -lz -lm
+BUSTED  := lua5.4 /usr/bin/busted
+
+CORE_SRC := $(wildcard src/core/*.c src/ops/*.c src/autograd/*.c src/optim/*.c src/data/*.c)
+BIND_SRC := $(wildcard src/lua/*.c)
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
+BIND_OBJ := $(BIND_SRC:%.c=$(BUILD)/obj/%.o)
+HEADERS  := $(wildcard src/*/*.h)
+
+LIB    := $(BUILD)/libcrater.a
+MODULE := $(BUILD)/lib/crater/core.so
+EXE    := $(BUILD)/crater
+
+.PHONY: all deps test asan demo bench install lint clean fuzz
+all: deps $(LIB) $(MODULE) $(EXE)
+
+# Debian packages only: install the missing ones when root, else print the apt-get line.
+deps:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	  else echo "crater needs Debian packages; run: sudo apt-get install -y$$missing"; exit 1; fi; \
+	fi
+
+$(BUILD)/obj/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(CORE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+# The module leaves Lua's symbols to the host interpreter, as Lua modules do.
+$(MODULE): $(BIND_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -o $@ $(BIND_OBJ) $(LIB) $(LDLIBS)
+
+$(EXE): $(BUILD)/obj/src/main.o $(BIND_OBJ) $(LIB)
+	$(CC) -o $@ $^ $(shell pkg-config --libs lua5.4) -lreadline $(LDLIBS) -Wl,-E
+
+test: all
+	$(BUSTED) $(BUSTED_ARGS)
+
+demo: all
+	$(EXE) examples/demo.lua
+
+bench: all
+	$(EXE) examples/bench/run.lua
+
+# AddressSanitizer + UBSan over the whole spec suite (lua5.4 itself is not instrumented,
+# so the runtime is preloaded).
+asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	  XCFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	  LDLIBS="$(LDLIBS) -fsanitize=address,undefined" all
+	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 CRATER_BUILD=build-asan \
+	  $(BUSTED) --cpath="build-asan/lib/?.so" $(BUSTED_ARGS)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lua/5.4/crater $(DESTDIR)$(PREFIX)/share/lua/5.4
+	install -m 755 $(EXE) $(DESTDIR)$(PREFIX)/bin/crater
+	install -m 644 $(MODULE) $(DESTDIR)$(PREFIX)/lib/lua/5.4/crater/core.so
+	cp -r lua/crater $(DESTDIR)$(PREFIX)/share/lua/5.4/
+
+lint:
+	luacheck --std lua54 --no-unused-args --no-max-line-length lua spec examples
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance src
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,287 @@
+--- Help for the functions and methods written in C (src/lua), keyed by their
+-- Lua name: `crater.zeros` and `x:narrow` look up "zeros" and "narrow".
+-- Each entry is {sig=, desc=, options = {{name, default, text}, ...}, example=}.
+-- Lua functions are documented by their LDoc comments instead (crater.help).
+local ctor_opts = { { "dtype", '"float32"', '"float32", "float64" or "int64"' },
+                    { "requires_grad", "false", "record operations for autograd" } }
+
+local function d (sig, desc, example, options)
+  return { sig = sig, desc = desc, example = example, options = options }
+end
+
+local function unary (name, formula)
+  return d("crater." .. name .. "(x) / x:" .. name .. "()",
+    "Elementwise " .. formula .. "; returns a new tensor of x's shape and dtype.",
+    "x = crater.tensor({0.5, 1, 2})\ny = x:" .. name .. "()")
+end
+
+local function binary (name, formula)
+  return d("crater." .. name .. "(x, y) / x:" .. name .. "(y)",
+    "Elementwise " .. formula .. " with broadcasting; y may be a tensor or a number.",
+    "x = crater.ones(2, 3)\ny = x:" .. name .. "(crater.tensor({1, 2, 3}))")
+end
+
+local function compare (name, op)
+  return d("crater." .. name .. "(x, y) / x:" .. name .. "(y)",
+    "Elementwise x " .. op .. " y with broadcasting: a tensor of 0s and 1s (same dtype as x).",
+    "x = crater.tensor({1, 2, 3})\nm = x:" .. name .. "(2)")
+end
+
+local function reduce (name, what)
+  return d("crater." .. name .. "(x, dim?, {keepdim=false}) / x:" .. name .. "(dim?, {keepdim=false})",
+    "The " .. what .. " of all elements (a 0-d tensor), or over dimension dim (1-based).",
+    "x = crater.tensor({{1, 2}, {3, 4}})\nx:" .. name .. "()  x:" .. name .. "(1)",
+    { { "keepdim", "false", "keep the reduced dimension with size 1" } })
+end
+
+local function inplace (name, args, what)
+  return d("x:" .. name .. "(" .. args .. ")",
+    what .. " in place and returns x. Refuses a leaf that requires grad outside crater.no_grad.",
+    "x = crater.zeros(3)\nx:" .. name .. "(" .. (args == "" and "" or "...") .. ")")
+end
+
+local function random (name, dist)
+  return d("crater." .. name .. "(size..., {dtype=, requires_grad=})",
+    "A new tensor of the given sizes filled with " .. dist .. ", drawn from the seeded generator "
+      .. "(crater.manual_seed).", "crater.manual_seed(0)\nx = crater." .. name .. "(2, 3)", ctor_opts)
+end
+
+local doc = {
+  Tensor = d("crater.Tensor",
+    "An n-dimensional array (float32, float64 or int64) that may share storage with other views "
+      .. "and record operations for autograd. Indices and dims are 1-based.",
+    "x = crater.randn(2, 3)\nprint(x:shape(), x:dtype(), x[1])"),
+
+  -- construction
+  tensor = d("crater.tensor(data, {dtype=, requires_grad=})",
+    "A new tensor holding a copy of a number or a nested table of numbers.",
+    "x = crater.tensor({{1, 2}, {3, 4}})\ny = crater.tensor(3.5, {dtype = \"float64\"})", ctor_opts),
+  zeros = d("crater.zeros(size..., {dtype=, requires_grad=})",
+    "A new tensor of the given sizes (integers or one table) filled with 0.",
+    "x = crater.zeros(2, 3)\ny = crater.zeros({4}, {dtype = \"int64\"})", ctor_opts),
+  ones = d("crater.ones(size..., {dtype=, requires_grad=})",
+    "A new tensor of the given sizes filled with 1.", "x = crater.ones(2, 3)\nx = crater.ones({5})", ctor_opts),
+  full = d("crater.full(shape, value, {dtype=, requires_grad=})",
+    "A new tensor of the given shape (a table) filled with value.",
+    "x = crater.full({2, 2}, 7)\nprint(x)", ctor_opts),
+  empty = d("crater.empty(size..., {dtype=, requires_grad=})",
+    "A new tensor of the given sizes whose values are not initialised.",
+    "x = crater.empty(3, 3)\nx:fill_(1)", ctor_opts),
+  eye = d("crater.eye(n, m?, {dtype=})", "The n x m identity matrix (m defaults to n).",
+    "I = crater.eye(3)\nprint(I)", ctor_opts),
+  arange = d("crater.arange(start, stop?, step?, {dtype=})",
+    "Values from start up to (not including) stop by step, like torch.arange; arange(n) is 0..n-1.",
+    "crater.arange(5)          -- 0 1 2 3 4\ncrater.arange(1, 2, 0.25)", ctor_opts),
+  linspace = d("crater.linspace(start, stop, n, {dtype=})",
+    "n evenly spaced values from start to stop, both included.",
+    "crater.linspace(0, 1, 5)  -- 0 0.25 0.5 0.75 1", ctor_opts),
+  rand = random("rand", "uniform values in [0, 1)"),
+  randn = random("randn", "standard normal values"),
+  randint = d("crater.randint(low, high, shape, {dtype=\"int64\"})",
+    "A new int64 tensor of the given shape with integers drawn uniformly from [low, high).",
+    "crater.manual_seed(1)\nlabels = crater.randint(1, 11, {8})",
+    { { "dtype", '"int64"', "element type" } }),
+  zeros_like = d("crater.zeros_like(x, {dtype=})", "A new tensor of x's shape (and dtype) filled with 0.",
+    "g = crater.zeros_like(p)", ctor_opts),
+  ones_like = d("crater.ones_like(x, {dtype=})", "A new tensor of x's shape (and dtype) filled with 1.",
+    "o = crater.ones_like(p)", ctor_opts),
+  randn_like = d("crater.randn_like(x, {dtype=})", "A new tensor of x's shape with standard normal values.",
+    "noise = crater.randn_like(p)", ctor_opts),
+  manual_seed = d("crater.manual_seed(n)",
+    "Seeds the random generator: the same seed gives the same numbers on every machine.",
+    "crater.manual_seed(42)\na = crater.randn(3)"),
+  set_num_threads = d("crater.set_num_threads(n)",
+    "Sets the number of threads used by OpenBLAS and crater's own parallel loops.",
+    "crater.set_num_threads(1)"),
+
+  -- facts
+  shape = d("x:shape()", "The sizes as a new Lua table, e.g. {2, 3}.", "crater.zeros(2, 3):shape()  -- {2, 3}"),
+  size = d("x:size(d?)", "The size of dimension d (1-based); without d, the shape table.",
+    "x = crater.zeros(2, 3)\nx:size(2)  -- 3"),
+  dim = d("x:dim()", "The number of dimensions.", "crater.zeros(2, 3):dim()  -- 2"),
+  numel = d("x:numel()", "The number of elements.", "crater.zeros(2, 3):numel()  -- 6"),
+  dtype = d("x:dtype()", 'The element type: "float32", "float64" or "int64".', 'crater.zeros(2):dtype()  -- "float32"'),
+  item = d("x:item()", "The value of a one-element tensor as a Lua number.",
+    "loss = crater.tensor({{2.5}})\nprint(loss:item())"),
+  totable = d("x:totable()", "The values as nested Lua tables (a number for a 0-d tensor).",
+    "crater.eye(2):totable()  -- {{1, 0}, {0, 1}}"),
+  is_contiguous = d("x:is_contiguous()", "Whether the elements are laid out densely in row-major order.",
+    "x = crater.zeros(2, 3)\nx:t():is_contiguous()  -- false"),
+  get = d("x:get(i, j, ...)", "The element at the given 1-based indices, as a Lua number.",
+    "x = crater.tensor({{1, 2}, {3, 4}})\nx:get(2, 1)  -- 3"),
+
+  -- views
+  view = d("x:view(size...)", "A view of x with a new shape (one size may be -1); x must be contiguous enough.",
+    "x = crater.arange(6)\ny = x:view(2, 3)"),
+  reshape = d("x:reshape(size...)", "Like view, but copies when the memory layout requires it.",
+    "y = crater.arange(6):t():reshape(3, 2)"),
+  t = d("x:t()", "The transpose of a matrix (dims 1 and 2), as a view.",
+    "x = crater.zeros(2, 3)\nx:t():shape()  -- {3, 2}"),
+  transpose = d("x:transpose(d1, d2)", "A view with dimensions d1 and d2 swapped.",
+    "x = crater.zeros(2, 3, 4)\nx:transpose(1, 3):shape()  -- {4, 3, 2}"),
+  permute = d("x:permute(d1, d2, ...)", "A view with the dimensions reordered.",
+    "x = crater.zeros(2, 3, 4)\nx:permute(3, 1, 2):shape()  -- {4, 2, 3}"),
+  narrow = d("x:narrow(dim, start, length)",
+    "A view of length elements of dimension dim starting at start (1-based).",
+    "x = crater.arange(10)\nx:narrow(1, 3, 4)  -- 2 3 4 5"),
+  select = d("x:select(dim, i)", "The view at index i of dimension dim, with that dimension removed.",
+    "x = crater.tensor({{1, 2}, {3, 4}})\nx:select(2, 1)  -- 1 3"),
+  squeeze = d("x:squeeze(dim?)", "A view without dimensions of size 1 (or only dim, if it has size 1).",
+    "crater.zeros(1, 3, 1):squeeze():shape()  -- {3}"),
+  unsqueeze = d("x:unsqueeze(dim)", "A view with a new dimension of size 1 inserted at dim.",
+    "crater.zeros(3):unsqueeze(1):shape()  -- {1, 3}"),
+  expand = d("x:expand(size...)", "A view broadcasting size-1 dimensions to the given sizes (stride 0, no copy).",
+    "crater.tensor({{1}, {2}}):expand(2, 3)"),
+  flatten = d("x:flatten(start_dim?, end_dim?)", "Dimensions start_dim..end_dim merged into one (all by default).",
+    "crater.zeros(2, 3, 4):flatten(2):shape()  -- {2, 12}"),
+  contiguous = d("x:contiguous()", "x itself if contiguous, else a contiguous copy.", "y = x:t():contiguous()"),
+  clone = d("x:clone()", "A copy of x with its own storage (differentiable).",
+    "y = x:clone()\ny:fill_(0)  -- x unchanged"),
+  detach = d("x:detach()", "A view of x's data that does not require grad and has no grad_fn.",
+    "y = (w * 2):detach()"),
+  to = d("x:to(dtype)", "x converted to another dtype (a copy; x itself if already of that dtype).",
+    'x = crater.arange(3):to("float64")'),
+
+  -- math
+  add = d("crater.add(x, y, alpha?) / x:add(y, alpha?)", "x + alpha * y with broadcasting (alpha defaults to 1).",
+    "z = crater.ones(2, 3):add(crater.tensor({1, 2, 3}))\nz = x + 1"),
+  sub = binary("sub", "x - y"),
+  mul = binary("mul", "x * y"),
+  div = binary("div", "x / y"),
+  pow = binary("pow", "x ^ y"),
+  neg = unary("neg", "-x"),
+  abs = unary("abs", "|x|"),
+  sign = unary("sign", "sign(x) (-1, 0 or 1)"),
+  exp = unary("exp", "e^x"),
+  log = unary("log", "natural logarithm"),
+  log1p = unary("log1p", "log(1 + x), accurate near 0"),
+  sqrt = unary("sqrt", "square root"),
+  rsqrt = unary("rsqrt", "1 / sqrt(x)"),
+  sin = unary("sin", "sine"),
+  cos = unary("cos", "cosine"),
+  tanh = unary("tanh", "hyperbolic tangent"),
+  sigmoid = unary("sigmoid", "logistic sigmoid 1 / (1 + e^-x)"),
+  relu = unary("relu", "max(x, 0)"),
+  leaky_relu = d("crater.leaky_relu(x, slope?) / x:leaky_relu(slope?)",
+    "Elementwise x if x > 0 else slope * x (slope defaults to 0.01, as PyTorch).",
+    "y = crater.tensor({-1, 2}):leaky_relu(0.1)  -- -0.1 2"),
+  gelu = unary("gelu", "x * Phi(x) (the exact erf form, as PyTorch's default)"),
+  softplus = unary("softplus", "log(1 + e^x), computed stably"),
+  clamp = d("crater.clamp(x, min?, max?) / x:clamp(min?, max?)",
+    "Elementwise min(max(x, min), max); either bound may be nil.",
+    "crater.tensor({-2, 0, 2}):clamp(-1, 1)  -- -1 0 1"),
+  minimum = binary("minimum", "min(x, y)"),
+  maximum = binary("maximum", "max(x, y)"),
+  where = d("crater.where(cond, x, y)", "Elementwise x where cond is nonzero, else y, with broadcasting.",
+    "z = crater.where(x:gt(0), x, crater.zeros_like(x))"),
+  matmul = d("crater.matmul(a, b) / a:matmul(b)",
+    "Matrix product as torch.matmul: 1-D dot products, 2-D matrix products and batched 3-D products (OpenBLAS).",
+    "a = crater.randn(2, 3)\nc = a:matmul(crater.randn(3, 4))  -- 2x4"),
+  mm = d("crater.mm(a, b) / a:mm(b)", "The product of two matrices (2-D only).",
+    "c = crater.eye(2):mm(crater.ones(2, 3))"),
+  bmm = d("crater.bmm(a, b) / a:bmm(b)", "Batched matrix product of (B,n,k) and (B,k,m) tensors.",
+    "c = crater.randn(4, 2, 3):bmm(crater.randn(4, 3, 5))"),
+  sum = reduce("sum", "sum"),
+  mean = reduce("mean", "mean"),
+  var = d("crater.var(x, dim?, {keepdim=false, unbiased=true}) / x:var(...)",
+    "The variance of all elements or over dim (unbiased by default, as PyTorch).",
+    "crater.tensor({1, 2, 3, 4}):var()  -- 1.6667",
+    { { "keepdim", "false", "keep the reduced dimension" }, { "unbiased", "true", "divide by n - 1" } }),
+  std = d("crater.std(x, dim?, {keepdim=false, unbiased=true}) / x:std(...)",
+    "The standard deviation of all elements or over dim (unbiased by default).",
+    "crater.tensor({1, 2, 3, 4}):std()",
+    { { "keepdim", "false", "keep the reduced dimension" }, { "unbiased", "true", "divide by n - 1" } }),
+  prod = reduce("prod", "product"),
+  max = d("crater.max(x, dim?, {keepdim=false}) / x:max(dim?)",
+    "The largest element (0-d tensor); over dim, the values and their 1-based indices.",
+    "x = crater.tensor({{1, 5}, {7, 2}})\nvalues, idx = x:max(2)",
+    { { "keepdim", "false", "keep the reduced dimension" } }),
+  min = d("crater.min(x, dim?, {keepdim=false}) / x:min(dim?)",
+    "The smallest element (0-d tensor); over dim, the values and their 1-based indices.",
+    "x = crater.tensor({{1, 5}, {7, 2}})\nvalues, idx = x:min(2)",
+    { { "keepdim", "false", "keep the reduced dimension" } }),
+  argmax = reduce("argmax", "1-based index (int64) of the largest element"),
+  argmin = reduce("argmin", "1-based index (int64) of the smallest element"),
+  norm = d("crater.norm(x, p?, dim?, {keepdim=false}) / x:norm(p?, dim?)",
+    "The p-norm (default 2) of all elements or over dim.", "crater.tensor({3, 4}):norm()  -- 5",
+    { { "keepdim", "false", "keep the reduced dimension" } }),
+  softmax = d("crater.softmax(x, dim) / x:softmax(dim)", "exp(x) / sum(exp(x)) over dim, computed stably.",
+    "p = crater.randn(4, 10):softmax(2)"),
+  log_softmax = d("crater.log_softmax(x, dim) / x:log_softmax(dim)", "x - logsumexp(x) over dim, computed stably.",
+    "logp = crater.randn(4, 10):log_softmax(2)"),
+  logsumexp = d("crater.logsumexp(x, dim, {keepdim=false}) / x:logsumexp(dim)",
+    "log(sum(exp(x))) over dim, without overflow.", "crater.tensor({1000, 1000}):logsumexp(1)  -- 1000.6931",
+    { { "keepdim", "false", "keep the reduced dimension" } }),
+  cat = d("crater.cat(list, dim?)", "The tensors of list joined along an existing dimension (default 1).",
+    "crater.cat({crater.zeros(2, 3), crater.ones(1, 3)}, 1)  -- 3x3"),
+  stack = d("crater.stack(list, dim?)", "The tensors of list (same shape) joined along a new dimension (default 1).",
+    "crater.stack({crater.zeros(3), crater.ones(3)})  -- 2x3"),
+  gather = d("crater.gather(x, dim, index) / x:gather(dim, index)",
+    "Values of x picked along dim by an int64 index tensor (1-based), as torch.gather.",
+    "x = crater.tensor({{1, 2}, {3, 4}})\nx:gather(2, crater.tensor({{2}, {1}}, {dtype = \"int64\"}))  -- {{2}, {3}}"),
+  index_select = d("crater.index_select(x, dim, index) / x:index_select(dim, index)",
+    "The slices of x along dim at the 1-based int64 indices, as a new tensor.",
+    "x:index_select(1, crater.tensor({3, 1}, {dtype = \"int64\"}))"),
+  masked_fill = d("crater.masked_fill(x, mask, value) / x:masked_fill(mask, value)",
+    "A copy of x with value where mask is nonzero (mask broadcasts).",
+    "y = x:masked_fill(x:lt(0), 0)"),
+  eq = compare("eq", "=="), ne = compare("ne", "~="), lt = compare("lt", "<"),
+  le = compare("le", "<="), gt = compare("gt", ">"), ge = compare("ge", ">="),
+  allclose = d("crater.allclose(a, b, {rtol=1e-5, atol=1e-8}) / a:allclose(b)",
+    "Whether |a - b| <= atol + rtol * |b| holds for every element (a Lua boolean).",
+    "crater.allclose(crater.tensor({1}), crater.tensor({1 + 1e-9}))  -- true",
+    { { "rtol", "1e-5", "relative tolerance" }, { "atol", "1e-8", "absolute tolerance" } }),
+
+  -- in place
+  zero_ = inplace("zero_", "", "Sets every element to 0"),
+  fill_ = inplace("fill_", "value", "Sets every element to value"),
+  copy_ = inplace("copy_", "src", "Copies src (broadcast to x's shape, any dtype) into x"),
+  add_ = inplace("add_", "y, alpha?", "Adds alpha * y (alpha defaults to 1)"),
+  sub_ = inplace("sub_", "y, alpha?", "Subtracts alpha * y"),
+  mul_ = inplace("mul_", "y", "Multiplies by y (tensor or number)"),
+  div_ = inplace("div_", "y", "Divides by y (tensor or number)"),
+  addcmul_ = inplace("addcmul_", "a, b, value?", "Adds value * a * b"),
+  addcdiv_ = inplace("addcdiv_", "a, b, value?", "Adds value * a / b"),
+  lerp_ = inplace("lerp_", "end, weight", "Moves toward end: x + weight * (end - x)"),
+  sqrt_ = inplace("sqrt_", "", "Takes the square root of each element"),
+  clamp_ = inplace("clamp_", "min?, max?", "Clamps each element to [min, max]"),
+  maximum_ = inplace("maximum_", "y", "Keeps the elementwise maximum of x and y"),
+  sign_ = inplace("sign_", "", "Replaces each element by its sign"),
+  neg_ = inplace("neg_", "", "Negates each element"),
+  exp_ = inplace("exp_", "", "Replaces each element by e^x"),
+
+  -- autograd
+  requires_grad = d("x.requires_grad",
+    "Whether operations on x are recorded for autograd; writable on leaves.",
+    "w = crater.randn(3, {requires_grad = true})\nprint(w.requires_grad)"),
+  is_leaf = d("x.is_leaf", "Whether x was made by the user rather than by a recorded operation.",
+    "w = crater.randn(3, {requires_grad = true})\nprint(w.is_leaf, (w * 2).is_leaf)  -- true false"),
+  grad_fn = d("y.grad_fn", 'The name of the operation that made y, such as "MulBackward", or nil for leaves.',
+    "y = w * 2\nprint(y.grad_fn)"),
+  backward = d("y:backward(grad?, {retain_graph=false, create_graph=false})",
+    "Accumulates dy/dx into the .grad of every leaf x that y depends on. grad is needed unless y has one "
+      .. "element. The graph is freed unless retain_graph is true; a second backward through it is an error.",
+    "w = crater.randn(3, {requires_grad = true})\n(w * w):sum():backward(); print(w.grad)",
+    { { "retain_graph", "false", "keep the graph for another backward" },
+      { "create_graph", "false", "record the backward pass, for higher derivatives" } }),
+  grad = d("crater.grad(outputs, inputs, {grad_outputs=, create_graph=false, retain_graph=false})",
+    "The gradients of outputs with respect to inputs, as a list, without touching .grad. "
+      .. "(x.grad, on a tensor, is the gradient accumulated by backward, nil until one reaches x.)",
+    "g = crater.grad({(w * w):sum()}, {w}, {create_graph = true})[1]\nhvp = crater.grad({(g * v):sum()}, {w})[1]",
+    { { "grad_outputs", "nil", "the vector in the vector-Jacobian product (ones for scalars)" },
+      { "create_graph", "false", "make the result differentiable again" },
+      { "retain_graph", "create_graph", "keep the graph afterwards" } }),
+  no_grad = d("crater.no_grad(fn, ...)", "Calls fn(...) with recording off and returns its results.",
+    "crater.no_grad(function () w:sub_(0.1 * w.grad) end)"),
+  enable_grad = d("crater.enable_grad(fn, ...)", "Calls fn(...) with recording on, even inside no_grad.",
+    "crater.enable_grad(function () y = w * 2 end)"),
+  gradcheck = d("crater.autograd.gradcheck(fn, inputs, {eps=1e-6, atol=1e-5, rtol=1e-3})",
+    "Compares fn's analytic gradients with central finite differences in float64; returns true or raises "
+      .. "naming the first mismatch.",
+    "x = crater.randn(3, {dtype = \"float64\", requires_grad = true})\n"
+      .. "crater.autograd.gradcheck(function (a) return a:exp():sum() end, {x})",
+    { { "eps", "1e-6", "finite-difference step" }, { "atol", "1e-5", "absolute tolerance" },
+      { "rtol", "1e-3", "relative tolerance" } }),
+}
+
+return doc

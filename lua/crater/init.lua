@@ -1,0 +1,45 @@
+--- crater: tensors, autograd, optimizers and schedulers for Lua 5.4.
+-- `local crater = require "crater"` gives the tensor functions (crater.zeros, crater.matmul, ...),
+-- autograd (crater.grad, crater.no_grad), and, loaded on first use, crater.nn, crater.optim,
+-- crater.data, crater.lab, crater.autograd, crater.save/load and crater.progress.
+-- @module crater
+local core = require "crater.core"
+
+local crater = { core = core, _VERSION = "crater 0.1.0" }
+for k, v in pairs(core) do crater[k] = v end
+
+require("crater.tensor")(crater)
+
+local submodules = {
+  nn = "crater.nn", optim = "crater.optim", data = "crater.data", lab = "crater.lab",
+  autograd = "crater.autograd",
+}
+
+setmetatable(crater, {
+  __index = function(t, k)
+    local name = submodules[k]
+    if name then
+      local m = require(name)
+      rawset(t, k, m)
+      return m
+    end
+  end,
+})
+
+--- Saves a tensor or a nested table of tensors, numbers, strings and booleans to path, atomically.
+-- @param path file name
+-- @param value what to save
+-- @usage crater.save("model.ct", model:state_dict())
+function crater.save(path, value) return require("crater.checkpoint").save(path, value) end
+
+--- Loads what crater.save wrote; a truncated, corrupted or foreign file is an error.
+-- @param path file name
+-- @usage local sd = crater.load("model.ct")
+function crater.load(path) return require("crater.checkpoint").load(path) end
+
+--- A progress bar over a count or an iterable: `for i in crater.progress(100, {desc="train"}) do`.
+-- @param n a count or a list
+-- @param opts `{desc=}`
+function crater.progress(n, opts) return require("crater.progress")(n, opts) end
+
+return crater

@@ -1,0 +1,218 @@
+--- crater.nn.Module: the base class of every layer and model.
+-- A module holds parameters (tensors that require grad), buffers (state that is saved
+-- but not trained, such as BatchNorm's running statistics) and child modules, each in
+-- registration order.  Names follow PyTorch, so a Sequential's first layer is "0" and
+-- its weight is "0.weight", and state dicts line up key for key with torch's.
+local crater = require "crater"
+
+local Module = {}
+Module.__index = Module
+Module.__name = "Module"
+
+local function instantiate(cls, ...)
+  local self = setmetatable({ _param_names = {}, _buffer_names = {}, _child_names = {},
+                              _children = {}, training = true }, cls)
+  self:__init(...)
+  return self
+end
+
+--- Makes a subclass: `local MyNet = nn.Module:extend("MyNet")`, then define
+-- `MyNet:__init(...)` and `MyNet:forward(x)`.
+-- Instances are made by calling the class, `MyNet(...)`, and called like functions.
+-- @param name the class name shown by tostring
+-- @return the new class
+function Module:extend(name)
+  local cls = setmetatable({}, { __index = self, __call = instantiate })
+  cls.__index = cls
+  cls.__name = name
+  cls.__call = function(m, ...) return m:forward(...) end
+  cls.__tostring = Module.__tostring
+  return cls
+end
+
+setmetatable(Module, { __call = instantiate })
+Module.__call = function(m, ...) return m:forward(...) end
+
+function Module:__init() end
+
+--- Computes the module's output; every layer overrides it.
+function Module:forward()
+  error(self.__name .. ": forward is not implemented", 2)
+end
+
+--- Registers t (a tensor, made to require grad) as parameter `name`, reachable as self[name].
+-- @param name the parameter's name
+-- @param t a float tensor, or nil for an absent parameter (a Linear without bias)
+function Module:register_parameter(name, t)
+  if t ~= nil then t.requires_grad = true end
+  local known = false
+  for _, n in ipairs(self._param_names) do if n == name then known = true end end
+  if not known then table.insert(self._param_names, name) end
+  rawset(self, name, t)
+  return t
+end
+
+--- Registers t as buffer `name` (saved in state_dict, not trained).
+function Module:register_buffer(name, t)
+  local known = false
+  for _, n in ipairs(self._buffer_names) do if n == name then known = true end end
+  if not known then table.insert(self._buffer_names, name) end
+  rawset(self, name, t)
+  return t
+end
+
+--- Registers m as child module `name`, reachable as self[name].
+function Module:add_module(name, m)
+  name = tostring(name)
+  if self._children[name] == nil then table.insert(self._child_names, name) end
+  self._children[name] = m
+  if rawget(self, name) == nil and not tonumber(name) then rawset(self, name, m) end
+  return m
+end
+
+--- The child modules in registration order, and their names.
+-- @return list of modules, list of names
+function Module:children()
+  local list = {}
+  for i, n in ipairs(self._child_names) do list[i] = self._children[n] end
+  return list, { table.unpack(self._child_names) }
+end
+
+--- This module and every descendant, depth first, as a list (self first).
+function Module:modules()
+  local list = { self }
+  for _, n in ipairs(self._child_names) do
+    for _, m in ipairs(self._children[n]:modules()) do list[#list + 1] = m end
+  end
+  return list
+end
+
+local function walk(m, prefix, kind, names, map)
+  local own = kind == "param" and m._param_names or m._buffer_names
+  for _, n in ipairs(own) do
+    local t = m[n]
+    if t ~= nil then
+      names[#names + 1] = prefix .. n
+      map[prefix .. n] = t
+    end
+  end
+  for _, c in ipairs(m._child_names) do walk(m._children[c], prefix .. c .. ".", kind, names, map) end
+end
+
+--- Every parameter with its dotted name, e.g. `{["0.weight"] = t, ["0.bias"] = b}`.
+-- @return a table name -> tensor, and the list of names in registration order
+function Module:named_parameters()
+  local names, map = {}, {}
+  walk(self, "", "param", names, map)
+  return map, names
+end
+
+--- Every buffer with its dotted name, as named_parameters.
+function Module:named_buffers()
+  local names, map = {}, {}
+  walk(self, "", "buffer", names, map)
+  return map, names
+end
+
+--- Every parameter as a flat list, in registration order (what an optimizer takes).
+function Module:parameters()
+  local map, names = self:named_parameters()
+  local list = {}
+  for i, n in ipairs(names) do list[i] = map[n] end
+  return list
+end
+
+--- Sets training mode (Dropout active, BatchNorm uses batch statistics) here and below.
+-- @param mode boolean, default true
+-- @return self
+function Module:train(mode)
+  if mode == nil then mode = true end
+  for _, m in ipairs(self:modules()) do m.training = mode end
+  return self
+end
+
+--- Sets evaluation mode: `m:train(false)`.
+function Module:eval() return self:train(false) end
+
+--- Zeroes the gradient of every parameter that has one.
+function Module:zero_grad()
+  for _, p in ipairs(self:parameters()) do
+    local g = p.grad
+    if g ~= nil then crater.no_grad(function() g:zero_() end) end
+  end
+end
+
+--- The module's state: parameters and buffers by dotted name, as detached tensors sharing
+-- storage with the module (save it with crater.save).
+function Module:state_dict()
+  local sd = {}
+  local p, pn = self:named_parameters()
+  for _, n in ipairs(pn) do sd[n] = p[n]:detach() end
+  local b, bn = self:named_buffers()
+  for _, n in ipairs(bn) do sd[n] = b[n]:detach() end
+  return sd
+end
+
+local function shape_str(t)
+  return "{" .. table.concat(t:shape(), ",") .. "}"
+end
+
+--- Copies a state dict into the module's parameters and buffers.  With strict (the
+-- default) the keys must match exactly; shapes must always match.  Checks everything
+-- before copying anything.
+-- @param sd table name -> tensor
+-- @param strict boolean, default true
+function Module:load_state_dict(sd, strict)
+  if type(sd) ~= "table" then error("load_state_dict: expected a table, got " .. type(sd), 2) end
+  if strict == nil then strict = true end
+  local own = {}
+  local p, pn = self:named_parameters()
+  local b, bn = self:named_buffers()
+  for _, n in ipairs(pn) do own[n] = p[n] end
+  for _, n in ipairs(bn) do own[n] = b[n] end
+  local missing, unexpected = {}, {}
+  for _, n in ipairs(pn) do if sd[n] == nil then missing[#missing + 1] = n end end
+  for _, n in ipairs(bn) do if sd[n] == nil then missing[#missing + 1] = n end end
+  for k in pairs(sd) do if own[k] == nil then unexpected[#unexpected + 1] = tostring(k) end end
+  table.sort(unexpected)
+  if strict and (#missing > 0 or #unexpected > 0) then
+    local parts = {}
+    if #missing > 0 then parts[#parts + 1] = "missing keys: " .. table.concat(missing, ", ") end
+    if #unexpected > 0 then parts[#parts + 1] = "unexpected keys: " .. table.concat(unexpected, ", ") end
+    error(self.__name .. ": load_state_dict: " .. table.concat(parts, "; "), 2)
+  end
+  for n, t in pairs(own) do
+    local v = sd[n]
+    if v ~= nil then
+      if getmetatable(v) ~= getmetatable(t) then
+        error(self.__name .. ": load_state_dict: " .. n .. " is not a tensor", 2)
+      end
+      if shape_str(v) ~= shape_str(t) then
+        error(string.format("%s: load_state_dict: size mismatch for %s: checkpoint %s, model %s",
+          self.__name, n, shape_str(v), shape_str(t)), 2)
+      end
+    end
+  end
+  crater.no_grad(function()
+    for n, t in pairs(own) do
+      if sd[n] ~= nil then t:copy_(sd[n]) end
+    end
+  end)
+  return missing, unexpected
+end
+
+--- A one-line description of the layer's settings, shown by tostring (override it).
+function Module:extra_repr() return "" end
+
+function Module:__tostring()
+  local head = self.__name .. "(" .. self:extra_repr()
+  if #self._child_names == 0 then return head .. ")" end
+  local lines = { head }
+  for _, n in ipairs(self._child_names) do
+    local s = tostring(self._children[n]):gsub("\n", "\n  ")
+    lines[#lines + 1] = "  (" .. n .. "): " .. s
+  end
+  return table.concat(lines, "\n") .. "\n)"
+end
+
+return Module

@@ -1,0 +1,39 @@
+--- Adadelta (PyTorch's torch.optim.Adadelta).
+-- Update, with g the gradient (negated when maximize):
+--   g = g + weight_decay * p
+--   v = rho * v + (1 - rho) * g * g
+--   d = sqrt(u + eps) / sqrt(v + eps) * g
+--   u = rho * u + (1 - rho) * d * d
+--   p = p - lr * d
+-- eps sits inside both square roots, as in Zeiler's paper; PyTorch adds the lr factor
+-- (default 1, which is the paper's rule). State: `step`, `square_avg`, `acc_delta`.
+-- https://pytorch.org/docs/1.13/generated/torch.optim.Adadelta.html
+-- @tparam[opt=1.0] number lr coefficient that scales the update
+-- @tparam[opt=0.9] number rho coefficient of the running averages
+-- @tparam[opt=1e-6] number eps term added inside the square roots
+-- @tparam[opt=0] number weight_decay L2 penalty added to the gradient
+-- @tparam[opt=false] boolean maximize maximize the objective instead
+-- @usage local opt = crater.optim.Adadelta(model:parameters())
+local Optimizer = require "crater.optim.optimizer"
+local core = require "crater.core"
+
+local Adadelta = Optimizer:extend("Adadelta", {lr = 1.0, rho = 0.9, eps = 1e-6, weight_decay = 0,
+  maximize = false})
+Adadelta.state_keys = {"step", "square_avg", "acc_delta"}
+
+function Adadelta:validate(group)
+  Optimizer.validate(self, group)
+  self:check_range(group, "rho", 0, 1)
+end
+
+function Adadelta:update(p, g, state, group)
+  if state.step == nil then
+    local zeros_like = (package.loaded.crater or require "crater").zeros_like
+    state.step, state.square_avg, state.acc_delta = 0, zeros_like(p), zeros_like(p)
+  end
+  state.step = state.step + 1
+  core.adadelta_step(p, g, state.square_avg, state.acc_delta, group.lr, group.rho, group.eps,
+    group.weight_decay, group.maximize)
+end
+
+return Adadelta

@@ -1,0 +1,39 @@
+--- Adamax, Adam with the infinity norm (PyTorch's torch.optim.Adamax).
+-- Update at step t, with g the gradient (negated when maximize):
+--   g = g + weight_decay * p
+--   m = beta1 * m + (1 - beta1) * g
+--   u = max(beta2 * u, |g| + eps)
+--   p = p - lr / (1 - beta1^t) * m / u
+-- Departs from the paper (u = max(beta2*u, |g|), division by u) as PyTorch does: eps
+-- goes into the max, so u is never 0. State: `step`, `exp_avg`, `exp_inf`.
+-- https://pytorch.org/docs/1.13/generated/torch.optim.Adamax.html
+-- @tparam[opt=2e-3] number lr learning rate
+-- @tparam[opt={0.9, 0.999}] table betas coefficients of m and of the infinity norm
+-- @tparam[opt=1e-8] number eps term added to |g|
+-- @tparam[opt=0] number weight_decay L2 penalty added to the gradient
+-- @tparam[opt=false] boolean maximize maximize the objective instead
+-- @usage local opt = crater.optim.Adamax(model:parameters(), {lr = 2e-3})
+local Optimizer = require "crater.optim.optimizer"
+local core = require "crater.core"
+
+local Adamax = Optimizer:extend("Adamax", {lr = 2e-3, betas = {0.9, 0.999}, eps = 1e-8,
+  weight_decay = 0, maximize = false})
+Adamax.state_keys = {"step", "exp_avg", "exp_inf"}
+
+function Adamax:validate(group)
+  Optimizer.validate(self, group)
+  self:check_betas(group)
+end
+
+function Adamax:update(p, g, state, group)
+  if state.step == nil then
+    local zeros_like = (package.loaded.crater or require "crater").zeros_like
+    state.step, state.exp_avg, state.exp_inf = 0, zeros_like(p), zeros_like(p)
+  end
+  state.step = state.step + 1
+  local betas = group.betas
+  core.adamax_step(p, g, state.exp_avg, state.exp_inf, group.lr, betas[1], betas[2], group.eps,
+    group.weight_decay, state.step, group.maximize)
+end
+
+return Adamax

@@ -1,0 +1,24 @@
+--- crater.optim: the optimizers and the learning-rate schedulers.
+-- Every optimizer is a class made from `Optimizer` (see optimizer.lua) and is built as
+-- `crater.optim.Name(params, opts)` with PyTorch's option names and defaults. The
+-- built-ins (SGD, Adam, AdamW, Adagrad, RMSprop, Adadelta, Adamax, NAdam, RAdam, ASGD,
+-- Rprop) update each parameter with one fused C kernel; LBFGS is written in Lua.
+-- https://pytorch.org/docs/1.13/optim.html
+-- @usage local opt = crater.optim.Adam(model:parameters(), {lr = 1e-3})
+-- local sched = crater.optim.lr_scheduler.StepLR(opt, {step_size = 30, gamma = 0.1})
+return {
+  Optimizer = require "crater.optim.optimizer",
+  SGD = require "crater.optim.sgd",
+  Adam = require "crater.optim.adam",
+  AdamW = require "crater.optim.adamw",
+  Adagrad = require "crater.optim.adagrad",
+  RMSprop = require "crater.optim.rmsprop",
+  Adadelta = require "crater.optim.adadelta",
+  Adamax = require "crater.optim.adamax",
+  NAdam = require "crater.optim.nadam",
+  RAdam = require "crater.optim.radam",
+  ASGD = require "crater.optim.asgd",
+  Rprop = require "crater.optim.rprop",
+  LBFGS = require "crater.optim.lbfgs",
+  lr_scheduler = require "crater.optim.lr_scheduler",
+}

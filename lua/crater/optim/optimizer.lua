@@ -1,0 +1,408 @@
+--- Optimizer, the base class of every optimizer, built in or written in Lua.
+-- An optimizer holds `param_groups` (each a table of hyper-parameters plus `params`, a
+-- list of tensors), `state` (a table per parameter, keyed by the tensor) and `defaults`.
+-- `step()` checks every group and gradient, then, under `crater.no_grad`, calls
+-- `update(p, grad, state, group)` for each parameter that has a gradient. The built-ins
+-- are classes made with `extend` whose `update` calls one fused C kernel; a new optimizer
+-- is the same thing with an `update` written with in-place tensor methods.
+-- Hyper-parameters are read from the group at every step, so a scheduler (or you) can
+-- change `group.lr` or `group.betas` between steps.
+-- https://pytorch.org/docs/1.13/optim.html
+-- @usage local Sign = crater.optim.Optimizer:extend("SignSGD", {lr = 0.01})
+-- function Sign:update(p, g, state, group) p:add_(g:sign(), -group.lr) end
+-- local opt = Sign(model:parameters(), {lr = 0.1})
+
+local Optimizer = {__name = "Optimizer", defaults = {}}
+Optimizer.__index = Optimizer
+
+--- Marks a default that the user must give (SGD's lr, as PyTorch 1.13's `required`).
+Optimizer.required = setmetatable({}, {__tostring = function() return "<required>" end})
+
+local function crater() return package.loaded.crater or require "crater" end
+
+local function is_tensor(x)
+  local mt = getmetatable(x)
+  return type(x) == "userdata" and type(mt) == "table" and mt.__name == "crater.Tensor"
+end
+Optimizer.is_tensor = is_tensor
+
+-- Copies plain tables (betas, etas) so groups never share them; tensors are kept.
+local function copy(v)
+  if type(v) ~= "table" then return v end
+  local t = {}
+  for k, x in pairs(v) do t[k] = copy(x) end
+  return t
+end
+Optimizer.copy = copy
+
+local function show(v)
+  if type(v) == "table" then
+    local parts = {}
+    for i, x in ipairs(v) do parts[i] = show(x) end
+    return "{" .. table.concat(parts, ", ") .. "}"
+  elseif type(v) == "string" then
+    return string.format("%q", v)
+  end
+  return tostring(v)
+end
+
+local function shape_str(t)
+  local s = {}
+  for d = 1, t:dim() do s[d] = tostring(t:size(d)) end
+  return "{" .. table.concat(s, ",") .. "}"
+end
+
+local function same_shape(a, b)
+  if a:dim() ~= b:dim() then return false end
+  for d = 1, a:dim() do
+    if a:size(d) ~= b:size(d) then return false end
+  end
+  return true
+end
+Optimizer.same_shape = same_shape
+
+--- Makes a new optimizer class: the defaults table lists every option with its default.
+-- The class is called as `Class(params, opts)`; give it an `update(p, grad, state, group)`
+-- method, and optionally `validate(group)` (call the parent's first) and `state_keys`
+-- (the state entries a saved state must have, for `load_state_dict`).
+-- @param name the class name, used in error messages ("Lion: lr must be ...")
+-- @param defaults table of option = default value (`Optimizer.required` for none)
+-- @usage local Lion = crater.optim.Optimizer:extend("Lion", {lr = 1e-4, betas = {0.9, 0.99}, weight_decay = 0})
+function Optimizer:extend(name, defaults)
+  assert(type(name) == "string", "extend: name must be a string")
+  local cls = {}
+  for k, v in pairs(self) do
+    if type(k) == "string" and k:sub(1, 2) == "__" then cls[k] = v end
+  end
+  cls.__index, cls.__name, cls.super = cls, name, self
+  cls.defaults = copy(defaults or {})
+  return setmetatable(cls, {
+    __index = self,
+    __call = function(c, ...) return c.new(c, ...) end,
+    __tostring = function() return "optimizer class " .. name end,
+  })
+end
+
+--- Builds an optimizer (usually called as `Class(params, opts)`).
+-- @param params a list of tensors, or a list of groups `{ {params = {...}, lr = ...}, ... }`
+-- @param opts options overriding the class defaults (unknown names are an error)
+function Optimizer.new(cls, params, opts)
+  local name = cls.__name
+  opts = opts or {}
+  if type(opts) ~= "table" then error(name .. ": options must be a table, got " .. type(opts), 3) end
+  local defaults = copy(cls.defaults)
+  for k, v in pairs(opts) do
+    if defaults[k] == nil then
+      error(string.format("%s: unknown option '%s'", name, tostring(k)), 3)
+    end
+    defaults[k] = copy(v)
+  end
+  local self = setmetatable({defaults = defaults, param_groups = {}, state = {}}, cls)
+  if is_tensor(params) then params = {params} end
+  if type(params) ~= "table" then
+    error(name .. ": params must be a list of tensors or of param groups, got " .. type(params), 3)
+  end
+  if #params == 0 then error(name .. ": got an empty parameter list", 3) end
+  if is_tensor(params[1]) then params = {{params = params}} end
+  for _, g in ipairs(params) do
+    local ok, err = pcall(add_group, self, g)
+    if not ok then error(err, 3) end
+  end
+  if cls.init then
+    local ok, err = pcall(cls.init, self)
+    if not ok then error(err, 3) end
+  end
+  return self
+end
+
+local function add_group(self, group)
+  local name = self.__name
+  if type(group) ~= "table" then error(name .. ": a param group must be a table", 0) end
+  local params = group.params
+  if is_tensor(params) then params = {params} end
+  if type(params) ~= "table" then error(name .. ": param group has no params list", 0) end
+  local g = {}
+  for k, v in pairs(group) do
+    if k ~= "params" then g[k] = copy(v) end
+  end
+  for k, v in pairs(self.defaults) do
+    if g[k] == nil then g[k] = copy(v) end
+  end
+  local seen = {}
+  for _, other in ipairs(self.param_groups) do
+    for _, p in ipairs(other.params) do seen[p] = true end
+  end
+  g.params = {}
+  for i, p in ipairs(params) do
+    if not is_tensor(p) then
+      error(string.format("%s: params[%d] is a %s, not a tensor", name, i, type(p)), 0)
+    end
+    if not p.is_leaf then error(string.format("%s: can't optimize a non-leaf tensor (params[%d])", name, i), 0) end
+    if not p.requires_grad then
+      error(string.format("%s: params[%d] does not require grad", name, i), 0)
+    end
+    local dt = p:dtype()
+    if dt ~= "float32" and dt ~= "float64" then
+      error(string.format("%s: params[%d] is %s; optimizers need float32 or float64", name, i, dt), 0)
+    end
+    if seen[p] then
+      error(string.format("%s: params[%d] appears more than once in the optimizer's groups", name, i), 0)
+    end
+    seen[p] = true
+    g.params[i] = p
+  end
+  self:validate(g)
+  self.param_groups[#self.param_groups + 1] = g
+  return g
+end
+
+--- Adds a parameter group; options it does not give take the optimizer's defaults.
+-- Raises if a tensor is not a leaf requiring grad or already belongs to a group, or if
+-- an option is out of range.
+-- @param group `{params = {t1, t2, ...}, lr = ..., ...}` (params may be a single tensor)
+function Optimizer:add_param_group(group)
+  local ok, g = pcall(add_group, self, group)
+  if not ok then error(g, 2) end
+  return g
+end
+
+--- Raises unless every option of the group is in range. The base checks lr, eps and
+-- weight_decay (non-negative numbers, so NaN fails) and that nothing is still required.
+-- Subclasses call it first, then check their own options.
+function Optimizer:validate(group)
+  for k, v in pairs(group) do
+    if v == Optimizer.required then error(string.format("%s: %s is required", self.__name, k), 0) end
+  end
+  for _, k in ipairs({"lr", "eps", "weight_decay"}) do
+    if group[k] ~= nil then self:check_range(group, k, 0, math.huge) end
+  end
+end
+
+--- Raises "<Name>: <key> must be in [lo, hi], got v" (hi excluded when open_hi).
+function Optimizer:check_range(group, key, lo, hi, open_hi, index)
+  local v = group[key]
+  local label = key
+  if index then v, label = v and v[index], string.format("%s[%d]", key, index) end
+  local ok = type(v) == "number" and v >= lo and (v < hi or (not open_hi and v == hi))
+  if not ok then
+    local range
+    if hi == math.huge then range = string.format("a number >= %s", lo)
+    else range = string.format("in [%s, %s%s", lo, hi, open_hi and ")" or "]") end
+    error(string.format("%s: %s must be %s, got %s", self.__name, label, range, show(v)), 0)
+  end
+end
+
+--- Raises unless group.betas is a pair of numbers in [0, 1).
+function Optimizer:check_betas(group)
+  if type(group.betas) ~= "table" then
+    error(string.format("%s: betas must be a pair {beta1, beta2}, got %s", self.__name, show(group.betas)), 0)
+  end
+  self:check_range(group, "betas", 0, 1, true, 1)
+  self:check_range(group, "betas", 0, 1, true, 2)
+end
+
+--- Checks every group's options and every gradient before a step changes anything.
+function Optimizer:check_step()
+  for _, group in ipairs(self.param_groups) do
+    self:validate(group)
+    for i, p in ipairs(group.params) do
+      local g = p.grad
+      if g ~= nil then
+        if not same_shape(g, p) then
+          error(string.format("%s: the gradient of params[%d] has shape %s but the parameter has %s",
+            self.__name, i, shape_str(g), shape_str(p)), 0)
+        end
+        if g:dtype() ~= p:dtype() then
+          error(string.format("%s: the gradient of params[%d] is %s but the parameter is %s",
+            self.__name, i, g:dtype(), p:dtype()), 0)
+        end
+      end
+    end
+  end
+end
+
+-- Runs update on every parameter that has a gradient (called under no_grad).
+local function apply(self)
+  local state = self.state
+  for _, group in ipairs(self.param_groups) do
+    for _, p in ipairs(group.params) do
+      local g = p.grad
+      if g ~= nil then
+        local st = state[p]
+        if st == nil then st = {}; state[p] = st end
+        self:update(p, g, st, group)
+      end
+    end
+  end
+end
+
+--- Performs one optimization step and returns the closure's loss (or nil).
+-- @param closure optional function that recomputes the loss (called under enable_grad)
+function Optimizer:step(closure)
+  local loss
+  if closure ~= nil then loss = crater().enable_grad(closure) end
+  local ok, err = pcall(self.check_step, self)
+  if not ok then error(err, 2) end
+  crater().no_grad(apply, self)
+  return loss
+end
+
+--- Updates one parameter in place (every optimizer class defines it).
+-- @param p the parameter, @param grad its gradient, @param state its state table
+-- (empty at the first step), @param group its parameter group
+function Optimizer:update(p, grad, state, group)
+  error(self.__name .. ": update is not implemented", 2)
+end
+
+--- Clears the gradients of every parameter.
+-- @param set_to_none (default true) set `.grad` to nil; false zeroes it in place
+-- (also accepts `{set_to_none = false}`)
+function Optimizer:zero_grad(set_to_none)
+  if type(set_to_none) == "table" then set_to_none = set_to_none.set_to_none end
+  if set_to_none == nil then set_to_none = true end
+  for _, group in ipairs(self.param_groups) do
+    for _, p in ipairs(group.params) do
+      if set_to_none then
+        p.grad = nil
+      else
+        local g = p.grad
+        if g ~= nil then g:zero_() end
+      end
+    end
+  end
+end
+
+--- Returns the optimizer's state in PyTorch's layout: `{state = {[i] = {...}},
+-- param_groups = {{lr = ..., params = {1, 2}}, ...}}`, parameters numbered from 1 in
+-- group order. State tensors are shared, not copied (as in PyTorch).
+function Optimizer:state_dict()
+  local index, n, groups = {}, 0, {}
+  for gi, group in ipairs(self.param_groups) do
+    local g = {}
+    for k, v in pairs(group) do
+      if k ~= "params" then g[k] = copy(v) end
+    end
+    g.params = {}
+    for i, p in ipairs(group.params) do
+      n = n + 1
+      index[p] = n
+      g.params[i] = n
+    end
+    groups[gi] = g
+  end
+  local state = {}
+  for p, st in pairs(self.state) do
+    local i = index[p]
+    if i then
+      local s = {}
+      for k, v in pairs(st) do s[k] = v end
+      state[i] = s
+    end
+  end
+  return {state = state, param_groups = groups}
+end
+
+-- A private copy of a saved state value: tensors cloned into the parameter's dtype.
+local function load_value(v, dtype)
+  if is_tensor(v) then
+    if v:dtype() ~= dtype and v:dtype() ~= "int64" then return v:to(dtype) end
+    return v:clone()
+  elseif type(v) == "table" then
+    local t = {}
+    for k, x in pairs(v) do t[k] = load_value(x, dtype) end
+    return t
+  end
+  return v
+end
+
+local function load(self, sd)
+  local name = self.__name
+  local function fail(fmt, ...) error(name .. ": load_state_dict: " .. string.format(fmt, ...), 0) end
+  if type(sd) ~= "table" or type(sd.state) ~= "table" or type(sd.param_groups) ~= "table" then
+    fail("expected a table with 'state' and 'param_groups'")
+  end
+  if #sd.param_groups ~= #self.param_groups then
+    fail("the state_dict has %d param groups but the optimizer has %d", #sd.param_groups, #self.param_groups)
+  end
+  local byindex, groupof, newgroups = {}, {}, {}
+  for gi, group in ipairs(self.param_groups) do
+    local saved = sd.param_groups[gi]
+    if type(saved) ~= "table" or type(saved.params) ~= "table" then fail("param group %d has no params", gi) end
+    if #saved.params ~= #group.params then
+      fail("param group %d has %d parameters but the optimizer's has %d", gi, #saved.params, #group.params)
+    end
+    for k in pairs(self.defaults) do
+      if saved[k] == nil and self.defaults[k] ~= nil then
+        fail("param group %d has no '%s' (a state_dict from another optimizer?)", gi, k)
+      end
+    end
+    local g = {}
+    for k, v in pairs(saved) do
+      if k ~= "params" then g[k] = copy(v) end
+    end
+    g.params = group.params
+    local ok, err = pcall(self.validate, self, g)
+    if not ok then fail("param group %d: %s", gi, err) end
+    newgroups[gi] = g
+    for i, idx in ipairs(saved.params) do
+      byindex[idx] = group.params[i]
+      groupof[idx] = g
+    end
+  end
+  local newstate = {}
+  for idx, s in pairs(sd.state) do
+    local p = byindex[idx]
+    if p == nil then fail("state entry %s belongs to no parameter", tostring(idx)) end
+    if type(s) ~= "table" then fail("state entry %s is not a table", tostring(idx)) end
+    if next(s) ~= nil then self:check_state(idx, s, p, groupof[idx], fail) end
+    newstate[p] = load_value(s, p:dtype())
+  end
+  for gi, g in ipairs(newgroups) do self.param_groups[gi] = g end
+  self.state = newstate
+end
+
+--- Loads a state_dict made by `state_dict()` (possibly saved and loaded with crater.save).
+-- Everything is checked before anything changes: the number of groups and of parameters
+-- in each, that every group has every option of this optimizer, that each state entry
+-- has the entries this optimizer keeps, and their shapes.
+function Optimizer:load_state_dict(sd)
+  local ok, err = pcall(load, self, sd)
+  if not ok then error(err, 2) end
+end
+
+--- Checks one saved state entry against the class's `state_keys` (a list, or a function
+-- of the group returning one); every key named there must be present and a tensor key
+-- must have the parameter's shape. Subclasses with other state override it.
+function Optimizer:check_state(idx, s, p, group, fail)
+  local keys = self.state_keys
+  if type(keys) == "function" then keys = keys(group) end
+  for _, k in ipairs(keys or {}) do
+    local v = s[k]
+    if v == nil then fail("state of parameter %s has no '%s' (a state_dict from another optimizer?)", idx, k) end
+    if is_tensor(v) and not same_shape(v, p) then
+      fail("state '%s' of parameter %s has shape %s but the parameter has %s", k, idx, shape_str(v), shape_str(p))
+    end
+  end
+end
+
+function Optimizer:__tostring()
+  local lines = {self.__name .. " ("}
+  for gi, group in ipairs(self.param_groups) do
+    local keys = {}
+    for k in pairs(group) do
+      if k ~= "params" then keys[#keys + 1] = k end
+    end
+    table.sort(keys)
+    lines[#lines + 1] = string.format("Parameter Group %d (%d tensors)", gi, #group.params)
+    for _, k in ipairs(keys) do lines[#lines + 1] = string.format("    %s: %s", k, show(group[k])) end
+  end
+  lines[#lines + 1] = ")"
+  return table.concat(lines, "\n")
+end
+
+return setmetatable(Optimizer, {
+  __call = function(cls, params, defaults)
+    local c = cls:extend("Optimizer", defaults)
+    return c.new(c, params)
+  end,
+})

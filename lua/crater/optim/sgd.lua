@@ -1,0 +1,48 @@
+--- SGD: stochastic gradient descent with momentum (PyTorch's torch.optim.SGD).
+-- Update, per parameter, with g the gradient (negated when maximize):
+--   g = g + weight_decay * p
+--   buf = momentum * buf + (1 - dampening) * g      (buf = g at the first step)
+--   g = nesterov and g + momentum * buf or buf       (when momentum ~= 0)
+--   p = p - lr * g
+-- Departs from the textbook (Sutskever et al.) as PyTorch does: lr multiplies the whole
+-- step rather than living inside the momentum buffer (v = mu*v + lr*g), which matters
+-- when lr changes during training. State: `momentum_buffer` (when momentum ~= 0).
+-- https://pytorch.org/docs/1.13/generated/torch.optim.SGD.html
+-- @tparam number lr learning rate (required, as in PyTorch 1.13)
+-- @tparam[opt=0] number momentum momentum factor
+-- @tparam[opt=0] number dampening dampening for momentum
+-- @tparam[opt=0] number weight_decay L2 penalty added to the gradient
+-- @tparam[opt=false] boolean nesterov Nesterov momentum (needs momentum > 0, dampening 0)
+-- @tparam[opt=false] boolean maximize maximize the objective instead
+-- @usage local opt = crater.optim.SGD(model:parameters(), {lr = 0.1, momentum = 0.9})
+local Optimizer = require "crater.optim.optimizer"
+local core = require "crater.core"
+
+local SGD = Optimizer:extend("SGD", {lr = Optimizer.required, momentum = 0, dampening = 0,
+  weight_decay = 0, nesterov = false, maximize = false})
+
+SGD.state_keys = function(group) return group.momentum ~= 0 and {"momentum_buffer"} or {} end
+
+function SGD:validate(group)
+  Optimizer.validate(self, group)
+  self:check_range(group, "momentum", 0, math.huge)
+  if type(group.dampening) ~= "number" then error("SGD: dampening must be a number", 0) end
+  if group.nesterov and (group.momentum <= 0 or group.dampening ~= 0) then
+    error("SGD: Nesterov momentum requires a momentum and zero dampening", 0)
+  end
+end
+
+function SGD:update(p, g, state, group)
+  local buf, first = nil, false
+  if group.momentum ~= 0 then
+    buf = state.momentum_buffer
+    if buf == nil then
+      buf = (package.loaded.crater or require "crater").zeros_like(p)  -- the kernel copies g in
+      state.momentum_buffer, first = buf, true
+    end
+  end
+  core.sgd_step(p, g, buf, group.lr, group.momentum, group.dampening, group.weight_decay,
+    group.nesterov, group.maximize, first)
+end
+
+return SGD

@@ -1,0 +1,80 @@
+/* crater autograd: the define-by-run tape.  An op that records makes one ct_node per
+ * result; the node knows its op (name + backward), its input edges and what it saved. */
+#ifndef CT_AUTOGRAD_H
+#define CT_AUTOGRAD_H
+
+#include "../core/tensor.h"
+
+#define CT_MAXSAVE 4
+
+/* A backward returns the gradients of the inputs that need one (nd->edge[i].needs) in
+ * gin[i], built from ops so that create_graph works; gin may be broadcast-shaped, the
+ * engine sums it back to the input's shape. Returns 0 and fills err on failure. */
+typedef int (*ct_backward_fn)(ct_node *nd, ct_tensor *gout, ct_tensor **gin, ct_err *err);
+
+typedef struct ct_op {
+  const char *name;         /* "MulBackward" */
+  ct_backward_fn backward;
+} ct_op;
+
+typedef struct ct_edge {
+  ct_node *fn;              /* the input's grad_fn (owned), or NULL */
+  ct_tensor *leaf;          /* the input when it is a leaf that requires grad (owned), or NULL */
+  bool needs;
+  int ndim;
+  ct_dtype dtype;
+  int64_t shape[CT_MAXDIM];
+} ct_edge;
+
+struct ct_node {
+  const ct_op *op;
+  int refs, nin, nsaved;
+  bool freed;               /* saved tensors released by a backward without retain_graph */
+  ct_tensor *saved[CT_MAXSAVE];
+  uint64_t saved_version[CT_MAXSAVE];
+  bool saved_is_out[CT_MAXSAVE];
+  double f[4];              /* op arguments */
+  int64_t i[CT_MAXDIM + 2];
+  int hook;                 /* binding's hook handle for the (non-leaf) output */
+  /* engine scratch */
+  ct_tensor *gacc;
+  int deps;
+  ct_node *link;
+  ct_edge edge[];           /* nin of them */
+};
+
+/* grad mode */
+extern bool ct_grad_enabled;
+extern bool ct_anomaly_enabled;
+
+/* True when a result computed from these inputs must be recorded. */
+bool ct_needs_grad(int n, ct_tensor *const *in);
+
+/* Makes out's grad_fn a new node of op over the inputs; returns the node (borrowed, out
+ * owns it) or NULL with err on failure (then out is left without grad_fn). */
+ct_node *ct_record(const ct_op *op, ct_tensor *out, int nin, ct_tensor *const *in, ct_err *err);
+/* Saves t (retained) for backward; is_out marks the op's own result (kept as a detached
+ * alias, re-attached to the node when unpacked, to avoid a reference cycle). */
+int ct_save(ct_node *nd, ct_tensor *t, bool is_out, ct_err *err);
+/* The k-th saved tensor as a new reference, or NULL with err if it was freed or
+ * modified in place since it was saved. */
+ct_tensor *ct_saved(ct_node *nd, int k, ct_err *err);
+
+void ct_node_release(ct_node *nd);
+
+/* Hooks: the binding installs this; the engine calls it for a hooked leaf tensor or
+ * node, with the gradient; *out receives a replacement (new reference) or NULL. */
+typedef int (*ct_hook_call_fn)(int hook, ct_tensor *grad, ct_tensor **out, ct_err *err);
+extern ct_hook_call_fn ct_hook_call;
+
+/* Runs backward from roots (each with its gradient, or NULL for a 0-d root -> 1).
+ * Without 'inputs' it accumulates into leaves' .grad; with them (crater.grad) it fills
+ * results[i] (new references, NULL where unreachable) and leaves .grad alone. */
+int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_graph,
+                bool create_graph, int ninputs, ct_tensor **inputs, ct_tensor **results,
+                ct_err *err);
+
+/* Checks a freshly computed value for NaN/Inf (anomaly mode). */
+int ct_check_finite(const ct_tensor *t, const char *what, const char *opname, ct_err *err);
+
+#endif

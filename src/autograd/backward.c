@@ -1,0 +1,235 @@
+/* crater autograd: the backward walk.  Nodes are visited in reverse topological order
+ * (a node runs once all its consumers have handed it their gradient); gradients are
+ * summed per node, reduced back to each input's shape, and accumulated into leaves. */
+#include <string.h>
+
+#include "../ops/ops.h"
+
+void ct_node_free_saved(ct_node *nd);
+
+/* Adds g into *slot (a new reference is kept; g is borrowed). */
+static int accumulate(ct_tensor **slot, ct_tensor *g, ct_err *err) {
+  if (*slot == NULL) { ct_tensor_retain(g); *slot = g; return 1; }
+  ct_tensor *s = ct_add(*slot, g, err);
+  if (s == NULL) return 0;
+  ct_tensor_release(*slot);
+  *slot = s;
+  return 1;
+}
+
+/* Brings a gradient to the input's shape and dtype (sum over broadcast dims). */
+static ct_tensor *fit_to_input(ct_tensor *g, const ct_edge *e, ct_err *err) {
+  ct_tensor *r = g;
+  ct_tensor_retain(r);
+  bool same = r->ndim == e->ndim && memcmp(r->shape, e->shape, sizeof(int64_t) * (size_t)e->ndim) == 0;
+  if (!same) {
+    ct_tensor *s = ct_sum_to(r, e->ndim, e->shape, err);
+    ct_tensor_release(r);
+    if (s == NULL) return NULL;
+    r = s;
+  }
+  if (r->dtype != e->dtype && e->dtype != CT_I64) {
+    ct_tensor *c = ct_to(r, e->dtype, err);
+    ct_tensor_release(r);
+    r = c;
+  }
+  return r;
+}
+
+static int run_hook(int hook, ct_tensor **g, ct_err *err) {
+  if (!hook || !ct_hook_call) return 1;
+  ct_tensor *repl = NULL;
+  if (!ct_hook_call(hook, *g, &repl, err)) return 0;
+  if (repl) { ct_tensor_release(*g); *g = repl; }
+  return 1;
+}
+
+/* Leaf accumulation into .grad: steal a private contiguous gradient, else copy. */
+static int accumulate_leaf(ct_tensor *leaf, ct_tensor *g, bool create_graph, ct_err *err) {
+  if (leaf->grad == NULL) {
+    if (!create_graph && g->refs == 1 && g->storage->refs == 1 && ct_is_contiguous(g) &&
+        g->grad_fn == NULL) {
+      ct_tensor_retain(g);
+      leaf->grad = g;
+      return 1;
+    }
+    ct_tensor *c = create_graph ? ct_clone(g, err) : ct_contig(g, true, err);
+    if (c == NULL) return 0;
+    if (!create_graph) { ct_node_release(c->grad_fn); c->grad_fn = NULL; c->requires_grad = false; }
+    leaf->grad = c;
+    return 1;
+  }
+  if (!create_graph && leaf->grad->grad_fn == NULL) return ct_add_(leaf->grad, g, 1.0, err);
+  ct_tensor *s = ct_add(leaf->grad, g, err);
+  if (s == NULL) return 0;
+  ct_tensor_release(leaf->grad);
+  leaf->grad = s;
+  return 1;
+}
+
+int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_graph,
+                bool create_graph, int ninputs, ct_tensor **inputs, ct_tensor **results,
+                ct_err *err) {
+  bool saved_mode = ct_grad_enabled;
+  ct_node *order = NULL, *stack = NULL;  /* 'link' threads the DFS stack, then the ready list */
+  int ok = 0;
+  size_t nlist = 0, cap = 64;
+  ct_node **list = NULL;
+
+  for (int r = 0; r < nroots; r++) {
+    if (!roots[r]->requires_grad)
+      return ct_fail(err, "element %d of tensors does not require grad and does not have a grad_fn", r + 1);
+    if (grads[r] == NULL && ct_numel(roots[r]) != 1)
+      return ct_fail(err, "grad can be implicitly created only for scalar outputs (got shape of %lld elements)",
+                     (long long)ct_numel(roots[r]));
+    if (grads[r] && ct_numel(grads[r]) != ct_numel(roots[r])) {
+      char a[96], b[96];
+      return ct_fail(err, "gradient of shape %s does not match the output's shape %s",
+                     ct_shape_str(a, grads[r]->ndim, grads[r]->shape),
+                     ct_shape_str(b, roots[r]->ndim, roots[r]->shape));
+    }
+  }
+  if (ninputs > 0)
+    for (int k = 0; k < ninputs; k++) {
+      results[k] = NULL;
+      if (!inputs[k]->requires_grad)
+        return ct_fail(err, "input %d does not require grad", k + 1);
+    }
+
+  /* collect reachable nodes and count, for each, how many consumers will feed it */
+  list = ct_malloc(cap * sizeof *list, err);
+  if (list == NULL) return 0;
+  for (int r = 0; r < nroots; r++) {
+    ct_node *n = roots[r]->grad_fn;
+    if (n && n->deps == 0 && n->link == NULL && n != stack) {
+      n->deps = -1;   /* mark visited: deps is reset below */
+      n->link = stack;
+      stack = n;
+    }
+  }
+  while (stack) {
+    ct_node *n = stack;
+    stack = n->link;
+    n->link = NULL;
+    if (nlist == cap) {
+      ct_node **bigger = ct_malloc(2 * cap * sizeof *list, err);
+      if (bigger == NULL) goto done;
+      memcpy(bigger, list, cap * sizeof *list);
+      ct_free(list, cap * sizeof *list);
+      list = bigger;
+      cap *= 2;
+    }
+    list[nlist++] = n;
+    for (int k = 0; k < n->nin; k++) {
+      ct_node *m = n->edge[k].fn;
+      if (m && m->deps == 0) { m->deps = -1; m->link = stack; stack = m; }
+    }
+  }
+  for (size_t i = 0; i < nlist; i++) list[i]->deps = 0;
+  for (size_t i = 0; i < nlist; i++)
+    for (int k = 0; k < list[i]->nin; k++)
+      if (list[i]->edge[k].fn) list[i]->edge[k].fn->deps++;
+
+  ct_grad_enabled = create_graph;
+
+  /* seed the roots */
+  for (int r = 0; r < nroots; r++) {
+    ct_tensor *g = grads[r];
+    ct_tensor *own = NULL;
+    if (g == NULL) {
+      own = ct_tensor_full(roots[r]->dtype, roots[r]->ndim, roots[r]->shape, 1.0, err);
+      if (own == NULL) goto done;
+      g = own;
+    } else if (!ct_same_shape(g, roots[r])) {
+      own = ct_reshape(g, roots[r]->ndim, roots[r]->shape, err);
+      if (own == NULL) goto done;
+      g = own;
+    }
+    int good;
+    if (roots[r]->grad_fn) good = accumulate(&roots[r]->grad_fn->gacc, g, err);
+    else {   /* a leaf root: its gradient is the seed itself */
+      good = 1;
+      for (int k = 0; k < ninputs; k++)
+        if (inputs[k] == roots[r]) good = accumulate(&results[k], g, err);
+      if (ninputs == 0) good = accumulate_leaf(roots[r], g, create_graph, err);
+    }
+    ct_tensor_release(own);
+    if (!good) goto done;
+  }
+
+  /* ready list: nodes whose consumers are all done */
+  for (size_t i = 0; i < nlist; i++)
+    if (list[i]->deps == 0) { list[i]->link = order; order = list[i]; }
+
+  while (order) {
+    ct_node *n = order;
+    order = n->link;
+    n->link = NULL;
+    ct_tensor *gout = n->gacc;
+    n->gacc = NULL;
+    ct_tensor *gin[64] = {0};
+    ct_tensor **gins = n->nin <= 64 ? gin : NULL;
+    int good = 1;
+    if (gout && !run_hook(n->hook, &gout, err)) good = 0;
+    if (good && gout)
+      for (int k = 0; k < ninputs; k++)   /* crater.grad of a non-leaf input */
+        if (inputs[k]->grad_fn == n && !accumulate(&results[k], gout, err)) good = 0;
+    if (good && gout && gins == NULL) {
+      gins = ct_malloc((size_t)n->nin * sizeof *gins, err);
+      if (gins) memset(gins, 0, (size_t)n->nin * sizeof *gins);
+      else good = 0;
+    }
+    if (good && gout) {
+      if (n->freed) {
+        good = ct_fail(err, "trying to backward through the graph a second time (%s's saved "
+                            "tensors were freed); pass retain_graph=true to the first backward",
+                       n->op->name);
+      } else {
+        good = n->op->backward(n, gout, gins, err);
+        if (!good && strstr(err->msg, n->op->name) == NULL) {
+          ct_err e2 = *err;
+          ct_fail(err, "%s: %s", n->op->name, e2.msg);
+        }
+      }
+    }
+    for (int k = 0; good && k < n->nin; k++) {
+      ct_edge *e = &n->edge[k];
+      if (!e->needs || gins[k] == NULL) continue;
+      ct_tensor *g = fit_to_input(gins[k], e, err);
+      if (g == NULL) { good = 0; break; }
+      if (ct_anomaly_enabled && !ct_check_finite(g, "the backward", n->op->name, err)) good = 0;
+      else if (e->fn) good = accumulate(&e->fn->gacc, g, err);
+      else if (e->leaf) {
+        good = run_hook(e->leaf->hook, &g, err);
+        if (good && ninputs > 0) {
+          for (int q = 0; q < ninputs && good; q++)
+            if (inputs[q] == e->leaf) good = accumulate(&results[q], g, err);
+        } else if (good) good = accumulate_leaf(e->leaf, g, create_graph, err);
+      }
+      ct_tensor_release(g);
+    }
+    if (gins)
+      for (int k = 0; k < n->nin; k++) ct_tensor_release(gins[k]);
+    if (gins && gins != gin) ct_free(gins, (size_t)n->nin * sizeof *gins);
+    ct_tensor_release(gout);
+    if (!good) goto done;
+    if (!retain_graph) ct_node_free_saved(n);
+    for (int k = 0; k < n->nin; k++) {
+      ct_node *m = n->edge[k].fn;
+      if (m && --m->deps == 0) { m->link = order; order = m; }
+    }
+  }
+  ok = 1;
+done:
+  ct_grad_enabled = saved_mode;
+  for (size_t i = 0; i < nlist; i++) {   /* leave no scratch behind, even on failure */
+    list[i]->deps = 0;
+    list[i]->link = NULL;
+    ct_tensor_release(list[i]->gacc);
+    list[i]->gacc = NULL;
+  }
+  ct_free(list, cap * sizeof *list);
+  if (!ok)
+    for (int k = 0; k < ninputs; k++) { ct_tensor_release(results[k]); results[k] = NULL; }
+  return ok;
+}

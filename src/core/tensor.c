@@ -1,0 +1,395 @@
+/* crater core: the accounting allocator, refcounted storage, tensors as views,
+ * the strided iterator and the random number generator. */
+#include "tensor.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../autograd/autograd.h"
+
+/* ---------------- allocator ---------------- */
+
+static ct_memstat mem;
+static int64_t fail_countdown = -1;
+static bool fail_always;
+
+void ct_debug_fail_alloc(int64_t n, bool always) {
+  fail_countdown = n;
+  fail_always = always;
+}
+
+void *ct_malloc(size_t n, ct_err *err) {
+  if (fail_countdown >= 0) {
+    if (fail_countdown == 0) {
+      if (!fail_always) fail_countdown = -1;
+      ct_fail(err, "not enough memory (allocation of %zu bytes failed)", n);
+      return NULL;
+    }
+    fail_countdown--;
+  }
+  /* 64-byte alignment for the vector units; size rounded up as aligned_alloc wants. */
+  size_t rounded = (n + 63) & ~(size_t)63;
+  if (rounded < n) { ct_fail(err, "not enough memory (size overflow)"); return NULL; }
+  void *p = aligned_alloc(64, rounded ? rounded : 64);
+  if (p == NULL) {
+    ct_fail(err, "not enough memory (allocation of %zu bytes failed)", n);
+    return NULL;
+  }
+  mem.bytes += (int64_t)n;
+  if (mem.bytes > mem.peak_bytes) mem.peak_bytes = mem.bytes;
+  return p;
+}
+
+void ct_free(void *p, size_t n) {
+  if (p == NULL) return;
+  mem.bytes -= (int64_t)n;
+  free(p);
+}
+
+ct_memstat ct_memory(void) { return mem; }
+void ct_memory_reset_peak(void) { mem.peak_bytes = mem.bytes; }
+
+/* ---------------- errors and names ---------------- */
+
+int ct_fail(ct_err *err, const char *fmt, ...) {
+  if (err) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+  }
+  return 0;
+}
+
+char *ct_shape_str(char *buf, int ndim, const int64_t *shape) {
+  size_t k = 0;
+  buf[k++] = '{';
+  for (int i = 0; i < ndim; i++)
+    k += (size_t)snprintf(buf + k, 96 - k, i ? ",%lld" : "%lld", (long long)shape[i]);
+  buf[k++] = '}';
+  buf[k] = '\0';
+  return buf;
+}
+
+const char *ct_dtype_name(ct_dtype dt) {
+  static const char *names[] = {"float32", "float64", "int64"};
+  return names[dt];
+}
+
+size_t ct_dtype_size(ct_dtype dt) { return dt == CT_F32 ? 4 : 8; }
+
+/* PyTorch's promotion for the three dtypes: any float beats int64, float64 beats float32. */
+ct_dtype ct_promote(ct_dtype a, ct_dtype b) {
+  if (a == b) return a;
+  if (a == CT_I64) return b;
+  if (b == CT_I64) return a;
+  return CT_F64;
+}
+
+/* ---------------- storage and tensors ---------------- */
+
+static ct_storage *storage_new(size_t nbytes, ct_err *err) {
+  /* header and data in one block: one allocation per new tensor's bytes */
+  size_t head = (sizeof(ct_storage) + 63) & ~(size_t)63;
+  if (nbytes > SIZE_MAX - head) { ct_fail(err, "not enough memory (size overflow)"); return NULL; }
+  ct_storage *s = ct_malloc(head + nbytes, err);
+  if (s == NULL) return NULL;
+  s->data = (char *)s + head;
+  s->nbytes = nbytes;
+  s->refs = 1;
+  s->version = 0;
+  return s;
+}
+
+static void storage_release(ct_storage *s) {
+  if (s && --s->refs == 0) {
+    size_t head = (sizeof(ct_storage) + 63) & ~(size_t)63;
+    ct_free(s, head + s->nbytes);
+  }
+}
+
+void ct_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride) {
+  int64_t st = 1;
+  for (int i = ndim - 1; i >= 0; i--) {
+    stride[i] = st;
+    st *= shape[i] > 0 ? shape[i] : 1;
+  }
+}
+
+static ct_tensor *tensor_struct(ct_err *err) {
+  ct_tensor *t = ct_malloc(sizeof *t, err);
+  if (t == NULL) return NULL;
+  memset(t, 0, sizeof *t);
+  t->refs = 1;
+  mem.tensors++;
+  return t;
+}
+
+ct_tensor *ct_tensor_new(ct_dtype dt, int ndim, const int64_t *shape, ct_err *err) {
+  if (ndim < 0 || ndim > CT_MAXDIM)
+    return ct_fail(err, "at most %d dimensions are supported, got %d", CT_MAXDIM, ndim), NULL;
+  int64_t n = 1;
+  for (int i = 0; i < ndim; i++) {
+    if (shape[i] < 0)
+      return ct_fail(err, "size %lld of dim %d is negative", (long long)shape[i], i + 1), NULL;
+    if (shape[i] > 0 && n > INT64_MAX / 8 / shape[i])
+      return ct_fail(err, "sizes overflow (too many elements)"), NULL;
+    n *= shape[i];
+  }
+  ct_tensor *t = tensor_struct(err);
+  if (t == NULL) return NULL;
+  t->storage = storage_new((size_t)n * ct_dtype_size(dt), err);
+  if (t->storage == NULL) {
+    mem.tensors--;
+    ct_free(t, sizeof *t);
+    return NULL;
+  }
+  t->dtype = dt;
+  t->ndim = ndim;
+  for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+  ct_contiguous_strides(ndim, shape, t->stride);
+  return t;
+}
+
+ct_tensor *ct_tensor_zeros(ct_dtype dt, int ndim, const int64_t *shape, ct_err *err) {
+  ct_tensor *t = ct_tensor_new(dt, ndim, shape, err);
+  if (t) memset(t->storage->data, 0, t->storage->nbytes);
+  return t;
+}
+
+static void fill_contig(char *p, ct_dtype dt, int64_t n, double v) {
+  if (dt == CT_F32) { float f = (float)v, *q = (float *)p; for (int64_t i = 0; i < n; i++) q[i] = f; }
+  else if (dt == CT_F64) { double *q = (double *)p; for (int64_t i = 0; i < n; i++) q[i] = v; }
+  else { int64_t k = (int64_t)v, *q = (int64_t *)p; for (int64_t i = 0; i < n; i++) q[i] = k; }
+}
+
+ct_tensor *ct_tensor_full(ct_dtype dt, int ndim, const int64_t *shape, double v, ct_err *err) {
+  ct_tensor *t = ct_tensor_new(dt, ndim, shape, err);
+  if (t) fill_contig(t->storage->data, dt, ct_numel(t), v);
+  return t;
+}
+
+ct_tensor *ct_tensor_scalar(ct_dtype dt, double v, ct_err *err) {
+  return ct_tensor_full(dt, 0, NULL, v, err);
+}
+
+ct_tensor *ct_tensor_alias(ct_tensor *src, ct_err *err) {
+  ct_tensor *t = tensor_struct(err);
+  if (t == NULL) return NULL;
+  t->storage = src->storage;
+  t->storage->refs++;
+  t->dtype = src->dtype;
+  t->ndim = src->ndim;
+  t->offset = src->offset;
+  memcpy(t->shape, src->shape, sizeof t->shape);
+  memcpy(t->stride, src->stride, sizeof t->stride);
+  return t;
+}
+
+void ct_tensor_retain(ct_tensor *t) { t->refs++; }
+
+void ct_tensor_release(ct_tensor *t) {
+  if (t == NULL || --t->refs > 0) return;
+  storage_release(t->storage);
+  ct_tensor_release(t->grad);
+  ct_node_release(t->grad_fn);
+  mem.tensors--;
+  ct_free(t, sizeof *t);
+}
+
+int64_t ct_numel(const ct_tensor *t) {
+  int64_t n = 1;
+  for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
+  return n;
+}
+
+bool ct_is_contiguous(const ct_tensor *t) {
+  int64_t st = 1;
+  for (int i = t->ndim - 1; i >= 0; i--) {
+    if (t->shape[i] != 1 && t->stride[i] != st) return false;
+    st *= t->shape[i];
+  }
+  return true;
+}
+
+bool ct_same_shape(const ct_tensor *a, const ct_tensor *b) {
+  if (a->ndim != b->ndim) return false;
+  for (int i = 0; i < a->ndim; i++)
+    if (a->shape[i] != b->shape[i]) return false;
+  return true;
+}
+
+static double load(const char *p, ct_dtype dt) {
+  if (dt == CT_F32) return *(const float *)p;
+  if (dt == CT_F64) return *(const double *)p;
+  return (double)*(const int64_t *)p;
+}
+
+static void store(char *p, ct_dtype dt, double v) {
+  if (dt == CT_F32) *(float *)p = (float)v;
+  else if (dt == CT_F64) *(double *)p = v;
+  else *(int64_t *)p = (int64_t)v;
+}
+
+double ct_get_at(const ct_tensor *t, const int64_t *idx) {
+  int64_t off = t->offset;
+  for (int i = 0; i < t->ndim; i++) off += idx[i] * t->stride[i];
+  return load((const char *)t->storage->data + (size_t)off * ct_dtype_size(t->dtype), t->dtype);
+}
+
+void ct_set_at(ct_tensor *t, const int64_t *idx, double v) {
+  int64_t off = t->offset;
+  for (int i = 0; i < t->ndim; i++) off += idx[i] * t->stride[i];
+  store((char *)t->storage->data + (size_t)off * ct_dtype_size(t->dtype), t->dtype, v);
+  ct_bump(t);
+}
+
+double ct_get_flat(const ct_tensor *t, int64_t i) {
+  int64_t idx[CT_MAXDIM];
+  for (int d = t->ndim - 1; d >= 0; d--) {
+    idx[d] = t->shape[d] ? i % t->shape[d] : 0;
+    i = t->shape[d] ? i / t->shape[d] : 0;
+  }
+  return ct_get_at(t, idx);
+}
+
+/* ---------------- strided iteration ---------------- */
+
+void ct_iterate(int nops, char **base, int ndim, const int64_t *shape,
+                int64_t (*strides)[CT_MAXDIM], ct_loop_fn fn, void *ctx) {
+  int64_t sh[CT_MAXDIM], st[4][CT_MAXDIM];
+  int nd = 0;
+  /* drop size-1 dims, then merge a dim into the next when every operand allows it */
+  for (int d = 0; d < ndim; d++) {
+    if (shape[d] == 0) return;
+    if (shape[d] == 1) continue;
+    if (nd > 0) {
+      bool merge = true;
+      for (int k = 0; k < nops; k++)
+        if (st[k][nd - 1] != strides[k][d] * shape[d]) merge = false;
+      if (merge) {
+        sh[nd - 1] *= shape[d];
+        for (int k = 0; k < nops; k++) st[k][nd - 1] = strides[k][d];
+        continue;
+      }
+    }
+    sh[nd] = shape[d];
+    for (int k = 0; k < nops; k++) st[k][nd] = strides[k][d];
+    nd++;
+  }
+  int64_t inner_s[4];
+  char *p[4];
+  if (nd == 0) {  /* a single element */
+    for (int k = 0; k < nops; k++) { p[k] = base[k]; inner_s[k] = 0; }
+    fn(p, inner_s, 1, ctx);
+    return;
+  }
+  for (int k = 0; k < nops; k++) inner_s[k] = st[k][nd - 1];
+  int64_t n = sh[nd - 1], idx[CT_MAXDIM] = {0};
+  for (int k = 0; k < nops; k++) p[k] = base[k];
+  for (;;) {
+    fn(p, inner_s, n, ctx);
+    int d = nd - 2;
+    for (; d >= 0; d--) {
+      if (++idx[d] < sh[d]) break;
+      idx[d] = 0;
+    }
+    if (d < 0) return;
+    for (int k = 0; k < nops; k++) {
+      int64_t off = 0;
+      for (int j = 0; j < nd - 1; j++) off += idx[j] * st[k][j];
+      p[k] = base[k] + off;
+    }
+  }
+}
+
+/* ---------------- copies ---------------- */
+
+typedef struct { ct_dtype d, s; size_t dsz, ssz; } copy_ctx;
+
+static void copy_loop(char **p, const int64_t *s, int64_t n, void *vctx) {
+  copy_ctx *c = vctx;
+  if (c->d == c->s && s[0] == 1 && s[1] == 1) {
+    memcpy(p[0], p[1], (size_t)n * c->dsz);
+    return;
+  }
+  if (c->d == CT_F32 && c->s == CT_F32) {
+    float *d = (float *)p[0]; const float *x = (const float *)p[1];
+    for (int64_t i = 0; i < n; i++) d[i * s[0]] = x[i * s[1]];
+    return;
+  }
+  for (int64_t i = 0; i < n; i++)
+    store(p[0] + (size_t)(i * s[0]) * c->dsz, c->d, load(p[1] + (size_t)(i * s[1]) * c->ssz, c->s));
+}
+
+void ct_copy_into(ct_tensor *dst, const ct_tensor *src) {
+  copy_ctx c = {dst->dtype, src->dtype, ct_dtype_size(dst->dtype), ct_dtype_size(src->dtype)};
+  int64_t st[2][CT_MAXDIM];
+  char *base[2] = {ct_data(dst), ct_data(src)};
+  int64_t sshape[CT_MAXDIM];
+  /* src may have a different shape with the same numel (reshape-copy): walk dst's
+   * shape over a contiguous src, or src's own geometry when shapes match */
+  if (ct_same_shape(dst, src)) {
+    memcpy(st[0], dst->stride, sizeof st[0]);
+    memcpy(st[1], src->stride, sizeof st[1]);
+    memcpy(sshape, dst->shape, sizeof sshape);
+    ct_iterate(2, base, dst->ndim, sshape, st, copy_loop, &c);
+  } else {
+    /* numel equal, src contiguous required by callers */
+    memcpy(st[0], dst->stride, sizeof st[0]);
+    ct_contiguous_strides(dst->ndim, dst->shape, st[1]);
+    ct_iterate(2, base, dst->ndim, dst->shape, st, copy_loop, &c);
+  }
+  ct_bump(dst);
+}
+
+ct_tensor *ct_contig(ct_tensor *t, bool always, ct_err *err) {
+  if (!always && ct_is_contiguous(t)) { ct_tensor_retain(t); return t; }
+  ct_tensor *c = ct_tensor_new(t->dtype, t->ndim, t->shape, err);
+  if (c) ct_copy_into(c, t);
+  return c;
+}
+
+/* ---------------- random numbers ----------------
+ * splitmix64 over a counter: portable, seedable, and the same sequence everywhere. */
+
+static uint64_t rng_state = 0x853c49e6748fea9bULL;
+
+void ct_manual_seed(uint64_t seed) { rng_state = seed * 0x9E3779B97F4A7C15ULL + 0x853c49e6748fea9bULL; }
+
+uint64_t ct_rng_next(void) {
+  uint64_t z = (rng_state += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+double ct_rng_uniform(void) { return (double)(ct_rng_next() >> 11) * 0x1.0p-53; }
+
+double ct_rng_normal(void) {   /* Box-Muller, one value per call: simple and reproducible */
+  double u1 = ct_rng_uniform(), u2 = ct_rng_uniform();
+  if (u1 < 1e-300) u1 = 1e-300;
+  return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+static void fill_random(ct_tensor *t, double a, double b, bool normal) {
+  int64_t n = ct_numel(t);
+  int64_t idx[CT_MAXDIM] = {0};
+  for (int64_t i = 0; i < n; i++) {
+    double v = normal ? a + b * ct_rng_normal() : a + (b - a) * ct_rng_uniform();
+    int64_t off = t->offset;
+    for (int d = 0; d < t->ndim; d++) off += idx[d] * t->stride[d];
+    store((char *)t->storage->data + (size_t)off * ct_dtype_size(t->dtype), t->dtype, v);
+    for (int d = t->ndim - 1; d >= 0; d--) {
+      if (++idx[d] < t->shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+  ct_bump(t);
+}
+
+void ct_fill_uniform(ct_tensor *t, double lo, double hi) { fill_random(t, lo, hi, false); }
+void ct_fill_normal(ct_tensor *t, double mean, double std) { fill_random(t, mean, std, true); }

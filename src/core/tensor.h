@@ -1,0 +1,106 @@
+/* crater core: refcounted storage, tensors as strided views, the accounting allocator.
+ * Includes no Lua header.  Every function that can fail returns NULL (or 0) and fills
+ * a ct_err; nothing here prints, exits or longjmps. */
+#ifndef CT_TENSOR_H
+#define CT_TENSOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CT_MAXDIM 8
+
+typedef enum { CT_F32 = 0, CT_F64 = 1, CT_I64 = 2 } ct_dtype;
+
+typedef struct ct_err { char msg[320]; } ct_err;
+
+/* Refcounted bytes.  'version' counts in-place writes through any view, so autograd
+ * can refuse a saved tensor that changed after it was saved. */
+typedef struct ct_storage {
+  void *data;
+  size_t nbytes;
+  int refs;
+  uint64_t version;
+} ct_storage;
+
+typedef struct ct_node ct_node;
+
+typedef struct ct_tensor {        /* a view into a storage */
+  ct_storage *storage;            /* holds one reference */
+  int64_t shape[CT_MAXDIM], stride[CT_MAXDIM], offset;  /* in elements */
+  int ndim, refs;
+  ct_dtype dtype;
+  bool requires_grad;             /* leaves: set by the user; results: set by autograd */
+  struct ct_tensor *grad;         /* owned; NULL until a backward reaches a leaf */
+  ct_node *grad_fn;               /* owned reference; NULL for leaves */
+  int hook;                       /* binding's handle of a Lua hook list, 0 for none */
+} ct_tensor;
+
+/* ---- allocator with accounting (every C byte goes through here) ---- */
+void *ct_malloc(size_t n, ct_err *err);     /* NULL + "not enough memory" on failure */
+void ct_free(void *p, size_t n);
+typedef struct ct_memstat { int64_t bytes, peak_bytes, tensors; } ct_memstat;
+ct_memstat ct_memory(void);
+void ct_memory_reset_peak(void);
+/* The n-th allocation from now fails (n = 0: the next); always: every later one too.
+ * n < 0 turns injection off. */
+void ct_debug_fail_alloc(int64_t n, bool always);
+
+/* ---- errors ---- */
+int ct_fail(ct_err *err, const char *fmt, ...);   /* fills err, returns 0 */
+/* Writes "{2,3}" into buf (at least 96 bytes) and returns buf. */
+char *ct_shape_str(char *buf, int ndim, const int64_t *shape);
+const char *ct_dtype_name(ct_dtype dt);
+size_t ct_dtype_size(ct_dtype dt);
+ct_dtype ct_promote(ct_dtype a, ct_dtype b);
+
+/* ---- tensors ---- */
+/* A new contiguous tensor with uninitialised data; the caller owns it.  Fails on a
+ * negative size, more than CT_MAXDIM dims, a byte count that overflows, or no memory. */
+ct_tensor *ct_tensor_new(ct_dtype dt, int ndim, const int64_t *shape, ct_err *err);
+ct_tensor *ct_tensor_zeros(ct_dtype dt, int ndim, const int64_t *shape, ct_err *err);
+ct_tensor *ct_tensor_full(ct_dtype dt, int ndim, const int64_t *shape, double v, ct_err *err);
+ct_tensor *ct_tensor_scalar(ct_dtype dt, double v, ct_err *err);   /* 0-d */
+/* A new tensor struct on the same storage with the same geometry and no autograd
+ * state (a detached alias); the caller owns it. */
+ct_tensor *ct_tensor_alias(ct_tensor *t, ct_err *err);
+void ct_tensor_retain(ct_tensor *t);
+void ct_tensor_release(ct_tensor *t);       /* NULL is fine */
+
+int64_t ct_numel(const ct_tensor *t);
+bool ct_is_contiguous(const ct_tensor *t);
+void ct_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
+static inline char *ct_data(const ct_tensor *t) {
+  return (char *)t->storage->data + (size_t)t->offset * ct_dtype_size(t->dtype);
+}
+bool ct_same_shape(const ct_tensor *a, const ct_tensor *b);
+/* Reads element number i (row-major logical order) as a double. */
+double ct_get_flat(const ct_tensor *t, int64_t i);
+double ct_get_at(const ct_tensor *t, const int64_t *idx);
+void ct_set_at(ct_tensor *t, const int64_t *idx, double v);
+/* Copies src into dst (same numel, any strides and dtypes). Bumps dst's version. */
+void ct_copy_into(ct_tensor *dst, const ct_tensor *src);
+/* A contiguous copy (or a new reference to t when already contiguous and 'always' is false). */
+ct_tensor *ct_contig(ct_tensor *t, bool always, ct_err *err);
+static inline void ct_bump(ct_tensor *t) { t->storage->version++; }
+
+/* ---- random numbers: a counter-based generator, the same on every machine ---- */
+void ct_manual_seed(uint64_t seed);
+uint64_t ct_rng_next(void);                 /* 64 random bits */
+double ct_rng_uniform(void);                /* [0,1) with 53 bits */
+double ct_rng_normal(void);
+void ct_fill_uniform(ct_tensor *t, double lo, double hi);
+void ct_fill_normal(ct_tensor *t, double mean, double std);
+
+/* ---- threads ---- */
+void ct_set_num_threads(int n);
+int ct_get_num_threads(void);
+
+/* ---- strided iteration over up to 4 operands of one shape ----
+ * fn gets pointers to the first element of each operand for one run of the innermost
+ * (coalesced) dim, the element strides of that dim, and its length. */
+typedef void (*ct_loop_fn)(char **p, const int64_t *s, int64_t n, void *ctx);
+void ct_iterate(int nops, char **base, int ndim, const int64_t *shape,
+                int64_t (*strides)[CT_MAXDIM], ct_loop_fn fn, void *ctx);
+
+#endif

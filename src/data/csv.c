@@ -1,0 +1,101 @@
+/* crater data: a numeric CSV reader.  Two passes over the text: count rows and check
+ * fields, then parse into one float64 tensor. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data.h"
+
+/* Reads the whole file into a NUL-terminated buffer of *len bytes (caller frees with
+ * ct_free(buf, *len + 1)). */
+static char *slurp(const char *path, size_t *len, ct_err *err) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) { ct_fail(err, "cannot open %s (%s)", path, strerror(errno)); return NULL; }
+  char *buf = NULL;
+  long n;
+  if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+    ct_fail(err, "cannot read %s (%s)", path, strerror(errno));
+  } else if ((buf = ct_malloc((size_t)n + 1, err)) != NULL) {
+    if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
+      ct_fail(err, "cannot read %s", path);
+      ct_free(buf, (size_t)n + 1);
+      buf = NULL;
+    } else {
+      buf[n] = '\0';
+      *len = (size_t)n;
+    }
+  }
+  fclose(f);
+  return buf;
+}
+
+static int blank(const char *p, const char *end) {
+  for (; p < end; p++) if (*p != ' ' && *p != '\t' && *p != '\r') return 0;
+  return 1;
+}
+
+/* Parses the fields of [p, end) into out (when not NULL); returns the field count or
+ * -1 with err naming the line and column of a bad field. */
+static int64_t parse_line(const char *path, int64_t lineno, const char *p, const char *end,
+                          double *out, ct_err *err) {
+  int64_t col = 0;
+  for (;;) {
+    const char *fe = memchr(p, ',', (size_t)(end - p));
+    if (fe == NULL) fe = end;
+    char *stop;
+    double v = strtod(p, &stop);
+    if (stop == p || !blank(stop, fe)) {
+      int w = (int)(fe - p) > 40 ? 40 : (int)(fe - p);
+      ct_fail(err, "%s: line %lld, column %lld: '%.*s' is not a number", path, (long long)lineno,
+              (long long)col + 1, w, p);
+      return -1;
+    }
+    if (out) out[col] = v;
+    col++;
+    if (fe == end) return col;
+    p = fe + 1;
+  }
+}
+
+ct_tensor *ct_csv_read(const char *path, int skip, ct_err *err) {
+  size_t len = 0;
+  char *text = slurp(path, &len, err);
+  if (text == NULL) return NULL;
+  ct_tensor *t = NULL;
+  int64_t rows = 0, cols = -1, lineno = 0;
+  for (int pass = 0; pass < 2; pass++) {
+    const char *p = text, *end = text + len;
+    double *out = pass ? (double *)ct_data(t) : NULL;
+    lineno = 0;
+    rows = 0;
+    while (p < end) {
+      const char *nl = memchr(p, '\n', (size_t)(end - p));
+      const char *le = nl ? nl : end;
+      lineno++;
+      if (lineno > skip && !blank(p, le)) {
+        int64_t c = parse_line(path, lineno, p, le, out ? out + rows * cols : NULL, err);
+        if (c < 0) goto fail;
+        if (cols >= 0 && c != cols) {
+          ct_fail(err, "%s: line %lld has %lld fields, expected %lld", path, (long long)lineno,
+                  (long long)c, (long long)cols);
+          goto fail;
+        }
+        cols = c;
+        rows++;
+      }
+      p = le + 1;
+    }
+    if (pass == 0) {
+      if (rows == 0) { ct_fail(err, "%s: no data rows", path); goto fail; }
+      int64_t shape[2] = {rows, cols};
+      if ((t = ct_tensor_new(CT_F64, 2, shape, err)) == NULL) goto fail;
+    }
+  }
+  ct_free(text, len + 1);
+  return t;
+fail:
+  ct_tensor_release(t);
+  ct_free(text, len + 1);
+  return NULL;
+}

@@ -1,0 +1,37 @@
+/* crater data: file formats read and written in C. The IDX reader (MNIST-style .gz),
+ * numeric CSV, and the atomic whole-file writer behind crater.save.  No Lua headers. */
+#ifndef CT_DATA_H
+#define CT_DATA_H
+
+#include "../core/tensor.h"
+
+/* Reads an IDX file (gzip-compressed or plain; http://yann.lecun.com/exdb/mnist/) of
+ * unsigned bytes into a new contiguous tensor of dtype dt whose element is
+ * byte * scale + shift; the caller owns it.  The header (magic 0x0000 08 nd, then nd
+ * big-endian int32 sizes) is checked before allocating: sizes must be positive and
+ * their product at most max_elems; the data must hold exactly that many bytes (a short
+ * or a longer file is an error).  Returns NULL with a message naming the file. */
+ct_tensor *ct_idx_read(const char *path, ct_dtype dt, double scale, double shift,
+                       int64_t max_elems, ct_err *err);
+
+/* Writes len bytes to path through gzip (level 6): a helper for tests that make small
+ * IDX files.  Returns 1, or 0 with err. */
+int ct_gz_write(const char *path, const void *data, size_t len, ct_err *err);
+
+/* Parses a numeric CSV file (comma separated, '\n' or "\r\n" lines, blank lines
+ * ignored) into a new float64 (rows, cols) tensor the caller owns, after skipping
+ * 'skip' leading lines.  Every row must have the same number of fields and every field
+ * must be a number; the error names the line and column. */
+ct_tensor *ct_csv_read(const char *path, int skip, ct_err *err);
+
+/* Replaces path with len bytes so that a crash leaves either the old file or the new
+ * one: writes a temporary file in the same directory, flushes and fsyncs it, renames
+ * it over path, then fsyncs the directory.  Returns 1, or 0 with err (the temporary
+ * file removed). */
+int ct_file_write_atomic(const char *path, const void *data, size_t len, ct_err *err);
+
+/* A random permutation of base .. base+n-1 (int64, shape (n)) determined by seed alone;
+ * the caller owns it. */
+ct_tensor *ct_randperm(int64_t n, uint64_t seed, int64_t base, ct_err *err);
+
+#endif

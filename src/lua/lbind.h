@@ -1,0 +1,35 @@
+/* crater binding internals shared by the src/lua files files: boxes holding tensors,
+ * and the open functions that add each area's C functions to crater.core. */
+#ifndef CT_LBIND_H
+#define CT_LBIND_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "../ops/ops.h"
+
+#define CT_TENSOR_MT "crater.Tensor"
+
+/* The tensor at idx (borrowed); raises "bad argument #idx ... (crater.Tensor expected)". */
+ct_tensor *ct_lua_check(lua_State *L, int idx);
+/* The tensor at idx, or NULL when idx is not a tensor. */
+ct_tensor *ct_lua_test(lua_State *L, int idx);
+/* Pushes an empty box (its metatable set) and returns its slot: fill it with a new
+ * reference right after; the box owns it from then on (created first so a raise
+ * between allocation and push cannot leak). */
+ct_tensor **ct_lua_newbox(lua_State *L);
+/* Pushes t, taking over the caller's reference; raises "fn: msg" when t is NULL. */
+int ct_lua_push(lua_State *L, ct_tensor *t, const char *fn, ct_err *err);
+/* Raises "fn: err->msg". */
+int ct_lua_error(lua_State *L, const char *fn, ct_err *err);
+/* Parses a dtype name at idx ("float32", "float64", "int64"), or dflt when nil. */
+ct_dtype ct_lua_dtype(lua_State *L, int idx, ct_dtype dflt);
+
+/* Each adds its functions to the table on top of the stack (crater.core). */
+void ct_lua_open_tensor(lua_State *L);
+void ct_lua_open_autograd(lua_State *L);
+void ct_lua_open_optim(lua_State *L);   /* src/lua/loptim.c */
+void ct_lua_open_data(lua_State *L);    /* src/lua/ldata.c: IDX reader, checkpoint I/O */
+void ct_lua_open_nn(lua_State *L);      /* src/lua/lnn.c: conv/pool kernels */
+
+#endif

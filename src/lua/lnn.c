@@ -1,0 +1,57 @@
+/* crater binding: the nn kernels of src/ops/nn.c (im2col, col2im, pooling), added to
+ * crater.core for lua/crater/nn to build layers on. */
+#include "../ops/nn.h"
+#include "lbind.h"
+
+/* Reads kh, kw, sh, sw, ph, pw from the integers at idx..idx+5. */
+static ct_win check_win(lua_State *L, int idx) {
+  ct_win w;
+  w.kh = luaL_checkinteger(L, idx);
+  w.kw = luaL_checkinteger(L, idx + 1);
+  w.sh = luaL_checkinteger(L, idx + 2);
+  w.sw = luaL_checkinteger(L, idx + 3);
+  w.ph = luaL_checkinteger(L, idx + 4);
+  w.pw = luaL_checkinteger(L, idx + 5);
+  return w;
+}
+
+/* im2col(x, kh, kw, sh, sw, ph, pw) -> cols (B, L, C*kh*kw) */
+static int t_im2col (lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1);
+  ct_win w = check_win(L, 2);
+  ct_err err;
+  return ct_lua_push(L, ct_im2col(x, w, &err), "im2col", &err);
+}
+
+/* col2im(cols, h, w, kh, kw, sh, sw, ph, pw) -> (B, C, h, w) */
+static int t_col2im (lua_State *L) {
+  ct_tensor *cols = ct_lua_check(L, 1);
+  lua_Integer h = luaL_checkinteger(L, 2), wd = luaL_checkinteger(L, 3);
+  ct_win w = check_win(L, 4);
+  ct_err err;
+  return ct_lua_push(L, ct_col2im(cols, h, wd, w, &err), "col2im", &err);
+}
+
+static int t_max_pool2d (lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1);
+  ct_win w = check_win(L, 2);
+  ct_err err;
+  return ct_lua_push(L, ct_max_pool2d(x, w, &err), "max_pool2d", &err);
+}
+
+static int t_avg_pool2d (lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1);
+  ct_win w = check_win(L, 2);
+  ct_err err;
+  return ct_lua_push(L, ct_avg_pool2d(x, w, &err), "avg_pool2d", &err);
+}
+
+static const luaL_Reg nn_funcs[] = {
+  {"im2col", t_im2col},
+  {"col2im", t_col2im},
+  {"max_pool2d", t_max_pool2d},
+  {"avg_pool2d", t_avg_pool2d},
+  {NULL, NULL}
+};
+
+void ct_lua_open_nn(lua_State *L) { luaL_setfuncs(L, nn_funcs, 0); }

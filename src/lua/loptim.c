@@ -1,0 +1,207 @@
+/* crater binding: the fused optimizer kernels of src/optim as crater.core.<name>_step.
+ * Each checks its tensors (contiguous, one floating dtype, equal numel, no shared
+ * storage), reads its scalars, runs one kernel and bumps the version of what it wrote.
+ * The Lua classes in lua/crater/optim/ call these; the arithmetic is all in the kernels. */
+#include "../optim/optim.h"
+#include "lbind.h"
+
+#define MAXARR 5
+
+typedef struct arrays {
+  ct_tensor *t[MAXARR];
+  int count;
+  size_t n;
+  ct_dtype dt;
+} arrays;
+
+/* Reads 'count' tensor arguments starting at 1: the parameter, its gradient, then the
+ * state tensors; an argument whose bit is set in 'optional' may be nil (its slot is NULL).
+ * Raises "<fn>: <name> ..." unless all are contiguous, of the parameter's floating dtype,
+ * of its number of elements, and on distinct storages. */
+static void check_arrays(lua_State *L, const char *fn, const char *const *names, int count,
+                         unsigned optional, arrays *a) {
+  a->count = count;
+  for (int i = 0; i < count; i++) {
+    if ((optional >> i & 1u) && lua_isnoneornil(L, i + 1)) { a->t[i] = NULL; continue; }
+    a->t[i] = ct_lua_check(L, i + 1);
+  }
+  ct_tensor *p = a->t[0];
+  if (p->dtype != CT_F32 && p->dtype != CT_F64)
+    luaL_error(L, "%s: param must be float32 or float64, got %s", fn, ct_dtype_name(p->dtype));
+  a->dt = p->dtype;
+  a->n = (size_t)ct_numel(p);
+  for (int i = 0; i < count; i++) {
+    ct_tensor *t = a->t[i];
+    if (t == NULL) continue;
+    if (t->dtype != a->dt)
+      luaL_error(L, "%s: %s is %s but param is %s", fn, names[i], ct_dtype_name(t->dtype),
+                 ct_dtype_name(a->dt));
+    if ((size_t)ct_numel(t) != a->n)
+      luaL_error(L, "%s: %s has %d elements but param has %d", fn, names[i],
+                 (int)ct_numel(t), (int)a->n);
+    if (!ct_is_contiguous(t)) luaL_error(L, "%s: %s must be contiguous", fn, names[i]);
+    for (int j = 0; j < i; j++)   /* the kernels take restrict pointers */
+      if (a->t[j] != NULL && a->t[j]->storage == t->storage && a->n > 0)
+        luaL_error(L, "%s: %s and %s share storage", fn, names[j], names[i]);
+  }
+}
+
+/* Every array but the gradient (slot 1) is written. */
+static void bump_written(arrays *a) {
+  for (int i = 0; i < a->count; i++)
+    if (i != 1 && a->t[i] != NULL) ct_bump(a->t[i]);
+}
+
+#define F32(a, i) ((a).t[i] ? (float *)ct_data((a).t[i]) : NULL)
+#define F64(a, i) ((a).t[i] ? (double *)ct_data((a).t[i]) : NULL)
+#define NUM(i) luaL_checknumber(L, i)
+#define BOOL(i) lua_toboolean(L, i)
+
+static int o_sgd (lua_State *L) {
+  static const char *const names[] = {"param", "grad", "momentum_buffer"};
+  arrays a;
+  check_arrays(L, "sgd_step", names, 3, 1u << 2, &a);
+  ct_sgd_args o = {.lr = NUM(4), .momentum = NUM(5), .dampening = NUM(6),
+                   .weight_decay = NUM(7), .nesterov = BOOL(8), .maximize = BOOL(9),
+                   .first = BOOL(10)};
+  if (a.dt == CT_F32) ct_optim_sgd_f32(F32(a, 0), F32(a, 1), F32(a, 2), a.n, &o);
+  else ct_optim_sgd_f64(F64(a, 0), F64(a, 1), F64(a, 2), a.n, &o);
+  bump_written(&a);
+  return 0;
+}
+
+static int o_adam (lua_State *L) {
+  static const char *const names[] = {"param", "grad", "exp_avg", "exp_avg_sq",
+                                      "max_exp_avg_sq"};
+  arrays a;
+  check_arrays(L, "adam_step", names, 5, 1u << 4, &a);
+  ct_adam_args o = {.lr = NUM(6), .beta1 = NUM(7), .beta2 = NUM(8), .eps = NUM(9),
+                    .weight_decay = NUM(10), .step = NUM(11), .amsgrad = BOOL(12),
+                    .maximize = BOOL(13), .decoupled = BOOL(14)};
+  if (o.amsgrad && a.t[4] == NULL) return luaL_error(L, "adam_step: amsgrad needs max_exp_avg_sq");
+  if (a.dt == CT_F32)
+    ct_optim_adam_f32(F32(a, 0), F32(a, 1), F32(a, 2), F32(a, 3), F32(a, 4), a.n, &o);
+  else ct_optim_adam_f64(F64(a, 0), F64(a, 1), F64(a, 2), F64(a, 3), F64(a, 4), a.n, &o);
+  bump_written(&a);
+  return 0;
+}
+
+static int o_adagrad (lua_State *L) {
+  static const char *const names[] = {"param", "grad", "sum"};
+  arrays a;
+  check_arrays(L, "adagrad_step", names, 3, 0, &a);
+  ct_adagrad_args o = {.lr = NUM(4), .lr_decay = NUM(5), .weight_decay = NUM(6),
+                       .eps = NUM(7), .step = NUM(8), .maximize = BOOL(9)};
+  if (a.dt == CT_F32) ct_optim_adagrad_f32(F32(a, 0), F32(a, 1), F32(a, 2), a.n, &o);
+  else ct_optim_adagrad_f64(F64(a, 0), F64(a, 1), F64(a, 2), a.n, &o);
+  bump_written(&a);
+  return 0;
+}
+
+static int o_rmsprop (lua_State *L) {
+  static const char *const names[] = {"param", "grad", "square_avg", "grad_avg",
+                                      "momentum_buffer"};
+  arrays a;
+  check_arrays(L, "rmsprop_step", names, 5, 3u << 3, &a);
+  ct_rmsprop_args o = {.lr = NUM(6), .alpha = NUM(7), .eps = NUM(8), .weight_decay = NUM(9),
+                       .momentum = NUM(10), .centered = BOOL(11), .maximize = BOOL(12)};
+  if (o.centered && a.t[3] == NULL) return luaL_error(L, "rmsprop_step: centered needs grad_avg");
+  if (o.momentum > 0 && a.t[4] == NULL)
+    return luaL_error(L, "rmsprop_step: momentum needs momentum_buffer");
+  if (a.dt == CT_F32)
+    ct_optim_rmsprop_f32(F32(a, 0), F32(a, 1), F32(a, 2), F32(a, 3), F32(a, 4), a.n, &o);
+  else ct_optim_rmsprop_f64(F64(a, 0), F64(a, 1), F64(a, 2), F64(a, 3), F64(a, 4), a.n, &o);
+  bump_written(&a);
+  return 0;
+}
+
+static int o_adadelta (lua_State *L) {
+  static const char *const names[] = {"param", "grad", "square_avg", "acc_delta"};
+  arrays a;
+  check_arrays(L, "adadelta_step", names, 4, 0, &a);
+  ct_adadelta_args o = {.lr = NUM(5), .rho = NUM(6), .eps = NUM(7), .weight_decay = NUM(8),
+                        .maximize = BOOL(9)};
+  if (a.dt == CT_F32) ct_optim_adadelta_f32(F32(a, 0), F32(a, 1), F32(a, 2), F32(a, 3), a.n, &o);
+  else ct_optim_adadelta_f64(F64(a, 0), F64(a, 1), F64(a, 2), F64(a, 3), a.n, &o);
+  bump_written(&a);
+  return 0;
+}
+
+static int o_adamax (lua_State *L) {
+  static const char *const names[] = {"param", "grad", "exp_avg", "exp_inf"};
+  arrays a;
+  check_arrays(L, "adamax_step", names, 4, 0, &a);
+  ct_adamax_args o = {.lr = NUM(5), .beta1 = NUM(6), .beta2 = NUM(7), .eps = NUM(8),
+                      .weight_decay = NUM(9), .step = NUM(10), .maximize = BOOL(11)};
+  if (a.dt == CT_F32) ct_optim_adamax_f32(F32(a, 0), F32(a, 1), F32(a, 2), F32(a, 3), a.n, &o);
+  else ct_optim_adamax_f64(F64(a, 0), F64(a, 1), F64(a, 2), F64(a, 3), a.n, &o);
+  bump_written(&a);
+  return 0;
+}
+
+static int o_nadam (lua_State *L) {
+  static const char *const names[] = {"param", "grad", "exp_avg", "exp_avg_sq"};
+  arrays a;
+  check_arrays(L, "nadam_step", names, 4, 0, &a);
+  ct_nadam_args o = {.lr = NUM(5), .beta1 = NUM(6), .beta2 = NUM(7), .eps = NUM(8),
+                     .weight_decay = NUM(9), .step = NUM(10), .mu = NUM(11),
+                     .mu_next = NUM(12), .mu_product = NUM(13), .mu_product_next = NUM(14),
+                     .maximize = BOOL(15), .decoupled = BOOL(16)};
+  if (a.dt == CT_F32) ct_optim_nadam_f32(F32(a, 0), F32(a, 1), F32(a, 2), F32(a, 3), a.n, &o);
+  else ct_optim_nadam_f64(F64(a, 0), F64(a, 1), F64(a, 2), F64(a, 3), a.n, &o);
+  bump_written(&a);
+  return 0;
+}
+
+static int o_radam (lua_State *L) {
+  static const char *const names[] = {"param", "grad", "exp_avg", "exp_avg_sq"};
+  arrays a;
+  check_arrays(L, "radam_step", names, 4, 0, &a);
+  ct_radam_args o = {.lr = NUM(5), .beta1 = NUM(6), .beta2 = NUM(7), .eps = NUM(8),
+                     .weight_decay = NUM(9), .step = NUM(10), .maximize = BOOL(11),
+                     .decoupled = BOOL(12)};
+  if (a.dt == CT_F32) ct_optim_radam_f32(F32(a, 0), F32(a, 1), F32(a, 2), F32(a, 3), a.n, &o);
+  else ct_optim_radam_f64(F64(a, 0), F64(a, 1), F64(a, 2), F64(a, 3), a.n, &o);
+  bump_written(&a);
+  return 0;
+}
+
+static int o_asgd (lua_State *L) {
+  static const char *const names[] = {"param", "grad", "ax"};
+  arrays a;
+  check_arrays(L, "asgd_step", names, 3, 0, &a);
+  ct_asgd_args o = {.eta = NUM(4), .mu = NUM(5), .lambd = NUM(6), .weight_decay = NUM(7),
+                    .maximize = BOOL(8)};
+  if (a.dt == CT_F32) ct_optim_asgd_f32(F32(a, 0), F32(a, 1), F32(a, 2), a.n, &o);
+  else ct_optim_asgd_f64(F64(a, 0), F64(a, 1), F64(a, 2), a.n, &o);
+  bump_written(&a);
+  return 0;
+}
+
+static int o_rprop (lua_State *L) {
+  static const char *const names[] = {"param", "grad", "prev", "step_size"};
+  arrays a;
+  check_arrays(L, "rprop_step", names, 4, 0, &a);
+  ct_rprop_args o = {.etaminus = NUM(5), .etaplus = NUM(6), .step_min = NUM(7),
+                     .step_max = NUM(8), .maximize = BOOL(9)};
+  if (a.dt == CT_F32) ct_optim_rprop_f32(F32(a, 0), F32(a, 1), F32(a, 2), F32(a, 3), a.n, &o);
+  else ct_optim_rprop_f64(F64(a, 0), F64(a, 1), F64(a, 2), F64(a, 3), a.n, &o);
+  bump_written(&a);
+  return 0;
+}
+
+static const luaL_Reg optim_funcs[] = {
+  {"sgd_step", o_sgd},
+  {"adam_step", o_adam},
+  {"adagrad_step", o_adagrad},
+  {"rmsprop_step", o_rmsprop},
+  {"adadelta_step", o_adadelta},
+  {"adamax_step", o_adamax},
+  {"nadam_step", o_nadam},
+  {"radam_step", o_radam},
+  {"asgd_step", o_asgd},
+  {"rprop_step", o_rprop},
+  {NULL, NULL}
+};
+
+void ct_lua_open_optim(lua_State *L) { luaL_setfuncs(L, optim_funcs, 0); }

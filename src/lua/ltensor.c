@@ -1,0 +1,1178 @@
+/* crater binding: the crater.Tensor userdata, constructors, every tensor method and its
+ * crater.<name> function form, operators and indexing.  Arguments are checked here, at
+ * the door; shape and dtype errors come from the core as "fn: message". */
+#include <math.h>
+#include <string.h>
+
+#include "lbind.h"
+
+/* ---------------- boxes ---------------- */
+
+ct_tensor **ct_lua_newbox(lua_State *L) {
+  ct_tensor **box = lua_newuserdatauv(L, sizeof *box, 0);
+  *box = NULL;
+  luaL_setmetatable(L, CT_TENSOR_MT);
+  return box;
+}
+
+ct_tensor *ct_lua_test(lua_State *L, int idx) {
+  ct_tensor **box = luaL_testudata(L, idx, CT_TENSOR_MT);
+  return box ? *box : NULL;
+}
+
+ct_tensor *ct_lua_check(lua_State *L, int idx) {
+  ct_tensor **box = luaL_checkudata(L, idx, CT_TENSOR_MT);
+  if (*box == NULL) luaL_argerror(L, idx, "tensor was released");
+  return *box;
+}
+
+int ct_lua_error(lua_State *L, const char *fn, ct_err *err) {
+  return luaL_error(L, "%s: %s", fn, err->msg);
+}
+
+int ct_lua_push(lua_State *L, ct_tensor *t, const char *fn, ct_err *err) {
+  if (t == NULL) return ct_lua_error(L, fn, err);
+  ct_tensor **box = ct_lua_newbox(L);
+  *box = t;
+  return 1;
+}
+
+ct_dtype ct_lua_dtype(lua_State *L, int idx, ct_dtype dflt) {
+  static const char *const names[] = {"float32", "float64", "int64", "float", "double", "long", NULL};
+  static const ct_dtype map[] = {CT_F32, CT_F64, CT_I64, CT_F32, CT_F64, CT_I64};
+  if (lua_isnoneornil(L, idx)) return dflt;
+  return map[luaL_checkoption(L, idx, NULL, names)];
+}
+
+static int t_gc(lua_State *L) {
+  ct_tensor **box = luaL_checkudata(L, 1, CT_TENSOR_MT);
+  ct_tensor_release(*box);
+  *box = NULL;
+  return 0;
+}
+
+#define PUSH(L, expr, fn) (ct_lua_push((L), (expr), (fn), &err))
+
+/* ---------------- argument helpers ---------------- */
+
+/* A 1-based (or negative, from the end) Lua dim to a 0-based one; ndim 0 counts as 1. */
+static int check_dim(lua_State *L, int idx, int ndim, bool extra) {
+  lua_Integer d = luaL_checkinteger(L, idx);
+  int n = (ndim ? ndim : 1) + (extra ? 1 : 0);
+  if (d < 0) d += n + 1;
+  if (d < 1 || d > n)
+    return luaL_argerror(L, idx, lua_pushfstring(L, "dimension %d out of range (the tensor has %d dims)",
+                                                 (int)luaL_checkinteger(L, idx), ndim));
+  return (int)d - 1;
+}
+
+static int opt_dim(lua_State *L, int idx, int ndim) {
+  return lua_isnoneornil(L, idx) ? -1 : check_dim(L, idx, ndim, false);
+}
+
+static int64_t check_size(lua_State *L, int idx, lua_Integer v, int isnum) {
+  if (!isnum) luaL_argerror(L, idx, "sizes must be integers");
+  if (v < 0) luaL_argerror(L, idx, lua_pushfstring(L, "size %I is negative", (LUAI_UACINT)v));
+  return (int64_t)v;
+}
+
+/* Sizes given as a table {2,3} at idx or as integers from idx on (stops at a non-number).
+ * Returns the count; *next is the first unread index. -1 entries allowed when allow_neg1. */
+static int read_sizes(lua_State *L, int idx, int64_t *shape, int *next, bool allow_neg1) {
+  int n = 0;
+  if (lua_istable(L, idx) && !luaL_testudata(L, idx, CT_TENSOR_MT)) {
+    lua_Integer len = luaL_len(L, idx);
+    if (len > CT_MAXDIM) luaL_argerror(L, idx, "too many dimensions");
+    for (lua_Integer i = 1; i <= len; i++) {
+      lua_geti(L, idx, i);
+      int isnum;
+      lua_Integer v = lua_tointegerx(L, -1, &isnum);
+      lua_pop(L, 1);
+      shape[n++] = (allow_neg1 && v == -1) ? -1 : check_size(L, idx, v, isnum);
+    }
+    *next = idx + 1;
+    return n;
+  }
+  while (lua_type(L, idx) == LUA_TNUMBER) {
+    if (n == CT_MAXDIM) luaL_argerror(L, idx, "too many dimensions");
+    int isnum;
+    lua_Integer v = lua_tointegerx(L, idx, &isnum);
+    shape[n++] = (allow_neg1 && v == -1) ? -1 : check_size(L, idx, v, isnum);
+    idx++;
+  }
+  *next = idx;
+  return n;
+}
+
+/* options table at idx (or nil): dtype and requires_grad */
+static ct_dtype opt_dtype(lua_State *L, int idx, ct_dtype dflt) {
+  if (!lua_istable(L, idx)) return dflt;
+  lua_getfield(L, idx, "dtype");
+  ct_dtype dt = ct_lua_dtype(L, -1, dflt);
+  lua_pop(L, 1);
+  return dt;
+}
+
+static void apply_requires_grad(lua_State *L, int opts, ct_tensor *t) {
+  if (!lua_istable(L, opts)) return;
+  lua_getfield(L, opts, "requires_grad");
+  if (lua_toboolean(L, -1)) {
+    if (t->dtype == CT_I64) luaL_error(L, "only floating point tensors can require gradients (got int64)");
+    t->requires_grad = true;
+  }
+  lua_pop(L, 1);
+}
+
+/* A tensor operand at idx; numbers become 0-d tensors of a dtype that fits 'like'. */
+static ct_tensor *operand(lua_State *L, int idx, const ct_tensor *like) {
+  ct_tensor *t = ct_lua_test(L, idx);
+  if (t) return t;
+  if (lua_type(L, idx) != LUA_TNUMBER)
+    luaL_typeerror(L, idx, "crater.Tensor or number");
+  ct_err err;
+  ct_dtype dt = like ? like->dtype : CT_F32;
+  if (dt == CT_I64 && !lua_isinteger(L, idx)) dt = CT_F32;
+  ct_tensor **box = ct_lua_newbox(L);   /* left on the stack; collected later */
+  if ((*box = ct_tensor_scalar(dt, lua_tonumber(L, idx), &err)) == NULL) ct_lua_error(L, "tensor", &err);
+  lua_replace(L, idx);
+  return *box;
+}
+
+/* ---------------- constructors ---------------- */
+
+static int make_filled(lua_State *L, const char *fn, int mode) {  /* 0 zeros 1 ones 2 empty 3 rand 4 randn */
+  int64_t shape[CT_MAXDIM];
+  int next, n = read_sizes(L, 1, shape, &next, false);
+  ct_dtype dt = opt_dtype(L, next, CT_F32);
+  ct_err err;
+  ct_tensor **box = ct_lua_newbox(L);
+  *box = mode == 0 ? ct_tensor_zeros(dt, n, shape, &err)
+       : mode == 1 ? ct_tensor_full(dt, n, shape, 1, &err)
+       : ct_tensor_new(dt, n, shape, &err);
+  if (*box == NULL) return ct_lua_error(L, fn, &err);
+  if (mode == 2 && (*box)->dtype != CT_I64) memset((*box)->storage->data, 0, (*box)->storage->nbytes);
+  if (mode == 3) ct_fill_uniform(*box, 0, 1);
+  if (mode == 4) ct_fill_normal(*box, 0, 1);
+  apply_requires_grad(L, next, *box);
+  return 1;
+}
+static int t_zeros(lua_State *L) { return make_filled(L, "zeros", 0); }
+static int t_ones(lua_State *L) { return make_filled(L, "ones", 1); }
+static int t_empty(lua_State *L) { return make_filled(L, "empty", 2); }
+static int t_rand(lua_State *L) { return make_filled(L, "rand", 3); }
+static int t_randn(lua_State *L) { return make_filled(L, "randn", 4); }
+
+static int t_full(lua_State *L) {
+  int64_t shape[CT_MAXDIM];
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int next, n = read_sizes(L, 1, shape, &next, false);
+  double v = luaL_checknumber(L, next);
+  ct_dtype dt = opt_dtype(L, next + 1, CT_F32);
+  ct_err err;
+  ct_tensor **box = ct_lua_newbox(L);
+  if ((*box = ct_tensor_full(dt, n, shape, v, &err)) == NULL) return ct_lua_error(L, "full", &err);
+  apply_requires_grad(L, next + 1, *box);
+  return 1;
+}
+
+static int t_randint(lua_State *L) {
+  lua_Integer lo = luaL_checkinteger(L, 1), hi = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, hi > lo, 2, "high must be greater than low");
+  int64_t shape[CT_MAXDIM];
+  int next, n = read_sizes(L, 3, shape, &next, false);
+  ct_dtype dt = opt_dtype(L, next, CT_I64);
+  ct_err err;
+  ct_tensor **box = ct_lua_newbox(L);
+  if ((*box = ct_tensor_new(dt, n, shape, &err)) == NULL) return ct_lua_error(L, "randint", &err);
+  int64_t cnt = ct_numel(*box);
+  uint64_t range = (uint64_t)(hi - lo);
+  for (int64_t i = 0; i < cnt; i++) {
+    double v = (double)(lo + (lua_Integer)(ct_rng_next() % range));
+    if (dt == CT_I64) ((int64_t *)(*box)->storage->data)[i] = (int64_t)v;
+    else if (dt == CT_F32) ((float *)(*box)->storage->data)[i] = (float)v;
+    else ((double *)(*box)->storage->data)[i] = v;
+  }
+  return 1;
+}
+
+static int t_eye(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  lua_Integer m = lua_isinteger(L, 2) ? lua_tointeger(L, 2) : n;
+  luaL_argcheck(L, n >= 0 && m >= 0, 1, "sizes must be non-negative");
+  ct_err err;
+  return PUSH(L, ct_eye(n, m, opt_dtype(L, lua_isinteger(L, 2) ? 3 : 2, CT_F32), &err), "eye");
+}
+
+static int t_arange(lua_State *L) {
+  double a = luaL_checknumber(L, 1), b, step = 1;
+  int opts = 2;
+  bool all_int = lua_isinteger(L, 1);
+  if (lua_type(L, 2) == LUA_TNUMBER) {
+    b = lua_tonumber(L, 2);
+    all_int = all_int && lua_isinteger(L, 2);
+    opts = 3;
+    if (lua_type(L, 3) == LUA_TNUMBER) {
+      step = lua_tonumber(L, 3);
+      all_int = all_int && lua_isinteger(L, 3);
+      opts = 4;
+    }
+  } else {
+    b = a;
+    a = 0;
+  }
+  (void)all_int;   /* float32 unless asked: crater's default dtype */
+  ct_err err;
+  ct_tensor **box = ct_lua_newbox(L);
+  if ((*box = ct_arange(a, b, step, opt_dtype(L, opts, CT_F32), &err)) == NULL)
+    return ct_lua_error(L, "arange", &err);
+  apply_requires_grad(L, opts, *box);
+  return 1;
+}
+
+static int t_linspace(lua_State *L) {
+  double a = luaL_checknumber(L, 1), b = luaL_checknumber(L, 2);
+  lua_Integer n = luaL_checkinteger(L, 3);
+  ct_err err;
+  return PUSH(L, ct_linspace(a, b, n, opt_dtype(L, 4, CT_F32), &err), "linspace");
+}
+
+/* crater.tensor(nested table or number, opts) */
+static void nested_shape(lua_State *L, int idx, int depth, int64_t *shape, int *ndim) {
+  if (lua_type(L, idx) == LUA_TNUMBER || lua_type(L, idx) == LUA_TBOOLEAN) { *ndim = depth; return; }
+  if (!lua_istable(L, idx)) luaL_error(L, "tensor: expected numbers or nested tables, got %s", luaL_typename(L, idx));
+  if (depth == CT_MAXDIM) luaL_error(L, "tensor: too many dimensions (at most %d)", CT_MAXDIM);
+  shape[depth] = (int64_t)luaL_len(L, idx);
+  if (shape[depth] == 0) { *ndim = depth + 1; return; }
+  lua_geti(L, idx, 1);
+  nested_shape(L, lua_gettop(L), depth + 1, shape, ndim);
+  lua_pop(L, 1);
+}
+
+static void nested_fill(lua_State *L, int idx, int depth, const int64_t *shape, int ndim,
+                        ct_tensor *t, int64_t *pos) {
+  if (depth == ndim) {
+    double v;
+    if (lua_type(L, idx) == LUA_TNUMBER) v = lua_tonumber(L, idx);
+    else if (lua_type(L, idx) == LUA_TBOOLEAN) v = lua_toboolean(L, idx);
+    else { luaL_error(L, "tensor: ragged nested table (expected a number at depth %d)", depth + 1); return; }
+    char *p = (char *)t->storage->data + (size_t)(*pos)++ * ct_dtype_size(t->dtype);
+    if (t->dtype == CT_F32) *(float *)p = (float)v;
+    else if (t->dtype == CT_F64) *(double *)p = v;
+    else *(int64_t *)p = (int64_t)v;
+    return;
+  }
+  if (!lua_istable(L, idx) || luaL_len(L, idx) != shape[depth])
+    luaL_error(L, "tensor: ragged nested table (expected %d elements at depth %d)", (int)shape[depth], depth + 1);
+  for (int64_t i = 1; i <= shape[depth]; i++) {
+    lua_geti(L, idx, i);
+    nested_fill(L, lua_gettop(L), depth + 1, shape, ndim, t, pos);
+    lua_pop(L, 1);
+  }
+}
+
+static int t_tensor(lua_State *L) {
+  ct_tensor *src = ct_lua_test(L, 1);
+  ct_err err;
+  if (src) {   /* crater.tensor(t): a copy */
+    ct_tensor **box = ct_lua_newbox(L);
+    ct_tensor *c = ct_tensor_new(opt_dtype(L, 2, src->dtype), src->ndim, src->shape, &err);
+    if ((*box = c) == NULL) return ct_lua_error(L, "tensor", &err);
+    ct_copy_into(c, src);
+    apply_requires_grad(L, 2, c);
+    return 1;
+  }
+  int64_t shape[CT_MAXDIM];
+  int ndim = 0;
+  nested_shape(L, 1, 0, shape, &ndim);
+  ct_tensor **box = ct_lua_newbox(L);
+  if ((*box = ct_tensor_new(opt_dtype(L, 2, CT_F32), ndim, shape, &err)) == NULL)
+    return ct_lua_error(L, "tensor", &err);
+  int64_t pos = 0;
+  nested_fill(L, 1, 0, shape, ndim, *box, &pos);
+  apply_requires_grad(L, 2, *box);
+  return 1;
+}
+
+static int t_manual_seed(lua_State *L) {
+  ct_manual_seed((uint64_t)luaL_checkinteger(L, 1));
+  return 0;
+}
+
+/* ---------------- facts ---------------- */
+
+static int t_shape(lua_State *L) {
+  ct_tensor *t = ct_lua_check(L, 1);
+  lua_createtable(L, t->ndim, 0);
+  for (int i = 0; i < t->ndim; i++) {
+    lua_pushinteger(L, t->shape[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+static int t_size(lua_State *L) {
+  ct_tensor *t = ct_lua_check(L, 1);
+  if (lua_isnoneornil(L, 2)) return t_shape(L);
+  if (t->ndim == 0) return luaL_argerror(L, 2, "a 0-d tensor has no dims");
+  lua_pushinteger(L, t->shape[check_dim(L, 2, t->ndim, false)]);
+  return 1;
+}
+
+static int t_stride(lua_State *L) {
+  ct_tensor *t = ct_lua_check(L, 1);
+  lua_createtable(L, t->ndim, 0);
+  for (int i = 0; i < t->ndim; i++) {
+    lua_pushinteger(L, t->stride[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+static int t_dim(lua_State *L) { lua_pushinteger(L, ct_lua_check(L, 1)->ndim); return 1; }
+static int t_numel(lua_State *L) { lua_pushinteger(L, ct_numel(ct_lua_check(L, 1))); return 1; }
+static int t_len(lua_State *L) {
+  ct_tensor *t = ct_lua_check(L, 1);
+  if (t->ndim == 0) return luaL_error(L, "len() of a 0-d tensor");
+  lua_pushinteger(L, t->shape[0]);
+  return 1;
+}
+static int t_dtype(lua_State *L) { lua_pushstring(L, ct_dtype_name(ct_lua_check(L, 1)->dtype)); return 1; }
+static int t_is_contiguous(lua_State *L) { lua_pushboolean(L, ct_is_contiguous(ct_lua_check(L, 1))); return 1; }
+
+static void push_number(lua_State *L, double v, ct_dtype dt) {
+  if (dt == CT_I64) lua_pushinteger(L, (lua_Integer)v);
+  else lua_pushnumber(L, v);
+}
+
+static int t_item(lua_State *L) {
+  ct_tensor *t = ct_lua_check(L, 1);
+  if (ct_numel(t) != 1)
+    return luaL_error(L, "item: a tensor with %d elements cannot be converted to a number", (int)ct_numel(t));
+  push_number(L, ct_get_flat(t, 0), t->dtype);
+  return 1;
+}
+
+static void totable_rec(lua_State *L, ct_tensor *t, int d, int64_t *idx) {
+  lua_createtable(L, (int)t->shape[d], 0);
+  for (int64_t i = 0; i < t->shape[d]; i++) {
+    idx[d] = i;
+    if (d == t->ndim - 1) push_number(L, ct_get_at(t, idx), t->dtype);
+    else totable_rec(L, t, d + 1, idx);
+    lua_rawseti(L, -2, i + 1);
+  }
+}
+
+static int t_totable(lua_State *L) {
+  ct_tensor *t = ct_lua_check(L, 1);
+  int64_t idx[CT_MAXDIM] = {0};
+  if (t->ndim == 0) push_number(L, ct_get_flat(t, 0), t->dtype);
+  else totable_rec(L, t, 0, idx);
+  return 1;
+}
+
+/* x:get(i, j, ...) -> number, 1-based, bounds-checked */
+static void read_index(lua_State *L, ct_tensor *t, int first, int64_t *idx) {
+  int n = lua_gettop(L) - first + 1;
+  if (n != t->ndim)
+    luaL_error(L, "get: expected %d indices for a %d-d tensor, got %d", t->ndim, t->ndim, n);
+  for (int d = 0; d < t->ndim; d++) {
+    lua_Integer i = luaL_checkinteger(L, first + d);
+    if (i < 0) i += t->shape[d] + 1;
+    if (i < 1 || i > t->shape[d])
+      luaL_argerror(L, first + d, lua_pushfstring(L, "index %d out of range for size %d of dim %d",
+                                                  (int)luaL_checkinteger(L, first + d), (int)t->shape[d], d + 1));
+    idx[d] = i - 1;
+  }
+}
+
+static int t_get(lua_State *L) {
+  ct_tensor *t = ct_lua_check(L, 1);
+  int64_t idx[CT_MAXDIM];
+  read_index(L, t, 2, idx);
+  push_number(L, ct_get_at(t, idx), t->dtype);
+  return 1;
+}
+
+/* ---------------- elementwise ops ---------------- */
+
+static int t_unary(lua_State *L) {
+  ct_unary_op op = (ct_unary_op)lua_tointeger(L, lua_upvalueindex(1));
+  ct_tensor *x = ct_lua_check(L, 1);
+  double a = 0, b = 0;
+  switch (op) {
+  case CT_U_LEAKY_RELU: a = luaL_optnumber(L, 2, 0.01); break;
+  case CT_U_SOFTPLUS: a = luaL_optnumber(L, 2, 1); b = luaL_optnumber(L, 3, 20); break;
+  case CT_U_CLAMP:
+    a = luaL_optnumber(L, 2, -INFINITY);
+    b = luaL_optnumber(L, 3, INFINITY);
+    if (lua_isnoneornil(L, 2) && lua_isnoneornil(L, 3))
+      return luaL_error(L, "clamp: at least one of min and max must be given");
+    break;
+  default: break;
+  }
+  ct_err err;
+  return PUSH(L, ct_unary(op, x, a, b, &err), ct_unary_names[op]);
+}
+
+static int t_unary_(lua_State *L) {
+  ct_unary_op op = (ct_unary_op)lua_tointeger(L, lua_upvalueindex(1));
+  ct_tensor *x = ct_lua_check(L, 1);
+  double a = 0, b = 0;
+  if (op == CT_U_CLAMP) { a = luaL_optnumber(L, 2, -INFINITY); b = luaL_optnumber(L, 3, INFINITY); }
+  if (op == CT_U_LEAKY_RELU) a = luaL_optnumber(L, 2, 0.01);
+  if (op == CT_U_POW || op == CT_U_MULS || op == CT_U_DIVS || op == CT_U_ADDS) a = luaL_checknumber(L, 2);
+  ct_err err;
+  if (!ct_unary_(op, x, a, b, &err)) {
+    lua_pushfstring(L, "%s_", ct_unary_names[op]);
+    return ct_lua_error(L, lua_tostring(L, -1), &err);
+  }
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* Binary ops with a Lua number on either side take the scalar kernels. */
+static int binary_dispatch(lua_State *L, ct_binary_op op, const char *fn) {
+  ct_tensor *a = ct_lua_test(L, 1), *b = ct_lua_test(L, 2);
+  ct_err err;
+  bool na = lua_type(L, 1) == LUA_TNUMBER, nb = lua_type(L, 2) == LUA_TNUMBER;
+  if (a && nb && !(a->dtype == CT_I64 && !lua_isinteger(L, 2) && op >= CT_B_EQ)) {
+    double s = lua_tonumber(L, 2);
+    switch (op) {
+    case CT_B_ADD: return PUSH(L, ct_unary(CT_U_ADDS, a, s, 0, &err), fn);
+    case CT_B_SUB: return PUSH(L, ct_unary(CT_U_ADDS, a, -s, 0, &err), fn);
+    case CT_B_MUL: return PUSH(L, ct_unary(CT_U_MULS, a, s, 0, &err), fn);
+    case CT_B_DIV: if (a->dtype != CT_I64) return PUSH(L, ct_unary(CT_U_DIVS, a, s, 0, &err), fn); break;
+    case CT_B_POW: if (a->dtype != CT_I64) return PUSH(L, ct_unary(CT_U_POW, a, s, 0, &err), fn); break;
+    default: break;
+    }
+  }
+  if (b && na && b->dtype != CT_I64) {
+    double s = lua_tonumber(L, 1);
+    switch (op) {
+    case CT_B_ADD: return PUSH(L, ct_unary(CT_U_ADDS, b, s, 0, &err), fn);
+    case CT_B_SUB: return PUSH(L, ct_unary(CT_U_RSUBS, b, s, 0, &err), fn);
+    case CT_B_MUL: return PUSH(L, ct_unary(CT_U_MULS, b, s, 0, &err), fn);
+    case CT_B_DIV: return PUSH(L, ct_unary(CT_U_RDIVS, b, s, 0, &err), fn);
+    case CT_B_POW: if (s > 0) return PUSH(L, ct_unary(CT_U_RPOW, b, s, 0, &err), fn); break;
+    default: break;
+    }
+  }
+  if (a == NULL && b == NULL) {
+    if (!na) luaL_typeerror(L, 1, "crater.Tensor or number");
+    luaL_typeerror(L, 2, "crater.Tensor");
+  }
+  a = operand(L, 1, b);
+  b = operand(L, 2, a);
+  return PUSH(L, ct_binary(op, a, b, &err), fn);
+}
+
+static int t_binary(lua_State *L) {
+  ct_binary_op op = (ct_binary_op)lua_tointeger(L, lua_upvalueindex(1));
+  if ((op == CT_B_ADD || op == CT_B_SUB) && lua_type(L, 3) == LUA_TNUMBER) {  /* add(x, y, alpha) */
+    double alpha = lua_tonumber(L, 3);
+    ct_tensor *x = operand(L, 1, NULL), *y = operand(L, 2, x);
+    ct_err err;
+    ct_tensor **box = ct_lua_newbox(L);
+    if ((*box = ct_scale(y, alpha, &err)) == NULL) return ct_lua_error(L, ct_binary_names[op], &err);
+    return PUSH(L, ct_binary(op, x, *box, &err), ct_binary_names[op]);
+  }
+  return binary_dispatch(L, op, ct_binary_names[op]);
+}
+
+static int t_add_mm(lua_State *L) { return binary_dispatch(L, CT_B_ADD, "add"); }
+static int t_sub_mm(lua_State *L) { return binary_dispatch(L, CT_B_SUB, "sub"); }
+static int t_mul_mm(lua_State *L) { return binary_dispatch(L, CT_B_MUL, "mul"); }
+static int t_div_mm(lua_State *L) { return binary_dispatch(L, CT_B_DIV, "div"); }
+static int t_pow_mm(lua_State *L) { return binary_dispatch(L, CT_B_POW, "pow"); }
+static int t_unm(lua_State *L) {
+  ct_err err;
+  return PUSH(L, ct_unary(CT_U_NEG, ct_lua_check(L, 1), 0, 0, &err), "neg");
+}
+
+/* pow(x, y): y a number or a tensor */
+static int t_pow(lua_State *L) { return binary_dispatch(L, CT_B_POW, "pow"); }
+
+/* 0-d tensors compare with numbers: x[1] < 3 */
+static double scalar_of(lua_State *L, int idx, const char *what) {
+  if (lua_type(L, idx) == LUA_TNUMBER) return lua_tonumber(L, idx);
+  ct_tensor *t = ct_lua_check(L, idx);
+  if (ct_numel(t) != 1)
+    luaL_error(L, "%s: only one-element tensors compare with '<' and '<=' (got %d elements)", what, (int)ct_numel(t));
+  return ct_get_flat(t, 0);
+}
+static int t_lt_mm(lua_State *L) { lua_pushboolean(L, scalar_of(L, 1, "lt") < scalar_of(L, 2, "lt")); return 1; }
+static int t_le_mm(lua_State *L) { lua_pushboolean(L, scalar_of(L, 1, "le") <= scalar_of(L, 2, "le")); return 1; }
+
+/* in-place binary with a number or a tensor */
+static int binary_inplace(lua_State *L, ct_binary_op op, const char *fn) {
+  ct_tensor *x = ct_lua_check(L, 1);
+  ct_err err;
+  int ok;
+  if (lua_type(L, 2) == LUA_TNUMBER && x->dtype != CT_I64 && op <= CT_B_DIV) {
+    double s = lua_tonumber(L, 2);
+    ct_unary_op u = op == CT_B_ADD ? CT_U_ADDS : op == CT_B_SUB ? CT_U_ADDS : op == CT_B_MUL ? CT_U_MULS : CT_U_DIVS;
+    if (op == CT_B_SUB) s = -s;
+    if ((op == CT_B_ADD || op == CT_B_SUB) && lua_type(L, 3) == LUA_TNUMBER) s *= lua_tonumber(L, 3);
+    ok = ct_unary_(u, x, s, 0, &err);
+  } else {
+    ct_tensor *y = operand(L, 2, x);
+    if (op == CT_B_ADD || op == CT_B_SUB) {
+      double alpha = luaL_optnumber(L, 3, 1);
+      ok = ct_add_(x, y, op == CT_B_SUB ? -alpha : alpha, &err);
+    } else {
+      ok = ct_binary_(op, x, y, &err);
+    }
+  }
+  if (!ok) return ct_lua_error(L, fn, &err);
+  lua_settop(L, 1);
+  return 1;
+}
+static int t_add_(lua_State *L) { return binary_inplace(L, CT_B_ADD, "add_"); }
+static int t_sub_(lua_State *L) { return binary_inplace(L, CT_B_SUB, "sub_"); }
+static int t_mul_(lua_State *L) { return binary_inplace(L, CT_B_MUL, "mul_"); }
+static int t_div_(lua_State *L) { return binary_inplace(L, CT_B_DIV, "div_"); }
+static int t_maximum_(lua_State *L) { return binary_inplace(L, CT_B_MAXIMUM, "maximum_"); }
+static int t_minimum_(lua_State *L) { return binary_inplace(L, CT_B_MINIMUM, "minimum_"); }
+static int t_pow_(lua_State *L) {
+  if (lua_type(L, 2) == LUA_TNUMBER) {
+    ct_tensor *x = ct_lua_check(L, 1);
+    ct_err err;
+    if (!ct_unary_(CT_U_POW, x, lua_tonumber(L, 2), 0, &err)) return ct_lua_error(L, "pow_", &err);
+    lua_settop(L, 1);
+    return 1;
+  }
+  return binary_inplace(L, CT_B_POW, "pow_");
+}
+
+static int t_addcmul_(lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1), *a = ct_lua_check(L, 2), *b = ct_lua_check(L, 3);
+  ct_err err;
+  if (!ct_addcmul_(x, a, b, luaL_optnumber(L, 4, 1), &err)) return ct_lua_error(L, "addcmul_", &err);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int t_addcdiv_(lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1), *a = ct_lua_check(L, 2), *b = ct_lua_check(L, 3);
+  ct_err err;
+  if (!ct_addcdiv_(x, a, b, luaL_optnumber(L, 4, 1), &err)) return ct_lua_error(L, "addcdiv_", &err);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int t_lerp_(lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1), *e = operand(L, 2, x);
+  ct_err err;
+  if (!ct_lerp_(x, e, luaL_checknumber(L, 3), &err)) return ct_lua_error(L, "lerp_", &err);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int t_lerp(lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1), *e = operand(L, 2, x);
+  double w = luaL_checknumber(L, 3);
+  ct_err err;
+  ct_tensor **box = ct_lua_newbox(L);
+  if ((*box = ct_sub(e, x, &err)) == NULL) return ct_lua_error(L, "lerp", &err);
+  ct_tensor **box2 = ct_lua_newbox(L);
+  if ((*box2 = ct_scale(*box, w, &err)) == NULL) return ct_lua_error(L, "lerp", &err);
+  return PUSH(L, ct_add(x, *box2, &err), "lerp");
+}
+
+static int t_fill_(lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1);
+  ct_err err;
+  if (!ct_fill_(x, luaL_checknumber(L, 2), &err)) return ct_lua_error(L, "fill_", &err);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int t_zero_(lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1);
+  ct_err err;
+  if (!ct_fill_(x, 0, &err)) return ct_lua_error(L, "zero_", &err);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int t_copy_(lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1), *s = operand(L, 2, x);
+  ct_err err;
+  if (!ct_copy_(x, s, &err)) return ct_lua_error(L, "copy_", &err);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int t_masked_fill_(lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1), *m = ct_lua_check(L, 2);
+  ct_err err;
+  if (!ct_masked_fill_(x, m, luaL_checknumber(L, 3), &err)) return ct_lua_error(L, "masked_fill_", &err);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int t_uniform_(lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1);
+  ct_err err;
+  if (!ct_fill_(x, 0, &err)) return ct_lua_error(L, "uniform_", &err);
+  ct_fill_uniform(x, luaL_optnumber(L, 2, 0), luaL_optnumber(L, 3, 1));
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int t_normal_(lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1);
+  ct_err err;
+  if (!ct_fill_(x, 0, &err)) return ct_lua_error(L, "normal_", &err);
+  ct_fill_normal(x, luaL_optnumber(L, 2, 0), luaL_optnumber(L, 3, 1));
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int t_masked_fill(lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1), *m = ct_lua_check(L, 2);
+  ct_err err;
+  return PUSH(L, ct_masked_fill(x, m, luaL_checknumber(L, 3), &err), "masked_fill");
+}
+
+static int t_where(lua_State *L) {
+  ct_tensor *c = ct_lua_check(L, 1);
+  ct_tensor *a = ct_lua_test(L, 2), *b = ct_lua_test(L, 3);
+  a = operand(L, 2, a ? a : b);
+  b = operand(L, 3, a);
+  ct_err err;
+  return PUSH(L, ct_where(c, a, b, &err), "where");
+}
+
+static int t_allclose(lua_State *L) {
+  ct_tensor *a = ct_lua_check(L, 1), *b = operand(L, 2, a);
+  lua_pushboolean(L, ct_allclose(a, b, luaL_optnumber(L, 3, 1e-5), luaL_optnumber(L, 4, 1e-8), lua_toboolean(L, 5)));
+  return 1;
+}
+
+/* ---------------- reductions ---------------- */
+
+static int t_reduce(lua_State *L) {
+  ct_reduce_op op = (ct_reduce_op)lua_tointeger(L, lua_upvalueindex(1));
+  static const char *names[] = {"sum", "mean", "prod", "max", "min"};
+  ct_tensor *x = ct_lua_check(L, 1);
+  ct_err err;
+  if ((op == CT_R_MAX || op == CT_R_MIN) && ct_lua_test(L, 2))   /* max(a, b) = maximum */
+    return PUSH(L, ct_binary(op == CT_R_MAX ? CT_B_MAXIMUM : CT_B_MINIMUM, x, ct_lua_check(L, 2), &err), names[op]);
+  int dim = opt_dim(L, 2, x->ndim);
+  bool keepdim = lua_toboolean(L, 3);
+  if ((op == CT_R_MAX || op == CT_R_MIN) && dim >= 0) {   /* values, 1-based indices */
+    ct_tensor **vbox = ct_lua_newbox(L);
+    ct_tensor **ibox = ct_lua_newbox(L);
+    ct_tensor *idx = NULL;
+    if ((*vbox = ct_maxmin_dim(x, dim, keepdim, op == CT_R_MAX, &idx, &err)) == NULL)
+      return ct_lua_error(L, names[op], &err);
+    ct_unary_(CT_U_ADDS, idx, 1, 0, &err);
+    *ibox = idx;
+    return 2;
+  }
+  return PUSH(L, ct_reduce(op, x, dim, keepdim, &err), names[op]);
+}
+
+static int t_argmaxmin(lua_State *L) {
+  bool is_max = lua_toboolean(L, lua_upvalueindex(1));
+  ct_tensor *x = ct_lua_check(L, 1);
+  int dim = opt_dim(L, 2, x->ndim);
+  ct_err err;
+  ct_tensor **box = ct_lua_newbox(L);
+  if ((*box = ct_argmaxmin(x, dim, lua_toboolean(L, 3), is_max, &err)) == NULL)
+    return ct_lua_error(L, is_max ? "argmax" : "argmin", &err);
+  ct_unary_(CT_U_ADDS, *box, 1, 0, &err);   /* 1-based */
+  return 1;
+}
+
+/* var/std(dim?, {unbiased=true, correction=, keepdim=}) or (dim, unbiased, keepdim) */
+static int t_var_std(lua_State *L) {
+  bool take_sqrt = lua_toboolean(L, lua_upvalueindex(1));
+  ct_tensor *x = ct_lua_check(L, 1);
+  int dim = lua_type(L, 2) == LUA_TNUMBER ? check_dim(L, 2, x->ndim, false) : -1;
+  int o = lua_type(L, 2) == LUA_TNUMBER ? 3 : 2;
+  double correction = 1;
+  bool keepdim = false;
+  if (lua_istable(L, o)) {
+    lua_getfield(L, o, "unbiased");
+    if (lua_isboolean(L, -1)) correction = lua_toboolean(L, -1) ? 1 : 0;
+    lua_getfield(L, o, "correction");
+    if (lua_isnumber(L, -1)) correction = lua_tonumber(L, -1);
+    lua_getfield(L, o, "keepdim");
+    keepdim = lua_toboolean(L, -1);
+    lua_pop(L, 3);
+  } else {
+    if (lua_isboolean(L, o)) correction = lua_toboolean(L, o) ? 1 : 0;
+    keepdim = lua_toboolean(L, o + 1);
+  }
+  ct_err err;
+  return PUSH(L, ct_var(x, dim, correction, keepdim, take_sqrt, &err), take_sqrt ? "std" : "var");
+}
+
+static int t_norm(lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1);
+  double p = 2;
+  if (lua_type(L, 2) == LUA_TSTRING) {
+    const char *s = lua_tostring(L, 2);
+    if (strcmp(s, "inf") == 0) p = INFINITY;
+    else if (strcmp(s, "-inf") == 0) p = -INFINITY;
+    else if (strcmp(s, "fro") == 0) p = 2;
+    else return luaL_argerror(L, 2, "expected a number, 'inf', '-inf' or 'fro'");
+  } else {
+    p = luaL_optnumber(L, 2, 2);
+  }
+  int dim = opt_dim(L, 3, x->ndim);
+  ct_err err;
+  return PUSH(L, ct_norm(x, p, dim, lua_toboolean(L, 4), &err), "norm");
+}
+
+static int t_logsumexp(lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1);
+  int dim = check_dim(L, 2, x->ndim, false);
+  ct_err err;
+  return PUSH(L, ct_logsumexp(x, dim, lua_toboolean(L, 3), &err), "logsumexp");
+}
+
+static int t_softmax(lua_State *L) {
+  bool log_ = lua_toboolean(L, lua_upvalueindex(1));
+  ct_tensor *x = ct_lua_check(L, 1);
+  int dim = check_dim(L, 2, x->ndim, false);
+  ct_err err;
+  return PUSH(L, ct_softmax(x, dim, log_, &err), log_ ? "log_softmax" : "softmax");
+}
+
+/* ---------------- matrix products ---------------- */
+
+static int t_matmul(lua_State *L) {
+  ct_err err;
+  return PUSH(L, ct_matmul(ct_lua_check(L, 1), ct_lua_check(L, 2), &err), "matmul");
+}
+static int t_mm(lua_State *L) {
+  ct_err err;
+  return PUSH(L, ct_mm(ct_lua_check(L, 1), ct_lua_check(L, 2), &err), "mm");
+}
+static int t_bmm(lua_State *L) {
+  ct_err err;
+  return PUSH(L, ct_bmm(ct_lua_check(L, 1), ct_lua_check(L, 2), &err), "bmm");
+}
+static int t_dot(lua_State *L) {
+  ct_tensor *a = ct_lua_check(L, 1), *b = ct_lua_check(L, 2);
+  if (a->ndim != 1 || b->ndim != 1) return luaL_error(L, "dot: expected 1-D tensors, got %d-D and %d-D", a->ndim, b->ndim);
+  ct_err err;
+  return PUSH(L, ct_matmul(a, b, &err), "dot");
+}
+
+/* ---------------- views ---------------- */
+
+static int t_view_like(lua_State *L, bool reshape, const char *fn) {
+  ct_tensor *x = ct_lua_check(L, 1);
+  int64_t shape[CT_MAXDIM];
+  int next, n = read_sizes(L, 2, shape, &next, true);
+  ct_err err;
+  return PUSH(L, reshape ? ct_reshape(x, n, shape, &err) : ct_view(x, n, shape, &err), fn);
+}
+static int t_view(lua_State *L) { return t_view_like(L, false, "view"); }
+static int t_reshape(lua_State *L) { return t_view_like(L, true, "reshape"); }
+
+static int t_t(lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1);
+  if (x->ndim > 2) return luaL_error(L, "t: expects a tensor with at most 2 dims, got %d", x->ndim);
+  ct_err err;
+  if (x->ndim < 2) return PUSH(L, ct_transpose(x, 0, 0, &err), "t");
+  return PUSH(L, ct_transpose(x, 0, 1, &err), "t");
+}
+
+static int t_transpose(lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1);
+  int a = check_dim(L, 2, x->ndim, false), b = check_dim(L, 3, x->ndim, false);
+  ct_err err;
+  if (x->ndim == 0) return PUSH(L, ct_transpose(x, 0, 0, &err), "transpose");
+  return PUSH(L, ct_transpose(x, a, b, &err), "transpose");
+}
+
+static int t_permute(lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1);
+  int64_t dims[CT_MAXDIM];
+  int next, n = read_sizes(L, 2, dims, &next, true);
+  if (n != x->ndim)
+    return luaL_error(L, "permute: expected %d dims for a %d-d tensor, got %d", x->ndim, x->ndim, n);
+  int d[CT_MAXDIM];
+  for (int i = 0; i < n; i++) {
+    int64_t v = dims[i] < 0 ? dims[i] + n + 1 : dims[i];
+    if (v < 1 || v > n) return luaL_error(L, "permute: dimension %d out of range", (int)dims[i]);
+    d[i] = (int)v - 1;
+  }
+  ct_err err;
+  return PUSH(L, ct_permute(x, d, &err), "permute");
+}
+
+static int t_narrow(lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1);
+  int dim = check_dim(L, 2, x->ndim, false);
+  lua_Integer start = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
+  if (x->ndim == 0) return luaL_error(L, "narrow: cannot narrow a 0-d tensor");
+  if (start < 0) start += x->shape[dim] + 1;
+  if (start < 1 || start > x->shape[dim] + 1)
+    return luaL_argerror(L, 3, lua_pushfstring(L, "start %d out of range for size %d",
+                                               (int)luaL_checkinteger(L, 3), (int)x->shape[dim]));
+  if (len < 0) return luaL_argerror(L, 4, "length must be non-negative");
+  ct_err err;
+  return PUSH(L, ct_narrow(x, dim, start - 1, len, &err), "narrow");
+}
+
+static int t_select(lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1);
+  if (x->ndim == 0) return luaL_error(L, "select: cannot index a 0-d tensor");
+  int dim = check_dim(L, 2, x->ndim, false);
+  lua_Integer i = luaL_checkinteger(L, 3);
+  if (i < 0) i += x->shape[dim] + 1;
+  if (i < 1 || i > x->shape[dim])
+    return luaL_argerror(L, 3, lua_pushfstring(L, "index %d out of range for size %d of dim %d",
+                                               (int)luaL_checkinteger(L, 3), (int)x->shape[dim], dim + 1));
+  ct_err err;
+  return PUSH(L, ct_select(x, dim, i - 1, &err), "select");
+}
+
+static int t_squeeze(lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1);
+  ct_err err;
+  return PUSH(L, ct_squeeze(x, opt_dim(L, 2, x->ndim), &err), "squeeze");
+}
+
+static int t_unsqueeze(lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1);
+  ct_err err;
+  lua_Integer d = luaL_checkinteger(L, 2);
+  if (d < 0) d += x->ndim + 2;
+  if (d < 1 || d > x->ndim + 1)
+    return luaL_argerror(L, 2, lua_pushfstring(L, "dimension %d out of range (the result has %d dims)",
+                                               (int)luaL_checkinteger(L, 2), x->ndim + 1));
+  return PUSH(L, ct_unsqueeze(x, (int)d - 1, &err), "unsqueeze");
+}
+
+static int t_expand(lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1);
+  int64_t shape[CT_MAXDIM];
+  int next, n = read_sizes(L, 2, shape, &next, true);
+  ct_err err;
+  return PUSH(L, ct_expand(x, n, shape, &err), "expand");
+}
+
+static int t_expand_as(lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1), *o = ct_lua_check(L, 2);
+  ct_err err;
+  return PUSH(L, ct_expand(x, o->ndim, o->shape, &err), "expand_as");
+}
+
+static int t_flatten(lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1);
+  int s = lua_isnoneornil(L, 2) ? 0 : check_dim(L, 2, x->ndim, false);
+  int e = lua_isnoneornil(L, 3) ? (x->ndim ? x->ndim - 1 : 0) : check_dim(L, 3, x->ndim, false);
+  ct_err err;
+  return PUSH(L, ct_flatten(x, s, e, &err), "flatten");
+}
+
+static int t_contiguous(lua_State *L) {
+  ct_err err;
+  return PUSH(L, ct_contiguous(ct_lua_check(L, 1), &err), "contiguous");
+}
+static int t_clone(lua_State *L) {
+  ct_err err;
+  return PUSH(L, ct_clone(ct_lua_check(L, 1), &err), "clone");
+}
+static int t_detach(lua_State *L) {
+  ct_err err;
+  return PUSH(L, ct_detach(ct_lua_check(L, 1), &err), "detach");
+}
+static int t_to(lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1);
+  ct_err err;
+  return PUSH(L, ct_to(x, ct_lua_dtype(L, 2, x->dtype), &err), "to");
+}
+static int t_to_fixed(lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1);
+  ct_err err;
+  return PUSH(L, ct_to(x, (ct_dtype)lua_tointeger(L, lua_upvalueindex(1)), &err), "to");
+}
+
+/* ---------------- joining and indexing ---------------- */
+
+static int read_list(lua_State *L, int idx, ct_tensor **xs, int max, const char *fn) {
+  luaL_checktype(L, idx, LUA_TTABLE);
+  int n = (int)luaL_len(L, idx);
+  if (n > max) luaL_error(L, "%s: at most %d tensors", fn, max);
+  for (int i = 0; i < n; i++) {
+    lua_geti(L, idx, i + 1);
+    xs[i] = ct_lua_test(L, -1);
+    if (xs[i] == NULL) luaL_error(L, "%s: element %d of the list is not a tensor", fn, i + 1);
+    lua_pop(L, 1);   /* still referenced by the list */
+  }
+  return n;
+}
+
+static int t_cat_stack(lua_State *L) {
+  bool stack = lua_toboolean(L, lua_upvalueindex(1));
+  const char *fn = stack ? "stack" : "cat";
+  ct_tensor *xs[256];
+  int n = read_list(L, 1, xs, 256, fn);
+  if (n == 0) return luaL_error(L, "%s: expected a non-empty list of tensors", fn);
+  int dim = lua_isnoneornil(L, 2) ? 0 : check_dim(L, 2, xs[0]->ndim, stack);
+  ct_err err;
+  return PUSH(L, stack ? ct_stack(n, xs, dim, &err) : ct_cat(n, xs, dim, &err), fn);
+}
+
+/* 1-based index tensor -> 0-based copy in a box on the stack */
+static ct_tensor *zero_based(lua_State *L, int idx, const char *fn) {
+  ct_tensor *t = ct_lua_check(L, idx);
+  if (t->dtype != CT_I64) luaL_error(L, "%s: index must be an int64 tensor, got %s", fn, ct_dtype_name(t->dtype));
+  ct_err err;
+  ct_tensor **box = ct_lua_newbox(L);
+  if ((*box = ct_unary(CT_U_ADDS, t, -1, 0, &err)) == NULL) ct_lua_error(L, fn, &err);
+  return *box;
+}
+
+static int t_gather(lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1);
+  int dim = check_dim(L, 2, x->ndim, false);
+  ct_tensor *idx = zero_based(L, 3, "gather");
+  ct_err err;
+  return PUSH(L, ct_gather(x, dim, idx, &err), "gather");
+}
+
+static int t_scatter_add(lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1);
+  int dim = check_dim(L, 2, x->ndim, false);
+  ct_tensor *idx = zero_based(L, 3, "scatter_add");
+  ct_err err;
+  return PUSH(L, ct_scatter_add(x, dim, idx, ct_lua_check(L, 4), &err), "scatter_add");
+}
+
+static int t_index_select(lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1);
+  int dim = check_dim(L, 2, x->ndim, false);
+  ct_tensor *idx = zero_based(L, 3, "index_select");
+  ct_err err;
+  return PUSH(L, ct_index_select(x, dim, idx, &err), "index_select");
+}
+
+static int t_index_add(lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1);
+  int dim = check_dim(L, 2, x->ndim, false);
+  ct_tensor *idx = zero_based(L, 3, "index_add");
+  ct_err err;
+  return PUSH(L, ct_index_add(x, dim, idx, ct_lua_check(L, 4), &err), "index_add");
+}
+
+/* ---------------- __index / __newindex ---------------- */
+
+/* x[i] (a view of row i) or x[{i, j, ...}] (views down to a 0-d tensor) */
+static ct_tensor *index_view(lua_State *L, ct_tensor *x, int key) {
+  ct_err err;
+  int n = 1;
+  if (lua_istable(L, key)) n = (int)luaL_len(L, key);
+  if (n > x->ndim)
+    luaL_error(L, "index: %d indices for a %d-d tensor", n, x->ndim);
+  ct_tensor **box = ct_lua_newbox(L);
+  ct_tensor_retain(x);
+  *box = x;
+  for (int k = 0; k < n; k++) {
+    lua_Integer i;
+    if (lua_istable(L, key)) {
+      lua_geti(L, key, k + 1);
+      int isnum;
+      i = lua_tointegerx(L, -1, &isnum);
+      lua_pop(L, 1);
+      if (!isnum) luaL_error(L, "index: element %d of the index is not an integer", k + 1);
+    } else {
+      i = lua_tointeger(L, key);
+    }
+    int64_t size = x->shape[k];
+    if (i < 0) i += size + 1;
+    if (i < 1 || i > size)
+      luaL_error(L, "index %d out of range for size %d of dim %d", (int)i, (int)size, k + 1);
+    ct_tensor *v = ct_select(*box, 0, i - 1, &err);
+    if (v == NULL) ct_lua_error(L, "index", &err);
+    ct_tensor_release(*box);
+    *box = v;
+  }
+  return *box;
+}
+
+static int t_index(lua_State *L) {
+  ct_tensor **box = luaL_checkudata(L, 1, CT_TENSOR_MT);
+  int kt = lua_type(L, 2);
+  if (kt == LUA_TSTRING) {
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;   /* a method */
+    const char *k = lua_tostring(L, 2);
+    ct_tensor *x = *box;
+    if (x == NULL) return luaL_error(L, "tensor was released");
+    if (strcmp(k, "grad") == 0) {
+      if (x->grad == NULL) return 0;
+      ct_tensor **g = ct_lua_newbox(L);
+      ct_tensor_retain(x->grad);
+      *g = x->grad;
+      return 1;
+    }
+    if (strcmp(k, "requires_grad") == 0) { lua_pushboolean(L, x->requires_grad); return 1; }
+    if (strcmp(k, "is_leaf") == 0) { lua_pushboolean(L, x->grad_fn == NULL); return 1; }
+    if (strcmp(k, "grad_fn") == 0) {
+      if (x->grad_fn == NULL) return 0;
+      lua_pushstring(L, x->grad_fn->op->name);
+      return 1;
+    }
+    if (strcmp(k, "data") == 0) {
+      ct_err err;
+      return PUSH(L, ct_detach(x, &err), "data");
+    }
+    return 0;
+  }
+  if (kt == LUA_TNUMBER || kt == LUA_TTABLE) {
+    if (*box == NULL) return luaL_error(L, "tensor was released");
+    if (kt == LUA_TNUMBER && !lua_isinteger(L, 2)) return luaL_error(L, "index: %f is not an integer", lua_tonumber(L, 2));
+    index_view(L, *box, 2);
+    return 1;
+  }
+  return 0;
+}
+
+static int t_newindex(lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1);
+  ct_err err;
+  if (lua_type(L, 2) == LUA_TSTRING) {
+    const char *k = lua_tostring(L, 2);
+    if (strcmp(k, "requires_grad") == 0) {
+      bool v = lua_toboolean(L, 3);
+      if (v && x->dtype == CT_I64)
+        return luaL_error(L, "requires_grad: only floating point tensors can require gradients (got int64)");
+      if (!v && x->grad_fn)
+        return luaL_error(L, "requires_grad: can only change the flag of leaf tensors (use detach())");
+      x->requires_grad = v;
+      return 0;
+    }
+    if (strcmp(k, "grad") == 0) {
+      ct_tensor *g = lua_isnil(L, 3) ? NULL : ct_lua_check(L, 3);
+      if (g && !ct_same_shape(g, x)) {
+        char a[96], b[96];
+        return luaL_error(L, "grad: assigned grad has shape %s, but the tensor has shape %s",
+                          ct_shape_str(a, g->ndim, g->shape), ct_shape_str(b, x->ndim, x->shape));
+      }
+      if (g) ct_tensor_retain(g);
+      ct_tensor_release(x->grad);
+      x->grad = g;
+      return 0;
+    }
+    return luaL_error(L, "cannot set field '%s' of a tensor", k);
+  }
+  if (lua_type(L, 2) != LUA_TNUMBER && !lua_istable(L, 2))
+    return luaL_error(L, "index: expected an integer or a table of integers");
+  ct_tensor *v = index_view(L, x, 2);
+  int ok = lua_type(L, 3) == LUA_TNUMBER ? ct_fill_(v, lua_tonumber(L, 3), &err)
+                                         : ct_copy_(v, ct_lua_check(L, 3), &err);
+  if (!ok) return ct_lua_error(L, "index assignment", &err);
+  return 0;
+}
+
+/* ---------------- registration ---------------- */
+
+static const luaL_Reg methods[] = {
+  {"shape", t_shape}, {"size", t_size}, {"stride", t_stride}, {"dim", t_dim}, {"numel", t_numel},
+  {"nelement", t_numel}, {"dtype", t_dtype}, {"item", t_item}, {"totable", t_totable},
+  {"is_contiguous", t_is_contiguous}, {"get", t_get},
+  {"pow", t_pow}, {"lerp", t_lerp},
+  {"add_", t_add_}, {"sub_", t_sub_}, {"mul_", t_mul_}, {"div_", t_div_}, {"pow_", t_pow_},
+  {"maximum_", t_maximum_}, {"minimum_", t_minimum_}, {"addcmul_", t_addcmul_},
+  {"addcdiv_", t_addcdiv_}, {"lerp_", t_lerp_}, {"fill_", t_fill_}, {"zero_", t_zero_},
+  {"copy_", t_copy_}, {"masked_fill_", t_masked_fill_}, {"uniform_", t_uniform_},
+  {"normal_", t_normal_}, {"masked_fill", t_masked_fill}, {"where", t_where},
+  {"allclose", t_allclose}, {"var", NULL}, {"std", NULL}, {"norm", t_norm},
+  {"logsumexp", t_logsumexp}, {"matmul", t_matmul}, {"mm", t_mm}, {"bmm", t_bmm},
+  {"dot", t_dot}, {"view", t_view}, {"reshape", t_reshape}, {"t", t_t},
+  {"transpose", t_transpose}, {"permute", t_permute}, {"narrow", t_narrow},
+  {"select", t_select}, {"squeeze", t_squeeze}, {"unsqueeze", t_unsqueeze},
+  {"expand", t_expand}, {"expand_as", t_expand_as}, {"flatten", t_flatten},
+  {"contiguous", t_contiguous}, {"clone", t_clone}, {"detach", t_detach}, {"to", t_to},
+  {"gather", t_gather}, {"scatter_add", t_scatter_add}, {"index_select", t_index_select},
+  {"index_add", t_index_add}, {"argmax", NULL}, {"argmin", NULL}, {"softmax", NULL},
+  {"log_softmax", NULL}, {"cat", NULL}, {"stack", NULL},
+  {"float", NULL}, {"double", NULL}, {"long", NULL},
+  {NULL, NULL}};
+
+static const luaL_Reg functions[] = {
+  {"tensor", t_tensor}, {"zeros", t_zeros}, {"ones", t_ones}, {"empty", t_empty},
+  {"full", t_full}, {"rand", t_rand}, {"randn", t_randn}, {"randint", t_randint},
+  {"eye", t_eye}, {"arange", t_arange}, {"linspace", t_linspace}, {"manual_seed", t_manual_seed},
+  {NULL, NULL}};
+
+/* Sets fn (on top) as methods[name] and core[name]; pops it. */
+static void set_both(lua_State *L, int methods_idx, int core_idx, const char *name) {
+  lua_pushvalue(L, -1);
+  lua_setfield(L, methods_idx, name);
+  lua_setfield(L, core_idx, name);
+}
+
+void ct_lua_open_tensor(lua_State *L) {
+  int core = lua_gettop(L);
+  luaL_setfuncs(L, functions, 0);
+  luaL_newmetatable(L, CT_TENSOR_MT);
+  int mt = lua_gettop(L);
+  lua_newtable(L);   /* the method table, also crater.core.Tensor */
+  int m = lua_gettop(L);
+  for (const luaL_Reg *r = methods; r->name; r++)
+    if (r->func) { lua_pushcfunction(L, r->func); set_both(L, m, core, r->name); }
+  for (int i = 0; i < CT_U_COUNT; i++) {
+    lua_pushinteger(L, i);
+    lua_pushcclosure(L, t_unary, 1);
+    set_both(L, m, core, ct_unary_names[i]);
+    lua_pushinteger(L, i);
+    lua_pushcclosure(L, t_unary_, 1);
+    lua_pushfstring(L, "%s_", ct_unary_names[i]);
+    lua_insert(L, -2);
+    lua_setfield(L, m, lua_tostring(L, -2));
+    lua_pop(L, 1);
+  }
+  for (int i = 0; i < CT_B_COUNT; i++) {
+    if (i == CT_B_POW) continue;
+    lua_pushinteger(L, i);
+    lua_pushcclosure(L, t_binary, 1);
+    set_both(L, m, core, ct_binary_names[i]);
+  }
+  static const char *rnames[] = {"sum", "mean", "prod", "max", "min"};
+  for (int i = 0; i < 5; i++) {
+    lua_pushinteger(L, i);
+    lua_pushcclosure(L, t_reduce, 1);
+    set_both(L, m, core, rnames[i]);
+  }
+  struct { const char *name; lua_CFunction f; int flag; } flagged[] = {
+    {"argmax", t_argmaxmin, 1}, {"argmin", t_argmaxmin, 0}, {"softmax", t_softmax, 0},
+    {"log_softmax", t_softmax, 1}, {"cat", t_cat_stack, 0}, {"stack", t_cat_stack, 1},
+    {"var", t_var_std, 0}, {"std", t_var_std, 1}};
+  for (size_t i = 0; i < sizeof flagged / sizeof flagged[0]; i++) {
+    lua_pushboolean(L, flagged[i].flag);
+    lua_pushcclosure(L, flagged[i].f, 1);
+    set_both(L, m, core, flagged[i].name);
+  }
+  struct { const char *name; ct_dtype dt; } casts[] = {{"float", CT_F32}, {"double", CT_F64}, {"long", CT_I64}};
+  for (int i = 0; i < 3; i++) {
+    lua_pushinteger(L, casts[i].dt);
+    lua_pushcclosure(L, t_to_fixed, 1);
+    lua_setfield(L, m, casts[i].name);
+  }
+  /* metamethods */
+  lua_pushvalue(L, m);
+  lua_pushcclosure(L, t_index, 1);
+  lua_setfield(L, mt, "__index");
+  static const luaL_Reg meta[] = {
+    {"__newindex", t_newindex}, {"__gc", t_gc}, {"__close", t_gc}, {"__len", t_len},
+    {"__add", t_add_mm}, {"__sub", t_sub_mm}, {"__mul", t_mul_mm}, {"__div", t_div_mm},
+    {"__pow", t_pow_mm}, {"__unm", t_unm}, {"__lt", t_lt_mm}, {"__le", t_le_mm}, {NULL, NULL}};
+  lua_pushvalue(L, mt);
+  luaL_setfuncs(L, meta, 0);
+  lua_pop(L, 1);
+  lua_pushvalue(L, m);
+  lua_setfield(L, core, "Tensor");      /* the method table: Lua adds sugar to it */
+  lua_pushvalue(L, mt);
+  lua_setfield(L, core, "Tensor_mt");
+  lua_settop(L, core);
+}

@@ -1,0 +1,761 @@
+/* crater ops: elementwise unary and binary ops (broadcasting, dtype promotion), their
+ * backward formulas, and the fused in-place kernels that optimizers use.
+ * Kernels: contiguous fast path first, strided runs from ct_iterate second. */
+#include <math.h>
+#include <string.h>
+#include <tgmath.h>
+
+#include "ops.h"
+
+const char *const ct_unary_names[CT_U_COUNT] = {
+#define X(e, n) #n,
+  CT_UNARY_OPS(X)
+#undef X
+};
+const char *const ct_binary_names[CT_B_COUNT] = {
+#define X(e, n) #n,
+  CT_BINARY_OPS(X)
+#undef X
+};
+
+/* ======================= unary kernels ======================= */
+
+typedef struct { ct_unary_op op; double a, b; } un_ctx;
+
+/* one loop per op: the switch stays outside so each loop vectorises */
+#define ULOOP(T, EXPR)                                                            \
+  do {                                                                            \
+    if (sy == 1 && sx == 1) for (int64_t i = 0; i < n; i++) { T v = x[i]; y[i] = (EXPR); } \
+    else for (int64_t i = 0; i < n; i++) { T v = x[i * sx]; y[i * sy] = (EXPR); } \
+  } while (0)
+
+#define UNARY_FLOAT_KERNEL(T, NAME)                                               \
+  static void NAME(char **p, const int64_t *s, int64_t n, void *vctx) {          \
+    un_ctx *c = vctx;                                                             \
+    T *y = (T *)p[0];                                                             \
+    const T *x = (const T *)p[1];                                             \
+    int64_t sy = s[0], sx = s[1];                                                 \
+    const T a = (T)c->a, b = (T)c->b, one = 1, zero = 0, half = (T)0.5;          \
+    switch (c->op) {                                                              \
+    case CT_U_NEG: ULOOP(T, -v); break;                                           \
+    case CT_U_ABS: ULOOP(T, fabs(v)); break;                                      \
+    case CT_U_SIGN: ULOOP(T, (T)((v > zero) - (v < zero))); break;                \
+    case CT_U_EXP: ULOOP(T, exp(v)); break;                                       \
+    case CT_U_LOG: ULOOP(T, log(v)); break;                                       \
+    case CT_U_LOG1P: ULOOP(T, log1p(v)); break;                                   \
+    case CT_U_SQRT: ULOOP(T, sqrt(v)); break;                                     \
+    case CT_U_RSQRT: ULOOP(T, one / sqrt(v)); break;                              \
+    case CT_U_SIN: ULOOP(T, sin(v)); break;                                       \
+    case CT_U_COS: ULOOP(T, cos(v)); break;                                       \
+    case CT_U_TANH: ULOOP(T, tanh(v)); break;                                     \
+    case CT_U_SIGMOID: ULOOP(T, one / (one + exp(-v))); break;                    \
+    case CT_U_RELU: ULOOP(T, v > zero ? v : zero); break;                         \
+    case CT_U_ERF: ULOOP(T, erf(v)); break;                                       \
+    case CT_U_GELU: ULOOP(T, half * v * (one + erf(v * (T)0.70710678118654752440))); break; \
+    case CT_U_LEAKY_RELU: ULOOP(T, v > zero ? v : v * a); break;                  \
+    case CT_U_SOFTPLUS: ULOOP(T, v * a > b ? v : log1p(exp(v * a)) / a); break;   \
+    case CT_U_CLAMP: ULOOP(T, v < a ? a : (v > b ? b : v)); break;                \
+    case CT_U_POW: ULOOP(T, pow(v, a)); break;                                    \
+    case CT_U_RPOW: ULOOP(T, pow(a, v)); break;                                   \
+    case CT_U_ADDS: ULOOP(T, v + a); break;                                       \
+    case CT_U_MULS: ULOOP(T, v * a); break;                                       \
+    case CT_U_DIVS: ULOOP(T, v / a); break;                                       \
+    case CT_U_RSUBS: ULOOP(T, a - v); break;                                      \
+    case CT_U_RDIVS: ULOOP(T, a / v); break;                                      \
+    default: break;                                                               \
+    }                                                                             \
+  }
+UNARY_FLOAT_KERNEL(float, unary_f32)
+UNARY_FLOAT_KERNEL(double, unary_f64)
+
+static void unary_i64(char **p, const int64_t *s, int64_t n, void *vctx) {
+  un_ctx *c = vctx;
+  int64_t *y = (int64_t *)p[0];
+  const int64_t *x = (const int64_t *)p[1];
+  int64_t sy = s[0], sx = s[1], a = (int64_t)c->a, b = (int64_t)c->b;
+  switch (c->op) {
+  case CT_U_NEG: ULOOP(int64_t, -v); break;
+  case CT_U_ABS: ULOOP(int64_t, v < 0 ? -v : v); break;
+  case CT_U_SIGN: ULOOP(int64_t, (v > 0) - (v < 0)); break;
+  case CT_U_RELU: ULOOP(int64_t, v > 0 ? v : 0); break;
+  case CT_U_CLAMP: ULOOP(int64_t, v < a ? a : (v > b ? b : v)); break;
+  case CT_U_ADDS: ULOOP(int64_t, v + a); break;
+  case CT_U_MULS: ULOOP(int64_t, v * a); break;
+  case CT_U_RSUBS: ULOOP(int64_t, a - v); break;
+  default: break;
+  }
+}
+
+/* Ops that keep int64 when their scalars are whole numbers; the rest compute in float32. */
+static bool int_closed(ct_unary_op op, double a, double b) {
+  switch (op) {
+  case CT_U_NEG: case CT_U_ABS: case CT_U_SIGN: case CT_U_RELU: return true;
+  case CT_U_CLAMP: return (a == floor(a) || isinf(a)) && (b == floor(b) || isinf(b));
+  case CT_U_ADDS: case CT_U_MULS: case CT_U_RSUBS: return a == floor(a) && fabs(a) < 9e15;
+  default: return false;
+  }
+}
+
+static void unary_apply(ct_tensor *y, ct_tensor *x, ct_unary_op op, double a, double b) {
+  un_ctx c = {op, a, b};
+  if (x->dtype == CT_I64 && op == CT_U_CLAMP) {   /* clamp bounds at int64 range */
+    c.a = isinf(a) ? -9.2e18 : a;
+    c.b = isinf(b) ? 9.2e18 : b;
+  }
+  char *base[2] = {ct_data(y), ct_data(x)};
+  int64_t st[2][CT_MAXDIM];
+  memcpy(st[0], y->stride, sizeof st[0]);
+  memcpy(st[1], x->stride, sizeof st[1]);
+  ct_loop_fn fn = x->dtype == CT_F32 ? unary_f32 : x->dtype == CT_F64 ? unary_f64 : unary_i64;
+  ct_iterate(2, base, x->ndim, x->shape, st, fn, &c);
+}
+
+/* ---- unary backward: one formula per op, built from ops ---- */
+
+static int unary_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err);
+static const ct_op unary_ops[CT_U_COUNT] = {
+#define X(e, n) [CT_U_##e] = {#e "Backward", unary_backward},
+  CT_UNARY_OPS(X)
+#undef X
+};
+
+/* Which ops save their result instead of their input. */
+static bool saves_out(ct_unary_op op) {
+  return op == CT_U_EXP || op == CT_U_SQRT || op == CT_U_RSQRT || op == CT_U_TANH ||
+         op == CT_U_SIGMOID || op == CT_U_RELU || op == CT_U_RPOW;
+}
+
+ct_tensor *ct_unary(ct_unary_op op, ct_tensor *x, double a, double b, ct_err *err) {
+  ct_tensor *src = x, *cast = NULL;
+  if (x->dtype == CT_I64 && !int_closed(op, a, b)) {
+    cast = ct_to(x, CT_F32, err);
+    if (cast == NULL) return NULL;
+    src = cast;
+  }
+  ct_tensor *y = ct_tensor_new(src->dtype, src->ndim, src->shape, err);
+  if (y) unary_apply(y, src, op, a, b);
+  if (y && ct_needs_grad(1, &src)) {
+    ct_node *nd = ct_record(&unary_ops[op], y, 1, &src, err);
+    if (nd == NULL || !ct_save(nd, saves_out(op) ? y : src, saves_out(op), err)) {
+      ct_tensor_release(y);
+      y = NULL;
+    } else {
+      nd->i[0] = op;
+      nd->f[0] = a;
+      nd->f[1] = b;
+    }
+  }
+  ct_tensor_release(cast);
+  return y;
+}
+
+ct_tensor *ct_scale(ct_tensor *x, double s, ct_err *err) { return ct_unary(CT_U_MULS, x, s, 0, err); }
+
+static ct_tensor *un(ct_unary_op op, ct_tensor *x, double a, ct_err *err) {
+  return x ? ct_unary(op, x, a, 0, err) : NULL;
+}
+
+/* un() that consumes x: for chains of temporaries */
+static ct_tensor *unc(ct_unary_op op, ct_tensor *x, double a, ct_err *err) {
+  ct_tensor *r = un(op, x, a, err);
+  ct_tensor_release(x);
+  return r;
+}
+
+/* Consumes a and b (either may be NULL on an earlier failure). */
+static ct_tensor *mul_own(ct_tensor *a, ct_tensor *b, ct_err *err) {
+  ct_tensor *r = (a && b) ? ct_mul(a, b, err) : NULL;
+  ct_tensor_release(a);
+  ct_tensor_release(b);
+  return r;
+}
+
+static ct_tensor *own1(ct_tensor *r, ct_tensor *consumed) {
+  ct_tensor_release(consumed);
+  return r;
+}
+
+static ct_tensor *scalar_like(ct_tensor *t, double v, ct_err *err) {
+  return ct_tensor_scalar(t->dtype, v, err);
+}
+
+static int unary_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
+  ct_unary_op op = (ct_unary_op)nd->i[0];
+  double a = nd->f[0], b = nd->f[1];
+  ct_tensor *s = ct_saved(nd, 0, err);   /* x, or y for saves_out ops */
+  if (s == NULL) return 0;
+  ct_tensor *r = NULL, *t = NULL;
+  switch (op) {
+  case CT_U_NEG: r = ct_unary(CT_U_NEG, g, 0, 0, err); break;
+  case CT_U_ABS: r = mul_own(ct_unary(CT_U_SIGN, s, 0, 0, err), (ct_tensor_retain(g), g), err); break;
+  case CT_U_SIGN: r = ct_zeros_like(g, err); break;
+  case CT_U_EXP: r = ct_mul(g, s, err); break;                          /* g * y */
+  case CT_U_LOG: r = ct_div(g, s, err); break;                          /* g / x */
+  case CT_U_LOG1P: t = un(CT_U_ADDS, s, 1, err); r = t ? ct_div(g, t, err) : NULL; ct_tensor_release(t); break;
+  case CT_U_SQRT: t = un(CT_U_MULS, s, 2, err); r = t ? ct_div(g, t, err) : NULL; ct_tensor_release(t); break;  /* g / 2y */
+  case CT_U_RSQRT:                                                      /* -g y^3 / 2 */
+    r = mul_own(un(CT_U_MULS, g, -0.5, err), un(CT_U_POW, s, 3, err), err); break;
+  case CT_U_SIN: t = un(CT_U_COS, s, 0, err); r = t ? ct_mul(g, t, err) : NULL; ct_tensor_release(t); break;
+  case CT_U_COS: r = mul_own(un(CT_U_NEG, g, 0, err), un(CT_U_SIN, s, 0, err), err); break;
+  case CT_U_TANH:                                                       /* g (1 - y^2) */
+    t = unc(CT_U_RSUBS, un(CT_U_POW, s, 2, err), 1, err); r = t ? ct_mul(g, t, err) : NULL; ct_tensor_release(t); break;
+  case CT_U_SIGMOID:                                                    /* g y (1 - y) */
+    r = mul_own(ct_mul(g, s, err), un(CT_U_RSUBS, s, 1, err), err); break;
+  case CT_U_RELU: {                                                     /* g [y > 0] */
+    ct_tensor *zero = scalar_like(s, 0, err);
+    r = zero ? mul_own(ct_compare_as(CT_B_GT, s, zero, err), (ct_tensor_retain(g), g), err) : NULL;
+    ct_tensor_release(zero);
+    break;
+  }
+  case CT_U_ERF:                                                        /* g 2/sqrt(pi) e^{-x^2} */
+    r = mul_own(un(CT_U_MULS, g, 1.12837916709551257390, err),
+                unc(CT_U_EXP, unc(CT_U_NEG, un(CT_U_POW, s, 2, err), 0, err), 0, err), err);
+    break;
+  case CT_U_GELU: {   /* g (Phi(x) + x phi(x)) */
+    ct_tensor *cdf = unc(CT_U_MULS, unc(CT_U_ADDS, unc(CT_U_ERF, un(CT_U_MULS, s, 0.70710678118654752440, err), 0, err), 1, err), 0.5, err);
+    ct_tensor *pdf = unc(CT_U_MULS, unc(CT_U_EXP, unc(CT_U_MULS, un(CT_U_POW, s, 2, err), -0.5, err), 0, err), 0.39894228040143267794, err);
+    ct_tensor *xpdf = pdf ? ct_mul(s, pdf, err) : NULL;
+    ct_tensor *sum = (cdf && xpdf) ? ct_add(cdf, xpdf, err) : NULL;
+    ct_tensor_release(cdf);
+    ct_tensor_release(pdf);
+    ct_tensor_release(xpdf);
+    r = sum ? own1(ct_mul(g, sum, err), sum) : NULL;
+    break;
+  }
+  case CT_U_LEAKY_RELU: {   /* g (a + (1-a)[x > 0]) */
+    ct_tensor *zero = scalar_like(s, 0, err);
+    ct_tensor *m = zero ? ct_compare_as(CT_B_GT, s, zero, err) : NULL;
+    ct_tensor *f = unc(CT_U_ADDS, unc(CT_U_MULS, m, 1 - a, err), a, err);
+    ct_tensor_release(zero);
+    r = f ? own1(ct_mul(g, f, err), f) : NULL;
+    break;
+  }
+  case CT_U_SOFTPLUS: {   /* g sigmoid(beta x), or g where beta x > threshold */
+    ct_tensor *bx = un(CT_U_MULS, s, a, err);
+    ct_tensor *thr = scalar_like(s, b, err);
+    ct_tensor *lin = (bx && thr) ? ct_compare_as(CT_B_GT, bx, thr, err) : NULL;
+    ct_tensor *sg = un(CT_U_SIGMOID, bx, 0, err);
+    ct_tensor *one = scalar_like(s, 1, err);
+    ct_tensor *f = (lin && sg && one) ? ct_where(lin, one, sg, err) : NULL;
+    ct_tensor_release(thr); ct_tensor_release(lin); ct_tensor_release(sg); ct_tensor_release(one);
+    ct_tensor_release(bx);
+    r = f ? own1(ct_mul(g, f, err), f) : NULL;
+    break;
+  }
+  case CT_U_CLAMP: {   /* g [min <= x <= max]: the gradient passes at the boundaries, as PyTorch */
+    ct_tensor *lo = scalar_like(s, a, err), *hi = scalar_like(s, b, err);
+    ct_tensor *m = (lo && hi) ? mul_own(ct_compare_as(CT_B_GE, s, lo, err), ct_compare_as(CT_B_LE, s, hi, err), err) : NULL;
+    ct_tensor_release(lo); ct_tensor_release(hi);
+    r = m ? own1(ct_mul(g, m, err), m) : NULL;
+    break;
+  }
+  case CT_U_POW:   /* g a x^(a-1) */
+    if (a == 0) r = ct_zeros_like(g, err);
+    else r = mul_own(un(CT_U_MULS, g, a, err), un(CT_U_POW, s, a - 1, err), err);
+    break;
+  case CT_U_RPOW: t = un(CT_U_MULS, s, log(a), err); r = t ? ct_mul(g, t, err) : NULL; ct_tensor_release(t); break;  /* g y ln a */
+  case CT_U_ADDS: ct_tensor_retain(g); r = g; break;
+  case CT_U_MULS: r = ct_unary(CT_U_MULS, g, a, 0, err); break;
+  case CT_U_DIVS: r = ct_unary(CT_U_DIVS, g, a, 0, err); break;
+  case CT_U_RSUBS: r = ct_unary(CT_U_NEG, g, 0, 0, err); break;
+  case CT_U_RDIVS:   /* -g a / x^2 */
+    t = un(CT_U_POW, s, 2, err);
+    r = mul_own(un(CT_U_MULS, g, -a, err), t ? ct_unary(CT_U_POW, t, -1, 0, err) : NULL, err);
+    ct_tensor_release(t);
+    break;
+  default: break;
+  }
+  ct_tensor_release(s);
+  gin[0] = r;
+  return r != NULL;
+}
+
+int ct_unary_(ct_unary_op op, ct_tensor *x, double a, double b, ct_err *err) {
+  if (ct_grad_enabled && x->requires_grad && x->grad_fn == NULL)
+    return ct_fail(err, "a leaf tensor that requires grad is used in an in-place operation "
+                        "(wrap it in crater.no_grad)");
+  if (x->dtype == CT_I64 && !int_closed(op, a, b))
+    return ct_fail(err, "result type float32 can't be cast to the desired output type int64");
+  if (ct_grad_enabled && x->requires_grad) {   /* record: compute out of place, write back */
+    ct_tensor *y = ct_unary(op, x, a, b, err);
+    if (y == NULL) return 0;
+    ct_copy_into(x, y);
+    ct_node_release(x->grad_fn);
+    x->grad_fn = y->grad_fn;
+    y->grad_fn = NULL;
+    ct_tensor_release(y);
+    return 1;
+  }
+  unary_apply(x, x, op, a, b);
+  ct_bump(x);
+  return 1;
+}
+
+/* ======================= binary kernels ======================= */
+
+int ct_broadcast_shape(const ct_tensor *a, const ct_tensor *b, int *ndim, int64_t *shape,
+                       ct_err *err) {
+  int n = a->ndim > b->ndim ? a->ndim : b->ndim;
+  for (int i = 0; i < n; i++) {
+    int ia = a->ndim - n + i, ib = b->ndim - n + i;
+    int64_t sa = ia >= 0 ? a->shape[ia] : 1, sb = ib >= 0 ? b->shape[ib] : 1;
+    if (sa != sb && sa != 1 && sb != 1) {
+      char x[96], y[96];
+      return ct_fail(err, "shapes %s and %s cannot be broadcast (size %lld vs %lld at dim %d)",
+                     ct_shape_str(x, a->ndim, a->shape), ct_shape_str(y, b->ndim, b->shape),
+                     (long long)sa, (long long)sb, i + 1);
+    }
+    shape[i] = sa == 1 ? sb : sa;
+  }
+  *ndim = n;
+  return 1;
+}
+
+/* element strides of t seen with 'shape' (broadcast dims get stride 0) */
+static void broadcast_strides(const ct_tensor *t, int ndim, const int64_t *shape, int64_t *st) {
+  for (int i = 0; i < ndim; i++) {
+    int it = t->ndim - ndim + i;
+    st[i] = (it < 0 || (t->shape[it] == 1 && shape[i] != 1)) ? 0 : t->stride[it];
+  }
+}
+
+typedef struct { ct_binary_op op; } bin_ctx;
+
+#define BLOOP(T, TO, EXPR)                                                         \
+  do {                                                                             \
+    if (so == 1 && sa == 1 && sb == 1)                                             \
+      for (int64_t i = 0; i < n; i++) { T u = a[i], v = b[i]; o[i] = (TO)(EXPR); } \
+    else if (so == 1 && sa == 1 && sb == 0) {                                      \
+      T v = b[0];                                                                  \
+      for (int64_t i = 0; i < n; i++) { T u = a[i]; o[i] = (TO)(EXPR); }           \
+    } else                                                                         \
+      for (int64_t i = 0; i < n; i++) {                                            \
+        T u = a[i * sa], v = b[i * sb];                                            \
+        o[i * so] = (TO)(EXPR);                                                    \
+      }                                                                            \
+  } while (0)
+
+/* comparisons write the output type TO (int64, or the input type for masks) */
+#define CMP_CASES(T, TO)                                   \
+  case CT_B_EQ: BLOOP(T, TO, u == v); break;              \
+  case CT_B_NE: BLOOP(T, TO, u != v); break;              \
+  case CT_B_LT: BLOOP(T, TO, u < v); break;               \
+  case CT_B_LE: BLOOP(T, TO, u <= v); break;              \
+  case CT_B_GT: BLOOP(T, TO, u > v); break;               \
+  case CT_B_GE: BLOOP(T, TO, u >= v); break;
+
+#define BINARY_FLOAT_KERNEL(T, NAME)                                                    \
+  static void NAME(char **p, const int64_t *s, int64_t n, void *vctx) {                \
+    bin_ctx *c = vctx;                                                                  \
+    T *o = (T *)p[0];                                                                   \
+    const T *a = (const T *)p[1], *b = (const T *)p[2];                                 \
+    int64_t so = s[0], sa = s[1], sb = s[2];                                            \
+    switch (c->op) {                                                                    \
+    case CT_B_ADD: BLOOP(T, T, u + v); break;                                           \
+    case CT_B_SUB: BLOOP(T, T, u - v); break;                                           \
+    case CT_B_MUL: BLOOP(T, T, u * v); break;                                           \
+    case CT_B_DIV: BLOOP(T, T, u / v); break;                                           \
+    case CT_B_POW: BLOOP(T, T, pow(u, v)); break;                                       \
+    case CT_B_MINIMUM: BLOOP(T, T, (u != u || v != v) ? u + v : (u < v ? u : v)); break; \
+    case CT_B_MAXIMUM: BLOOP(T, T, (u != u || v != v) ? u + v : (u > v ? u : v)); break; \
+    CMP_CASES(T, T)                                                                     \
+    default: break;                                                                     \
+    }                                                                                   \
+  }                                                                                     \
+  static void NAME##_cmp(char **p, const int64_t *s, int64_t n, void *vctx) {          \
+    bin_ctx *c = vctx;                                                                  \
+    int64_t *o = (int64_t *)p[0];                                                       \
+    const T *a = (const T *)p[1], *b = (const T *)p[2];                                 \
+    int64_t so = s[0], sa = s[1], sb = s[2];                                            \
+    switch (c->op) { CMP_CASES(T, int64_t) default: break; }                            \
+  }
+BINARY_FLOAT_KERNEL(float, binary_f32)
+BINARY_FLOAT_KERNEL(double, binary_f64)
+
+static int64_t ipow(int64_t u, int64_t v) {
+  int64_t r = 1;
+  if (v < 0) return u == 1 ? 1 : (u == -1 ? (v % 2 ? -1 : 1) : 0);
+  while (v) { if (v & 1) r *= u; u *= u; v >>= 1; }
+  return r;
+}
+
+static void binary_i64(char **p, const int64_t *s, int64_t n, void *vctx) {
+  bin_ctx *c = vctx;
+  int64_t *o = (int64_t *)p[0];
+  const int64_t *a = (const int64_t *)p[1], *b = (const int64_t *)p[2];
+  int64_t so = s[0], sa = s[1], sb = s[2];
+  switch (c->op) {
+  case CT_B_ADD: BLOOP(int64_t, int64_t, u + v); break;
+  case CT_B_SUB: BLOOP(int64_t, int64_t, u - v); break;
+  case CT_B_MUL: BLOOP(int64_t, int64_t, u * v); break;
+  case CT_B_POW: BLOOP(int64_t, int64_t, ipow(u, v)); break;
+  case CT_B_MINIMUM: BLOOP(int64_t, int64_t, u < v ? u : v); break;
+  case CT_B_MAXIMUM: BLOOP(int64_t, int64_t, u > v ? u : v); break;
+  CMP_CASES(int64_t, int64_t)
+  default: break;
+  }
+}
+#define binary_i64_cmp binary_i64
+
+static bool is_cmp(ct_binary_op op) { return op >= CT_B_EQ; }
+
+static void binary_apply(ct_tensor *o, ct_tensor *a, ct_tensor *b, ct_binary_op op) {
+  bin_ctx c = {op};
+  char *base[3] = {ct_data(o), ct_data(a), ct_data(b)};
+  int64_t st[3][CT_MAXDIM];
+  memcpy(st[0], o->stride, sizeof st[0]);
+  broadcast_strides(a, o->ndim, o->shape, st[1]);
+  broadcast_strides(b, o->ndim, o->shape, st[2]);
+  bool cmp_out = o->dtype != a->dtype;   /* int64 output of a float comparison */
+  ct_loop_fn fn = a->dtype == CT_F32 ? (cmp_out ? binary_f32_cmp : binary_f32)
+                : a->dtype == CT_F64 ? (cmp_out ? binary_f64_cmp : binary_f64)
+                : binary_i64;
+  ct_iterate(3, base, o->ndim, o->shape, st, fn, &c);
+}
+
+static int binary_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err);
+static const ct_op binary_ops[CT_B_COUNT] = {
+#define X(e, n) [CT_B_##e] = {#e "Backward", binary_backward},
+  CT_BINARY_OPS(X)
+#undef X
+};
+
+/* Brings a and b to one dtype (new references in *pa, *pb). */
+static int promote_pair(ct_tensor *a, ct_tensor *b, ct_tensor **pa, ct_tensor **pb, ct_err *err) {
+  ct_dtype dt = ct_promote(a->dtype, b->dtype);
+  *pa = a->dtype == dt ? (ct_tensor_retain(a), a) : ct_to(a, dt, err);
+  if (*pa == NULL) return 0;
+  *pb = b->dtype == dt ? (ct_tensor_retain(b), b) : ct_to(b, dt, err);
+  if (*pb == NULL) { ct_tensor_release(*pa); return 0; }
+  return 1;
+}
+
+static ct_tensor *binary_out(ct_binary_op op, ct_tensor *a0, ct_tensor *b0, bool int_cmp, ct_err *err) {
+  int nd;
+  int64_t shape[CT_MAXDIM];
+  ct_tensor *a, *b, *o = NULL;
+  if (!ct_broadcast_shape(a0, b0, &nd, shape, err)) return NULL;
+  if (!promote_pair(a0, b0, &a, &b, err)) return NULL;
+  if (op == CT_B_DIV && a->dtype == CT_I64) {   /* true division, as PyTorch */
+    ct_tensor *fa = ct_to(a, CT_F32, err), *fb = fa ? ct_to(b, CT_F32, err) : NULL;
+    ct_tensor_release(a);
+    ct_tensor_release(b);
+    if (fb == NULL) { ct_tensor_release(fa); return NULL; }
+    a = fa;
+    b = fb;
+  }
+  o = ct_tensor_new(is_cmp(op) && int_cmp ? CT_I64 : a->dtype, nd, shape, err);
+  if (o) binary_apply(o, a, b, op);
+  if (o && !is_cmp(op) && ct_needs_grad(2, (ct_tensor *[]){a, b})) {
+    ct_node *n = ct_record(&binary_ops[op], o, 2, (ct_tensor *[]){a, b}, err);
+    bool ok = n != NULL;
+    if (ok && op != CT_B_ADD && op != CT_B_SUB) ok = ct_save(n, a, false, err) && ct_save(n, b, false, err);
+    if (ok && (op == CT_B_POW || op == CT_B_DIV)) ok = ct_save(n, o, true, err);
+    if (ok) n->i[0] = op;
+    else { ct_tensor_release(o); o = NULL; }
+  }
+  ct_tensor_release(a);
+  ct_tensor_release(b);
+  return o;
+}
+
+ct_tensor *ct_binary(ct_binary_op op, ct_tensor *a, ct_tensor *b, ct_err *err) {
+  return binary_out(op, a, b, true, err);
+}
+ct_tensor *ct_compare_as(ct_binary_op op, ct_tensor *a, ct_tensor *b, ct_err *err) {
+  return binary_out(op, a, b, false, err);
+}
+ct_tensor *ct_add(ct_tensor *a, ct_tensor *b, ct_err *err) { return ct_binary(CT_B_ADD, a, b, err); }
+ct_tensor *ct_sub(ct_tensor *a, ct_tensor *b, ct_err *err) { return ct_binary(CT_B_SUB, a, b, err); }
+ct_tensor *ct_mul(ct_tensor *a, ct_tensor *b, ct_err *err) { return ct_binary(CT_B_MUL, a, b, err); }
+ct_tensor *ct_div(ct_tensor *a, ct_tensor *b, ct_err *err) { return ct_binary(CT_B_DIV, a, b, err); }
+
+ct_tensor *ct_zeros_like(ct_tensor *x, ct_err *err) {
+  return ct_tensor_zeros(x->dtype, x->ndim, x->shape, err);
+}
+
+static int binary_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
+  ct_binary_op op = (ct_binary_op)nd->i[0];
+  bool na = nd->edge[0].needs, nb = nd->edge[1].needs;
+  if (op == CT_B_ADD) {
+    if (na) { ct_tensor_retain(g); gin[0] = g; }
+    if (nb) { ct_tensor_retain(g); gin[1] = g; }
+    return 1;
+  }
+  if (op == CT_B_SUB) {
+    if (na) { ct_tensor_retain(g); gin[0] = g; }
+    if (nb && !(gin[1] = ct_unary(CT_U_NEG, g, 0, 0, err))) return 0;
+    return 1;
+  }
+  ct_tensor *a = ct_saved(nd, 0, err), *b = a ? ct_saved(nd, 1, err) : NULL, *o = NULL;
+  if (b == NULL) { ct_tensor_release(a); return 0; }
+  if ((op == CT_B_POW || op == CT_B_DIV) && (o = ct_saved(nd, 2, err)) == NULL) {
+    ct_tensor_release(a);
+    ct_tensor_release(b);
+    return 0;
+  }
+  switch (op) {
+  case CT_B_MUL:
+    if (na) gin[0] = ct_mul(g, b, err);
+    if (nb) gin[1] = ct_mul(g, a, err);
+    break;
+  case CT_B_DIV:   /* g / b and -g o / b */
+    if (na) gin[0] = ct_div(g, b, err);
+    if (nb) gin[1] = ct_div(mul_own(ct_unary(CT_U_NEG, g, 0, 0, err), (ct_tensor_retain(o), o), err) , b, err);
+    break;
+  case CT_B_POW: {
+    if (na) {   /* g b a^(b-1) */
+      ct_tensor *bm1 = ct_unary(CT_U_ADDS, b, -1, 0, err);
+      ct_tensor *p = bm1 ? ct_binary(CT_B_POW, a, bm1, err) : NULL;
+      ct_tensor_release(bm1);
+      gin[0] = mul_own(ct_mul(g, b, err), p, err);
+    }
+    if (nb) {   /* g o ln a, zero where a == 0 and b >= 0 (PyTorch's choice) */
+      ct_tensor *zero = scalar_like(a, 0, err);
+      ct_tensor *az = zero ? ct_compare_as(CT_B_EQ, a, zero, err) : NULL;
+      ct_tensor *bp = zero ? ct_compare_as(CT_B_GE, b, zero, err) : NULL;
+      ct_tensor *m = (az && bp) ? ct_mul(az, bp, err) : NULL;
+      ct_tensor *t = mul_own(ct_mul(g, o, err), ct_unary(CT_U_LOG, a, 0, 0, err), err);
+      gin[1] = (m && t) ? ct_where(m, zero, t, err) : NULL;
+      ct_tensor_release(zero); ct_tensor_release(az); ct_tensor_release(bp);
+      ct_tensor_release(m); ct_tensor_release(t);
+    }
+    break;
+  }
+  case CT_B_MINIMUM: case CT_B_MAXIMUM: {   /* ties split the gradient in half, as PyTorch */
+    ct_binary_op win = op == CT_B_MAXIMUM ? CT_B_GT : CT_B_LT;
+    ct_tensor *w = ct_compare_as(win, a, b, err);
+    ct_tensor *tie = w ? ct_compare_as(CT_B_EQ, a, b, err) : NULL;
+    ct_tensor *fa, *half = tie ? ct_unary(CT_U_MULS, tie, 0.5, 0, err) : NULL;
+    fa = half ? ct_add(w, half, err) : NULL;
+    if (na && fa) gin[0] = ct_mul(g, fa, err);
+    if (nb && fa) gin[1] = mul_own(ct_unary(CT_U_RSUBS, fa, 1, 0, err), (ct_tensor_retain(g), g), err);
+    ct_tensor_release(w); ct_tensor_release(tie); ct_tensor_release(half); ct_tensor_release(fa);
+    break;
+  }
+  default: break;
+  }
+  ct_tensor_release(a);
+  ct_tensor_release(b);
+  ct_tensor_release(o);
+  return (!na || gin[0]) && (!nb || gin[1]);
+}
+
+/* ======================= in-place ======================= */
+
+/* Common checks before any in-place write: leaf, dtype, and that 'other' broadcasts to x. */
+static int inplace_check(ct_tensor *x, ct_tensor *other, ct_err *err) {
+  if (ct_grad_enabled && x->requires_grad && x->grad_fn == NULL)
+    return ct_fail(err, "a leaf tensor that requires grad is used in an in-place operation "
+                        "(wrap it in crater.no_grad)");
+  if (other == NULL) return 1;
+  if (x->dtype == CT_I64 && other->dtype != CT_I64)
+    return ct_fail(err, "result type %s can't be cast to the desired output type int64",
+                   ct_dtype_name(other->dtype));
+  int nd;
+  int64_t shape[CT_MAXDIM];
+  if (!ct_broadcast_shape(x, other, &nd, shape, err)) return 0;
+  if (nd != x->ndim || memcmp(shape, x->shape, sizeof(int64_t) * (size_t)nd) != 0) {
+    char a[96], b[96];
+    return ct_fail(err, "output with shape %s doesn't match the broadcast shape %s",
+                   ct_shape_str(a, x->ndim, x->shape), ct_shape_str(b, nd, shape));
+  }
+  return 1;
+}
+
+/* x <- r (an out-of-place result with a graph), keeping x's identity */
+static int graft(ct_tensor *x, ct_tensor *r) {
+  if (r == NULL) return 0;
+  ct_copy_into(x, r);
+  if (r->grad_fn) {
+    ct_node_release(x->grad_fn);
+    x->grad_fn = r->grad_fn;
+    r->grad_fn = NULL;
+    x->requires_grad = true;
+  }
+  ct_tensor_release(r);
+  return 1;
+}
+
+static bool records(ct_tensor *x, ct_tensor *o) {
+  return ct_grad_enabled && (x->requires_grad || (o && o->requires_grad));
+}
+
+int ct_binary_(ct_binary_op op, ct_tensor *x, ct_tensor *y, ct_err *err) {
+  if (!inplace_check(x, y, err)) return 0;
+  if (records(x, y)) return graft(x, ct_binary(op, x, y, err));
+  ct_tensor *yc = y;
+  if (y->dtype != x->dtype && (yc = ct_to(y, x->dtype, err)) == NULL) return 0;
+  if (x->dtype == CT_I64 && op == CT_B_DIV) {
+    if (yc != y) ct_tensor_release(yc);
+    return ct_fail(err, "result type float32 can't be cast to the desired output type int64");
+  }
+  binary_apply(x, x, yc, op);
+  if (yc != y) ct_tensor_release(yc);
+  ct_bump(x);
+  return 1;
+}
+
+/* Fused kernels over x and up to two broadcast operands. */
+typedef enum { F_AXPY, F_ADDCMUL, F_ADDCDIV, F_LERP, F_COPY, F_MASKFILL } fused_kind;
+typedef struct { fused_kind k; double v; } fused_ctx;
+
+#define FUSED_KERNEL(T, NAME)                                                            \
+  static void NAME(char **p, const int64_t *s, int64_t n, void *vctx) {                 \
+    fused_ctx *c = vctx;                                                                 \
+    T *x = (T *)p[0];                                                                    \
+    const T *a = (const T *)p[1], *b = (const T *)p[2];                                  \
+    const T v = (T)c->v;                                                                 \
+    int64_t sx = s[0], sa = s[1], sb = s[2];                                             \
+    bool flat = sx == 1 && sa == 1 && (sb == 1 || c->k == F_AXPY || c->k == F_LERP ||   \
+                                       c->k == F_COPY);                                  \
+    switch (c->k) {                                                                      \
+    case F_AXPY:                                                                         \
+      if (flat) for (int64_t i = 0; i < n; i++) x[i] += v * a[i];                        \
+      else for (int64_t i = 0; i < n; i++) x[i * sx] += v * a[i * sa];                   \
+      break;                                                                             \
+    case F_ADDCMUL:                                                                      \
+      if (flat) for (int64_t i = 0; i < n; i++) x[i] += v * a[i] * b[i];                 \
+      else for (int64_t i = 0; i < n; i++) x[i * sx] += v * a[i * sa] * b[i * sb];       \
+      break;                                                                             \
+    case F_ADDCDIV:                                                                      \
+      if (flat) for (int64_t i = 0; i < n; i++) x[i] += v * a[i] / b[i];                 \
+      else for (int64_t i = 0; i < n; i++) x[i * sx] += v * a[i * sa] / b[i * sb];       \
+      break;                                                                             \
+    case F_LERP:   /* PyTorch's lerp: weight < 0.5 ? x + w (e - x) : e - (e - x)(1 - w) */ \
+      for (int64_t i = 0; i < n; i++) {                                                  \
+        T xi = x[i * sx], d = a[i * sa] - xi;                                            \
+        x[i * sx] = c->v < 0.5 ? xi + v * d : a[i * sa] - d * ((T)1 - v);                \
+      }                                                                                  \
+      break;                                                                             \
+    case F_COPY:                                                                         \
+      if (flat) for (int64_t i = 0; i < n; i++) x[i] = a[i];                             \
+      else for (int64_t i = 0; i < n; i++) x[i * sx] = a[i * sa];                        \
+      break;                                                                             \
+    case F_MASKFILL:   /* a is the mask, read as int64 */                                \
+      for (int64_t i = 0; i < n; i++)                                                    \
+        if (((const int64_t *)(const void *)a)[i * sa]) x[i * sx] = v;                   \
+      break;                                                                             \
+    }                                                                                    \
+  }
+FUSED_KERNEL(float, fused_f32)
+FUSED_KERNEL(double, fused_f64)
+FUSED_KERNEL(int64_t, fused_i64)
+
+static int fused(fused_kind k, ct_tensor *x, ct_tensor *a, ct_tensor *b, double v, ct_err *err) {
+  ct_tensor *ac = a, *bc = b;
+  ct_dtype want = k == F_MASKFILL ? CT_I64 : x->dtype;
+  if (a->dtype != want && (ac = ct_to(a, want, err)) == NULL) return 0;
+  if (b && b->dtype != x->dtype && (bc = ct_to(b, x->dtype, err)) == NULL) {
+    if (ac != a) ct_tensor_release(ac);
+    return 0;
+  }
+  fused_ctx c = {k, v};
+  char *base[3] = {ct_data(x), ct_data(ac), bc ? ct_data(bc) : ct_data(ac)};
+  int64_t st[3][CT_MAXDIM];
+  memcpy(st[0], x->stride, sizeof st[0]);
+  broadcast_strides(ac, x->ndim, x->shape, st[1]);
+  broadcast_strides(bc ? bc : ac, x->ndim, x->shape, st[2]);
+  ct_loop_fn fn = x->dtype == CT_F32 ? fused_f32 : x->dtype == CT_F64 ? fused_f64 : fused_i64;
+  ct_iterate(3, base, x->ndim, x->shape, st, fn, &c);
+  if (ac != a) ct_tensor_release(ac);
+  if (bc != b) ct_tensor_release(bc);
+  ct_bump(x);
+  return 1;
+}
+
+int ct_add_(ct_tensor *x, ct_tensor *y, double alpha, ct_err *err) {
+  if (!inplace_check(x, y, err)) return 0;
+  if (records(x, y)) {
+    ct_tensor *sy = alpha == 1 ? (ct_tensor_retain(y), y) : ct_scale(y, alpha, err);
+    ct_tensor *r = sy ? ct_add(x, sy, err) : NULL;
+    ct_tensor_release(sy);
+    return graft(x, r);
+  }
+  return fused(F_AXPY, x, y, NULL, alpha, err);
+}
+
+int ct_addcmul_(ct_tensor *x, ct_tensor *a, ct_tensor *b, double v, ct_err *err) {
+  if (!inplace_check(x, a, err) || !inplace_check(x, b, err)) return 0;
+  if (records(x, a) || records(x, b)) {
+    ct_tensor *ab = ct_mul(a, b, err), *s = ab ? ct_scale(ab, v, err) : NULL;
+    ct_tensor *r = s ? ct_add(x, s, err) : NULL;
+    ct_tensor_release(ab); ct_tensor_release(s);
+    return graft(x, r);
+  }
+  return fused(F_ADDCMUL, x, a, b, v, err);
+}
+
+int ct_addcdiv_(ct_tensor *x, ct_tensor *a, ct_tensor *b, double v, ct_err *err) {
+  if (!inplace_check(x, a, err) || !inplace_check(x, b, err)) return 0;
+  if (records(x, a) || records(x, b)) {
+    ct_tensor *ab = ct_div(a, b, err), *s = ab ? ct_scale(ab, v, err) : NULL;
+    ct_tensor *r = s ? ct_add(x, s, err) : NULL;
+    ct_tensor_release(ab); ct_tensor_release(s);
+    return graft(x, r);
+  }
+  return fused(F_ADDCDIV, x, a, b, v, err);
+}
+
+int ct_lerp_(ct_tensor *x, ct_tensor *end, double w, ct_err *err) {
+  if (!inplace_check(x, end, err)) return 0;
+  if (records(x, end)) {
+    ct_tensor *d = ct_sub(end, x, err), *s = d ? ct_scale(d, w, err) : NULL;
+    ct_tensor *r = s ? ct_add(x, s, err) : NULL;
+    ct_tensor_release(d); ct_tensor_release(s);
+    return graft(x, r);
+  }
+  return fused(F_LERP, x, end, NULL, w, err);
+}
+
+int ct_copy_(ct_tensor *x, ct_tensor *src, ct_err *err) {
+  if (ct_grad_enabled && x->requires_grad && x->grad_fn == NULL)
+    return ct_fail(err, "a leaf tensor that requires grad is used in an in-place operation "
+                        "(wrap it in crater.no_grad)");
+  int nd;
+  int64_t shape[CT_MAXDIM];
+  if (!ct_broadcast_shape(x, src, &nd, shape, err)) return 0;
+  if (nd != x->ndim || memcmp(shape, x->shape, sizeof(int64_t) * (size_t)nd) != 0) {
+    char a[96], b[96];
+    return ct_fail(err, "source of shape %s cannot be copied into shape %s",
+                   ct_shape_str(a, src->ndim, src->shape), ct_shape_str(b, x->ndim, x->shape));
+  }
+  if (records(x, src)) {   /* the copy is differentiable w.r.t. src */
+    ct_tensor *zero = ct_tensor_scalar(x->dtype, 0, err);
+    ct_tensor *r = zero ? ct_add(src, zero, err) : NULL;
+    ct_tensor_release(zero);
+    if (r && !ct_same_shape(r, x)) {
+      ct_tensor *e = ct_expand(r, x->ndim, x->shape, err);
+      ct_tensor_release(r);
+      r = e;
+    }
+    return graft(x, r);
+  }
+  return fused(F_COPY, x, src, NULL, 0, err);
+}
+
+int ct_fill_(ct_tensor *x, double v, ct_err *err) {
+  if (!inplace_check(x, NULL, err)) return 0;
+  ct_tensor *s = ct_tensor_scalar(x->dtype, v, err);
+  if (s == NULL) return 0;
+  bool rec = x->requires_grad && ct_grad_enabled;
+  /* recorded: the result no longer depends on x, so its graph is x * 0 */
+  int ok = rec ? graft(x, ct_scale(x, 0, err)) : 1;
+  if (ok) ok = fused(F_COPY, x, s, NULL, 0, err);
+  ct_tensor_release(s);
+  return ok;
+}
+
+int ct_masked_fill_(ct_tensor *x, ct_tensor *mask, double v, ct_err *err) {
+  if (!inplace_check(x, NULL, err)) return 0;
+  int nd;
+  int64_t shape[CT_MAXDIM];
+  if (!ct_broadcast_shape(x, mask, &nd, shape, err)) return 0;
+  if (nd != x->ndim || memcmp(shape, x->shape, sizeof(int64_t) * (size_t)nd) != 0) {
+    char a[96], b[96];
+    return ct_fail(err, "mask of shape %s does not broadcast to %s",
+                   ct_shape_str(a, mask->ndim, mask->shape), ct_shape_str(b, x->ndim, x->shape));
+  }
+  if (records(x, NULL)) return graft(x, ct_masked_fill(x, mask, v, err));
+  return fused(F_MASKFILL, x, mask, NULL, v, err);
+}

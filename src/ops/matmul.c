@@ -1,0 +1,193 @@
+/* crater ops: matrix products through OpenBLAS's CBLAS (sgemm/dgemm).  Transposed
+ * views go to BLAS as transposes, not copies; 1-D operands become matrices by views. */
+#include <cblas.h>
+#include <string.h>
+
+#include "ops.h"
+
+void openblas_set_num_threads(int n);
+int openblas_get_num_threads(void);
+
+static int num_threads = 0;
+
+void ct_set_num_threads(int n) {
+  if (n < 1) n = 1;
+  num_threads = n;
+  openblas_set_num_threads(n);
+}
+
+int ct_get_num_threads(void) {
+  return num_threads ? num_threads : openblas_get_num_threads();
+}
+
+/* How BLAS can read a (rows x cols) matrix with strides rs, cs: as is (row-major with
+ * leading dim rs), as a transpose, or not at all (then the caller copies). */
+static bool blas_view(int64_t rows, int64_t cols, int64_t rs, int64_t cs, bool *trans, int64_t *ld) {
+  if (cols == 1) cs = 1;
+  if (rows == 1) rs = cols > 0 ? cols : 1;
+  if (cs == 1 && rs >= (cols > 0 ? cols : 1)) { *trans = false; *ld = rs; return true; }
+  if (rs == 1 && cs >= (rows > 0 ? rows : 1)) { *trans = true; *ld = cs; return true; }
+  return false;
+}
+
+/* y(n,m) = a(n,k) b(k,m) for one matrix each, given element pointers and strides. */
+static void gemm(ct_dtype dt, char *y, const char *a, const int64_t *as, const char *b,
+                 const int64_t *bs, int64_t n, int64_t k, int64_t m) {
+  bool ta = false, tb = false;
+  int64_t lda = 1, ldb = 1;
+  blas_view(n, k, as[0], as[1], &ta, &lda);
+  blas_view(k, m, bs[0], bs[1], &tb, &ldb);
+  if (n == 0 || m == 0) return;
+  if (k == 0) { memset(y, 0, (size_t)(n * m) * ct_dtype_size(dt)); return; }
+  if (dt == CT_F32)
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                (int)n, (int)m, (int)k, 1.0f, (const float *)a, (int)lda, (const float *)b, (int)ldb,
+                0.0f, (float *)y, (int)m);
+  else if (dt == CT_F64)
+    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                (int)n, (int)m, (int)k, 1.0, (const double *)a, (int)lda, (const double *)b, (int)ldb,
+                0.0, (double *)y, (int)m);
+  else {
+    int64_t *o = (int64_t *)y;
+    const int64_t *pa = (const int64_t *)a, *pb = (const int64_t *)b;
+    for (int64_t i = 0; i < n; i++)
+      for (int64_t j = 0; j < m; j++) {
+        int64_t s = 0;
+        for (int64_t q = 0; q < k; q++) s += pa[i * as[0] + q * as[1]] * pb[q * bs[0] + j * bs[1]];
+        o[i * m + j] = s;
+      }
+  }
+}
+
+/* A matrix operand BLAS can read: t itself or a contiguous copy (new reference). */
+static ct_tensor *blas_ready(ct_tensor *t, ct_err *err) {
+  int d = t->ndim;
+  bool tr;
+  int64_t ld;
+  if (t->dtype == CT_I64 || blas_view(t->shape[d - 2], t->shape[d - 1], t->stride[d - 2], t->stride[d - 1], &tr, &ld)) {
+    ct_tensor_retain(t);
+    return t;
+  }
+  return ct_contig(t, true, err);
+}
+
+static int mm_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err);
+static const ct_op op_mm = {"MmBackward", mm_backward};
+static const ct_op op_bmm = {"BmmBackward", mm_backward};
+
+/* a (n,k) or (B,n,k); b (k,m) or (B,k,m) (a 2-D b is shared by every batch). */
+static ct_tensor *mm_core(ct_tensor *a0, ct_tensor *b0, ct_err *err) {
+  ct_tensor *in[2] = {a0, b0};
+  int da = a0->ndim, db = b0->ndim;
+  int64_t n = a0->shape[da - 2], k = a0->shape[da - 1], m = b0->shape[db - 1];
+  int64_t batch = da == 3 ? a0->shape[0] : 1;
+  if (b0->shape[db - 2] != k || (da == 3 && db == 3 && b0->shape[0] != batch) || (da == 2 && db == 3)) {
+    char x[96], y[96];
+    return ct_fail(err, "shapes %s and %s do not match (inner sizes %lld and %lld)",
+                   ct_shape_str(x, da, a0->shape), ct_shape_str(y, db, b0->shape), (long long)k,
+                   (long long)b0->shape[db - 2]), NULL;
+  }
+  ct_tensor *a = NULL, *b = NULL, *y = NULL;
+  if (!(a0->dtype == b0->dtype ? (ct_tensor_retain(a0), ct_tensor_retain(b0), a = a0, b = b0, 1)
+                               : (a = ct_to(a0, ct_promote(a0->dtype, b0->dtype), err)) &&
+                                 (b = ct_to(b0, a->dtype, err))))
+    goto done;
+  ct_tensor *ra = blas_ready(a, err), *rb = ra ? blas_ready(b, err) : NULL;
+  ct_tensor_release(a); ct_tensor_release(b);
+  a = ra; b = rb;
+  if (b == NULL) goto done;
+  int64_t shape[3] = {batch, n, m};
+  y = ct_tensor_new(a->dtype, da, da == 3 ? shape : shape + 1, err);
+  if (y == NULL) goto done;
+  size_t es = ct_dtype_size(a->dtype);
+  for (int64_t i = 0; i < batch; i++) {
+    const char *pa = ct_data(a) + (size_t)(da == 3 ? i * a->stride[0] : 0) * es;
+    const char *pb = ct_data(b) + (size_t)(db == 3 ? i * b->stride[0] : 0) * es;
+    gemm(a->dtype, ct_data(y) + (size_t)(i * n * m) * es, pa, a->stride + da - 2, pb,
+         b->stride + db - 2, n, k, m);
+  }
+  if (ct_needs_grad(2, in)) {
+    ct_node *nd = ct_record(da == 3 ? &op_bmm : &op_mm, y, 2, in, err);
+    if (nd == NULL || !ct_save(nd, a0, false, err) || !ct_save(nd, b0, false, err)) {
+      ct_tensor_release(y);
+      y = NULL;
+    }
+  }
+done:
+  ct_tensor_release(a);
+  ct_tensor_release(b);
+  return y;
+}
+
+static ct_tensor *mT(ct_tensor *t, ct_err *err) { return ct_transpose(t, t->ndim - 2, t->ndim - 1, err); }
+
+static int mm_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
+  ct_tensor *a = ct_saved(nd, 0, err), *b = a ? ct_saved(nd, 1, err) : NULL;
+  int ok = b != NULL;
+  if (ok && nd->edge[0].needs) {   /* ga = g b^T */
+    ct_tensor *bt = mT(b, err);
+    gin[0] = bt ? mm_core(g, bt, err) : NULL;
+    ct_tensor_release(bt);
+    ok = gin[0] != NULL;
+  }
+  if (ok && nd->edge[1].needs) {   /* gb = a^T g (summed over batches when b was shared) */
+    ct_tensor *at = mT(a, err);
+    gin[1] = at ? mm_core(at, g, err) : NULL;
+    ct_tensor_release(at);
+    ok = gin[1] != NULL;
+  }
+  ct_tensor_release(a);
+  ct_tensor_release(b);
+  return ok;
+}
+
+ct_tensor *ct_mm(ct_tensor *a, ct_tensor *b, ct_err *err) {
+  if (a->ndim != 2 || b->ndim != 2) {
+    char x[96], y[96];
+    return ct_fail(err, "expected 2-D tensors, got shapes %s and %s", ct_shape_str(x, a->ndim, a->shape),
+                   ct_shape_str(y, b->ndim, b->shape)), NULL;
+  }
+  return mm_core(a, b, err);
+}
+
+ct_tensor *ct_bmm(ct_tensor *a, ct_tensor *b, ct_err *err) {
+  if (a->ndim != 3 || b->ndim != 3) {
+    char x[96], y[96];
+    return ct_fail(err, "expected 3-D tensors, got shapes %s and %s", ct_shape_str(x, a->ndim, a->shape),
+                   ct_shape_str(y, b->ndim, b->shape)), NULL;
+  }
+  return mm_core(a, b, err);
+}
+
+ct_tensor *ct_matmul(ct_tensor *a, ct_tensor *b, ct_err *err) {
+  char x[96], y[96];
+  if (a->ndim == 0 || b->ndim == 0 || a->ndim > 3 || b->ndim > 3)
+    return ct_fail(err, "shapes %s and %s: only 1-D, 2-D and 3-D operands are supported",
+                   ct_shape_str(x, a->ndim, a->shape), ct_shape_str(y, b->ndim, b->shape)), NULL;
+  if (a->ndim == 1 && b->ndim == 1 && a->shape[0] != b->shape[0])
+    return ct_fail(err, "shapes %s and %s do not match (inner sizes %lld and %lld)",
+                   ct_shape_str(x, 1, a->shape), ct_shape_str(y, 1, b->shape),
+                   (long long)a->shape[0], (long long)b->shape[0]), NULL;
+  /* 1-D operands: a row vector on the left, a column on the right; drop them after */
+  ct_tensor *am = a->ndim == 1 ? ct_unsqueeze(a, 0, err) : (ct_tensor_retain(a), a);
+  ct_tensor *bm = am ? (b->ndim == 1 ? ct_unsqueeze(b, 1, err) : (ct_tensor_retain(b), b)) : NULL;
+  ct_tensor *r = NULL;
+  if (bm) {
+    if (am->ndim == 2 && bm->ndim == 3) {   /* (n,k) x (B,k,m): broadcast a over the batch */
+      ct_tensor *ae = ct_expand(am, 3, (int64_t[]){bm->shape[0], am->shape[0], am->shape[1]}, err);
+      r = ae ? mm_core(ae, bm, err) : NULL;
+      ct_tensor_release(ae);
+    } else {
+      r = mm_core(am, bm, err);
+    }
+    if (r == NULL && a->ndim != am->ndim)   /* report the user's shapes */
+      ct_fail(err, "shapes %s and %s do not match (inner sizes %lld and %lld)",
+              ct_shape_str(x, a->ndim, a->shape), ct_shape_str(y, b->ndim, b->shape),
+              (long long)a->shape[a->ndim - 1], (long long)b->shape[b->ndim == 1 ? 0 : b->ndim - 2]);
+  }
+  if (r && b->ndim == 1) { ct_tensor *s = ct_squeeze(r, r->ndim - 1, err); ct_tensor_release(r); r = s; }
+  if (r && a->ndim == 1) { ct_tensor *s = ct_squeeze(r, r->ndim - (b->ndim == 1 ? 1 : 2), err); ct_tensor_release(r); r = s; }
+  ct_tensor_release(am);
+  ct_tensor_release(bm);
+  return r;
+}

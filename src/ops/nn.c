@@ -1,0 +1,229 @@
+/* crater nn kernels: im2col / col2im (each the other's backward, so a convolution is
+ * im2col + one OpenBLAS matmul and double backward works), and 2-D pooling.
+ * Shapes are written (B,C,H,W) next to the pointers; L = Ho*Wo output positions. */
+#include <math.h>
+#include <string.h>
+
+#include "nn.h"
+
+int64_t ct_win_out(int64_t in, int64_t k, int64_t s, int64_t p) {
+  int64_t span = in + 2 * p - k;
+  return span < 0 ? -1 : span / s + 1;
+}
+
+static int check_win(const char *fn, ct_win w, ct_err *err) {
+  if (w.kh <= 0 || w.kw <= 0) return ct_fail(err, "%s: kernel size must be positive, got %lldx%lld", fn, (long long)w.kh, (long long)w.kw);
+  if (w.sh <= 0 || w.sw <= 0) return ct_fail(err, "%s: stride must be positive, got %lldx%lld", fn, (long long)w.sh, (long long)w.sw);
+  if (w.ph < 0 || w.pw < 0) return ct_fail(err, "%s: padding must be non-negative, got %lldx%lld", fn, (long long)w.ph, (long long)w.pw);
+  return 1;
+}
+
+/* Checks x is a float (B,C,H,W) that the window fits; sets the output sizes. */
+static int check_input(const char *fn, const ct_tensor *x, ct_win w, int64_t *ho, int64_t *wo,
+                       ct_err *err) {
+  char buf[96];
+  if (!check_win(fn, w, err)) return 0;
+  if (x->ndim != 4)
+    return ct_fail(err, "%s: expected a 4-D input (B,C,H,W), got shape %s", fn, ct_shape_str(buf, x->ndim, x->shape));
+  if (x->dtype == CT_I64) return ct_fail(err, "%s: expected a float tensor, got int64", fn);
+  *ho = ct_win_out(x->shape[2], w.kh, w.sh, w.ph);
+  *wo = ct_win_out(x->shape[3], w.kw, w.sw, w.pw);
+  if (*ho <= 0 || *wo <= 0)
+    return ct_fail(err, "%s: kernel %lldx%lld (padding %lldx%lld) is larger than the input %s", fn,
+                   (long long)w.kh, (long long)w.kw, (long long)w.ph, (long long)w.pw,
+                   ct_shape_str(buf, x->ndim, x->shape));
+  return 1;
+}
+
+/* One kernel body per dtype.  im2col: cols (B,L,C*kh*kw) from x (B,C,H,W) contiguous.
+ * col2im: x += the windows of cols (x zeroed by the caller). */
+#define DEFINE_WINDOW_KERNELS(T, sfx)                                                           \
+  static void im2col_##sfx(T *restrict cols, const T *restrict x, int64_t b, int64_t c,        \
+                           int64_t h, int64_t wd, int64_t ho, int64_t wo, ct_win w) {          \
+    int64_t kk = w.kh * w.kw, row = c * kk;                                                     \
+    for (int64_t n = 0; n < b; n++)                                                             \
+      for (int64_t oh = 0; oh < ho; oh++)                                                       \
+        for (int64_t ow = 0; ow < wo; ow++) {                                                   \
+          T *r = cols + ((n * ho + oh) * wo + ow) * row;                                        \
+          int64_t h0 = oh * w.sh - w.ph, w0 = ow * w.sw - w.pw;                                 \
+          for (int64_t ch = 0; ch < c; ch++) {                                                  \
+            const T *xp = x + (n * c + ch) * h * wd;                                            \
+            for (int64_t i = 0; i < w.kh; i++) {                                                \
+              int64_t hi = h0 + i;                                                              \
+              T *rp = r + ch * kk + i * w.kw;                                                   \
+              if (hi < 0 || hi >= h) { for (int64_t j = 0; j < w.kw; j++) rp[j] = 0; continue; } \
+              for (int64_t j = 0; j < w.kw; j++) {                                              \
+                int64_t wi = w0 + j;                                                            \
+                rp[j] = (wi < 0 || wi >= wd) ? (T)0 : xp[hi * wd + wi];                         \
+              }                                                                                 \
+            }                                                                                   \
+          }                                                                                     \
+        }                                                                                       \
+  }                                                                                             \
+  static void col2im_##sfx(T *restrict x, const T *restrict cols, int64_t b, int64_t c,        \
+                           int64_t h, int64_t wd, int64_t ho, int64_t wo, ct_win w) {          \
+    int64_t kk = w.kh * w.kw, row = c * kk;                                                     \
+    for (int64_t n = 0; n < b; n++)                                                             \
+      for (int64_t oh = 0; oh < ho; oh++)                                                       \
+        for (int64_t ow = 0; ow < wo; ow++) {                                                   \
+          const T *r = cols + ((n * ho + oh) * wo + ow) * row;                                  \
+          int64_t h0 = oh * w.sh - w.ph, w0 = ow * w.sw - w.pw;                                 \
+          for (int64_t ch = 0; ch < c; ch++) {                                                  \
+            T *xp = x + (n * c + ch) * h * wd;                                                  \
+            for (int64_t i = 0; i < w.kh; i++) {                                                \
+              int64_t hi = h0 + i;                                                              \
+              if (hi < 0 || hi >= h) continue;                                                  \
+              const T *rp = r + ch * kk + i * w.kw;                                             \
+              for (int64_t j = 0; j < w.kw; j++) {                                              \
+                int64_t wi = w0 + j;                                                            \
+                if (wi >= 0 && wi < wd) xp[hi * wd + wi] += rp[j];                              \
+              }                                                                                 \
+            }                                                                                   \
+          }                                                                                     \
+        }                                                                                       \
+  }                                                                                             \
+  static void maxidx_##sfx(int64_t *restrict idx, const T *restrict x, int64_t bc, int64_t h,  \
+                           int64_t wd, int64_t ho, int64_t wo, ct_win w) {                     \
+    for (int64_t n = 0; n < bc; n++) {                                                          \
+      const T *xp = x + n * h * wd;                                                             \
+      for (int64_t oh = 0; oh < ho; oh++)                                                       \
+        for (int64_t ow = 0; ow < wo; ow++) {                                                   \
+          int64_t best = -1;                                                                    \
+          T bv = 0;                                                                             \
+          for (int64_t i = oh * w.sh - w.ph; i < oh * w.sh - w.ph + w.kh; i++) {                \
+            if (i < 0 || i >= h) continue;                                                      \
+            for (int64_t j = ow * w.sw - w.pw; j < ow * w.sw - w.pw + w.kw; j++) {              \
+              if (j < 0 || j >= wd) continue;                                                   \
+              T v = xp[i * wd + j];                                                             \
+              if (best < 0 || v > bv || isnan(v)) { best = i * wd + j; bv = v; }               \
+              if (isnan(v)) goto found_##sfx;                                                   \
+            }                                                                                   \
+          }                                                                                     \
+        found_##sfx:                                                                            \
+          *idx++ = best;                                                                        \
+        }                                                                                       \
+    }                                                                                           \
+  }
+
+DEFINE_WINDOW_KERNELS(float, f32)
+DEFINE_WINDOW_KERNELS(double, f64)
+
+static void win_to_node(ct_node *nd, ct_win w, int64_t h, int64_t wd) {
+  int64_t v[8] = {w.kh, w.kw, w.sh, w.sw, w.ph, w.pw, h, wd};
+  memcpy(nd->i, v, sizeof v);
+}
+static ct_win win_from_node(const ct_node *nd) {
+  ct_win w = {nd->i[0], nd->i[1], nd->i[2], nd->i[3], nd->i[4], nd->i[5]};
+  return w;
+}
+
+static int im2col_backward(ct_node *nd, ct_tensor *gout, ct_tensor **gin, ct_err *err) {
+  gin[0] = ct_col2im(gout, nd->i[6], nd->i[7], win_from_node(nd), err);
+  return gin[0] != NULL;
+}
+static int col2im_backward(ct_node *nd, ct_tensor *gout, ct_tensor **gin, ct_err *err) {
+  gin[0] = ct_im2col(gout, win_from_node(nd), err);
+  return gin[0] != NULL;
+}
+static const ct_op im2col_op = {"Im2colBackward", im2col_backward};
+static const ct_op col2im_op = {"Col2imBackward", col2im_backward};
+
+/* Records op over x when needed, with the window and the image size in the node. */
+static ct_tensor *finish(ct_tensor *out, const ct_op *op, ct_tensor *x, ct_win w, int64_t h,
+                         int64_t wd, ct_err *err) {
+  if (ct_needs_grad(1, &x)) {
+    ct_node *nd = ct_record(op, out, 1, &x, err);
+    if (nd == NULL) { ct_tensor_release(out); return NULL; }
+    win_to_node(nd, w, h, wd);
+  }
+  return out;
+}
+
+ct_tensor *ct_im2col(ct_tensor *x, ct_win w, ct_err *err) {
+  int64_t ho = 0, wo = 0;
+  if (!check_input("im2col", x, w, &ho, &wo, err)) return NULL;
+  int64_t b = x->shape[0], c = x->shape[1], h = x->shape[2], wd = x->shape[3];
+  int64_t shape[3] = {b, ho * wo, c * w.kh * w.kw};
+  ct_tensor *xc = ct_contig(x, false, err), *out = NULL;
+  if (xc == NULL) return NULL;
+  if ((out = ct_tensor_new(x->dtype, 3, shape, err)) != NULL) {
+    if (x->dtype == CT_F32)
+      im2col_f32((float *)ct_data(out), (const float *)ct_data(xc), b, c, h, wd, ho, wo, w);
+    else
+      im2col_f64((double *)ct_data(out), (const double *)ct_data(xc), b, c, h, wd, ho, wo, w);
+  }
+  ct_tensor_release(xc);
+  return out ? finish(out, &im2col_op, x, w, h, wd, err) : NULL;
+}
+
+ct_tensor *ct_col2im(ct_tensor *cols, int64_t h, int64_t wd, ct_win w, ct_err *err) {
+  char buf[96];
+  if (!check_win("col2im", w, err)) return NULL;
+  int64_t ho = ct_win_out(h, w.kh, w.sh, w.ph), wo = ct_win_out(wd, w.kw, w.sw, w.pw);
+  int64_t kk = w.kh * w.kw;
+  if (cols->ndim != 3 || cols->dtype == CT_I64 || ho <= 0 || wo <= 0 ||
+      cols->shape[1] != ho * wo || cols->shape[2] % kk != 0)
+    return ct_fail(err, "col2im: columns of shape %s do not fit a %lldx%lld image with kernel %lldx%lld",
+                   ct_shape_str(buf, cols->ndim, cols->shape), (long long)h, (long long)wd,
+                   (long long)w.kh, (long long)w.kw), NULL;
+  int64_t b = cols->shape[0], c = cols->shape[2] / kk;
+  int64_t shape[4] = {b, c, h, wd};
+  ct_tensor *cc = ct_contig(cols, false, err), *out = NULL;
+  if (cc == NULL) return NULL;
+  if ((out = ct_tensor_zeros(cols->dtype, 4, shape, err)) != NULL) {
+    if (cols->dtype == CT_F32)
+      col2im_f32((float *)ct_data(out), (const float *)ct_data(cc), b, c, h, wd, ho, wo, w);
+    else
+      col2im_f64((double *)ct_data(out), (const double *)ct_data(cc), b, c, h, wd, ho, wo, w);
+  }
+  ct_tensor_release(cc);
+  return out ? finish(out, &col2im_op, cols, w, h, wd, err) : NULL;
+}
+
+ct_tensor *ct_max_pool2d(ct_tensor *x, ct_win w, ct_err *err) {
+  int64_t ho = 0, wo = 0;
+  if (!check_input("max_pool2d", x, w, &ho, &wo, err)) return NULL;
+  if (w.ph * 2 > w.kh || w.pw * 2 > w.kw)
+    return ct_fail(err, "max_pool2d: padding %lldx%lld must be at most half the kernel %lldx%lld",
+                   (long long)w.ph, (long long)w.pw, (long long)w.kh, (long long)w.kw), NULL;
+  int64_t b = x->shape[0], c = x->shape[1], h = x->shape[2], wd = x->shape[3];
+  int64_t ishape[3] = {b, c, ho * wo}, fshape[3] = {b, c, h * wd}, oshape[4] = {b, c, ho, wo};
+  ct_tensor *xc = ct_contig(x, false, err), *idx = NULL, *flat = NULL, *g = NULL, *out = NULL;
+  if (xc == NULL) return NULL;
+  if ((idx = ct_tensor_new(CT_I64, 3, ishape, err)) == NULL) goto done;
+  if (x->dtype == CT_F32)
+    maxidx_f32((int64_t *)ct_data(idx), (const float *)ct_data(xc), b * c, h, wd, ho, wo, w);
+  else
+    maxidx_f64((int64_t *)ct_data(idx), (const double *)ct_data(xc), b * c, h, wd, ho, wo, w);
+  /* the gather records the graph: backward scatters into the winners' positions */
+  if ((flat = ct_reshape(x, 3, fshape, err)) == NULL) goto done;
+  if ((g = ct_gather(flat, 2, idx, err)) == NULL) goto done;
+  out = ct_view(g, 4, oshape, err);
+done:
+  ct_tensor_release(xc);
+  ct_tensor_release(idx);
+  ct_tensor_release(flat);
+  ct_tensor_release(g);
+  return out;
+}
+
+ct_tensor *ct_avg_pool2d(ct_tensor *x, ct_win w, ct_err *err) {
+  int64_t ho = 0, wo = 0;
+  if (!check_input("avg_pool2d", x, w, &ho, &wo, err)) return NULL;
+  if (w.ph * 2 > w.kh || w.pw * 2 > w.kw)
+    return ct_fail(err, "avg_pool2d: padding %lldx%lld must be at most half the kernel %lldx%lld",
+                   (long long)w.ph, (long long)w.pw, (long long)w.kh, (long long)w.kw), NULL;
+  int64_t b = x->shape[0], c = x->shape[1], h = x->shape[2], wd = x->shape[3];
+  int64_t one[4] = {b * c, 1, h, wd}, oshape[4] = {b, c, ho, wo};
+  ct_tensor *x1 = NULL, *cols = NULL, *m = NULL, *out = NULL;
+  /* each channel as its own image: cols (B*C, L, kh*kw), then the mean of each row */
+  if ((x1 = ct_reshape(x, 4, one, err)) == NULL) goto done;
+  if ((cols = ct_im2col(x1, w, err)) == NULL) goto done;
+  if ((m = ct_reduce(CT_R_MEAN, cols, 2, false, err)) == NULL) goto done;
+  out = ct_reshape(m, 4, oshape, err);
+done:
+  ct_tensor_release(x1);
+  ct_tensor_release(cols);
+  ct_tensor_release(m);
+  return out;
+}

@@ -1,0 +1,28 @@
+/* crater nn kernels (src/ops/nn.c): im2col and its adjoint col2im as differentiable
+ * ops, and the pooling layers built on them.  Same conventions as ops.h: new reference
+ * or NULL with err; 0-based; inputs borrowed. */
+#ifndef CT_NN_H
+#define CT_NN_H
+
+#include "ops.h"
+
+/* Window geometry of a 2-D convolution or pooling: kernel, stride, padding. */
+typedef struct ct_win { int64_t kh, kw, sh, sw, ph, pw; } ct_win;
+
+/* x (B,C,H,W) -> cols (B, L, C*kh*kw), L = Ho*Wo, one row per output position with the
+ * window's values in (c, i, j) order (a conv weight's view(cout, -1) order); padding
+ * reads zeros.  Backward: col2im.  Fails on a non-4-D or integer x, a non-positive
+ * kernel or stride, negative padding, or a window larger than the padded input. */
+ct_tensor *ct_im2col(ct_tensor *x, ct_win w, ct_err *err);
+/* The adjoint of im2col: cols (B, L, C*kh*kw) -> (B,C,H,W), summing overlapping
+ * windows.  Backward: im2col. */
+ct_tensor *ct_col2im(ct_tensor *cols, int64_t h, int64_t w, ct_win win, ct_err *err);
+/* Max pooling of x (B,C,H,W) -> (B,C,Ho,Wo); padding never wins.  Differentiable
+ * (a gather of the window maxima; ties go to the first element, as PyTorch). */
+ct_tensor *ct_max_pool2d(ct_tensor *x, ct_win w, ct_err *err);
+/* Average pooling, padding counted as zeros (PyTorch's count_include_pad=True). */
+ct_tensor *ct_avg_pool2d(ct_tensor *x, ct_win w, ct_err *err);
+/* Output size of one spatial dim, or -1 when the window does not fit. */
+int64_t ct_win_out(int64_t in, int64_t k, int64_t s, int64_t p);
+
+#endif

@@ -1,0 +1,136 @@
+/* crater ops: every tensor operation, forward kernels with their backward beside them.
+ * Each returns a new reference the caller owns, or NULL with a message in err; the
+ * arguments are borrowed.  Results record a graph node when ct_grad_enabled and an
+ * input requires grad.  In-place forms (ending in _) return 1/0 and change nothing on
+ * failure. Dims are 0-based here; the binding converts. */
+#ifndef CT_OPS_H
+#define CT_OPS_H
+
+#include "../autograd/autograd.h"
+
+/* ---- elementwise unary, with up to two scalar parameters a, b ----
+ * X(ENUM, lua_name) */
+#define CT_UNARY_OPS(X) \
+  X(NEG, neg) X(ABS, abs) X(SIGN, sign) X(EXP, exp) X(LOG, log) X(LOG1P, log1p) \
+  X(SQRT, sqrt) X(RSQRT, rsqrt) X(SIN, sin) X(COS, cos) X(TANH, tanh) \
+  X(SIGMOID, sigmoid) X(RELU, relu) X(ERF, erf) X(GELU, gelu) \
+  X(LEAKY_RELU, leaky_relu) /* a = negative slope */ \
+  X(SOFTPLUS, softplus)     /* a = beta, b = threshold */ \
+  X(CLAMP, clamp)           /* a = min, b = max (+-inf when absent) */ \
+  X(POW, pow_scalar)        /* x ^ a */ \
+  X(RPOW, rpow_scalar)      /* a ^ x */ \
+  X(ADDS, add_scalar)       /* x + a */ \
+  X(MULS, mul_scalar)       /* x * a */ \
+  X(DIVS, div_scalar)       /* x / a */ \
+  X(RSUBS, rsub_scalar)     /* a - x */ \
+  X(RDIVS, rdiv_scalar)     /* a / x */
+
+typedef enum {
+#define X(e, n) CT_U_##e,
+  CT_UNARY_OPS(X)
+#undef X
+  CT_U_COUNT
+} ct_unary_op;
+extern const char *const ct_unary_names[CT_U_COUNT];
+
+ct_tensor *ct_unary(ct_unary_op op, ct_tensor *x, double a, double b, ct_err *err);
+int ct_unary_(ct_unary_op op, ct_tensor *x, double a, double b, ct_err *err);
+
+/* ---- elementwise binary with broadcasting and dtype promotion ---- */
+#define CT_BINARY_OPS(X) \
+  X(ADD, add) X(SUB, sub) X(MUL, mul) X(DIV, div) X(POW, pow) \
+  X(MINIMUM, minimum) X(MAXIMUM, maximum) \
+  X(EQ, eq) X(NE, ne) X(LT, lt) X(LE, le) X(GT, gt) X(GE, ge)
+
+typedef enum {
+#define X(e, n) CT_B_##e,
+  CT_BINARY_OPS(X)
+#undef X
+  CT_B_COUNT
+} ct_binary_op;
+extern const char *const ct_binary_names[CT_B_COUNT];
+
+/* Comparisons give int64 0/1 (crater has no bool dtype). */
+ct_tensor *ct_binary(ct_binary_op op, ct_tensor *a, ct_tensor *b, ct_err *err);
+/* a op= b, b broadcast to a's shape; int64 a with a float b is refused. */
+int ct_binary_(ct_binary_op op, ct_tensor *a, ct_tensor *b, ct_err *err);
+/* comparison into a's dtype (masks for backward formulas) */
+ct_tensor *ct_compare_as(ct_binary_op op, ct_tensor *a, ct_tensor *b, ct_err *err);
+int ct_broadcast_shape(const ct_tensor *a, const ct_tensor *b, int *ndim, int64_t *shape,
+                       ct_err *err);
+
+/* fused in-place kernels for optimizers written in Lua */
+int ct_add_(ct_tensor *x, ct_tensor *y, double alpha, ct_err *err);                 /* x += alpha*y */
+int ct_addcmul_(ct_tensor *x, ct_tensor *a, ct_tensor *b, double v, ct_err *err);  /* x += v*a*b */
+int ct_addcdiv_(ct_tensor *x, ct_tensor *a, ct_tensor *b, double v, ct_err *err);  /* x += v*a/b */
+int ct_lerp_(ct_tensor *x, ct_tensor *end, double w, ct_err *err);                 /* x += w*(end-x) */
+int ct_fill_(ct_tensor *x, double v, ct_err *err);
+int ct_copy_(ct_tensor *dst, ct_tensor *src, ct_err *err);  /* src broadcast to dst */
+/* x[mask] = v in place (mask broadcast to x) */
+int ct_masked_fill_(ct_tensor *x, ct_tensor *mask, double v, ct_err *err);
+
+/* ---- views (share storage) ---- */
+ct_tensor *ct_reshape(ct_tensor *x, int ndim, const int64_t *shape, ct_err *err); /* one -1 allowed */
+ct_tensor *ct_view(ct_tensor *x, int ndim, const int64_t *shape, ct_err *err);    /* never copies */
+ct_tensor *ct_transpose(ct_tensor *x, int d1, int d2, ct_err *err);
+ct_tensor *ct_permute(ct_tensor *x, const int *dims, ct_err *err);
+ct_tensor *ct_narrow(ct_tensor *x, int dim, int64_t start, int64_t len, ct_err *err);
+ct_tensor *ct_select(ct_tensor *x, int dim, int64_t index, ct_err *err);
+ct_tensor *ct_squeeze(ct_tensor *x, int dim, ct_err *err);       /* dim -1: every size-1 dim */
+ct_tensor *ct_unsqueeze(ct_tensor *x, int dim, ct_err *err);
+ct_tensor *ct_expand(ct_tensor *x, int ndim, const int64_t *shape, ct_err *err); /* -1 keeps */
+ct_tensor *ct_flatten(ct_tensor *x, int start, int end, ct_err *err);
+ct_tensor *ct_contiguous(ct_tensor *x, ct_err *err);
+ct_tensor *ct_clone(ct_tensor *x, ct_err *err);
+ct_tensor *ct_detach(ct_tensor *x, ct_err *err);
+ct_tensor *ct_to(ct_tensor *x, ct_dtype dt, ct_err *err);
+/* sums x down to a broadcast-compatible shape (the adjoint of expand) */
+ct_tensor *ct_sum_to(ct_tensor *x, int ndim, const int64_t *shape, ct_err *err);
+/* zeros of 'shape' with x written at [start, start+len) of dim (the adjoint of narrow) */
+ct_tensor *ct_narrow_pad(ct_tensor *x, int ndim, const int64_t *shape, int dim, int64_t start,
+                         ct_err *err);
+
+/* ---- reductions (dim < 0: over all elements, result 0-d) ---- */
+typedef enum { CT_R_SUM, CT_R_MEAN, CT_R_PROD, CT_R_MAX, CT_R_MIN } ct_reduce_op;
+ct_tensor *ct_reduce(ct_reduce_op op, ct_tensor *x, int dim, bool keepdim, ct_err *err);
+/* max/min over a dim with indices (int64, 0-based) */
+ct_tensor *ct_maxmin_dim(ct_tensor *x, int dim, bool keepdim, bool is_max, ct_tensor **indices,
+                         ct_err *err);
+ct_tensor *ct_argmaxmin(ct_tensor *x, int dim, bool keepdim, bool is_max, ct_err *err);
+ct_tensor *ct_var(ct_tensor *x, int dim, double correction, bool keepdim, bool take_sqrt,
+                  ct_err *err);
+ct_tensor *ct_norm(ct_tensor *x, double p, int dim, bool keepdim, ct_err *err);
+ct_tensor *ct_logsumexp(ct_tensor *x, int dim, bool keepdim, ct_err *err);
+ct_tensor *ct_softmax(ct_tensor *x, int dim, bool log, ct_err *err);
+
+/* ---- matrix products (OpenBLAS) ---- */
+ct_tensor *ct_matmul(ct_tensor *a, ct_tensor *b, ct_err *err);   /* 1-D, 2-D, batched 3-D */
+ct_tensor *ct_mm(ct_tensor *a, ct_tensor *b, ct_err *err);       /* 2-D only */
+ct_tensor *ct_bmm(ct_tensor *a, ct_tensor *b, ct_err *err);      /* 3-D only */
+
+/* ---- joining and indexing ---- */
+ct_tensor *ct_cat(int n, ct_tensor **xs, int dim, ct_err *err);
+ct_tensor *ct_stack(int n, ct_tensor **xs, int dim, ct_err *err);
+ct_tensor *ct_gather(ct_tensor *x, int dim, ct_tensor *index, ct_err *err);
+/* base + scatter of src at index along dim (out-of-place scatter_add) */
+ct_tensor *ct_scatter_add(ct_tensor *base, int dim, ct_tensor *index, ct_tensor *src, ct_err *err);
+ct_tensor *ct_index_select(ct_tensor *x, int dim, ct_tensor *index, ct_err *err);
+ct_tensor *ct_index_add(ct_tensor *base, int dim, ct_tensor *index, ct_tensor *src, ct_err *err);
+ct_tensor *ct_masked_fill(ct_tensor *x, ct_tensor *mask, double v, ct_err *err);
+ct_tensor *ct_where(ct_tensor *cond, ct_tensor *a, ct_tensor *b, ct_err *err);
+bool ct_allclose(ct_tensor *a, ct_tensor *b, double rtol, double atol, bool equal_nan);
+
+/* ---- constructors ---- */
+ct_tensor *ct_arange(double start, double end, double step, ct_dtype dt, ct_err *err);
+ct_tensor *ct_linspace(double start, double end, int64_t n, ct_dtype dt, ct_err *err);
+ct_tensor *ct_eye(int64_t n, int64_t m, ct_dtype dt, ct_err *err);
+
+/* helpers used by backward formulas */
+ct_tensor *ct_zeros_like(ct_tensor *x, ct_err *err);
+ct_tensor *ct_mul(ct_tensor *a, ct_tensor *b, ct_err *err);
+ct_tensor *ct_add(ct_tensor *a, ct_tensor *b, ct_err *err);
+ct_tensor *ct_sub(ct_tensor *a, ct_tensor *b, ct_err *err);
+ct_tensor *ct_div(ct_tensor *a, ct_tensor *b, ct_err *err);
+ct_tensor *ct_scale(ct_tensor *x, double s, ct_err *err);
+
+#endif

@@ -1,0 +1,371 @@
+/* crater ops: reductions over all elements or one dim (sum, mean, prod, max, min,
+ * argmax/argmin, var/std, norm, logsumexp) and softmax/log_softmax, with backward.
+ * Kernels view a contiguous input as (outer, n, inner) and reduce the middle. */
+#include <math.h>
+#include <string.h>
+
+#include "ops.h"
+
+typedef struct { int64_t outer, n, inner; } span3;
+
+static span3 split(const ct_tensor *x, int dim) {
+  span3 s = {1, 1, 1};
+  if (dim < 0) { s.n = ct_numel(x); return s; }
+  for (int i = 0; i < dim; i++) s.outer *= x->shape[i];
+  s.n = x->shape[dim];
+  for (int i = dim + 1; i < x->ndim; i++) s.inner *= x->shape[i];
+  return s;
+}
+
+static int check_dim(int dim, const ct_tensor *x, ct_err *err) {
+  if (dim >= (x->ndim ? x->ndim : 1))
+    return ct_fail(err, "dimension %d out of range (the tensor has %d dims)", dim + 1, x->ndim);
+  return 1;
+}
+
+/* result shape of reducing dim (or everything) */
+static int reduced_shape(const ct_tensor *x, int dim, bool keepdim, int64_t *shape) {
+  if (dim < 0 || x->ndim == 0) {
+    if (!keepdim) return 0;
+    for (int i = 0; i < x->ndim; i++) shape[i] = 1;
+    return x->ndim;
+  }
+  int n = 0;
+  for (int i = 0; i < x->ndim; i++) {
+    if (i != dim) shape[n++] = x->shape[i];
+    else if (keepdim) shape[n++] = 1;
+  }
+  return n;
+}
+
+/* Reduce kernel: acc in double for float32 (closer to PyTorch's cascade sums). */
+#define REDUCE_KERNEL(T, ACC, NAME)                                                    \
+  static void NAME(ct_reduce_op op, T *restrict y, const T *restrict x, span3 s) {     \
+    for (int64_t o = 0; o < s.outer; o++) {                                            \
+      const T *xo = x + o * s.n * s.inner;                                             \
+      T *yo = y + o * s.inner;                                                         \
+      if (s.inner == 1) {                                                              \
+        ACC acc = op == CT_R_PROD ? 1 : 0;                                             \
+        if (op == CT_R_SUM || op == CT_R_MEAN) for (int64_t k = 0; k < s.n; k++) acc += xo[k]; \
+        else if (op == CT_R_PROD) for (int64_t k = 0; k < s.n; k++) acc *= xo[k];      \
+        else {                                                                         \
+          acc = xo[0];                                                                 \
+          for (int64_t k = 1; k < s.n; k++) {                                          \
+            T v = xo[k];                                                               \
+            if (op == CT_R_MAX ? (v > acc || v != v) : (v < acc || v != v)) acc = v;   \
+            if (acc != acc) break;                                                     \
+          }                                                                            \
+        }                                                                              \
+        if (op == CT_R_MEAN) acc /= (ACC)s.n;                                          \
+        yo[0] = (T)acc;                                                                \
+        continue;                                                                      \
+      }                                                                                \
+      for (int64_t i = 0; i < s.inner; i++) yo[i] = op == CT_R_PROD ? 1 : (op >= CT_R_MAX ? xo[i] : 0); \
+      for (int64_t k = (op >= CT_R_MAX); k < s.n; k++) {                               \
+        const T *xk = xo + k * s.inner;                                                \
+        switch (op) {                                                                  \
+        case CT_R_SUM: case CT_R_MEAN: for (int64_t i = 0; i < s.inner; i++) yo[i] += xk[i]; break; \
+        case CT_R_PROD: for (int64_t i = 0; i < s.inner; i++) yo[i] *= xk[i]; break;   \
+        case CT_R_MAX: for (int64_t i = 0; i < s.inner; i++)                           \
+            yo[i] = (xk[i] > yo[i] || xk[i] != xk[i]) && yo[i] == yo[i] ? xk[i] : yo[i]; break; \
+        case CT_R_MIN: for (int64_t i = 0; i < s.inner; i++)                           \
+            yo[i] = (xk[i] < yo[i] || xk[i] != xk[i]) && yo[i] == yo[i] ? xk[i] : yo[i]; break; \
+        }                                                                              \
+      }                                                                                \
+      if (op == CT_R_MEAN) for (int64_t i = 0; i < s.inner; i++) yo[i] /= (T)s.n;     \
+    }                                                                                  \
+  }
+REDUCE_KERNEL(float, double, reduce_f32)
+REDUCE_KERNEL(double, double, reduce_f64)
+REDUCE_KERNEL(int64_t, int64_t, reduce_i64)
+
+static int reduce_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err);
+static const ct_op reduce_ops[] = {
+  [CT_R_SUM] = {"SumBackward", reduce_backward}, [CT_R_MEAN] = {"MeanBackward", reduce_backward},
+  [CT_R_PROD] = {"ProdBackward", reduce_backward}, [CT_R_MAX] = {"MaxBackward", reduce_backward},
+  [CT_R_MIN] = {"MinBackward", reduce_backward},
+};
+
+ct_tensor *ct_reduce(ct_reduce_op op, ct_tensor *x, int dim, bool keepdim, ct_err *err) {
+  if (!check_dim(dim, x, err)) return NULL;
+  if (x->ndim == 0) dim = -1;
+  if ((op == CT_R_MAX || op == CT_R_MIN) && ct_numel(x) == 0)
+    return ct_fail(err, "cannot take the %s of an empty tensor", op == CT_R_MAX ? "max" : "min"), NULL;
+  ct_tensor *src = x, *cast = NULL;
+  if (op == CT_R_MEAN && x->dtype == CT_I64) {   /* PyTorch refuses; we average in float32 */
+    if ((cast = ct_to(x, CT_F32, err)) == NULL) return NULL;
+    src = cast;
+  }
+  ct_tensor *c = ct_contig(src, false, err);
+  int64_t shape[CT_MAXDIM];
+  int nd = reduced_shape(x, dim, keepdim, shape);
+  ct_tensor *y = c ? ct_tensor_new(src->dtype, nd, shape, err) : NULL;
+  if (y) {
+    span3 s = split(c, dim);
+    if (s.n == 0 && s.outer * s.inner > 0) {   /* empty reduction: identity */
+      ct_tensor_release(y);
+      y = ct_tensor_full(src->dtype, nd, shape, op == CT_R_PROD ? 1 : (op == CT_R_MEAN ? NAN : 0), err);
+    } else if (src->dtype == CT_F32) reduce_f32(op, (float *)ct_data(y), (const float *)ct_data(c), s);
+    else if (src->dtype == CT_F64) reduce_f64(op, (double *)ct_data(y), (const double *)ct_data(c), s);
+    else reduce_i64(op, (int64_t *)ct_data(y), (const int64_t *)ct_data(c), s);
+  }
+  ct_tensor_release(c);
+  if (y && ct_needs_grad(1, &src)) {
+    ct_node *n = ct_record(&reduce_ops[op], y, 1, &src, err);
+    bool ok = n != NULL;
+    if (ok && (op == CT_R_PROD || op == CT_R_MAX || op == CT_R_MIN))
+      ok = ct_save(n, src, false, err) && ct_save(n, y, true, err);
+    if (ok) { n->i[0] = op; n->i[1] = dim; n->i[2] = keepdim; }
+    else { ct_tensor_release(y); y = NULL; }
+  }
+  ct_tensor_release(cast);
+  return y;
+}
+
+/* g (reduced shape) -> g broadcast back over the input's shape (still a view) */
+static ct_tensor *unreduce(ct_tensor *g, const ct_edge *e, int dim, bool keepdim, ct_err *err) {
+  ct_tensor *u = g;
+  ct_tensor_retain(u);
+  if (dim >= 0 && !keepdim && e->ndim > 0) {
+    u = ct_unsqueeze(g, dim, err);
+    ct_tensor_release(g);
+    if (u == NULL) return NULL;
+  }
+  ct_tensor *r = ct_expand(u, e->ndim, e->shape, err);
+  ct_tensor_release(u);
+  return r;
+}
+
+static int reduce_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
+  ct_reduce_op op = (ct_reduce_op)nd->i[0];
+  int dim = (int)nd->i[1];
+  bool keepdim = nd->i[2];
+  const ct_edge *e = &nd->edge[0];
+  ct_tensor *ge = unreduce(g, e, dim, keepdim, err);
+  if (ge == NULL) return 0;
+  if (op == CT_R_SUM) { gin[0] = ge; return 1; }
+  if (op == CT_R_MEAN) {
+    int64_t n = 1;
+    if (dim < 0) for (int i = 0; i < e->ndim; i++) n *= e->shape[i];
+    else n = e->shape[dim];
+    gin[0] = ct_unary(CT_U_DIVS, ge, (double)n, 0, err);
+    ct_tensor_release(ge);
+    return gin[0] != NULL;
+  }
+  ct_tensor *x = ct_saved(nd, 0, err), *y = x ? ct_saved(nd, 1, err) : NULL;
+  ct_tensor *ye = y ? unreduce(y, e, dim, keepdim, err) : NULL, *r = NULL;
+  if (ye && op == CT_R_PROD) {   /* g * prod / x (x without zeros) */
+    ct_tensor *q = ct_div(ye, x, err);
+    r = q ? ct_mul(ge, q, err) : NULL;
+    ct_tensor_release(q);
+  } else if (ye) {   /* max/min: the gradient is shared evenly among ties, as PyTorch's amax */
+    ct_tensor *m = ct_compare_as(CT_B_EQ, x, ye, err);
+    ct_tensor *cnt = m ? ct_reduce(CT_R_SUM, m, dim, true, err) : NULL;
+    ct_tensor *w = cnt ? ct_div(m, cnt, err) : NULL;
+    r = w ? ct_mul(ge, w, err) : NULL;
+    ct_tensor_release(m); ct_tensor_release(cnt); ct_tensor_release(w);
+  }
+  ct_tensor_release(x); ct_tensor_release(y); ct_tensor_release(ye); ct_tensor_release(ge);
+  gin[0] = r;
+  return r != NULL;
+}
+
+/* ---- max/min with indices, argmax/argmin ---- */
+
+static void arg_kernel(const ct_tensor *c, span3 s, bool is_max, int64_t *idx) {
+  for (int64_t o = 0; o < s.outer; o++)
+    for (int64_t i = 0; i < s.inner; i++) {
+      int64_t best = 0;
+      double bv = ct_get_flat(c, o * s.n * s.inner + i);
+      for (int64_t k = 1; k < s.n && bv == bv; k++) {
+        double v = ct_get_flat(c, (o * s.n + k) * s.inner + i);
+        if (is_max ? (v > bv || v != v) : (v < bv || v != v)) { bv = v; best = k; }
+      }
+      idx[o * s.inner + i] = best;
+    }
+}
+
+ct_tensor *ct_argmaxmin(ct_tensor *x, int dim, bool keepdim, bool is_max, ct_err *err) {
+  if (!check_dim(dim, x, err)) return NULL;
+  if (ct_numel(x) == 0) return ct_fail(err, "cannot take the arg%s of an empty tensor", is_max ? "max" : "min"), NULL;
+  if (x->ndim == 0) dim = -1;
+  int64_t shape[CT_MAXDIM];
+  int nd = reduced_shape(x, dim, keepdim, shape);
+  ct_tensor *c = ct_contig(x, false, err);
+  ct_tensor *y = c ? ct_tensor_new(CT_I64, nd, shape, err) : NULL;
+  if (y) arg_kernel(c, split(c, dim), is_max, (int64_t *)ct_data(y));
+  ct_tensor_release(c);
+  return y;
+}
+
+static int maxmin_dim_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
+  int dim = (int)nd->i[0];
+  bool keepdim = nd->i[1];
+  ct_tensor *idx = ct_saved(nd, 0, err);
+  if (idx == NULL) return 0;
+  ct_tensor *gk = keepdim ? (ct_tensor_retain(g), g) : ct_unsqueeze(g, dim, err);
+  ct_tensor *ik = keepdim ? (ct_tensor_retain(idx), idx) : ct_unsqueeze(idx, dim, err);
+  ct_tensor *z = ct_tensor_zeros(g->dtype, nd->edge[0].ndim, nd->edge[0].shape, err);
+  gin[0] = (gk && ik && z) ? ct_scatter_add(z, dim, ik, gk, err) : NULL;
+  ct_tensor_release(gk); ct_tensor_release(ik); ct_tensor_release(z); ct_tensor_release(idx);
+  return gin[0] != NULL;
+}
+static const ct_op op_maxmin_dim = {"MaxMinDimBackward", maxmin_dim_backward};
+
+ct_tensor *ct_maxmin_dim(ct_tensor *x, int dim, bool keepdim, bool is_max, ct_tensor **indices,
+                         ct_err *err) {
+  *indices = ct_argmaxmin(x, dim, keepdim, is_max, err);
+  if (*indices == NULL) return NULL;
+  ct_tensor *ik = keepdim || x->ndim == 0 ? (ct_tensor_retain(*indices), *indices)
+                                          : ct_unsqueeze(*indices, dim, err);
+  bool saved = ct_grad_enabled;
+  ct_grad_enabled = false;
+  ct_tensor *v = ik ? ct_gather(x, x->ndim ? dim : 0, ik, err) : NULL;
+  ct_tensor *y = v && !keepdim && x->ndim ? ct_squeeze(v, dim, err) : (v ? (ct_tensor_retain(v), v) : NULL);
+  ct_grad_enabled = saved;
+  ct_tensor_release(v);
+  ct_tensor_release(ik);
+  if (y && ct_needs_grad(1, &x)) {
+    ct_tensor *yy = ct_clone(y, err);   /* a fresh result to hang the node on */
+    ct_tensor_release(y);
+    y = yy;
+    ct_node *n = y ? ct_record(&op_maxmin_dim, y, 1, &x, err) : NULL;
+    if (n == NULL || !ct_save(n, *indices, false, err)) { ct_tensor_release(y); y = NULL; }
+    else { n->i[0] = dim; n->i[1] = keepdim; }
+  }
+  if (y == NULL) { ct_tensor_release(*indices); *indices = NULL; }
+  return y;
+}
+
+/* ---- composites: var/std, norm, logsumexp (backward comes from their parts) ---- */
+
+ct_tensor *ct_var(ct_tensor *x, int dim, double correction, bool keepdim, bool take_sqrt, ct_err *err) {
+  if (!check_dim(dim, x, err)) return NULL;
+  ct_tensor *xf = x->dtype == CT_I64 ? ct_to(x, CT_F32, err) : (ct_tensor_retain(x), x);
+  if (xf == NULL) return NULL;
+  int64_t n = dim < 0 || x->ndim == 0 ? ct_numel(x) : x->shape[dim];
+  ct_tensor *m = ct_reduce(CT_R_MEAN, xf, dim < 0 ? -1 : dim, dim >= 0, err);
+  ct_tensor *d = m ? ct_sub(xf, m, err) : NULL;
+  ct_tensor *d2 = d ? ct_mul(d, d, err) : NULL;
+  ct_tensor *s = d2 ? ct_reduce(CT_R_SUM, d2, dim, keepdim, err) : NULL;
+  double denom = (double)n - correction;
+  ct_tensor *v = s ? ct_unary(CT_U_DIVS, s, denom > 0 ? denom : 0, 0, err) : NULL;
+  ct_tensor *r = v && take_sqrt ? ct_unary(CT_U_SQRT, v, 0, 0, err) : (v ? (ct_tensor_retain(v), v) : NULL);
+  ct_tensor_release(xf); ct_tensor_release(m); ct_tensor_release(d); ct_tensor_release(d2);
+  ct_tensor_release(s); ct_tensor_release(v);
+  return r;
+}
+
+ct_tensor *ct_norm(ct_tensor *x, double p, int dim, bool keepdim, ct_err *err) {
+  if (!check_dim(dim, x, err)) return NULL;
+  if (x->dtype == CT_I64) return ct_fail(err, "norm needs a floating point tensor, got int64"), NULL;
+  ct_tensor *a = ct_unary(CT_U_ABS, x, 0, 0, err), *r = NULL;
+  if (a == NULL) return NULL;
+  if (isinf(p)) r = ct_reduce(p > 0 ? CT_R_MAX : CT_R_MIN, a, dim, keepdim, err);
+  else if (p == 1) r = ct_reduce(CT_R_SUM, a, dim, keepdim, err);
+  else if (p == 2) {   /* sqrt(sum x^2): the gradient at 0 is NaN, where PyTorch gives 0 */
+    ct_tensor *sq = ct_mul(x, x, err), *s = sq ? ct_reduce(CT_R_SUM, sq, dim, keepdim, err) : NULL;
+    r = s ? ct_unary(CT_U_SQRT, s, 0, 0, err) : NULL;
+    ct_tensor_release(sq); ct_tensor_release(s);
+  } else {
+    ct_tensor *ap = ct_unary(CT_U_POW, a, p, 0, err);
+    ct_tensor *s = ap ? ct_reduce(CT_R_SUM, ap, dim, keepdim, err) : NULL;
+    r = s ? ct_unary(CT_U_POW, s, 1.0 / p, 0, err) : NULL;
+    ct_tensor_release(ap); ct_tensor_release(s);
+  }
+  ct_tensor_release(a);
+  return r;
+}
+
+ct_tensor *ct_logsumexp(ct_tensor *x, int dim, bool keepdim, ct_err *err) {
+  if (!check_dim(dim, x, err)) return NULL;
+  /* subtract the (detached) max: the value is independent of it, so is the gradient */
+  bool saved = ct_grad_enabled;
+  ct_grad_enabled = false;
+  ct_tensor *m = ct_reduce(CT_R_MAX, x, dim, true, err);
+  if (m) {   /* an all -inf slice keeps its -inf: shift by 0 there */
+    int64_t n = ct_numel(m);
+    for (int64_t i = 0; i < n; i++)
+      if (isinf(ct_get_flat(m, i))) ((x->dtype == CT_F32) ? (void)(((float *)ct_data(m))[i] = 0)
+                                                          : (void)(((double *)ct_data(m))[i] = 0));
+  }
+  ct_grad_enabled = saved;
+  ct_tensor *d = m ? ct_sub(x, m, err) : NULL;
+  ct_tensor *e = d ? ct_unary(CT_U_EXP, d, 0, 0, err) : NULL;
+  ct_tensor *s = e ? ct_reduce(CT_R_SUM, e, dim, keepdim, err) : NULL;
+  ct_tensor *l = s ? ct_unary(CT_U_LOG, s, 0, 0, err) : NULL;
+  ct_tensor *mk = NULL, *r = NULL;
+  if (l) mk = keepdim || dim < 0 ? ct_reshape(m, l->ndim, l->shape, err) : ct_squeeze(m, dim, err);
+  if (mk) r = ct_add(l, mk, err);
+  ct_tensor_release(m); ct_tensor_release(d); ct_tensor_release(e); ct_tensor_release(s);
+  ct_tensor_release(l); ct_tensor_release(mk);
+  return r;
+}
+
+/* ---- softmax / log_softmax: fused stable kernels, backward from ops ---- */
+
+#define SOFTMAX_KERNEL(T, NAME)                                                        \
+  static void NAME(T *restrict y, const T *restrict x, span3 s, bool log_) {           \
+    for (int64_t o = 0; o < s.outer; o++)                                              \
+      for (int64_t i = 0; i < s.inner; i++) {                                          \
+        const T *xo = x + o * s.n * s.inner + i;                                       \
+        T *yo = y + o * s.n * s.inner + i;                                             \
+        T m = xo[0];                                                                   \
+        for (int64_t k = 1; k < s.n; k++) { if (xo[k * s.inner] > m) m = xo[k * s.inner]; } \
+        if (isinf(m)) m = 0;                                                           \
+        double sum = 0;                                                                \
+        for (int64_t k = 0; k < s.n; k++) sum += exp(xo[k * s.inner] - m);             \
+        if (log_) {                                                                    \
+          T lse = (T)log(sum) + m;                                                     \
+          for (int64_t k = 0; k < s.n; k++) yo[k * s.inner] = xo[k * s.inner] - lse;   \
+        } else {                                                                       \
+          for (int64_t k = 0; k < s.n; k++)                                            \
+            yo[k * s.inner] = (T)(exp(xo[k * s.inner] - m) / sum);                     \
+        }                                                                              \
+      }                                                                                \
+  }
+SOFTMAX_KERNEL(float, softmax_f32)
+SOFTMAX_KERNEL(double, softmax_f64)
+
+static int softmax_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
+  int dim = (int)nd->i[0];
+  ct_tensor *y = ct_saved(nd, 0, err), *r = NULL;
+  if (y == NULL) return 0;
+  if (!nd->i[1]) {   /* softmax: y (g - sum(g y)) */
+    ct_tensor *gy = ct_mul(g, y, err), *s = gy ? ct_reduce(CT_R_SUM, gy, dim, true, err) : NULL;
+    ct_tensor *d = s ? ct_sub(g, s, err) : NULL;
+    r = d ? ct_mul(y, d, err) : NULL;
+    ct_tensor_release(gy); ct_tensor_release(s); ct_tensor_release(d);
+  } else {           /* log_softmax: g - e^y sum(g) */
+    ct_tensor *s = ct_reduce(CT_R_SUM, g, dim, true, err), *e = s ? ct_unary(CT_U_EXP, y, 0, 0, err) : NULL;
+    ct_tensor *es = e ? ct_mul(e, s, err) : NULL;
+    r = es ? ct_sub(g, es, err) : NULL;
+    ct_tensor_release(s); ct_tensor_release(e); ct_tensor_release(es);
+  }
+  ct_tensor_release(y);
+  gin[0] = r;
+  return r != NULL;
+}
+static const ct_op op_softmax = {"SoftmaxBackward", softmax_backward};
+static const ct_op op_log_softmax = {"LogSoftmaxBackward", softmax_backward};
+
+ct_tensor *ct_softmax(ct_tensor *x, int dim, bool log_, ct_err *err) {
+  if (x->ndim == 0) dim = -1;
+  else if (dim < 0 || !check_dim(dim, x, err)) return ct_fail(err, "dimension %d out of range (the tensor has %d dims)", dim + 1, x->ndim), NULL;
+  ct_tensor *src = x->dtype == CT_I64 ? ct_to(x, CT_F32, err) : (ct_tensor_retain(x), x);
+  ct_tensor *c = src ? ct_contig(src, false, err) : NULL;
+  ct_tensor *y = c ? ct_tensor_new(c->dtype, c->ndim, c->shape, err) : NULL;
+  if (y) {
+    span3 s = split(c, dim);
+    if (c->dtype == CT_F32) softmax_f32((float *)ct_data(y), (const float *)ct_data(c), s, log_);
+    else softmax_f64((double *)ct_data(y), (const double *)ct_data(c), s, log_);
+  }
+  ct_tensor_release(c);
+  if (y && ct_needs_grad(1, &src)) {
+    ct_node *n = ct_record(log_ ? &op_log_softmax : &op_softmax, y, 1, &src, err);
+    if (n == NULL || !ct_save(n, y, true, err)) { ct_tensor_release(y); y = NULL; }
+    else { n->i[0] = dim < 0 ? 0 : dim; n->i[1] = log_; }
+  }
+  ct_tensor_release(src);
+  return y;
+}

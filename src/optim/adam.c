@@ -1,0 +1,35 @@
+/* crater optim: Adam and AdamW (with AMSGrad), one pass over p, g, m, v (and vmax).
+ * Order of operations: torch/optim/adam.py and adamw.py, _single_tensor_adam(w): eps is
+ * added outside the sqrt after dividing by sqrt(1-beta2^t), and lr/(1-beta1^t) scales m.
+ * https://pytorch.org/docs/1.13/generated/torch.optim.Adam.html */
+#include "kernel.h"
+
+#define ADAM(NAME, T, SQRT)                                                              \
+  void NAME(T *restrict p, const T *restrict g, T *restrict m, T *restrict v,            \
+            T *restrict vmax, size_t n, const ct_adam_args *a) {                         \
+    const double bc1 = 1 - pow(a->beta1, a->step), bc2 = 1 - pow(a->beta2, a->step);     \
+    const T b1 = (T)a->beta1, c1 = (T)(1 - a->beta1);                                    \
+    const T b2 = (T)a->beta2, c2 = (T)(1 - a->beta2);                                    \
+    const T nstep = (T)-(a->lr / bc1), bc2s = (T)sqrt(bc2), eps = (T)a->eps;             \
+    const T sgn = a->maximize ? -1 : 1, wd = (T)a->weight_decay;                         \
+    const T decay = (T)(1 - a->lr * a->weight_decay);                                    \
+    const bool dec = a->decoupled, l2 = !a->decoupled && a->weight_decay != 0;           \
+    const bool ams = a->amsgrad && vmax != NULL;                                         \
+    for (size_t i = 0; i < n; i++) {                                                     \
+      T gi = sgn * g[i];                                                                 \
+      if (dec) p[i] = p[i] * decay;                                                      \
+      if (l2) gi = gi + wd * p[i];                                                       \
+      T mi = m[i] * b1 + c1 * gi;                                                        \
+      T vi = v[i] * b2 + (c2 * gi) * gi;                                                 \
+      m[i] = mi;                                                                         \
+      v[i] = vi;                                                                         \
+      if (ams) {                                                                         \
+        vi = CT_NANMAX(vmax[i], vi);                                                     \
+        vmax[i] = vi;                                                                    \
+      }                                                                                  \
+      p[i] = p[i] + (nstep * mi) / (SQRT(vi) / bc2s + eps);                              \
+    }                                                                                    \
+  }
+
+ADAM(ct_optim_adam_f32, float, sqrtf)
+ADAM(ct_optim_adam_f64, double, sqrt)

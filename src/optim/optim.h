@@ -1,0 +1,128 @@
+/* crater optimizers: one fused update kernel per optimizer, on raw contiguous arrays.
+ * Each kernel reads and writes its arrays in one pass, allocates nothing, and follows
+ * PyTorch 1.13's single-tensor arithmetic order (torch/optim/<name>.py), so float64
+ * results agree with PyTorch to rounding.  The f32 kernels do the same arithmetic in
+ * float, with the double hyper-parameters rounded to float as PyTorch does.
+ * Arrays are borrowed and must not overlap; n is their common length.  NaN and Inf in
+ * a gradient flow through the formulas exactly as in PyTorch (nothing is checked). */
+#ifndef CT_OPTIM_H
+#define CT_OPTIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* SGD: d = g (+ wd*p); buf = momentum*buf + (1-dampening)*d (buf = d when 'first');
+ * d = nesterov ? d + momentum*buf : buf; p -= lr*d.  buf is NULL when momentum == 0. */
+typedef struct ct_sgd_args {
+  double lr, momentum, dampening, weight_decay;
+  bool nesterov, maximize, first;
+} ct_sgd_args;
+void ct_optim_sgd_f32(float *restrict p, const float *restrict g, float *restrict buf, size_t n,
+                      const ct_sgd_args *a);
+void ct_optim_sgd_f64(double *restrict p, const double *restrict g, double *restrict buf,
+                      size_t n, const ct_sgd_args *a);
+
+/* Adam and AdamW ('decoupled': p *= 1 - lr*wd instead of g += wd*p).  'step' counts
+ * from 1.  vmax (max_exp_avg_sq) is NULL unless amsgrad. */
+typedef struct ct_adam_args {
+  double lr, beta1, beta2, eps, weight_decay, step;
+  bool amsgrad, maximize, decoupled;
+} ct_adam_args;
+void ct_optim_adam_f32(float *restrict p, const float *restrict g, float *restrict m,
+                       float *restrict v, float *restrict vmax, size_t n, const ct_adam_args *a);
+void ct_optim_adam_f64(double *restrict p, const double *restrict g, double *restrict m,
+                       double *restrict v, double *restrict vmax, size_t n,
+                       const ct_adam_args *a);
+
+/* Adagrad: sum += g*g; p -= clr * g / (sqrt(sum) + eps), clr = lr / (1 + (step-1)*lr_decay). */
+typedef struct ct_adagrad_args {
+  double lr, lr_decay, weight_decay, eps, step;
+  bool maximize;
+} ct_adagrad_args;
+void ct_optim_adagrad_f32(float *restrict p, const float *restrict g, float *restrict sum,
+                          size_t n, const ct_adagrad_args *a);
+void ct_optim_adagrad_f64(double *restrict p, const double *restrict g, double *restrict sum,
+                          size_t n, const ct_adagrad_args *a);
+
+/* RMSprop: sq = alpha*sq + (1-alpha)*g*g; centered: ga = alpha*ga + (1-alpha)*g and
+ * avg = sqrt(sq - ga*ga) + eps, else sqrt(sq) + eps; momentum > 0: buf = momentum*buf +
+ * g/avg, p -= lr*buf; else p -= lr*g/avg.  ga is NULL unless centered, buf unless momentum > 0. */
+typedef struct ct_rmsprop_args {
+  double lr, alpha, eps, weight_decay, momentum;
+  bool centered, maximize;
+} ct_rmsprop_args;
+void ct_optim_rmsprop_f32(float *restrict p, const float *restrict g, float *restrict sq,
+                          float *restrict ga, float *restrict buf, size_t n,
+                          const ct_rmsprop_args *a);
+void ct_optim_rmsprop_f64(double *restrict p, const double *restrict g, double *restrict sq,
+                          double *restrict ga, double *restrict buf, size_t n,
+                          const ct_rmsprop_args *a);
+
+/* Adadelta: sq = rho*sq + (1-rho)*g*g; d = sqrt(acc+eps)/sqrt(sq+eps)*g;
+ * acc = rho*acc + (1-rho)*d*d; p -= lr*d. */
+typedef struct ct_adadelta_args {
+  double lr, rho, eps, weight_decay;
+  bool maximize;
+} ct_adadelta_args;
+void ct_optim_adadelta_f32(float *restrict p, const float *restrict g, float *restrict sq,
+                           float *restrict acc, size_t n, const ct_adadelta_args *a);
+void ct_optim_adadelta_f64(double *restrict p, const double *restrict g, double *restrict sq,
+                           double *restrict acc, size_t n, const ct_adadelta_args *a);
+
+/* Adamax: m = b1*m + (1-b1)*g; u = max(b2*u, |g| + eps); p -= lr/(1-b1^step) * m/u. */
+typedef struct ct_adamax_args {
+  double lr, beta1, beta2, eps, weight_decay, step;
+  bool maximize;
+} ct_adamax_args;
+void ct_optim_adamax_f32(float *restrict p, const float *restrict g, float *restrict m,
+                         float *restrict u, size_t n, const ct_adamax_args *a);
+void ct_optim_adamax_f64(double *restrict p, const double *restrict g, double *restrict m,
+                         double *restrict u, size_t n, const ct_adamax_args *a);
+
+/* NAdam: m, v as Adam; denom = sqrt(v/(1-b2^step)) + eps;
+ * p -= lr*(1-mu)/(1-mu_product) * g/denom + lr*mu_next/(1-mu_product_next) * m/denom.
+ * The caller keeps the momentum schedule (mu, mu_next and the products). */
+typedef struct ct_nadam_args {
+  double lr, beta1, beta2, eps, weight_decay, step;
+  double mu, mu_next, mu_product, mu_product_next;
+  bool maximize, decoupled;
+} ct_nadam_args;
+void ct_optim_nadam_f32(float *restrict p, const float *restrict g, float *restrict m,
+                        float *restrict v, size_t n, const ct_nadam_args *a);
+void ct_optim_nadam_f64(double *restrict p, const double *restrict g, double *restrict m,
+                        double *restrict v, size_t n, const ct_nadam_args *a);
+
+/* RAdam: m, v as Adam; while the variance is tractable (rho_t > 5)
+ * p -= lr * m/(1-b1^step) * rect * sqrt(1-b2^step)/(sqrt(v)+eps), else p -= lr * m/(1-b1^step). */
+typedef struct ct_radam_args {
+  double lr, beta1, beta2, eps, weight_decay, step;
+  bool maximize, decoupled;
+} ct_radam_args;
+void ct_optim_radam_f32(float *restrict p, const float *restrict g, float *restrict m,
+                        float *restrict v, size_t n, const ct_radam_args *a);
+void ct_optim_radam_f64(double *restrict p, const double *restrict g, double *restrict m,
+                        double *restrict v, size_t n, const ct_radam_args *a);
+
+/* ASGD: p = p*(1 - lambd*eta) - eta*g; ax += mu*(p - ax) (ax = p when mu == 1).
+ * The caller keeps eta and mu (PyTorch rounds both to float32). */
+typedef struct ct_asgd_args {
+  double eta, mu, lambd, weight_decay;
+  bool maximize;
+} ct_asgd_args;
+void ct_optim_asgd_f32(float *restrict p, const float *restrict g, float *restrict ax, size_t n,
+                       const ct_asgd_args *a);
+void ct_optim_asgd_f64(double *restrict p, const double *restrict g, double *restrict ax,
+                       size_t n, const ct_asgd_args *a);
+
+/* Rprop: s = sign(g*prev) mapped to etaplus/etaminus/1; step = clamp(step*s, min, max);
+ * where s == etaminus the gradient counts as 0; p -= sign(g)*step; prev = g. */
+typedef struct ct_rprop_args {
+  double etaminus, etaplus, step_min, step_max;
+  bool maximize;
+} ct_rprop_args;
+void ct_optim_rprop_f32(float *restrict p, const float *restrict g, float *restrict prev,
+                        float *restrict step, size_t n, const ct_rprop_args *a);
+void ct_optim_rprop_f64(double *restrict p, const double *restrict g, double *restrict prev,
+                        double *restrict step, size_t n, const ct_rprop_args *a);
+
+#endif
