@@ -116,8 +116,9 @@ function Progress:draw(final)
     self.file:flush()
   else
     local decile = frac and math.floor(frac * 10) or -1
-    if final or decile > self.last_decile or now - self.last_line >= 30 then
+    if (final and self.k ~= self.last_k) or decile > self.last_decile or now - self.last_line >= 30 then
       if not final and self.k == 0 then return end
+      self.last_k = self.k
       self.last_decile, self.last_line = decile, now
       self.file:write(label, frac and string.format("%3d%% ", math.floor(frac * 100)) or "", self:status(), "\n")
       self.file:flush()
@@ -129,7 +130,7 @@ end
 function Progress:close()
   if self.closed then return end
   self.closed = true
-  if self.started then self:update(1) end
+  if self.started then self.k = self.k + 1 end
   self:draw(true)
 end
 

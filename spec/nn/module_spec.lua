@@ -1,6 +1,8 @@
 local crater = require "crater"
 local nn = crater.nn
 
+local function same_values(a, b) return (a - b):abs():max():item() == 0 end
+
 describe("nn.Module", function()
   local function net()
     crater.manual_seed(1)
@@ -73,7 +75,7 @@ describe("nn.Module", function()
     local x = crater.randn(3, 4)
     assert.is_false(crater.allclose(a(x), b(x)))
     b:load_state_dict(a:state_dict())
-    assert.is_true(crater.allclose(a(x), b(x), { rtol = 0, atol = 0 }))
+    assert.is_true(same_values(a(x), b(x)))
   end)
 
   it("load_state_dict names missing and unexpected keys", function()
@@ -93,7 +95,7 @@ describe("nn.Module", function()
     sd["0.weight"] = crater.zeros(3, 4)
     assert.error_matches(function() m:load_state_dict(sd) end,
       "size mismatch for 0.bias: checkpoint {7}, model {3}", 1, true)
-    assert.is_true(crater.allclose(before, m[1].bias, { rtol = 0, atol = 0 }))
+    assert.is_true(same_values(before, m[1].bias))
   end)
 
   it("load_state_dict with strict=false skips absent keys", function()

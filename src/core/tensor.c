@@ -21,6 +21,17 @@ void ct_debug_fail_alloc(int64_t n, bool always) {
   fail_always = always;
 }
 
+/* Small blocks are recycled through per-size free lists: tensors are made and dropped
+ * in bursts (Lua's collector frees thousands at once), where malloc's slow path showed
+ * up as the largest cost of a small op.  The lists hold at most POOL_CAP bytes. */
+#define POOL_MAX 1024
+#define POOL_CAP ((size_t)8 << 20)
+typedef struct pool_block { struct pool_block *next; } pool_block;
+static pool_block *pool[POOL_MAX / 16 + 1];
+static size_t pooled_bytes;
+
+static size_t pool_class(size_t n) { return (n + 15) / 16; }
+
 void *ct_malloc(size_t n, ct_err *err) {
   if (fail_countdown >= 0) {
     if (fail_countdown == 0) {
@@ -30,10 +41,21 @@ void *ct_malloc(size_t n, ct_err *err) {
     }
     fail_countdown--;
   }
-  /* 64-byte alignment for the vector units; size rounded up as aligned_alloc wants. */
-  size_t rounded = (n + 63) & ~(size_t)63;
-  if (rounded < n) { ct_fail(err, "not enough memory (size overflow)"); return NULL; }
-  void *p = aligned_alloc(64, rounded ? rounded : 64);
+  void *p;
+  if (n <= POOL_MAX) {   /* 16-byte aligned, like malloc */
+    size_t c = pool_class(n ? n : 1);
+    if (pool[c]) {
+      p = pool[c];
+      pool[c] = pool[c]->next;
+      pooled_bytes -= c * 16;
+    } else {
+      p = malloc(c * 16);
+    }
+  } else {   /* 64-byte alignment for the vector units; aligned_alloc wants a rounded size */
+    size_t rounded = (n + 63) & ~(size_t)63;
+    if (rounded < n) { ct_fail(err, "not enough memory (size overflow)"); return NULL; }
+    p = aligned_alloc(64, rounded);
+  }
   if (p == NULL) {
     ct_fail(err, "not enough memory (allocation of %zu bytes failed)", n);
     return NULL;
@@ -46,6 +68,14 @@ void *ct_malloc(size_t n, ct_err *err) {
 void ct_free(void *p, size_t n) {
   if (p == NULL) return;
   mem.bytes -= (int64_t)n;
+  if (n <= POOL_MAX && pooled_bytes < POOL_CAP) {
+    size_t c = pool_class(n ? n : 1);
+    pool_block *b = p;
+    b->next = pool[c];
+    pool[c] = b;
+    pooled_bytes += c * 16;
+    return;
+  }
   free(p);
 }
 
@@ -91,9 +121,15 @@ ct_dtype ct_promote(ct_dtype a, ct_dtype b) {
 
 /* ---------------- storage and tensors ---------------- */
 
+/* header and data in one block: one allocation per new tensor's bytes; the header is
+ * padded so that the data keeps the block's alignment */
+static size_t storage_head(size_t nbytes) {
+  return nbytes + sizeof(ct_storage) <= POOL_MAX ? (sizeof(ct_storage) + 15) & ~(size_t)15
+                                             : (sizeof(ct_storage) + 63) & ~(size_t)63;
+}
+
 static ct_storage *storage_new(size_t nbytes, ct_err *err) {
-  /* header and data in one block: one allocation per new tensor's bytes */
-  size_t head = (sizeof(ct_storage) + 63) & ~(size_t)63;
+  size_t head = storage_head(nbytes);
   if (nbytes > SIZE_MAX - head) { ct_fail(err, "not enough memory (size overflow)"); return NULL; }
   ct_storage *s = ct_malloc(head + nbytes, err);
   if (s == NULL) return NULL;
@@ -105,10 +141,7 @@ static ct_storage *storage_new(size_t nbytes, ct_err *err) {
 }
 
 static void storage_release(ct_storage *s) {
-  if (s && --s->refs == 0) {
-    size_t head = (sizeof(ct_storage) + 63) & ~(size_t)63;
-    ct_free(s, head + s->nbytes);
-  }
+  if (s && --s->refs == 0) ct_free(s, storage_head(s->nbytes) + s->nbytes);
 }
 
 void ct_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride) {
@@ -258,7 +291,7 @@ double ct_get_flat(const ct_tensor *t, int64_t i) {
 
 /* ---------------- strided iteration ---------------- */
 
-void ct_iterate(int nops, char **base, int ndim, const int64_t *shape,
+void ct_iterate(int nops, char **base, const size_t *elsize, int ndim, const int64_t *shape,
                 int64_t (*strides)[CT_MAXDIM], ct_loop_fn fn, void *ctx) {
   int64_t sh[CT_MAXDIM], st[4][CT_MAXDIM];
   int nd = 0;
@@ -301,7 +334,7 @@ void ct_iterate(int nops, char **base, int ndim, const int64_t *shape,
     for (int k = 0; k < nops; k++) {
       int64_t off = 0;
       for (int j = 0; j < nd - 1; j++) off += idx[j] * st[k][j];
-      p[k] = base[k] + off;
+      p[k] = base[k] + off * (int64_t)elsize[k];
     }
   }
 }
@@ -336,12 +369,12 @@ void ct_copy_into(ct_tensor *dst, const ct_tensor *src) {
     memcpy(st[0], dst->stride, sizeof st[0]);
     memcpy(st[1], src->stride, sizeof st[1]);
     memcpy(sshape, dst->shape, sizeof sshape);
-    ct_iterate(2, base, dst->ndim, sshape, st, copy_loop, &c);
+    ct_iterate(2, base, (size_t[]){c.dsz, c.ssz}, dst->ndim, sshape, st, copy_loop, &c);
   } else {
     /* numel equal, src contiguous required by callers */
     memcpy(st[0], dst->stride, sizeof st[0]);
     ct_contiguous_strides(dst->ndim, dst->shape, st[1]);
-    ct_iterate(2, base, dst->ndim, dst->shape, st, copy_loop, &c);
+    ct_iterate(2, base, (size_t[]){c.dsz, c.ssz}, dst->ndim, dst->shape, st, copy_loop, &c);
   }
   ct_bump(dst);
 }

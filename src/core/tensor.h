@@ -98,9 +98,10 @@ int ct_get_num_threads(void);
 
 /* ---- strided iteration over up to 4 operands of one shape ----
  * fn gets pointers to the first element of each operand for one run of the innermost
- * (coalesced) dim, the element strides of that dim, and its length. */
+ * (coalesced) dim, the element strides of that dim, and its length.  Strides are in
+ * elements; elsize gives each operand's element size in bytes. */
 typedef void (*ct_loop_fn)(char **p, const int64_t *s, int64_t n, void *ctx);
-void ct_iterate(int nops, char **base, int ndim, const int64_t *shape,
+void ct_iterate(int nops, char **base, const size_t *elsize, int ndim, const int64_t *shape,
                 int64_t (*strides)[CT_MAXDIM], ct_loop_fn fn, void *ctx);
 
 #endif

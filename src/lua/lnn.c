@@ -46,7 +46,24 @@ static int t_avg_pool2d (lua_State *L) {
   return ct_lua_push(L, ct_avg_pool2d(x, w, &err), "avg_pool2d", &err);
 }
 
+/* set_flush_denormal(on) -> whether the CPU supports it (subnormals flushed to zero) */
+static int t_set_flush_denormal (lua_State *L) {
+  luaL_checktype(L, 1, LUA_TBOOLEAN);
+  lua_pushboolean(L, ct_set_flush_denormal(lua_toboolean(L, 1)));
+  return 1;
+}
+
+/* linear(x, w [, b]) -> x w^T + b for 2-D x */
+static int t_linear (lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1), *w = ct_lua_check(L, 2);
+  ct_tensor *b = lua_isnoneornil(L, 3) ? NULL : ct_lua_check(L, 3);
+  ct_err err;
+  return ct_lua_push(L, ct_linear(x, w, b, &err), "linear", &err);
+}
+
 static const luaL_Reg nn_funcs[] = {
+  {"linear", t_linear},
+  {"set_flush_denormal", t_set_flush_denormal},
   {"im2col", t_im2col},
   {"col2im", t_col2im},
   {"max_pool2d", t_max_pool2d},

@@ -52,8 +52,52 @@ static void bump_written(arrays *a) {
     if (i != 1 && a->t[i] != NULL) ct_bump(a->t[i]);
 }
 
-#define F32(a, i) ((a).t[i] ? (float *)ct_data((a).t[i]) : NULL)
-#define F64(a, i) ((a).t[i] ? (double *)ct_data((a).t[i]) : NULL)
+/* A kernel call over elements [lo, hi) of the arrays, run by ct_optim_parallel. */
+typedef struct job {
+  const arrays *a;
+  const void *args;
+} job;
+
+#define A32(i) (j->a->t[i] ? (float *)ct_data(j->a->t[i]) + lo : NULL)
+#define A64(i) (j->a->t[i] ? (double *)ct_data(j->a->t[i]) + lo : NULL)
+#define RANGE3(kernel)                                                                    \
+  static void kernel##_range(void *ctx, size_t lo, size_t hi) {                           \
+    const job *j = ctx;                                                                   \
+    if (j->a->dt == CT_F32) kernel##_f32(A32(0), A32(1), A32(2), hi - lo, j->args);       \
+    else kernel##_f64(A64(0), A64(1), A64(2), hi - lo, j->args);                          \
+  }
+#define RANGE4(kernel)                                                                    \
+  static void kernel##_range(void *ctx, size_t lo, size_t hi) {                           \
+    const job *j = ctx;                                                                   \
+    if (j->a->dt == CT_F32) kernel##_f32(A32(0), A32(1), A32(2), A32(3), hi - lo, j->args); \
+    else kernel##_f64(A64(0), A64(1), A64(2), A64(3), hi - lo, j->args);                  \
+  }
+#define RANGE5(kernel)                                                                    \
+  static void kernel##_range(void *ctx, size_t lo, size_t hi) {                           \
+    const job *j = ctx;                                                                   \
+    if (j->a->dt == CT_F32)                                                               \
+      kernel##_f32(A32(0), A32(1), A32(2), A32(3), A32(4), hi - lo, j->args);             \
+    else kernel##_f64(A64(0), A64(1), A64(2), A64(3), A64(4), hi - lo, j->args);          \
+  }
+RANGE3(ct_optim_sgd)
+RANGE5(ct_optim_adam)
+RANGE3(ct_optim_adagrad)
+RANGE5(ct_optim_rmsprop)
+RANGE4(ct_optim_adadelta)
+RANGE4(ct_optim_adamax)
+RANGE4(ct_optim_nadam)
+RANGE4(ct_optim_radam)
+RANGE3(ct_optim_asgd)
+RANGE4(ct_optim_rprop)
+
+/* Runs the kernel over all elements (split over threads) and bumps what it wrote. */
+#define RUN(kernel, a, o)                                          \
+  do {                                                             \
+    job j_ = {&(a), &(o)};                                         \
+    ct_optim_parallel((a).n, kernel##_range, &j_);                 \
+    bump_written(&(a));                                            \
+  } while (0)
+
 #define NUM(i) luaL_checknumber(L, i)
 #define BOOL(i) lua_toboolean(L, i)
 
@@ -64,9 +108,7 @@ static int o_sgd (lua_State *L) {
   ct_sgd_args o = {.lr = NUM(4), .momentum = NUM(5), .dampening = NUM(6),
                    .weight_decay = NUM(7), .nesterov = BOOL(8), .maximize = BOOL(9),
                    .first = BOOL(10)};
-  if (a.dt == CT_F32) ct_optim_sgd_f32(F32(a, 0), F32(a, 1), F32(a, 2), a.n, &o);
-  else ct_optim_sgd_f64(F64(a, 0), F64(a, 1), F64(a, 2), a.n, &o);
-  bump_written(&a);
+  RUN(ct_optim_sgd, a, o);
   return 0;
 }
 
@@ -79,10 +121,7 @@ static int o_adam (lua_State *L) {
                     .weight_decay = NUM(10), .step = NUM(11), .amsgrad = BOOL(12),
                     .maximize = BOOL(13), .decoupled = BOOL(14)};
   if (o.amsgrad && a.t[4] == NULL) return luaL_error(L, "adam_step: amsgrad needs max_exp_avg_sq");
-  if (a.dt == CT_F32)
-    ct_optim_adam_f32(F32(a, 0), F32(a, 1), F32(a, 2), F32(a, 3), F32(a, 4), a.n, &o);
-  else ct_optim_adam_f64(F64(a, 0), F64(a, 1), F64(a, 2), F64(a, 3), F64(a, 4), a.n, &o);
-  bump_written(&a);
+  RUN(ct_optim_adam, a, o);
   return 0;
 }
 
@@ -92,9 +131,7 @@ static int o_adagrad (lua_State *L) {
   check_arrays(L, "adagrad_step", names, 3, 0, &a);
   ct_adagrad_args o = {.lr = NUM(4), .lr_decay = NUM(5), .weight_decay = NUM(6),
                        .eps = NUM(7), .step = NUM(8), .maximize = BOOL(9)};
-  if (a.dt == CT_F32) ct_optim_adagrad_f32(F32(a, 0), F32(a, 1), F32(a, 2), a.n, &o);
-  else ct_optim_adagrad_f64(F64(a, 0), F64(a, 1), F64(a, 2), a.n, &o);
-  bump_written(&a);
+  RUN(ct_optim_adagrad, a, o);
   return 0;
 }
 
@@ -108,10 +145,7 @@ static int o_rmsprop (lua_State *L) {
   if (o.centered && a.t[3] == NULL) return luaL_error(L, "rmsprop_step: centered needs grad_avg");
   if (o.momentum > 0 && a.t[4] == NULL)
     return luaL_error(L, "rmsprop_step: momentum needs momentum_buffer");
-  if (a.dt == CT_F32)
-    ct_optim_rmsprop_f32(F32(a, 0), F32(a, 1), F32(a, 2), F32(a, 3), F32(a, 4), a.n, &o);
-  else ct_optim_rmsprop_f64(F64(a, 0), F64(a, 1), F64(a, 2), F64(a, 3), F64(a, 4), a.n, &o);
-  bump_written(&a);
+  RUN(ct_optim_rmsprop, a, o);
   return 0;
 }
 
@@ -121,9 +155,7 @@ static int o_adadelta (lua_State *L) {
   check_arrays(L, "adadelta_step", names, 4, 0, &a);
   ct_adadelta_args o = {.lr = NUM(5), .rho = NUM(6), .eps = NUM(7), .weight_decay = NUM(8),
                         .maximize = BOOL(9)};
-  if (a.dt == CT_F32) ct_optim_adadelta_f32(F32(a, 0), F32(a, 1), F32(a, 2), F32(a, 3), a.n, &o);
-  else ct_optim_adadelta_f64(F64(a, 0), F64(a, 1), F64(a, 2), F64(a, 3), a.n, &o);
-  bump_written(&a);
+  RUN(ct_optim_adadelta, a, o);
   return 0;
 }
 
@@ -133,9 +165,7 @@ static int o_adamax (lua_State *L) {
   check_arrays(L, "adamax_step", names, 4, 0, &a);
   ct_adamax_args o = {.lr = NUM(5), .beta1 = NUM(6), .beta2 = NUM(7), .eps = NUM(8),
                       .weight_decay = NUM(9), .step = NUM(10), .maximize = BOOL(11)};
-  if (a.dt == CT_F32) ct_optim_adamax_f32(F32(a, 0), F32(a, 1), F32(a, 2), F32(a, 3), a.n, &o);
-  else ct_optim_adamax_f64(F64(a, 0), F64(a, 1), F64(a, 2), F64(a, 3), a.n, &o);
-  bump_written(&a);
+  RUN(ct_optim_adamax, a, o);
   return 0;
 }
 
@@ -147,9 +177,7 @@ static int o_nadam (lua_State *L) {
                      .weight_decay = NUM(9), .step = NUM(10), .mu = NUM(11),
                      .mu_next = NUM(12), .mu_product = NUM(13), .mu_product_next = NUM(14),
                      .maximize = BOOL(15), .decoupled = BOOL(16)};
-  if (a.dt == CT_F32) ct_optim_nadam_f32(F32(a, 0), F32(a, 1), F32(a, 2), F32(a, 3), a.n, &o);
-  else ct_optim_nadam_f64(F64(a, 0), F64(a, 1), F64(a, 2), F64(a, 3), a.n, &o);
-  bump_written(&a);
+  RUN(ct_optim_nadam, a, o);
   return 0;
 }
 
@@ -160,9 +188,7 @@ static int o_radam (lua_State *L) {
   ct_radam_args o = {.lr = NUM(5), .beta1 = NUM(6), .beta2 = NUM(7), .eps = NUM(8),
                      .weight_decay = NUM(9), .step = NUM(10), .maximize = BOOL(11),
                      .decoupled = BOOL(12)};
-  if (a.dt == CT_F32) ct_optim_radam_f32(F32(a, 0), F32(a, 1), F32(a, 2), F32(a, 3), a.n, &o);
-  else ct_optim_radam_f64(F64(a, 0), F64(a, 1), F64(a, 2), F64(a, 3), a.n, &o);
-  bump_written(&a);
+  RUN(ct_optim_radam, a, o);
   return 0;
 }
 
@@ -172,9 +198,7 @@ static int o_asgd (lua_State *L) {
   check_arrays(L, "asgd_step", names, 3, 0, &a);
   ct_asgd_args o = {.eta = NUM(4), .mu = NUM(5), .lambd = NUM(6), .weight_decay = NUM(7),
                     .maximize = BOOL(8)};
-  if (a.dt == CT_F32) ct_optim_asgd_f32(F32(a, 0), F32(a, 1), F32(a, 2), a.n, &o);
-  else ct_optim_asgd_f64(F64(a, 0), F64(a, 1), F64(a, 2), a.n, &o);
-  bump_written(&a);
+  RUN(ct_optim_asgd, a, o);
   return 0;
 }
 
@@ -184,9 +208,7 @@ static int o_rprop (lua_State *L) {
   check_arrays(L, "rprop_step", names, 4, 0, &a);
   ct_rprop_args o = {.etaminus = NUM(5), .etaplus = NUM(6), .step_min = NUM(7),
                      .step_max = NUM(8), .maximize = BOOL(9)};
-  if (a.dt == CT_F32) ct_optim_rprop_f32(F32(a, 0), F32(a, 1), F32(a, 2), F32(a, 3), a.n, &o);
-  else ct_optim_rprop_f64(F64(a, 0), F64(a, 1), F64(a, 2), F64(a, 3), a.n, &o);
-  bump_written(&a);
+  RUN(ct_optim_rprop, a, o);
   return 0;
 }
 

@@ -8,20 +8,35 @@
 
 /* ---------------- boxes ---------------- */
 
+/* The metatable is also kept under a light-userdata key: fetching it by pointer skips
+ * the string lookup of luaL_setmetatable/luaL_testudata on every op. */
+static const char MT_KEY = 'm';
+
 ct_tensor **ct_lua_newbox(lua_State *L) {
   ct_tensor **box = lua_newuserdatauv(L, sizeof *box, 0);
   *box = NULL;
-  luaL_setmetatable(L, CT_TENSOR_MT);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &MT_KEY);
+  lua_setmetatable(L, -2);
   return box;
 }
 
+static ct_tensor **test_box(lua_State *L, int idx) {
+  ct_tensor **box = lua_touserdata(L, idx);
+  if (box == NULL || !lua_getmetatable(L, idx)) return NULL;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &MT_KEY);
+  bool ok = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return ok ? box : NULL;
+}
+
 ct_tensor *ct_lua_test(lua_State *L, int idx) {
-  ct_tensor **box = luaL_testudata(L, idx, CT_TENSOR_MT);
+  ct_tensor **box = test_box(L, idx);
   return box ? *box : NULL;
 }
 
 ct_tensor *ct_lua_check(lua_State *L, int idx) {
-  ct_tensor **box = luaL_checkudata(L, idx, CT_TENSOR_MT);
+  ct_tensor **box = test_box(L, idx);
+  if (box == NULL) luaL_typeerror(L, idx, CT_TENSOR_MT);
   if (*box == NULL) luaL_argerror(L, idx, "tensor was released");
   return *box;
 }
@@ -45,7 +60,8 @@ ct_dtype ct_lua_dtype(lua_State *L, int idx, ct_dtype dflt) {
 }
 
 static int t_gc(lua_State *L) {
-  ct_tensor **box = luaL_checkudata(L, 1, CT_TENSOR_MT);
+  ct_tensor **box = test_box(L, 1);
+  if (box == NULL) return 0;
   ct_tensor_release(*box);
   *box = NULL;
   return 0;
@@ -108,6 +124,15 @@ static int read_sizes(lua_State *L, int idx, int64_t *shape, int *next, bool all
 static ct_dtype opt_dtype(lua_State *L, int idx, ct_dtype dflt) {
   if (!lua_istable(L, idx)) return dflt;
   lua_getfield(L, idx, "dtype");
+  if (!lua_isnil(L, -1)) {   /* name the options argument, not a stack slot */
+    const char *s = lua_tostring(L, -1);
+    static const char *const ok[] = {"float32", "float64", "int64", "float", "double", "long"};
+    bool known = false;
+    for (size_t k = 0; s && k < sizeof ok / sizeof ok[0]; k++) known = known || strcmp(s, ok[k]) == 0;
+    if (!known)
+      luaL_argerror(L, idx, lua_pushfstring(L, "unknown dtype '%s' (expected float32, float64 or int64)",
+                                            s ? s : luaL_typename(L, -1)));
+  }
   ct_dtype dt = ct_lua_dtype(L, -1, dflt);
   lua_pop(L, 1);
   return dt;
@@ -143,6 +168,8 @@ static ct_tensor *operand(lua_State *L, int idx, const ct_tensor *like) {
 static int make_filled(lua_State *L, const char *fn, int mode) {  /* 0 zeros 1 ones 2 empty 3 rand 4 randn */
   int64_t shape[CT_MAXDIM];
   int next, n = read_sizes(L, 1, shape, &next, false);
+  if (!lua_isnoneornil(L, next) && !lua_istable(L, next))
+    luaL_typeerror(L, next, next == 1 ? "sizes" : "options table");
   ct_dtype dt = opt_dtype(L, next, CT_F32);
   ct_err err;
   ct_tensor **box = ct_lua_newbox(L);
@@ -667,8 +694,9 @@ static int t_reduce(lua_State *L) {
     ct_tensor *idx = NULL;
     if ((*vbox = ct_maxmin_dim(x, dim, keepdim, op == CT_R_MAX, &idx, &err)) == NULL)
       return ct_lua_error(L, names[op], &err);
-    ct_unary_(CT_U_ADDS, idx, 1, 0, &err);
-    *ibox = idx;
+    *ibox = ct_unary(CT_U_ADDS, idx, 1, 0, &err);   /* 1-based; idx stays saved for backward */
+    ct_tensor_release(idx);
+    if (*ibox == NULL) return ct_lua_error(L, names[op], &err);
     return 2;
   }
   return PUSH(L, ct_reduce(op, x, dim, keepdim, &err), names[op]);
@@ -985,12 +1013,15 @@ static ct_tensor *index_view(lua_State *L, ct_tensor *x, int key) {
       lua_pop(L, 1);
       if (!isnum) luaL_error(L, "index: element %d of the index is not an integer", k + 1);
     } else {
-      i = lua_tointeger(L, key);
+      int isnum;
+      i = lua_tointegerx(L, key, &isnum);
+      if (!isnum) luaL_error(L, "index: %f is not an integer", lua_tonumber(L, key));
     }
     int64_t size = x->shape[k];
+    lua_Integer given = i;
     if (i < 0) i += size + 1;
     if (i < 1 || i > size)
-      luaL_error(L, "index %d out of range for size %d of dim %d", (int)i, (int)size, k + 1);
+      luaL_error(L, "index: index %I out of range for size %d of dim %d", (LUAI_UACINT)given, (int)size, k + 1);
     ct_tensor *v = ct_select(*box, 0, i - 1, &err);
     if (v == NULL) ct_lua_error(L, "index", &err);
     ct_tensor_release(*box);
@@ -1000,7 +1031,8 @@ static ct_tensor *index_view(lua_State *L, ct_tensor *x, int key) {
 }
 
 static int t_index(lua_State *L) {
-  ct_tensor **box = luaL_checkudata(L, 1, CT_TENSOR_MT);
+  ct_tensor **box = test_box(L, 1);
+  if (box == NULL) return luaL_typeerror(L, 1, CT_TENSOR_MT);
   int kt = lua_type(L, 2);
   if (kt == LUA_TSTRING) {
     lua_pushvalue(L, 2);
@@ -1117,6 +1149,8 @@ void ct_lua_open_tensor(lua_State *L) {
   luaL_setfuncs(L, functions, 0);
   luaL_newmetatable(L, CT_TENSOR_MT);
   int mt = lua_gettop(L);
+  lua_pushvalue(L, mt);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &MT_KEY);
   lua_newtable(L);   /* the method table, also crater.core.Tensor */
   int m = lua_gettop(L);
   for (const luaL_Reg *r = methods; r->name; r++)

@@ -107,7 +107,8 @@ static void unary_apply(ct_tensor *y, ct_tensor *x, ct_unary_op op, double a, do
   memcpy(st[0], y->stride, sizeof st[0]);
   memcpy(st[1], x->stride, sizeof st[1]);
   ct_loop_fn fn = x->dtype == CT_F32 ? unary_f32 : x->dtype == CT_F64 ? unary_f64 : unary_i64;
-  ct_iterate(2, base, x->ndim, x->shape, st, fn, &c);
+  size_t es = ct_dtype_size(x->dtype);
+  ct_iterate(2, base, (size_t[]){es, es}, x->ndim, x->shape, st, fn, &c);
 }
 
 /* ---- unary backward: one formula per op, built from ops ---- */
@@ -401,16 +402,23 @@ static bool is_cmp(ct_binary_op op) { return op >= CT_B_EQ; }
 
 static void binary_apply(ct_tensor *o, ct_tensor *a, ct_tensor *b, ct_binary_op op) {
   bin_ctx c = {op};
+  bool cmp_out = o->dtype != a->dtype;   /* int64 output of a float comparison */
+  ct_loop_fn fn = a->dtype == CT_F32 ? (cmp_out ? binary_f32_cmp : binary_f32)
+                : a->dtype == CT_F64 ? (cmp_out ? binary_f64_cmp : binary_f64)
+                : binary_i64;
+  if (ct_same_shape(a, b) && ct_same_shape(a, o) && ct_is_contiguous(a) && ct_is_contiguous(b) &&
+      ct_is_contiguous(o)) {   /* the common case: one flat run */
+    char *p[3] = {ct_data(o), ct_data(a), ct_data(b)};
+    fn(p, (int64_t[]){1, 1, 1}, ct_numel(o), &c);
+    return;
+  }
   char *base[3] = {ct_data(o), ct_data(a), ct_data(b)};
   int64_t st[3][CT_MAXDIM];
   memcpy(st[0], o->stride, sizeof st[0]);
   broadcast_strides(a, o->ndim, o->shape, st[1]);
   broadcast_strides(b, o->ndim, o->shape, st[2]);
-  bool cmp_out = o->dtype != a->dtype;   /* int64 output of a float comparison */
-  ct_loop_fn fn = a->dtype == CT_F32 ? (cmp_out ? binary_f32_cmp : binary_f32)
-                : a->dtype == CT_F64 ? (cmp_out ? binary_f64_cmp : binary_f64)
-                : binary_i64;
-  ct_iterate(3, base, o->ndim, o->shape, st, fn, &c);
+  size_t es[3] = {ct_dtype_size(o->dtype), ct_dtype_size(a->dtype), ct_dtype_size(b->dtype)};
+  ct_iterate(3, base, es, o->ndim, o->shape, st, fn, &c);
 }
 
 static int binary_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err);
@@ -423,6 +431,10 @@ static const ct_op binary_ops[CT_B_COUNT] = {
 /* Brings a and b to one dtype (new references in *pa, *pb). */
 static int promote_pair(ct_tensor *a, ct_tensor *b, ct_tensor **pa, ct_tensor **pb, ct_err *err) {
   ct_dtype dt = ct_promote(a->dtype, b->dtype);
+  if ((a->ndim == 0) != (b->ndim == 0)) {   /* PyTorch: a 0-d operand decides only across categories */
+    const ct_tensor *t = a->ndim ? a : b, *z = a->ndim ? b : a;
+    dt = (t->dtype != CT_I64 || z->dtype == CT_I64) ? t->dtype : z->dtype;
+  }
   *pa = a->dtype == dt ? (ct_tensor_retain(a), a) : ct_to(a, dt, err);
   if (*pa == NULL) return 0;
   *pb = b->dtype == dt ? (ct_tensor_retain(b), b) : ct_to(b, dt, err);
@@ -657,7 +669,8 @@ static int fused(fused_kind k, ct_tensor *x, ct_tensor *a, ct_tensor *b, double 
   broadcast_strides(ac, x->ndim, x->shape, st[1]);
   broadcast_strides(bc ? bc : ac, x->ndim, x->shape, st[2]);
   ct_loop_fn fn = x->dtype == CT_F32 ? fused_f32 : x->dtype == CT_F64 ? fused_f64 : fused_i64;
-  ct_iterate(3, base, x->ndim, x->shape, st, fn, &c);
+  size_t es[3] = {ct_dtype_size(x->dtype), ct_dtype_size(ac->dtype), ct_dtype_size((bc ? bc : ac)->dtype)};
+  ct_iterate(3, base, es, x->ndim, x->shape, st, fn, &c);
   if (ac != a) ct_tensor_release(ac);
   if (bc != b) ct_tensor_release(bc);
   ct_bump(x);

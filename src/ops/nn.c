@@ -1,10 +1,27 @@
 /* crater nn kernels: im2col / col2im (each the other's backward, so a convolution is
  * im2col + one OpenBLAS matmul and double backward works), and 2-D pooling.
  * Shapes are written (B,C,H,W) next to the pointers; L = Ho*Wo output positions. */
+#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
 #include "nn.h"
+
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
+
+bool ct_set_flush_denormal(bool on) {
+#if defined(__SSE__)
+  /* bit 15 = FTZ (results), bit 6 = DAZ (inputs) */
+  unsigned int csr = _mm_getcsr();
+  _mm_setcsr(on ? csr | 0x8040u : csr & ~0x8040u);
+  return true;
+#else
+  (void)on;
+  return false;
+#endif
+}
 
 int64_t ct_win_out(int64_t in, int64_t k, int64_t s, int64_t p) {
   int64_t span = in + 2 * p - k;
@@ -226,4 +243,68 @@ done:
   ct_tensor_release(cols);
   ct_tensor_release(m);
   return out;
+}
+
+/* ---------------- linear: x w^T + b in one GEMM ---------------- */
+
+static int linear_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
+  ct_tensor *x = ct_saved(nd, 0, err), *w = x ? ct_saved(nd, 1, err) : NULL, *gt = NULL;
+  int ok = w != NULL;
+  if (ok && nd->edge[0].needs) ok = (gin[0] = ct_mm(g, w, err)) != NULL;            /* (N,in) */
+  if (ok && nd->edge[1].needs) {                                                    /* (out,in) */
+    ok = (gt = ct_transpose(g, 0, 1, err)) != NULL && (gin[1] = ct_mm(gt, x, err)) != NULL;
+  }
+  if (ok && nd->nin > 2 && nd->edge[2].needs)                                        /* (out) */
+    ok = (gin[2] = ct_reduce(CT_R_SUM, g, 0, false, err)) != NULL;
+  ct_tensor_release(gt);
+  ct_tensor_release(x);
+  ct_tensor_release(w);
+  return ok;
+}
+static const ct_op linear_op = {"LinearBackward", linear_backward};
+
+ct_tensor *ct_linear(ct_tensor *x, ct_tensor *w, ct_tensor *b, ct_err *err) {
+  char xs[96], ws[96], bs[96];
+  if (x->ndim != 2 || w->ndim != 2 || x->shape[1] != w->shape[1] ||
+      (b && (b->ndim != 1 || b->shape[0] != w->shape[0])))
+    return ct_fail(err, "input %s does not match weight %s%s%s", ct_shape_str(xs, x->ndim, x->shape),
+                   ct_shape_str(ws, w->ndim, w->shape), b ? " and bias " : "",
+                   b ? ct_shape_str(bs, b->ndim, b->shape) : ""), NULL;
+  if (x->dtype == CT_I64 || x->dtype != w->dtype || (b && b->dtype != x->dtype))
+    return ct_fail(err, "expected float operands of one dtype, got %s and %s", ct_dtype_name(x->dtype),
+                   ct_dtype_name(w->dtype)), NULL;
+  int64_t n = x->shape[0], k = x->shape[1], m = w->shape[0], shape[2] = {n, m};
+  ct_tensor *xc = ct_contig(x, false, err), *wc = xc ? ct_contig(w, false, err) : NULL;
+  ct_tensor *bc = wc && b ? ct_contig(b, false, err) : NULL, *y = NULL;
+  if (wc == NULL || (b && bc == NULL)) goto done;
+  if ((y = ct_tensor_new(x->dtype, 2, shape, err)) == NULL) goto done;
+  size_t es = ct_dtype_size(x->dtype);
+  if (bc)   /* every row starts as the bias; the GEMM adds onto it (beta = 1) */
+    for (int64_t i = 0; i < n; i++) memcpy(ct_data(y) + (size_t)(i * m) * es, ct_data(bc), (size_t)m * es);
+  else
+    memset(ct_data(y), 0, (size_t)(n * m) * es);
+  if (n > 0 && m > 0 && k > 0) {
+    if (x->dtype == CT_F32)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)m, (int)k, 1.0f,
+                  (const float *)ct_data(xc), (int)k, (const float *)ct_data(wc), (int)k, 1.0f,
+                  (float *)ct_data(y), (int)m);
+    else
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)m, (int)k, 1.0,
+                  (const double *)ct_data(xc), (int)k, (const double *)ct_data(wc), (int)k, 1.0,
+                  (double *)ct_data(y), (int)m);
+  }
+  ct_tensor *in[3] = {x, w, b};
+  int nin = b ? 3 : 2;
+  if (ct_needs_grad(nin, in)) {
+    ct_node *nd = ct_record(&linear_op, y, nin, in, err);
+    if (nd == NULL || !ct_save(nd, x, false, err) || !ct_save(nd, w, false, err)) {
+      ct_tensor_release(y);
+      y = NULL;
+    }
+  }
+done:
+  ct_tensor_release(xc);
+  ct_tensor_release(wc);
+  ct_tensor_release(bc);
+  return y;
 }

@@ -25,4 +25,14 @@ ct_tensor *ct_avg_pool2d(ct_tensor *x, ct_win w, ct_err *err);
 /* Output size of one spatial dim, or -1 when the window does not fit. */
 int64_t ct_win_out(int64_t in, int64_t k, int64_t s, int64_t p);
 
+/* y = x w^T + b for x (N,in), w (out,in), b (out) or NULL: one GEMM with the bias as
+ * its initial value.  Backward: gx = g w, gw = g^T x (contiguous, in w's layout, so no
+ * transpose copy reaches the leaf), gb = the column sums of g; all built from ops.
+ * Fails on non-2-D, integer or mixed-dtype operands or mismatched sizes. */
+ct_tensor *ct_linear(ct_tensor *x, ct_tensor *w, ct_tensor *b, ct_err *err);
+
+/* Flush subnormal floats to zero (FTZ and DAZ) on the calling thread, as
+ * torch.set_flush_denormal; returns false where the CPU has no such mode. */
+bool ct_set_flush_denormal(bool on);
+
 #endif

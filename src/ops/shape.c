@@ -305,7 +305,8 @@ ct_tensor *ct_sum_to(ct_tensor *x, int ndim, const int64_t *shape, ct_err *err) 
   }
   char *base[2] = {ct_data(y), ct_data(x)};
   ct_dtype dt = x->dtype;
-  ct_iterate(2, base, x->ndim, x->shape, st, accumulate_loop, &dt);
+  size_t es = ct_dtype_size(dt);
+  ct_iterate(2, base, (size_t[]){es, es}, x->ndim, x->shape, st, accumulate_loop, &dt);
   return record1(&op_sum_to, y, x, NULL, 0, err);
 }
 
@@ -607,7 +608,8 @@ ct_tensor *ct_index_add(ct_tensor *base, int dim, ct_tensor *index, ct_tensor *s
     memcpy(st[0], d.stride, sizeof st[0]);
     memcpy(st[1], s.stride, sizeof st[1]);
     char *b2[2] = {ct_data(&d), ct_data(&s)};
-    ct_iterate(2, b2, d.ndim, d.shape, st, accumulate_loop, &dt);
+    size_t es = ct_dtype_size(dt);
+    ct_iterate(2, b2, (size_t[]){es, es}, d.ndim, d.shape, st, accumulate_loop, &dt);
   }
   ct_tensor *in[2] = {base, src};
   if (ct_needs_grad(2, in)) {
@@ -694,7 +696,8 @@ ct_tensor *ct_where(ct_tensor *cond, ct_tensor *a, ct_tensor *b, ct_err *err) {
     bstrides(bb, n2, s2, st[3]);
     char *base[4] = {ct_data(y), ct_data(c), ct_data(aa), ct_data(bb)};
     where_ctx wc = {dt};
-    ct_iterate(4, base, n2, s2, st, where_loop, &wc);
+    size_t es = ct_dtype_size(dt);
+    ct_iterate(4, base, (size_t[]){es, 8, es, es}, n2, s2, st, where_loop, &wc);
     ct_tensor *in[3] = {NULL, aa, bb};
     if (ct_needs_grad(3, in)) {
       ct_node *nd = ct_record(&op_where, y, 3, in, err);
@@ -756,7 +759,7 @@ ct_tensor *ct_linspace(double start, double end, int64_t n, ct_dtype dt, ct_err 
   ct_tensor *y = ct_tensor_new(dt, 1, &n, err);
   if (y == NULL) return NULL;
   double step = n > 1 ? (end - start) / (double)(n - 1) : 0;
-  int64_t half = n / 2;
+  int64_t half = n > 1 ? n / 2 : 1;   /* one step: just start, as PyTorch */
   for (int64_t i = 0; i < n; i++) {   /* PyTorch fills from both ends */
     double v = i < half ? start + step * (double)i : end - step * (double)(n - 1 - i);
     if (dt == CT_F32) ((float *)y->storage->data)[i] = (float)v;

@@ -29,8 +29,12 @@ end
 
 -- ---------------------------------------------------------------- layers
 
---- y = x W^T + b for x (..., in) and weight (out, in).
+--- y = x W^T + b for x (..., in) and weight (out, in); a 2-D x of the weight's dtype
+-- takes one fused GEMM (core.linear).
 function F.linear(x, weight, bias)
+  if x:dim() == 2 and x:dtype() == weight:dtype() and (bias == nil or bias:dtype() == x:dtype()) then
+    return core.linear(x, weight, bias)
+  end
   local y = x:matmul(weight:t())
   if bias ~= nil then y = y + bias end
   return y
@@ -289,14 +293,14 @@ function F.binary_cross_entropy(input, target, o)
 end
 
 --- Binary cross-entropy on logits, computed stably:
--- (1 - t) x + (1 + (pw - 1) t) (log1p(exp(-|x|)) + max(-x, 0)).
+-- (1 - t) x + (1 + (pw - 1) t) softplus(-x), softplus(z) = log(1 + e^z).
 -- @tparam[opt=nil] Tensor weight rescales each element's loss (broadcast)
 -- @tparam[opt=nil] Tensor pos_weight weight of positive examples, per class (broadcast over the last dim)
 -- @tparam[opt="mean"] string reduction "mean", "sum" or "none"
 function F.binary_cross_entropy_with_logits(input, target, o)
   o = opts(o, "binary_cross_entropy_with_logits")
   same_shape(input, target, "binary_cross_entropy_with_logits")
-  local softplus_neg = (-input):relu() + input:abs():neg():exp():log1p()   -- log(1 + e^-x)
+  local softplus_neg = (-input):softplus()   -- log(1 + e^-x), stable (linear beyond 20)
   local loss
   if o.pos_weight ~= nil then
     loss = (1 - target) * input + ((o.pos_weight - 1) * target + 1) * softplus_neg

@@ -26,9 +26,10 @@ local function is_tensor(x)
 end
 Optimizer.is_tensor = is_tensor
 
--- Copies plain tables (betas, etas) so groups never share them; tensors are kept.
+-- Copies plain tables (betas, etas) so groups never share them; tensors and tables
+-- with a metatable (Optimizer.required) are kept.
 local function copy(v)
-  if type(v) ~= "table" then return v end
+  if type(v) ~= "table" or getmetatable(v) ~= nil then return v end
   local t = {}
   for k, x in pairs(v) do t[k] = copy(x) end
   return t
@@ -60,6 +61,8 @@ local function same_shape(a, b)
   return true
 end
 Optimizer.same_shape = same_shape
+
+local add_group   -- defined below, used by new
 
 --- Makes a new optimizer class: the defaults table lists every option with its default.
 -- The class is called as `Class(params, opts)`; give it an `update(p, grad, state, group)`
@@ -115,7 +118,7 @@ function Optimizer.new(cls, params, opts)
   return self
 end
 
-local function add_group(self, group)
+function add_group(self, group)
   local name = self.__name
   if type(group) ~= "table" then error(name .. ": a param group must be a table", 0) end
   local params = group.params
@@ -331,8 +334,11 @@ local function load(self, sd)
     if #saved.params ~= #group.params then
       fail("param group %d has %d parameters but the optimizer's has %d", gi, #saved.params, #group.params)
     end
-    for k in pairs(self.defaults) do
-      if saved[k] == nil and self.defaults[k] ~= nil then
+    local keys = {}
+    for k in pairs(self.defaults) do keys[#keys + 1] = k end
+    table.sort(keys)
+    for _, k in ipairs(keys) do
+      if saved[k] == nil then
         fail("param group %d has no '%s' (a state_dict from another optimizer?)", gi, k)
       end
     end

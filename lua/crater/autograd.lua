@@ -1,0 +1,118 @@
+--- crater.autograd: gradient checking and anomaly detection on top of the C tape.
+-- `crater.grad`, `crater.no_grad` and `x:backward()` live in C; this module adds
+-- `gradcheck`, `gradgradcheck` and `detect_anomaly`.
+-- @module crater.autograd
+local crater = require "crater"
+local core = crater.core
+
+local M = {}
+
+M.grad = core.grad
+M.backward = function(t, g, opts) return t:backward(g, opts) end
+M.no_grad = core.no_grad
+M.enable_grad = core.enable_grad
+
+local function as_list(v)
+  if crater.is_tensor(v) then return { v } end
+  return v
+end
+
+-- Flattened float64 copy of every output of fn(inputs).
+local function outputs_of(fn, inputs)
+  local out = as_list(fn(table.unpack(inputs)))
+  local flat = {}
+  for i, o in ipairs(out) do flat[i] = o:detach():to("float64"):clone():reshape(-1) end
+  return out, flat
+end
+
+--- Compares analytic gradients with central finite differences, in float64.
+-- Every input that requires grad is perturbed element by element; for each output
+-- element the analytic row comes from crater.grad with a one-hot grad_output.
+-- Raises an error naming the input, the element and both values on mismatch; returns true.
+-- @param fn function of the inputs returning a tensor or a list of tensors
+-- @param inputs list of float64 tensors (those with requires_grad are checked)
+-- @tparam[opt] table opts `{eps=1e-6, atol=1e-5, rtol=1e-3}`
+-- @usage crater.autograd.gradcheck(function(x) return x:exp():sum() end, {crater.randn(3, {dtype="float64", requires_grad=true})})
+function M.gradcheck(fn, inputs, opts)
+  opts = opts or {}
+  local eps, atol, rtol = opts.eps or 1e-6, opts.atol or 1e-5, opts.rtol or 1e-3
+  inputs = as_list(inputs)
+  for i, x in ipairs(inputs) do
+    if crater.is_tensor(x) and x.requires_grad and x:dtype() ~= "float64" then
+      error(string.format("gradcheck: input %d is %s; gradcheck needs float64 inputs", i, x:dtype()), 2)
+    end
+  end
+  local out, flat = outputs_of(fn, inputs)
+  for i, x in ipairs(inputs) do
+    if crater.is_tensor(x) and x.requires_grad then
+      local n = x:numel()
+      local xf = x:detach():view(-1)   -- shares storage with x: perturbing it perturbs x
+      -- numerical jacobian column by column: d out / d x[k]
+      local numeric = {}
+      for k = 1, n do
+        local orig = xf:get(k)
+        xf[k] = orig + eps
+        local _, plus = outputs_of(fn, inputs)
+        xf[k] = orig - eps
+        local _, minus = outputs_of(fn, inputs)
+        xf[k] = orig
+        numeric[k] = {}
+        for o = 1, #plus do numeric[k][o] = ((plus[o] - minus[o]) / (2 * eps)) end
+      end
+      -- analytic: a fresh graph (perturbing x bumped its version), one vector-Jacobian
+      -- product per output element
+      out = outputs_of(fn, inputs)
+      for o, y in ipairs(out) do
+        if y.requires_grad then
+          local m = y:numel()
+          for j = 1, m do
+            local go = crater.zeros(y:shape(), { dtype = y:dtype() })
+            go:view(-1)[j] = 1
+            local g = crater.grad({ y }, { x }, { grad_outputs = { go }, retain_graph = true, allow_unused = true })[1]
+            local gf = g and g:to("float64"):reshape(-1)
+            for k = 1, n do
+              local a = gf and gf:get(k) or 0
+              local num = numeric[k][o]:get(j)
+              if math.abs(a - num) > atol + rtol * math.abs(num) then
+                error(string.format("gradcheck: Jacobian mismatch for output %d element %d with respect to "
+                  .. "input %d element %d: numerical %.10g, analytical %.10g", o, j, i, k, num, a), 2)
+              end
+            end
+          end
+        end
+      end
+    end
+  end
+  return true
+end
+
+--- gradcheck of the gradient: checks second derivatives (Hessian-vector products).
+-- fn's output must be a scalar; the gradient is taken with create_graph=true and
+-- then checked like any function of the inputs.
+-- @param fn scalar function of the inputs
+-- @param inputs list of float64 tensors
+-- @tparam[opt] table opts as gradcheck
+function M.gradgradcheck(fn, inputs, opts)
+  inputs = as_list(inputs)
+  local wrt = {}
+  for _, x in ipairs(inputs) do if crater.is_tensor(x) and x.requires_grad then wrt[#wrt + 1] = x end end
+  return M.gradcheck(function(...)
+    local y = fn(...)
+    return crater.grad(y, wrt, { create_graph = true, allow_unused = true })
+  end, inputs, opts)
+end
+
+--- Runs fn with anomaly detection on: the first op whose forward or backward produces
+-- NaN or Inf raises an error naming the op ("anomaly: the backward of SqrtBackward produced Inf").
+-- @param fn function to run
+-- @param ... its arguments
+-- @usage crater.autograd.detect_anomaly(function() loss:backward() end)
+function M.detect_anomaly(fn, ...)
+  local was = core.set_anomaly(true)
+  local res = table.pack(pcall(fn, ...))
+  core.set_anomaly(was)
+  if not res[1] then error(res[2], 0) end
+  return table.unpack(res, 2, res.n)
+end
+
+return M

@@ -1,0 +1,158 @@
+--- crater.lab.contestants: turns the lab's optimizer specs into optimizers.
+-- A spec is a name ("adam"), a name with options ({"adam", lr = 0.01, label = "adam-hi"}),
+-- an optimizer class made with `crater.optim.Optimizer:extend` ({Lion, lr = 3e-4} or
+-- Lion), or an optimizer instance, used as a template: its class and its defaults.
+-- Names and their presets:
+--   sgd, momentum (SGD momentum 0.9), nag (SGD Nesterov 0.9), adagrad, rmsprop, adadelta,
+--   adam, adamw, amsgrad, nadam, radam, adamax, asgd, rprop, lbfgs.
+-- Without an lr, a contestant takes the surface's suggested lr for its kind (`fn.lr.gradient`
+-- for the SGD family, `fn.lr.step` for the adaptive ones), else the preset's.
+local M = {}
+
+local function optim() return (package.loaded.crater or require "crater").optim end
+
+-- kind: "gradient" when the step is lr * gradient, "step" when it is about lr, "free" when
+-- lr is only a scale (Adadelta, LBFGS): these keep their own default.
+local presets = {
+  sgd      = {class = "SGD", kind = "gradient", opts = {lr = 1e-3}},
+  momentum = {class = "SGD", kind = "gradient", opts = {lr = 1e-3, momentum = 0.9}},
+  nag      = {class = "SGD", kind = "gradient", opts = {lr = 1e-3, momentum = 0.9, nesterov = true}},
+  asgd     = {class = "ASGD", kind = "gradient", opts = {lr = 1e-2}},
+  adagrad  = {class = "Adagrad", kind = "step", opts = {lr = 1e-2}},
+  rmsprop  = {class = "RMSprop", kind = "step", opts = {lr = 1e-2}},
+  adadelta = {class = "Adadelta", kind = "free", opts = {lr = 1.0}},
+  adam     = {class = "Adam", kind = "step", opts = {lr = 1e-3}},
+  adamw    = {class = "AdamW", kind = "step", opts = {lr = 1e-3}},
+  amsgrad  = {class = "Adam", kind = "step", opts = {lr = 1e-3, amsgrad = true}},
+  nadam    = {class = "NAdam", kind = "step", opts = {lr = 2e-3}},
+  radam    = {class = "RAdam", kind = "step", opts = {lr = 1e-3}},
+  adamax   = {class = "Adamax", kind = "step", opts = {lr = 2e-3}},
+  rprop    = {class = "Rprop", kind = "step", opts = {lr = 1e-2}},
+  lbfgs    = {class = "LBFGS", kind = "free", opts = {lr = 1}},
+}
+local names = {"sgd", "momentum", "nag", "adagrad", "rmsprop", "adadelta", "adam", "adamw",
+               "amsgrad", "nadam", "radam", "adamax", "asgd", "rprop", "lbfgs"}
+
+--- The known optimizer names, in a stable order.
+function M.names() return {table.unpack(names)} end
+
+--- The built-in names used by "all" (every preset but lbfgs and amsgrad, which is Adam).
+function M.all() return {"sgd", "momentum", "nag", "adagrad", "rmsprop", "adadelta", "adam", "adamw",
+  "nadam", "radam", "adamax", "asgd", "rprop"} end
+
+local function is_class(v)
+  return type(v) == "table" and type(v.update) == "function" and type(v.defaults) == "table"
+end
+
+local function unknown(who, name)
+  error(string.format("%s: unknown optimizer '%s' (known: %s; or an optimizer class made with "
+    .. "crater.optim.Optimizer:extend)", who, tostring(name), table.concat(names, ", ")), 0)
+end
+
+--- Resolves one spec into `{label=, class=, opts=, kind=}` without building anything.
+-- Options other than `label` are passed to the optimizer; an unknown option is the
+-- optimizer's own error when it is built.
+-- @param spec a name, `{name_or_class, opt = value, ...}`, a class or an instance
+-- @param fn the test function (for its suggested lrs), may be nil
+-- @param who the function name to put in errors
+function M.resolve(spec, fn, who)
+  who = who or "race"
+  local head, extra = spec, {}
+  if type(spec) == "table" and not is_class(spec) and getmetatable(spec) == nil then
+    head = spec[1]
+    for k, v in pairs(spec) do
+      if type(k) == "string" then extra[k] = v end
+    end
+    if head == nil then error(who .. ": an optimizer spec table needs its name or class first: {\"adam\", lr = 0.01}", 0) end
+  end
+  local label, class, opts, kind = extra.label, nil, {}, "step"
+  extra.label = nil
+  if type(head) == "string" then
+    local p = presets[head:lower()]
+    if not p then unknown(who, head) end
+    class, kind, label = optim()[p.class], p.kind, label or head:lower()
+    for k, v in pairs(p.opts) do opts[k] = v end
+  elseif is_class(head) then
+    local mt = getmetatable(head)
+    if mt and mt.__index == head then     -- an instance: its class and its options
+      class = mt
+      for k, v in pairs(head.defaults) do opts[k] = v end
+    else
+      class = head
+    end
+    label = label or tostring(class.__name):lower()
+  else
+    error(string.format("%s: an optimizer must be a name, {name, options...}, or an optimizer class; got %s",
+      who, type(head)), 0)
+  end
+  local user_lr = extra.lr ~= nil or (type(head) ~= "string" and opts.lr ~= nil)
+  for k, v in pairs(extra) do opts[k] = v end
+  if not user_lr and fn and fn.lr and fn.lr[kind] then opts.lr = fn.lr[kind] end
+  if opts.lr ~= nil and type(opts.lr) ~= "number" then
+    error(string.format("%s: %s's lr must be a number, got %s", who, label, type(opts.lr)), 0)
+  end
+  return {label = label, class = class, opts = opts, kind = kind}
+end
+
+--- Resolves a list of specs and makes the labels unique ("adam", "adam#2", ...).
+-- A string "a,b,c" is split at commas; "all" stands for M.all().
+function M.resolve_all(specs, fn, who)
+  if type(specs) == "string" then
+    local list = {}
+    for w in specs:gmatch("[^,%s]+") do
+      if w == "all" then for _, n in ipairs(M.all()) do list[#list + 1] = n end
+      else list[#list + 1] = w end
+    end
+    specs = list
+  end
+  if type(specs) ~= "table" or #specs == 0 then
+    error((who or "race") .. ": optimizers must be a non-empty list, e.g. {\"sgd\", {\"adam\", lr = 0.01}}", 0)
+  end
+  local out, seen = {}, {}
+  for i, s in ipairs(specs) do
+    local c = M.resolve(s, fn, who)
+    if seen[c.label] then
+      seen[c.label] = seen[c.label] + 1
+      c.label = c.label .. "#" .. seen[c.label]
+    else
+      seen[c.label] = 1
+    end
+    out[i] = c
+  end
+  return out
+end
+
+--- Builds the optimizer of a resolved contestant over params.
+function M.build(c, params, who)
+  local ok, opt = pcall(c.class, params, c.opts)
+  if not ok then error(string.format("%s: %s: %s", who or "race", c.label, tostring(opt)), 0) end
+  -- Record every option the optimizer ended up with (the defaults it filled in too).
+  local g = opt.param_groups[1]
+  c.settings = {}
+  for k, v in pairs(g) do
+    if k ~= "params" and k ~= "initial_lr" then c.settings[k] = v end
+  end
+  return opt
+end
+
+--- A one-line, sorted "k=v" description of options.
+function M.describe(opts)
+  local keys = {}
+  for k in pairs(opts or {}) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local parts = {}
+  for _, k in ipairs(keys) do
+    local v = opts[k]
+    if type(v) == "table" then
+      local s = {}
+      for i, x in ipairs(v) do s[i] = tostring(x) end
+      v = "{" .. table.concat(s, ",") .. "}"
+    elseif type(v) == "number" then
+      v = string.format("%.6g", v)
+    end
+    parts[#parts + 1] = k .. "=" .. tostring(v)
+  end
+  return table.concat(parts, " ")
+end
+
+return M

@@ -1,0 +1,266 @@
+-- The Optimizer base: groups, defaults, live hyper-parameters, zero_grad, step(closure),
+-- state, state_dict/load_state_dict, and the errors raised before anything changes.
+local crater = require "crater"
+local optim = crater.optim
+
+local function param(values, dtype)
+  return crater.tensor(values, {dtype = dtype or "float64", requires_grad = true})
+end
+
+-- Sets p.grad to the given values.
+local function set_grad(p, values)
+  p.grad = crater.tensor(values, {dtype = p:dtype()})
+end
+
+describe("Optimizer", function()
+  it("fills each group's missing options from the defaults", function()
+    local a, b = param({1}), param({2})
+    local opt = optim.SGD({{params = {a}}, {params = {b}, lr = 0.5, momentum = 0.9}}, {lr = 0.1})
+    assert.equal(0.1, opt.param_groups[1].lr)
+    assert.equal(0, opt.param_groups[1].momentum)
+    assert.equal(0.5, opt.param_groups[2].lr)
+    assert.equal(0.9, opt.param_groups[2].momentum)
+    assert.same({0.9, 0.999}, optim.Adam({a}).param_groups[1].betas)
+  end)
+
+  it("applies SGD to each group with its own lr (worked by hand)", function()
+    local a, b = param({1, 2}), param({3})
+    local opt = optim.SGD({{params = {a}}, {params = {b}, lr = 0.5}}, {lr = 0.1})
+    set_grad(a, {10, -20}); set_grad(b, {4})
+    opt:step()
+    assert.same({0, 4}, a:totable())
+    assert.same({1}, b:totable())
+  end)
+
+  it("reads hyper-parameters live: changing group.lr and group.betas takes effect", function()
+    local a = param({1})
+    local opt = optim.SGD({a}, {lr = 0.1})
+    set_grad(a, {1}); opt:step()
+    opt.param_groups[1].lr = 0.5
+    opt:step()
+    assert.near(0.4, a:get(1), 1e-15)
+    -- Adam, first step with beta1 = 0: m = g, v = (1-b2) g^2 -> step = lr * sign(g) (eps tiny)
+    local x = param({0})
+    local adam = optim.Adam({x}, {lr = 1, eps = 0})
+    adam.param_groups[1].betas = {0, 0.5}
+    set_grad(x, {3}); adam:step()
+    assert.near(-1, x:get(1), 1e-15)
+  end)
+
+  it("adds a param group with add_param_group", function()
+    local a, b = param({1}), param({1})
+    local opt = optim.SGD({a}, {lr = 0.1})
+    local g = opt:add_param_group({params = {b}, lr = 1})
+    assert.equal(2, #opt.param_groups)
+    assert.equal(g, opt.param_groups[2])
+    set_grad(b, {1}); opt:step()
+    assert.same({0}, b:totable())
+    assert.same({1}, a:totable())   -- no grad: skipped
+  end)
+
+  it("zero_grad sets grads to nil, or zeroes them with set_to_none = false", function()
+    local a = param({1, 2})
+    local opt = optim.SGD({a}, {lr = 0.1})
+    set_grad(a, {1, 1})
+    opt:zero_grad(false)
+    assert.same({0, 0}, a.grad:totable())
+    opt:zero_grad({set_to_none = false})
+    assert.same({0, 0}, a.grad:totable())
+    opt:zero_grad()
+    assert.is_nil(a.grad)
+  end)
+
+  it("step(closure) runs the closure with grad enabled and returns its loss", function()
+    local x = param({3})
+    local opt = optim.SGD({x}, {lr = 0.25})
+    local loss = crater.no_grad(function()
+      return opt:step(function()
+        opt:zero_grad()
+        local l = (x * x):sum()
+        l:backward()
+        return l
+      end)
+    end)
+    assert.equal(9, loss:item())
+    assert.same({1.5}, x:totable())     -- 3 - 0.25 * 6
+  end)
+
+  it("keeps state per parameter, keyed by the tensor", function()
+    local a, b = param({1}), param({2})
+    local opt = optim.Adam({a, b})
+    set_grad(a, {1}); opt:step()
+    assert.equal(1, opt.state[a].step)
+    assert.is_nil(opt.state[b])
+    assert.equal(1 - 0.9, opt.state[a].exp_avg:get(1))
+  end)
+
+  it("leaves a zero-gradient coordinate of Adam unmoved and moves it with weight decay", function()
+    local a = param({1, 1})
+    local opt = optim.Adam({a}, {lr = 0.1})
+    set_grad(a, {1, 0}); opt:step()
+    assert.equal(1, a:get(2))
+    local b = param({1, 1})
+    local opt2 = optim.AdamW({b}, {lr = 0.1, weight_decay = 0.5})
+    set_grad(b, {1, 0}); opt2:step()
+    assert.near(0.95, b:get(2), 1e-15)
+  end)
+
+  it("propagates NaN gradients as PyTorch does (Adam: NaN; Rprop: unchanged)", function()
+    local a = param({1, 1})
+    local opt = optim.Adam({a})
+    set_grad(a, {0 / 0, 1}); opt:step()
+    assert.is_true(a:get(1) ~= a:get(1))
+    assert.is_true(a:get(2) == a:get(2))
+    local r = param({1, 1})
+    local rp = optim.Rprop({r})
+    set_grad(r, {0 / 0, 1}); rp:step()
+    assert.equal(1, r:get(1))
+    assert.near(0.99, r:get(2), 1e-15)
+  end)
+end)
+
+describe("Optimizer errors, raised before any parameter changes", function()
+  local function raises(fn, msg) assert.error_matches(fn, msg, 1, true) end
+
+  it("rejects negative or NaN lr and eps", function()
+    local a = param({1})
+    raises(function() optim.Adam({a}, {lr = -1}) end, "Adam: lr must be a number >= 0, got -1")
+    raises(function() optim.Adam({a}, {lr = 0 / 0}) end, "Adam: lr must be a number >= 0")
+    raises(function() optim.RMSprop({a}, {eps = -1e-8}) end, "RMSprop: eps must be a number >= 0")
+    raises(function() optim.SGD({a}) end, "SGD: lr is required")
+  end)
+
+  it("rejects betas outside [0, 1)", function()
+    local a = param({1})
+    raises(function() optim.Adam({a}, {betas = {1, 0.9}}) end, "Adam: betas[1] must be in [0, 1), got 1")
+    raises(function() optim.NAdam({a}, {betas = {0.9, -0.1}}) end, "NAdam: betas[2] must be in [0, 1)")
+  end)
+
+  it("rejects unknown options and bad Rprop etas", function()
+    local a = param({1})
+    raises(function() optim.SGD({a}, {lr = 1, momentun = 0.9}) end, "SGD: unknown option 'momentun'")
+    raises(function() optim.Rprop({a}, {etas = {1.5, 1.2}}) end, "Rprop: etas must satisfy 0 < etaminus < 1 < etaplus")
+    raises(function() optim.SGD({a}, {lr = 1, nesterov = true}) end, "SGD: Nesterov momentum requires")
+  end)
+
+  it("rejects a param that does not require grad, or is listed twice", function()
+    local a = param({1})
+    raises(function() optim.SGD({crater.tensor({1})}, {lr = 1}) end, "SGD: params[1] does not require grad")
+    raises(function() optim.SGD({a, a}, {lr = 1}) end, "SGD: params[2] appears more than once")
+    local opt = optim.SGD({a}, {lr = 1})
+    raises(function() opt:add_param_group({params = {a}}) end, "appears more than once")
+    raises(function() optim.SGD({}, {lr = 1}) end, "SGD: got an empty parameter list")
+  end)
+
+  it("rejects a gradient of another dtype before updating any parameter", function()
+    local a, b = param({1, 2}), param({3, 4})
+    local opt = optim.SGD({a, b}, {lr = 1})
+    set_grad(a, {1, 1})
+    b.grad = crater.tensor({1, 1})   -- float32 (a grad of another shape is refused on assignment)
+    raises(function() opt:step() end, "SGD: the gradient of params[2] is float32 but the parameter is float64")
+    assert.same({1, 2}, a:totable())
+  end)
+
+  it("rejects a bad lr set on a group between steps, before updating", function()
+    local a = param({1})
+    local opt = optim.Adam({a})
+    set_grad(a, {1})
+    opt.param_groups[1].lr = -0.1
+    raises(function() opt:step() end, "Adam: lr must be a number >= 0, got -0.1")
+    assert.same({1}, a:totable())
+  end)
+
+  it("rejects LBFGS with several groups", function()
+    local a, b = param({1}), param({2})
+    raises(function() optim.LBFGS({{params = {a}}, {params = {b}}}) end,
+      "LBFGS: doesn't support per-parameter options (parameter groups)")
+  end)
+end)
+
+describe("state_dict", function()
+  local function quad_grads(ps)
+    for _, p in ipairs(ps) do
+      local l = (p * p * crater.arange(1, p:numel() + 1, 1, {dtype = "float64"})):sum()
+      l:backward()
+    end
+  end
+
+  it("has PyTorch's layout: 1-based indices, group options, state by index", function()
+    local a, b = param({1, 2}), param({3})
+    local opt = optim.Adam({{params = {a}}, {params = {b}, lr = 0.1}})
+    set_grad(a, {1, 1}); opt:step()
+    local sd = opt:state_dict()
+    assert.same({1}, sd.param_groups[1].params)
+    assert.same({2}, sd.param_groups[2].params)
+    assert.equal(0.1, sd.param_groups[2].lr)
+    assert.equal(1e-3, sd.param_groups[1].lr)
+    assert.equal(1, sd.state[1].step)
+    assert.same({1 - 0.9, 1 - 0.9}, sd.state[1].exp_avg:totable())
+    assert.is_nil(sd.state[2])
+  end)
+
+  for _, name in ipairs({"SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Adadelta", "Adamax",
+    "NAdam", "RAdam", "ASGD", "Rprop"}) do
+    it(name .. ": save, load into a fresh optimizer and resume bit-identically", function()
+      local opts = {lr = 0.01}
+      if name == "SGD" then opts.momentum = 0.9 end
+      if name == "Adam" then opts.amsgrad = true end
+      if name == "RMSprop" then opts.centered, opts.momentum = true, 0.5 end
+      if name == "ASGD" then opts.t0 = 2 end
+      local a = param({1, -2, 3})
+      local opt = optim[name]({a}, opts)
+      for _ = 1, 5 do opt:zero_grad(); quad_grads({a}); opt:step() end
+      local path = os.tmpname()
+      crater.save(path, {params = a:detach():clone(), optim = opt:state_dict()})
+      local saved = crater.load(path)
+      os.remove(path)
+      local b = param(saved.params:totable())
+      local opt2 = optim[name]({b}, {lr = 0.5, momentum = opts.momentum})
+      opt2:load_state_dict(saved.optim)
+      for _ = 1, 5 do
+        opt:zero_grad(); quad_grads({a}); opt:step()
+        opt2:zero_grad(); quad_grads({b}); opt2:step()
+      end
+      assert.same(a:totable(), b:totable())
+    end)
+  end
+
+  it("LBFGS: resumes bit-identically after load_state_dict", function()
+    local function run(p, opt)
+      return opt:step(function()
+        opt:zero_grad()
+        local l = ((p - 1) ^ 4):sum() + (p * p):sum()
+        l:backward()
+        return l
+      end)
+    end
+    local a = param({1, -2, 3})
+    local opt = optim.LBFGS({a}, {max_iter = 3, line_search_fn = "strong_wolfe"})
+    run(a, opt); run(a, opt)
+    local b = param(a:totable())
+    local opt2 = optim.LBFGS({b}, {max_iter = 3, line_search_fn = "strong_wolfe"})
+    opt2:load_state_dict(opt:state_dict())
+    run(a, opt); run(b, opt2)
+    assert.same(a:totable(), b:totable())
+  end)
+
+  it("refuses a state_dict from another optimizer, or with missing keys", function()
+    local a = param({1, 2})
+    local sgd = optim.SGD({a}, {lr = 0.1, momentum = 0.9})
+    set_grad(a, {1, 1}); sgd:step()
+    local adam = optim.Adam({a})
+    assert.error_matches(function() adam:load_state_dict(sgd:state_dict()) end,
+      "Adam: load_state_dict: param group 1 has no 'amsgrad' (a state_dict from another optimizer?)", 1, true)
+    local adamax = optim.Adamax({a})
+    adamax:zero_grad(); set_grad(a, {1, 1})
+    local ad = optim.Adam({a}); ad:step()
+    assert.error_matches(function() adamax:load_state_dict(ad:state_dict()) end,
+      "Adamax: load_state_dict: state of parameter 1 has no 'exp_inf'", 1, true)
+    local sd = ad:state_dict()
+    sd.state[1].exp_avg_sq = nil
+    assert.error_matches(function() optim.Adam({a}):load_state_dict(sd) end, "has no 'exp_avg_sq'", 1, true)
+    local two = optim.Adam({a, param({1})})
+    assert.error_matches(function() two:load_state_dict(ad:state_dict()) end,
+      "param group 1 has 1 parameters but the optimizer's has 2", 1, true)
+  end)
+end)
