@@ -8,7 +8,7 @@
 local crater = rawget(_G, "crater") or require "crater"
 local nn = crater.nn
 
-local opt = { epochs = 5, threads = 2, checkpoint = "fashion_mnist_mlp.ckpt", resume = false, seed = 0 }
+local opt = { epochs = 5, threads = 2, checkpoint = "fashion_mnist_mlp.ckpt", resume = false, seed = 1 }
 local argv = arg or {}
 local i = 1
 while i <= #argv do

@@ -196,6 +196,8 @@ local function members (obj, sep)
   if type(obj) == "table" then
     return keys_of(obj, sep == ":")
   end
+  -- a userdata whose __index is a function may name its method table in __methods
+  if type(index) ~= "table" and mt and type(mt.__methods) == "table" then index = mt.__methods end
   return keys_of(type(index) == "table" and index or nil, sep == ":")
 end
 

@@ -131,6 +131,7 @@ return function(crater)
     return table.concat(out, "\n")
   end
   mt.__tostring = format_tensor
+  mt.__methods = T   -- for the REPL's completion: __index is a C function
 
   --- True when v is a crater tensor.
   -- @param v any value

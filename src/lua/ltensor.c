@@ -706,9 +706,10 @@ static int t_argmaxmin(lua_State *L) {
   bool is_max = lua_toboolean(L, lua_upvalueindex(1));
   ct_tensor *x = ct_lua_check(L, 1);
   int dim = opt_dim(L, 2, x->ndim);
+  bool keepdim = lua_toboolean(L, 3);   /* read before the box takes slot 3 */
   ct_err err;
   ct_tensor **box = ct_lua_newbox(L);
-  if ((*box = ct_argmaxmin(x, dim, lua_toboolean(L, 3), is_max, &err)) == NULL)
+  if ((*box = ct_argmaxmin(x, dim, keepdim, is_max, &err)) == NULL)
     return ct_lua_error(L, is_max ? "argmax" : "argmin", &err);
   ct_unary_(CT_U_ADDS, *box, 1, 0, &err);   /* 1-based */
   return 1;

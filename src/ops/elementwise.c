@@ -271,10 +271,30 @@ static int unary_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *er
   return r != NULL;
 }
 
-int ct_unary_(ct_unary_op op, ct_tensor *x, double a, double b, ct_err *err) {
-  if (ct_grad_enabled && x->requires_grad && x->grad_fn == NULL)
+/* In-place writes are refused on a leaf that requires grad and on any view of one (the
+ * view's chain of view nodes ends at the leaf), as PyTorch does outside no_grad. */
+static bool is_view_op(const ct_op *op) {
+  static const char *const views[] = {"ViewBackward", "SelectBackward", "NarrowBackward",
+                                      "TransposeBackward", "PermuteBackward", "ExpandBackward"};
+  for (size_t k = 0; k < sizeof views / sizeof views[0]; k++)
+    if (strcmp(op->name, views[k]) == 0) return true;
+  return false;
+}
+
+static int leaf_write_ok(const ct_tensor *x, ct_err *err) {
+  if (!ct_grad_enabled || !x->requires_grad) return 1;
+  if (x->grad_fn == NULL)
     return ct_fail(err, "a leaf tensor that requires grad is used in an in-place operation "
                         "(wrap it in crater.no_grad)");
+  for (const ct_node *n = x->grad_fn; n && n->nin == 1 && is_view_op(n->op); n = n->edge[0].fn)
+    if (n->edge[0].leaf)
+      return ct_fail(err, "a view of a leaf tensor that requires grad is used in an in-place "
+                          "operation (wrap it in crater.no_grad)");
+  return 1;
+}
+
+int ct_unary_(ct_unary_op op, ct_tensor *x, double a, double b, ct_err *err) {
+  if (!leaf_write_ok(x, err)) return 0;
   if (x->dtype == CT_I64 && !int_closed(op, a, b))
     return ct_fail(err, "result type float32 can't be cast to the desired output type int64");
   if (ct_grad_enabled && x->requires_grad) {   /* record: compute out of place, write back */
@@ -557,9 +577,7 @@ static int binary_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *e
 
 /* Common checks before any in-place write: leaf, dtype, and that 'other' broadcasts to x. */
 static int inplace_check(ct_tensor *x, ct_tensor *other, ct_err *err) {
-  if (ct_grad_enabled && x->requires_grad && x->grad_fn == NULL)
-    return ct_fail(err, "a leaf tensor that requires grad is used in an in-place operation "
-                        "(wrap it in crater.no_grad)");
+  if (!leaf_write_ok(x, err)) return 0;
   if (other == NULL) return 1;
   if (x->dtype == CT_I64 && other->dtype != CT_I64)
     return ct_fail(err, "result type %s can't be cast to the desired output type int64",
@@ -722,9 +740,7 @@ int ct_lerp_(ct_tensor *x, ct_tensor *end, double w, ct_err *err) {
 }
 
 int ct_copy_(ct_tensor *x, ct_tensor *src, ct_err *err) {
-  if (ct_grad_enabled && x->requires_grad && x->grad_fn == NULL)
-    return ct_fail(err, "a leaf tensor that requires grad is used in an in-place operation "
-                        "(wrap it in crater.no_grad)");
+  if (!leaf_write_ok(x, err)) return 0;
   int nd;
   int64_t shape[CT_MAXDIM];
   if (!ct_broadcast_shape(x, src, &nd, shape, err)) return 0;

@@ -316,8 +316,8 @@ ct_tensor *ct_logsumexp(ct_tensor *x, int dim, bool keepdim, ct_err *err) {
         double sum = 0;                                                                \
         for (int64_t k = 0; k < s.n; k++) sum += exp(xo[k * s.inner] - m);             \
         if (log_) {                                                                    \
-          T lse = (T)log(sum) + m;                                                     \
-          for (int64_t k = 0; k < s.n; k++) yo[k * s.inner] = xo[k * s.inner] - lse;   \
+          T ls = (T)log(sum);   /* (x - m) - log(sum): exact when x == m */              \
+          for (int64_t k = 0; k < s.n; k++) yo[k * s.inner] = (xo[k * s.inner] - m) - ls; \
         } else {                                                                       \
           for (int64_t k = 0; k < s.n; k++)                                            \
             yo[k * s.inner] = (T)(exp(xo[k * s.inner] - m) / sum);                     \

@@ -2,7 +2,8 @@
 -- Every contestant gets its own copy of the start point (float64), runs `steps` steps
 -- (each: zero_grad, loss = f(x), backward, step, then the schedule's step), and has every
 -- iterate and loss recorded. A contestant whose loss or iterate becomes NaN or infinite is
--- marked diverged and stops; the race goes on. A contestant that raises is marked with
+-- marked diverged and stops, and so is one whose loss grows past 1e12 times the
+-- starting loss (a blow-up that would end in Inf); the race goes on. A contestant that raises is marked with
 -- its error; the race goes on.
 local contestants = require "crater.lab.contestants"
 local schedules = require "crater.lab.schedule"
@@ -57,7 +58,8 @@ end
 -- Runs one contestant; returns its record.
 local function run_one(c, fn, start, steps, tol, sched, seed)
   local C = crater()
-  local rec = {label = c.label, iterates = {}, losses = {}, lrs = {}, diverged = false}
+  local rec = {label = c.label, class_name = c.class.__name, iterates = {}, losses = {}, lrs = {},
+               diverged = false}
   C.manual_seed(seed)
   local x = C.tensor(start, {dtype = "float64", requires_grad = true})
   local t0 = C.core.monotonic()
@@ -65,6 +67,7 @@ local function run_one(c, fn, start, steps, tol, sched, seed)
     local opt = contestants.build(c, {x}, "race")
     rec.settings = c.settings
     local s = sched and sched.make(opt, steps)
+    local limit      -- "blew up": the loss grew past 1e12 times its start
     local function closure()
       opt:zero_grad()
       local loss = fn.f(x)
@@ -78,7 +81,8 @@ local function run_one(c, fn, start, steps, tol, sched, seed)
       local loss = opt:step(closure)
       local l = type(loss) == "number" and loss or loss:item()
       rec.losses[k] = l
-      if not (finite(l) and all_finite(xk)) then
+      limit = limit or 1e12 * math.max(1, math.abs(l))
+      if not (finite(l) and all_finite(xk)) or l > limit then
         rec.diverged, rec.diverged_at = true, k - 1
         return
       end
@@ -87,7 +91,7 @@ local function run_one(c, fn, start, steps, tol, sched, seed)
     local xn = x:detach():totable()
     rec.iterates[steps + 1] = xn
     rec.losses[steps + 1] = C.no_grad(function() return fn.f(x):item() end)
-    if not (finite(rec.losses[steps + 1]) and all_finite(xn)) then
+    if not (finite(rec.losses[steps + 1]) and all_finite(xn)) or rec.losses[steps + 1] > limit then
       rec.diverged, rec.diverged_at = true, steps
     end
   end)

@@ -1,0 +1,112 @@
+--- crater.lab.report: report.md for races, train races and sweeps.
+-- A report holds the results table, the exact settings of every contestant, the seed, the
+-- crater version and the pictures, so that the run can be repeated.
+local M = {}
+
+local plot = require "crater.lab.plot"
+local describe = require("crater.lab.contestants").describe
+
+--- Creates a folder and its parents (mkdir -p); raises if that fails.
+function M.mkdir(dir)
+  if type(dir) ~= "string" or dir == "" then error("report: the output folder must be a path, got " .. tostring(dir), 3) end
+  local ok = os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'")
+  if not ok then error("report: cannot create the folder " .. dir, 3) end
+end
+
+local function write(path, text)
+  local f, err = io.open(path, "w")
+  if not f then error("report: cannot write " .. tostring(err), 3) end
+  f:write(text)
+  f:close()
+end
+
+local function list(t)
+  local s = {}
+  for i, v in ipairs(t) do s[i] = string.format("%.10g", v) end
+  return "{" .. table.concat(s, ", ") .. "}"
+end
+
+-- The shared tail: contestants' settings, pictures, how to repeat.
+local function settings_section(out, contestants)
+  out[#out + 1] = "\n## Settings of each contestant\n"
+  out[#out + 1] = "| optimizer | class | options |"
+  out[#out + 1] = "|---|---|---|"
+  for _, c in ipairs(contestants) do
+    out[#out + 1] = string.format("| %s | %s | %s |", c.label, c.class_name or "?", describe(c.settings or {}))
+  end
+end
+
+local function pictures_section(out, files, msg)
+  out[#out + 1] = "\n## Pictures\n"
+  if not files then
+    out[#out + 1] = msg
+    return
+  end
+  for _, f in ipairs(files) do
+    if f:match("%.png$") then
+      local name = f:match("([^/]+)%.png$")
+      out[#out + 1] = string.format("![%s](%s.png) ([svg](%s.svg))\n", name, name, name)
+    end
+  end
+end
+
+--- Writes dir/report.md and the pictures for a race; returns the report's path and, when
+-- the pictures could not be drawn, the message why.
+function M.race(r, dir)
+  M.mkdir(dir)
+  local files, msg = plot.race(r, dir)
+  local fn = r.fn
+  local out = {
+    "# Optimizer race on " .. fn.name, "",
+    string.format("%s, %s. Every contestant starts at %s and takes %d steps in float64.",
+      r.version, r.date, list(r.start), r.steps), "",
+    "## Results\n", r:table(), "",
+    "- *final loss*: f at the last iterate; *best loss*: the lowest f seen;",
+    "- *distance to min*: from the last iterate to the nearest known minimum"
+      .. (#fn.minima == 0 and " (this function has none)" or "") .. ";",
+    string.format("- *steps to tol*: the first step with f - f* <= %g%s;", r.tol,
+      fn.fmin and string.format(" (f* = %.10g)", fn.fmin) or " (no f*: not measured)"),
+    "- *diverged*: the loss or the iterate became NaN or infinite, or the loss grew past 1e12 times its start.",
+    "\n## Exact settings\n",
+    "| setting | value |", "|---|---|",
+    "| function | " .. fn.name .. " |",
+    "| start | " .. list(r.start) .. " |",
+    "| steps | " .. r.steps .. " |",
+    "| tol | " .. string.format("%g", r.tol) .. " |",
+    "| schedule | " .. (r.schedule or "none") .. " |",
+    "| seed | " .. r.seed .. " |",
+    "| crater | " .. r.version .. " |",
+  }
+  settings_section(out, r.contestants)
+  pictures_section(out, files, msg)
+  out[#out + 1] = "\n## Repeat\n"
+  local names = {}
+  for i, c in ipairs(r.contestants) do names[i] = c.label end
+  out[#out + 1] = string.format("```lua\ncrater.lab.race{fn = %q, start = %s, steps = %d, tol = %g, seed = %d%s,\n"
+    .. "  optimizers = { --[[ the labels above with the options in the table ]] }}\n```",
+    fn.name, list(r.start), r.steps, r.tol, r.seed, r.schedule and string.format(", schedule = %q", r.schedule) or "")
+  local path = dir .. "/report.md"
+  write(path, table.concat(out, "\n") .. "\n")
+  return path, msg
+end
+
+--- Writes a generic report: title, intro lines, the results table, settings rows
+-- ({name, value} pairs), contestants, and pictures; returns the path.
+function M.generic(dir, o)
+  M.mkdir(dir)
+  local out = {"# " .. o.title, ""}
+  for _, l in ipairs(o.intro or {}) do out[#out + 1] = l end
+  out[#out + 1] = "\n## Results\n"
+  out[#out + 1] = o.table
+  out[#out + 1] = "\n## Exact settings\n"
+  out[#out + 1] = "| setting | value |"
+  out[#out + 1] = "|---|---|"
+  for _, kv in ipairs(o.settings or {}) do out[#out + 1] = string.format("| %s | %s |", kv[1], tostring(kv[2])) end
+  if o.contestants then settings_section(out, o.contestants) end
+  pictures_section(out, o.files, o.msg)
+  local path = dir .. "/report.md"
+  write(path, table.concat(out, "\n") .. "\n")
+  return path
+end
+
+return M
