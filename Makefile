@@ -9,8 +9,8 @@ LUAINC  := $(shell pkg-config --cflags lua5.4 2>/dev/null)
 BLASINC := $(shell pkg-config --cflags openblas 2>/dev/null)
 BLASLIB := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 WARN    := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wno-unused-parameter
-CFLAGS  += -std=c11 -D_GNU_SOURCE -fPIC -fno-math-errno $(OPT) $(WARN) $(LUAINC) $(BLASINC) $(XCFLAGS)
-LDLIBS  := $(BLASLIB) -lz -lm
+CFLAGS  += -pthread -std=c11 -D_GNU_SOURCE -fPIC -fno-math-errno $(OPT) $(WARN) $(LUAINC) $(BLASINC) $(XCFLAGS)
+LDLIBS  := $(BLASLIB) -lz -lm -pthread
 BUSTED  := lua5.4 /usr/bin/busted
 
 CORE_SRC := $(wildcard src/core/*.c src/ops/*.c src/autograd/*.c src/optim/*.c src/data/*.c)

@@ -175,6 +175,11 @@ function help.find (value, name, key, is_method)
       return doc
     end
     local core = doc_core[key] or doc_core[core_name(value) or ""]
+    if not core and type(key) == "string" and key:match("^%w+_$") and doc_core[key:sub(1, -2)] then
+      local base = doc_core[key:sub(1, -2)]   -- x:exp_() is x:exp() written into x
+      core = { sig = "x:" .. key .. "(...)", desc = "In place: " .. base.desc ..
+               " Writes the result into x and returns x.", example = base.example, options = base.options }
+    end
     return core and help.from_core(core) or nil
   end
   if type(value) == "table" then

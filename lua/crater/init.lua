@@ -6,7 +6,16 @@
 local core = require "crater.core"
 
 local crater = { core = core, _VERSION = "crater 0.1.0" }
-for k, v in pairs(core) do crater[k] = v end
+-- Internals of the binding (optimizer kernels, file and im2col helpers) stay in crater.core.
+local internal = {
+  bytes = true, from_bytes = true, tensor_bytes = true, tensor_from_bytes = true, col2im = true,
+  im2col = true, crc32 = true, csv_read = true, gz_write = true, idx_read = true, isatty = true,
+  write_atomic = true, set_anomaly = true, fail_alloc = true, monotonic = true, linear = true,
+  max_pool2d = true, avg_pool2d = true, Tensor_mt = true, backward = true,
+}
+for k, v in pairs(core) do
+  if not internal[k] and not k:match("_step$") then crater[k] = v end
+end
 
 require("crater.tensor")(crater)
 

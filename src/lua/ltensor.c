@@ -1157,6 +1157,7 @@ void ct_lua_open_tensor(lua_State *L) {
   for (const luaL_Reg *r = methods; r->name; r++)
     if (r->func) { lua_pushcfunction(L, r->func); set_both(L, m, core, r->name); }
   for (int i = 0; i < CT_U_COUNT; i++) {
+    if (strstr(ct_unary_names[i], "_scalar")) continue;   /* internal: the operators use them */
     lua_pushinteger(L, i);
     lua_pushcclosure(L, t_unary, 1);
     set_both(L, m, core, ct_unary_names[i]);

@@ -113,12 +113,30 @@ static void unary_apply(ct_tensor *y, ct_tensor *x, ct_unary_op op, double a, do
 
 /* ---- unary backward: one formula per op, built from ops ---- */
 
+/* PyTorch-style node names from the Lua names, made once: "leaky_relu" -> "LeakyReluBackward";
+ * the scalar forms are named after their op ("add_scalar" -> "AddBackward"). */
+static const char *camel_name(char *out, size_t cap, const char *lua) {
+  size_t k = 0;
+  bool up = true;
+  for (const char *c = lua; *c && k + 9 < cap; c++) {
+    if (strcmp(c, "_scalar") == 0) break;
+    if (*c == '_') { up = true; continue; }
+    out[k++] = up && *c >= 'a' && *c <= 'z' ? (char)(*c - 'a' + 'A') : *c;
+    up = false;
+  }
+  memcpy(out + k, "Backward", 9);
+  return out;
+}
+
 static int unary_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err);
-static const ct_op unary_ops[CT_U_COUNT] = {
-#define X(e, n) [CT_U_##e] = {#e "Backward", unary_backward},
-  CT_UNARY_OPS(X)
-#undef X
-};
+static ct_op unary_ops[CT_U_COUNT];
+static char unary_op_names[CT_U_COUNT][40];
+static const ct_op *unary_op(ct_unary_op op) {
+  if (unary_ops[op].name == NULL)
+    unary_ops[op] = (ct_op){camel_name(unary_op_names[op], sizeof unary_op_names[op], ct_unary_names[op]),
+                            unary_backward};
+  return &unary_ops[op];
+}
 
 /* Which ops save their result instead of their input. */
 static bool saves_out(ct_unary_op op) {
@@ -136,7 +154,7 @@ ct_tensor *ct_unary(ct_unary_op op, ct_tensor *x, double a, double b, ct_err *er
   ct_tensor *y = ct_tensor_new(src->dtype, src->ndim, src->shape, err);
   if (y) unary_apply(y, src, op, a, b);
   if (y && ct_needs_grad(1, &src)) {
-    ct_node *nd = ct_record(&unary_ops[op], y, 1, &src, err);
+    ct_node *nd = ct_record(unary_op(op), y, 1, &src, err);
     if (nd == NULL || !ct_save(nd, saves_out(op) ? y : src, saves_out(op), err)) {
       ct_tensor_release(y);
       y = NULL;
@@ -442,11 +460,14 @@ static void binary_apply(ct_tensor *o, ct_tensor *a, ct_tensor *b, ct_binary_op 
 }
 
 static int binary_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err);
-static const ct_op binary_ops[CT_B_COUNT] = {
-#define X(e, n) [CT_B_##e] = {#e "Backward", binary_backward},
-  CT_BINARY_OPS(X)
-#undef X
-};
+static ct_op binary_ops[CT_B_COUNT];
+static char binary_op_names[CT_B_COUNT][40];
+static const ct_op *binary_op(ct_binary_op op) {
+  if (binary_ops[op].name == NULL)
+    binary_ops[op] = (ct_op){camel_name(binary_op_names[op], sizeof binary_op_names[op], ct_binary_names[op]),
+                             binary_backward};
+  return &binary_ops[op];
+}
 
 /* Brings a and b to one dtype (new references in *pa, *pb). */
 static int promote_pair(ct_tensor *a, ct_tensor *b, ct_tensor **pa, ct_tensor **pb, ct_err *err) {
@@ -479,7 +500,7 @@ static ct_tensor *binary_out(ct_binary_op op, ct_tensor *a0, ct_tensor *b0, bool
   o = ct_tensor_new(is_cmp(op) && int_cmp ? CT_I64 : a->dtype, nd, shape, err);
   if (o) binary_apply(o, a, b, op);
   if (o && !is_cmp(op) && ct_needs_grad(2, (ct_tensor *[]){a, b})) {
-    ct_node *n = ct_record(&binary_ops[op], o, 2, (ct_tensor *[]){a, b}, err);
+    ct_node *n = ct_record(binary_op(op), o, 2, (ct_tensor *[]){a, b}, err);
     bool ok = n != NULL;
     if (ok && op != CT_B_ADD && op != CT_B_SUB) ok = ct_save(n, a, false, err) && ct_save(n, b, false, err);
     if (ok && (op == CT_B_POW || op == CT_B_DIV)) ok = ct_save(n, o, true, err);

@@ -81,7 +81,13 @@ static ct_tensor *mm_core(ct_tensor *a0, ct_tensor *b0, ct_err *err) {
   int da = a0->ndim, db = b0->ndim;
   int64_t n = a0->shape[da - 2], k = a0->shape[da - 1], m = b0->shape[db - 1];
   int64_t batch = da == 3 ? a0->shape[0] : 1;
-  if (b0->shape[db - 2] != k || (da == 3 && db == 3 && b0->shape[0] != batch) || (da == 2 && db == 3)) {
+  if (da == 3 && db == 3 && b0->shape[0] != batch) {
+    char x[96], y[96];
+    return ct_fail(err, "shapes %s and %s do not match (batch sizes %lld and %lld)",
+                   ct_shape_str(x, da, a0->shape), ct_shape_str(y, db, b0->shape), (long long)batch,
+                   (long long)b0->shape[0]), NULL;
+  }
+  if (b0->shape[db - 2] != k || (da == 2 && db == 3)) {
     char x[96], y[96];
     return ct_fail(err, "shapes %s and %s do not match (inner sizes %lld and %lld)",
                    ct_shape_str(x, da, a0->shape), ct_shape_str(y, db, b0->shape), (long long)k,
@@ -180,7 +186,7 @@ ct_tensor *ct_matmul(ct_tensor *a, ct_tensor *b, ct_err *err) {
     } else {
       r = mm_core(am, bm, err);
     }
-    if (r == NULL && a->ndim != am->ndim)   /* report the user's shapes */
+    if (r == NULL && (a->ndim != am->ndim || b->ndim != bm->ndim))   /* report the user's shapes */
       ct_fail(err, "shapes %s and %s do not match (inner sizes %lld and %lld)",
               ct_shape_str(x, a->ndim, a->shape), ct_shape_str(y, b->ndim, b->shape),
               (long long)a->shape[a->ndim - 1], (long long)b->shape[b->ndim == 1 ? 0 : b->ndim - 2]);

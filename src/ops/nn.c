@@ -52,74 +52,89 @@ static int check_input(const char *fn, const ct_tensor *x, ct_win w, int64_t *ho
   return 1;
 }
 
-/* One kernel body per dtype.  im2col: cols (B,L,C*kh*kw) from x (B,C,H,W) contiguous.
+/* One kernel body per dtype.  im2col: cols (B, C*kh*kw, L) from x (B,C,H,W), both
+ * contiguous: row (c,i,j) holds x[c, oh*sh-ph+i, ow*sw-pw+j] over the output positions,
+ * so writes are contiguous and, for stride 1, so are the reads (Caffe's layout).
  * col2im: x += the windows of cols (x zeroed by the caller). */
 #define DEFINE_WINDOW_KERNELS(T, sfx)                                                           \
   static void im2col_##sfx(T *restrict cols, const T *restrict x, int64_t b, int64_t c,        \
                            int64_t h, int64_t wd, int64_t ho, int64_t wo, ct_win w) {          \
-    int64_t kk = w.kh * w.kw, row = c * kk;                                                     \
+    int64_t l = ho * wo;                                                                        \
     for (int64_t n = 0; n < b; n++)                                                             \
-      for (int64_t oh = 0; oh < ho; oh++)                                                       \
-        for (int64_t ow = 0; ow < wo; ow++) {                                                   \
-          T *r = cols + ((n * ho + oh) * wo + ow) * row;                                        \
-          int64_t h0 = oh * w.sh - w.ph, w0 = ow * w.sw - w.pw;                                 \
-          for (int64_t ch = 0; ch < c; ch++) {                                                  \
-            const T *xp = x + (n * c + ch) * h * wd;                                            \
-            for (int64_t i = 0; i < w.kh; i++) {                                                \
-              int64_t hi = h0 + i;                                                              \
-              T *rp = r + ch * kk + i * w.kw;                                                   \
-              if (hi < 0 || hi >= h) { for (int64_t j = 0; j < w.kw; j++) rp[j] = 0; continue; } \
-              for (int64_t j = 0; j < w.kw; j++) {                                              \
-                int64_t wi = w0 + j;                                                            \
-                rp[j] = (wi < 0 || wi >= wd) ? (T)0 : xp[hi * wd + wi];                         \
+      for (int64_t ch = 0; ch < c; ch++) {                                                      \
+        const T *xp = x + (n * c + ch) * h * wd;                                                \
+        for (int64_t i = 0; i < w.kh; i++)                                                      \
+          for (int64_t j = 0; j < w.kw; j++) {                                                  \
+            T *r = cols + ((n * c + ch) * w.kh * w.kw + i * w.kw + j) * l;                      \
+            for (int64_t oh = 0; oh < ho; oh++) {                                               \
+              int64_t hi = oh * w.sh - w.ph + i;                                                \
+              T *rp = r + oh * wo;                                                              \
+              if (hi < 0 || hi >= h) { for (int64_t ow = 0; ow < wo; ow++) rp[ow] = 0; continue; } \
+              const T *xr = xp + hi * wd;                                                       \
+              for (int64_t ow = 0; ow < wo; ow++) {                                             \
+                int64_t wi = ow * w.sw - w.pw + j;                                              \
+                rp[ow] = (wi < 0 || wi >= wd) ? (T)0 : xr[wi];                                  \
               }                                                                                 \
             }                                                                                   \
           }                                                                                     \
-        }                                                                                       \
+      }                                                                                         \
   }                                                                                             \
   static void col2im_##sfx(T *restrict x, const T *restrict cols, int64_t b, int64_t c,        \
                            int64_t h, int64_t wd, int64_t ho, int64_t wo, ct_win w) {          \
-    int64_t kk = w.kh * w.kw, row = c * kk;                                                     \
+    int64_t l = ho * wo;                                                                        \
     for (int64_t n = 0; n < b; n++)                                                             \
-      for (int64_t oh = 0; oh < ho; oh++)                                                       \
-        for (int64_t ow = 0; ow < wo; ow++) {                                                   \
-          const T *r = cols + ((n * ho + oh) * wo + ow) * row;                                  \
-          int64_t h0 = oh * w.sh - w.ph, w0 = ow * w.sw - w.pw;                                 \
-          for (int64_t ch = 0; ch < c; ch++) {                                                  \
-            T *xp = x + (n * c + ch) * h * wd;                                                  \
-            for (int64_t i = 0; i < w.kh; i++) {                                                \
-              int64_t hi = h0 + i;                                                              \
+      for (int64_t ch = 0; ch < c; ch++) {                                                      \
+        T *xp = x + (n * c + ch) * h * wd;                                                      \
+        for (int64_t i = 0; i < w.kh; i++)                                                      \
+          for (int64_t j = 0; j < w.kw; j++) {                                                  \
+            const T *r = cols + ((n * c + ch) * w.kh * w.kw + i * w.kw + j) * l;                \
+            for (int64_t oh = 0; oh < ho; oh++) {                                               \
+              int64_t hi = oh * w.sh - w.ph + i;                                                \
               if (hi < 0 || hi >= h) continue;                                                  \
-              const T *rp = r + ch * kk + i * w.kw;                                             \
-              for (int64_t j = 0; j < w.kw; j++) {                                              \
-                int64_t wi = w0 + j;                                                            \
-                if (wi >= 0 && wi < wd) xp[hi * wd + wi] += rp[j];                              \
+              const T *rp = r + oh * wo;                                                        \
+              T *xr = xp + hi * wd;                                                             \
+              for (int64_t ow = 0; ow < wo; ow++) {                                             \
+                int64_t wi = ow * w.sw - w.pw + j;                                              \
+                if (wi >= 0 && wi < wd) xr[wi] += rp[ow];                                       \
               }                                                                                 \
             }                                                                                   \
           }                                                                                     \
-        }                                                                                       \
+      }                                                                                         \
   }                                                                                             \
   static void maxidx_##sfx(int64_t *restrict idx, const T *restrict x, int64_t bc, int64_t h,  \
                            int64_t wd, int64_t ho, int64_t wo, ct_win w) {                     \
     for (int64_t n = 0; n < bc; n++) {                                                          \
       const T *xp = x + n * h * wd;                                                             \
-      for (int64_t oh = 0; oh < ho; oh++)                                                       \
+      for (int64_t oh = 0; oh < ho; oh++) {                                                     \
+        int64_t i0 = oh * w.sh - w.ph, i1 = i0 + w.kh;                                          \
+        if (i0 < 0) i0 = 0;                                                                     \
+        if (i1 > h) i1 = h;                                                                     \
         for (int64_t ow = 0; ow < wo; ow++) {                                                   \
-          int64_t best = -1;                                                                    \
-          T bv = 0;                                                                             \
-          for (int64_t i = oh * w.sh - w.ph; i < oh * w.sh - w.ph + w.kh; i++) {                \
-            if (i < 0 || i >= h) continue;                                                      \
-            for (int64_t j = ow * w.sw - w.pw; j < ow * w.sw - w.pw + w.kw; j++) {              \
-              if (j < 0 || j >= wd) continue;                                                   \
+          int64_t j0 = ow * w.sw - w.pw, j1 = j0 + w.kw;                                        \
+          if (j0 < 0) j0 = 0;                                                                   \
+          if (j1 > wd) j1 = wd;                                                                 \
+          int64_t best = i0 * wd + j0;                                                          \
+          T bv = xp[best];                                                                      \
+          for (int64_t i = i0; i < i1; i++)                                                     \
+            for (int64_t j = j0; j < j1; j++) {                                                 \
               T v = xp[i * wd + j];                                                             \
-              if (best < 0 || v > bv || isnan(v)) { best = i * wd + j; bv = v; }               \
-              if (isnan(v)) goto found_##sfx;                                                   \
+              if (v > bv || (v != v && bv == bv)) { bv = v; best = i * wd + j; }                \
             }                                                                                   \
-          }                                                                                     \
-        found_##sfx:                                                                            \
           *idx++ = best;                                                                        \
         }                                                                                       \
+      }                                                                                         \
     }                                                                                           \
+  }                                                                                             \
+  /* y[r, k] = x[r, idx[r, k]] and its adjoint gx[r, idx[r, k]] += g[r, k] */                  \
+  static void take_##sfx(T *restrict y, const T *restrict x, const int64_t *restrict idx,      \
+                         int64_t rows, int64_t hw, int64_t l) {                                 \
+    for (int64_t r = 0; r < rows; r++)                                                          \
+      for (int64_t k = 0; k < l; k++) y[r * l + k] = x[r * hw + idx[r * l + k]];                \
+  }                                                                                             \
+  static void put_##sfx(T *restrict gx, const T *restrict g, const int64_t *restrict idx,      \
+                        int64_t rows, int64_t hw, int64_t l) {                                  \
+    for (int64_t r = 0; r < rows; r++)                                                          \
+      for (int64_t k = 0; k < l; k++) gx[r * hw + idx[r * l + k]] += g[r * l + k];             \
   }
 
 DEFINE_WINDOW_KERNELS(float, f32)
@@ -160,7 +175,7 @@ ct_tensor *ct_im2col(ct_tensor *x, ct_win w, ct_err *err) {
   int64_t ho = 0, wo = 0;
   if (!check_input("im2col", x, w, &ho, &wo, err)) return NULL;
   int64_t b = x->shape[0], c = x->shape[1], h = x->shape[2], wd = x->shape[3];
-  int64_t shape[3] = {b, ho * wo, c * w.kh * w.kw};
+  int64_t shape[3] = {b, c * w.kh * w.kw, ho * wo};
   ct_tensor *xc = ct_contig(x, false, err), *out = NULL;
   if (xc == NULL) return NULL;
   if ((out = ct_tensor_new(x->dtype, 3, shape, err)) != NULL) {
@@ -179,11 +194,11 @@ ct_tensor *ct_col2im(ct_tensor *cols, int64_t h, int64_t wd, ct_win w, ct_err *e
   int64_t ho = ct_win_out(h, w.kh, w.sh, w.ph), wo = ct_win_out(wd, w.kw, w.sw, w.pw);
   int64_t kk = w.kh * w.kw;
   if (cols->ndim != 3 || cols->dtype == CT_I64 || ho <= 0 || wo <= 0 ||
-      cols->shape[1] != ho * wo || cols->shape[2] % kk != 0)
+      cols->shape[2] != ho * wo || cols->shape[1] % kk != 0)
     return ct_fail(err, "col2im: columns of shape %s do not fit a %lldx%lld image with kernel %lldx%lld",
                    ct_shape_str(buf, cols->ndim, cols->shape), (long long)h, (long long)wd,
                    (long long)w.kh, (long long)w.kw), NULL;
-  int64_t b = cols->shape[0], c = cols->shape[2] / kk;
+  int64_t b = cols->shape[0], c = cols->shape[1] / kk;
   int64_t shape[4] = {b, c, h, wd};
   ct_tensor *cc = ct_contig(cols, false, err), *out = NULL;
   if (cc == NULL) return NULL;
@@ -197,6 +212,63 @@ ct_tensor *ct_col2im(ct_tensor *cols, int64_t h, int64_t wd, ct_win w, ct_err *e
   return out ? finish(out, &col2im_op, cols, w, h, wd, err) : NULL;
 }
 
+/* take: (rows, hw) x and (rows, l) indices -> (rows, l); put: the adjoint.  Each is the
+ * other's backward, so max pooling is differentiable to any order. */
+static ct_tensor *take_rows(ct_tensor *x, ct_tensor *idx, int ndim, const int64_t *shape, ct_err *err);
+static ct_tensor *put_rows(ct_tensor *g, ct_tensor *idx, int ndim, const int64_t *shape, ct_err *err);
+
+static int take_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
+  ct_tensor *idx = ct_saved(nd, 0, err);
+  if (idx == NULL) return 0;
+  gin[0] = put_rows(g, idx, nd->edge[0].ndim, nd->edge[0].shape, err);
+  ct_tensor_release(idx);
+  return gin[0] != NULL;
+}
+static int put_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
+  ct_tensor *idx = ct_saved(nd, 0, err);
+  if (idx == NULL) return 0;
+  gin[0] = take_rows(g, idx, nd->edge[0].ndim, nd->edge[0].shape, err);
+  ct_tensor_release(idx);
+  return gin[0] != NULL;
+}
+static const ct_op take_op = {"MaxPool2dBackward", take_backward};
+static const ct_op put_op = {"MaxPool2dBackwardBackward", put_backward};
+
+/* Shared tail: record op over x with idx saved. */
+static ct_tensor *record_idx(ct_tensor *out, const ct_op *op, ct_tensor *x, ct_tensor *idx, ct_err *err) {
+  if (ct_needs_grad(1, &x)) {
+    ct_node *nd = ct_record(op, out, 1, &x, err);
+    if (nd == NULL || !ct_save(nd, idx, false, err)) { ct_tensor_release(out); return NULL; }
+  }
+  return out;
+}
+
+/* x: any shape whose numel is rows*hw (contiguous after ct_contig); result 'shape'. */
+static ct_tensor *take_rows(ct_tensor *x, ct_tensor *idx, int ndim, const int64_t *shape, ct_err *err) {
+  int64_t l = idx->shape[idx->ndim - 1], rows = ct_numel(idx) / (l ? l : 1), hw = ct_numel(x) / (rows ? rows : 1);
+  ct_tensor *xc = ct_contig(x, false, err), *y = NULL;
+  if (xc == NULL) return NULL;
+  if ((y = ct_tensor_new(x->dtype, ndim, shape, err)) != NULL) {
+    if (x->dtype == CT_F32) take_f32((float *)ct_data(y), (const float *)ct_data(xc), (const int64_t *)ct_data(idx), rows, hw, l);
+    else take_f64((double *)ct_data(y), (const double *)ct_data(xc), (const int64_t *)ct_data(idx), rows, hw, l);
+  }
+  ct_tensor_release(xc);
+  return y ? record_idx(y, &take_op, x, idx, err) : NULL;
+}
+
+static ct_tensor *put_rows(ct_tensor *g, ct_tensor *idx, int ndim, const int64_t *shape, ct_err *err) {
+  int64_t l = idx->shape[idx->ndim - 1], rows = ct_numel(idx) / (l ? l : 1);
+  ct_tensor *gc = ct_contig(g, false, err), *y = NULL;
+  if (gc == NULL) return NULL;
+  if ((y = ct_tensor_zeros(g->dtype, ndim, shape, err)) != NULL) {
+    int64_t hw = ct_numel(y) / (rows ? rows : 1);
+    if (g->dtype == CT_F32) put_f32((float *)ct_data(y), (const float *)ct_data(gc), (const int64_t *)ct_data(idx), rows, hw, l);
+    else put_f64((double *)ct_data(y), (const double *)ct_data(gc), (const int64_t *)ct_data(idx), rows, hw, l);
+  }
+  ct_tensor_release(gc);
+  return y ? record_idx(y, &put_op, g, idx, err) : NULL;
+}
+
 ct_tensor *ct_max_pool2d(ct_tensor *x, ct_win w, ct_err *err) {
   int64_t ho = 0, wo = 0;
   if (!check_input("max_pool2d", x, w, &ho, &wo, err)) return NULL;
@@ -204,23 +276,18 @@ ct_tensor *ct_max_pool2d(ct_tensor *x, ct_win w, ct_err *err) {
     return ct_fail(err, "max_pool2d: padding %lldx%lld must be at most half the kernel %lldx%lld",
                    (long long)w.ph, (long long)w.pw, (long long)w.kh, (long long)w.kw), NULL;
   int64_t b = x->shape[0], c = x->shape[1], h = x->shape[2], wd = x->shape[3];
-  int64_t ishape[3] = {b, c, ho * wo}, fshape[3] = {b, c, h * wd}, oshape[4] = {b, c, ho, wo};
-  ct_tensor *xc = ct_contig(x, false, err), *idx = NULL, *flat = NULL, *g = NULL, *out = NULL;
+  int64_t ishape[3] = {b, c, ho * wo}, oshape[4] = {b, c, ho, wo};
+  ct_tensor *xc = ct_contig(x, false, err), *idx = NULL, *out = NULL;
   if (xc == NULL) return NULL;
-  if ((idx = ct_tensor_new(CT_I64, 3, ishape, err)) == NULL) goto done;
-  if (x->dtype == CT_F32)
-    maxidx_f32((int64_t *)ct_data(idx), (const float *)ct_data(xc), b * c, h, wd, ho, wo, w);
-  else
-    maxidx_f64((int64_t *)ct_data(idx), (const double *)ct_data(xc), b * c, h, wd, ho, wo, w);
-  /* the gather records the graph: backward scatters into the winners' positions */
-  if ((flat = ct_reshape(x, 3, fshape, err)) == NULL) goto done;
-  if ((g = ct_gather(flat, 2, idx, err)) == NULL) goto done;
-  out = ct_view(g, 4, oshape, err);
-done:
+  if ((idx = ct_tensor_new(CT_I64, 3, ishape, err)) != NULL) {
+    if (x->dtype == CT_F32)
+      maxidx_f32((int64_t *)ct_data(idx), (const float *)ct_data(xc), b * c, h, wd, ho, wo, w);
+    else
+      maxidx_f64((int64_t *)ct_data(idx), (const double *)ct_data(xc), b * c, h, wd, ho, wo, w);
+    out = take_rows(x, idx, 4, oshape, err);
+  }
   ct_tensor_release(xc);
   ct_tensor_release(idx);
-  ct_tensor_release(flat);
-  ct_tensor_release(g);
   return out;
 }
 
@@ -233,10 +300,10 @@ ct_tensor *ct_avg_pool2d(ct_tensor *x, ct_win w, ct_err *err) {
   int64_t b = x->shape[0], c = x->shape[1], h = x->shape[2], wd = x->shape[3];
   int64_t one[4] = {b * c, 1, h, wd}, oshape[4] = {b, c, ho, wo};
   ct_tensor *x1 = NULL, *cols = NULL, *m = NULL, *out = NULL;
-  /* each channel as its own image: cols (B*C, L, kh*kw), then the mean of each row */
+  /* each channel as its own image: cols (B*C, kh*kw, L), then the mean over the window */
   if ((x1 = ct_reshape(x, 4, one, err)) == NULL) goto done;
   if ((cols = ct_im2col(x1, w, err)) == NULL) goto done;
-  if ((m = ct_reduce(CT_R_MEAN, cols, 2, false, err)) == NULL) goto done;
+  if ((m = ct_reduce(CT_R_MEAN, cols, 1, false, err)) == NULL) goto done;
   out = ct_reshape(m, 4, oshape, err);
 done:
   ct_tensor_release(x1);

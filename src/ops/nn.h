@@ -9,16 +9,16 @@
 /* Window geometry of a 2-D convolution or pooling: kernel, stride, padding. */
 typedef struct ct_win { int64_t kh, kw, sh, sw, ph, pw; } ct_win;
 
-/* x (B,C,H,W) -> cols (B, L, C*kh*kw), L = Ho*Wo, one row per output position with the
- * window's values in (c, i, j) order (a conv weight's view(cout, -1) order); padding
- * reads zeros.  Backward: col2im.  Fails on a non-4-D or integer x, a non-positive
+/* x (B,C,H,W) -> cols (B, C*kh*kw, L), L = Ho*Wo (torch.nn.functional.unfold's layout):
+ * row (c, i, j), in a conv weight's view(cout, -1) order, holds that window element at
+ * every output position; padding reads zeros.  Backward: col2im.  Fails on a non-4-D or integer x, a non-positive
  * kernel or stride, negative padding, or a window larger than the padded input. */
 ct_tensor *ct_im2col(ct_tensor *x, ct_win w, ct_err *err);
-/* The adjoint of im2col: cols (B, L, C*kh*kw) -> (B,C,H,W), summing overlapping
+/* The adjoint of im2col: cols (B, C*kh*kw, L) -> (B,C,H,W), summing overlapping
  * windows.  Backward: im2col. */
 ct_tensor *ct_col2im(ct_tensor *cols, int64_t h, int64_t w, ct_win win, ct_err *err);
-/* Max pooling of x (B,C,H,W) -> (B,C,Ho,Wo); padding never wins.  Differentiable
- * (a gather of the window maxima; ties go to the first element, as PyTorch). */
+/* Max pooling of x (B,C,H,W) -> (B,C,Ho,Wo); padding never wins, ties go to the first
+ * element and NaN propagates, as PyTorch.  Backward scatters into the winners. */
 ct_tensor *ct_max_pool2d(ct_tensor *x, ct_win w, ct_err *err);
 /* Average pooling, padding counted as zeros (PyTorch's count_include_pad=True). */
 ct_tensor *ct_avg_pool2d(ct_tensor *x, ct_win w, ct_err *err);

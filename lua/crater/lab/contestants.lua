@@ -50,8 +50,9 @@ local function unknown(who, name)
 end
 
 --- Resolves one spec into `{label=, class=, opts=, kind=}` without building anything.
--- Options other than `label` are passed to the optimizer; an unknown option is the
--- optimizer's own error when it is built.
+-- Options other than `label` and `schedule` (this contestant's own lr schedule, see
+-- crater.lab.schedule) are passed to the optimizer; an unknown option is the optimizer's
+-- own error when it is built.
 -- @param spec a name, `{name_or_class, opt = value, ...}`, a class or an instance
 -- @param fn the test function (for its suggested lrs), may be nil
 -- @param who the function name to put in errors
@@ -66,7 +67,8 @@ function M.resolve(spec, fn, who)
     if head == nil then error(who .. ": an optimizer spec table needs its name or class first: {\"adam\", lr = 0.01}", 0) end
   end
   local label, class, opts, kind = extra.label, nil, {}, "step"
-  extra.label = nil
+  local explicit, schedule = extra.label ~= nil, extra.schedule
+  extra.label, extra.schedule = nil, nil
   if type(head) == "string" then
     local p = presets[head:lower()]
     if not p then unknown(who, head) end
@@ -91,7 +93,12 @@ function M.resolve(spec, fn, who)
   if opts.lr ~= nil and type(opts.lr) ~= "number" then
     error(string.format("%s: %s's lr must be a number, got %s", who, label, type(opts.lr)), 0)
   end
-  return {label = label, class = class, opts = opts, kind = kind}
+  local c = {label = label, class = class, opts = opts, kind = kind}
+  if schedule ~= nil then
+    c.schedule = require("crater.lab.schedule").resolve(schedule, who)
+    if not explicit and c.schedule then c.label = label .. "+" .. c.schedule.label end
+  end
+  return c
 end
 
 --- Resolves a list of specs and makes the labels unique ("adam", "adam#2", ...).

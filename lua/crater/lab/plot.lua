@@ -17,7 +17,7 @@ M.MISSING = "the pictures were not drawn: gnuplot was not found (install the Deb
 
 -- A palette for up to 16 contestants (Tableau 10 and six more, all dark enough on white).
 local colors = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
-  "#17becf", "#bcbd22", "#7f7f7f", "#393b79", "#ad494a", "#637939", "#843c39", "#7b4173", "#000000"}
+  "#17becf", "#bcbd22", "#7f7f7f", "#393b79", "#00a087", "#637939", "#f0027f", "#6a3d9a", "#000000"}
 M.colors = colors
 
 local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
@@ -199,7 +199,9 @@ local function contour_text(fn, traces, o)
                  "$cont with lines lc rgb '#7f9fbf' lw 0.8 notitle"}
   for k, t in ipairs(traces) do
     local c = colors[(k - 1) % #colors + 1]
-    plots[#plots + 1] = string.format("$t%d with lines lw 2 lc rgb '%s' title %s", k, c, quote(t.label))
+    local every = math.max(1, #t.points // 12)
+    plots[#plots + 1] = string.format("$t%d with linespoints lw 2 pt %d pi %d ps 0.8 lc rgb '%s' title %s",
+      k, (k - 1) % 13 + 1, every, c, quote(t.label))
     plots[#plots + 1] = string.format("$e%d with points pt 7 ps 1.1 lc rgb '%s' notitle", k, c)
   end
   if #marks > 0 then
@@ -309,9 +311,21 @@ end
 local function race_loss_opts(r)
   local logy = r.fn.fmin ~= nil
   local o = {title = r.fn.name .. ": loss per step", xlabel = "step",
-    ylabel = logy and "f(x) - f^*" or "f(x)", logy = logy, floor = 1e-20}
+    ylabel = logy and "f(x) - f*" or "f(x)", logy = logy, floor = 1e-20}
   if logy then
-    o.yrange = {1e-20, nil}
+    -- From the lowest gap reached (at least 1e-20) to 100x the starting gap, so that one
+    -- blow-up does not flatten the others.
+    local lo, hi = math.huge, 0
+    for _, c in ipairs(r.contestants) do
+      for _, l in ipairs(c.losses) do
+        local g = l - r.fn.fmin
+        if g == g and g > 0 and g < lo then lo = g end
+      end
+      if c.losses[1] then hi = math.max(hi, c.losses[1] - r.fn.fmin) end
+    end
+    lo = math.max(lo, 1e-20)
+    if lo > hi then lo = hi / 10 end
+    o.yrange = {10 ^ math.floor(math.log(lo, 10)), 100 * hi}
   else
     -- Unbounded below: show the range the function takes on its window.
     local _, _, z = M.grid(r.fn, 60)
@@ -339,14 +353,16 @@ function M.race(r, dir)
   local logy, o = race_loss_opts(r)
   err = add(M.lines(race_loss(r, logy), dir, "loss", o))
   if err then return nil, err end
-  if r.schedule then
+  local scheduled = r.schedule ~= nil
+  for _, c in ipairs(r.contestants) do scheduled = scheduled or c.schedule ~= nil end
+  if scheduled then
     local series = {}
     for k, c in ipairs(r.contestants) do
       local xs = {}
       for i = 1, #c.lrs do xs[i] = i - 1 end
       series[k] = {label = c.label, x = xs, y = c.lrs}
     end
-    err = add(M.lines(series, dir, "lr", {title = "learning rate (" .. r.schedule .. ")", ylabel = "lr", logy = true}))
+    err = add(M.lines(series, dir, "lr", {title = "learning rate per step", ylabel = "lr", logy = true}))
     if err then return nil, err end
   end
   return files

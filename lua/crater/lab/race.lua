@@ -57,6 +57,7 @@ end
 
 -- Runs one contestant; returns its record.
 local function run_one(c, fn, start, steps, tol, sched, seed)
+  sched = c.schedule or sched
   local C = crater()
   local rec = {label = c.label, class_name = c.class.__name, iterates = {}, losses = {}, lrs = {},
                diverged = false}
@@ -66,6 +67,7 @@ local function run_one(c, fn, start, steps, tol, sched, seed)
   local ok, err = pcall(function()
     local opt = contestants.build(c, {x}, "race")
     rec.settings = c.settings
+    rec.schedule = sched and sched.label
     local s = sched and sched.make(opt, steps)
     local limit      -- "blew up": the loss grew past 1e12 times its start
     local function closure()

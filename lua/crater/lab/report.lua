@@ -29,10 +29,11 @@ end
 -- The shared tail: contestants' settings, pictures, how to repeat.
 local function settings_section(out, contestants)
   out[#out + 1] = "\n## Settings of each contestant\n"
-  out[#out + 1] = "| optimizer | class | options |"
-  out[#out + 1] = "|---|---|---|"
+  out[#out + 1] = "| optimizer | class | options | schedule |"
+  out[#out + 1] = "|---|---|---|---|"
   for _, c in ipairs(contestants) do
-    out[#out + 1] = string.format("| %s | %s | %s |", c.label, c.class_name or "?", describe(c.settings or {}))
+    out[#out + 1] = string.format("| %s | %s | %s | %s |", c.label, c.class_name or "?",
+      describe(c.settings or {}), c.schedule or "none")
   end
 end
 

@@ -25,6 +25,7 @@
 -- for i = 1, 10 do
 --   opt:step(function() opt:zero_grad(); local l = f(x); l:backward(); return l end)
 -- end
+-- luacheck: ignore 581 (the "not (a <= b)" tests are there to treat NaN as PyTorch does)
 local Optimizer = require "crater.optim.optimizer"
 
 local LBFGS = Optimizer:extend("LBFGS", {lr = 1, max_iter = 20, max_eval = false,
@@ -108,7 +109,8 @@ local function cubic_interpolate(x1, f1, g1, x2, f2, g2, lo, hi)
   local d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
   local d2_square = d1 * d1 - g1 * g2
   if d2_square >= 0 then
-    local d2, min_pos = math.sqrt(d2_square), nil
+    local d2 = math.sqrt(d2_square)
+    local min_pos
     if x1 <= x2 then
       min_pos = x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
     else

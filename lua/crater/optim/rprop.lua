@@ -12,6 +12,7 @@
 -- @tparam[opt={1e-6, 50}] table step_sizes {minimal, maximal} step size
 -- @tparam[opt=false] boolean maximize maximize the objective instead
 -- @usage local opt = crater.optim.Rprop(model:parameters(), {lr = 0.01})
+-- luacheck: ignore 581 (the "not (a <= b)" tests are there to treat NaN as PyTorch does)
 local Optimizer = require "crater.optim.optimizer"
 local core = require "crater.core"
 
