@@ -13,7 +13,7 @@ function H.i(v) return crater.tensor(v, { dtype = "int64" }) end
 --- Asserts that tensor (or number) a is elementwise within tol of the nested table b.
 function H.close(a, b, tol)
   tol = tol or 1e-6
-  local got = type(a) == "number" and a or a:totable()
+  local got = type(a) == "userdata" and a:totable() or a
   local function walk(x, y, path)
     if type(y) == "table" then
       assert(type(x) == "table", "expected a table at " .. path .. ", got " .. tostring(x))

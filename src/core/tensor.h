@@ -41,6 +41,9 @@ void *ct_malloc(size_t n, ct_err *err);     /* NULL + "not enough memory" on fai
 void ct_free(void *p, size_t n);
 typedef struct ct_memstat { int64_t bytes, peak_bytes, tensors; } ct_memstat;
 ct_memstat ct_memory(void);
+/* Bytes of large blocks allocated since the binding last told Lua's collector: a tensor
+ * looks like 8 bytes to Lua, so the binding steps the collector by this much. */
+extern int64_t ct_alloc_pressure;
 void ct_memory_reset_peak(void);
 /* The n-th allocation from now fails (n = 0: the next); always: every later one too.
  * n < 0 turns injection off. */
@@ -95,6 +98,11 @@ void ct_fill_normal(ct_tensor *t, double mean, double std);
 /* ---- threads ---- */
 void ct_set_num_threads(int n);
 int ct_get_num_threads(void);
+/* Calls fn(ctx, lo, hi) over [0, n) split into chunks for up to ct_get_num_threads()
+ * threads; below 2^18 elements a chunk it all runs on the calling thread.  fn must touch
+ * only elements lo..hi-1, so results do not depend on the thread count. */
+typedef void (*ct_range_fn)(void *ctx, size_t lo, size_t hi);
+void ct_parallel(size_t n, ct_range_fn fn, void *ctx);
 
 /* ---- strided iteration over up to 4 operands of one shape ----
  * fn gets pointers to the first element of each operand for one run of the innermost

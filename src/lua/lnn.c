@@ -61,7 +61,15 @@ static int t_linear (lua_State *L) {
   return ct_lua_push(L, ct_linear(x, w, b, &err), "linear", &err);
 }
 
+/* bias_add(x, b) -> x (R,N) + b (R) along rows */
+static int t_bias_add (lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1), *b = ct_lua_check(L, 2);
+  ct_err err;
+  return ct_lua_push(L, ct_bias_add(x, b, &err), "bias_add", &err);
+}
+
 static const luaL_Reg nn_funcs[] = {
+  {"bias_add", t_bias_add},
   {"linear", t_linear},
   {"set_flush_denormal", t_set_flush_denormal},
   {"im2col", t_im2col},

@@ -13,6 +13,11 @@
 static const char MT_KEY = 'm';
 
 ct_tensor **ct_lua_newbox(lua_State *L) {
+  if (ct_alloc_pressure > ((int64_t)16 << 20)) {   /* collect dead big tensors sooner */
+    int kb = (int)(ct_alloc_pressure >> 10);
+    ct_alloc_pressure = 0;
+    lua_gc(L, LUA_GCSTEP, kb);
+  }
   ct_tensor **box = lua_newuserdatauv(L, sizeof *box, 0);
   *box = NULL;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &MT_KEY);
@@ -671,6 +676,16 @@ static int t_where(lua_State *L) {
   return PUSH(L, ct_where(c, a, b, &err), "where");
 }
 
+/* x:where(cond, y): PyTorch's method form, x where cond holds, else y */
+static int t_where_method(lua_State *L) {
+  lua_settop(L, 3);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 1);
+  lua_replace(L, 2);
+  lua_replace(L, 1);
+  return t_where(L);
+}
+
 static int t_allclose(lua_State *L) {
   ct_tensor *a = ct_lua_check(L, 1), *b = operand(L, 2, a);
   lua_pushboolean(L, ct_allclose(a, b, luaL_optnumber(L, 3, 1e-5), luaL_optnumber(L, 4, 1e-8), lua_toboolean(L, 5)));
@@ -1195,6 +1210,8 @@ void ct_lua_open_tensor(lua_State *L) {
     lua_pushcclosure(L, t_to_fixed, 1);
     lua_setfield(L, m, casts[i].name);
   }
+  lua_pushcfunction(L, t_where_method);   /* the method differs from crater.where(cond, x, y) */
+  lua_setfield(L, m, "where");
   /* metamethods */
   lua_pushvalue(L, m);
   lua_pushcclosure(L, t_index, 1);

@@ -18,6 +18,23 @@ const char *const ct_binary_names[CT_B_COUNT] = {
 #undef X
 };
 
+
+/* A flat run over contiguous operands, split across threads when large. */
+typedef struct { ct_loop_fn fn; void *ctx; int nops; char *p[4]; size_t es[4]; } flat_job;
+
+static void flat_range(void *vjob, size_t lo, size_t hi) {
+  flat_job *j = vjob;
+  char *p[4];
+  for (int k = 0; k < j->nops; k++) p[k] = j->p[k] + lo * j->es[k];
+  j->fn(p, (int64_t[]){1, 1, 1, 1}, (int64_t)(hi - lo), j->ctx);
+}
+
+static void flat_run(ct_loop_fn fn, void *ctx, int nops, char **p, const size_t *es, int64_t n) {
+  flat_job j = {fn, ctx, nops, {0}, {0}};
+  for (int k = 0; k < nops; k++) { j.p[k] = p[k]; j.es[k] = es[k]; }
+  ct_parallel((size_t)n, flat_range, &j);
+}
+
 /* ======================= unary kernels ======================= */
 
 typedef struct { ct_unary_op op; double a, b; } un_ctx;
@@ -108,6 +125,10 @@ static void unary_apply(ct_tensor *y, ct_tensor *x, ct_unary_op op, double a, do
   memcpy(st[1], x->stride, sizeof st[1]);
   ct_loop_fn fn = x->dtype == CT_F32 ? unary_f32 : x->dtype == CT_F64 ? unary_f64 : unary_i64;
   size_t es = ct_dtype_size(x->dtype);
+  if (ct_is_contiguous(x) && ct_is_contiguous(y)) {
+    flat_run(fn, &c, 2, base, (size_t[]){es, es}, ct_numel(x));
+    return;
+  }
   ct_iterate(2, base, (size_t[]){es, es}, x->ndim, x->shape, st, fn, &c);
 }
 
@@ -308,6 +329,11 @@ static int leaf_write_ok(const ct_tensor *x, ct_err *err) {
     if (n->edge[0].leaf)
       return ct_fail(err, "a view of a leaf tensor that requires grad is used in an in-place "
                           "operation (wrap it in crater.no_grad)");
+  /* the base's history cannot be rewritten (PyTorch's CopySlices): its gradient would be wrong */
+  if (is_view_op(x->grad_fn->op))
+    return ct_fail(err, "an in-place operation on a view (%s) of a tensor that requires grad is "
+                        "not supported (its base's gradient would be wrong); use out-of-place ops such as where or cat",
+                   x->grad_fn->op->name);
   return 1;
 }
 
@@ -447,7 +473,8 @@ static void binary_apply(ct_tensor *o, ct_tensor *a, ct_tensor *b, ct_binary_op 
   if (ct_same_shape(a, b) && ct_same_shape(a, o) && ct_is_contiguous(a) && ct_is_contiguous(b) &&
       ct_is_contiguous(o)) {   /* the common case: one flat run */
     char *p[3] = {ct_data(o), ct_data(a), ct_data(b)};
-    fn(p, (int64_t[]){1, 1, 1}, ct_numel(o), &c);
+    size_t es[3] = {ct_dtype_size(o->dtype), ct_dtype_size(a->dtype), ct_dtype_size(b->dtype)};
+    flat_run(fn, &c, 3, p, es, ct_numel(o));
     return;
   }
   char *base[3] = {ct_data(o), ct_data(a), ct_data(b)};
@@ -709,7 +736,10 @@ static int fused(fused_kind k, ct_tensor *x, ct_tensor *a, ct_tensor *b, double 
   broadcast_strides(bc ? bc : ac, x->ndim, x->shape, st[2]);
   ct_loop_fn fn = x->dtype == CT_F32 ? fused_f32 : x->dtype == CT_F64 ? fused_f64 : fused_i64;
   size_t es[3] = {ct_dtype_size(x->dtype), ct_dtype_size(ac->dtype), ct_dtype_size((bc ? bc : ac)->dtype)};
-  ct_iterate(3, base, es, x->ndim, x->shape, st, fn, &c);
+  bool flat = ct_is_contiguous(x) && ct_is_contiguous(ac) && ct_same_shape(x, ac) &&
+              (bc == NULL || (ct_is_contiguous(bc) && ct_same_shape(x, bc)));
+  if (flat) flat_run(fn, &c, 3, base, es, ct_numel(x));
+  else ct_iterate(3, base, es, x->ndim, x->shape, st, fn, &c);
   if (ac != a) ct_tensor_release(ac);
   if (bc != b) ct_tensor_release(bc);
   ct_bump(x);

@@ -52,57 +52,81 @@ static int check_input(const char *fn, const ct_tensor *x, ct_win w, int64_t *ho
   return 1;
 }
 
-/* One kernel body per dtype.  im2col: cols (B, C*kh*kw, L) from x (B,C,H,W), both
- * contiguous: row (c,i,j) holds x[c, oh*sh-ph+i, ow*sw-pw+j] over the output positions,
- * so writes are contiguous and, for stride 1, so are the reads (Caffe's layout).
- * col2im: x += the windows of cols (x zeroed by the caller). */
+/* The output columns ow whose input column ow*s - p + j lies in [0, w): [*lo, *hi). */
+static void valid_cols(int64_t wo, int64_t w, int64_t s, int64_t p, int64_t j, int64_t *lo, int64_t *hi) {
+  int64_t a = p - j > 0 ? (p - j + s - 1) / s : 0;        /* first ow with ow*s >= p - j */
+  int64_t b = w - 1 + p - j < 0 ? 0 : (w - 1 + p - j) / s + 1;
+  *lo = a < wo ? a : wo;
+  *hi = b < wo ? b : wo;
+  if (*hi < *lo) *hi = *lo;
+}
+
+/* One kernel body per dtype.  im2col: cols (C*kh*kw, B*L) from x (B,C,H,W), both
+ * contiguous: row (c,i,j) holds x[n, c, oh*sh-ph+i, ow*sw-pw+j] at column n*L + oh*Wo + ow,
+ * so one GEMM W (Cout, C*kh*kw) x cols serves the whole batch, writes are contiguous and,
+ * for stride 1, so are the reads.  col2im: x += the windows of cols (x zeroed first). */
 #define DEFINE_WINDOW_KERNELS(T, sfx)                                                           \
   static void im2col_##sfx(T *restrict cols, const T *restrict x, int64_t b, int64_t c,        \
                            int64_t h, int64_t wd, int64_t ho, int64_t wo, ct_win w) {          \
     int64_t l = ho * wo;                                                                        \
-    for (int64_t n = 0; n < b; n++)                                                             \
-      for (int64_t ch = 0; ch < c; ch++) {                                                      \
-        const T *xp = x + (n * c + ch) * h * wd;                                                \
-        for (int64_t i = 0; i < w.kh; i++)                                                      \
-          for (int64_t j = 0; j < w.kw; j++) {                                                  \
-            T *r = cols + ((n * c + ch) * w.kh * w.kw + i * w.kw + j) * l;                      \
+    for (int64_t ch = 0; ch < c; ch++)                                                          \
+      for (int64_t i = 0; i < w.kh; i++)                                                        \
+        for (int64_t j = 0; j < w.kw; j++) {                                                    \
+          int64_t lo, hi;                                                                       \
+          valid_cols(wo, wd, w.sw, w.pw, j, &lo, &hi);                                          \
+          T *r = cols + ((ch * w.kh + i) * w.kw + j) * b * l;                                   \
+          for (int64_t n = 0; n < b; n++) {                                                     \
+            const T *xp = x + (n * c + ch) * h * wd;                                            \
             for (int64_t oh = 0; oh < ho; oh++) {                                               \
-              int64_t hi = oh * w.sh - w.ph + i;                                                \
-              T *rp = r + oh * wo;                                                              \
-              if (hi < 0 || hi >= h) { for (int64_t ow = 0; ow < wo; ow++) rp[ow] = 0; continue; } \
-              const T *xr = xp + hi * wd;                                                       \
-              for (int64_t ow = 0; ow < wo; ow++) {                                             \
-                int64_t wi = ow * w.sw - w.pw + j;                                              \
-                rp[ow] = (wi < 0 || wi >= wd) ? (T)0 : xr[wi];                                  \
-              }                                                                                 \
+              int64_t hr = oh * w.sh - w.ph + i;                                                \
+              T *rp = r + n * l + oh * wo;                                                      \
+              if (hr < 0 || hr >= h) { for (int64_t ow = 0; ow < wo; ow++) rp[ow] = 0; continue; } \
+              const T *xr = xp + hr * wd - w.pw + j;                                            \
+              for (int64_t ow = 0; ow < lo; ow++) rp[ow] = 0;                                   \
+              if (w.sw == 1) for (int64_t ow = lo; ow < hi; ow++) rp[ow] = xr[ow];              \
+              else for (int64_t ow = lo; ow < hi; ow++) rp[ow] = xr[ow * w.sw];                 \
+              for (int64_t ow = hi; ow < wo; ow++) rp[ow] = 0;                                  \
             }                                                                                   \
           }                                                                                     \
-      }                                                                                         \
+        }                                                                                       \
   }                                                                                             \
   static void col2im_##sfx(T *restrict x, const T *restrict cols, int64_t b, int64_t c,        \
                            int64_t h, int64_t wd, int64_t ho, int64_t wo, ct_win w) {          \
     int64_t l = ho * wo;                                                                        \
-    for (int64_t n = 0; n < b; n++)                                                             \
-      for (int64_t ch = 0; ch < c; ch++) {                                                      \
-        T *xp = x + (n * c + ch) * h * wd;                                                      \
-        for (int64_t i = 0; i < w.kh; i++)                                                      \
-          for (int64_t j = 0; j < w.kw; j++) {                                                  \
-            const T *r = cols + ((n * c + ch) * w.kh * w.kw + i * w.kw + j) * l;                \
+    for (int64_t ch = 0; ch < c; ch++)                                                          \
+      for (int64_t i = 0; i < w.kh; i++)                                                        \
+        for (int64_t j = 0; j < w.kw; j++) {                                                    \
+          int64_t lo, hi;                                                                       \
+          valid_cols(wo, wd, w.sw, w.pw, j, &lo, &hi);                                          \
+          const T *r = cols + ((ch * w.kh + i) * w.kw + j) * b * l;                             \
+          for (int64_t n = 0; n < b; n++) {                                                     \
+            T *xp = x + (n * c + ch) * h * wd;                                                  \
             for (int64_t oh = 0; oh < ho; oh++) {                                               \
-              int64_t hi = oh * w.sh - w.ph + i;                                                \
-              if (hi < 0 || hi >= h) continue;                                                  \
-              const T *rp = r + oh * wo;                                                        \
-              T *xr = xp + hi * wd;                                                             \
-              for (int64_t ow = 0; ow < wo; ow++) {                                             \
-                int64_t wi = ow * w.sw - w.pw + j;                                              \
-                if (wi >= 0 && wi < wd) xr[wi] += rp[ow];                                       \
-              }                                                                                 \
+              int64_t hr = oh * w.sh - w.ph + i;                                                \
+              if (hr < 0 || hr >= h) continue;                                                  \
+              const T *rp = r + n * l + oh * wo;                                                \
+              T *xr = xp + hr * wd - w.pw + j;                                                  \
+              if (w.sw == 1) for (int64_t ow = lo; ow < hi; ow++) xr[ow] += rp[ow];             \
+              else for (int64_t ow = lo; ow < hi; ow++) xr[ow * w.sw] += rp[ow];                \
             }                                                                                   \
           }                                                                                     \
-      }                                                                                         \
+        }                                                                                       \
   }                                                                                             \
   static void maxidx_##sfx(int64_t *restrict idx, const T *restrict x, int64_t bc, int64_t h,  \
                            int64_t wd, int64_t ho, int64_t wo, ct_win w) {                     \
+    if (w.kh == 2 && w.kw == 2 && w.sh == 2 && w.sw == 2 && w.ph == 0 && w.pw == 0) {          \
+      /* the common 2x2 pooling: four candidates, first wins ties, NaN propagates */           \
+      for (int64_t n = 0; n < bc; n++)                                                          \
+        for (int64_t oh = 0; oh < ho; oh++)                                                     \
+          for (int64_t ow = 0; ow < wo; ow++) {                                                 \
+            int64_t p0 = n * h * wd + 2 * oh * wd + 2 * ow;                                     \
+            int64_t c[4] = {p0, p0 + 1, p0 + wd, p0 + wd + 1}, best = c[0];                     \
+            for (int q = 1; q < 4; q++)                                                         \
+              if (x[c[q]] > x[best] || (x[c[q]] != x[c[q]] && x[best] == x[best])) best = c[q]; \
+            *idx++ = best - n * h * wd;                                                         \
+          }                                                                                     \
+      return;                                                                                   \
+    }                                                                                           \
     for (int64_t n = 0; n < bc; n++) {                                                          \
       const T *xp = x + n * h * wd;                                                             \
       for (int64_t oh = 0; oh < ho; oh++) {                                                     \
@@ -175,10 +199,10 @@ ct_tensor *ct_im2col(ct_tensor *x, ct_win w, ct_err *err) {
   int64_t ho = 0, wo = 0;
   if (!check_input("im2col", x, w, &ho, &wo, err)) return NULL;
   int64_t b = x->shape[0], c = x->shape[1], h = x->shape[2], wd = x->shape[3];
-  int64_t shape[3] = {b, c * w.kh * w.kw, ho * wo};
+  int64_t shape[2] = {c * w.kh * w.kw, b * ho * wo};
   ct_tensor *xc = ct_contig(x, false, err), *out = NULL;
   if (xc == NULL) return NULL;
-  if ((out = ct_tensor_new(x->dtype, 3, shape, err)) != NULL) {
+  if ((out = ct_tensor_new(x->dtype, 2, shape, err)) != NULL) {
     if (x->dtype == CT_F32)
       im2col_f32((float *)ct_data(out), (const float *)ct_data(xc), b, c, h, wd, ho, wo, w);
     else
@@ -193,12 +217,12 @@ ct_tensor *ct_col2im(ct_tensor *cols, int64_t h, int64_t wd, ct_win w, ct_err *e
   if (!check_win("col2im", w, err)) return NULL;
   int64_t ho = ct_win_out(h, w.kh, w.sh, w.ph), wo = ct_win_out(wd, w.kw, w.sw, w.pw);
   int64_t kk = w.kh * w.kw;
-  if (cols->ndim != 3 || cols->dtype == CT_I64 || ho <= 0 || wo <= 0 ||
-      cols->shape[2] != ho * wo || cols->shape[1] % kk != 0)
+  if (cols->ndim != 2 || cols->dtype == CT_I64 || ho <= 0 || wo <= 0 ||
+      cols->shape[1] % (ho * wo) != 0 || cols->shape[0] % kk != 0)
     return ct_fail(err, "col2im: columns of shape %s do not fit a %lldx%lld image with kernel %lldx%lld",
                    ct_shape_str(buf, cols->ndim, cols->shape), (long long)h, (long long)wd,
                    (long long)w.kh, (long long)w.kw), NULL;
-  int64_t b = cols->shape[0], c = cols->shape[1] / kk;
+  int64_t b = cols->shape[1] / (ho * wo), c = cols->shape[0] / kk;
   int64_t shape[4] = {b, c, h, wd};
   ct_tensor *cc = ct_contig(cols, false, err), *out = NULL;
   if (cc == NULL) return NULL;
@@ -300,10 +324,10 @@ ct_tensor *ct_avg_pool2d(ct_tensor *x, ct_win w, ct_err *err) {
   int64_t b = x->shape[0], c = x->shape[1], h = x->shape[2], wd = x->shape[3];
   int64_t one[4] = {b * c, 1, h, wd}, oshape[4] = {b, c, ho, wo};
   ct_tensor *x1 = NULL, *cols = NULL, *m = NULL, *out = NULL;
-  /* each channel as its own image: cols (B*C, kh*kw, L), then the mean over the window */
+  /* each channel as its own image: cols (kh*kw, B*C*L), then the mean over the window */
   if ((x1 = ct_reshape(x, 4, one, err)) == NULL) goto done;
   if ((cols = ct_im2col(x1, w, err)) == NULL) goto done;
-  if ((m = ct_reduce(CT_R_MEAN, cols, 1, false, err)) == NULL) goto done;
+  if ((m = ct_reduce(CT_R_MEAN, cols, 0, false, err)) == NULL) goto done;
   out = ct_reshape(m, 4, oshape, err);
 done:
   ct_tensor_release(x1);
@@ -372,6 +396,47 @@ ct_tensor *ct_linear(ct_tensor *x, ct_tensor *w, ct_tensor *b, ct_err *err) {
 done:
   ct_tensor_release(xc);
   ct_tensor_release(wc);
+  ct_tensor_release(bc);
+  return y;
+}
+
+/* ---------------- bias_add: x (R, N) + b (R) per row ---------------- */
+
+static int bias_add_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
+  int ok = 1;
+  if (nd->edge[0].needs) { ct_tensor_retain(g); gin[0] = g; }
+  if (nd->edge[1].needs) ok = (gin[1] = ct_reduce(CT_R_SUM, g, 1, false, err)) != NULL;
+  return ok;
+}
+static const ct_op bias_add_op = {"BiasAddBackward", bias_add_backward};
+
+ct_tensor *ct_bias_add(ct_tensor *x, ct_tensor *b, ct_err *err) {
+  char xs[96], bs[96];
+  if (x->ndim != 2 || b->ndim != 1 || b->shape[0] != x->shape[0] || x->dtype == CT_I64 ||
+      b->dtype != x->dtype)
+    return ct_fail(err, "bias %s (%s) does not fit rows of %s (%s)", ct_shape_str(bs, b->ndim, b->shape),
+                   ct_dtype_name(b->dtype), ct_shape_str(xs, x->ndim, x->shape), ct_dtype_name(x->dtype)), NULL;
+  int64_t r = x->shape[0], n = x->shape[1];
+  ct_tensor *xc = ct_contig(x, false, err), *bc = xc ? ct_contig(b, false, err) : NULL, *y = NULL;
+  if (bc && (y = ct_tensor_new(x->dtype, 2, x->shape, err)) != NULL) {
+    for (int64_t i = 0; i < r; i++) {
+      if (x->dtype == CT_F32) {
+        float *restrict o = (float *)ct_data(y) + i * n, v = ((const float *)ct_data(bc))[i];
+        const float *restrict a = (const float *)ct_data(xc) + i * n;
+        for (int64_t j = 0; j < n; j++) o[j] = a[j] + v;
+      } else {
+        double *restrict o = (double *)ct_data(y) + i * n, v = ((const double *)ct_data(bc))[i];
+        const double *restrict a = (const double *)ct_data(xc) + i * n;
+        for (int64_t j = 0; j < n; j++) o[j] = a[j] + v;
+      }
+    }
+    ct_tensor *in[2] = {x, b};
+    if (ct_needs_grad(2, in) && ct_record(&bias_add_op, y, 2, in, err) == NULL) {
+      ct_tensor_release(y);
+      y = NULL;
+    }
+  }
+  ct_tensor_release(xc);
   ct_tensor_release(bc);
   return y;
 }

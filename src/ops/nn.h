@@ -9,12 +9,12 @@
 /* Window geometry of a 2-D convolution or pooling: kernel, stride, padding. */
 typedef struct ct_win { int64_t kh, kw, sh, sw, ph, pw; } ct_win;
 
-/* x (B,C,H,W) -> cols (B, C*kh*kw, L), L = Ho*Wo (torch.nn.functional.unfold's layout):
- * row (c, i, j), in a conv weight's view(cout, -1) order, holds that window element at
- * every output position; padding reads zeros.  Backward: col2im.  Fails on a non-4-D or integer x, a non-positive
+/* x (B,C,H,W) -> cols (C*kh*kw, B*L), L = Ho*Wo: row (c, i, j), in a conv weight's
+ * view(cout, -1) order, holds that window element at every output position of every
+ * image (column n*L + l), so a convolution is one GEMM; padding reads zeros.  Backward: col2im.  Fails on a non-4-D or integer x, a non-positive
  * kernel or stride, negative padding, or a window larger than the padded input. */
 ct_tensor *ct_im2col(ct_tensor *x, ct_win w, ct_err *err);
-/* The adjoint of im2col: cols (B, C*kh*kw, L) -> (B,C,H,W), summing overlapping
+/* The adjoint of im2col: cols (C*kh*kw, B*L) -> (B,C,H,W), summing overlapping
  * windows.  Backward: im2col. */
 ct_tensor *ct_col2im(ct_tensor *cols, int64_t h, int64_t w, ct_win win, ct_err *err);
 /* Max pooling of x (B,C,H,W) -> (B,C,Ho,Wo); padding never wins, ties go to the first
@@ -30,6 +30,10 @@ int64_t ct_win_out(int64_t in, int64_t k, int64_t s, int64_t p);
  * transpose copy reaches the leaf), gb = the column sums of g; all built from ops.
  * Fails on non-2-D, integer or mixed-dtype operands or mismatched sizes. */
 ct_tensor *ct_linear(ct_tensor *x, ct_tensor *w, ct_tensor *b, ct_err *err);
+
+/* x (R,N) + b (R) broadcast along each row (a convolution's bias over (Cout, B*L)).
+ * Backward: gx = g, gb = the row sums of g. */
+ct_tensor *ct_bias_add(ct_tensor *x, ct_tensor *b, ct_err *err);
 
 /* Flush subnormal floats to zero (FTZ and DAZ) on the calling thread, as
  * torch.set_flush_denormal; returns false where the CPU has no such mode. */

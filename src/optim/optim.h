@@ -129,7 +129,6 @@ void ct_optim_rprop_f64(double *restrict p, const double *restrict g, double *re
  * ct_get_num_threads(), the first on the calling thread; serially when n is small or
  * one thread is set (or a thread cannot be started).  The kernels above are called on
  * such chunks by the binding: they touch only element i of each array for i in range. */
-typedef void (*ct_range_fn)(void *ctx, size_t lo, size_t hi);
-void ct_optim_parallel(size_t n, ct_range_fn fn, void *ctx);
+#define ct_optim_parallel ct_parallel   /* src/core/parallel.c */
 
 #endif

@@ -28,7 +28,8 @@ local presets = {
   radam    = {class = "RAdam", kind = "step", opts = {lr = 1e-3}},
   adamax   = {class = "Adamax", kind = "step", opts = {lr = 2e-3}},
   rprop    = {class = "Rprop", kind = "step", opts = {lr = 1e-2}},
-  lbfgs    = {class = "LBFGS", kind = "free", opts = {lr = 1}},
+  -- One LBFGS step is one iteration with a strong-Wolfe line search, not PyTorch's 20.
+  lbfgs    = {class = "LBFGS", kind = "free", opts = {lr = 1, max_iter = 1, line_search_fn = "strong_wolfe"}},
 }
 local names = {"sgd", "momentum", "nag", "adagrad", "rmsprop", "adadelta", "adam", "adamw",
                "amsgrad", "nadam", "radam", "adamax", "asgd", "rprop", "lbfgs"}
@@ -93,7 +94,8 @@ function M.resolve(spec, fn, who)
   if opts.lr ~= nil and type(opts.lr) ~= "number" then
     error(string.format("%s: %s's lr must be a number, got %s", who, label, type(opts.lr)), 0)
   end
-  local c = {label = label, class = class, opts = opts, kind = kind}
+  local c = {label = label, class = class, opts = opts, kind = kind,
+             preset = type(head) == "string" and head:lower() or nil}
   if schedule ~= nil then
     c.schedule = require("crater.lab.schedule").resolve(schedule, who)
     if not explicit and c.schedule then c.label = label .. "+" .. c.schedule.label end
@@ -132,7 +134,9 @@ end
 --- Builds the optimizer of a resolved contestant over params.
 function M.build(c, params, who)
   local ok, opt = pcall(c.class, params, c.opts)
-  if not ok then error(string.format("%s: %s: %s", who or "race", c.label, tostring(opt)), 0) end
+  if not ok then
+    error(string.format("%s: %s: %s", who or "race", c.label, (tostring(opt):gsub("^[^:]*:%d+: ", ""))), 0)
+  end
   -- Record every option the optimizer ended up with (the defaults it filled in too).
   local g = opt.param_groups[1]
   c.settings = {}
@@ -140,6 +144,31 @@ function M.build(c, params, who)
     if k ~= "params" and k ~= "initial_lr" then c.settings[k] = v end
   end
   return opt
+end
+
+local function lua_value(v)
+  if type(v) == "string" then return string.format("%q", v) end
+  if type(v) == "number" then      -- the shortest text that reads back as the same number
+    local t = string.format("%.15g", v)
+    return tonumber(t) == v and t or string.format("%.17g", v)
+  end
+  if type(v) == "table" then
+    local s = {}
+    for i, x in ipairs(v) do s[i] = lua_value(x) end
+    return "{" .. table.concat(s, ", ") .. "}"
+  end
+  return tostring(v)
+end
+
+--- A contestant record as the Lua spec that rebuilds it, e.g. `{"adam", lr = 0.02, ...}`.
+function M.spec_string(rec)
+  local keys = {}
+  for k in pairs(rec.settings or {}) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local parts = {rec.preset and string.format("%q", rec.preset) or (rec.class_name .. " --[[ your Lua class ]]")}
+  for _, k in ipairs(keys) do parts[#parts + 1] = k .. " = " .. lua_value(rec.settings[k]) end
+  parts[#parts + 1] = "label = " .. string.format("%q", rec.label)
+  return "{" .. table.concat(parts, ", ") .. "}"
 end
 
 --- A one-line, sorted "k=v" description of options.

@@ -146,7 +146,8 @@ end)
 --- An ill-conditioned quadratic 0.5 x'Ax in n dimensions whose eigenvalues are spaced
 -- geometrically from 1 to cond. Unrotated, A is diagonal (axes aligned with the
 -- coordinates, easy for per-coordinate methods such as Adam); rotated, A = H D H with H
--- the Householder reflection along (1, ..., 1) (in 2-D, the axes turn by 45 degrees).
+-- the Householder reflection that swaps e1 and (1, ..., 1)/sqrt(n), so the flattest
+-- direction is the diagonal (in 2-D, the axes turn by 45 degrees).
 -- @tparam[opt=20] number cond condition number (>= 1)
 -- @tparam[opt=2] integer dim dimension
 -- @tparam[opt=true] boolean rotate rotate the axes away from the coordinates
@@ -165,8 +166,11 @@ define("quadratic", function(o)
   end
   local At = crater.tensor(A, {dtype = "float64"})
   if rotate and n > 1 then
-    local v = crater.ones(n, 1, {dtype = "float64"})
-    local H = crater.eye(n, {dtype = "float64"}) - v:matmul(v:t()) * (2 / n)
+    -- v = e1 - u with u = (1, ..., 1)/sqrt(n): H = I - 2vv'/(v'v) swaps e1 and u.
+    local vt = filled(n, -1 / math.sqrt(n))
+    vt[1] = vt[1] + 1
+    local v = crater.tensor(vt, {dtype = "float64"}):view(n, 1)
+    local H = crater.eye(n, {dtype = "float64"}) - v:matmul(v:t()) * (2 / (v * v):sum():item())
     At = H:matmul(At):matmul(H)
   end
   local start = n == 2 and {-1.5, 1.2} or filled(n, 1)

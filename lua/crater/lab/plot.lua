@@ -235,6 +235,12 @@ local function lines_text(series, o)
   if o.yrange then body[#body + 1] = string.format("set yrange [%s:%s]", o.yrange[1] and num(o.yrange[1]) or "*",
     o.yrange[2] and num(o.yrange[2]) or "*") end
   if o.xrange then body[#body + 1] = string.format("set xrange [%s:%s]", num(o.xrange[1]), num(o.xrange[2])) end
+  local kept = {}
+  for _, s in ipairs(series) do
+    if math.min(#s.x, #s.y) > 0 then kept[#kept + 1] = s end
+  end
+  series = kept
+  if #series == 0 then series = {{label = "no data", x = {0}, y = {o.logy and 1 or 0}}} end
   for k, s in ipairs(series) do
     local rows = {}
     for i = 1, math.min(#s.x, #s.y) do
@@ -393,7 +399,8 @@ function M.show(what, o)
   else
     error("show: expects results, a test function or a list of numbers", 2)
   end
-  local text, err = dumb(data, "set key inside\n" .. body:gsub("set key outside", "set key inside"), o.width, o.height)
+  body = body:gsub("set key outside", "set key inside"):gsub("set format y '10%^{%%L}'", "set format y '%%.0e'")
+  local text, err = dumb(data, body, o.width, o.height)
   if not text then
     if o.print ~= false then print(err) end
     return nil, err

@@ -59,14 +59,14 @@ end
 local function run_one(c, fn, start, steps, tol, sched, seed)
   sched = c.schedule or sched
   local C = crater()
-  local rec = {label = c.label, class_name = c.class.__name, iterates = {}, losses = {}, lrs = {},
+  local rec = {label = c.label, class_name = c.class.__name, preset = c.preset, iterates = {}, losses = {}, lrs = {},
                diverged = false}
   C.manual_seed(seed)
   local x = C.tensor(start, {dtype = "float64", requires_grad = true})
+  local opt = contestants.build(c, {x}, "race")   -- bad options are the caller's error
+  rec.settings = c.settings
   local t0 = C.core.monotonic()
   local ok, err = pcall(function()
-    local opt = contestants.build(c, {x}, "race")
-    rec.settings = c.settings
     rec.schedule = sched and sched.label
     local s = sched and sched.make(opt, steps)
     local limit      -- "blew up": the loss grew past 1e12 times its start
@@ -162,7 +162,9 @@ function M.race(o)
     schedule = sched and sched.label, contestants = {}, version = crater()._VERSION,
     date = os.date("!%Y-%m-%d %H:%M:%S UTC")}, Results)
   for i, c in ipairs(list) do
-    r.contestants[i] = run_one(c, fn, start, steps, tol, sched, seed)
+    local okc, rec = pcall(run_one, c, fn, start, steps, tol, sched, seed)
+    if not okc then error(rec, 2) end
+    r.contestants[i] = rec
   end
   if o.out then
     local path, msg = r:report(o.out)

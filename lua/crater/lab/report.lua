@@ -81,11 +81,17 @@ function M.race(r, dir)
   settings_section(out, r.contestants)
   pictures_section(out, files, msg)
   out[#out + 1] = "\n## Repeat\n"
-  local names = {}
-  for i, c in ipairs(r.contestants) do names[i] = c.label end
-  out[#out + 1] = string.format("```lua\ncrater.lab.race{fn = %q, start = %s, steps = %d, tol = %g, seed = %d%s,\n"
-    .. "  optimizers = { --[[ the labels above with the options in the table ]] }}\n```",
-    fn.name, list(r.start), r.steps, r.tol, r.seed, r.schedule and string.format(", schedule = %q", r.schedule) or "")
+  out[#out + 1] = "```lua"
+  out[#out + 1] = string.format("crater.lab.race{fn = %q, start = %s, steps = %d, tol = %.17g, seed = %d,",
+    fn.name, list(r.start), r.steps, r.tol, r.seed)
+  out[#out + 1] = "  optimizers = {"
+  for _, c in ipairs(r.contestants) do
+    local spec = require("crater.lab.contestants").spec_string(c)
+    if c.schedule then spec = spec:gsub("}$", string.format(", schedule = %q}", c.schedule)) end
+    out[#out + 1] = "    " .. spec .. ","
+  end
+  out[#out + 1] = "  }}"
+  out[#out + 1] = "```"
   local path = dir .. "/report.md"
   write(path, table.concat(out, "\n") .. "\n")
   return path, msg

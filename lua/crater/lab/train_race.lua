@@ -88,15 +88,16 @@ function M.train_race(o)
     n_test = test and test.x:size(1), date = os.date("!%Y-%m-%d %H:%M:%S UTC")}, Results)
   for i, c in ipairs(list) do
     local s = c.schedule or sched
-    local rec = {label = c.label, class_name = c.class.__name, losses = {}, lrs = {}, diverged = false,
+    local rec = {label = c.label, class_name = c.class.__name, preset = c.preset, losses = {}, lrs = {}, diverged = false,
                  schedule = s and s.label}
     C.manual_seed(seed)
     local model = o.model_factory()
     local loader = make_loader(seed)
+    local okb, opt = pcall(contestants.build, c, model:parameters(), "train_race")
+    if not okb then error(opt, 2) end
+    rec.settings = c.settings
     local t0 = C.core.monotonic()
     local okr, err = pcall(function()
-      local opt = contestants.build(c, model:parameters(), "train_race")
-      rec.settings = c.settings
       local sc = s and s.make(opt, epochs * #loader)
       for _ = 1, epochs do
         for xb, yb in loader:iter() do

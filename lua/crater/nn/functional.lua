@@ -41,7 +41,7 @@ function F.linear(x, weight, bias)
 end
 
 --- 2-D convolution (cross-correlation) of x (B,Cin,H,W) with weight (Cout,Cin,kh,kw):
--- im2col, then W (Cout, Cin*kh*kw) times each image's columns.
+-- im2col, then one product W (Cout, Cin*kh*kw) x cols (Cin*kh*kw, B*Ho*Wo).
 -- @tparam[opt=1] number stride
 -- @tparam[opt=0] number padding
 function F.conv2d(x, weight, bias, o)
@@ -55,11 +55,13 @@ function F.conv2d(x, weight, bias, o)
   end
   local cout, kh, kw = weight:size(1), weight:size(3), weight:size(4)
   local b, h, w = x:size(1), x:size(3), x:size(4)
-  local cols = core.im2col(x, kh, kw, sh, sw, ph, pw)          -- (B, Cin*kh*kw, L)
+  local cols = core.im2col(x, kh, kw, sh, sw, ph, pw)          -- (Cin*kh*kw, B*L)
   local ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-  local y = weight:view(cout, -1):matmul(cols):view(b, cout, ho, wo)   -- one GEMM per image
-  if bias ~= nil then y = y + bias:view(1, cout, 1, 1) end
-  return y
+  local y = weight:view(cout, -1):matmul(cols)                  -- (Cout, B*L): one GEMM
+  if bias ~= nil then
+    y = bias:dtype() == y:dtype() and core.bias_add(y, bias) or y + bias:view(cout, 1)
+  end
+  return y:view(cout, b, ho, wo):transpose(1, 2):contiguous()   -- (B, Cout, Ho, Wo)
 end
 
 local function win(k, o, fn)

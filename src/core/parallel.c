@@ -1,10 +1,9 @@
-/* crater optim: splits a fused kernel's range over threads.  The optimizer step is
- * memory-bound, and on this 2-core machine a second thread nearly halves it (see
- * examples/bench/optim_step.lua); small tensors stay on the calling thread. */
+/* crater core: splits a flat kernel's range over crater.set_num_threads() threads.
+ * Large elementwise ops and optimizer steps are memory-bound, and on this 2-core machine
+ * a second thread nearly halves them (examples/bench); small tensors stay on the caller. */
 #include <pthread.h>
 
-#include "../core/tensor.h"
-#include "optim.h"
+#include "tensor.h"
 
 #define MAXTHREADS 16
 #define GRAIN ((size_t)1 << 18)   /* elements per thread below which threads don't pay */
@@ -21,7 +20,7 @@ static void *run_chunk(void *arg) {
   return NULL;
 }
 
-void ct_optim_parallel(size_t n, ct_range_fn fn, void *ctx) {
+void ct_parallel(size_t n, ct_range_fn fn, void *ctx) {
   int nt = ct_get_num_threads();
   if (nt > MAXTHREADS) nt = MAXTHREADS;
   if (nt > 1 && n / GRAIN < (size_t)nt) nt = (int)(n / GRAIN);
