@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -573,8 +574,80 @@ static int pmain (lua_State *L) {
   return 1;
 }
 
+/* Lua's allocator with free lists for small blocks: a tensor's box and the closures
+ * around an op are made and collected in bursts, where malloc's slow path showed up.
+ * Blocks up to SMALL_MAX bytes are rounded up to 16-byte classes; a block is always
+ * returned to the class of the size Lua says it has, which is the class it came from. */
+#define SMALL_MAX 256
+typedef struct free_block { struct free_block *next; } free_block;
+static free_block *free_lists[SMALL_MAX / 16 + 1];
+
+static size_t size_class (size_t n) { return (n + 15) / 16; }
+
+static void *crater_alloc (void *ud, void *ptr, size_t osize, size_t nsize) {
+  (void)ud;
+  bool small_old = ptr != NULL && osize <= SMALL_MAX;
+  if (nsize == 0) {
+    if (small_old) {
+      free_block *b = ptr;
+      size_t c = size_class(osize);
+      b->next = free_lists[c];
+      free_lists[c] = b;
+    } else {
+      free(ptr);
+    }
+    return NULL;
+  }
+  if (nsize <= SMALL_MAX) {
+    size_t c = size_class(nsize);
+    if (small_old && size_class(osize) == c) return ptr;
+    void *p;
+    if (free_lists[c]) { p = free_lists[c]; free_lists[c] = free_lists[c]->next; }
+    else if ((p = malloc(c * 16)) == NULL) return NULL;
+    if (ptr) {
+      memcpy(p, ptr, osize < nsize ? osize : nsize);
+      crater_alloc(ud, ptr, osize, 0);
+    }
+    return p;
+  }
+  if (ptr == NULL || !small_old) return realloc(ptr, nsize);
+  void *p = malloc(nsize);   /* a small block grows past the classes */
+  if (p == NULL) return NULL;
+  memcpy(p, ptr, osize);
+  crater_alloc(ud, ptr, osize, 0);
+  return p;
+}
+
+static int panic (lua_State *L) {
+  const char *msg = lua_tostring(L, -1);
+  print_message(msg ? msg : "error object is not a string");
+  return 0;
+}
+
+/* Warnings as lauxlib's: off until "@on", so a __gc error in the REPL is reported. */
+static int warnings_on = 0;
+static void warn_f (void *ud, const char *msg, int tocont) {
+  static int cont = 0;
+  (void)ud;
+  if (!cont && *msg == '@') {
+    if (strcmp(msg, "@on") == 0) warnings_on = 1;
+    else if (strcmp(msg, "@off") == 0) warnings_on = 0;
+    return;
+  }
+  if (warnings_on) {
+    if (!cont) fputs("Lua warning: ", stderr);
+    fputs(msg, stderr);
+    if (!tocont) fputs("\n", stderr);
+  }
+  cont = tocont;
+}
+
 int main (int argc, char **argv) {
-  lua_State *L = luaL_newstate();
+  lua_State *L = lua_newstate(crater_alloc, NULL);
+  if (L) {
+    lua_atpanic(L, panic);
+    lua_setwarnf(L, warn_f, L);
+  }
   if (L == NULL) {
     print_message("cannot create state: not enough memory");
     return EXIT_FAILURE;

@@ -98,6 +98,8 @@ describe("masked_fill and where", function()
     assert.same({ { 1, 20, 3 }, { 10, 20, 30 } }, crater.where(i64({ { 1, 0, 1 }, { 0, 0, 0 } }), x, d({ 10, 20, 30 })):totable())
     assert.same({ { 7, 7 }, { 8, 8 } }, crater.where(i64({ { 1 }, { 0 } }), d({ 7, 7 }), 8):totable())
     assert.same({ 2, 0 }, x:lt(3):sum(2):totable())
+    -- the method form is PyTorch's x:where(cond, y)
+    assert.same({ { 1, 0, 3 }, { 0, 0, 0 } }, x:where(i64({ { 1, 0, 1 }, { 0, 0, 0 } }), 0):totable())
   end)
 
   it("refuse shapes that do not broadcast", function()

@@ -10,7 +10,9 @@ local core = crater.core
 local d = function(v, rg) return crater.tensor(v, {dtype = "float64", requires_grad = rg or nil}) end
 
 -- a snapshot of a tensor's values and version-visible facts, to compare after a failure
-local function values(t) return {shape = t:shape(), v = t:totable(), dtype = t:dtype()} end
+local function values(t)
+  return {shape = t:shape(), v = t:totable(), dtype = t:dtype(), grad_fn = t.grad_fn}
+end
 
 -- equality of nested tables of numbers, bit for bit (NaN equals NaN)
 local function same(a, b)
@@ -123,7 +125,11 @@ describe("allocation failures", function()
   end)
 
   describe("in in-place ops (a failure leaves the tensor as it was)", function()
-    local function two() return {a = d({{1, -2, 3}, {4, 5, -6}}), b = d({10, 20, 30})} end
+    -- a is a non-leaf that requires grad, so each in-place op records a graph node (and
+    -- allocates); b is float32, so reading it into float64 allocates a converted copy
+    local function two()
+      return {a = d({{1, -2, 3}, {4, 5, -6}}, true) * 1, b = crater.tensor({10, 20, 30})}
+    end
     local ops = {
       add_ = function(x) return x.a:add_(x.b, 2) end,
       mul_scalar_ = function(x) return x.a:mul_(3) end,
@@ -132,11 +138,14 @@ describe("allocation failures", function()
       addcdiv_ = function(x) return x.a:addcdiv_(x.b, x.b:sqrt(), 0.5) end,
       lerp_ = function(x) return x.a:lerp_(x.b, 0.25) end,
       clamp_ = function(x) return x.a:clamp_(0, 4) end,
-      sqrt_abs_ = function(x) return x.a:abs_():sqrt_() end,
+      sqrt_ = function(x) return x.a:sqrt_() end,
       exp_ = function(x) return x.a:exp_() end,
       masked_fill_ = function(x) return x.a:masked_fill_(x.a:lt(0), 0) end,
-      setindex = function(x) x.a[2] = x.b; return x.a end,
-      transposed_add_ = function(x) local t = x.a:t(); t:add_(1); return x.a end,
+      mixed_dtype_add_ = function(x) return crater.no_grad(function() return x.a:detach():add_(x.b) end) end,
+      setindex = function(x) crater.no_grad(function() x.a[2] = x.b end); return x.a end,
+      transposed_add_ = function(x)
+        crater.no_grad(function() x.a:t():add_(x.b:unsqueeze(2)) end); return x.a
+      end,
     }
     for name, call in pairs(ops) do
       it(name, function() sweep_op(two, call) end)
@@ -218,7 +227,6 @@ describe("allocation failures", function()
       RAdam = {lr = 0.1},
       ASGD = {lr = 0.1},
       Rprop = {lr = 0.1},
-      LBFGS = {lr = 0.5},
     }
     local function problem()
       local p = d({{1, -2}, {3, 0.5}}, true)
@@ -260,6 +268,25 @@ describe("allocation failures", function()
         end
       end)
     end
+  end)
+
+  -- L-BFGS moves the parameters once per inner iteration, so a failure part-way through a
+  -- step cannot leave them untouched; it must still fail cleanly and keep a usable state
+  it("LBFGS fails cleanly and can step again", function()
+    local function problem()
+      local p = d({{1, -2}, {3, 0.5}}, true)
+      local function closure()
+        p.grad = nil
+        local l = ((p - 1):pow(2) * d({{1, 2}, {3, 4}})):sum()
+        l:backward()
+        return l
+      end
+      return {p = p, closure = closure, opt = crater.optim.LBFGS({p}, {lr = 0.5, max_iter = 3})}
+    end
+    memcheck.sweep(problem, function(a) a.opt:step(a.closure) end, nil, function(a)
+      for _ = 1, 3 do a.opt:step(a.closure) end
+      assert.is_true(((a.p - 1):abs():max():item()) < 1)
+    end)
   end)
 
   describe("in crater.save and crater.load", function()

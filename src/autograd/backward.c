@@ -44,27 +44,79 @@ static int run_hook(int hook, ct_tensor **g, ct_err *err) {
   return 1;
 }
 
-/* Leaf accumulation into .grad: steal a private contiguous gradient, else copy. */
-static int accumulate_leaf(ct_tensor *leaf, ct_tensor *g, bool create_graph, ct_err *err) {
-  if (leaf->grad == NULL) {
-    if (!create_graph && g->refs == 1 && g->storage->refs == 1 && ct_is_contiguous(g) &&
-        g->grad_fn == NULL) {
-      ct_tensor_retain(g);
-      leaf->grad = g;
-      return 1;
-    }
-    ct_tensor *c = create_graph ? ct_clone(g, err) : ct_contig(g, true, err);
-    if (c == NULL) return 0;
-    if (!create_graph) { ct_node_release(c->grad_fn); c->grad_fn = NULL; c->requires_grad = false; }
-    leaf->grad = c;
-    return 1;
+/* Leaf gradients of one backward are gathered here and written into .grad only once the
+ * whole walk (and every allocation it needs) has succeeded, so a failed backward leaves
+ * every .grad as it was. */
+typedef struct { ct_tensor *leaf, *g; } pending_leaf;
+typedef struct { pending_leaf *v; size_t n, cap; } pending_list;
+
+static int pending_add(pending_list *pl, ct_tensor *leaf, ct_tensor *g, ct_err *err) {
+  for (size_t i = 0; i < pl->n; i++)
+    if (pl->v[i].leaf == leaf) return accumulate(&pl->v[i].g, g, err);
+  if (pl->n == pl->cap) {
+    size_t cap = pl->cap ? 2 * pl->cap : 16;
+    pending_leaf *v = ct_malloc(cap * sizeof *v, err);
+    if (v == NULL) return 0;
+    if (pl->n) memcpy(v, pl->v, pl->n * sizeof *v);
+    ct_free(pl->v, pl->cap * sizeof *v);
+    pl->v = v;
+    pl->cap = cap;
   }
-  if (!create_graph && leaf->grad->grad_fn == NULL) return ct_add_(leaf->grad, g, 1.0, err);
-  ct_tensor *s = ct_add(leaf->grad, g, err);
-  if (s == NULL) return 0;
-  ct_tensor_release(leaf->grad);
-  leaf->grad = s;
+  ct_tensor_retain(g);
+  pl->v[pl->n].leaf = leaf;
+  pl->v[pl->n++].g = g;
   return 1;
+}
+
+/* .grad += g in place: no allocation, so the commit below cannot fail half-way */
+static bool adds_in_place(const ct_tensor *leaf, const ct_tensor *g, bool create_graph) {
+  const ct_tensor *lg = leaf->grad;
+  return !create_graph && lg->grad_fn == NULL && !lg->requires_grad && lg->dtype == g->dtype &&
+         ct_same_shape(lg, g);
+}
+
+/* Turns each pending gradient into the tensor its leaf's .grad becomes (steal a private
+ * contiguous gradient, else copy; or the sum with the old .grad), allocating everything. */
+static int pending_prepare(pending_list *pl, bool create_graph, ct_err *err) {
+  for (size_t i = 0; i < pl->n; i++) {
+    if (!run_hook(pl->v[i].leaf->hook, &pl->v[i].g, err)) return 0;
+    ct_tensor *leaf = pl->v[i].leaf, *g = pl->v[i].g, *r;
+    if (leaf->grad == NULL) {
+      if (!create_graph && g->refs == 1 && g->storage->refs == 1 && ct_is_contiguous(g) &&
+          g->grad_fn == NULL)
+        continue;
+      r = create_graph ? ct_clone(g, err) : ct_contig(g, true, err);
+      if (r && !create_graph) { ct_node_release(r->grad_fn); r->grad_fn = NULL; r->requires_grad = false; }
+    } else if (adds_in_place(leaf, g, create_graph)) {
+      continue;
+    } else {
+      r = ct_add(leaf->grad, g, err);
+    }
+    if (r == NULL) return 0;
+    ct_tensor_release(g);
+    pl->v[i].g = r;
+  }
+  return 1;
+}
+
+static void pending_commit(pending_list *pl, bool create_graph) {
+  for (size_t i = 0; i < pl->n; i++) {
+    ct_tensor *leaf = pl->v[i].leaf, *g = pl->v[i].g;
+    if (leaf->grad && adds_in_place(leaf, g, create_graph)) {
+      ct_err e;
+      ct_add_(leaf->grad, g, 1.0, &e);   /* same shape and dtype, no graph: cannot fail */
+      ct_tensor_release(g);
+    } else {
+      ct_tensor_release(leaf->grad);
+      leaf->grad = g;
+    }
+    pl->v[i].g = NULL;
+  }
+}
+
+static void pending_free(pending_list *pl) {
+  for (size_t i = 0; i < pl->n; i++) ct_tensor_release(pl->v[i].g);
+  ct_free(pl->v, pl->cap * sizeof *pl->v);
 }
 
 int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_graph,
@@ -75,6 +127,7 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
   int ok = 0;
   size_t nlist = 0, cap = 64;
   ct_node **list = NULL;
+  pending_list leaves = {NULL, 0, 0};
 
   for (int r = 0; r < nroots; r++) {
     if (!roots[r]->requires_grad)
@@ -151,7 +204,7 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
       good = 1;
       for (int k = 0; k < ninputs; k++)
         if (inputs[k] == roots[r]) good = accumulate(&results[k], g, err);
-      if (ninputs == 0) good = accumulate_leaf(roots[r], g, create_graph, err);
+      if (ninputs == 0) good = pending_add(&leaves, roots[r], g, err);
     }
     ct_tensor_release(own);
     if (!good) goto done;
@@ -200,11 +253,11 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
       if (ct_anomaly_enabled && !ct_check_finite(g, "the backward", n->op->name, err)) good = 0;
       else if (e->fn) good = accumulate(&e->fn->gacc, g, err);
       else if (e->leaf) {
-        good = run_hook(e->leaf->hook, &g, err);
-        if (good && ninputs > 0) {
+        if (ninputs > 0) {
+          good = run_hook(e->leaf->hook, &g, err);
           for (int q = 0; q < ninputs && good; q++)
             if (inputs[q] == e->leaf) good = accumulate(&results[q], g, err);
-        } else if (good) good = accumulate_leaf(e->leaf, g, create_graph, err);
+        } else good = pending_add(&leaves, e->leaf, g, err);   /* its hook runs once, on the sum */
       }
       ct_tensor_release(g);
     }
@@ -219,8 +272,11 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
       if (m && --m->deps == 0) { m->link = order; order = m; }
     }
   }
+  if (!pending_prepare(&leaves, create_graph, err)) goto done;
+  pending_commit(&leaves, create_graph);
   ok = 1;
 done:
+  pending_free(&leaves);
   ct_grad_enabled = saved_mode;
   for (size_t i = 0; i < nlist; i++) {   /* leave no scratch behind, even on failure */
     list[i]->deps = 0;

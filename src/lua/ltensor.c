@@ -25,12 +25,13 @@ ct_tensor **ct_lua_newbox(lua_State *L) {
   return box;
 }
 
+static const void *mt_ptr;   /* the metatable's address: it lives in the registry for good */
+
 static ct_tensor **test_box(lua_State *L, int idx) {
   ct_tensor **box = lua_touserdata(L, idx);
   if (box == NULL || !lua_getmetatable(L, idx)) return NULL;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &MT_KEY);
-  bool ok = lua_rawequal(L, -1, -2);
-  lua_pop(L, 2);
+  bool ok = lua_topointer(L, -1) == mt_ptr;
+  lua_pop(L, 1);
   return ok ? box : NULL;
 }
 
@@ -493,8 +494,8 @@ static int binary_dispatch(lua_State *L, ct_binary_op op, const char *fn) {
     if (!na) luaL_typeerror(L, 1, "crater.Tensor or number");
     luaL_typeerror(L, 2, "crater.Tensor");
   }
-  a = operand(L, 1, b);
-  b = operand(L, 2, a);
+  if (a == NULL) a = operand(L, 1, b);
+  if (b == NULL) b = operand(L, 2, a);
   return PUSH(L, ct_binary(op, a, b, &err), fn);
 }
 
@@ -1167,6 +1168,7 @@ void ct_lua_open_tensor(lua_State *L) {
   int mt = lua_gettop(L);
   lua_pushvalue(L, mt);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &MT_KEY);
+  mt_ptr = lua_topointer(L, mt);
   lua_newtable(L);   /* the method table, also crater.core.Tensor */
   int m = lua_gettop(L);
   for (const luaL_Reg *r = methods; r->name; r++)

@@ -342,7 +342,9 @@ int ct_unary_(ct_unary_op op, ct_tensor *x, double a, double b, ct_err *err) {
   if (x->dtype == CT_I64 && !int_closed(op, a, b))
     return ct_fail(err, "result type float32 can't be cast to the desired output type int64");
   if (ct_grad_enabled && x->requires_grad) {   /* record: compute out of place, write back */
-    ct_tensor *y = ct_unary(op, x, a, b, err);
+    ct_tensor *xc = ct_clone(x, err);   /* what the node saves must outlive the write-back */
+    ct_tensor *y = xc ? ct_unary(op, xc, a, b, err) : NULL;
+    ct_tensor_release(xc);
     if (y == NULL) return 0;
     ct_copy_into(x, y);
     ct_node_release(x->grad_fn);
@@ -661,7 +663,12 @@ static bool records(ct_tensor *x, ct_tensor *o) {
 
 int ct_binary_(ct_binary_op op, ct_tensor *x, ct_tensor *y, ct_err *err) {
   if (!inplace_check(x, y, err)) return 0;
-  if (records(x, y)) return graft(x, ct_binary(op, x, y, err));
+  if (records(x, y)) {   /* on a clone of x: the node saves its inputs, the write-back changes x */
+    ct_tensor *xc = ct_clone(x, err);
+    ct_tensor *r = xc ? ct_binary(op, xc, y->storage == x->storage ? xc : y, err) : NULL;
+    ct_tensor_release(xc);
+    return graft(x, r);
+  }
   ct_tensor *yc = y;
   if (y->dtype != x->dtype && (yc = ct_to(y, x->dtype, err)) == NULL) return 0;
   if (x->dtype == CT_I64 && op == CT_B_DIV) {
@@ -820,7 +827,9 @@ int ct_fill_(ct_tensor *x, double v, ct_err *err) {
   if (s == NULL) return 0;
   bool rec = x->requires_grad && ct_grad_enabled;
   /* recorded: the result no longer depends on x, so its graph is x * 0 */
-  int ok = rec ? graft(x, ct_scale(x, 0, err)) : 1;
+  ct_tensor *xc = rec ? ct_clone(x, err) : NULL;
+  int ok = rec ? (xc ? graft(x, ct_scale(xc, 0, err)) : 0) : 1;
+  ct_tensor_release(xc);
   if (ok) ok = fused(F_COPY, x, s, NULL, 0, err);
   ct_tensor_release(s);
   return ok;

@@ -186,7 +186,8 @@ ct_tensor *ct_matmul(ct_tensor *a, ct_tensor *b, ct_err *err) {
     } else {
       r = mm_core(am, bm, err);
     }
-    if (r == NULL && (a->ndim != am->ndim || b->ndim != bm->ndim))   /* report the user's shapes */
+    if (r == NULL && (a->ndim != am->ndim || b->ndim != bm->ndim) &&   /* report the user's shapes */
+        a->shape[a->ndim - 1] != b->shape[b->ndim == 1 ? 0 : b->ndim - 2])   /* not a failed allocation? */
       ct_fail(err, "shapes %s and %s do not match (inner sizes %lld and %lld)",
               ct_shape_str(x, a->ndim, a->shape), ct_shape_str(y, b->ndim, b->shape),
               (long long)a->shape[a->ndim - 1], (long long)b->shape[b->ndim == 1 ? 0 : b->ndim - 2]);

@@ -230,7 +230,7 @@ local function lines_text(series, o)
   local body = {"reset", "set title " .. quote(o.title or "") .. " noenhanced",
     "set xlabel " .. quote(o.xlabel or "step"), "set ylabel " .. quote(o.ylabel or "") .. " noenhanced",
     "set grid lc rgb '#dddddd'", "set key outside right top noenhanced spacing 1.2"}
-  if o.logx then body[#body + 1] = "set logscale x" end
+  if o.logx then body[#body + 1] = "set logscale x"; body[#body + 1] = "set format x '10^{%L}'" end
   if o.logy then body[#body + 1] = "set logscale y"; body[#body + 1] = "set format y '10^{%L}'" end
   if o.yrange then body[#body + 1] = string.format("set yrange [%s:%s]", o.yrange[1] and num(o.yrange[1]) or "*",
     o.yrange[2] and num(o.yrange[2]) or "*") end
@@ -281,7 +281,7 @@ function M.heatmap(xs, ys, z, dir, base, o)
       local v = z[j] and z[j][i]
       rows[#rows + 1] = {i, j, v == nil and 0 / 0 or v}
       labels[#labels + 1] = string.format("set label %s at %d,%d center front font ',10'",
-        quote(v == nil and "-" or string.format("%.3g", v)), i, j)
+        quote(v == nil and "diverged" or string.format("%.3g", v)), i, j)
     end
   end
   local function tics(axis, vals)
@@ -399,7 +399,7 @@ function M.show(what, o)
   else
     error("show: expects results, a test function or a list of numbers", 2)
   end
-  body = body:gsub("set key outside", "set key inside"):gsub("set format y '10%^{%%L}'", "set format y '%%.0e'")
+  body = body:gsub("set key outside", "set key inside"):gsub("set format y '10%^{%%L}'", "set format y '%%.0e'"):gsub("set format x '10%^{%%L}'", "set format x '%%.0e'")
   local text, err = dumb(data, body, o.width, o.height)
   if not text then
     if o.print ~= false then print(err) end
