@@ -23,7 +23,7 @@ LIB    := $(BUILD)/libcrater.a
 MODULE := $(BUILD)/lib/crater/core.so
 EXE    := $(BUILD)/crater
 
-.PHONY: all deps test asan demo bench install lint clean fuzz
+.PHONY: all deps test asan valgrind demo bench install lint clean fuzz
 all: deps $(LIB) $(MODULE) $(EXE)
 
 # Debian packages only: install the missing ones when root, else print the apt-get line.
@@ -71,15 +71,29 @@ asan:
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 CRATER_BUILD=build-asan \
 	  $(BUSTED) --cpath="build-asan/lib/?.so" $(BUSTED_ARGS)
 
+# valgrind cannot decode AVX-512, so the examples run on a build for x86-64-v3 (AVX2).
+VG_EXAMPLES := examples/quickstart.lua examples/newton_rosenbrock.lua examples/custom_schedule.lua \
+               examples/custom_optimizer.lua
+valgrind:
+	$(MAKE) BUILD=build-vg OPT="-O1 -g -march=x86-64-v3" all
+	for f in $(VG_EXAMPLES); do \
+	  echo "== $$f"; \
+	  valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+	    build-vg/crater $$f >/dev/null || exit 1; \
+	done; echo "valgrind: clean"
+
+# LUADIR/LIBDIR are where Lua looks for modules (luarocks passes its own).
+LUADIR ?= $(PREFIX)/share/lua/5.4
+LIBDIR ?= $(PREFIX)/lib/lua/5.4
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lua/5.4/crater $(DESTDIR)$(PREFIX)/share/lua/5.4
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/crater $(DESTDIR)$(LUADIR)
 	install -m 755 $(EXE) $(DESTDIR)$(PREFIX)/bin/crater
-	install -m 644 $(MODULE) $(DESTDIR)$(PREFIX)/lib/lua/5.4/crater/core.so
-	cp -r lua/crater $(DESTDIR)$(PREFIX)/share/lua/5.4/
+	install -m 644 $(MODULE) $(DESTDIR)$(LIBDIR)/crater/core.so
+	cp -r lua/crater $(DESTDIR)$(LUADIR)/
 
 lint:
-	luacheck --std lua54 --no-unused-args --no-max-line-length lua spec examples
+	luacheck lua spec examples
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance src
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-vg

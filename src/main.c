@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -212,7 +213,8 @@ static int is_command_word (const char *s) {
     if (!(*p == '_' || *p == '-' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
           || (*p >= '0' && *p <= '9')))
       return 0;
-  return access(s, F_OK) != 0;
+  struct stat st;   /* a regular file of that name is a script; a directory is not */
+  return stat(s, &st) != 0 || !S_ISREG(st.st_mode);
 }
 
 /* Appends the names of lua/crater/cli/<name>.lua found on package.path to 'b'. */

@@ -286,6 +286,7 @@ local doc = {
 
 -- the rest of the binding's public functions and methods
 local extra = {
+  nelement = d("x:nelement()", "Torch7's name for x:numel(): the number of elements.", "crater.zeros(2, 3):nelement()  -- 6"),
   clock = d("crater.clock()", "Monotonic wall-clock seconds (a float), for timing.", "t0 = crater.clock()\nprint(crater.clock() - t0)"),
   dot = d("crater.dot(a, b) / a:dot(b)", "The dot product of two 1-D tensors of the same length (a 0-d tensor).",
     "crater.dot(crater.tensor({1, 2}), crater.tensor({3, 4}))  -- 11"),
