@@ -18,7 +18,7 @@
 -- with torch.set_num_threads(N) per row: its best configuration on 2 cores (the OpenMP and
 -- OpenBLAS pools compete otherwise); the matmul rows run OpenBLAS on N threads instead.
 --
--- Usage: crater examples/bench/run.lua [--only ops,matmul,...] [--no-torch]
+-- Usage: crater examples/bench/run.lua [--only ops,matmul,...] [--no-torch] [--python /usr/bin/python3]
 -- Sections: startup ops rosenbrock optim matmul mlp cnn.
 local crater = rawget(_G, "crater") or require "crater"
 
@@ -68,6 +68,7 @@ do
       for s in arg[i + 1]:gmatch("[^,]+") do opt.only[s] = true end
       i = i + 1
     elseif arg[i] == "--no-torch" then opt.torch = false
+    elseif arg[i] == "--python" and arg[i + 1] then PYTHON = arg[i + 1]; i = i + 1
     else error("run.lua: unknown argument " .. arg[i]) end
     i = i + 1
   end
@@ -144,7 +145,7 @@ local function crater_child(section, script, args)
   return lines, n
 end
 
-local torch_reason
+local torch_reason, torch_short    -- why the PyTorch column is empty: in full, and for the cells
 local function torch_section(section, env, args)
   if torch_reason then missing.torch[section] = torch_reason; return end
   local lines, ok = run(string.format("%s %s %s %s %s", env or TORCH_ENV, PYTHON,
@@ -159,15 +160,18 @@ end
 ----------------------------------------------------------------------------------------------
 local t_start = clock()
 local function wanted(s) return opt.only == nil or opt.only[s] end
-local function banner(s) io.write("\n== ", s, "\n") io.stdout:flush() end
+local function banner(s)
+  io.write(string.format("\n== %s  (at %.0f s)\n", s, clock() - t_start))
+  io.stdout:flush()
+end
 
 -- load average before we start: other work on the machine skews every figure
 local loadavg = ((io.open("/proc/loadavg") or io.stdin):read("l") or "?"):match("^%S+ %S+ %S+") or "?"
 
 if not opt.torch then
-  torch_reason = "skipped (--no-torch)"
+  torch_reason, torch_short = "skipped (--no-torch)", "skipped"
 elseif not exists(PYTHON) then
-  torch_reason = PYTHON .. " not found"
+  torch_reason, torch_short = PYTHON .. " not found", "no python"
 else
   local p = io.popen(PYTHON .. " -c 'import torch; print(torch.__version__)' 2>&1")
   local out = p:read("a")
@@ -175,6 +179,7 @@ else
     io.write("PyTorch ", out:match("[^\n]*"), " at ", PYTHON, "\n")
   else
     torch_reason = "no torch: " .. (out:match("([^\n]+)\n?$") or "import failed")
+    torch_short = "no torch"
   end
 end
 
@@ -262,18 +267,18 @@ local OPTIM_BYTES = { sgd_momentum = 20, adam = 28, adamw = 28, adam_lua = 28, c
 local ROWS = {
   ["startup"] = { "start-up (`-e ''` / `import torch`)", "<20 ms" },
   ["rss.idle"] = { "peak RSS, idle interpreter" },
-  ["op.add2"] = { "2-element add", ">=3x, <=0.25 us" },
-  ["op.add2_grad"] = { "2-element add, recording grad", "<=0.4 us" },
-  ["rosenbrock.adam_10k"] = { "Rosenbrock, 10k Adam steps", ">=20x, <=45 ms" },
-  ["optim.adam.t2"] = { "", ">=6x, >=80% copy" },
-  ["optim.sgd_momentum.t2"] = { "", ">=1.7x, >=80% copy" },
-  ["train.mlp.t2"] = { "", ">=1x" },
-  ["train.cnn.t2"] = { "", ">=0.8x" },
-  ["rss.mlp"] = { "peak RSS, MLP training process", "<=0.6 of torch, <=280 MiB" },
+  ["op.add2"] = { "2-element add", "≥3x, ≤0.25 us" },
+  ["op.add2_grad"] = { "2-element add, recording grad", "≤0.4 us" },
+  ["rosenbrock.adam_10k"] = { "Rosenbrock, 10k Adam steps", "≥20x, ≤45 ms" },
+  ["optim.adam.t2"] = { "", "≥6x, ≥80% copy" },
+  ["optim.sgd_momentum.t2"] = { "", "≥1.7x, ≥80% copy" },
+  ["train.mlp.t2"] = { "", "≥1x" },
+  ["train.cnn.t2"] = { "", "≥0.8x" },
+  ["rss.mlp"] = { "peak RSS, MLP training process", "≥1.67x (≤0.6 of torch), ≤280 MiB" },
 }
 for _, nt in ipairs({ 1, 2 }) do
-  for _, k in ipairs({ "add_", "add" }) do ROWS["bw." .. k .. ".t" .. nt] = { "", ">=80% copy" } end
-  for _, n in ipairs({ 256, 1024, 2048 }) do ROWS[string.format("matmul.%d.t%d", n, nt)] = { "", ">=0.95x" } end
+  for _, k in ipairs({ "add_", "add" }) do ROWS["bw." .. k .. ".t" .. nt] = { "", "≥80% copy" } end
+  for _, n in ipairs({ 256, 1024, 2048 }) do ROWS[string.format("matmul.%d.t%d", n, nt)] = { "", "≥0.95x" } end
 end
 
 local function label(name)
@@ -292,7 +297,8 @@ local function label(name)
     ["optim.adamw.foreach"] = "10M AdamW step, torch foreach",
     ["train.mlp"] = "MLP 784-512-256-10 training", ["train.cnn"] = "CNN training",
     ["rss.cnn"] = "peak RSS, CNN training process", ["rss.optim"] = "peak RSS, 10M optim process",
-    ["rss.ops"] = "peak RSS, ops process",
+    ["rss.ops"] = "peak RSS, ops process", ["rss.rosenbrock"] = "peak RSS, Rosenbrock process",
+    ["rss.matmul"] = "peak RSS, matmul process",
   }
   local text = pretty[base] or base
   local m = base:match("^matmul%.(%d+)$")
@@ -303,8 +309,7 @@ end
 local function num(v)
   if v == nil then return "?" end
   local a = math.abs(v)
-  if a >= 1000 then return string.format("%.0f", v)
-  elseif a >= 100 then return string.format("%.0f", v)
+  if a >= 100 then return string.format("%.0f", v)
   elseif a >= 10 then return string.format("%.1f", v)
   else return string.format("%.3g", v) end
 end
@@ -346,8 +351,20 @@ end
 
 local header = { "workload", "unit", "crater median (min–max)", "PyTorch median (min–max)",
                  "crater advantage", "target", "reference", "crater / reference" }
-local rows = {}
+-- torch's foreach rows go right after the row of the same step
+local ordered = {}
 for _, name in ipairs(order) do
+  if not name:match("%.foreach$") then
+    ordered[#ordered + 1] = name
+    if seen[name .. ".foreach"] then ordered[#ordered + 1] = name .. ".foreach" end
+  end
+end
+for _, name in ipairs(order) do
+  if name:match("%.foreach$") and not seen[name:match("^(.-)%.foreach$")] then ordered[#ordered + 1] = name end
+end
+
+local rows = {}
+for _, name in ipairs(ordered) do
   local c = results.crater[name]
   local t = results.torch[name]
   local alias = name:match("^(.-)%.foreach$")      -- torch-only foreach rows compare with crater's fused step
@@ -359,7 +376,7 @@ for _, name in ipairs(order) do
   end
   local sec = section_of(name)
   local ccell = cell(c) or ("— " .. (missing.crater[sec] or "not measured"))
-  local tcell = cell(t) or ("— " .. (missing.torch[sec] or (torch_reason or "not measured")))
+  local tcell = cell(t) or ("— " .. (torch_short or missing.torch[sec] or "not measured"))
   local refv, frac, refname
   if not alias then refv, frac, refname = reference(name, c) end
   local target = ROWS[name] and ROWS[name][2] or ""
@@ -392,7 +409,7 @@ local mem_kb = tonumber(sh1("grep -m1 MemTotal /proc/meminfo"):match("%d+")) or 
 io.write(string.format("Machine: %s, %s cores, %.0f GiB RAM, %s; load average at start: %s\n", cpu,
   sh1("nproc"), mem_kb / 2^20, sh1(". /etc/os-release && echo $PRETTY_NAME"), loadavg))
 io.write("crater: ", crater._VERSION or "?", ", ", EXE, " (OpenBLAS and crater's loops on the row's thread count).\n")
-io.write("PyTorch: ", torch_reason or (TORCH_ENV .. ", torch.set_num_threads(N) per row; matmul rows with"
+io.write("PyTorch: ", torch_reason and ("missing, " .. torch_reason) or (TORCH_ENV .. ", torch.set_num_threads(N) per row; matmul rows with"
   .. " OpenBLAS on N threads"), ".\n")
 io.write("crater advantage: how many times better crater is (PyTorch time / crater time, or crater rate /"
   .. " PyTorch rate); reference: the machine's memcpy (same array size and threads) or a direct OpenBLAS"

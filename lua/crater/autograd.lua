@@ -42,7 +42,6 @@ function M.gradcheck(fn, inputs, opts)
       error(string.format("gradcheck: input %d is %s; gradcheck needs float64 inputs", i, x:dtype()), 2)
     end
   end
-  local out, flat = outputs_of(fn, inputs)
   for i, x in ipairs(inputs) do
     if crater.is_tensor(x) and x.requires_grad then
       local n = x:numel()
@@ -61,7 +60,7 @@ function M.gradcheck(fn, inputs, opts)
       end
       -- analytic: a fresh graph (perturbing x bumped its version), one vector-Jacobian
       -- product per output element
-      out = outputs_of(fn, inputs)
+      local out = outputs_of(fn, inputs)
       for o, y in ipairs(out) do
         if y.requires_grad then
           local m = y:numel()

@@ -185,6 +185,11 @@ describe("nn activations, Flatten, Dropout", function()
     assert.equal(10000, d(crater.ones(100, 100)):sum():item())
   end)
 
+  it("Dropout gradchecks in float64 (the same mask on every evaluation)", function()
+    local d = nn.Dropout(0.3)
+    assert.is_true(gradcheck(function(t) crater.manual_seed(3); return d(t) end, { rnd(4, 5) }))
+  end)
+
   it("Dropout refuses p outside [0, 1]", function()
     assert.error_matches(function() nn.Dropout(1.5) end, "Dropout: probability must be between 0 and 1, got 1.5", 1, true)
   end)
@@ -264,5 +269,22 @@ describe("nn.Embedding", function()
   it("refuses an index out of range", function()
     assert.error_matches(function() nn.Embedding(3, 2)(crater.tensor({ 4 }, { dtype = "int64" })) end,
       "Embedding: index 4 out of range for 3 embeddings", 1, true)
+  end)
+end)
+
+describe("nn.Sequential", function()
+  it("gradchecks a small network end to end in float64", function()
+    local net = to64(nn.Sequential(nn.Conv2d(1, 2, 3, { padding = 1 }), nn.Tanh(), nn.MaxPool2d(2),
+      nn.Flatten(), nn.Linear(8, 3)))
+    local ps = net:parameters()
+    assert.is_true(gradcheck(function(x, ...)
+      local args = { ... }
+      for i, mod in ipairs({ net[1], net[5] }) do mod.weight, mod.bias = args[2 * i - 1], args[2 * i] end
+      return net(x)
+    end, { rnd(2, 1, 4, 4), ps[1], ps[2], ps[3], ps[4] }))
+  end)
+
+  it("refuses an argument that is not a module", function()
+    assert.error_matches(function() nn.Sequential(nn.ReLU(), 42) end, "Sequential: argument #2 is not a module", 1, true)
   end)
 end)

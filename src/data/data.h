@@ -30,6 +30,13 @@ ct_tensor *ct_csv_read(const char *path, int skip, ct_err *err);
  * file removed). */
 int ct_file_write_atomic(const char *path, const void *data, size_t len, ct_err *err);
 
+/* Debugging: the n-th step (n = 0: the next) of kind of ct_file_write_atomic fails once
+ * with errno errnum (n < 0: off).  The log lists the steps of the last call, one letter
+ * each: w(rite, per MiB), f(lush), s(ync), c(lose), r(ename), d(irectory sync). */
+enum { CT_IO_WRITE, CT_IO_FLUSH, CT_IO_FSYNC, CT_IO_CLOSE, CT_IO_RENAME, CT_IO_DIRSYNC, CT_IO_ANY };
+void ct_debug_fail_io(int64_t n, int kind, int errnum);
+const char *ct_debug_io_log(void);
+
 /* A random permutation of base .. base+n-1 (int64, shape (n)) determined by seed alone;
  * the caller owns it. */
 ct_tensor *ct_randperm(int64_t n, uint64_t seed, int64_t base, ct_err *err);

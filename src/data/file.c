@@ -11,8 +11,47 @@
 
 #include "data.h"
 
+/* Fault injection for the reliability specs: the n-th step of the given kind (or of any
+ * kind) fails with errnum, once.  Each step done is logged, so a spec can check what
+ * happened after a fault (a failed fsync is never retried on the same file). */
+static int64_t io_countdown = -1;
+static int io_kind, io_errno;
+static char io_log[64];
+static int io_nlog;
+
+void ct_debug_fail_io(int64_t n, int kind, int errnum) {
+  io_countdown = n;
+  io_kind = kind;
+  io_errno = errnum;
+}
+
+const char *ct_debug_io_log(void) {
+  io_log[io_nlog] = '\0';
+  return io_log;
+}
+
+/* Logs a step (one letter per kind: "wfsc rd") and says whether it must fail. */
+static int io_fault(int kind) {
+  if (io_nlog < (int)sizeof io_log - 1) io_log[io_nlog++] = "wfscrd"[kind];
+  if (io_countdown < 0 || (io_kind != CT_IO_ANY && io_kind != kind) || io_countdown-- > 0) return 0;
+  errno = io_errno;
+  return 1;
+}
+
+/* fwrite in chunks, so that a fault can hit the middle of the file */
+static int write_all(FILE *f, const char *data, size_t len) {
+  do {
+    size_t n = len < ((size_t)1 << 20) ? len : (size_t)1 << 20;
+    if (io_fault(CT_IO_WRITE) || fwrite(data, 1, n, f) != n) return 0;
+    data += n;
+    len -= n;
+  } while (len > 0);
+  return 1;
+}
+
 int ct_file_write_atomic(const char *path, const void *data, size_t len, ct_err *err) {
   size_t plen = strlen(path);
+  io_nlog = 0;
   char *tmp = malloc(plen + 16), *dir = malloc(plen + 2);
   if (tmp == NULL || dir == NULL) {
     free(tmp);
@@ -35,18 +74,23 @@ int ct_file_write_atomic(const char *path, const void *data, size_t len, ct_err 
     unlink(tmp);
     goto done;
   }
-  if (fwrite(data, 1, len, f) != len || fflush(f) != 0 || fsync(fileno(f)) != 0) {
+  /* a failed fsync is not retried: the kernel may have dropped the dirty pages and
+   * cleared the error, so a second fsync could succeed on lost data; start over */
+  if (!write_all(f, data, len) || io_fault(CT_IO_FLUSH) || fflush(f) != 0 ||
+      io_fault(CT_IO_FSYNC) || fsync(fileno(f)) != 0) {
     ct_fail(err, "cannot write %s (%s)", tmp, strerror(errno));
     fclose(f);
     unlink(tmp);
     goto done;
   }
-  if (fclose(f) != 0) {
+  int close_fault = io_fault(CT_IO_CLOSE);   /* f is closed even when the fault fires */
+  if (fclose(f) != 0 || close_fault) {
+    if (close_fault) errno = io_errno;
     ct_fail(err, "cannot write %s (%s)", tmp, strerror(errno));
     unlink(tmp);
     goto done;
   }
-  if (rename(tmp, path) != 0) {
+  if (io_fault(CT_IO_RENAME) || rename(tmp, path) != 0) {
     ct_fail(err, "cannot rename %s to %s (%s)", tmp, path, strerror(errno));
     unlink(tmp);
     goto done;
@@ -59,7 +103,7 @@ int ct_file_write_atomic(const char *path, const void *data, size_t len, ct_err 
   else *slash = '\0';
   int dfd = open(dir, O_RDONLY);
   if (dfd >= 0) {
-    fsync(dfd);
+    if (!io_fault(CT_IO_DIRSYNC)) fsync(dfd);
     close(dfd);
   }
   ok = 1;

@@ -1,6 +1,7 @@
 /* crater binding: data and persistence helpers on crater.core: the IDX and CSV readers,
  * the atomic file writer, crc32, and a tensor's bytes as a Lua string and back (the
  * pieces lua/crater/checkpoint.lua and lua/crater/data build on). */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -45,6 +46,26 @@ static int t_write_atomic (lua_State *L) {
   ct_err err;
   if (!ct_file_write_atomic(path, s, len, &err)) return ct_lua_error(L, "save", &err);
   return 0;
+}
+
+/* fail_io(n, kind, errno_name): the n-th step of kind ("write", "flush", "fsync", "close",
+ * "rename", "dirsync" or "any") of the next atomic writes fails once with errno_name
+ * ("ENOSPC", "EIO"); fail_io(nil) turns it off.  Returns nothing; io_log() returns the
+ * steps the last write took, one letter each ("wfscrd"). */
+static int t_fail_io (lua_State *L) {
+  static const char *const kinds[] = {"write", "flush", "fsync", "close", "rename", "dirsync", "any", NULL};
+  static const char *const errs[] = {"ENOSPC", "EIO", NULL};
+  if (lua_isnoneornil(L, 1)) { ct_debug_fail_io(-1, CT_IO_ANY, 0); return 0; }
+  lua_Integer n = luaL_checkinteger(L, 1);
+  int kind = luaL_checkoption(L, 2, "any", kinds);
+  int e = luaL_checkoption(L, 3, "EIO", errs) == 0 ? ENOSPC : EIO;
+  ct_debug_fail_io(n, kind, e);
+  return 0;
+}
+
+static int t_io_log (lua_State *L) {
+  lua_pushstring(L, ct_debug_io_log());
+  return 1;
 }
 
 /* crc32(bytes [, crc]) -> the zlib CRC-32 of bytes, continuing crc */
@@ -140,6 +161,8 @@ static const luaL_Reg data_funcs[] = {
   {"gz_write", t_gz_write},
   {"csv_read", t_csv_read},
   {"write_atomic", t_write_atomic},
+  {"fail_io", t_fail_io},
+  {"io_log", t_io_log},
   {"crc32", t_crc32},
   {"tensor_bytes", t_tensor_bytes},
   {"tensor_from_bytes", t_tensor_from_bytes},

@@ -66,10 +66,14 @@ static int reduced_shape(const ct_tensor *x, int dim, bool keepdim, int64_t *sha
         switch (op) {                                                                  \
         case CT_R_SUM: case CT_R_MEAN: for (int64_t i = 0; i < s.inner; i++) yo[i] += xk[i]; break; \
         case CT_R_PROD: for (int64_t i = 0; i < s.inner; i++) yo[i] *= xk[i]; break;   \
-        case CT_R_MAX: for (int64_t i = 0; i < s.inner; i++)                           \
-            yo[i] = (xk[i] > yo[i] || xk[i] != xk[i]) && yo[i] == yo[i] ? xk[i] : yo[i]; break; \
-        case CT_R_MIN: for (int64_t i = 0; i < s.inner; i++)                           \
-            yo[i] = (xk[i] < yo[i] || xk[i] != xk[i]) && yo[i] == yo[i] ? xk[i] : yo[i]; break; \
+        case CT_R_MAX:                                                                 \
+          for (int64_t i = 0; i < s.inner; i++)                                        \
+            yo[i] = (xk[i] > yo[i] || xk[i] != xk[i]) && yo[i] == yo[i] ? xk[i] : yo[i]; \
+          break;                                                                       \
+        case CT_R_MIN:                                                                 \
+          for (int64_t i = 0; i < s.inner; i++)                                        \
+            yo[i] = (xk[i] < yo[i] || xk[i] != xk[i]) && yo[i] == yo[i] ? xk[i] : yo[i]; \
+          break;                                                                       \
         }                                                                              \
       }                                                                                \
       if (op == CT_R_MEAN) for (int64_t i = 0; i < s.inner; i++) yo[i] /= (T)s.n;     \
