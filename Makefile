@@ -95,5 +95,31 @@ lint:
 	luacheck lua spec examples
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance src
 
+# libFuzzer targets (Debian's clang-14 + libclang-rt-14-dev) for the IDX reader and the
+# checkpoint reader, with ASan and UBSan; seeds in spec/fuzz/corpus/<target>, new inputs
+# go to build-fuzz/corpus/<target>.  `make fuzz FUZZ_TIME=600` runs each for 10 minutes.
+FUZZ_TIME ?= 60
+FUZZ_CC   ?= clang
+FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=undefined -g -O1
+FUZZ_SRC  := $(CORE_SRC) $(BIND_SRC)
+FUZZ_OBJ  := $(FUZZ_SRC:%.c=build-fuzz/obj/%.o)
+
+build-fuzz/obj/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -fPIC $(LUAINC) $(BLASINC) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c $< -o $@
+
+build-fuzz/%_fuzz: spec/fuzz/%_fuzz.c $(FUZZ_OBJ)
+	$(FUZZ_CC) $(LUAINC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(shell pkg-config --libs lua5.4) $(LDLIBS)
+
+fuzz: build-fuzz/idx_fuzz build-fuzz/checkpoint_fuzz
+	@for t in idx checkpoint; do \
+	  mkdir -p build-fuzz/corpus/$$t; \
+	  echo "fuzz $$t: $(FUZZ_TIME) s"; \
+	  ./build-fuzz/$${t}_fuzz -max_total_time=$(FUZZ_TIME) -max_len=65536 -rss_limit_mb=2048 \
+	    -print_final_stats=1 build-fuzz/corpus/$$t spec/fuzz/corpus/$$t 2>build-fuzz/$$t.log; \
+	  s=$$?; grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::new_units_added)' build-fuzz/$$t.log; \
+	  [ $$s = 0 ] || { tail -40 build-fuzz/$$t.log; exit 1; }; \
+	done
+
 clean:
-	rm -rf build build-asan build-vg
+	rm -rf build build-asan build-vg build-fuzz

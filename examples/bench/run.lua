@@ -408,6 +408,11 @@ io.write("\n== results\n\n")
 local mem_kb = tonumber(sh1("grep -m1 MemTotal /proc/meminfo"):match("%d+")) or 0
 io.write(string.format("Machine: %s, %s cores, %.0f GiB RAM, %s; load average at start: %s\n", cpu,
   sh1("nproc"), mem_kb / 2^20, sh1(". /etc/os-release && echo $PRETTY_NAME"), loadavg))
+local load1, ncpu = tonumber(loadavg:match("^%S+")), tonumber(sh1("nproc"))
+if load1 and ncpu and load1 > 0.5 * ncpu then
+  io.write(string.format("WARNING: load average %.1f on %d cores before the run: other processes share the"
+    .. " cores, so every figure is slowed and noisy (2-thread rows most); re-run on an idle machine.\n", load1, ncpu))
+end
 io.write("crater: ", crater._VERSION or "?", ", ", EXE, " (OpenBLAS and crater's loops on the row's thread count).\n")
 io.write("PyTorch: ", torch_reason and ("missing, " .. torch_reason) or (TORCH_ENV .. ", torch.set_num_threads(N) per row; matmul rows with"
   .. " OpenBLAS on N threads"), ".\n")

@@ -97,6 +97,13 @@ function M.dumps(value)
   return string.pack(HEADER, MAGIC, VERSION, #body, core.crc32(body)) .. body
 end
 
+-- An unsigned 64-bit field read with "I8" arrives as a negative Lua integer above 2^63-1.
+local function u64(n)
+  if n >= 0 then return tostring(n) end
+  local q = (n >> 1) // 5   -- unsigned n // 10 (>> shifts in zeros)
+  return tostring(q) .. tostring(n - q * 10)
+end
+
 -- Decoding: d = {s = body, pos = next byte}; every read checks the bytes are there.
 local function need(d, n, what)
   if n < 0 or d.pos + n - 1 > #d.s then
@@ -116,14 +123,20 @@ local function decode_tensor(d)
   for i = 1, nd do
     need(d, 8, "tensor size")
     shape[i], d.pos = string.unpack("<i8", d.s, d.pos)
-    if shape[i] < 0 or shape[i] > #d.s then error("corrupt checkpoint (tensor size " .. shape[i] .. ")", 0) end
+    if shape[i] < 0 or shape[i] > #d.s then error("corrupt checkpoint (tensor size " .. u64(shape[i]) .. ")", 0) end
+    if shape[i] > 0 and numel > #d.s // shape[i] then   -- numel * size would pass the body (or overflow)
+      error("corrupt checkpoint (tensor of more elements than the file holds)", 0)
+    end
     numel = numel * shape[i]
   end
   local nbytes = numel * DTYPE_SIZE[code]
   need(d, nbytes, "tensor data")
   local t = core.tensor_from_bytes(d.s:sub(d.pos, d.pos + nbytes - 1), dtype, shape)
   d.pos = d.pos + nbytes
-  if flags & 1 == 1 then t.requires_grad = true end
+  if flags & 1 == 1 then
+    if code == 2 then error("corrupt checkpoint (an int64 tensor flagged requires_grad)", 0) end
+    t.requires_grad = true
+  end
   return t
 end
 
@@ -142,6 +155,7 @@ decode = function(d, depth)
   elseif tag == "s" then
     need(d, 8, "string length")
     local n = string.unpack("<I8", d.s, d.pos)
+    if n < 0 or n > #d.s then error("corrupt checkpoint (string of " .. u64(n) .. " bytes)", 0) end
     need(d, 8 + n, "string")
     local v; v, d.pos = string.unpack("<s8", d.s, d.pos); return v
   elseif tag == "t" then
@@ -149,7 +163,7 @@ decode = function(d, depth)
   elseif tag == "T" then
     need(d, 8, "table size")
     local n; n, d.pos = string.unpack("<I8", d.s, d.pos)
-    if n > #d.s then error("corrupt checkpoint (table of " .. n .. " pairs)", 0) end
+    if n < 0 or n > #d.s then error("corrupt checkpoint (table of " .. u64(n) .. " pairs)", 0) end
     local t = {}
     for _ = 1, n do
       local k = decode(d, depth + 1)
@@ -174,6 +188,9 @@ function M.loads(s)
   if magic ~= MAGIC then error("not a crater checkpoint (bad magic)", 0) end
   if version ~= VERSION then
     error("unsupported checkpoint format version " .. version .. " (this crater reads version " .. VERSION .. ")", 0)
+  end
+  if len < 0 or len > #s then   -- checked before anything is sized from it
+    error(string.format("truncated checkpoint (%d of %s body bytes)", #s - HEADER_SIZE, u64(len)), 0)
   end
   local body = s:sub(HEADER_SIZE + 1)
   if #body < len then error(string.format("truncated checkpoint (%d of %d body bytes)", #body, len), 0) end

@@ -66,7 +66,7 @@ ct_tensor *ct_csv_read(const char *path, int skip, ct_err *err) {
   int64_t rows = 0, cols = -1, lineno = 0;
   for (int pass = 0; pass < 2; pass++) {
     const char *p = text, *end = text + len;
-    double *out = pass ? (double *)ct_data(t) : NULL;
+    double *out = (pass && t) ? (double *)ct_data(t) : NULL;
     lineno = 0;
     rows = 0;
     while (p < end) {

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include "data.h"
@@ -58,12 +59,24 @@ ct_tensor *ct_idx_read(const char *path, ct_dtype dt, double scale, double shift
   for (int d = 0; d < nd; d++) {
     const unsigned char *p = head + 4 + 4 * d;
     uint32_t s = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-    if (s == 0 || s > (uint32_t)INT32_MAX || (n *= (int64_t)s) > max_elems) {
+    if (s == 0 || s > (uint32_t)INT32_MAX || (int64_t)s > max_elems / n) {   /* n * s overflows? */
       ct_fail(err, "%s: IDX size %u of dim %d is zero or exceeds the limit of %lld elements", path,
               (unsigned)s, d + 1, (long long)max_elems);
       goto done;
     }
     shape[d] = s;
+    n *= (int64_t)s;
+  }
+  /* the file must be able to hold the data before we allocate for it: a plain file holds
+   * exactly n bytes after the header, a gzip stream at most ~1032 bytes per input byte */
+  struct stat st;
+  if (stat(path, &st) == 0) {
+    int64_t size = (int64_t)st.st_size, head_len = 4 + 4 * (int64_t)nd;
+    if (gzdirect(f) ? n > size - head_len : n / 1032 > size) {
+      ct_fail(err, "%s: IDX header promises %lld data bytes, more than a %s file of %lld bytes can hold",
+              path, (long long)n, gzdirect(f) ? "plain" : "gzip", (long long)size);
+      goto done;
+    }
   }
   if ((buf = ct_malloc((size_t)n, err)) == NULL) goto done;
   if (!read_exact(f, buf, (size_t)n, &got)) {

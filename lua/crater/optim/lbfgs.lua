@@ -222,11 +222,12 @@ local function run(self, closure)
   local d, t, old_dirs, old_stps, ro = state.d, state.t, state.old_dirs, state.old_stps, state.ro
   local H_diag, prev_flat_grad, prev_loss = state.H_diag, state.prev_flat_grad, state.prev_loss
   local n_iter = 0
+  local total_iter = state.n_iter   -- written back with the rest of the state, at the end
   while n_iter < max_iter do
     n_iter = n_iter + 1
-    state.n_iter = state.n_iter + 1
+    total_iter = total_iter + 1
     -- direction
-    if state.n_iter == 1 then
+    if total_iter == 1 then
       d, old_dirs, old_stps, ro, H_diag = flat_grad:neg(), {}, {}, {}, 1
     else
       local y, s = flat_grad:sub(prev_flat_grad), d:mul(t)
@@ -255,7 +256,7 @@ local function run(self, closure)
     if prev_flat_grad == nil then prev_flat_grad = flat_grad:clone() else prev_flat_grad:copy_(flat_grad) end
     prev_loss = loss
     -- step length
-    if state.n_iter == 1 then
+    if total_iter == 1 then
       t = math.min(1, 1 / flat_grad:abs():sum():item()) * lr
     else
       t = lr
@@ -291,6 +292,7 @@ local function run(self, closure)
     if absmax(d:mul(t)) <= tolerance_change then break end
     if math.abs(loss - prev_loss) < tolerance_change then break end
   end
+  state.n_iter = total_iter
   state.d, state.t, state.old_dirs, state.old_stps, state.ro = d, t, old_dirs, old_stps, ro
   state.H_diag, state.prev_flat_grad, state.prev_loss = H_diag, prev_flat_grad, prev_loss
   return orig_loss

@@ -38,8 +38,8 @@ end
 function NAdam:update(p, g, state, group)
   if state.step == nil then
     local zeros_like = (package.loaded.crater or require "crater").zeros_like
-    state.step, state.mu_product = 0, 1.0
-    state.exp_avg, state.exp_avg_sq = zeros_like(p), zeros_like(p)
+    -- one assignment: a failed allocation leaves the state empty, not half made
+    state.exp_avg, state.exp_avg_sq, state.step, state.mu_product = zeros_like(p), zeros_like(p), 0, 1.0
   end
   local t = state.step + 1
   state.step = t

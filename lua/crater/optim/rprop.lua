@@ -37,8 +37,9 @@ end
 function Rprop:update(p, g, state, group)
   if state.step == nil then
     local zeros_like = (package.loaded.crater or require "crater").zeros_like
-    state.step, state.prev = 0, zeros_like(p)
-    state.step_size = zeros_like(p):fill_(group.lr)
+    -- one assignment: a failed allocation leaves the state empty, not half made
+    local prev, step_size = zeros_like(p), zeros_like(p):fill_(group.lr)
+    state.step, state.prev, state.step_size = 0, prev, step_size
   end
   state.step = state.step + 1
   local etas, sizes = group.etas, group.step_sizes
