@@ -13,7 +13,6 @@
 /* ---------------- allocator ---------------- */
 
 static ct_memstat mem;
-int64_t ct_alloc_pressure;
 static int64_t fail_countdown = -1;
 static bool fail_always;
 
@@ -92,7 +91,6 @@ void *ct_malloc(size_t n, ct_err *err) {
     }
   } else {
     p = big_take(n);
-    ct_alloc_pressure += (int64_t)n;
   }
   if (p == NULL) {
     ct_fail(err, "not enough memory (allocation of %zu bytes failed)", n);

@@ -41,9 +41,6 @@ void *ct_malloc(size_t n, ct_err *err);     /* NULL + "not enough memory" on fai
 void ct_free(void *p, size_t n);
 typedef struct ct_memstat { int64_t bytes, peak_bytes, tensors; } ct_memstat;
 ct_memstat ct_memory(void);
-/* Bytes of large blocks allocated since the binding last told Lua's collector: a tensor
- * looks like 8 bytes to Lua, so the binding steps the collector by this much. */
-extern int64_t ct_alloc_pressure;
 void ct_memory_reset_peak(void);
 /* The n-th allocation from now fails (n = 0: the next); always: every later one too.
  * n < 0 turns injection off. */

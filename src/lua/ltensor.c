@@ -12,12 +12,23 @@
  * the string lookup of luaL_setmetatable/luaL_testudata on every op. */
 static const char MT_KEY = 'm';
 
+/* A tensor looks like 8 bytes to Lua's collector, which therefore never hurries to
+ * free the C memory behind dead tensors (a CNN run grew by megabytes a batch, and
+ * generational mode kept old garbage until a major cycle).  So a full collection runs
+ * whenever live C bytes pass a threshold: half again the bytes that survived the last
+ * one, and at least GC_SLACK more. */
+#define GC_SLACK ((int64_t)32 << 20)
+static int64_t gc_threshold = GC_SLACK;
+
+static void collect_if_due(lua_State *L) {
+  if (ct_memory().bytes <= gc_threshold) return;
+  lua_gc(L, LUA_GCCOLLECT);
+  int64_t live = ct_memory().bytes;
+  gc_threshold = live + (live / 2 > GC_SLACK ? live / 2 : GC_SLACK);
+}
+
 ct_tensor **ct_lua_newbox(lua_State *L) {
-  if (ct_alloc_pressure > ((int64_t)16 << 20)) {   /* collect dead big tensors sooner */
-    int kb = (int)(ct_alloc_pressure >> 10);
-    ct_alloc_pressure = 0;
-    lua_gc(L, LUA_GCSTEP, kb);
-  }
+  collect_if_due(L);
   ct_tensor **box = lua_newuserdatauv(L, sizeof *box, 0);
   *box = NULL;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &MT_KEY);
