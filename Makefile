@@ -23,7 +23,7 @@ LIB    := $(BUILD)/libcrater.a
 MODULE := $(BUILD)/lib/crater/core.so
 EXE    := $(BUILD)/crater
 
-.PHONY: all deps test asan valgrind demo bench install lint clean fuzz
+.PHONY: all deps test asan valgrind demo bench install lint clean fuzz fuzz-deps
 all: deps $(LIB) $(MODULE) $(EXE)
 
 # Debian packages only: install the missing ones when root, else print the apt-get line.
@@ -116,7 +116,12 @@ build-fuzz/obj/%.o: %.c $(HEADERS)
 build-fuzz/%_fuzz: spec/fuzz/%_fuzz.c $(FUZZ_OBJ)
 	$(FUZZ_CC) $(LUAINC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(shell pkg-config --libs lua5.4) $(LDLIBS)
 
-fuzz: build-fuzz/idx_fuzz build-fuzz/checkpoint_fuzz
+fuzz-deps:
+	@command -v $(FUZZ_CC) >/dev/null && [ -n "$$(find /usr/lib/llvm-14 -name 'libclang_rt.fuzzer*' 2>/dev/null)" ] || \
+	  { if [ "$$(id -u)" = 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang libclang-rt-14-dev >/dev/null; \
+	    else echo "make fuzz needs: sudo apt-get install -y clang libclang-rt-14-dev"; exit 1; fi; }
+
+fuzz: fuzz-deps build-fuzz/idx_fuzz build-fuzz/checkpoint_fuzz
 	@for t in idx checkpoint; do \
 	  mkdir -p build-fuzz/corpus/$$t; \
 	  echo "fuzz $$t: $(FUZZ_TIME) s"; \

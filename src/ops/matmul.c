@@ -17,7 +17,8 @@ void ct_set_num_threads(int n) {
 }
 
 int ct_get_num_threads(void) {
-  return num_threads ? num_threads : openblas_get_num_threads();
+  if (num_threads == 0) num_threads = openblas_get_num_threads();   /* once: the default */
+  return num_threads;
 }
 
 /* How BLAS can read a (rows x cols) matrix with strides rs, cs: as is (row-major with
