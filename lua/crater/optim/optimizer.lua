@@ -12,6 +12,8 @@
 -- function Sign:update(p, g, state, group) p:add_(g:sign(), -group.lr) end
 -- local opt = Sign(model:parameters(), {lr = 0.1})
 
+local core = require "crater.core"
+
 local Optimizer = {__name = "Optimizer", defaults = {}}
 Optimizer.__index = Optimizer
 
@@ -169,6 +171,8 @@ function Optimizer:add_param_group(group)
   return g
 end
 
+local BASE_OPTIONS = {"lr", "eps", "weight_decay"}
+
 --- Raises unless every option of the group is in range. The base checks lr, eps and
 -- weight_decay (non-negative numbers, so NaN fails) and that nothing is still required.
 -- Subclasses call it first, then check their own options.
@@ -176,7 +180,7 @@ function Optimizer:validate(group)
   for k, v in pairs(group) do
     if v == Optimizer.required then error(string.format("%s: %s is required", self.__name, k), 0) end
   end
-  for _, k in ipairs({"lr", "eps", "weight_decay"}) do
+  for _, k in ipairs(BASE_OPTIONS) do
     if group[k] ~= nil then self:check_range(group, k, 0, math.huge) end
   end
 end
@@ -184,10 +188,10 @@ end
 --- Raises "<Name>: <key> must be in [lo, hi], got v" (hi excluded when open_hi).
 function Optimizer:check_range(group, key, lo, hi, open_hi, index)
   local v = group[key]
-  local label = key
-  if index then v, label = v and v[index], string.format("%s[%d]", key, index) end
+  if index then v = v and v[index] end
   local ok = type(v) == "number" and v >= lo and (v < hi or (not open_hi and v == hi))
-  if not ok then
+  if not ok then   -- the message is built only here: this runs at every step
+    local label = index and string.format("%s[%d]", key, index) or key
     local range
     if hi == math.huge then range = string.format("a number >= %s", lo)
     else range = string.format("in [%s, %s%s", lo, hi, open_hi and ")" or "]") end
@@ -205,12 +209,54 @@ function Optimizer:check_betas(group)
 end
 
 --- Checks every group's options and every gradient before a step changes anything.
+-- Options are validated again only when one of the class's options changed since the
+-- last step that passed (a snapshot per group, one level deep for betas and etas): most
+-- steps change nothing, and validating cost more than the fused update on small problems.
+local function option_keys(self)
+  local keys = {}
+  for k in pairs(self.defaults) do keys[#keys + 1] = k end
+  return keys
+end
+
+local function snapshot(group, keys)
+  local snap = {}
+  for i = 1, #keys do snap[i] = copy(group[keys[i]]) end
+  return snap
+end
+
+local function unchanged(snap, group, keys)
+  for i = 1, #keys do
+    local v, s = group[keys[i]], snap[i]
+    if type(v) == "table" and getmetatable(v) == nil then
+      if type(s) ~= "table" or #s ~= #v then return false end
+      for j = 1, #v do if s[j] ~= v[j] then return false end end
+    elseif s ~= v then
+      return false
+    end
+  end
+  return true
+end
+
 function Optimizer:check_step()
-  for _, group in ipairs(self.param_groups) do
-    self:validate(group)
-    for i, p in ipairs(group.params) do
+  local checked = rawget(self, "_checked")
+  if checked == nil then
+    checked = setmetatable({}, {__mode = "k"})
+    rawset(self, "_checked", checked)
+    rawset(self, "_keys", option_keys(self))
+  end
+  local keys, groups = rawget(self, "_keys"), self.param_groups
+  for gi = 1, #groups do   -- numeric loops: ipairs cost more than the checks here
+    local group = groups[gi]
+    local snap = checked[group]
+    if snap == nil or not unchanged(snap, group, keys) then
+      self:validate(group)
+      checked[group] = snapshot(group, keys)
+    end
+    local params = group.params
+    for i = 1, #params do
+      local p = params[i]
       local g = p.grad
-      if g ~= nil then
+      if g ~= nil and not core.same_layout(g, p) then
         if not same_shape(g, p) then
           error(string.format("%s: the gradient of params[%d] has shape %s but the parameter has %s",
             self.__name, i, shape_str(g), shape_str(p)), 0)
@@ -226,9 +272,12 @@ end
 
 -- Runs update on every parameter that has a gradient (called under no_grad).
 local function apply(self)
-  local state = self.state
-  for _, group in ipairs(self.param_groups) do
-    for _, p in ipairs(group.params) do
+  local state, groups = self.state, self.param_groups
+  for gi = 1, #groups do
+    local group = groups[gi]
+    local params = group.params
+    for i = 1, #params do
+      local p = params[i]
       local g = p.grad
       if g ~= nil then
         local st = state[p]
@@ -263,8 +312,11 @@ end
 function Optimizer:zero_grad(set_to_none)
   if type(set_to_none) == "table" then set_to_none = set_to_none.set_to_none end
   if set_to_none == nil then set_to_none = true end
-  for _, group in ipairs(self.param_groups) do
-    for _, p in ipairs(group.params) do
+  local groups = self.param_groups
+  for gi = 1, #groups do
+    local params = groups[gi].params
+    for i = 1, #params do
+      local p = params[i]
       if set_to_none then
         p.grad = nil
       else
