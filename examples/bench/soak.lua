@@ -50,7 +50,7 @@ while steps < STEPS do
     l:backward()
     opt:step()
     steps = steps + 1
-    if steps == math.max(1, STEPS // 10) then xb, yb, l = nil, nil, nil; start = live() end
+    if steps == math.max(1, STEPS // 10) then xb, yb, l = nil, nil, nil; start = live() end   -- luacheck: ignore 311
     if steps % EVERY == 0 then
       loss = l and l:item() or loss
       if steps > STEPS // 10 then

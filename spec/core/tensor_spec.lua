@@ -332,11 +332,12 @@ describe("memory accounting", function()
     local m1 = crater.memory()
     assert.equal(m0.tensors + 1, m1.tensors)
     assert.is_true(m1.bytes - m0.bytes >= 8000)
-    local v = x:view(10, 100)   -- a view: a new tensor struct, no new storage
+    -- a view: a new tensor struct, no new storage
+    local v = x:view(10, 100)   -- luacheck: ignore 231
     local m2 = crater.memory()
     assert.equal(m1.tensors + 1, m2.tensors)
     assert.is_true(m2.bytes - m1.bytes < 8000)
-    x, v = nil, nil
+    x, v = nil, nil   -- luacheck: ignore 311 (dropping the references)
     collectgarbage(); collectgarbage()
     local m3 = crater.memory()
     assert.equal(m0.tensors, m3.tensors)

@@ -79,7 +79,7 @@ function M.sweep(setup, call, verify, unchanged)
             count, n), 2)
         end
         count = n
-        args, res = nil, nil
+        args, res = nil, nil   -- luacheck: ignore 311 (dropping the references)
         M.check(base, "a successful call")
         break
       end
@@ -88,7 +88,7 @@ function M.sweep(setup, call, verify, unchanged)
           always and "always" or "once", tostring(res)), 2)
       end
       if unchanged then unchanged(args) end
-      args, res = nil, nil
+      args, res = nil, nil   -- luacheck: ignore 311
       M.check(base, string.format("the call with allocation %d failing (%s)", n, always and "always" or "once"))
     end
   end

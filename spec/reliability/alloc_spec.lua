@@ -6,7 +6,6 @@
 local crater = require "crater"
 local memcheck = require "spec.helpers.memcheck"
 
-local core = crater.core
 local d = function(v, rg) return crater.tensor(v, {dtype = "float64", requires_grad = rg or nil}) end
 
 -- a snapshot of a tensor's values and version-visible facts, to compare after a failure
