@@ -27,10 +27,22 @@ crater.manual_seed(opt.seed)
 local x_train, y_train = crater.data.fashion_mnist("train", { dir = opt.data })
 local x_test, y_test = crater.data.fashion_mnist("test", { dir = opt.data })
 
-local model = nn.Sequential(
-  nn.Linear(784, 512), nn.ReLU(),
-  nn.Linear(512, 256), nn.ReLU(),
-  nn.Linear(256, 10))
+local function make_model()
+  return nn.Sequential(
+    nn.Linear(784, 512), nn.ReLU(),
+    nn.Linear(512, 256), nn.ReLU(),
+    nn.Linear(256, 10))
+end
+
+-- `crater lrfind examples/fashion_mnist_mlp.lua` runs this script with CRATER_LAB set and
+-- takes the model and data from it instead of training.
+if rawget(_G, "CRATER_LAB") then
+  CRATER_LAB.model_factory = make_model
+  CRATER_LAB.data = { x = x_train, y = y_train, batch_size = 128 }
+  return CRATER_LAB
+end
+
+local model = make_model()
 local optimizer = crater.optim.Adam(model:parameters(), { lr = 1e-3 })
 local criterion = nn.CrossEntropyLoss()
 local loader = crater.data.DataLoader(x_train, y_train, { batch_size = 128, shuffle = true, seed = opt.seed })

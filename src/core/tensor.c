@@ -2,6 +2,7 @@
  * the strided iterator and the random number generator. */
 #include "tensor.h"
 
+#include <malloc.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,7 +36,7 @@ static size_t pool_class(size_t n) { return (n + 15) / 16; }
 /* Large blocks: the last few freed are kept for reuse.  A fresh block of tens of MB
  * comes from mmap and pays a page fault per 4 KiB on first touch, which made an
  * out-of-place op on 10M floats five times slower than a copy into existing memory. */
-#define BIG_SLOTS 8
+#define BIG_SLOTS 32
 #define BIG_CAP ((size_t)1 << 30)
 static struct { void *p; size_t size; } big[BIG_SLOTS];
 static size_t big_bytes;
@@ -43,6 +44,13 @@ static size_t big_bytes;
 static size_t big_round(size_t n) { return (n + 4095) & ~(size_t)4095; }
 
 static void *big_take(size_t n) {
+  static bool tuned;
+  if (!tuned) {   /* keep blocks up to 32 MiB in the heap, and freed memory mapped:
+                   * otherwise every batch's activations come from fresh, faulting pages */
+    tuned = true;
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  }
   size_t size = big_round(n);
   if (size < n) return NULL;
   for (int i = 0; i < BIG_SLOTS; i++)

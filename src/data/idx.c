@@ -32,6 +32,21 @@ static int read_exact(gzFile f, unsigned char *buf, size_t n, size_t *got) {
   return 1;
 }
 
+/* Writes bytes b[0..len) as elements start.. of out: byte * scale + shift. */
+static void convert(char *out, ct_dtype dt, int64_t start, const unsigned char *b, int64_t len,
+                    double scale, double shift) {
+  if (dt == CT_F32) {
+    float *o = (float *)out + start, fs = (float)scale, fb = (float)shift;
+    for (int64_t i = 0; i < len; i++) o[i] = (float)b[i] * fs + fb;
+  } else if (dt == CT_F64) {
+    double *o = (double *)out + start;
+    for (int64_t i = 0; i < len; i++) o[i] = b[i] * scale + shift;
+  } else {
+    int64_t *o = (int64_t *)out + start;
+    for (int64_t i = 0; i < len; i++) o[i] = (int64_t)(b[i] * scale + shift);
+  }
+}
+
 ct_tensor *ct_idx_read(const char *path, ct_dtype dt, double scale, double shift,
                        int64_t max_elems, ct_err *err) {
   gzFile f = gzopen(path, "rb");
@@ -40,7 +55,6 @@ ct_tensor *ct_idx_read(const char *path, ct_dtype dt, double scale, double shift
     return NULL;
   }
   ct_tensor *t = NULL;
-  unsigned char *buf = NULL;
   unsigned char head[4 + 4 * CT_MAXDIM];
   size_t got;
   int64_t shape[CT_MAXDIM], n = 1;
@@ -78,32 +92,29 @@ ct_tensor *ct_idx_read(const char *path, ct_dtype dt, double scale, double shift
       goto done;
     }
   }
-  if ((buf = ct_malloc((size_t)n, err)) == NULL) goto done;
-  if (!read_exact(f, buf, (size_t)n, &got)) {
-    char what[128];
-    snprintf(what, sizeof what, "truncated IDX file (header promises %lld data bytes, found %zu)",
-             (long long)n, got);
-    gz_fail(err, f, path, what);
-    goto done;
+  /* decode in chunks straight into the tensor: no second copy of the file in memory */
+  if ((t = ct_tensor_new(dt, nd, shape, err)) == NULL) goto done;
+  unsigned char chunk[1 << 16];
+  for (int64_t at = 0; at < n;) {
+    size_t want = (size_t)(n - at) < sizeof chunk ? (size_t)(n - at) : sizeof chunk;
+    if (!read_exact(f, chunk, want, &got)) {
+      char what[128];
+      snprintf(what, sizeof what, "truncated IDX file (header promises %lld data bytes, found %lld)",
+               (long long)n, (long long)(at + (int64_t)got));
+      gz_fail(err, f, path, what);
+      ct_tensor_release(t);
+      t = NULL;
+      goto done;
+    }
+    convert(ct_data(t), dt, at, chunk, (int64_t)want, scale, shift);
+    at += (int64_t)want;
   }
   if (gzgetc(f) != -1) {
     ct_fail(err, "%s: IDX file is longer than its header says (%lld data bytes)", path, (long long)n);
-    goto done;
-  }
-  if ((t = ct_tensor_new(dt, nd, shape, err)) == NULL) goto done;
-  char *out = ct_data(t);
-  if (dt == CT_F32) {
-    float *o = (float *)out, fs = (float)scale, fb = (float)shift;
-    for (int64_t i = 0; i < n; i++) o[i] = (float)buf[i] * fs + fb;
-  } else if (dt == CT_F64) {
-    double *o = (double *)out;
-    for (int64_t i = 0; i < n; i++) o[i] = buf[i] * scale + shift;
-  } else {
-    int64_t *o = (int64_t *)out;
-    for (int64_t i = 0; i < n; i++) o[i] = (int64_t)(buf[i] * scale + shift);
+    ct_tensor_release(t);
+    t = NULL;
   }
 done:
-  if (buf) ct_free(buf, (size_t)n);
   gzclose(f);
   return t;
 }

@@ -15,8 +15,8 @@ static const char MT_KEY = 'm';
 /* A tensor looks like 8 bytes to Lua's collector, which therefore never hurries to
  * free the C memory behind dead tensors (a CNN run grew by megabytes a batch, and
  * generational mode kept old garbage until a major cycle).  So a full collection runs
- * whenever live C bytes pass a threshold: half again the bytes that survived the last
- * one, and at least GC_SLACK more. */
+ * whenever live C bytes pass a threshold: a quarter more than the bytes that survived
+ * the last one, and at least GC_SLACK more. */
 #define GC_SLACK ((int64_t)32 << 20)
 static int64_t gc_threshold = GC_SLACK;
 
@@ -24,7 +24,7 @@ static void collect_if_due(lua_State *L) {
   if (ct_memory().bytes <= gc_threshold) return;
   lua_gc(L, LUA_GCCOLLECT);
   int64_t live = ct_memory().bytes;
-  gc_threshold = live + (live / 2 > GC_SLACK ? live / 2 : GC_SLACK);
+  gc_threshold = live + (live / 4 > GC_SLACK ? live / 4 : GC_SLACK);
 }
 
 ct_tensor **ct_lua_newbox(lua_State *L) {
