@@ -2,7 +2,7 @@
  * the strided iterator and the random number generator. */
 #include "tensor.h"
 
-#include <malloc.h>
+#include <sys/mman.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,9 +33,13 @@ static size_t pooled_bytes;
 
 static size_t pool_class(size_t n) { return (n + 15) / 16; }
 
-/* Large blocks: the last few freed are kept for reuse.  A fresh block of tens of MB
- * comes from mmap and pays a page fault per 4 KiB on first touch, which made an
- * out-of-place op on 10M floats five times slower than a copy into existing memory. */
+/* Large blocks come straight from mmap and go back with munmap, and the last few freed
+ * are kept for reuse.  In malloc's heap, small objects settled into the holes that
+ * freed activations left, so the next batch's im2col buffer no longer fitted and the
+ * heap grew without end (a CNN epoch reached 7 GB with 190 MB live); a fresh mapping,
+ * on the other hand, faults on every page, which made an out-of-place op on 10M floats
+ * five times slower than a copy: hence the cache of exact sizes. */
+#define MMAP_MIN ((size_t)256 << 10)
 #define BIG_SLOTS 32
 #define BIG_CAP ((size_t)1 << 30)
 static struct { void *p; size_t size; } big[BIG_SLOTS];
@@ -44,12 +48,9 @@ static size_t big_bytes;
 static size_t big_round(size_t n) { return (n + 4095) & ~(size_t)4095; }
 
 static void *big_take(size_t n) {
-  static bool tuned;
-  if (!tuned) {   /* keep blocks up to 32 MiB in the heap, and freed memory mapped:
-                   * otherwise every batch's activations come from fresh, faulting pages */
-    tuned = true;
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  if (n < MMAP_MIN) {   /* 64-byte alignment for the vector units */
+    size_t rounded = (n + 63) & ~(size_t)63;
+    return aligned_alloc(64, rounded);
   }
   size_t size = big_round(n);
   if (size < n) return NULL;
@@ -60,19 +61,24 @@ static void *big_take(size_t n) {
       big_bytes -= size;
       return p;
     }
-  return aligned_alloc(64, size);   /* 64-byte alignment for the vector units */
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
 }
 
 static void big_give(void *p, size_t n) {
+  if (n < MMAP_MIN) { free(p); return; }
   size_t size = big_round(n);
   int slot = -1;
   for (int i = 0; i < BIG_SLOTS && slot < 0; i++)
     if (big[i].p == NULL) slot = i;
-  if (slot < 0 || big_bytes + size > BIG_CAP) {   /* full: drop the oldest-placed entry */
-    for (int i = 0; i < BIG_SLOTS && (slot < 0 || big_bytes + size > BIG_CAP); i++)
-      if (big[i].p) { free(big[i].p); big_bytes -= big[i].size; big[i].p = NULL; slot = i; }
-  }
-  if (slot < 0 || size > BIG_CAP) { free(p); return; }
+  for (int i = 0; i < BIG_SLOTS && (slot < 0 || big_bytes + size > BIG_CAP); i++)
+    if (big[i].p) {   /* full: unmap cached blocks until this one fits */
+      munmap(big[i].p, big[i].size);
+      big_bytes -= big[i].size;
+      big[i].p = NULL;
+      slot = i;
+    }
+  if (slot < 0 || size > BIG_CAP) { munmap(p, size); return; }
   big[slot].p = p;
   big[slot].size = size;
   big_bytes += size;
