@@ -39,8 +39,8 @@ static size_t pool_class(size_t n) { return (n + 15) / 16; }
  * heap grew without end (a CNN epoch reached 7 GB with 190 MB live); a fresh mapping,
  * on the other hand, faults on every page, which made an out-of-place op on 10M floats
  * five times slower than a copy: hence the cache of exact sizes. */
-#define MMAP_MIN ((size_t)256 << 10)
-#define BIG_SLOTS 32
+#define MMAP_MIN ((size_t)64 << 10)
+#define BIG_SLOTS 128
 #define BIG_CAP ((size_t)1 << 30)
 static struct { void *p; size_t size; } big[BIG_SLOTS];
 static size_t big_bytes;

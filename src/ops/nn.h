@@ -16,7 +16,7 @@ typedef struct ct_win { int64_t kh, kw, sh, sw, ph, pw; } ct_win;
 ct_tensor *ct_im2col(ct_tensor *x, ct_win w, ct_err *err);
 /* The adjoint of im2col: cols (C*kh*kw, B*L) -> (B,C,H,W), summing overlapping
  * windows.  Backward: im2col. */
-ct_tensor *ct_col2im(ct_tensor *cols, int64_t h, int64_t w, ct_win win, ct_err *err);
+ct_tensor *ct_col2im(ct_tensor *cols, int64_t h, int64_t wd, ct_win w, ct_err *err);
 /* Max pooling of x (B,C,H,W) -> (B,C,Ho,Wo); padding never wins, ties go to the first
  * element and NaN propagates, as PyTorch.  Backward scatters into the winners. */
 ct_tensor *ct_max_pool2d(ct_tensor *x, ct_win w, ct_err *err);
