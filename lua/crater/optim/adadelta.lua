@@ -26,11 +26,14 @@ function Adadelta:validate(group)
   self:check_range(group, "rho", 0, 1)
 end
 
-function Adadelta:update(p, g, state, group)
+function Adadelta:init_state(p, state, group)
   if state.step == nil then
     local zeros_like = (package.loaded.crater or require "crater").zeros_like
     state.step, state.square_avg, state.acc_delta = 0, zeros_like(p), zeros_like(p)
   end
+end
+
+function Adadelta:update(p, g, state, group)
   state.step = state.step + 1
   core.adadelta_step(p, g, state.square_avg, state.acc_delta, group.lr, group.rho, group.eps,
     group.weight_decay, group.maximize)

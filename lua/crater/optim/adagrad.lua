@@ -42,8 +42,11 @@ function Adagrad:init()
   end
 end
 
-function Adagrad:update(p, g, state, group)
+function Adagrad:init_state(p, state, group)
   if state.sum == nil then init_state(p, state, group) end
+end
+
+function Adagrad:update(p, g, state, group)
   state.step = state.step + 1
   core.adagrad_step(p, g, state.sum, group.lr, group.lr_decay, group.weight_decay, group.eps,
     state.step, group.maximize)

@@ -33,12 +33,15 @@ function Adam:validate(group)
   self:check_betas(group)
 end
 
-function Adam:update(p, g, state, group)
+function Adam:init_state(p, state, group)
   local zeros_like = (package.loaded.crater or require "crater").zeros_like
   if state.step == nil then
     state.step, state.exp_avg, state.exp_avg_sq = 0, zeros_like(p), zeros_like(p)
   end
   if group.amsgrad and state.max_exp_avg_sq == nil then state.max_exp_avg_sq = zeros_like(p) end
+end
+
+function Adam:update(p, g, state, group)
   state.step = state.step + 1
   local betas = group.betas
   core.adam_step(p, g, state.exp_avg, state.exp_avg_sq, group.amsgrad and state.max_exp_avg_sq or nil,

@@ -25,11 +25,14 @@ function Adamax:validate(group)
   self:check_betas(group)
 end
 
-function Adamax:update(p, g, state, group)
+function Adamax:init_state(p, state, group)
   if state.step == nil then
     local zeros_like = (package.loaded.crater or require "crater").zeros_like
     state.step, state.exp_avg, state.exp_inf = 0, zeros_like(p), zeros_like(p)
   end
+end
+
+function Adamax:update(p, g, state, group)
   state.step = state.step + 1
   local betas = group.betas
   core.adamax_step(p, g, state.exp_avg, state.exp_inf, group.lr, betas[1], betas[2], group.eps,

@@ -33,11 +33,14 @@ function ASGD:validate(group)
   end
 end
 
-function ASGD:update(p, g, state, group)
+function ASGD:init_state(p, state, group)
   if state.step == nil then
     local zeros_like = (package.loaded.crater or require "crater").zeros_like
     state.step, state.eta, state.mu, state.ax = 0, f32(group.lr), 1.0, zeros_like(p)
   end
+end
+
+function ASGD:update(p, g, state, group)
   local t = state.step + 1
   state.step = t
   core.asgd_step(p, g, state.ax, state.eta, state.mu, group.lambd, group.weight_decay, group.maximize)

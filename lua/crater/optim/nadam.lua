@@ -35,12 +35,15 @@ function NAdam:validate(group)
   self:check_range(group, "momentum_decay", 0, math.huge)
 end
 
-function NAdam:update(p, g, state, group)
+function NAdam:init_state(p, state, group)
   if state.step == nil then
     local zeros_like = (package.loaded.crater or require "crater").zeros_like
     -- one assignment: a failed allocation leaves the state empty, not half made
     state.exp_avg, state.exp_avg_sq, state.step, state.mu_product = zeros_like(p), zeros_like(p), 0, 1.0
   end
+end
+
+function NAdam:update(p, g, state, group)
   local t = state.step + 1
   state.step = t
   local beta1, psi = group.betas[1], group.momentum_decay

@@ -271,8 +271,30 @@ function Optimizer:check_step()
 end
 
 -- Runs update on every parameter that has a gradient (called under no_grad).
+-- With an `init_state(p, state, group)` method (every built-in has one), every
+-- parameter's state is made first and the updates run after: the kernels allocate
+-- nothing, so a step that runs out of memory changes no parameter (new states are kept
+-- only when all of them were made).
+local function prepare(self, state, groups)
+  local fresh = {}
+  for gi = 1, #groups do
+    local group = groups[gi]
+    local params = group.params
+    for i = 1, #params do
+      local p = params[i]
+      if p.grad ~= nil then
+        local st = state[p]
+        if st == nil then st = {}; fresh[#fresh + 1] = p; fresh[p] = st end
+        self:init_state(p, st, group)
+      end
+    end
+  end
+  for i = 1, #fresh do state[fresh[i]] = fresh[fresh[i]] end
+end
+
 local function apply(self)
   local state, groups = self.state, self.param_groups
+  if self.init_state then prepare(self, state, groups) end
   for gi = 1, #groups do
     local group = groups[gi]
     local params = group.params

@@ -29,11 +29,14 @@ function RAdam:validate(group)
   self:check_betas(group)
 end
 
-function RAdam:update(p, g, state, group)
+function RAdam:init_state(p, state, group)
   if state.step == nil then
     local zeros_like = (package.loaded.crater or require "crater").zeros_like
     state.step, state.exp_avg, state.exp_avg_sq = 0, zeros_like(p), zeros_like(p)
   end
+end
+
+function RAdam:update(p, g, state, group)
   state.step = state.step + 1
   local betas = group.betas
   core.radam_step(p, g, state.exp_avg, state.exp_avg_sq, group.lr, betas[1], betas[2], group.eps,

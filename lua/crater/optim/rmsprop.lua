@@ -37,11 +37,14 @@ function RMSprop:validate(group)
   self:check_range(group, "alpha", 0, math.huge)
 end
 
-function RMSprop:update(p, g, state, group)
+function RMSprop:init_state(p, state, group)
   local zeros_like = (package.loaded.crater or require "crater").zeros_like
   if state.step == nil then state.step, state.square_avg = 0, zeros_like(p) end
   if group.momentum > 0 and state.momentum_buffer == nil then state.momentum_buffer = zeros_like(p) end
   if group.centered and state.grad_avg == nil then state.grad_avg = zeros_like(p) end
+end
+
+function RMSprop:update(p, g, state, group)
   state.step = state.step + 1
   core.rmsprop_step(p, g, state.square_avg, group.centered and state.grad_avg or nil,
     group.momentum > 0 and state.momentum_buffer or nil, group.lr, group.alpha, group.eps,

@@ -34,13 +34,16 @@ function Rprop:validate(group)
   end
 end
 
-function Rprop:update(p, g, state, group)
+function Rprop:init_state(p, state, group)
   if state.step == nil then
     local zeros_like = (package.loaded.crater or require "crater").zeros_like
     -- one assignment: a failed allocation leaves the state empty, not half made
     local prev, step_size = zeros_like(p), zeros_like(p):fill_(group.lr)
     state.step, state.prev, state.step_size = 0, prev, step_size
   end
+end
+
+function Rprop:update(p, g, state, group)
   state.step = state.step + 1
   local etas, sizes = group.etas, group.step_sizes
   core.rprop_step(p, g, state.prev, state.step_size, etas[1], etas[2], sizes[1], sizes[2],

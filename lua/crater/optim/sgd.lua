@@ -32,14 +32,27 @@ function SGD:validate(group)
   end
 end
 
+-- A new buffer is filled by the kernel's first step (PyTorch copies g into it), so the
+-- parameters whose buffer was just made are remembered until their update.
+function SGD:init_state(p, state, group)
+  if group.momentum ~= 0 and state.momentum_buffer == nil then
+    state.momentum_buffer = (package.loaded.crater or require "crater").zeros_like(p)
+    local fresh = rawget(self, "_fresh_buffers")
+    if fresh == nil then
+      fresh = setmetatable({}, {__mode = "k"})
+      rawset(self, "_fresh_buffers", fresh)
+    end
+    fresh[p] = true
+  end
+end
+
 function SGD:update(p, g, state, group)
   local buf, first = nil, false
   if group.momentum ~= 0 then
     buf = state.momentum_buffer
-    if buf == nil then
-      buf = (package.loaded.crater or require "crater").zeros_like(p)  -- the kernel copies g in
-      state.momentum_buffer, first = buf, true
-    end
+    local fresh = rawget(self, "_fresh_buffers")
+    first = fresh ~= nil and fresh[p] == true
+    if first then fresh[p] = nil end
   end
   core.sgd_step(p, g, buf, group.lr, group.momentum, group.dampening, group.weight_decay,
     group.nesterov, group.maximize, first)
