@@ -66,8 +66,9 @@ static void valid_cols(int64_t wo, int64_t w, int64_t s, int64_t p, int64_t j, i
  * so one GEMM W (Cout, C*kh*kw) x cols serves the whole batch, writes are contiguous and,
  * for stride 1, so are the reads.  col2im: x += the windows of cols (x zeroed first). */
 #define DEFINE_WINDOW_KERNELS(T, sfx)                                                           \
-  static void im2col_##sfx(T *restrict cols, const T *restrict x, int64_t b, int64_t c,        \
-                           int64_t h, int64_t wd, int64_t ho, int64_t wo, ct_win w) {          \
+  static void im2col_##sfx(T *restrict cols, const T *restrict x, int64_t b, int64_t n0,      \
+                           int64_t n1, int64_t c, int64_t h, int64_t wd, int64_t ho,            \
+                           int64_t wo, ct_win w) {                                              \
     int64_t l = ho * wo;                                                                        \
     for (int64_t ch = 0; ch < c; ch++)                                                          \
       for (int64_t i = 0; i < w.kh; i++)                                                        \
@@ -75,7 +76,7 @@ static void valid_cols(int64_t wo, int64_t w, int64_t s, int64_t p, int64_t j, i
           int64_t lo, hi;                                                                       \
           valid_cols(wo, wd, w.sw, w.pw, j, &lo, &hi);                                          \
           T *r = cols + ((ch * w.kh + i) * w.kw + j) * b * l;                                   \
-          for (int64_t n = 0; n < b; n++) {                                                     \
+          for (int64_t n = n0; n < n1; n++) {                                                   \
             const T *xp = x + (n * c + ch) * h * wd;                                            \
             for (int64_t oh = 0; oh < ho; oh++) {                                               \
               int64_t hr = oh * w.sh - w.ph + i;                                                \
@@ -90,8 +91,9 @@ static void valid_cols(int64_t wo, int64_t w, int64_t s, int64_t p, int64_t j, i
           }                                                                                     \
         }                                                                                       \
   }                                                                                             \
-  static void col2im_##sfx(T *restrict x, const T *restrict cols, int64_t b, int64_t c,        \
-                           int64_t h, int64_t wd, int64_t ho, int64_t wo, ct_win w) {          \
+  static void col2im_##sfx(T *restrict x, const T *restrict cols, int64_t b, int64_t n0,      \
+                           int64_t n1, int64_t c, int64_t h, int64_t wd, int64_t ho,            \
+                           int64_t wo, ct_win w) {                                              \
     int64_t l = ho * wo;                                                                        \
     for (int64_t ch = 0; ch < c; ch++)                                                          \
       for (int64_t i = 0; i < w.kh; i++)                                                        \
@@ -99,7 +101,7 @@ static void valid_cols(int64_t wo, int64_t w, int64_t s, int64_t p, int64_t j, i
           int64_t lo, hi;                                                                       \
           valid_cols(wo, wd, w.sw, w.pw, j, &lo, &hi);                                          \
           const T *r = cols + ((ch * w.kh + i) * w.kw + j) * b * l;                             \
-          for (int64_t n = 0; n < b; n++) {                                                     \
+          for (int64_t n = n0; n < n1; n++) {                                                   \
             T *xp = x + (n * c + ch) * h * wd;                                                  \
             for (int64_t oh = 0; oh < ho; oh++) {                                               \
               int64_t hr = oh * w.sh - w.ph + i;                                                \
@@ -195,6 +197,29 @@ static ct_tensor *finish(ct_tensor *out, const ct_op *op, ct_tensor *x, ct_win w
   return out;
 }
 
+/* im2col/col2im over a range of images, so that a large batch is split across threads:
+ * image n touches only its own columns of cols and its own plane of x. */
+typedef struct {
+  bool im2col, f64;
+  char *cols, *x;
+  int64_t b, c, h, wd, ho, wo;
+  ct_win w;
+} window_job;
+
+static void window_range(void *vj, size_t lo, size_t hi) {
+  window_job *j = vj;
+  size_t per = (size_t)(j->c * j->h * j->wd);   /* an item of ct_parallel is one element */
+  int64_t n0 = (int64_t)((lo + per - 1) / per), n1 = (int64_t)((hi + per - 1) / per);
+  if (j->im2col && j->f64)
+    im2col_f64((double *)j->cols, (const double *)j->x, j->b, n0, n1, j->c, j->h, j->wd, j->ho, j->wo, j->w);
+  else if (j->im2col)
+    im2col_f32((float *)j->cols, (const float *)j->x, j->b, n0, n1, j->c, j->h, j->wd, j->ho, j->wo, j->w);
+  else if (j->f64)
+    col2im_f64((double *)j->x, (const double *)j->cols, j->b, n0, n1, j->c, j->h, j->wd, j->ho, j->wo, j->w);
+  else
+    col2im_f32((float *)j->x, (const float *)j->cols, j->b, n0, n1, j->c, j->h, j->wd, j->ho, j->wo, j->w);
+}
+
 ct_tensor *ct_im2col(ct_tensor *x, ct_win w, ct_err *err) {
   int64_t ho = 0, wo = 0;
   if (!check_input("im2col", x, w, &ho, &wo, err)) return NULL;
@@ -203,10 +228,8 @@ ct_tensor *ct_im2col(ct_tensor *x, ct_win w, ct_err *err) {
   ct_tensor *xc = ct_contig(x, false, err), *out = NULL;
   if (xc == NULL) return NULL;
   if ((out = ct_tensor_new(x->dtype, 2, shape, err)) != NULL) {
-    if (x->dtype == CT_F32)
-      im2col_f32((float *)ct_data(out), (const float *)ct_data(xc), b, c, h, wd, ho, wo, w);
-    else
-      im2col_f64((double *)ct_data(out), (const double *)ct_data(xc), b, c, h, wd, ho, wo, w);
+    window_job j = {true, x->dtype == CT_F64, ct_data(out), ct_data(xc), b, c, h, wd, ho, wo, w};
+    ct_parallel((size_t)(b * c * h * wd), window_range, &j);
   }
   ct_tensor_release(xc);
   return out ? finish(out, &im2col_op, x, w, h, wd, err) : NULL;
@@ -227,10 +250,8 @@ ct_tensor *ct_col2im(ct_tensor *cols, int64_t h, int64_t wd, ct_win w, ct_err *e
   ct_tensor *cc = ct_contig(cols, false, err), *out = NULL;
   if (cc == NULL) return NULL;
   if ((out = ct_tensor_zeros(cols->dtype, 4, shape, err)) != NULL) {
-    if (cols->dtype == CT_F32)
-      col2im_f32((float *)ct_data(out), (const float *)ct_data(cc), b, c, h, wd, ho, wo, w);
-    else
-      col2im_f64((double *)ct_data(out), (const double *)ct_data(cc), b, c, h, wd, ho, wo, w);
+    window_job j = {false, cols->dtype == CT_F64, ct_data(cc), ct_data(out), b, c, h, wd, ho, wo, w};
+    ct_parallel((size_t)(b * c * h * wd), window_range, &j);
   }
   ct_tensor_release(cc);
   return out ? finish(out, &col2im_op, cols, w, h, wd, err) : NULL;
