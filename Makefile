@@ -4,13 +4,16 @@ CC      ?= gcc
 OPT     ?= -O3 -march=native
 PREFIX  ?= /usr/local
 BUILD   ?= build
-DEBS    := lua5.4 liblua5.4-dev lua-busted libopenblas-dev zlib1g-dev libreadline-dev pkg-config gnuplot-nox
-LUAINC  := $(shell pkg-config --cflags lua5.4 2>/dev/null)
-BLASINC := $(shell pkg-config --cflags openblas 2>/dev/null)
-BLASLIB := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
+DEBS    := lua5.4 liblua5.4-dev lua-busted libopenblas-dev zlib1g-dev libreadline-dev pkg-config gnuplot-nox \
+           dataset-fashion-mnist lua-check
+# '=' (not ':='): on a fresh machine pkg-config and the -dev packages arrive with `deps`,
+# so these are asked for when a recipe runs, after it
+LUAINC   = $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
+BLASINC  = $(shell pkg-config --cflags openblas 2>/dev/null)
+BLASLIB  = $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 WARN    := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wno-unused-parameter
 CFLAGS  += -pthread -std=c11 -D_GNU_SOURCE -fPIC -fno-math-errno $(OPT) $(WARN) $(LUAINC) $(BLASINC) $(XCFLAGS)
-LDLIBS  := $(BLASLIB) -lz -lm -pthread
+LDLIBS   = $(BLASLIB) -lz -lm -pthread
 BUSTED  := lua5.4 /usr/bin/busted
 
 CORE_SRC := $(wildcard src/core/*.c src/ops/*.c src/autograd/*.c src/optim/*.c src/data/*.c)
@@ -36,7 +39,7 @@ deps:
 	  else echo "crater needs Debian packages; run: sudo apt-get install -y$$missing"; exit 1; fi; \
 	fi
 
-$(BUILD)/obj/%.o: %.c $(HEADERS)
+$(BUILD)/obj/%.o: %.c $(HEADERS) | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
