@@ -190,11 +190,14 @@ function help.find (value, name, key, is_method)
     local doc = type(ctor) == "function" and lua_doc(ctor) or nil
     -- the class's own file: the constructor's, else that of a function defined in it
     -- (metamethods such as __tostring are often copied from a base class)
-    local path = type(ctor) == "function" and where(ctor)
+    -- prefer a function the class defines itself: an inherited constructor (a class's
+    -- __call from its base) would point at the base's file
+    local path
     for k, v in pairs(value) do
       if path then break end
       if type(v) == "function" and not tostring(k):match("^__") then path = where(v) end
     end
+    path = path or (type(ctor) == "function" and where(ctor))
     local header = path and file_header(path)
     if header then
       local hdoc = help.parse(header)

@@ -1,0 +1,78 @@
+THREADS = {tonumber(os.getenv("NT") or 2)}
+--- Training throughput of the Fashion-MNIST examples' models (batch 128, Adam lr 1e-3) in
+-- samples per second, on 1 and 2 threads, and the peak resident memory of the MLP run.
+-- Prints `BENCH train.<model>.t<threads> <median> <min> <max> samples/s` lines (run.lua
+-- reads them).  Usage: crater examples/bench/train.lua [mlp|cnn|all] [--quick]
+local crater = rawget(_G, "crater") or require "crater"
+local bench = dofile(arg[0]:match("^(.-)[^/]*$") .. "common.lua")
+local nn = crater.nn
+
+local which = arg[1] or "all"
+local quick = arg[2] == "--quick"
+
+local function models()
+  return {
+    mlp = function()
+      return nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10))
+    end,
+    cnn = function()
+      return nn.Sequential(
+        nn.Conv2d(1, 32, 3, { padding = 1 }), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, { padding = 1 }), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10))
+    end,
+  }
+end
+
+-- VmHWM (peak resident set) of this process in MiB, from /proc.
+local function peak_rss_mib()
+  local f = io.open("/proc/self/status")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  local kb = s:match("VmHWM:%s*(%d+)")
+  return kb and tonumber(kb) / 1024
+end
+
+crater.set_flush_denormal(true)
+local x, y = crater.data.fashion_mnist("train")
+local clock = crater.core.monotonic
+
+for _, name in ipairs({ "mlp", "cnn" }) do
+  if which == "all" or which == name then
+    for _, threads in ipairs(THREADS) do
+      crater.set_num_threads(threads)
+      crater.manual_seed(0)
+      local model = models()[name]()
+      local opt = crater.optim.Adam(model:parameters(), { lr = 1e-3 })
+      local crit = nn.CrossEntropyLoss()
+      local xs = name == "cnn" and x:view(-1, 1, 28, 28) or x
+      local loader = crater.data.DataLoader(xs, y, { batch_size = 128, shuffle = true, seed = 0, drop_last = true })
+      local it = loader:iter()
+      local function batches(k)
+        for _ = 1, k do
+          local xb, yb = it()
+          if xb == nil then it = loader:iter(); xb, yb = it() end
+          opt:zero_grad()
+          crit(model(xb), yb):backward()
+          opt:step()
+          collectgarbage("step")
+        end
+      end
+      local per = name == "mlp" and 100 or 10
+      local reps = quick and 2 or 5
+      batches(name == "mlp" and 50 or 5)           -- warm-up: allocator, BLAS buffers
+      local rates = {}
+      for r = 1, reps do
+        local t0 = clock()
+        batches(per)
+        rates[r] = per * 128 / (clock() - t0)
+      end
+      bench.report("train." .. name .. ".t" .. threads, rates, "samples/s")
+    end
+    if name == "mlp" then
+      local rss = peak_rss_mib()
+      if rss then bench.report("train.mlp.peak_rss", { rss }, "MiB") end
+    end
+  end
+end
