@@ -7,9 +7,17 @@
 
 void ct_node_free_saved(ct_node *nd);
 
+/* True when *slot is a sum nobody else can see: held once, on its own storage, outside
+ * any graph.  Adding into it in place then saves a tensor per accumulation. */
+static bool private_sum(const ct_tensor *s, const ct_tensor *g) {
+  return !ct_grad_enabled && s->refs == 1 && s->storage->refs == 1 && s->grad_fn == NULL &&
+         !s->requires_grad && s->dtype == g->dtype && ct_same_shape(s, g) && ct_is_contiguous(s);
+}
+
 /* Adds g into *slot (a new reference is kept; g is borrowed). */
 static int accumulate(ct_tensor **slot, ct_tensor *g, ct_err *err) {
   if (*slot == NULL) { ct_tensor_retain(g); *slot = g; return 1; }
+  if (private_sum(*slot, g)) return ct_add_(*slot, g, 1.0, err);
   ct_tensor *s = ct_add(*slot, g, err);
   if (s == NULL) return 0;
   ct_tensor_release(*slot);
@@ -220,8 +228,9 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
     n->link = NULL;
     ct_tensor *gout = n->gacc;
     n->gacc = NULL;
-    ct_tensor *gin[64] = {0};
-    ct_tensor **gins = n->nin <= 64 ? gin : NULL;
+    ct_tensor *gin[8];   /* zeroed below for nin entries only: most nodes have one or two */
+    ct_tensor **gins = n->nin <= 8 ? gin : NULL;
+    if (gins) memset(gins, 0, (size_t)n->nin * sizeof *gins);
     int good = 1;
     if (gout && !run_hook(n->hook, &gout, err)) good = 0;
     if (good && gout)
@@ -245,7 +254,7 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
         }
       }
     }
-    for (int k = 0; good && k < n->nin; k++) {
+    for (int k = 0; good && gins && k < n->nin; k++) {   /* gins is NULL when no gradient came */
       ct_edge *e = &n->edge[k];
       if (!e->needs || gins[k] == NULL) continue;
       ct_tensor *g = fit_to_input(gins[k], e, err);

@@ -21,6 +21,7 @@ static void *run_chunk(void *arg) {
 }
 
 void ct_parallel(size_t n, ct_range_fn fn, void *ctx) {
+  if (n < 2 * GRAIN) { fn(ctx, 0, n); return; }   /* one chunk whatever the thread count */
   int nt = ct_get_num_threads();
   if (nt > MAXTHREADS) nt = MAXTHREADS;
   if (nt > 1 && n / GRAIN < (size_t)nt) nt = (int)(n / GRAIN);

@@ -160,8 +160,6 @@ const char *ct_dtype_name(ct_dtype dt) {
   return names[dt];
 }
 
-size_t ct_dtype_size(ct_dtype dt) { return dt == CT_F32 ? 4 : 8; }
-
 /* PyTorch's promotion for the three dtypes: any float beats int64, float64 beats float32. */
 ct_dtype ct_promote(ct_dtype a, ct_dtype b) {
   if (a == b) return a;
@@ -273,8 +271,6 @@ ct_tensor *ct_tensor_alias(ct_tensor *src, ct_err *err) {
   return t;
 }
 
-void ct_tensor_retain(ct_tensor *t) { t->refs++; }
-
 void ct_tensor_release(ct_tensor *t) {
   if (t == NULL || --t->refs > 0) return;
   storage_release(t->storage);
@@ -282,28 +278,6 @@ void ct_tensor_release(ct_tensor *t) {
   ct_node_release(t->grad_fn);
   mem.tensors--;
   ct_free(t, sizeof *t);
-}
-
-int64_t ct_numel(const ct_tensor *t) {
-  int64_t n = 1;
-  for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
-  return n;
-}
-
-bool ct_is_contiguous(const ct_tensor *t) {
-  int64_t st = 1;
-  for (int i = t->ndim - 1; i >= 0; i--) {
-    if (t->shape[i] != 1 && t->stride[i] != st) return false;
-    st *= t->shape[i];
-  }
-  return true;
-}
-
-bool ct_same_shape(const ct_tensor *a, const ct_tensor *b) {
-  if (a->ndim != b->ndim) return false;
-  for (int i = 0; i < a->ndim; i++)
-    if (a->shape[i] != b->shape[i]) return false;
-  return true;
 }
 
 static double load(const char *p, ct_dtype dt) {

@@ -51,7 +51,7 @@ int ct_fail(ct_err *err, const char *fmt, ...);   /* fills err, returns 0 */
 /* Writes "{2,3}" into buf (at least 96 bytes) and returns buf. */
 char *ct_shape_str(char *buf, int ndim, const int64_t *shape);
 const char *ct_dtype_name(ct_dtype dt);
-size_t ct_dtype_size(ct_dtype dt);
+static inline size_t ct_dtype_size(ct_dtype dt) { return dt == CT_F32 ? 4 : 8; }   /* inline: every kernel call asks */
 ct_dtype ct_promote(ct_dtype a, ct_dtype b);
 
 /* ---- tensors ---- */
@@ -64,16 +64,33 @@ ct_tensor *ct_tensor_scalar(ct_dtype dt, double v, ct_err *err);   /* 0-d */
 /* A new tensor struct on the same storage with the same geometry and no autograd
  * state (a detached alias); the caller owns it. */
 ct_tensor *ct_tensor_alias(ct_tensor *t, ct_err *err);
-void ct_tensor_retain(ct_tensor *t);
+static inline void ct_tensor_retain(ct_tensor *t) { t->refs++; }
 void ct_tensor_release(ct_tensor *t);       /* NULL is fine */
 
-int64_t ct_numel(const ct_tensor *t);
-bool ct_is_contiguous(const ct_tensor *t);
+/* inline, as the two below: small ops call them several times each, across files */
+static inline int64_t ct_numel(const ct_tensor *t) {
+  int64_t n = 1;
+  for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
+  return n;
+}
+static inline bool ct_is_contiguous(const ct_tensor *t) {
+  int64_t st = 1;
+  for (int i = t->ndim - 1; i >= 0; i--) {
+    if (t->shape[i] != 1 && t->stride[i] != st) return false;
+    st *= t->shape[i];
+  }
+  return true;
+}
 void ct_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
 static inline char *ct_data(const ct_tensor *t) {
   return (char *)t->storage->data + (size_t)t->offset * ct_dtype_size(t->dtype);
 }
-bool ct_same_shape(const ct_tensor *a, const ct_tensor *b);
+static inline bool ct_same_shape(const ct_tensor *a, const ct_tensor *b) {
+  if (a->ndim != b->ndim) return false;
+  for (int i = 0; i < a->ndim; i++)
+    if (a->shape[i] != b->shape[i]) return false;
+  return true;
+}
 /* Reads element number i (row-major logical order) as a double. */
 double ct_get_flat(const ct_tensor *t, int64_t i);
 double ct_get_at(const ct_tensor *t, const int64_t *idx);

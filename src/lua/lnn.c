@@ -61,15 +61,17 @@ static int t_linear (lua_State *L) {
   return ct_lua_push(L, ct_linear(x, w, b, &err), "linear", &err);
 }
 
-/* bias_add(x, b) -> x (R,N) + b (R) along rows */
-static int t_bias_add (lua_State *L) {
-  ct_tensor *x = ct_lua_check(L, 1), *b = ct_lua_check(L, 2);
+/* _conv_out(y, bias or nil, b, ho, wo) -> y (Cout, B*Ho*Wo) as (B, Cout, Ho, Wo) + bias */
+static int t_conv_out (lua_State *L) {
+  ct_tensor *y = ct_lua_check(L, 1);
+  ct_tensor *b = lua_isnil(L, 2) ? NULL : ct_lua_check(L, 2);
+  lua_Integer n = luaL_checkinteger(L, 3), ho = luaL_checkinteger(L, 4), wo = luaL_checkinteger(L, 5);
   ct_err err;
-  return ct_lua_push(L, ct_bias_add(x, b, &err), "bias_add", &err);
+  return ct_lua_push(L, ct_conv_out(y, b, n, ho, wo, &err), "conv_out", &err);
 }
 
 static const luaL_Reg nn_funcs[] = {
-  {"bias_add", t_bias_add},
+  {"_conv_out", t_conv_out},   /* the underscore keeps it out of crater.* */
   {"linear", t_linear},
   {"set_flush_denormal", t_set_flush_denormal},
   {"im2col", t_im2col},

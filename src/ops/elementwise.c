@@ -30,6 +30,10 @@ static void flat_range(void *vjob, size_t lo, size_t hi) {
 }
 
 static void flat_run(ct_loop_fn fn, void *ctx, int nops, char **p, const size_t *es, int64_t n) {
+  if (n < 4096) {   /* ct_parallel would keep it on this thread anyway; the job cost a tiny op ~100 instructions */
+    fn(p, (int64_t[]){1, 1, 1, 1}, n, ctx);
+    return;
+  }
   flat_job j = {fn, ctx, nops, {0}, {0}};
   for (int k = 0; k < nops; k++) { j.p[k] = p[k]; j.es[k] = es[k]; }
   ct_parallel((size_t)n, flat_range, &j);
@@ -120,15 +124,15 @@ static void unary_apply(ct_tensor *y, ct_tensor *x, ct_unary_op op, double a, do
     c.b = isinf(b) ? 9.2e18 : b;
   }
   char *base[2] = {ct_data(y), ct_data(x)};
-  int64_t st[2][CT_MAXDIM];
-  memcpy(st[0], y->stride, sizeof st[0]);
-  memcpy(st[1], x->stride, sizeof st[1]);
   ct_loop_fn fn = x->dtype == CT_F32 ? unary_f32 : x->dtype == CT_F64 ? unary_f64 : unary_i64;
   size_t es = ct_dtype_size(x->dtype);
   if (ct_is_contiguous(x) && ct_is_contiguous(y)) {
     flat_run(fn, &c, 2, base, (size_t[]){es, es}, ct_numel(x));
     return;
   }
+  int64_t st[2][CT_MAXDIM];
+  memcpy(st[0], y->stride, sizeof st[0]);
+  memcpy(st[1], x->stride, sizeof st[1]);
   ct_iterate(2, base, (size_t[]){es, es}, x->ndim, x->shape, st, fn, &c);
 }
 
@@ -291,6 +295,7 @@ static int unary_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *er
   }
   case CT_U_POW:   /* g a x^(a-1) */
     if (a == 0) r = ct_zeros_like(g, err);
+    else if (a == 2) r = mul_own(un(CT_U_MULS, g, 2, err), (ct_tensor_retain(s), s), err);   /* x^1 is x: one op fewer */
     else r = mul_own(un(CT_U_MULS, g, a, err), un(CT_U_POW, s, a - 1, err), err);
     break;
   case CT_U_RPOW: t = un(CT_U_MULS, s, log(a), err); r = t ? ct_mul(g, t, err) : NULL; ct_tensor_release(t); break;  /* g y ln a */

@@ -65,6 +65,11 @@ static void valid_cols(int64_t wo, int64_t w, int64_t s, int64_t p, int64_t j, i
  * contiguous: row (c,i,j) holds x[n, c, oh*sh-ph+i, ow*sw-pw+j] at column n*L + oh*Wo + ow,
  * so one GEMM W (Cout, C*kh*kw) x cols serves the whole batch, writes are contiguous and,
  * for stride 1, so are the reads.  col2im: x += the windows of cols (x zeroed first). */
+/* One candidate of a max window: it wins when larger, or when NaN and the best is not. */
+#define MAX_STEP(T, val, at)                                                                  \
+  { T v_ = (val); bool win_ = v_ > bv || (v_ != v_ && bv == bv);                              \
+    bv = win_ ? v_ : bv; best = win_ ? (at) : best; }
+
 #define DEFINE_WINDOW_KERNELS(T, sfx)                                                           \
   static void im2col_##sfx(T *restrict cols, const T *restrict x, int64_t b, int64_t n0,      \
                            int64_t n1, int64_t c, int64_t h, int64_t wd, int64_t ho,            \
@@ -76,6 +81,26 @@ static void valid_cols(int64_t wo, int64_t w, int64_t s, int64_t p, int64_t j, i
           int64_t lo, hi;                                                                       \
           valid_cols(wo, wd, w.sw, w.pw, j, &lo, &hi);                                          \
           T *r = cols + ((ch * w.kh + i) * w.kw + j) * b * l;                                   \
+          if (w.sh == 1 && w.sw == 1 && wo == wd) {                                             \
+            /* stride 1, width kept: output l reads input l + off, so one copy per image,      \
+             * clipped to the plane, then zeros where the column falls outside the row */      \
+            int64_t off = (i - w.ph) * wd + j - w.pw, a = off < 0 ? -off : 0;                   \
+            int64_t e = h * wd - off < l ? h * wd - off : l;                                    \
+            if (e < a) e = a;                                                                   \
+            for (int64_t n = n0; n < n1; n++) {                                                 \
+              const T *xp = x + (n * c + ch) * h * wd;                                          \
+              T *rp = r + n * l;                                                                \
+              memset(rp, 0, (size_t)a * sizeof(T));                                             \
+              memcpy(rp + a, xp + a + off, (size_t)(e - a) * sizeof(T));                        \
+              memset(rp + e, 0, (size_t)(l - e) * sizeof(T));                                   \
+              if (lo > 0 || hi < wo)                                                            \
+                for (int64_t oh = 0; oh < ho; oh++) {                                           \
+                  for (int64_t ow = 0; ow < lo; ow++) rp[oh * wo + ow] = 0;                     \
+                  for (int64_t ow = hi; ow < wo; ow++) rp[oh * wo + ow] = 0;                    \
+                }                                                                               \
+            }                                                                                   \
+            continue;                                                                           \
+          }                                                                                     \
           for (int64_t n = n0; n < n1; n++) {                                                   \
             const T *xp = x + (n * c + ch) * h * wd;                                            \
             for (int64_t oh = 0; oh < ho; oh++) {                                               \
@@ -114,22 +139,31 @@ static void valid_cols(int64_t wo, int64_t w, int64_t s, int64_t p, int64_t j, i
           }                                                                                     \
         }                                                                                       \
   }                                                                                             \
-  static void maxidx_##sfx(int64_t *restrict idx, const T *restrict x, int64_t bc, int64_t h,  \
-                           int64_t wd, int64_t ho, int64_t wo, ct_win w) {                     \
+  /* planes n0..n1 of x (BC,H,W): idx (BC,L) of each window's winner, y (BC,L) its value */ \
+  static void maxidx_##sfx(int64_t *restrict idx, T *restrict y, const T *restrict x,          \
+                           int64_t n0, int64_t n1, int64_t h, int64_t wd, int64_t ho,           \
+                           int64_t wo, ct_win w) {                                              \
+    idx += n0 * ho * wo;                                                                        \
+    y += n0 * ho * wo;                                                                          \
     if (w.kh == 2 && w.kw == 2 && w.sh == 2 && w.sw == 2 && w.ph == 0 && w.pw == 0) {          \
       /* the common 2x2 pooling: four candidates, first wins ties, NaN propagates */           \
-      for (int64_t n = 0; n < bc; n++)                                                          \
+      for (int64_t n = n0; n < n1; n++) {                                                       \
+        const T *xp = x + n * h * wd;                                                           \
         for (int64_t oh = 0; oh < ho; oh++)                                                     \
           for (int64_t ow = 0; ow < wo; ow++) {                                                 \
-            int64_t p0 = n * h * wd + 2 * oh * wd + 2 * ow;                                     \
-            int64_t c[4] = {p0, p0 + 1, p0 + wd, p0 + wd + 1}, best = c[0];                     \
-            for (int q = 1; q < 4; q++)                                                         \
-              if (x[c[q]] > x[best] || (x[c[q]] != x[c[q]] && x[best] == x[best])) best = c[q]; \
-            *idx++ = best - n * h * wd;                                                         \
+            int64_t p0 = 2 * oh * wd + 2 * ow, best = p0;                                       \
+            const T *r0 = xp + p0, *r1 = r0 + wd;                                               \
+            T bv = r0[0];      /* values in registers, so the compares become selects */       \
+            MAX_STEP(T, r0[1], p0 + 1)                                                          \
+            MAX_STEP(T, r1[0], p0 + wd)                                                         \
+            MAX_STEP(T, r1[1], p0 + wd + 1)                                                     \
+            *idx++ = best;                                                                      \
+            *y++ = bv;                                                                          \
           }                                                                                     \
+      }                                                                                         \
       return;                                                                                   \
     }                                                                                           \
-    for (int64_t n = 0; n < bc; n++) {                                                          \
+    for (int64_t n = n0; n < n1; n++) {                                                         \
       const T *xp = x + n * h * wd;                                                             \
       for (int64_t oh = 0; oh < ho; oh++) {                                                     \
         int64_t i0 = oh * w.sh - w.ph, i1 = i0 + w.kh;                                          \
@@ -147,19 +181,22 @@ static void valid_cols(int64_t wo, int64_t w, int64_t s, int64_t p, int64_t j, i
               if (v > bv || (v != v && bv == bv)) { bv = v; best = i * wd + j; }                \
             }                                                                                   \
           *idx++ = best;                                                                        \
+          *y++ = bv;                                                                            \
         }                                                                                       \
       }                                                                                         \
     }                                                                                           \
   }                                                                                             \
-  /* y[r, k] = x[r, idx[r, k]] and its adjoint gx[r, idx[r, k]] += g[r, k] */                  \
+  /* rows r0..r1 of y[r, k] = x[r, idx[r, k]] and of its adjoint gx[r, idx[r, k]] += g[r, k]    \
+   * (gx's rows are zeroed here, so that the zeroing is split over threads too) */             \
   static void take_##sfx(T *restrict y, const T *restrict x, const int64_t *restrict idx,      \
-                         int64_t rows, int64_t hw, int64_t l) {                                 \
-    for (int64_t r = 0; r < rows; r++)                                                          \
+                         int64_t r0, int64_t r1, int64_t hw, int64_t l) {                       \
+    for (int64_t r = r0; r < r1; r++)                                                           \
       for (int64_t k = 0; k < l; k++) y[r * l + k] = x[r * hw + idx[r * l + k]];                \
   }                                                                                             \
   static void put_##sfx(T *restrict gx, const T *restrict g, const int64_t *restrict idx,      \
-                        int64_t rows, int64_t hw, int64_t l) {                                  \
-    for (int64_t r = 0; r < rows; r++)                                                          \
+                        int64_t r0, int64_t r1, int64_t hw, int64_t l) {                        \
+    memset(gx + r0 * hw, 0, (size_t)((r1 - r0) * hw) * sizeof(T));                              \
+    for (int64_t r = r0; r < r1; r++)                                                           \
       for (int64_t k = 0; k < l; k++) gx[r * hw + idx[r * l + k]] += g[r * l + k];             \
   }
 
@@ -288,14 +325,53 @@ static ct_tensor *record_idx(ct_tensor *out, const ct_op *op, ct_tensor *x, ct_t
   return out;
 }
 
+/* Pooling kernels over a range of planes (one channel of one image), so that a batch is
+ * split across threads like window_range: plane n touches only its own rows of idx, y, gx. */
+typedef enum { POOL_MAXIDX, POOL_TAKE, POOL_PUT } pool_kind;
+typedef struct {
+  pool_kind kind;
+  bool f64;
+  char *y;                 /* maxidx, take: y (rows,l); put: gx (rows,hw) */
+  const char *x;           /* maxidx, take: x (rows,hw); put: g (rows,l) */
+  int64_t *idx;            /* (rows,l) */
+  int64_t hw, l, h, wd, ho, wo;
+  ct_win w;
+} pool_job;
+
+static void pool_range(void *vj, size_t lo, size_t hi) {
+  pool_job *j = vj;
+  size_t per = (size_t)(j->hw > j->l ? j->hw : j->l);   /* items: elements of the larger side */
+  if (per == 0) per = 1;
+  int64_t r0 = (int64_t)((lo + per - 1) / per), r1 = (int64_t)((hi + per - 1) / per);
+  switch (j->kind) {
+  case POOL_MAXIDX:
+    if (j->f64) maxidx_f64(j->idx, (double *)j->y, (const double *)j->x, r0, r1, j->h, j->wd, j->ho, j->wo, j->w);
+    else maxidx_f32(j->idx, (float *)j->y, (const float *)j->x, r0, r1, j->h, j->wd, j->ho, j->wo, j->w);
+    break;
+  case POOL_TAKE:
+    if (j->f64) take_f64((double *)j->y, (const double *)j->x, j->idx, r0, r1, j->hw, j->l);
+    else take_f32((float *)j->y, (const float *)j->x, j->idx, r0, r1, j->hw, j->l);
+    break;
+  case POOL_PUT:
+    if (j->f64) put_f64((double *)j->y, (const double *)j->x, j->idx, r0, r1, j->hw, j->l);
+    else put_f32((float *)j->y, (const float *)j->x, j->idx, r0, r1, j->hw, j->l);
+    break;
+  }
+}
+
+static void pool_run(pool_job *j, int64_t rows) {
+  ct_parallel((size_t)(rows * (j->hw > j->l ? j->hw : j->l)), pool_range, j);
+}
+
 /* x: any shape whose numel is rows*hw (contiguous after ct_contig); result 'shape'. */
 static ct_tensor *take_rows(ct_tensor *x, ct_tensor *idx, int ndim, const int64_t *shape, ct_err *err) {
   int64_t l = idx->shape[idx->ndim - 1], rows = ct_numel(idx) / (l ? l : 1), hw = ct_numel(x) / (rows ? rows : 1);
   ct_tensor *xc = ct_contig(x, false, err), *y = NULL;
   if (xc == NULL) return NULL;
   if ((y = ct_tensor_new(x->dtype, ndim, shape, err)) != NULL) {
-    if (x->dtype == CT_F32) take_f32((float *)ct_data(y), (const float *)ct_data(xc), (const int64_t *)ct_data(idx), rows, hw, l);
-    else take_f64((double *)ct_data(y), (const double *)ct_data(xc), (const int64_t *)ct_data(idx), rows, hw, l);
+    pool_job j = {.kind = POOL_TAKE, .f64 = x->dtype == CT_F64, .y = ct_data(y), .x = ct_data(xc),
+                  .idx = (int64_t *)ct_data(idx), .hw = hw, .l = l};
+    pool_run(&j, rows);
   }
   ct_tensor_release(xc);
   return y ? record_idx(y, &take_op, x, idx, err) : NULL;
@@ -305,10 +381,10 @@ static ct_tensor *put_rows(ct_tensor *g, ct_tensor *idx, int ndim, const int64_t
   int64_t l = idx->shape[idx->ndim - 1], rows = ct_numel(idx) / (l ? l : 1);
   ct_tensor *gc = ct_contig(g, false, err), *y = NULL;
   if (gc == NULL) return NULL;
-  if ((y = ct_tensor_zeros(g->dtype, ndim, shape, err)) != NULL) {
-    int64_t hw = ct_numel(y) / (rows ? rows : 1);
-    if (g->dtype == CT_F32) put_f32((float *)ct_data(y), (const float *)ct_data(gc), (const int64_t *)ct_data(idx), rows, hw, l);
-    else put_f64((double *)ct_data(y), (const double *)ct_data(gc), (const int64_t *)ct_data(idx), rows, hw, l);
+  if ((y = ct_tensor_new(g->dtype, ndim, shape, err)) != NULL) {   /* put zeroes its rows */
+    pool_job j = {.kind = POOL_PUT, .f64 = g->dtype == CT_F64, .y = ct_data(y), .x = ct_data(gc),
+                  .idx = (int64_t *)ct_data(idx), .hw = ct_numel(y) / (rows ? rows : 1), .l = l};
+    pool_run(&j, rows);
   }
   ct_tensor_release(gc);
   return y ? record_idx(y, &put_op, g, idx, err) : NULL;
@@ -324,12 +400,14 @@ ct_tensor *ct_max_pool2d(ct_tensor *x, ct_win w, ct_err *err) {
   int64_t ishape[3] = {b, c, ho * wo}, oshape[4] = {b, c, ho, wo};
   ct_tensor *xc = ct_contig(x, false, err), *idx = NULL, *out = NULL;
   if (xc == NULL) return NULL;
-  if ((idx = ct_tensor_new(CT_I64, 3, ishape, err)) != NULL) {
-    if (x->dtype == CT_F32)
-      maxidx_f32((int64_t *)ct_data(idx), (const float *)ct_data(xc), b * c, h, wd, ho, wo, w);
-    else
-      maxidx_f64((int64_t *)ct_data(idx), (const double *)ct_data(xc), b * c, h, wd, ho, wo, w);
-    out = take_rows(x, idx, 4, oshape, err);
+  /* one pass finds each winner and copies its value: the result is take_rows(x, idx) */
+  if ((idx = ct_tensor_new(CT_I64, 3, ishape, err)) != NULL &&
+      (out = ct_tensor_new(x->dtype, 4, oshape, err)) != NULL) {
+    pool_job j = {.kind = POOL_MAXIDX, .f64 = x->dtype == CT_F64, .y = ct_data(out), .x = ct_data(xc),
+                  .idx = (int64_t *)ct_data(idx), .hw = h * wd, .l = ho * wo, .h = h, .wd = wd,
+                  .ho = ho, .wo = wo, .w = w};
+    pool_run(&j, b * c);
+    out = record_idx(out, &take_op, x, idx, err);
   }
   ct_tensor_release(xc);
   ct_tensor_release(idx);
@@ -421,43 +499,88 @@ done:
   return y;
 }
 
-/* ---------------- bias_add: x (R, N) + b (R) per row ---------------- */
+/* ---------------- conv_out: (Cout, B*L) GEMM result -> (B, Cout, Ho, Wo) + bias ---------------- */
 
-static int bias_add_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
-  int ok = 1;
-  if (nd->edge[0].needs) { ct_tensor_retain(g); gin[0] = g; }
-  if (nd->edge[1].needs) ok = (gin[1] = ct_reduce(CT_R_SUM, g, 1, false, err)) != NULL;
-  return ok;
-}
-static const ct_op bias_add_op = {"BiasAddBackward", bias_add_backward};
+/* out row r = (i, k) of an (n1, n0, L) result is x row (k, i) of an (n0, n1, L) input, plus
+ * bias[k] when there is one: the swap of two leading dims, split over threads by rows. */
+typedef struct {
+  bool f64;
+  char *y;
+  const char *x, *bias;
+  int64_t n0, n1, l;
+} swap_job;
 
-ct_tensor *ct_bias_add(ct_tensor *x, ct_tensor *b, ct_err *err) {
-  char xs[96], bs[96];
-  if (x->ndim != 2 || b->ndim != 1 || b->shape[0] != x->shape[0] || x->dtype == CT_I64 ||
-      b->dtype != x->dtype)
-    return ct_fail(err, "bias %s (%s) does not fit rows of %s (%s)", ct_shape_str(bs, b->ndim, b->shape),
-                   ct_dtype_name(b->dtype), ct_shape_str(xs, x->ndim, x->shape), ct_dtype_name(x->dtype)), NULL;
-  int64_t r = x->shape[0], n = x->shape[1];
-  ct_tensor *xc = ct_contig(x, false, err), *bc = xc ? ct_contig(b, false, err) : NULL, *y = NULL;
-  if (bc && (y = ct_tensor_new(x->dtype, 2, x->shape, err)) != NULL) {
-    for (int64_t i = 0; i < r; i++) {
-      if (x->dtype == CT_F32) {
-        float *restrict o = (float *)ct_data(y) + i * n, v = ((const float *)ct_data(bc))[i];
-        const float *restrict a = (const float *)ct_data(xc) + i * n;
-        for (int64_t j = 0; j < n; j++) o[j] = a[j] + v;
-      } else {
-        double *restrict o = (double *)ct_data(y) + i * n, v = ((const double *)ct_data(bc))[i];
-        const double *restrict a = (const double *)ct_data(xc) + i * n;
-        for (int64_t j = 0; j < n; j++) o[j] = a[j] + v;
-      }
+static void swap_range(void *vj, size_t lo, size_t hi) {
+  swap_job *j = vj;
+  size_t per = (size_t)(j->l > 0 ? j->l : 1);
+  int64_t r0 = (int64_t)((lo + per - 1) / per), r1 = (int64_t)((hi + per - 1) / per), l = j->l;
+  for (int64_t r = r0; r < r1; r++) {
+    int64_t i = r / j->n0, k = r % j->n0, src = (k * j->n1 + i) * l;
+    size_t es = j->f64 ? sizeof(double) : sizeof(float);
+    if (j->bias == NULL)   /* a plain copy: adding 0 would turn -0 into +0 */
+      memcpy(j->y + (size_t)(r * l) * es, j->x + (size_t)src * es, (size_t)l * es);
+    else if (j->f64) {
+      double *restrict o = (double *)j->y + r * l, v = ((const double *)j->bias)[k];
+      const double *restrict a = (const double *)j->x + src;
+      for (int64_t q = 0; q < l; q++) o[q] = a[q] + v;
+    } else {
+      float *restrict o = (float *)j->y + r * l, v = ((const float *)j->bias)[k];
+      const float *restrict a = (const float *)j->x + src;
+      for (int64_t q = 0; q < l; q++) o[q] = a[q] + v;
     }
-    ct_tensor *in[2] = {x, b};
-    if (ct_needs_grad(2, in) && ct_record(&bias_add_op, y, 2, in, err) == NULL) {
-      ct_tensor_release(y);
-      y = NULL;
+  }
+}
+
+static int swap_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err);
+static const ct_op swap_op = {"ConvOutBackward", swap_backward};
+
+/* x (n0, n1, L) in any shape of that numel -> 'shape' holding (n1, n0, L), plus bias (n0)
+ * or NULL.  Records swap_op with n0, n1, L in the node when x or bias needs a gradient. */
+static ct_tensor *swap_lead(ct_tensor *x, ct_tensor *bias, int64_t n0, int64_t n1, int64_t l, int ndim,
+                            const int64_t *shape, ct_err *err) {
+  ct_tensor *xc = ct_contig(x, false, err), *bc = xc && bias ? ct_contig(bias, false, err) : NULL, *y = NULL;
+  if (xc && (bias == NULL || bc) && (y = ct_tensor_new(x->dtype, ndim, shape, err)) != NULL) {
+    swap_job j = {x->dtype == CT_F64, ct_data(y), ct_data(xc), bc ? ct_data(bc) : NULL, n0, n1, l};
+    /* identical for any thread count: each element is one add */
+    ct_parallel((size_t)(n0 * n1 * l), swap_range, &j);
+    ct_tensor *in[2] = {x, bias};
+    int nin = bias ? 2 : 1;
+    if (ct_needs_grad(nin, in)) {
+      ct_node *nd = ct_record(&swap_op, y, nin, in, err);
+      if (nd == NULL) { ct_tensor_release(y); y = NULL; }
+      else { nd->i[0] = n0; nd->i[1] = n1; nd->i[2] = l; }
     }
   }
   ct_tensor_release(xc);
   ct_tensor_release(bc);
   return y;
+}
+
+/* gx = the swap back into x's shape; gbias = the sums of gx's n0 rows. */
+static int swap_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
+  int64_t n0 = nd->i[0], n1 = nd->i[1], l = nd->i[2];
+  bool need_bias = nd->nin > 1 && nd->edge[1].needs;
+  ct_tensor *gx = swap_lead(g, NULL, n1, n0, l, nd->edge[0].ndim, nd->edge[0].shape, err), *g2 = NULL;
+  int ok = gx != NULL;
+  if (ok && need_bias) {
+    int64_t rows[2] = {n0, n1 * l};
+    ok = (g2 = ct_view(gx, 2, rows, err)) != NULL && (gin[1] = ct_reduce(CT_R_SUM, g2, 1, false, err)) != NULL;
+  }
+  if (ok && nd->edge[0].needs) { gin[0] = gx; gx = NULL; }
+  ct_tensor_release(gx);
+  ct_tensor_release(g2);
+  return ok;
+}
+
+ct_tensor *ct_conv_out(ct_tensor *y, ct_tensor *bias, int64_t b, int64_t ho, int64_t wo, ct_err *err) {
+  char ys[96], bs[96];
+  int64_t l = ho * wo;
+  if (y->ndim != 2 || y->dtype == CT_I64 || b <= 0 || ho <= 0 || wo <= 0 || y->shape[1] != b * l ||
+      (bias && (bias->ndim != 1 || bias->shape[0] != y->shape[0] || bias->dtype != y->dtype)))
+    return ct_fail(err, "%s (%s)%s%s does not fit %lld images of %lldx%lld", ct_shape_str(ys, y->ndim, y->shape),
+                   ct_dtype_name(y->dtype), bias ? " with bias " : "",
+                   bias ? ct_shape_str(bs, bias->ndim, bias->shape) : "", (long long)b, (long long)ho,
+                   (long long)wo), NULL;
+  int64_t shape[4] = {b, y->shape[0], ho, wo};
+  return swap_lead(y, bias, y->shape[0], b, l, 4, shape, err);
 }

@@ -31,9 +31,11 @@ int64_t ct_win_out(int64_t in, int64_t k, int64_t s, int64_t p);
  * Fails on non-2-D, integer or mixed-dtype operands or mismatched sizes. */
 ct_tensor *ct_linear(ct_tensor *x, ct_tensor *w, ct_tensor *b, ct_err *err);
 
-/* x (R,N) + b (R) broadcast along each row (a convolution's bias over (Cout, B*L)).
- * Backward: gx = g, gb = the row sums of g. */
-ct_tensor *ct_bias_add(ct_tensor *x, ct_tensor *b, ct_err *err);
+/* The output of a convolution's GEMM, y (Cout, B*L), as (B, Cout, Ho, Wo) with L = Ho*Wo,
+ * plus bias (Cout) or NULL: one pass instead of a bias add and a transposed copy.
+ * Backward: the swap back and, for the bias, the row sums of it.  Fails on a non-2-D or
+ * integer y, sizes that do not match, or a bias not (Cout) of y's dtype. */
+ct_tensor *ct_conv_out(ct_tensor *y, ct_tensor *bias, int64_t b, int64_t ho, int64_t wo, ct_err *err);
 
 /* Flush subnormal floats to zero (FTZ and DAZ) on the calling thread, as
  * torch.set_flush_denormal; returns false where the CPU has no such mode. */

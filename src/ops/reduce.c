@@ -46,7 +46,15 @@ static int reduced_shape(const ct_tensor *x, int dim, bool keepdim, int64_t *sha
       T *yo = y + o * s.inner;                                                         \
       if (s.inner == 1) {                                                              \
         ACC acc = op == CT_R_PROD ? 1 : 0;                                             \
-        if (op == CT_R_SUM || op == CT_R_MEAN) for (int64_t k = 0; k < s.n; k++) acc += xo[k]; \
+        if (op == CT_R_SUM || op == CT_R_MEAN) {                                       \
+          /* eight running sums: one chain of dependent adds would bound the loop */     \
+          ACC part[8] = {0};                                                           \
+          int64_t k = 0;                                                               \
+          for (; k + 8 <= s.n; k += 8)                                                 \
+            for (int q = 0; q < 8; q++) part[q] += xo[k + q];                          \
+          for (; k < s.n; k++) acc += xo[k];                                           \
+          for (int q = 0; q < 8; q++) acc += part[q];                                  \
+        }                                                                              \
         else if (op == CT_R_PROD) for (int64_t k = 0; k < s.n; k++) acc *= xo[k];      \
         else {                                                                         \
           acc = xo[0];                                                                 \
@@ -83,6 +91,21 @@ REDUCE_KERNEL(float, double, reduce_f32)
 REDUCE_KERNEL(double, double, reduce_f64)
 REDUCE_KERNEL(int64_t, int64_t, reduce_i64)
 
+/* The outer rows of a reduction split across threads (each row is reduced whole, so the
+ * result does not depend on the thread count): a conv bias gradient sums (Cout, B*L). */
+typedef struct { ct_reduce_op op; ct_dtype dt; char *y; const char *x; span3 s; } reduce_job;
+
+static void reduce_range(void *vj, size_t lo, size_t hi) {
+  reduce_job *j = vj;
+  size_t per = (size_t)(j->s.n * j->s.inner);
+  int64_t o0 = (int64_t)((lo + per - 1) / per), o1 = (int64_t)((hi + per - 1) / per);
+  span3 s = {o1 - o0, j->s.n, j->s.inner};
+  size_t es = ct_dtype_size(j->dt), xoff = (size_t)(o0 * j->s.n * j->s.inner) * es, yoff = (size_t)(o0 * j->s.inner) * es;
+  if (j->dt == CT_F32) reduce_f32(j->op, (float *)(j->y + yoff), (const float *)(j->x + xoff), s);
+  else if (j->dt == CT_F64) reduce_f64(j->op, (double *)(j->y + yoff), (const double *)(j->x + xoff), s);
+  else reduce_i64(j->op, (int64_t *)(j->y + yoff), (const int64_t *)(j->x + xoff), s);
+}
+
 static int reduce_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err);
 static const ct_op reduce_ops[] = {
   [CT_R_SUM] = {"SumBackward", reduce_backward}, [CT_R_MEAN] = {"MeanBackward", reduce_backward},
@@ -109,9 +132,10 @@ ct_tensor *ct_reduce(ct_reduce_op op, ct_tensor *x, int dim, bool keepdim, ct_er
     if (s.n == 0 && s.outer * s.inner > 0) {   /* empty reduction: identity */
       ct_tensor_release(y);
       y = ct_tensor_full(src->dtype, nd, shape, op == CT_R_PROD ? 1 : (op == CT_R_MEAN ? NAN : 0), err);
-    } else if (src->dtype == CT_F32) reduce_f32(op, (float *)ct_data(y), (const float *)ct_data(c), s);
-    else if (src->dtype == CT_F64) reduce_f64(op, (double *)ct_data(y), (const double *)ct_data(c), s);
-    else reduce_i64(op, (int64_t *)ct_data(y), (const int64_t *)ct_data(c), s);
+    } else if (s.n > 0) {
+      reduce_job j = {op, src->dtype, ct_data(y), ct_data(c), s};
+      ct_parallel((size_t)(s.outer * s.n * s.inner), reduce_range, &j);
+    }
   }
   ct_tensor_release(c);
   if (y && ct_needs_grad(1, &src)) {

@@ -58,10 +58,10 @@ function F.conv2d(x, weight, bias, o)
   local cols = core.im2col(x, kh, kw, sh, sw, ph, pw)          -- (Cin*kh*kw, B*L)
   local ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
   local y = weight:view(cout, -1):matmul(cols)                  -- (Cout, B*L): one GEMM
-  if bias ~= nil then
-    y = bias:dtype() == y:dtype() and core.bias_add(y, bias) or y + bias:view(cout, 1)
+  if bias ~= nil and bias:dtype() ~= y:dtype() then   -- promotes, as PyTorch
+    y, bias = y + bias:view(cout, 1), nil
   end
-  return y:view(cout, b, ho, wo):transpose(1, 2):contiguous()   -- (B, Cout, Ho, Wo)
+  return core._conv_out(y, bias, b, ho, wo)                     -- (B, Cout, Ho, Wo) + bias
 end
 
 local function win(k, o, fn)

@@ -33,8 +33,10 @@ function Adam:validate(group)
   self:check_betas(group)
 end
 
+-- looked up only when state is made, not at every step
+local function zeros_like(p) return (package.loaded.crater or require "crater").zeros_like(p) end
+
 function Adam:init_state(p, state, group)
-  local zeros_like = (package.loaded.crater or require "crater").zeros_like
   if state.step == nil then
     state.step, state.exp_avg, state.exp_avg_sq = 0, zeros_like(p), zeros_like(p)
   end

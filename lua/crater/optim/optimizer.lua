@@ -227,17 +227,20 @@ end
 local function unchanged(snap, group, keys)
   for i = 1, #keys do
     local v, s = group[keys[i]], snap[i]
-    if type(v) == "table" and getmetatable(v) == nil then
-      if type(s) ~= "table" or #s ~= #v then return false end
+    if v ~= s then   -- equal scalars skip type(), which interns a string per call
+      if type(v) ~= "table" or getmetatable(v) ~= nil or type(s) ~= "table" or #s ~= #v then
+        return false
+      end
       for j = 1, #v do if s[j] ~= v[j] then return false end end
-    elseif s ~= v then
-      return false
     end
   end
   return true
 end
 
+-- Returns the gradients it checked, one per parameter in group order (false for none):
+-- each `p.grad` makes a new box, so the step reads them once, here.
 function Optimizer:check_step()
+  local grads, n = {}, 0
   local checked = rawget(self, "_checked")
   if checked == nil then
     checked = setmetatable({}, {__mode = "k"})
@@ -256,7 +259,9 @@ function Optimizer:check_step()
     for i = 1, #params do
       local p = params[i]
       local g = p.grad
-      if g ~= nil and not core.same_layout(g, p) then
+      n = n + 1
+      grads[n] = g or false
+      if g and not core.same_layout(g, p) then
         if not same_shape(g, p) then
           error(string.format("%s: the gradient of params[%d] has shape %s but the parameter has %s",
             self.__name, i, shape_str(g), shape_str(p)), 0)
@@ -268,6 +273,7 @@ function Optimizer:check_step()
       end
     end
   end
+  return grads
 end
 
 -- Runs update on every parameter that has a gradient (called under no_grad).
@@ -275,33 +281,40 @@ end
 -- parameter's state is made first and the updates run after: the kernels allocate
 -- nothing, so a step that runs out of memory changes no parameter (new states are kept
 -- only when all of them were made).
-local function prepare(self, state, groups)
-  local fresh = {}
+local function prepare(self, state, groups, grads)
+  local fresh, n = nil, 0   -- made only at a first step: most steps have no new state
   for gi = 1, #groups do
     local group = groups[gi]
     local params = group.params
     for i = 1, #params do
       local p = params[i]
-      if p.grad ~= nil then
+      n = n + 1
+      if grads[n] then
         local st = state[p]
-        if st == nil then st = {}; fresh[#fresh + 1] = p; fresh[p] = st end
+        if st == nil then
+          st, fresh = {}, fresh or {}
+          fresh[#fresh + 1] = p; fresh[p] = st
+        end
         self:init_state(p, st, group)
       end
     end
   end
-  for i = 1, #fresh do state[fresh[i]] = fresh[fresh[i]] end
+  if fresh then
+    for i = 1, #fresh do state[fresh[i]] = fresh[fresh[i]] end
+  end
 end
 
-local function apply(self)
-  local state, groups = self.state, self.param_groups
-  if self.init_state then prepare(self, state, groups) end
+local function apply(self, grads)
+  local state, groups, n = self.state, self.param_groups, 0
+  if self.init_state then prepare(self, state, groups, grads) end
   for gi = 1, #groups do
     local group = groups[gi]
     local params = group.params
     for i = 1, #params do
       local p = params[i]
-      local g = p.grad
-      if g ~= nil then
+      n = n + 1
+      local g = grads[n]
+      if g then
         local st = state[p]
         if st == nil then st = {}; state[p] = st end
         self:update(p, g, st, group)
@@ -315,9 +328,9 @@ end
 function Optimizer:step(closure)
   local loss
   if closure ~= nil then loss = crater().enable_grad(closure) end
-  local ok, err = pcall(self.check_step, self)
-  if not ok then error(err, 2) end
-  crater().no_grad(apply, self)
+  local ok, grads = pcall(self.check_step, self)
+  if not ok then error(grads, 2) end
+  core.no_grad(apply, self, grads)   -- crater.no_grad is this function
   return loss
 end
 
@@ -332,8 +345,12 @@ end
 -- @param set_to_none (default true) set `.grad` to nil; false zeroes it in place
 -- (also accepts `{set_to_none = false}`)
 function Optimizer:zero_grad(set_to_none)
-  if type(set_to_none) == "table" then set_to_none = set_to_none.set_to_none end
-  if set_to_none == nil then set_to_none = true end
+  if set_to_none == nil then   -- first: the usual call skips type(), which costs a string
+    set_to_none = true
+  elseif type(set_to_none) == "table" then
+    set_to_none = set_to_none.set_to_none
+    if set_to_none == nil then set_to_none = true end
+  end
   local groups = self.param_groups
   for gi = 1, #groups do
     local params = groups[gi].params
