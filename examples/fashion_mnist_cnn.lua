@@ -9,7 +9,7 @@
 local crater = rawget(_G, "crater") or require "crater"
 local nn = crater.nn
 
-local opt = { epochs = 3, threads = 2, checkpoint = "fashion_mnist_cnn.ckpt", resume = false, seed = 0 }
+local opt = { epochs = 3, threads = 2, checkpoint = "fashion_mnist_cnn.ckpt", resume = false, seed = 2 }
 local argv = arg or {}
 local i = 1
 while i <= #argv do
