@@ -16,13 +16,7 @@
     const bool dec = a->decoupled, l2 = !a->decoupled && a->weight_decay != 0;           \
     const bool ams = a->amsgrad && vmax != NULL;                                         \
     for (size_t i = 0; i < n; i++) {                                                     \
-      T gi = sgn * g[i];                                                                 \
-      if (dec) p[i] = p[i] * decay;                                                      \
-      if (l2) gi = gi + wd * p[i];                                                       \
-      T mi = m[i] * b1 + c1 * gi;                                                        \
-      T vi = v[i] * b2 + (c2 * gi) * gi;                                                 \
-      m[i] = mi;                                                                         \
-      v[i] = vi;                                                                         \
+      CT_ADAM_MOMENTS(T)                                                                 \
       if (ams) {                                                                         \
         vi = CT_NANMAX(vmax[i], vi);                                                     \
         vmax[i] = vi;                                                                    \

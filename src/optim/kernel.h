@@ -13,4 +13,18 @@
 /* torch.sign: 0 for 0 and NaN (PyTorch 1.13 returns 0 for NaN). */
 #define CT_SIGN(T, x) ((T)((0 < (x)) - ((x) < 0)))
 
+/* The first half of every Adam-family update, in PyTorch's order (the same rounding
+ * as its single-tensor code): the gradient, negated to maximize, with decoupled decay
+ * applied to p or L2 decay added to g, then both moving averages written back.  Expects
+ * in scope p, g, m, v, i and the constants sgn, dec, decay, l2, wd, b1, c1, b2, c2;
+ * declares gi, mi, vi. */
+#define CT_ADAM_MOMENTS(T)             \
+  T gi = sgn * g[i];                   \
+  if (dec) p[i] = p[i] * decay;        \
+  if (l2) gi = gi + wd * p[i];         \
+  T mi = m[i] * b1 + c1 * gi;          \
+  T vi = v[i] * b2 + (c2 * gi) * gi;   \
+  m[i] = mi;                           \
+  v[i] = vi;
+
 #endif

@@ -17,13 +17,7 @@
     const T decay = (T)(1 - a->lr * a->weight_decay);                                    \
     const bool dec = a->decoupled, l2 = !a->decoupled && a->weight_decay != 0;           \
     for (size_t i = 0; i < n; i++) {                                                     \
-      T gi = sgn * g[i];                                                                 \
-      if (dec) p[i] = p[i] * decay;                                                      \
-      if (l2) gi = gi + wd * p[i];                                                       \
-      T mi = m[i] * b1 + c1 * gi;                                                        \
-      T vi = v[i] * b2 + (c2 * gi) * gi;                                                 \
-      m[i] = mi;                                                                         \
-      v[i] = vi;                                                                         \
+      CT_ADAM_MOMENTS(T)                                                                 \
       T denom = SQRT(vi / bc2) + eps;                                                    \
       T pi = p[i] + (k1 * gi) / denom;                                                   \
       p[i] = pi + (k2 * mi) / denom;                                                     \
