@@ -2,7 +2,7 @@
 -- maxpool 2; conv 32->64 likewise; linear 3136->128, ReLU; linear 128->10.  Adam (lr 1e-3),
 -- batch 128, 3 epochs; about 90% test accuracy (PyTorch 1.13: 86.8% after 1 epoch, 89.8% after 3).
 -- Usage: crater examples/fashion_mnist_cnn.lua [--epochs 3] [--threads 2]
---          [--seed 0] [--checkpoint fashion_mnist_cnn.ckpt] [--resume] [--data DIR]
+--          [--seed 2] [--checkpoint fashion_mnist_cnn.ckpt] [--resume] [--data DIR]
 -- Needs the Debian package dataset-fashion-mnist.  After every epoch it saves the model,
 -- the optimizer and the epoch to the checkpoint; --resume continues from it and gives
 -- the same numbers as an uninterrupted run.

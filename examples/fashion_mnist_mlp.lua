@@ -1,7 +1,7 @@
 --- Fashion-MNIST with a multilayer perceptron: 784-512-256-10, ReLU, Adam (lr 1e-3),
 -- batch 128, 5 epochs; about 88% test accuracy (PyTorch 1.13: 87.2-88.1%).
 -- Usage: crater examples/fashion_mnist_mlp.lua [--epochs 5] [--threads 2]
---          [--seed 0] [--checkpoint fashion_mnist_mlp.ckpt] [--resume] [--data DIR]
+--          [--seed 1] [--checkpoint fashion_mnist_mlp.ckpt] [--resume] [--data DIR]
 -- Needs the Debian package dataset-fashion-mnist.  After every epoch it saves the model,
 -- the optimizer and the epoch to the checkpoint; --resume continues from it and gives
 -- the same numbers as an uninterrupted run.
