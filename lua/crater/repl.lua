@@ -83,9 +83,11 @@ local function kb (n) return string.format("%.1f KB", n) end
 
 -- Runs `fn` and formats what it returned.
 local function run (state, fn, mute)
-  local t0, m0 = state.clock(), collectgarbage("count")
+  local memory = rawget(_G, "crater") and crater.memory   -- C bytes: Lua's count cannot see them
+  local t0, m0, c0 = state.clock(), collectgarbage("count"), memory and memory().bytes
   local res = table.pack(xpcall(fn, traceback))
   local dt, dm = state.clock() - t0, collectgarbage("count") - m0
+  local dc = memory and (memory().bytes - c0) / 1024
   local out, status = {}, "ok"
   if not res[1] then
     out[1] = pretty.paint(res[2], "error", state.color)
@@ -95,7 +97,8 @@ local function run (state, fn, mute)
   end
   local text = table.concat(out, "\t")
   if state.timing then
-    local t = pretty.paint(string.format("[%.6f s, Lua heap %s%s]", dt, dm >= 0 and "+" or "", kb(dm)),
+    local t = pretty.paint(string.format("[%.6f s, Lua heap %s%s%s]", dt, dm >= 0 and "+" or "", kb(dm),
+                                         dc and string.format(", tensors %s%s", dc >= 0 and "+" or "", kb(dc)) or ""),
                            "dim", state.color)
     text = text == "" and t or text .. "\n" .. t
   end
