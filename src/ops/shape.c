@@ -199,14 +199,37 @@ ct_tensor *ct_narrow(ct_tensor *x, int dim, int64_t start, int64_t len, ct_err *
                  x, (int64_t[]){dim, start}, 2, err);
 }
 
+static ct_tensor *select_pad(ct_tensor *g, int ndim, const int64_t *shape, int dim, int64_t index,
+                             ct_err *err);
+
 static int select_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
-  ct_tensor *u = ct_unsqueeze(g, (int)nd->i[0], err);
-  if (u == NULL) return 0;
-  gin[0] = ct_narrow_pad(u, nd->edge[0].ndim, nd->edge[0].shape, (int)nd->i[0], nd->i[1], err);
-  ct_tensor_release(u);
+  gin[0] = select_pad(g, nd->edge[0].ndim, nd->edge[0].shape, (int)nd->i[0], nd->i[1], err);
   return gin[0] != NULL;
 }
 static const ct_op op_select = {"SelectBackward", select_backward};
+
+/* The adjoint of select: zeros of 'shape' with g written at 'index' of dim (one op, where
+ * unsqueeze + narrow_pad made two; x[i] is everywhere in small problems). */
+static int select_pad_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
+  gin[0] = ct_select(g, (int)nd->i[0], nd->i[1], err);
+  return gin[0] != NULL;
+}
+static const ct_op op_select_pad = {"SelectPadBackward", select_pad_backward};
+
+static ct_tensor *select_pad(ct_tensor *g, int ndim, const int64_t *shape, int dim, int64_t index,
+                             ct_err *err) {
+  ct_tensor *y = ct_tensor_zeros(g->dtype, ndim, shape, err);
+  if (y == NULL) return NULL;
+  ct_tensor slot = *y;   /* a stack view of the slice, without dim */
+  slot.ndim = ndim - 1;
+  for (int i = dim; i < ndim - 1; i++) {
+    slot.shape[i] = y->shape[i + 1];
+    slot.stride[i] = y->stride[i + 1];
+  }
+  slot.offset = index * y->stride[dim];
+  ct_copy_into(&slot, g);
+  return record1(&op_select_pad, y, g, (int64_t[]){dim, index}, 2, err);
+}
 
 ct_tensor *ct_select(ct_tensor *x, int dim, int64_t index, ct_err *err) {
   if (x->ndim == 0) return ct_fail(err, "cannot index a 0-d tensor"), NULL;
