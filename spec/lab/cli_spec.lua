@@ -1,0 +1,65 @@
+-- The lab's command line as a user runs it: `crater race ...` and `crater lrfind ...`
+-- through the built executable (the Makefile builds it before the specs).
+local EXE = (os.getenv("CRATER_BUILD") or "build") .. "/crater"
+
+local function run(args)
+  local p = io.popen(EXE .. " " .. args .. " 2>&1")
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  return out, ok and 0 or code
+end
+
+local function tmpdir()
+  local d = os.tmpname()
+  os.remove(d)
+  return d
+end
+
+describe("crater race", function()
+  it("prints its usage with --help", function()
+    local out, code = run("race --help")
+    assert.equal(0, code)
+    assert.truthy(out:find("usage: crater race <function> [options]", 1, true))
+    assert.truthy(out:find("--opt LIST", 1, true))
+  end)
+
+  it("races two optimizers and writes report.md with both and the settings", function()
+    local dir = tmpdir()
+    local out, code = run("race booth --opt sgd,adam:lr=0.1 --steps 30 --seed 3 --out " .. dir)
+    assert.equal(0, code, out)
+    local f = assert(io.open(dir .. "/report.md"))
+    local report = f:read("a")
+    f:close()
+    assert.truthy(report:find("| sgd ", 1, true), report)
+    assert.truthy(report:find("| adam ", 1, true), report)
+    assert.truthy(report:find("lr = 0.1", 1, true) or report:find("lr=0.1", 1, true), report)
+    assert.truthy(report:find("seed", 1, true))
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+
+  it("names the known functions for an unknown one", function()
+    local out, code = run("race nosuch")
+    assert.not_equal(0, code)
+    assert.truthy(out:find("unknown function 'nosuch' (known: rosenbrock, beale,", 1, true), out)
+  end)
+
+  it("names the known optimizers for an unknown one", function()
+    local out, code = run("race rosenbrock --opt sgd,nosuch --steps 5 --out " .. tmpdir())
+    assert.not_equal(0, code)
+    assert.truthy(out:find("unknown optimizer 'nosuch' (known: sgd, momentum, nag,", 1, true), out)
+  end)
+end)
+
+describe("crater lrfind", function()
+  it("prints its usage with --help", function()
+    local out, code = run("lrfind --help")
+    assert.equal(0, code)
+    assert.truthy(out:find("lrfind", 1, true))
+  end)
+
+  it("refuses a script that does not exist", function()
+    local out, code = run("lrfind /nonexistent/script.lua")
+    assert.not_equal(0, code)
+    assert.truthy(out:find("/nonexistent/script.lua", 1, true), out)
+  end)
+end)
