@@ -8,7 +8,7 @@
 local crater = rawget(_G, "crater") or require "crater"
 local lab, nn = crater.lab, crater.nn
 local out = (arg and arg[1]) or "out/demo"
-local t0 = crater.core.monotonic()
+local t0 = crater.clock()
 crater.set_num_threads(2)
 
 -- Lion (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms"): the sign of an
@@ -64,5 +64,5 @@ print(r:table())
 reports[#reports + 1] = out .. "/fashion_mnist/report.md"
 
 if not lab.plot.available() then print("\n" .. lab.plot.MISSING) end
-print(string.format("\nreports (%.1f s):", crater.core.monotonic() - t0))
+print(string.format("\nreports (%.1f s):", crater.clock() - t0))
 for _, p in ipairs(reports) do print("  " .. p) end

@@ -53,7 +53,7 @@ for i = 1, N do
     counts.broken = counts.broken + 1
     io.stderr:write(string.format("run %d: %s\n", i, ok and "wrong value" or tostring(v)))
   end
-  -- temporary files a killed writer left (ckpt.ct.tmp.XXXXXX); count and remove them
+  -- a writer killed mid-save leaves its ckpt.ct.tmp.XXXXXX behind: counted, then removed
   local p = io.popen("ls -A '" .. dir .. "' | grep -c '^ckpt.ct.tmp.' ; rm -f '" .. dir .. "'/ckpt.ct.tmp.*")
   leftovers = leftovers + (tonumber(p:read("l")) or 0)
   p:close()

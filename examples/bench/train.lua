@@ -23,19 +23,9 @@ local function models()
   }
 end
 
--- VmHWM (peak resident set) of this process in MiB, from /proc.
-local function peak_rss_mib()
-  local f = io.open("/proc/self/status")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  local kb = s:match("VmHWM:%s*(%d+)")
-  return kb and tonumber(kb) / 1024
-end
-
 crater.set_flush_denormal(true)
 local x, y = crater.data.fashion_mnist("train")
-local clock = crater.core.monotonic
+local clock = crater.clock
 
 for _, name in ipairs({ "mlp", "cnn" }) do
   if which == "all" or which == name then
@@ -70,7 +60,7 @@ for _, name in ipairs({ "mlp", "cnn" }) do
       bench.report("train." .. name .. ".t" .. threads, rates, "samples/s")
     end
     if name == "mlp" then
-      local rss = peak_rss_mib()
+      local rss = bench.peak_rss()
       if rss then bench.report("train.mlp.peak_rss", { rss }, "MiB") end
     end
   end

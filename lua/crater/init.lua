@@ -10,7 +10,7 @@ local crater = { core = core, _VERSION = "crater 0.1.0" }
 local internal = {
   bytes = true, from_bytes = true, tensor_bytes = true, tensor_from_bytes = true, col2im = true,
   im2col = true, crc32 = true, csv_read = true, gz_write = true, idx_read = true, isatty = true,
-  write_atomic = true, set_anomaly = true, fail_alloc = true, monotonic = true, linear = true,
+  write_atomic = true, set_anomaly = true, fail_alloc = true, linear = true,
   max_pool2d = true, avg_pool2d = true, Tensor_mt = true, backward = true, fail_io = true, io_log = true, same_layout = true,
 }
 for k, v in pairs(core) do

@@ -28,7 +28,7 @@ function Progress.new(n, o)
   if o ~= nil and type(o) ~= "table" then error("progress: options must be a table, got " .. type(o), 2) end
   o = o or {}
   local self = setmetatable({ desc = o.desc or "", total = o.total, k = 0, postfix = "",
-                              file = o.file or io.stderr, start = core.monotonic(),
+                              file = o.file or io.stderr, start = core.clock(),
                               last_draw = -1, last_line = -1, last_decile = -1 }, Progress)
   self.tty = o.file == nil and core.isatty(2)
   if math.type(n) == "integer" then
@@ -85,7 +85,7 @@ end
 
 --- The status line without the bar: "k/n [elapsed<eta, rate it/s, postfix]".
 function Progress:status()
-  local now = core.monotonic()
+  local now = core.clock()
   local el = now - self.start
   local rate = el > 0 and self.k / el or 0
   local count = self.total and (self.k .. "/" .. self.total) or tostring(self.k)
@@ -97,7 +97,7 @@ function Progress:status()
 end
 
 function Progress:draw(final)
-  local now = core.monotonic()
+  local now = core.clock()
   local frac = self.total and self.total > 0 and math.min(self.k / self.total, 1) or nil
   local label = self.desc ~= "" and (self.desc .. " ") or ""
   if self.tty then

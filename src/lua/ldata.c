@@ -145,17 +145,8 @@ static int t_isatty (lua_State *L) {
   return 1;
 }
 
-/* monotonic() -> seconds on a monotonic wall clock (for rates and ETAs) */
-static int t_monotonic (lua_State *L) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
-  return 1;
-}
-
 static const luaL_Reg data_funcs[] = {
   {"isatty", t_isatty},
-  {"monotonic", t_monotonic},
   {"randperm", t_randperm},
   {"idx_read", t_idx_read},
   {"gz_write", t_gz_write},

@@ -65,7 +65,7 @@ local function run_one(c, fn, start, steps, tol, sched, seed)
   local x = C.tensor(start, {dtype = "float64", requires_grad = true})
   local opt = contestants.build(c, {x}, "race")   -- bad options are the caller's error
   rec.settings = c.settings
-  local t0 = C.core.monotonic()
+  local t0 = C.clock()
   local ok, err = pcall(function()
     rec.schedule = sched and sched.label
     local s = sched and sched.make(opt, steps)
@@ -97,7 +97,7 @@ local function run_one(c, fn, start, steps, tol, sched, seed)
       rec.diverged, rec.diverged_at = true, steps
     end
   end)
-  rec.time = C.core.monotonic() - t0
+  rec.time = C.clock() - t0
   if not ok then rec.error = tostring(err) end
   local n = #rec.losses
   rec.final_loss = rec.losses[n]

@@ -96,7 +96,7 @@ function M.train_race(o)
     local okb, opt = pcall(contestants.build, c, model:parameters(), "train_race")
     if not okb then error(opt, 2) end
     rec.settings = c.settings
-    local t0 = C.core.monotonic()
+    local t0 = C.clock()
     local okr, err = pcall(function()
       local sc = s and s.make(opt, epochs * #loader)
       for _ = 1, epochs do
@@ -113,7 +113,7 @@ function M.train_race(o)
         end
       end
     end)
-    rec.time = C.core.monotonic() - t0
+    rec.time = C.clock() - t0
     if not okr then rec.error = tostring(err) end
     local n, sum, k = #rec.losses, 0, 0
     for j = math.max(1, n - 19), n do sum, k = sum + rec.losses[j], k + 1 end
