@@ -111,6 +111,7 @@ void *ct_malloc(size_t n, ct_err *err) {
     return NULL;
   }
   mem.bytes += (int64_t)n;
+  mem.allocated += (int64_t)n;
   if (mem.bytes > mem.peak_bytes) mem.peak_bytes = mem.bytes;
   return p;
 }

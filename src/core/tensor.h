@@ -39,7 +39,9 @@ typedef struct ct_tensor {        /* a view into a storage */
 /* ---- allocator with accounting (every C byte goes through here) ---- */
 void *ct_malloc(size_t n, ct_err *err);     /* NULL + "not enough memory" on failure */
 void ct_free(void *p, size_t n);
-typedef struct ct_memstat { int64_t bytes, peak_bytes, tensors; } ct_memstat;
+/* allocated: every byte ever handed out (only grows), so a caller can see how much was
+ * allocated between two points even when frees happened in between. */
+typedef struct ct_memstat { int64_t bytes, peak_bytes, tensors, allocated; } ct_memstat;
 ct_memstat ct_memory(void);
 void ct_memory_reset_peak(void);
 /* The n-th allocation from now fails (n = 0: the next); always: every later one too.
