@@ -190,6 +190,48 @@ describe("Optimizer errors, raised before any parameter changes", function()
     assert.same({1}, a:totable())
   end)
 
+  it("rejects betas changed in place between steps, before updating", function()
+    local a = param({1})
+    local opt = optim.Adam({a})
+    set_grad(a, {1}); opt:step()
+    local after_one = a:get(1)
+    opt.param_groups[1].betas[2] = 1.5   -- the same table, one entry changed
+    raises(function() opt:step() end, "Adam: betas[2] must be in [0, 1), got 1.5")
+    assert.equal(after_one, a:get(1))
+    opt.param_groups[1].betas[2] = 0.999
+    opt:step()
+    assert.is_true(a:get(1) < after_one)
+  end)
+
+  it("hands a subclass that overrides update the gradient tensor", function()
+    local a = param({1, 2})
+    local Seen = optim.Adam:extend("Seen", optim.Adam.defaults)
+    local got
+    function Seen:update(p, g, state, group)
+      got = g
+      optim.Adam.update(self, p, g, state, group)
+    end
+    local opt = Seen({a}, {lr = 0.5})
+    set_grad(a, {3, -4})
+    opt:step()
+    assert.is_true(crater.is_tensor(got))
+    assert.same({3, -4}, got:totable())
+    -- Adam's first step moves each entry by lr against the sign of its gradient
+    assert.near(0.5, a:get(1), 1e-7)
+    assert.near(2.5, a:get(2), 1e-7)
+  end)
+
+  it("lets a kernel read the parameter's .grad when given true", function()
+    local p = param({1, 2})
+    local m, v = crater.zeros(2, {dtype = "float64"}), crater.zeros(2, {dtype = "float64"})
+    raises(function() crater.core.adam_step(p, true, m, v, nil, 0.1, 0.9, 0.999, 1e-8, 0, 1, false, false, false) end,
+      "adam_step: param has no grad")
+    set_grad(p, {1, -1})
+    crater.core.adam_step(p, true, m, v, nil, 0.1, 0.9, 0.999, 1e-8, 0, 1, false, false, false)
+    assert.near(0.9, p:get(1), 1e-7)
+    assert.near(2.1, p:get(2), 1e-7)
+  end)
+
   it("rejects LBFGS with several groups", function()
     local a, b = param({1}), param({2})
     raises(function() optim.LBFGS({{params = {a}}, {params = {b}}}) end,

@@ -14,8 +14,8 @@ typedef struct arrays {
   ct_dtype dt;
 } arrays;
 
-/* Reads 'count' tensor arguments starting at 1: the parameter, its gradient, then the
- * state tensors; an argument whose bit is set in 'optional' may be nil (its slot is NULL).
+/* Reads 'count' tensor arguments starting at 1: the parameter, its gradient (true: the
+ * parameter's .grad), then the state tensors; an argument whose bit is set in 'optional' may be nil (its slot is NULL).
  * Raises "<fn>: <name> ..." unless all are contiguous, of the parameter's floating dtype,
  * of its number of elements, and on distinct storages. */
 static void check_arrays(lua_State *L, const char *fn, const char *const *names, int count,
@@ -23,6 +23,11 @@ static void check_arrays(lua_State *L, const char *fn, const char *const *names,
   a->count = count;
   for (int i = 0; i < count; i++) {
     if ((optional >> i & 1u) && lua_isnoneornil(L, i + 1)) { a->t[i] = NULL; continue; }
+    if (i == 1 && lua_type(L, 2) == LUA_TBOOLEAN && lua_toboolean(L, 2)) {   /* true: param's .grad */
+      a->t[1] = a->t[0]->grad;
+      if (a->t[1] == NULL) luaL_error(L, "%s: param has no grad", fn);
+      continue;
+    }
     a->t[i] = ct_lua_check(L, i + 1);
   }
   ct_tensor *p = a->t[0];
@@ -212,7 +217,49 @@ static int o_rprop (lua_State *L) {
   return 0;
 }
 
+/* ---- the per-step plumbing of Optimizer:step and zero_grad (lua/crater/optim/optimizer.lua) ---- */
+
+/* core.checked_grad(p, boxed) -> the gradient of p (a new box), or true instead when
+ * boxed is false; false when p has none; nil when its shape or dtype is not p's.
+ * A box costs more than the fused update of a small parameter, and the kernels read
+ * p.grad themselves when given true, so the built-in optimizers make none. */
+static int o_checked_grad(lua_State *L) {
+  ct_tensor *p = ct_lua_check(L, 1), *g = p->grad;
+  if (g == NULL) lua_pushboolean(L, 0);
+  else if (g->dtype != p->dtype || !ct_same_shape(g, p)) lua_pushnil(L);
+  else if (!lua_toboolean(L, 2)) lua_pushboolean(L, 1);
+  else {
+    ct_tensor **box = ct_lua_newbox(L);
+    ct_tensor_retain(g);
+    *box = g;
+  }
+  return 1;
+}
+
+/* core.clear_grads(groups): every parameter's .grad = nil (zero_grad's default). */
+static int o_clear_grads(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_Integer ngroups = (lua_Integer)lua_rawlen(L, 1);
+  for (lua_Integer gi = 1; gi <= ngroups; gi++) {
+    lua_rawgeti(L, 1, gi);
+    luaL_checktype(L, -1, LUA_TTABLE);
+    lua_getfield(L, -1, "params");
+    lua_Integer np = (lua_Integer)lua_rawlen(L, -1);
+    for (lua_Integer i = 1; i <= np; i++) {
+      lua_rawgeti(L, -1, i);
+      ct_tensor *p = ct_lua_check(L, -1);
+      ct_tensor_release(p->grad);
+      p->grad = NULL;
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 2);
+  }
+  return 0;
+}
+
 static const luaL_Reg optim_funcs[] = {
+  {"checked_grad", o_checked_grad},
+  {"clear_grads", o_clear_grads},
   {"sgd_step", o_sgd},
   {"adam_step", o_adam},
   {"adagrad_step", o_adagrad},

@@ -388,13 +388,6 @@ static int t_stride(lua_State *L) {
   return 1;
 }
 
-/* core.same_layout(a, b): same shape and dtype (the optimizers' check of each grad) */
-static int t_same_layout(lua_State *L) {
-  ct_tensor *a = ct_lua_check(L, 1), *b = ct_lua_check(L, 2);
-  lua_pushboolean(L, a->dtype == b->dtype && ct_same_shape(a, b));
-  return 1;
-}
-
 static int t_dim(lua_State *L) { lua_pushinteger(L, ct_lua_check(L, 1)->ndim); return 1; }
 static int t_numel(lua_State *L) { lua_pushinteger(L, ct_numel(ct_lua_check(L, 1))); return 1; }
 static int t_len(lua_State *L) {
@@ -1187,7 +1180,6 @@ static const luaL_Reg functions[] = {
   {"tensor", t_tensor}, {"zeros", t_zeros}, {"ones", t_ones}, {"empty", t_empty},
   {"full", t_full}, {"rand", t_rand}, {"randn", t_randn}, {"randint", t_randint},
   {"eye", t_eye}, {"arange", t_arange}, {"linspace", t_linspace}, {"manual_seed", t_manual_seed},
-  {"same_layout", t_same_layout},
   {NULL, NULL}};
 
 /* Sets fn (on top) as methods[name] and core[name]; pops it. */

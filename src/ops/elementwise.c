@@ -295,7 +295,11 @@ static int unary_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *er
   }
   case CT_U_POW:   /* g a x^(a-1) */
     if (a == 0) r = ct_zeros_like(g, err);
-    else if (a == 2) r = mul_own(un(CT_U_MULS, g, 2, err), (ct_tensor_retain(s), s), err);   /* x^1 is x: one op fewer */
+    else if (!ct_grad_enabled) {   /* no double backward: one tensor, scaled in place */
+      r = a == 2 ? ct_mul(g, s, err) : un(CT_U_POW, s, a - 1, err);   /* x^1 is x: one op fewer */
+      if (r && a != 2 && !ct_binary_(CT_B_MUL, r, g, err)) { ct_tensor_release(r); r = NULL; }
+      if (r && !ct_unary_(CT_U_MULS, r, a, 0, err)) { ct_tensor_release(r); r = NULL; }
+    } else if (a == 2) r = mul_own(un(CT_U_MULS, g, 2, err), (ct_tensor_retain(s), s), err);
     else r = mul_own(un(CT_U_MULS, g, a, err), un(CT_U_POW, s, a - 1, err), err);
     break;
   case CT_U_RPOW: t = un(CT_U_MULS, s, log(a), err); r = t ? ct_mul(g, t, err) : NULL; ct_tensor_release(t); break;  /* g y ln a */

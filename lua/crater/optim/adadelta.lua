@@ -38,5 +38,6 @@ function Adadelta:update(p, g, state, group)
   core.adadelta_step(p, g, state.square_avg, state.acc_delta, group.lr, group.rho, group.eps,
     group.weight_decay, group.maximize)
 end
+Optimizer.kernel_update(Adadelta.update)
 
 return Adadelta

@@ -51,5 +51,6 @@ function Adagrad:update(p, g, state, group)
   core.adagrad_step(p, g, state.sum, group.lr, group.lr_decay, group.weight_decay, group.eps,
     state.step, group.maximize)
 end
+Optimizer.kernel_update(Adagrad.update)
 
 return Adagrad

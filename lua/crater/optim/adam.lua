@@ -50,5 +50,6 @@ function Adam:update(p, g, state, group)
     group.lr, betas[1], betas[2], group.eps, group.weight_decay, state.step, group.amsgrad,
     group.maximize, self.decoupled)
 end
+Optimizer.kernel_update(Adam.update)
 
 return Adam

@@ -38,5 +38,6 @@ function Adamax:update(p, g, state, group)
   core.adamax_step(p, g, state.exp_avg, state.exp_inf, group.lr, betas[1], betas[2], group.eps,
     group.weight_decay, state.step, group.maximize)
 end
+Optimizer.kernel_update(Adamax.update)
 
 return Adamax

@@ -48,5 +48,6 @@ function ASGD:update(p, g, state, group)
   state.eta = f32(lr / (1 + group.lambd * lr * t) ^ group.alpha)
   state.mu = f32(1 / math.max(1, t - group.t0))
 end
+Optimizer.kernel_update(ASGD.update)
 
 return ASGD

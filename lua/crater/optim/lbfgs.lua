@@ -305,8 +305,7 @@ function LBFGS:step(closure)
   if type(closure) ~= "function" then
     error("LBFGS: step needs a closure that recomputes the loss and its gradients", 2)
   end
-  local ok, err = pcall(self.check_step, self)
-  if not ok then error(err, 2) end
+  self:check_step()
   return crater().no_grad(run, self, closure)
 end
 

@@ -55,5 +55,6 @@ function NAdam:update(p, g, state, group)
     group.eps, group.weight_decay, t, mu, mu_next, state.mu_product, mu_product_next,
     group.maximize, group.decoupled_weight_decay)
 end
+Optimizer.kernel_update(NAdam.update)
 
 return NAdam

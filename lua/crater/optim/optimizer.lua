@@ -13,6 +13,7 @@
 -- local opt = Sign(model:parameters(), {lr = 0.1})
 
 local core = require "crater.core"
+local no_grad, checked_grad, clear_grads = core.no_grad, core.checked_grad, core.clear_grads
 
 local Optimizer = {__name = "Optimizer", defaults = {}}
 Optimizer.__index = Optimizer
@@ -210,67 +211,86 @@ end
 
 --- Checks every group's options and every gradient before a step changes anything.
 -- Options are validated again only when one of the class's options changed since the
--- last step that passed (a snapshot per group, one level deep for betas and etas): most
--- steps change nothing, and validating cost more than the fused update on small problems.
+-- last step that passed: most steps change nothing, and validating cost more than the
+-- fused update on small problems.  What a step compares is a function compiled for the
+-- group from its validated values: each option's value (so a replaced table differs)
+-- and each entry of a plain table (so `group.betas[1] = 0.8` differs too; one level
+-- deep, as betas and etas are).  Compiled, the comparison costs a third of a loop over
+-- the keys.
 local function option_keys(self)
   local keys = {}
   for k in pairs(self.defaults) do keys[#keys + 1] = k end
+  table.sort(keys)
   return keys
 end
 
-local function snapshot(group, keys)
-  local snap = {}
-  for i = 1, #keys do snap[i] = copy(group[keys[i]]) end
-  return snap
-end
-
-local function unchanged(snap, group, keys)
-  for i = 1, #keys do
-    local v, s = group[keys[i]], snap[i]
-    if v ~= s then   -- equal scalars skip type(), which interns a string per call
-      if type(v) ~= "table" or getmetatable(v) ~= nil or type(s) ~= "table" or #s ~= #v then
-        return false
-      end
-      for j = 1, #v do if s[j] ~= v[j] then return false end end
+local function unchanged_test(group, keys)
+  local values, tests = {}, {}
+  local function expect(expr, v)
+    values[#values + 1] = v
+    tests[#tests + 1] = string.format("%s == v[%d]", expr, #values)
+  end
+  for _, k in ipairs(keys) do
+    local v, field = group[k], string.format("g[%q]", k)
+    expect(field, v)
+    if type(v) == "table" and getmetatable(v) == nil then
+      tests[#tests + 1] = string.format("#%s == %d", field, #v)
+      for j = 1, #v do expect(string.format("%s[%d]", field, j), v[j]) end
     end
   end
-  return true
+  local test = #tests > 0 and table.concat(tests, " and ") or "true"
+  local src = "local v = ... return function(g) return " .. test .. " end"
+  return assert(load(src, "=(optimizer options)", "t"))(values)
 end
 
--- Returns the gradients it checked, one per parameter in group order (false for none):
--- each `p.grad` makes a new box, so the step reads them once, here.
-function Optimizer:check_step()
-  local grads, n = {}, 0
-  local checked = rawget(self, "_checked")
-  if checked == nil then
-    checked = setmetatable({}, {__mode = "k"})
-    rawset(self, "_checked", checked)
-    rawset(self, "_keys", option_keys(self))
+local function grad_error(self, i, g, p)
+  if not same_shape(g, p) then
+    return string.format("%s: the gradient of params[%d] has shape %s but the parameter has %s",
+      self.__name, i, shape_str(g), shape_str(p))
   end
-  local keys, groups = rawget(self, "_keys"), self.param_groups
+  return string.format("%s: the gradient of params[%d] is %s but the parameter is %s",
+    self.__name, i, g:dtype(), p:dtype())
+end
+
+-- The update methods that hand their gradient straight to a fused kernel, which takes
+-- `true` for "the parameter's .grad": their step makes no gradient boxes.  Keyed by the
+-- function, so a subclass that overrides update gets real gradients again.
+local reads_grad = setmetatable({}, {__mode = "k"})
+
+--- Declares that `update` passes its `g` only to a `crater.core.*_step` kernel, as every
+-- built-in does; the step then passes `true` for g and the kernel reads p.grad itself.
+function Optimizer.kernel_update(update)
+  reads_grad[update] = true
+  return update
+end
+
+--- Returns the gradients it checked, one per parameter in group order (false for none,
+-- true for one the kernel reads itself): each `p.grad` makes a new box, so the step reads
+-- them once, here.  Raises at the caller of the function that called it (`step`), so call
+-- it directly from a step.
+function Optimizer:check_step()
+  local checked, keys = self._checked, self._keys
+  if checked == nil then
+    checked, keys = setmetatable({}, {__mode = "k"}), option_keys(self)
+    self._checked, self._keys = checked, keys
+  end
+  local boxed = not reads_grad[self.update]
+  local grads, n, groups = {}, 0, self.param_groups
   for gi = 1, #groups do   -- numeric loops: ipairs cost more than the checks here
     local group = groups[gi]
-    local snap = checked[group]
-    if snap == nil or not unchanged(snap, group, keys) then
-      self:validate(group)
-      checked[group] = snapshot(group, keys)
+    local unchanged = checked[group]
+    if unchanged == nil or not unchanged(group) then
+      local ok, err = pcall(self.validate, self, group)
+      if not ok then error(err, 3) end
+      checked[group] = unchanged_test(group, keys)
     end
     local params = group.params
     for i = 1, #params do
       local p = params[i]
-      local g = p.grad
+      local g = checked_grad(p, boxed)
+      if g == nil then error(grad_error(self, i, p.grad, p), 3) end
       n = n + 1
-      grads[n] = g or false
-      if g and not core.same_layout(g, p) then
-        if not same_shape(g, p) then
-          error(string.format("%s: the gradient of params[%d] has shape %s but the parameter has %s",
-            self.__name, i, shape_str(g), shape_str(p)), 0)
-        end
-        if g:dtype() ~= p:dtype() then
-          error(string.format("%s: the gradient of params[%d] is %s but the parameter is %s",
-            self.__name, i, g:dtype(), p:dtype()), 0)
-        end
-      end
+      grads[n] = g
     end
   end
   return grads
@@ -284,12 +304,11 @@ end
 local function prepare(self, state, groups, grads)
   local fresh, n = nil, 0   -- made only at a first step: most steps have no new state
   for gi = 1, #groups do
-    local group = groups[gi]
-    local params = group.params
+    local params, group = groups[gi].params, groups[gi]
     for i = 1, #params do
-      local p = params[i]
       n = n + 1
       if grads[n] then
+        local p = params[i]
         local st = state[p]
         if st == nil then
           st, fresh = {}, fresh or {}
@@ -308,13 +327,12 @@ local function apply(self, grads)
   local state, groups, n = self.state, self.param_groups, 0
   if self.init_state then prepare(self, state, groups, grads) end
   for gi = 1, #groups do
-    local group = groups[gi]
-    local params = group.params
+    local params, group = groups[gi].params, groups[gi]
     for i = 1, #params do
-      local p = params[i]
       n = n + 1
       local g = grads[n]
       if g then
+        local p = params[i]
         local st = state[p]
         if st == nil then st = {}; state[p] = st end
         self:update(p, g, st, group)
@@ -328,9 +346,7 @@ end
 function Optimizer:step(closure)
   local loss
   if closure ~= nil then loss = crater().enable_grad(closure) end
-  local ok, grads = pcall(self.check_step, self)
-  if not ok then error(grads, 2) end
-  core.no_grad(apply, self, grads)   -- crater.no_grad is this function
+  no_grad(apply, self, self:check_step())   -- crater.no_grad is this function
   return loss
 end
 
@@ -345,23 +361,16 @@ end
 -- @param set_to_none (default true) set `.grad` to nil; false zeroes it in place
 -- (also accepts `{set_to_none = false}`)
 function Optimizer:zero_grad(set_to_none)
-  if set_to_none == nil then   -- first: the usual call skips type(), which costs a string
-    set_to_none = true
-  elseif type(set_to_none) == "table" then
+  if set_to_none == nil then return clear_grads(self.param_groups) end   -- the usual call
+  if type(set_to_none) == "table" then
     set_to_none = set_to_none.set_to_none
     if set_to_none == nil then set_to_none = true end
   end
-  local groups = self.param_groups
-  for gi = 1, #groups do
-    local params = groups[gi].params
-    for i = 1, #params do
-      local p = params[i]
-      if set_to_none then
-        p.grad = nil
-      else
-        local g = p.grad
-        if g ~= nil then g:zero_() end
-      end
+  if set_to_none then return clear_grads(self.param_groups) end
+  for _, group in ipairs(self.param_groups) do
+    for _, p in ipairs(group.params) do
+      local g = p.grad
+      if g ~= nil then g:zero_() end
     end
   end
 end

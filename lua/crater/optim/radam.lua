@@ -42,5 +42,6 @@ function RAdam:update(p, g, state, group)
   core.radam_step(p, g, state.exp_avg, state.exp_avg_sq, group.lr, betas[1], betas[2], group.eps,
     group.weight_decay, state.step, group.maximize, group.decoupled_weight_decay)
 end
+Optimizer.kernel_update(RAdam.update)
 
 return RAdam

@@ -50,5 +50,6 @@ function RMSprop:update(p, g, state, group)
     group.momentum > 0 and state.momentum_buffer or nil, group.lr, group.alpha, group.eps,
     group.weight_decay, group.momentum, group.centered, group.maximize)
 end
+Optimizer.kernel_update(RMSprop.update)
 
 return RMSprop

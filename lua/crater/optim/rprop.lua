@@ -49,5 +49,6 @@ function Rprop:update(p, g, state, group)
   core.rprop_step(p, g, state.prev, state.step_size, etas[1], etas[2], sizes[1], sizes[2],
     group.maximize)
 end
+Optimizer.kernel_update(Rprop.update)
 
 return Rprop

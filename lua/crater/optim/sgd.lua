@@ -57,5 +57,6 @@ function SGD:update(p, g, state, group)
   core.sgd_step(p, g, buf, group.lr, group.momentum, group.dampening, group.weight_decay,
     group.nesterov, group.maximize, first)
 end
+Optimizer.kernel_update(SGD.update)
 
 return SGD
