@@ -178,6 +178,14 @@ static size_t storage_head(size_t nbytes) {
                                              : (sizeof(ct_storage) + 63) & ~(size_t)63;
 }
 
+/* A small new tensor is one block: the struct, then its storage's header and data.  A
+ * step of small ops makes and drops dozens of tensors, and one allocation instead of two
+ * each was worth it there.  The block outlives the struct while views still hold the
+ * storage; the storage's last release frees it. */
+#define TENSOR_SPAN ((sizeof(ct_tensor) + 15) & ~(size_t)15)
+static size_t block_size(size_t nbytes) { return TENSOR_SPAN + storage_head(nbytes) + nbytes; }
+#define BLOCK_MAX_BYTES (POOL_MAX - TENSOR_SPAN - ((sizeof(ct_storage) + 15) & ~(size_t)15))
+
 static ct_storage *storage_new(size_t nbytes, ct_err *err) {
   size_t head = storage_head(nbytes);
   if (nbytes > SIZE_MAX - head) { ct_fail(err, "not enough memory (size overflow)"); return NULL; }
@@ -187,11 +195,14 @@ static ct_storage *storage_new(size_t nbytes, ct_err *err) {
   s->nbytes = nbytes;
   s->refs = 1;
   s->version = 0;
+  s->block = NULL;
   return s;
 }
 
 static void storage_release(ct_storage *s) {
-  if (s && --s->refs == 0) ct_free(s, storage_head(s->nbytes) + s->nbytes);
+  if (s == NULL || --s->refs > 0) return;
+  if (s->block) ct_free(s->block, block_size(s->nbytes));
+  else ct_free(s, storage_head(s->nbytes) + s->nbytes);
 }
 
 void ct_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride) {
@@ -202,12 +213,39 @@ void ct_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride) {
   }
 }
 
-static ct_tensor *tensor_struct(ct_err *err) {
-  ct_tensor *t = ct_malloc(sizeof *t, err);
-  if (t == NULL) return NULL;
+static void tensor_init(ct_tensor *t) {
   memset(t, 0, sizeof *t);
   t->refs = 1;
   mem.tensors++;
+}
+
+static ct_tensor *tensor_struct(ct_err *err) {
+  ct_tensor *t = ct_malloc(sizeof *t, err);
+  if (t) tensor_init(t);
+  return t;
+}
+
+/* A new tensor with its own storage of nbytes (as one block when small). */
+static ct_tensor *tensor_with_storage(size_t nbytes, ct_err *err) {
+  ct_tensor *t;
+  if (nbytes <= BLOCK_MAX_BYTES) {
+    if ((t = ct_malloc(block_size(nbytes), err)) == NULL) return NULL;
+    tensor_init(t);
+    ct_storage *s = (ct_storage *)((char *)t + TENSOR_SPAN);
+    s->data = (char *)s + storage_head(nbytes);
+    s->nbytes = nbytes;
+    s->refs = 1;
+    s->version = 0;
+    s->block = t;
+    t->storage = s;
+    return t;
+  }
+  if ((t = tensor_struct(err)) == NULL) return NULL;
+  if ((t->storage = storage_new(nbytes, err)) == NULL) {
+    mem.tensors--;
+    ct_free(t, sizeof *t);
+    return NULL;
+  }
   return t;
 }
 
@@ -222,14 +260,8 @@ ct_tensor *ct_tensor_new(ct_dtype dt, int ndim, const int64_t *shape, ct_err *er
       return ct_fail(err, "sizes overflow (too many elements)"), NULL;
     n *= shape[i];
   }
-  ct_tensor *t = tensor_struct(err);
+  ct_tensor *t = tensor_with_storage((size_t)n * ct_dtype_size(dt), err);
   if (t == NULL) return NULL;
-  t->storage = storage_new((size_t)n * ct_dtype_size(dt), err);
-  if (t->storage == NULL) {
-    mem.tensors--;
-    ct_free(t, sizeof *t);
-    return NULL;
-  }
   t->dtype = dt;
   t->ndim = ndim;
   for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
@@ -274,11 +306,12 @@ ct_tensor *ct_tensor_alias(ct_tensor *src, ct_err *err) {
 
 void ct_tensor_release(ct_tensor *t) {
   if (t == NULL || --t->refs > 0) return;
-  storage_release(t->storage);
   ct_tensor_release(t->grad);
   ct_node_release(t->grad_fn);
   mem.tensors--;
-  ct_free(t, sizeof *t);
+  ct_storage *s = t->storage;
+  if (s && s->block == t) storage_release(s);   /* frees t too, unless a view still holds s */
+  else { storage_release(s); ct_free(t, sizeof *t); }
 }
 
 static double load(const char *p, ct_dtype dt) {

@@ -16,16 +16,18 @@ typedef struct ct_err { char msg[320]; } ct_err;
 
 /* Refcounted bytes.  'version' counts in-place writes through any view, so autograd
  * can refuse a saved tensor that changed after it was saved. */
+typedef struct ct_tensor ct_tensor;
 typedef struct ct_storage {
   void *data;
   size_t nbytes;
   int refs;
   uint64_t version;
+  ct_tensor *block;               /* the tensor whose allocation holds this storage, or NULL */
 } ct_storage;
 
 typedef struct ct_node ct_node;
 
-typedef struct ct_tensor {        /* a view into a storage */
+struct ct_tensor {                /* a view into a storage */
   ct_storage *storage;            /* holds one reference */
   int64_t shape[CT_MAXDIM], stride[CT_MAXDIM], offset;  /* in elements */
   int ndim, refs;
@@ -34,7 +36,7 @@ typedef struct ct_tensor {        /* a view into a storage */
   struct ct_tensor *grad;         /* owned; NULL until a backward reaches a leaf */
   ct_node *grad_fn;               /* owned reference; NULL for leaves */
   int hook;                       /* binding's handle of a Lua hook list, 0 for none */
-} ct_tensor;
+};
 
 /* ---- allocator with accounting (every C byte goes through here) ---- */
 void *ct_malloc(size_t n, ct_err *err);     /* NULL + "not enough memory" on failure */
