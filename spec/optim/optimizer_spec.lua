@@ -232,6 +232,27 @@ describe("Optimizer errors, raised before any parameter changes", function()
     assert.near(2.1, p:get(2), 1e-7)
   end)
 
+  it("makes state when it is needed: a late gradient, an option turned on, a reset", function()
+    local a, b = param({1}), param({2})
+    local opt = optim.Adam({a, b}, {lr = 0.1})
+    set_grad(a, {1}); opt:step()
+    assert.is_nil(opt.state[b])                       -- no gradient, no state
+    set_grad(b, {1}); opt:step()
+    assert.equal(1, opt.state[b].step)                -- b's first step
+    assert.equal(2, opt.state[a].step)
+    assert.is_nil(opt.state[a].max_exp_avg_sq)
+    opt.param_groups[1].amsgrad = true; opt:step()
+    assert.is_true(crater.is_tensor(opt.state[a].max_exp_avg_sq))
+    opt.state[a] = nil; opt:step()                    -- a starts over
+    assert.equal(1, opt.state[a].step)
+    local saved = opt:state_dict()
+    opt.state = {}; opt:step()                        -- a new state table: made afresh
+    assert.equal(1, opt.state[b].step)
+    opt:load_state_dict(saved); opt:step()
+    assert.equal(2, opt.state[a].step)
+    assert.equal(4, opt.state[b].step)
+  end)
+
   it("rejects LBFGS with several groups", function()
     local a, b = param({1}), param({2})
     raises(function() optim.LBFGS({{params = {a}}, {params = {b}}}) end,

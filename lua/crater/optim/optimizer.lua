@@ -69,8 +69,11 @@ local add_group   -- defined below, used by new
 
 --- Makes a new optimizer class: the defaults table lists every option with its default.
 -- The class is called as `Class(params, opts)`; give it an `update(p, grad, state, group)`
--- method, and optionally `validate(group)` (call the parent's first) and `state_keys`
--- (the state entries a saved state must have, for `load_state_dict`).
+-- method, and optionally `validate(group)` (call the parent's first), `init_state(p,
+-- state, group)` (makes what update needs before any parameter of the step changes; it
+-- runs while a parameter has no state, after its group's options changed and after
+-- load_state_dict) and `state_keys` (the state entries a saved state must have, for
+-- `load_state_dict`).
 -- @param name the class name, used in error messages ("Lion: lr must be ...")
 -- @param defaults table of option = default value (`Optimizer.required` for none)
 -- @usage local Lion = crater.optim.Optimizer:extend("Lion", {lr = 1e-4, betas = {0.9, 0.99}, weight_decay = 0})
@@ -224,11 +227,29 @@ local function option_keys(self)
   return keys
 end
 
+-- A value as a Lua literal when it has an exact one (numbers that are finite, booleans,
+-- strings), else nil: the compiled test compares with constants where it can.
+local function literal(v)
+  local t = type(v)
+  if t == "number" then
+    if math.type(v) == "integer" then return string.format("%d", v) end
+    if v == v and v ~= math.huge and v ~= -math.huge then return string.format("%.17g", v) end
+  elseif t == "boolean" or t == "nil" then
+    return tostring(v)
+  elseif t == "string" then
+    return string.format("%q", v)
+  end
+end
+
 local function unchanged_test(group, keys)
   local values, tests = {}, {}
   local function expect(expr, v)
-    values[#values + 1] = v
-    tests[#tests + 1] = string.format("%s == v[%d]", expr, #values)
+    local lit = literal(v)
+    if lit == nil then
+      values[#values + 1] = v
+      lit = string.format("v[%d]", #values)
+    end
+    tests[#tests + 1] = expr .. " == " .. lit
   end
   for _, k in ipairs(keys) do
     local v, field = group[k], string.format("g[%q]", k)
@@ -275,7 +296,7 @@ function Optimizer:check_step()
     self._checked, self._keys = checked, keys
   end
   local boxed = not reads_grad[self.update]
-  local grads, n, groups = {}, 0, self.param_groups
+  local grads, n, groups, state = {}, 0, self.param_groups, self.state
   for gi = 1, #groups do   -- numeric loops: ipairs cost more than the checks here
     local group = groups[gi]
     local unchanged = checked[group]
@@ -283,12 +304,14 @@ function Optimizer:check_step()
       local ok, err = pcall(self.validate, self, group)
       if not ok then error(err, 3) end
       checked[group] = unchanged_test(group, keys)
+      self._ready = nil   -- new options may need new state (amsgrad, momentum)
     end
     local params = group.params
     for i = 1, #params do
       local p = params[i]
       local g = checked_grad(p, boxed)
       if g == nil then error(grad_error(self, i, p.grad, p), 3) end
+      if g and state[p] == nil then self._ready = nil end
       n = n + 1
       grads[n] = g
     end
@@ -300,7 +323,10 @@ end
 -- With an `init_state(p, state, group)` method (every built-in has one), every
 -- parameter's state is made first and the updates run after: the kernels allocate
 -- nothing, so a step that runs out of memory changes no parameter (new states are kept
--- only when all of them were made).
+-- only when all of them were made).  init_state runs only when it may have work: while
+-- a parameter with a gradient has no state, after a group's options changed, and after
+-- the state table was replaced (load_state_dict); `_ready` holds the state table once
+-- every parameter with a gradient has its state.
 local function prepare(self, state, groups, grads)
   local fresh, n = nil, 0   -- made only at a first step: most steps have no new state
   for gi = 1, #groups do
@@ -321,11 +347,12 @@ local function prepare(self, state, groups, grads)
   if fresh then
     for i = 1, #fresh do state[fresh[i]] = fresh[fresh[i]] end
   end
+  self._ready = state
 end
 
 local function apply(self, grads)
   local state, groups, n = self.state, self.param_groups, 0
-  if self.init_state then prepare(self, state, groups, grads) end
+  if self.init_state and self._ready ~= state then prepare(self, state, groups, grads) end
   for gi = 1, #groups do
     local params, group = groups[gi].params, groups[gi]
     for i = 1, #params do
