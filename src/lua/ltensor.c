@@ -1,7 +1,6 @@
 /* crater binding: the crater.Tensor userdata, constructors, every tensor method and its
  * crater.<name> function form, operators and indexing.  Arguments are checked here, at
  * the door; shape and dtype errors come from the core as "fn: message". */
-#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -18,21 +17,26 @@ static const char MT_KEY = 'm';
  * C memory per op and no Lua garbage worth a young collection, so dead tensors piled up
  * for thousands of steps and the working set left the caches (the Rosenbrock benchmark
  * ran at half speed).  Two remedies:
- * - every GC_STEP bytes of C allocation are added to the collector's debt, so its young
- *   collections keep pace with C memory as they do with Lua memory;
+ * - the C bytes allocated since the last box, up to BOX_WEIGHT, count as Lua allocation
+ *   (added to the collector's debt every GC_STEP), so young collections keep pace with
+ *   small tensors.  The cap keeps big tensors from running a young collection at every
+ *   op: those would promote a forward pass's activations to the old generation, where
+ *   only a major cycle frees them (the MLP's peak grew by 15%);
  * - a full collection runs whenever live C bytes pass a threshold (a quarter more than
  *   the bytes that survived the last one, and at least GC_SLACK more): generational mode
  *   keeps old garbage until a major cycle, and a CNN run grew by megabytes a batch. */
+#define BOX_WEIGHT ((int64_t)4 << 10)
 #define GC_STEP ((int64_t)16 << 10)
 #define GC_SLACK ((int64_t)32 << 20)
-static int64_t gc_threshold = GC_SLACK, gc_paced;
+static int64_t gc_threshold = GC_SLACK, gc_seen, gc_debt;
 
 static void collect_if_due(lua_State *L) {
   ct_memstat m = ct_memory();
-  if (m.allocated - gc_paced >= GC_STEP) {
-    int kib = (int)((m.allocated - gc_paced < INT_MAX / 2 ? m.allocated - gc_paced : INT_MAX / 2) >> 10);
-    gc_paced = m.allocated;
-    lua_gc(L, LUA_GCSTEP, kib);
+  gc_debt += m.allocated - gc_seen < BOX_WEIGHT ? m.allocated - gc_seen : BOX_WEIGHT;
+  gc_seen = m.allocated;
+  if (gc_debt >= GC_STEP) {
+    lua_gc(L, LUA_GCSTEP, (int)(gc_debt >> 10));
+    gc_debt = 0;
   }
   if (m.bytes <= gc_threshold) return;
   lua_gc(L, LUA_GCCOLLECT);
