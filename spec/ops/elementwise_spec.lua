@@ -100,6 +100,23 @@ describe("binary ops", function()
     assert.same({ 1, 32, 729 }, crater.pow(a, b):totable())
   end)
 
+  it("squares and cubes by multiplying, like PyTorch: exactly x*x and x*x*x", function()
+    local vals = { 0.1, -1.7, 3.3, 1e-3, 123.456 }
+    for _, dt in ipairs({ "float32", "float64" }) do
+      local x = crater.tensor(vals, { dtype = dt })
+      local sq, cu, xs = (x ^ 2):totable(), (x ^ 3):totable(), x:totable()
+      for i, v in ipairs(xs) do
+        local want2, want3 = v * v, v * v * v
+        if dt == "float32" then   -- rounded to float after each product, as the kernel does
+          want2 = string.unpack("f", string.pack("f", v * v))
+          want3 = string.unpack("f", string.pack("f", want2 * v))
+        end
+        assert.equal(want2, sq[i])
+        assert.equal(want3, cu[i])
+      end
+    end
+  end)
+
   it("takes Lua numbers on either side", function()
     local a = d({ 1, 2, 4 })
     assert.same({ 3, 4, 6 }, (a + 2):totable())

@@ -76,7 +76,11 @@ typedef struct { ct_unary_op op; double a, b; } un_ctx;
     case CT_U_LEAKY_RELU: ULOOP(T, v > zero ? v : v * a); break;                  \
     case CT_U_SOFTPLUS: ULOOP(T, v * a > b ? v : log1p(exp(v * a)) / a); break;   \
     case CT_U_CLAMP: ULOOP(T, v < a ? a : (v > b ? b : v)); break;                \
-    case CT_U_POW: ULOOP(T, pow(v, a)); break;                                    \
+    case CT_U_POW: /* squares and cubes multiply, as PyTorch's kernel does */    \
+      if (a == 2) ULOOP(T, v * v);                                                \
+      else if (a == 3) ULOOP(T, v * v * v);                                       \
+      else ULOOP(T, pow(v, a));                                                   \
+      break;                                                                      \
     case CT_U_RPOW: ULOOP(T, pow(a, v)); break;                                   \
     case CT_U_ADDS: ULOOP(T, v + a); break;                                       \
     case CT_U_MULS: ULOOP(T, v * a); break;                                       \
