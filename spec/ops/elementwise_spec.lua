@@ -104,8 +104,8 @@ describe("binary ops", function()
     local vals = { 0.1, -1.7, 3.3, 1e-3, 123.456 }
     for _, dt in ipairs({ "float32", "float64" }) do
       local x = crater.tensor(vals, { dtype = dt })
-      local sq, cu, xs = (x ^ 2):totable(), (x ^ 3):totable(), x:totable()
-      for i, v in ipairs(xs) do
+      local sq, cu, given = (x ^ 2):totable(), (x ^ 3):totable(), x:totable()
+      for i, v in ipairs(given) do
         local want2, want3 = v * v, v * v * v
         if dt == "float32" then   -- rounded to float after each product, as the kernel does
           want2 = string.unpack("f", string.pack("f", v * v))
