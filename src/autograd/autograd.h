@@ -50,6 +50,10 @@ extern bool ct_anomaly_enabled;
 /* True when a result computed from these inputs must be recorded. */
 bool ct_needs_grad(int n, ct_tensor *const *in);
 
+/* Refuses (0 and err naming input k) a view taken before an in-place write changed its
+ * base's autograd history: its grad_fn describes the old base. */
+int ct_check_view(const ct_tensor *x, int k, ct_err *err);
+
 /* Makes out's grad_fn a new node of op over the inputs; returns the node (borrowed, out
  * owns it) or NULL with err on failure (then out is left without grad_fn). */
 ct_node *ct_record(const ct_op *op, ct_tensor *out, int nin, ct_tensor *const *in, ct_err *err);

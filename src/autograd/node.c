@@ -27,9 +27,18 @@ int ct_check_finite(const ct_tensor *t, const char *what, const char *opname, ct
   return 1;
 }
 
+int ct_check_view(const ct_tensor *x, int k, ct_err *err) {
+  if (!x->view || x->storage->history == x->view_history) return 1;
+  return ct_fail(err, "tensor %d is a view taken before an in-place operation changed its base's "
+                      "history, so its own history is stale (take the view again after the "
+                      "in-place operation)", k + 1);
+}
+
 ct_node *ct_record(const ct_op *op, ct_tensor *out, int nin, ct_tensor *const *in, ct_err *err) {
   size_t size = sizeof(ct_node) + (size_t)nin * sizeof(ct_edge);
   if (ct_anomaly_enabled && !ct_check_finite(out, "the forward", op->name, err)) return NULL;
+  for (int k = 0; k < nin; k++)
+    if (in[k] && !ct_check_view(in[k], k, err)) return NULL;
   ct_node *nd = ct_malloc(size, err);
   if (nd == NULL) return NULL;
   memset(nd, 0, size);

@@ -195,6 +195,7 @@ static ct_storage *storage_new(size_t nbytes, ct_err *err) {
   s->nbytes = nbytes;
   s->refs = 1;
   s->version = 0;
+  s->history = 0;
   s->block = NULL;
   return s;
 }
@@ -236,6 +237,7 @@ static ct_tensor *tensor_with_storage(size_t nbytes, ct_err *err) {
     s->nbytes = nbytes;
     s->refs = 1;
     s->version = 0;
+    s->history = 0;
     s->block = t;
     t->storage = s;
     return t;

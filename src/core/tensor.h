@@ -22,6 +22,7 @@ typedef struct ct_storage {
   size_t nbytes;
   int refs;
   uint64_t version;
+  uint64_t history;               /* in-place writes that changed the autograd history of a tensor on it */
   ct_tensor *block;               /* the tensor whose allocation holds this storage, or NULL */
 } ct_storage;
 
@@ -36,6 +37,8 @@ struct ct_tensor {                /* a view into a storage */
   struct ct_tensor *grad;         /* owned; NULL until a backward reaches a leaf */
   ct_node *grad_fn;               /* owned reference; NULL for leaves */
   int hook;                       /* binding's handle of a Lua hook list, 0 for none */
+  bool view;                      /* made by a view op: its grad_fn is a view of its base's */
+  uint64_t view_history;          /* storage->history when the view was taken */
 };
 
 /* ---- allocator with accounting (every C byte goes through here) ---- */

@@ -333,6 +333,8 @@ static bool is_view_op(const ct_op *op) {
   return false;
 }
 
+static int graft(ct_tensor *x, ct_tensor *r);
+
 static int leaf_write_ok(const ct_tensor *x, ct_err *err) {
   if (!ct_grad_enabled || !x->requires_grad) return 1;
   if (x->grad_fn == NULL)
@@ -358,13 +360,7 @@ int ct_unary_(ct_unary_op op, ct_tensor *x, double a, double b, ct_err *err) {
     ct_tensor *xc = ct_clone(x, err);   /* what the node saves must outlive the write-back */
     ct_tensor *y = xc ? ct_unary(op, xc, a, b, err) : NULL;
     ct_tensor_release(xc);
-    if (y == NULL) return 0;
-    ct_copy_into(x, y);
-    ct_node_release(x->grad_fn);
-    x->grad_fn = y->grad_fn;
-    y->grad_fn = NULL;
-    ct_tensor_release(y);
-    return 1;
+    return graft(x, y);
   }
   unary_apply(x, x, op, a, b);
   ct_bump(x);
@@ -656,7 +652,9 @@ static int inplace_check(ct_tensor *x, ct_tensor *other, ct_err *err) {
   return 1;
 }
 
-/* x <- r (an out-of-place result with a graph), keeping x's identity */
+/* x <- r (an out-of-place result with a graph), keeping x's identity.  The storage's
+ * history count moves on, so the views taken of x before (whose grad_fn still describes
+ * the old x) are refused from now on instead of giving wrong gradients. */
 static int graft(ct_tensor *x, ct_tensor *r) {
   if (r == NULL) return 0;
   ct_copy_into(x, r);
@@ -665,6 +663,7 @@ static int graft(ct_tensor *x, ct_tensor *r) {
     x->grad_fn = r->grad_fn;
     r->grad_fn = NULL;
     x->requires_grad = true;
+    x->storage->history++;
   }
   ct_tensor_release(r);
   return 1;

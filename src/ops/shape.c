@@ -24,6 +24,8 @@ static ct_tensor *make_view(ct_tensor *x, int ndim, const int64_t *shape, const 
   v->ndim = ndim;
   for (int i = 0; i < ndim; i++) { v->shape[i] = shape[i]; v->stride[i] = stride[i]; }
   v->offset = offset;
+  v->view = true;
+  v->view_history = x->storage->history;
   return v;
 }
 
