@@ -12,7 +12,9 @@ LUAINC   = $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include
 BLASINC  = $(shell pkg-config --cflags openblas 2>/dev/null)
 BLASLIB  = $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 WARN    := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wno-unused-parameter
-CFLAGS  += -pthread -std=c11 -D_GNU_SOURCE -fPIC -fno-math-errno $(OPT) $(WARN) $(LUAINC) $(BLASINC) $(XCFLAGS)
+# -fno-semantic-interposition: -fPIC alone forbids inlining calls between the core's own
+# exported functions (a small op makes dozens of them)
+CFLAGS  += -pthread -std=c11 -D_GNU_SOURCE -fPIC -fno-semantic-interposition -fno-math-errno $(OPT) $(WARN) $(LUAINC) $(BLASINC) $(XCFLAGS)
 LDLIBS   = $(BLASLIB) -lz -lm -pthread
 BUSTED  := lua5.4 /usr/bin/busted
 

@@ -34,7 +34,8 @@ struct ct_node {
   uint64_t saved_version[CT_MAXSAVE];
   bool saved_is_out[CT_MAXSAVE];
   double f[4];              /* op arguments */
-  int64_t i[CT_MAXDIM + 2];
+  int64_t i[2 * CT_MAXDIM + 2];   /* room for a view's geometry: offset, ndim, shape, strides */
+  ct_node *inner;           /* CopySlices: the node of the in-place op it wraps (owned) */
   int hook;                 /* binding's hook handle for the (non-leaf) output */
   /* engine scratch */
   ct_tensor *gacc;
@@ -50,9 +51,22 @@ extern bool ct_anomaly_enabled;
 /* True when a result computed from these inputs must be recorded. */
 bool ct_needs_grad(int n, ct_tensor *const *in);
 
-/* Refuses (0 and err naming input k) a view taken before an in-place write changed its
- * base's autograd history: its grad_fn describes the old base. */
-int ct_check_view(const ct_tensor *x, int k, ct_err *err);
+/* A view whose base's history changed in place after it was taken (its grad_fn describes
+ * the old base) gets a new grad_fn, a view of the base's current one, as PyTorch
+ * regenerates them; 0 and err when the base is gone or the node cannot be made. */
+static inline bool ct_view_stale(const ct_tensor *x) {
+  return x->view && x->storage->history != x->view_history;
+}
+int ct_view_refresh(ct_tensor *x, ct_err *err);
+
+/* Makes an empty node of op with nin edges (refs 1), or NULL with err. */
+ct_node *ct_node_new(const ct_op *op, int nin, ct_err *err);
+/* Points e at x's history: its grad_fn, or x itself when it is a leaf that requires grad. */
+void ct_edge_set(ct_edge *e, ct_tensor *x);
+/* e = a copy of src with its own references. */
+void ct_edge_copy(ct_edge *e, const ct_edge *src);
+/* Stores a view's geometry (offset within its storage, ndim, shape, strides) in nd->i. */
+void ct_geometry_put(ct_node *nd, const ct_tensor *v);
 
 /* Makes out's grad_fn a new node of op over the inputs; returns the node (borrowed, out
  * owns it) or NULL with err on failure (then out is left without grad_fn). */

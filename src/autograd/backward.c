@@ -138,7 +138,7 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
   pending_list leaves = {NULL, 0, 0};
 
   for (int r = 0; r < nroots; r++) {
-    if (!ct_check_view(roots[r], r, err)) return 0;
+    if (ct_view_stale(roots[r]) && !ct_view_refresh(roots[r], err)) return 0;
     if (!roots[r]->requires_grad)
       return ct_fail(err, "element %d of tensors does not require grad and does not have a grad_fn", r + 1);
     if (grads[r] == NULL && ct_numel(roots[r]) != 1)

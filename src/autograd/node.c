@@ -11,8 +11,12 @@ ct_hook_call_fn ct_hook_call = NULL;
 
 bool ct_needs_grad(int n, ct_tensor *const *in) {
   if (!ct_grad_enabled) return false;
-  for (int i = 0; i < n; i++)
-    if (in[i] && in[i]->requires_grad) return true;
+  for (int i = 0; i < n; i++) {
+    if (in[i] == NULL) continue;
+    if (in[i]->requires_grad) return true;
+    const ct_tensor *base = in[i]->storage->base;   /* a stale view may now need grad */
+    if (ct_view_stale(in[i]) && base && base->requires_grad) return true;
+  }
   return false;
 }
 
@@ -27,36 +31,71 @@ int ct_check_finite(const ct_tensor *t, const char *what, const char *opname, ct
   return 1;
 }
 
-int ct_check_view(const ct_tensor *x, int k, ct_err *err) {
-  if (!x->view || x->storage->history == x->view_history) return 1;
-  return ct_fail(err, "tensor %d is a view taken before an in-place operation changed its base's "
-                      "history, so its own history is stale (take the view again after the "
-                      "in-place operation)", k + 1);
-}
-
-ct_node *ct_record(const ct_op *op, ct_tensor *out, int nin, ct_tensor *const *in, ct_err *err) {
+ct_node *ct_node_new(const ct_op *op, int nin, ct_err *err) {
   size_t size = sizeof(ct_node) + (size_t)nin * sizeof(ct_edge);
-  if (ct_anomaly_enabled && !ct_check_finite(out, "the forward", op->name, err)) return NULL;
-  for (int k = 0; k < nin; k++)
-    if (in[k] && !ct_check_view(in[k], k, err)) return NULL;
   ct_node *nd = ct_malloc(size, err);
   if (nd == NULL) return NULL;
   memset(nd, 0, size);
   nd->op = op;
   nd->refs = 1;
   nd->nin = nin;
-  for (int k = 0; k < nin; k++) {
-    ct_edge *e = &nd->edge[k];
-    ct_tensor *x = in[k];
-    if (x == NULL) continue;
-    e->ndim = x->ndim;
-    e->dtype = x->dtype;
-    memcpy(e->shape, x->shape, sizeof e->shape);
-    if (!x->requires_grad) continue;
-    e->needs = true;
-    if (x->grad_fn) { e->fn = x->grad_fn; e->fn->refs++; }
-    else { e->leaf = x; ct_tensor_retain(x); }
+  return nd;
+}
+
+void ct_edge_set(ct_edge *e, ct_tensor *x) {
+  e->ndim = x->ndim;
+  e->dtype = x->dtype;
+  memcpy(e->shape, x->shape, sizeof e->shape);
+  if (!x->requires_grad) return;
+  e->needs = true;
+  if (x->grad_fn) { e->fn = x->grad_fn; e->fn->refs++; }
+  else { e->leaf = x; ct_tensor_retain(x); }
+}
+
+void ct_edge_copy(ct_edge *e, const ct_edge *src) {
+  *e = *src;
+  if (e->fn) e->fn->refs++;
+  if (e->leaf) ct_tensor_retain(e->leaf);
+}
+
+void ct_geometry_put(ct_node *nd, const ct_tensor *v) {
+  nd->i[0] = v->offset;
+  nd->i[1] = v->ndim;
+  for (int k = 0; k < v->ndim; k++) {
+    nd->i[2 + k] = v->shape[k];
+    nd->i[2 + v->ndim + k] = v->stride[k];
   }
+}
+
+/* AsStridedBackward, recorded for a regenerated view; its backward is in src/ops/shape.c. */
+extern const ct_op ct_op_as_strided;
+
+int ct_view_refresh(ct_tensor *x, ct_err *err) {
+  ct_tensor *base = x->storage->base;
+  if (base == NULL)
+    return ct_fail(err, "a view whose base was changed in place and then freed has no history "
+                        "left (keep the base, or take the view again)");
+  ct_node *nd = NULL;
+  if (base->requires_grad) {
+    if ((nd = ct_node_new(&ct_op_as_strided, 1, err)) == NULL) return 0;
+    ct_edge_set(&nd->edge[0], base);
+    ct_geometry_put(nd, x);
+  }
+  ct_node_release(x->grad_fn);
+  x->grad_fn = nd;
+  x->requires_grad = base->requires_grad;
+  x->view_history = x->storage->history;
+  return 1;
+}
+
+ct_node *ct_record(const ct_op *op, ct_tensor *out, int nin, ct_tensor *const *in, ct_err *err) {
+  if (ct_anomaly_enabled && !ct_check_finite(out, "the forward", op->name, err)) return NULL;
+  for (int k = 0; k < nin; k++)
+    if (in[k] && ct_view_stale(in[k]) && !ct_view_refresh(in[k], err)) return NULL;
+  ct_node *nd = ct_node_new(op, nin, err);
+  if (nd == NULL) return NULL;
+  for (int k = 0; k < nin; k++)
+    if (in[k]) ct_edge_set(&nd->edge[k], in[k]);
   ct_node_release(out->grad_fn);
   out->grad_fn = nd;
   out->requires_grad = true;
@@ -108,6 +147,7 @@ static void free_saved(ct_node *nd) {
     nd->saved[k] = NULL;
   }
   nd->nsaved = 0;
+  if (nd->inner) { free_saved(nd->inner); nd->inner->freed = true; }
 }
 
 /* Iterative, so that dropping a chain of a million nodes does not overflow the C stack. */
@@ -121,6 +161,10 @@ void ct_node_release(ct_node *nd) {
     stack = cur->link;
     free_saved(cur);
     ct_tensor_release(cur->gacc);
+    if (cur->inner && --cur->inner->refs == 0) {
+      cur->inner->link = stack;
+      stack = cur->inner;
+    }
     for (int k = 0; k < cur->nin; k++) {
       ct_tensor_release(cur->edge[k].leaf);
       ct_node *next = cur->edge[k].fn;

@@ -196,7 +196,7 @@ static ct_storage *storage_new(size_t nbytes, ct_err *err) {
   s->refs = 1;
   s->version = 0;
   s->history = 0;
-  s->block = NULL;
+  s->base = s->block = NULL;
   return s;
 }
 
@@ -238,7 +238,7 @@ static ct_tensor *tensor_with_storage(size_t nbytes, ct_err *err) {
     s->refs = 1;
     s->version = 0;
     s->history = 0;
-    s->block = t;
+    s->block = s->base = t;
     t->storage = s;
     return t;
   }
@@ -248,6 +248,7 @@ static ct_tensor *tensor_with_storage(size_t nbytes, ct_err *err) {
     ct_free(t, sizeof *t);
     return NULL;
   }
+  t->storage->base = t;
   return t;
 }
 
@@ -312,6 +313,7 @@ void ct_tensor_release(ct_tensor *t) {
   ct_node_release(t->grad_fn);
   mem.tensors--;
   ct_storage *s = t->storage;
+  if (s && s->base == t) s->base = NULL;
   if (s && s->block == t) storage_release(s);   /* frees t too, unless a view still holds s */
   else { storage_release(s); ct_free(t, sizeof *t); }
 }

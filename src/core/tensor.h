@@ -23,6 +23,7 @@ typedef struct ct_storage {
   int refs;
   uint64_t version;
   uint64_t history;               /* in-place writes that changed the autograd history of a tensor on it */
+  ct_tensor *base;                /* the tensor it was made for, while that one lives (not owned) */
   ct_tensor *block;               /* the tensor whose allocation holds this storage, or NULL */
 } ct_storage;
 

@@ -1089,6 +1089,8 @@ static int t_index(lua_State *L) {
     const char *k = lua_tostring(L, 2);
     ct_tensor *x = *box;
     if (x == NULL) return luaL_error(L, "tensor was released");
+    ct_err err;
+    if (ct_view_stale(x) && !ct_view_refresh(x, &err)) return ct_lua_error(L, k, &err);
     if (strcmp(k, "grad") == 0) {
       if (x->grad == NULL) return 0;
       ct_tensor **g = ct_lua_newbox(L);
@@ -1103,10 +1105,7 @@ static int t_index(lua_State *L) {
       lua_pushstring(L, x->grad_fn->op->name);
       return 1;
     }
-    if (strcmp(k, "data") == 0) {
-      ct_err err;
-      return PUSH(L, ct_detach(x, &err), "data");
-    }
+    if (strcmp(k, "data") == 0) return PUSH(L, ct_detach(x, &err), "data");
     return 0;
   }
   if (kt == LUA_TNUMBER || kt == LUA_TTABLE) {

@@ -327,16 +327,22 @@ static int unary_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *er
  * view's chain of view nodes ends at the leaf), as PyTorch does outside no_grad. */
 static bool is_view_op(const ct_op *op) {
   static const char *const views[] = {"ViewBackward", "SelectBackward", "NarrowBackward",
-                                      "TransposeBackward", "PermuteBackward", "ExpandBackward"};
+                                      "TransposeBackward", "PermuteBackward", "ExpandBackward",
+                                      "AsStridedBackward"};
   for (size_t k = 0; k < sizeof views / sizeof views[0]; k++)
     if (strcmp(op->name, views[k]) == 0) return true;
   return false;
 }
 
-static int graft(ct_tensor *x, ct_tensor *r);
+static int graft(ct_tensor *x, ct_tensor *r, ct_err *err);
 
 static int leaf_write_ok(const ct_tensor *x, ct_err *err) {
-  if (!ct_grad_enabled || !x->requires_grad) return 1;
+  if (!ct_grad_enabled) return 1;
+  const ct_tensor *base = x->view ? x->storage->base : NULL;
+  if (base && base->requires_grad && base->grad_fn == NULL)
+    return ct_fail(err, "a view of a leaf tensor that requires grad is used in an in-place "
+                        "operation (wrap it in crater.no_grad)");
+  if (!x->requires_grad) return 1;
   if (x->grad_fn == NULL)
     return ct_fail(err, "a leaf tensor that requires grad is used in an in-place operation "
                         "(wrap it in crater.no_grad)");
@@ -344,11 +350,6 @@ static int leaf_write_ok(const ct_tensor *x, ct_err *err) {
     if (n->edge[0].leaf)
       return ct_fail(err, "a view of a leaf tensor that requires grad is used in an in-place "
                           "operation (wrap it in crater.no_grad)");
-  /* the base's history cannot be rewritten (PyTorch's CopySlices): its gradient would be wrong */
-  if (is_view_op(x->grad_fn->op))
-    return ct_fail(err, "an in-place operation on a view (%s) of a tensor that requires grad is "
-                        "not supported (its base's gradient would be wrong); use out-of-place ops such as where or cat",
-                   x->grad_fn->op->name);
   return 1;
 }
 
@@ -360,7 +361,7 @@ int ct_unary_(ct_unary_op op, ct_tensor *x, double a, double b, ct_err *err) {
     ct_tensor *xc = ct_clone(x, err);   /* what the node saves must outlive the write-back */
     ct_tensor *y = xc ? ct_unary(op, xc, a, b, err) : NULL;
     ct_tensor_release(xc);
-    return graft(x, y);
+    return graft(x, y, err);
   }
   unary_apply(x, x, op, a, b);
   ct_bump(x);
@@ -635,9 +636,35 @@ static int binary_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *e
 /* ======================= in-place ======================= */
 
 /* Common checks before any in-place write: leaf, dtype, and that 'other' broadcasts to x. */
+/* The range of storage elements t can touch. */
+static void storage_span(const ct_tensor *t, int64_t *lo, int64_t *hi) {
+  *lo = *hi = t->offset;
+  for (int i = 0; i < t->ndim; i++) {
+    if (t->shape[i] == 0) { *hi = *lo - 1; return; }
+    int64_t reach = (t->shape[i] - 1) * t->stride[i];
+    if (reach < 0) *lo += reach; else *hi += reach;
+  }
+}
+
+/* An in-place write whose source shares some, but not exactly, the written elements would
+ * read values it already overwrote: refused, as PyTorch does. */
+static int overlap_ok(const ct_tensor *x, const ct_tensor *src, ct_err *err) {
+  if (x->storage != src->storage) return 1;
+  if (x->offset == src->offset && ct_same_shape(x, src) &&
+      memcmp(x->stride, src->stride, sizeof(int64_t) * (size_t)x->ndim) == 0)
+    return 1;
+  int64_t xl, xh, sl, sh;
+  storage_span(x, &xl, &xh);
+  storage_span(src, &sl, &sh);
+  if (xh < sl || sh < xl) return 1;
+  return ct_fail(err, "unsupported operation: some elements of the input tensor and the written-to "
+                      "tensor refer to a single memory location (clone() the input first)");
+}
+
 static int inplace_check(ct_tensor *x, ct_tensor *other, ct_err *err) {
   if (!leaf_write_ok(x, err)) return 0;
   if (other == NULL) return 1;
+  if (!overlap_ok(x, other, err)) return 0;
   if (x->dtype == CT_I64 && other->dtype != CT_I64)
     return ct_fail(err, "result type %s can't be cast to the desired output type int64",
                    ct_dtype_name(other->dtype));
@@ -652,11 +679,68 @@ static int inplace_check(ct_tensor *x, ct_tensor *other, ct_err *err) {
   return 1;
 }
 
+/* ---- an in-place write into a view of a tensor with a history: CopySlices, as PyTorch ----
+ * The base becomes its old self with the view's region replaced by r = f(view, others),
+ * whose node N was recorded out of place.  The base's new grad_fn wraps N: the gradient
+ * outside the region goes to the base's old history, the region's goes through N to f's
+ * inputs (among them the view's old value, whose history leads back into the base's). */
+static int copy_slices_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
+  ct_node *inner = nd->inner;
+  ct_tensor *ig[8] = {NULL};
+  if (inner->freed)
+    return ct_fail(err, "trying to backward through the graph a second time (%s's saved tensors "
+                        "were freed); pass retain_graph=true to the first backward", inner->op->name);
+  ct_tensor *gs = ct_as_strided(g, nd->i, err);   /* the region's gradient */
+  if (gs == NULL) return 0;
+  int ok = inner->op->backward(inner, gs, ig, err);
+  for (int k = 0; k < inner->nin; k++) {
+    if (ok) gin[1 + k] = ig[k];
+    else ct_tensor_release(ig[k]);
+  }
+  if (ok && nd->edge[0].needs) {   /* the base's old values count only outside the region */
+    ct_tensor *pad = ct_as_strided_pad(gs, nd->edge[0].ndim, nd->edge[0].shape, nd->i, err);
+    gin[0] = pad ? ct_sub(g, pad, err) : NULL;
+    ct_tensor_release(pad);
+    ok = gin[0] != NULL;
+  }
+  ct_tensor_release(gs);
+  return ok;
+}
+static const ct_op op_copy_slices = {"CopySlices", copy_slices_backward};
+
+static int copy_slices(ct_tensor *x, ct_tensor *r, ct_err *err) {
+  ct_tensor *base = x->storage->base;
+  ct_node *inner = r->grad_fn, *cs = NULL;
+  for (int k = 0; k < x->ndim; k++)
+    if (x->stride[k] == 0 && x->shape[k] > 1) {
+      ct_tensor_release(r);
+      return ct_fail(err, "an in-place operation on an expanded view, whose elements share "
+                          "memory, is not supported (use clone() first)");
+    }
+  if (inner->nin > 8 || (cs = ct_node_new(&op_copy_slices, 1 + inner->nin, err)) == NULL) {
+    ct_tensor_release(r);
+    return inner->nin > 8 ? ct_fail(err, "CopySlices: %s has too many inputs", inner->op->name) : 0;
+  }
+  ct_edge_set(&cs->edge[0], base);
+  for (int k = 0; k < inner->nin; k++) ct_edge_copy(&cs->edge[1 + k], &inner->edge[k]);
+  ct_geometry_put(cs, x);
+  cs->inner = inner;   /* r's reference moves to cs */
+  r->grad_fn = NULL;
+  ct_copy_into(x, r);
+  ct_tensor_release(r);
+  ct_node_release(base->grad_fn);
+  base->grad_fn = cs;
+  base->requires_grad = true;
+  x->storage->history++;   /* x and every other view of base take a view of cs when next used */
+  return 1;
+}
+
 /* x <- r (an out-of-place result with a graph), keeping x's identity.  The storage's
  * history count moves on, so the views taken of x before (whose grad_fn still describes
- * the old x) are refused from now on instead of giving wrong gradients. */
-static int graft(ct_tensor *x, ct_tensor *r) {
+ * the old x) get a new one, a view of x's new history, when next used. */
+static int graft(ct_tensor *x, ct_tensor *r, ct_err *err) {
   if (r == NULL) return 0;
+  if (r->grad_fn && x->view && x->storage->base) return copy_slices(x, r, err);
   ct_copy_into(x, r);
   if (r->grad_fn) {
     ct_node_release(x->grad_fn);
@@ -664,6 +748,7 @@ static int graft(ct_tensor *x, ct_tensor *r) {
     r->grad_fn = NULL;
     x->requires_grad = true;
     x->storage->history++;
+    if (x->view) x->view_history = x->storage->history;   /* its base is gone: x's own history is right */
   }
   ct_tensor_release(r);
   return 1;
@@ -679,7 +764,7 @@ int ct_binary_(ct_binary_op op, ct_tensor *x, ct_tensor *y, ct_err *err) {
     ct_tensor *xc = ct_clone(x, err);
     ct_tensor *r = xc ? ct_binary(op, xc, y->storage == x->storage ? xc : y, err) : NULL;
     ct_tensor_release(xc);
-    return graft(x, r);
+    return graft(x, r, err);
   }
   ct_tensor *yc = y;
   if (y->dtype != x->dtype && (yc = ct_to(y, x->dtype, err)) == NULL) return 0;
@@ -771,7 +856,7 @@ int ct_add_(ct_tensor *x, ct_tensor *y, double alpha, ct_err *err) {
     ct_tensor *sy = alpha == 1 ? (ct_tensor_retain(y), y) : ct_scale(y, alpha, err);
     ct_tensor *r = sy ? ct_add(x, sy, err) : NULL;
     ct_tensor_release(sy);
-    return graft(x, r);
+    return graft(x, r, err);
   }
   return fused(F_AXPY, x, y, NULL, alpha, err);
 }
@@ -782,7 +867,7 @@ int ct_addcmul_(ct_tensor *x, ct_tensor *a, ct_tensor *b, double v, ct_err *err)
     ct_tensor *ab = ct_mul(a, b, err), *s = ab ? ct_scale(ab, v, err) : NULL;
     ct_tensor *r = s ? ct_add(x, s, err) : NULL;
     ct_tensor_release(ab); ct_tensor_release(s);
-    return graft(x, r);
+    return graft(x, r, err);
   }
   return fused(F_ADDCMUL, x, a, b, v, err);
 }
@@ -793,7 +878,7 @@ int ct_addcdiv_(ct_tensor *x, ct_tensor *a, ct_tensor *b, double v, ct_err *err)
     ct_tensor *ab = ct_div(a, b, err), *s = ab ? ct_scale(ab, v, err) : NULL;
     ct_tensor *r = s ? ct_add(x, s, err) : NULL;
     ct_tensor_release(ab); ct_tensor_release(s);
-    return graft(x, r);
+    return graft(x, r, err);
   }
   return fused(F_ADDCDIV, x, a, b, v, err);
 }
@@ -804,13 +889,13 @@ int ct_lerp_(ct_tensor *x, ct_tensor *end, double w, ct_err *err) {
     ct_tensor *d = ct_sub(end, x, err), *s = d ? ct_scale(d, w, err) : NULL;
     ct_tensor *r = s ? ct_add(x, s, err) : NULL;
     ct_tensor_release(d); ct_tensor_release(s);
-    return graft(x, r);
+    return graft(x, r, err);
   }
   return fused(F_LERP, x, end, NULL, w, err);
 }
 
 int ct_copy_(ct_tensor *x, ct_tensor *src, ct_err *err) {
-  if (!leaf_write_ok(x, err)) return 0;
+  if (!leaf_write_ok(x, err) || !overlap_ok(x, src, err)) return 0;
   int nd;
   int64_t shape[CT_MAXDIM];
   if (!ct_broadcast_shape(x, src, &nd, shape, err)) return 0;
@@ -828,7 +913,7 @@ int ct_copy_(ct_tensor *x, ct_tensor *src, ct_err *err) {
       ct_tensor_release(r);
       r = e;
     }
-    return graft(x, r);
+    return graft(x, r, err);
   }
   return fused(F_COPY, x, src, NULL, 0, err);
 }
@@ -840,7 +925,7 @@ int ct_fill_(ct_tensor *x, double v, ct_err *err) {
   bool rec = x->requires_grad && ct_grad_enabled;
   /* recorded: the result no longer depends on x, so its graph is x * 0 */
   ct_tensor *xc = rec ? ct_clone(x, err) : NULL;
-  int ok = rec ? (xc ? graft(x, ct_scale(xc, 0, err)) : 0) : 1;
+  int ok = rec ? (xc ? graft(x, ct_scale(xc, 0, err), err) : 0) : 1;
   ct_tensor_release(xc);
   if (ok) ok = fused(F_COPY, x, s, NULL, 0, err);
   ct_tensor_release(s);
@@ -857,6 +942,6 @@ int ct_masked_fill_(ct_tensor *x, ct_tensor *mask, double v, ct_err *err) {
     return ct_fail(err, "mask of shape %s does not broadcast to %s",
                    ct_shape_str(a, mask->ndim, mask->shape), ct_shape_str(b, x->ndim, x->shape));
   }
-  if (records(x, NULL)) return graft(x, ct_masked_fill(x, mask, v, err));
+  if (records(x, NULL)) return graft(x, ct_masked_fill(x, mask, v, err), err);
   return fused(F_MASKFILL, x, mask, NULL, v, err);
 }

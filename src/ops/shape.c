@@ -24,7 +24,9 @@ static ct_tensor *make_view(ct_tensor *x, int ndim, const int64_t *shape, const 
   v->ndim = ndim;
   for (int i = 0; i < ndim; i++) { v->shape[i] = shape[i]; v->stride[i] = stride[i]; }
   v->offset = offset;
-  v->view = true;
+  /* a view of the storage's own tensor (directly or through views) follows its history;
+   * a view of a detached alias does not, as in PyTorch */
+  v->view = x->view || x->storage->base == x;
   v->view_history = x->storage->history;
   return v;
 }
@@ -245,6 +247,67 @@ ct_tensor *ct_select(ct_tensor *x, int dim, int64_t index, ct_err *err) {
     if (i != dim) { sh[n] = x->shape[i]; st[n++] = x->stride[i]; }
   return record1(&op_select, make_view(x, n, sh, st, x->offset + index * x->stride[dim], err), x,
                  (int64_t[]){dim, index}, 2, err);
+}
+
+/* ---- as_strided: a view given by its geometry (nd->i: offset, ndim, shape, strides) in
+ * the storage of a contiguous tensor.  A view whose base changed in place gets one as its
+ * new grad_fn (ct_view_refresh), and CopySlices' backward takes the written region with it;
+ * the pad is its adjoint (a sum where the geometry overlaps, as an expand's does). ---- */
+
+/* x as a contiguous tensor whose storage starts at its first element (a new reference) */
+static ct_tensor *storage_shaped(ct_tensor *x, ct_err *err) {
+  if (ct_is_contiguous(x) && x->offset == 0) { ct_tensor_retain(x); return x; }
+  return ct_clone(x, err);
+}
+
+static void geometry_copy(ct_node *nd, const int64_t *geom) {
+  memcpy(nd->i, geom, sizeof(int64_t) * (size_t)(2 + 2 * geom[1]));
+}
+
+static int as_strided_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
+  gin[0] = ct_as_strided_pad(g, nd->edge[0].ndim, nd->edge[0].shape, nd->i, err);
+  return gin[0] != NULL;
+}
+const ct_op ct_op_as_strided = {"AsStridedBackward", as_strided_backward};
+
+ct_tensor *ct_as_strided(ct_tensor *x, const int64_t *geom, ct_err *err) {
+  ct_tensor *base = storage_shaped(x, err);
+  if (base == NULL) return NULL;
+  int nd = (int)geom[1];
+  ct_tensor *v = make_view(base, nd, geom + 2, geom + 2 + nd, geom[0], err);
+  if (v && ct_needs_grad(1, &base)) {
+    ct_node *n = ct_record(&ct_op_as_strided, v, 1, &base, err);
+    if (n) geometry_copy(n, geom);
+    else { ct_tensor_release(v); v = NULL; }
+  }
+  ct_tensor_release(base);
+  return v;
+}
+
+static int as_strided_pad_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
+  gin[0] = ct_as_strided(g, nd->i, err);
+  return gin[0] != NULL;
+}
+static const ct_op op_as_strided_pad = {"AsStridedPadBackward", as_strided_pad_backward};
+
+ct_tensor *ct_as_strided_pad(ct_tensor *g, int ndim, const int64_t *shape, const int64_t *geom,
+                             ct_err *err) {
+  ct_tensor *y = ct_tensor_zeros(g->dtype, ndim, shape, err);
+  if (y == NULL) return NULL;
+  ct_tensor slot = *y;   /* a stack view of the region: no allocation, no refcount change */
+  slot.ndim = (int)geom[1];
+  for (int k = 0; k < slot.ndim; k++) { slot.shape[k] = geom[2 + k]; slot.stride[k] = geom[2 + slot.ndim + k]; }
+  slot.offset = geom[0];
+  bool mode = ct_grad_enabled;   /* a sum into fresh zeros: recorded below as one op */
+  ct_grad_enabled = false;
+  int ok = ct_add_(&slot, g, 1.0, err);
+  ct_grad_enabled = mode;
+  if (!ok) { ct_tensor_release(y); return NULL; }
+  if (!ct_needs_grad(1, &g)) return y;
+  ct_node *n = ct_record(&op_as_strided_pad, y, 1, &g, err);
+  if (n == NULL) { ct_tensor_release(y); return NULL; }
+  geometry_copy(n, geom);
+  return y;
 }
 
 static int narrow_pad_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
