@@ -79,6 +79,16 @@ describe("in-place writes through views", function()
     assert.same({ 2, 4, 6 }, t:totable())
   end)
 
+  it("multiplies by another element of the same base, which the backward then refuses", function()
+    local x = d({ 3, 2, 5 }, true)
+    local y = x * 1
+    y[1]:mul_(y[2])                    -- the value is right: y[1] = x1 x2
+    assert.same({ 6, 2, 5 }, y:totable())
+    -- MulBackward saved y[2], whose storage the write changed: PyTorch refuses it too
+    assert.error_matches(function() y:sum():backward() end,
+      "needed by MulBackward for the gradient was modified by an in-place operation", 1, true)
+  end)
+
   it("matches finite differences, to first and second order", function()
     local function f(x, z)
       local y = x ^ 2 + x              -- AddBackward saves nothing: y may be written

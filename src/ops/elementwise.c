@@ -648,11 +648,13 @@ static void storage_span(const ct_tensor *t, int64_t *lo, int64_t *hi) {
 
 /* An in-place write whose source shares some, but not exactly, the written elements would
  * read values it already overwrote: refused, as PyTorch does. */
+static bool same_elements(const ct_tensor *a, const ct_tensor *b) {
+  return a->storage == b->storage && a->offset == b->offset && ct_same_shape(a, b) &&
+         memcmp(a->stride, b->stride, sizeof(int64_t) * (size_t)a->ndim) == 0;
+}
+
 static int overlap_ok(const ct_tensor *x, const ct_tensor *src, ct_err *err) {
-  if (x->storage != src->storage) return 1;
-  if (x->offset == src->offset && ct_same_shape(x, src) &&
-      memcmp(x->stride, src->stride, sizeof(int64_t) * (size_t)x->ndim) == 0)
-    return 1;
+  if (x->storage != src->storage || same_elements(x, src)) return 1;
   int64_t xl, xh, sl, sh;
   storage_span(x, &xl, &xh);
   storage_span(src, &sl, &sh);
@@ -762,7 +764,7 @@ int ct_binary_(ct_binary_op op, ct_tensor *x, ct_tensor *y, ct_err *err) {
   if (!inplace_check(x, y, err)) return 0;
   if (records(x, y)) {   /* on a clone of x: the node saves its inputs, the write-back changes x */
     ct_tensor *xc = ct_clone(x, err);
-    ct_tensor *r = xc ? ct_binary(op, xc, y->storage == x->storage ? xc : y, err) : NULL;
+    ct_tensor *r = xc ? ct_binary(op, xc, same_elements(x, y) ? xc : y, err) : NULL;
     ct_tensor_release(xc);
     return graft(x, r, err);
   }
