@@ -112,12 +112,17 @@ describe("in-place writes through views", function()
     assert.error_matches(function() s:backward() end, "backward through the graph a second time", 1, true)
   end)
 
-  it("refuses an expanded view, and a view of a leaf that requires grad", function()
+  it("refuses writes into an expanded view, and into a view of a leaf that requires grad", function()
     local x = d({ 1, 2 }, true)
-    local e = (x * 1):view(2, 1):expand(2, 3)
-    assert.error_matches(function() e:mul_(2) end, "in-place operation on an expanded view", 1, true)
+    local b = x * 1
+    local e = b:view(2, 1):expand(2, 3)
+    assert.error_matches(function() e:mul_(2) end,
+      "more than one element of the written-to tensor refers to a single memory location", 1, true)
+    assert.error_matches(function() d({ 1 }):expand(3):fill_(0) end, "single memory location", 1, true)
     assert.error_matches(function() x[1] = 0 end, "a view of a leaf tensor that requires grad", 1, true)
     assert.same({ 1, 2 }, x:totable())
+    b:mul_(2)                          -- e was taken before: it cannot follow, and says so
+    assert.error_matches(function() return e * 1 end, "expand it again", 1, true)
   end)
 
   it("says so when a changed base is gone before its old view is used", function()

@@ -15,9 +15,9 @@ typedef struct arrays {
 } arrays;
 
 /* Reads 'count' tensor arguments starting at 1: the parameter, its gradient (true: the
- * parameter's .grad), then the state tensors; an argument whose bit is set in 'optional' may be nil (its slot is NULL).
- * Raises "<fn>: <name> ..." unless all are contiguous, of the parameter's floating dtype,
- * of its number of elements, and on distinct storages. */
+ * parameter's .grad), then the state tensors; an argument whose bit is set in 'optional'
+ * may be nil (its slot is NULL).  Raises "<fn>: <name> ..." unless all are contiguous, of
+ * the parameter's floating dtype, of its number of elements, and on distinct storages. */
 static void check_arrays(lua_State *L, const char *fn, const char *const *names, int count,
                          unsigned optional, arrays *a) {
   a->count = count;

@@ -337,6 +337,10 @@ static bool is_view_op(const ct_op *op) {
 static int graft(ct_tensor *x, ct_tensor *r, ct_err *err);
 
 static int leaf_write_ok(const ct_tensor *x, ct_err *err) {
+  for (int k = 0; k < x->ndim; k++)   /* an expanded view: one element would take several writes */
+    if (x->stride[k] == 0 && x->shape[k] > 1)
+      return ct_fail(err, "unsupported operation: more than one element of the written-to tensor "
+                          "refers to a single memory location (an expanded view: clone() it first)");
   if (!ct_grad_enabled) return 1;
   const ct_tensor *base = x->view ? x->storage->base : NULL;
   if (base && base->requires_grad && base->grad_fn == NULL)
@@ -635,7 +639,6 @@ static int binary_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *e
 
 /* ======================= in-place ======================= */
 
-/* Common checks before any in-place write: leaf, dtype, and that 'other' broadcasts to x. */
 /* The range of storage elements t can touch. */
 static void storage_span(const ct_tensor *t, int64_t *lo, int64_t *hi) {
   *lo = *hi = t->offset;
@@ -646,13 +649,13 @@ static void storage_span(const ct_tensor *t, int64_t *lo, int64_t *hi) {
   }
 }
 
-/* An in-place write whose source shares some, but not exactly, the written elements would
- * read values it already overwrote: refused, as PyTorch does. */
 static bool same_elements(const ct_tensor *a, const ct_tensor *b) {
   return a->storage == b->storage && a->offset == b->offset && ct_same_shape(a, b) &&
          memcmp(a->stride, b->stride, sizeof(int64_t) * (size_t)a->ndim) == 0;
 }
 
+/* An in-place write whose source shares some, but not exactly, the written elements would
+ * read values it already overwrote: refused, as PyTorch does. */
 static int overlap_ok(const ct_tensor *x, const ct_tensor *src, ct_err *err) {
   if (x->storage != src->storage || same_elements(x, src)) return 1;
   int64_t xl, xh, sl, sh;
@@ -663,6 +666,8 @@ static int overlap_ok(const ct_tensor *x, const ct_tensor *src, ct_err *err) {
                       "tensor refer to a single memory location (clone() the input first)");
 }
 
+/* Common checks before any in-place write: leaf, overlap, dtype, and that 'other'
+ * broadcasts to x. */
 static int inplace_check(ct_tensor *x, ct_tensor *other, ct_err *err) {
   if (!leaf_write_ok(x, err)) return 0;
   if (other == NULL) return 1;
@@ -713,12 +718,6 @@ static const ct_op op_copy_slices = {"CopySlices", copy_slices_backward};
 static int copy_slices(ct_tensor *x, ct_tensor *r, ct_err *err) {
   ct_tensor *base = x->storage->base;
   ct_node *inner = r->grad_fn, *cs = NULL;
-  for (int k = 0; k < x->ndim; k++)
-    if (x->stride[k] == 0 && x->shape[k] > 1) {
-      ct_tensor_release(r);
-      return ct_fail(err, "an in-place operation on an expanded view, whose elements share "
-                          "memory, is not supported (use clone() first)");
-    }
   if (inner->nin > 8 || (cs = ct_node_new(&op_copy_slices, 1 + inner->nin, err)) == NULL) {
     ct_tensor_release(r);
     return inner->nin > 8 ? ct_fail(err, "CopySlices: %s has too many inputs", inner->op->name) : 0;

@@ -252,7 +252,7 @@ ct_tensor *ct_select(ct_tensor *x, int dim, int64_t index, ct_err *err) {
 /* ---- as_strided: a view given by its geometry (nd->i: offset, ndim, shape, strides) in
  * the storage of a contiguous tensor.  A view whose base changed in place gets one as its
  * new grad_fn (ct_view_refresh), and CopySlices' backward takes the written region with it;
- * the pad is its adjoint (a sum where the geometry overlaps, as an expand's does). ---- */
+ * the pad is its adjoint.  Geometries never overlap (no expanded ones come here). ---- */
 
 /* x as a contiguous tensor whose storage starts at its first element (a new reference) */
 static ct_tensor *storage_shaped(ct_tensor *x, ct_err *err) {
@@ -298,11 +298,7 @@ ct_tensor *ct_as_strided_pad(ct_tensor *g, int ndim, const int64_t *shape, const
   slot.ndim = (int)geom[1];
   for (int k = 0; k < slot.ndim; k++) { slot.shape[k] = geom[2 + k]; slot.stride[k] = geom[2 + slot.ndim + k]; }
   slot.offset = geom[0];
-  bool mode = ct_grad_enabled;   /* a sum into fresh zeros: recorded below as one op */
-  ct_grad_enabled = false;
-  int ok = ct_add_(&slot, g, 1.0, err);
-  ct_grad_enabled = mode;
-  if (!ok) { ct_tensor_release(y); return NULL; }
+  ct_copy_into(&slot, g);
   if (!ct_needs_grad(1, &g)) return y;
   ct_node *n = ct_record(&op_as_strided_pad, y, 1, &g, err);
   if (n == NULL) { ct_tensor_release(y); return NULL; }
