@@ -2,6 +2,7 @@
 -- create_graph, anomaly mode, grad mode, and memory staying flat over a training loop.
 local crater = require "crater"
 local H = dofile("spec/core/helpers.lua")
+local memcheck = require "spec.helpers.memcheck"
 local d, i64 = H.d, H.i
 
 describe("backward", function()
@@ -108,6 +109,31 @@ describe("backward", function()
       "a view of a leaf tensor that requires grad is used in an in-place operation", 1, true)
     assert.same({ 1, 2 }, w:totable())
   end)
+
+  it("retain_grad keeps a non-leaf's gradient, as PyTorch (values worked by hand)", memcheck.wrap(function()
+    local x = d({ 1, 2 }, true)
+    local y = x * 2
+    assert.equal(y, y:retain_grad())
+    assert.is_true(y.retains_grad)
+    local s = (y * y):sum()
+    s:backward({ retain_graph = true })
+    assert.same({ 4, 8 }, y.grad:totable())          -- 2 y
+    s:backward()
+    assert.same({ 8, 16 }, y.grad:totable())         -- summed, as a leaf's
+    -- the latest version after an in-place op; crater.grad fills it too
+    local z = x * 2
+    z:retain_grad()
+    z:mul_(3)
+    crater.grad({ (z * z):sum() }, { x })
+    assert.same({ 12, 24 }, z.grad:totable())        -- 2 * (6 x)
+    local root = (x * 2):sum()
+    root:retain_grad()
+    root:backward()
+    assert.equal(1, root.grad:item())
+    x:retain_grad()                                   -- a leaf: nothing to do
+    assert.is_false(x.retains_grad)
+    assert.error_matches(function() d({ 1 }):retain_grad() end, "doesn't require grad", 1, true)
+  end))
 
   it("only leaves' requires_grad can be switched off", function()
     local x = d({ 1 }, true)

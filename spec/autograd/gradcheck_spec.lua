@@ -155,7 +155,7 @@ case("index_add", "both inputs", function(a, s) return a:index_add(1, i64({ 2, 2
 -- methods that have no gradient, or that are not ops
 local not_differentiable = {
   argmax = true, argmin = true, eq = true, ne = true, lt = true, le = true, gt = true, ge = true,
-  allclose = true, backward = true, register_hook = true, requires_grad_ = true, detach = true,
+  allclose = true, backward = true, register_hook = true, retain_grad = true, requires_grad_ = true, detach = true,
   dim = true, dtype = true, get = true, item = true, is_contiguous = true, nelement = true, numel = true,
   shape = true, size = true, stride = true, totable = true, type = true, long = true,
   zeros_like = true, ones_like = true, numpy_like = true,

@@ -36,6 +36,7 @@ struct ct_node {
   double f[4];              /* op arguments */
   int64_t i[2 * CT_MAXDIM + 2];   /* room for a view's geometry: offset, ndim, shape, strides */
   ct_node *inner;           /* CopySlices: the node of the in-place op it wraps (owned) */
+  ct_tensor *retain_out;    /* the output whose .grad keeps this node's gradient (retain_grad; not owned) */
   int hook;                 /* binding's hook handle for the (non-leaf) output */
   /* engine scratch */
   ct_tensor *gacc;
@@ -58,6 +59,10 @@ static inline bool ct_view_stale(const ct_tensor *x) {
   return x->view && x->storage->history != x->view_history;
 }
 int ct_view_refresh(ct_tensor *x, ct_err *err);
+
+/* x->grad_fn = nd (taking nd's reference, releasing the old one); a retain_grad mark moves
+ * along, so x keeps the gradient of its latest version. */
+void ct_set_grad_fn(ct_tensor *x, ct_node *nd);
 
 /* Makes an empty node of op with nin edges (refs 1), or NULL with err. */
 ct_node *ct_node_new(const ct_op *op, int nin, ct_err *err);

@@ -234,6 +234,8 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
     if (gins) memset(gins, 0, (size_t)n->nin * sizeof *gins);
     int good = 1;
     if (gout && !run_hook(n->hook, &gout, err)) good = 0;
+    if (good && gout && n->retain_out)   /* retain_grad: .grad like a leaf's (crater.grad too, as PyTorch) */
+      good = pending_add(&leaves, n->retain_out, gout, err);
     if (good && gout)
       for (int k = 0; k < ninputs; k++)   /* crater.grad of a non-leaf input */
         if (inputs[k]->grad_fn == n && !accumulate(&results[k], gout, err)) good = 0;

@@ -44,6 +44,16 @@ ct_node *ct_node_new(const ct_op *op, int nin, ct_err *err) {
   return nd;
 }
 
+void ct_set_grad_fn(ct_tensor *x, ct_node *nd) {
+  ct_node *old = x->grad_fn;
+  if (old && old->retain_out == x) {
+    old->retain_out = NULL;
+    if (nd) nd->retain_out = x;
+  }
+  ct_node_release(old);
+  x->grad_fn = nd;
+}
+
 void ct_edge_set(ct_edge *e, ct_tensor *x) {
   e->ndim = x->ndim;
   e->dtype = x->dtype;
@@ -87,8 +97,7 @@ int ct_view_refresh(ct_tensor *x, ct_err *err) {
     ct_edge_set(&nd->edge[0], base);
     ct_geometry_put(nd, x);
   }
-  ct_node_release(x->grad_fn);
-  x->grad_fn = nd;
+  ct_set_grad_fn(x, nd);
   x->requires_grad = base->requires_grad;
   x->view_history = x->storage->history;
   return 1;
@@ -102,8 +111,7 @@ ct_node *ct_record(const ct_op *op, ct_tensor *out, int nin, ct_tensor *const *i
   if (nd == NULL) return NULL;
   for (int k = 0; k < nin; k++)
     if (in[k]) ct_edge_set(&nd->edge[k], in[k]);
-  ct_node_release(out->grad_fn);
-  out->grad_fn = nd;
+  ct_set_grad_fn(out, nd);
   out->requires_grad = true;
   return nd;
 }

@@ -73,6 +73,19 @@ static int t_register_hook(lua_State *L) {
   return 0;
 }
 
+/* x:retain_grad(): a non-leaf's gradient is kept in its .grad by the next backwards, as
+ * a leaf's (summed over backwards); on a leaf it does nothing. */
+static int t_retain_grad(lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1);
+  ct_err err;
+  if (ct_view_stale(x) && !ct_view_refresh(x, &err)) return ct_lua_error(L, "retain_grad", &err);
+  if (!x->requires_grad)
+    return luaL_error(L, "retain_grad: can't retain the gradient of a tensor that doesn't require grad");
+  if (x->grad_fn) x->grad_fn->retain_out = x;
+  lua_settop(L, 1);
+  return 1;
+}
+
 static bool opt_bool(lua_State *L, int idx, const char *key, bool dflt) {
   if (!lua_istable(L, idx)) return dflt;
   lua_getfield(L, idx, key);
@@ -236,6 +249,7 @@ void ct_lua_open_autograd(lua_State *L) {
     {"fail_alloc", t_fail_alloc}, {"set_num_threads", t_set_num_threads},
     {"get_num_threads", t_get_num_threads}, {"from_bytes", t_from_bytes},
     {"backward", t_backward}, {"register_hook", t_register_hook}, {"bytes", t_storage_bytes},
+    {"retain_grad", t_retain_grad},
     {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
   hook_state = L;
@@ -245,5 +259,7 @@ void ct_lua_open_autograd(lua_State *L) {
   lua_setfield(L, -2, "backward");
   lua_pushcfunction(L, t_register_hook);
   lua_setfield(L, -2, "register_hook");
+  lua_pushcfunction(L, t_retain_grad);
+  lua_setfield(L, -2, "retain_grad");
   lua_pop(L, 1);
 }

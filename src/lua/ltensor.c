@@ -1100,6 +1100,10 @@ static int t_index(lua_State *L) {
     }
     if (strcmp(k, "requires_grad") == 0) { lua_pushboolean(L, x->requires_grad); return 1; }
     if (strcmp(k, "is_leaf") == 0) { lua_pushboolean(L, x->grad_fn == NULL); return 1; }
+    if (strcmp(k, "retains_grad") == 0) {
+      lua_pushboolean(L, x->grad_fn && x->grad_fn->retain_out == x);
+      return 1;
+    }
     if (strcmp(k, "grad_fn") == 0) {
       if (x->grad_fn == NULL) return 0;
       lua_pushstring(L, x->grad_fn->op->name);

@@ -729,8 +729,7 @@ static int copy_slices(ct_tensor *x, ct_tensor *r, ct_err *err) {
   r->grad_fn = NULL;
   ct_copy_into(x, r);
   ct_tensor_release(r);
-  ct_node_release(base->grad_fn);
-  base->grad_fn = cs;
+  ct_set_grad_fn(base, cs);
   base->requires_grad = true;
   x->storage->history++;   /* x and every other view of base take a view of cs when next used */
   return 1;
@@ -744,8 +743,7 @@ static int graft(ct_tensor *x, ct_tensor *r, ct_err *err) {
   if (r->grad_fn && x->view && x->storage->base) return copy_slices(x, r, err);
   ct_copy_into(x, r);
   if (r->grad_fn) {
-    ct_node_release(x->grad_fn);
-    x->grad_fn = r->grad_fn;
+    ct_set_grad_fn(x, r->grad_fn);
     r->grad_fn = NULL;
     x->requires_grad = true;
     x->storage->history++;
