@@ -56,17 +56,19 @@ static int run_hook(int hook, ct_tensor **g, ct_err *err) {
  * whole walk (and every allocation it needs) has succeeded, so a failed backward leaves
  * every .grad as it was. */
 typedef struct { ct_tensor *leaf, *g; } pending_leaf;
-typedef struct { pending_leaf *v; size_t n, cap; } pending_list;
+/* 'small' holds the first entries: most backwards reach a few leaves, and a small graph's
+ * backward is short enough that two allocations showed. */
+typedef struct { pending_leaf *v; size_t n, cap; pending_leaf small[8]; } pending_list;
 
 static int pending_add(pending_list *pl, ct_tensor *leaf, ct_tensor *g, ct_err *err) {
   for (size_t i = 0; i < pl->n; i++)
     if (pl->v[i].leaf == leaf) return accumulate(&pl->v[i].g, g, err);
   if (pl->n == pl->cap) {
-    size_t cap = pl->cap ? 2 * pl->cap : 16;
+    size_t cap = 2 * pl->cap;
     pending_leaf *v = ct_malloc(cap * sizeof *v, err);
     if (v == NULL) return 0;
-    if (pl->n) memcpy(v, pl->v, pl->n * sizeof *v);
-    ct_free(pl->v, pl->cap * sizeof *v);
+    memcpy(v, pl->v, pl->n * sizeof *v);
+    if (pl->v != pl->small) ct_free(pl->v, pl->cap * sizeof *v);
     pl->v = v;
     pl->cap = cap;
   }
@@ -124,7 +126,7 @@ static void pending_commit(pending_list *pl, bool create_graph) {
 
 static void pending_free(pending_list *pl) {
   for (size_t i = 0; i < pl->n; i++) ct_tensor_release(pl->v[i].g);
-  ct_free(pl->v, pl->cap * sizeof *pl->v);
+  if (pl->v != pl->small) ct_free(pl->v, pl->cap * sizeof *pl->v);
 }
 
 int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_graph,
@@ -133,9 +135,13 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
   bool saved_mode = ct_grad_enabled;
   ct_node *order = NULL, *stack = NULL;  /* 'link' threads the DFS stack, then the ready list */
   int ok = 0;
-  size_t nlist = 0, cap = 64;
-  ct_node **list = NULL;
-  pending_list leaves = {NULL, 0, 0};
+  ct_node *small[64];   /* the reachable nodes; from the heap only for bigger graphs */
+  size_t nlist = 0, cap = sizeof small / sizeof small[0];
+  ct_node **list = small;
+  pending_list leaves;
+  leaves.v = leaves.small;
+  leaves.n = 0;
+  leaves.cap = sizeof leaves.small / sizeof leaves.small[0];
 
   for (int r = 0; r < nroots; r++) {
     if (ct_view_stale(roots[r]) && !ct_view_refresh(roots[r], err)) return 0;
@@ -159,8 +165,6 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
     }
 
   /* collect reachable nodes and count, for each, how many consumers will feed it */
-  list = ct_malloc(cap * sizeof *list, err);
-  if (list == NULL) return 0;
   for (int r = 0; r < nroots; r++) {
     ct_node *n = roots[r]->grad_fn;
     if (n && n->deps == 0 && n->link == NULL && n != stack) {
@@ -177,7 +181,7 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
       ct_node **bigger = ct_malloc(2 * cap * sizeof *list, err);
       if (bigger == NULL) goto done;
       memcpy(bigger, list, cap * sizeof *list);
-      ct_free(list, cap * sizeof *list);
+      if (list != small) ct_free(list, cap * sizeof *list);
       list = bigger;
       cap *= 2;
     }
@@ -296,7 +300,7 @@ done:
     ct_tensor_release(list[i]->gacc);
     list[i]->gacc = NULL;
   }
-  ct_free(list, cap * sizeof *list);
+  if (list != small) ct_free(list, cap * sizeof *list);
   if (!ok)
     for (int k = 0; k < ninputs; k++) { ct_tensor_release(results[k]); results[k] = NULL; }
   return ok;

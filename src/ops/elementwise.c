@@ -850,6 +850,18 @@ static int fused(fused_kind k, ct_tensor *x, ct_tensor *a, ct_tensor *b, double 
 }
 
 int ct_add_(ct_tensor *x, ct_tensor *y, double alpha, ct_err *err) {
+  /* the backward's sums of gradients: same layout, nothing to record or refuse */
+  if ((!ct_grad_enabled || (!x->requires_grad && !y->requires_grad && !x->view)) &&
+      x->dtype == y->dtype && x->storage != y->storage && ct_same_shape(x, y) &&
+      ct_is_contiguous(x) && ct_is_contiguous(y)) {
+    fused_ctx c = {F_AXPY, alpha};
+    char *p[3] = {ct_data(x), ct_data(y), ct_data(y)};
+    size_t es = ct_dtype_size(x->dtype);
+    flat_run(x->dtype == CT_F32 ? fused_f32 : x->dtype == CT_F64 ? fused_f64 : fused_i64, &c, 3, p,
+             (size_t[]){es, es, es}, ct_numel(x));
+    ct_bump(x);
+    return 1;
+  }
   if (!inplace_check(x, y, err)) return 0;
   if (records(x, y)) {
     ct_tensor *sy = alpha == 1 ? (ct_tensor_retain(y), y) : ct_scale(y, alpha, err);
