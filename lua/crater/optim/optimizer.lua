@@ -296,7 +296,10 @@ function Optimizer:check_step()
     self._checked, self._keys = checked, keys
   end
   local boxed = not reads_grad[self.update]
-  local grads, n, groups, state = {}, 0, self.param_groups, self.state
+  -- booleans only when the kernels read the gradients: one table serves every step
+  local grads = boxed and {} or self._flags
+  if grads == nil then grads = {}; self._flags = grads end
+  local n, groups, state = 0, self.param_groups, self.state
   for gi = 1, #groups do   -- numeric loops: ipairs cost more than the checks here
     local group = groups[gi]
     local unchanged = checked[group]
