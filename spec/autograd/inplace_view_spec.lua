@@ -101,6 +101,41 @@ describe("in-place writes through views", function()
     assert.is_true(crater.autograd.gradgradcheck(f, { x, z }))
   end)
 
+  it("passes gradcheck on random sequences of writes through random views", function()
+    -- y starts as a function of x; each step writes through a view of y (an element, a
+    -- slice, a column of a reshaped y, or y itself) a value made from x and z, so every
+    -- gradient path through CopySlices and regenerated views is exercised
+    local function program(seed)
+      local rng = { seed = seed }
+      local function pick(n)   -- a small LCG: the programs do not depend on math.random
+        rng.seed = (rng.seed * 1103515245 + 12345) % 2147483648
+        return rng.seed % n + 1
+      end
+      local steps = {}
+      for k = 1, 4 do steps[k] = { view = pick(4), op = pick(3), a = pick(6), b = pick(3) } end
+      return function(x, z)
+        local y = x * 1.5 + x * x
+        for _, st in ipairs(steps) do
+          local v
+          if st.view == 1 then v = y[st.a]
+          elseif st.view == 2 then v = y:narrow(1, st.b, 3)
+          elseif st.view == 3 then v = y:view(3, 2):select(2, (st.a - 1) % 2 + 1)
+          else v = y end
+          local src = (x[st.b] * z[(st.a - 1) % 2 + 1] + 0.5):expand(v:shape())
+          if st.op == 1 then v:mul_(src)
+          elseif st.op == 2 then v:add_(src, -0.7)
+          else v:copy_(src) end
+        end
+        return (y * y):sum()
+      end
+    end
+    for seed = 1, 12 do
+      local x = d({ 0.3, -0.6, 0.9, 0.2, -0.4, 0.7 }, true)
+      local z = d({ 1.3, -0.8 }, true)
+      assert.is_true(crater.autograd.gradcheck(program(seed), { x, z }), "seed " .. seed)
+    end
+  end)
+
   it("a second backward through CopySlices needs retain_graph", function()
     local x = d({ 1, 2 }, true)
     local y = x * x
