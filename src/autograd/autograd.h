@@ -59,6 +59,13 @@ static inline bool ct_view_stale(const ct_tensor *x) {
   return x->view && x->storage->history != x->view_history;
 }
 int ct_view_refresh(ct_tensor *x, ct_err *err);
+/* The base of the views of x's storage, when one can be rewritten: the tensor the storage
+ * was made for, alive and laid out from the storage's start (the geometries that views
+ * keep are positions in the storage, read as positions in that tensor); else NULL. */
+static inline ct_tensor *ct_view_base(const ct_tensor *x) {
+  ct_tensor *b = x->storage->base;
+  return b && b->offset == 0 && ct_is_contiguous(b) ? b : NULL;
+}
 
 /* x->grad_fn = nd (taking nd's reference, releasing the old one); a retain_grad mark moves
  * along, so x keeps the gradient of its latest version. */

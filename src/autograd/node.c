@@ -15,7 +15,7 @@ bool ct_needs_grad(int n, ct_tensor *const *in) {
     if (in[i] == NULL) continue;
     if (in[i]->requires_grad) return true;
     if (ct_view_stale(in[i])) {   /* its base may need grad since */
-      const ct_tensor *base = in[i]->storage->base;
+      const ct_tensor *base = ct_view_base(in[i]);
       if (base && base->requires_grad) return true;
     }
   }
@@ -83,7 +83,7 @@ void ct_geometry_put(ct_node *nd, const ct_tensor *v) {
 extern const ct_op ct_op_as_strided;
 
 int ct_view_refresh(ct_tensor *x, ct_err *err) {
-  ct_tensor *base = x->storage->base;
+  ct_tensor *base = ct_view_base(x);
   if (base == NULL)
     return ct_fail(err, "a view whose base was changed in place and then freed has no history "
                         "left (keep the base, or take the view again)");

@@ -342,7 +342,7 @@ static int leaf_write_ok(const ct_tensor *x, ct_err *err) {
       return ct_fail(err, "unsupported operation: more than one element of the written-to tensor "
                           "refers to a single memory location (an expanded view: clone() it first)");
   if (!ct_grad_enabled) return 1;
-  const ct_tensor *base = x->view ? x->storage->base : NULL;
+  const ct_tensor *base = x->view ? ct_view_base(x) : NULL;
   if (base && base->requires_grad && base->grad_fn == NULL)
     return ct_fail(err, "a view of a leaf tensor that requires grad is used in an in-place "
                         "operation (wrap it in crater.no_grad)");
@@ -716,7 +716,7 @@ static int copy_slices_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_e
 static const ct_op op_copy_slices = {"CopySlices", copy_slices_backward};
 
 static int copy_slices(ct_tensor *x, ct_tensor *r, ct_err *err) {
-  ct_tensor *base = x->storage->base;
+  ct_tensor *base = ct_view_base(x);
   ct_node *inner = r->grad_fn, *cs = NULL;
   if (inner->nin > 8 || (cs = ct_node_new(&op_copy_slices, 1 + inner->nin, err)) == NULL) {
     ct_tensor_release(r);
@@ -740,7 +740,7 @@ static int copy_slices(ct_tensor *x, ct_tensor *r, ct_err *err) {
  * the old x) get a new one, a view of x's new history, when next used. */
 static int graft(ct_tensor *x, ct_tensor *r, ct_err *err) {
   if (r == NULL) return 0;
-  if (r->grad_fn && x->view && x->storage->base) return copy_slices(x, r, err);
+  if (r->grad_fn && x->view && ct_view_base(x)) return copy_slices(x, r, err);
   ct_copy_into(x, r);
   if (r->grad_fn) {
     ct_set_grad_fn(x, r->grad_fn);
