@@ -1,6 +1,7 @@
---- crater.autograd: gradient checking and anomaly detection on top of the C tape.
--- `crater.grad`, `crater.no_grad` and `x:backward()` live in C; this module adds
--- `gradcheck`, `gradgradcheck` and `detect_anomaly`.
+--- crater.autograd: gradient checking, anomaly detection and derivatives of functions on
+-- top of the C tape. `crater.grad`, `crater.no_grad` and `x:backward()` live in C; this
+-- module adds `gradcheck`, `gradgradcheck`, `detect_anomaly`, and `jacobian`, `hessian`
+-- and `hvp` (PyTorch's torch.autograd.functional, for one input tensor).
 -- @module crater.autograd
 local crater = require "crater"
 local core = crater.core
@@ -99,6 +100,92 @@ function M.gradgradcheck(fn, inputs, opts)
     local y = fn(...)
     return crater.grad(y, wrt, { create_graph = true, allow_unused = true })
   end, inputs, opts)
+end
+
+-- x as a fresh leaf that requires grad (the functions below differentiate with respect to
+-- a copy, so the caller's tensor and its graph are left alone)
+local function leaf_copy(x, who)
+  if not crater.is_tensor(x) then error(who .. ": x must be a tensor, got " .. type(x), 3) end
+  if x:dtype() == "int64" then error(who .. ": x must be float32 or float64, got int64", 3) end
+  local c = x:detach():clone()
+  c.requires_grad = true
+  return c
+end
+
+-- y's shape followed by x's: the shape of a Jacobian
+local function joined_shape(y, x)
+  local shape = y:shape()
+  for _, n in ipairs(x:shape()) do shape[#shape + 1] = n end
+  return shape
+end
+
+-- The Jacobian of y with respect to x: one backward per element of y (a row), stacked.
+-- Zeros when y does not depend on x.
+local function jacobian_of(y, x, create_graph)
+  local m = y:numel()
+  if m == 0 or not y.requires_grad then return crater.zeros(joined_shape(y, x), { dtype = x:dtype() }) end
+  local rows = {}
+  for k = 1, m do
+    local onehot = crater.zeros(m, { dtype = y:dtype() })
+    onehot[k] = 1
+    local g = crater.grad({ y }, { x }, { grad_outputs = { onehot:view(y:shape()) }, retain_graph = true,
+      create_graph = create_graph, allow_unused = true })[1]
+    rows[k] = g or crater.zeros_like(x)
+  end
+  return crater.stack(rows, 1):view(joined_shape(y, x))
+end
+
+--- The Jacobian of fn at x: a tensor of shape fn(x):shape() followed by x:shape(), whose
+-- entry [i..., j...] is d fn(x)[i...] / d x[j...]. One backward per output element.
+-- @param fn function of one tensor returning a tensor
+-- @param x the point (not modified; its own graph is not extended)
+-- @tparam[opt] table opts `{create_graph=false}`: make the result differentiable in x
+-- @usage crater.autograd.jacobian(function(v) return v * v end, crater.tensor({1, 2}))  -- diag(2, 4)
+function M.jacobian(fn, x, opts)
+  local xc = leaf_copy(x, "jacobian")
+  local y = crater.enable_grad(fn, xc)
+  if not crater.is_tensor(y) then error("jacobian: fn must return a tensor, got " .. type(y), 2) end
+  return jacobian_of(y, xc, opts and opts.create_graph or false)
+end
+
+--- The Hessian of a scalar fn at x: shape x:shape() followed by x:shape(), built from
+-- a gradient with create_graph and one backward per element of x.
+-- @param fn function of one tensor returning a one-element tensor
+-- @param x the point (not modified)
+-- @usage crater.autograd.hessian(function(v) return (v ^ 3):sum() end, crater.tensor({1, 2}))  -- diag(6, 12)
+function M.hessian(fn, x)
+  local xc = leaf_copy(x, "hessian")
+  local g = crater.enable_grad(function()
+    local f = fn(xc)
+    if not crater.is_tensor(f) or f:numel() ~= 1 then
+      error("hessian: fn must return a tensor of one element", 0)
+    end
+    return crater.grad({ f }, { xc }, { create_graph = true, allow_unused = true })[1] or crater.zeros_like(xc)
+  end)
+  return jacobian_of(g, xc, false)
+end
+
+--- The Hessian-vector product of a scalar fn at x with v, without forming the Hessian:
+-- two backward passes. Returns fn(x) (detached) and H v (x's shape).
+-- @param fn function of one tensor returning a one-element tensor
+-- @param x the point (not modified)
+-- @param v a tensor of x's shape
+-- @usage local f, hv = crater.autograd.hvp(function(w) return (w ^ 3):sum() end, w, crater.ones(2))
+function M.hvp(fn, x, v)
+  local xc = leaf_copy(x, "hvp")
+  if not crater.is_tensor(v) then error("hvp: v must be a tensor, got " .. type(v), 2) end
+  if table.concat(v:shape(), ",") ~= table.concat(x:shape(), ",") then
+    error(string.format("hvp: v has shape {%s} but x has {%s}", table.concat(v:shape(), ","),
+      table.concat(x:shape(), ",")), 2)
+  end
+  return crater.enable_grad(function()
+    local f = fn(xc)
+    if not crater.is_tensor(f) or f:numel() ~= 1 then error("hvp: fn must return a tensor of one element", 0) end
+    local g = crater.grad({ f }, { xc }, { create_graph = true, allow_unused = true })[1]
+    if g == nil or not g.requires_grad then return f:detach(), crater.zeros_like(x) end
+    local hv = crater.grad({ (g * v):sum() }, { xc }, { allow_unused = true })[1]
+    return f:detach(), hv or crater.zeros_like(x)
+  end)
 end
 
 --- Runs fn with anomaly detection on: the first op whose forward or backward produces
