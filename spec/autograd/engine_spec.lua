@@ -85,6 +85,15 @@ describe("backward", function()
     assert.error_matches(function() e:sum():backward() end, "needed by ExpBackward", 1, true)
   end)
 
+  it("lets a linear op's input change in place afterwards: it saved nothing (as PyTorch)", function()
+    local x = d({ 1, 2 }, true)
+    local h = x * 1
+    local y = (h * 3 + 1 - h / 2):neg()   -- MulBackward, AddBackward, SubBackward, DivBackward, NegBackward
+    h:mul_(5)
+    y:sum():backward()
+    assert.same({ -2.5, -2.5 }, x.grad:totable())   -- d/dh of -(3h + 1 - h/2) = -2.5, and h:mul_ came after
+  end)
+
   it("an in-place op on a non-leaf records and differentiates correctly", function()
     local x = d({ 1, 2 }, true)
     local h = x * 1

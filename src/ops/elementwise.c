@@ -173,6 +173,13 @@ static bool saves_out(ct_unary_op op) {
          op == CT_U_SIGMOID || op == CT_U_RELU || op == CT_U_RPOW;
 }
 
+/* The linear ops' backward needs nothing saved, so x may change in place afterwards, as
+ * in PyTorch (y = x * 2; x:add_(1); y:backward() works). */
+static bool saves_nothing(ct_unary_op op) {
+  return op == CT_U_NEG || op == CT_U_SIGN || op == CT_U_ADDS || op == CT_U_MULS ||
+         op == CT_U_DIVS || op == CT_U_RSUBS;
+}
+
 ct_tensor *ct_unary(ct_unary_op op, ct_tensor *x, double a, double b, ct_err *err) {
   ct_tensor *src = x, *cast = NULL;
   if (x->dtype == CT_I64 && !int_closed(op, a, b)) {
@@ -184,7 +191,7 @@ ct_tensor *ct_unary(ct_unary_op op, ct_tensor *x, double a, double b, ct_err *er
   if (y) unary_apply(y, src, op, a, b);
   if (y && ct_needs_grad(1, &src)) {
     ct_node *nd = ct_record(unary_op(op), y, 1, &src, err);
-    if (nd == NULL || !ct_save(nd, saves_out(op) ? y : src, saves_out(op), err)) {
+    if (nd == NULL || (!saves_nothing(op) && !ct_save(nd, saves_out(op) ? y : src, saves_out(op), err))) {
       ct_tensor_release(y);
       y = NULL;
     } else {
@@ -230,8 +237,8 @@ static ct_tensor *scalar_like(ct_tensor *t, double v, ct_err *err) {
 static int unary_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
   ct_unary_op op = (ct_unary_op)nd->i[0];
   double a = nd->f[0], b = nd->f[1];
-  ct_tensor *s = ct_saved(nd, 0, err);   /* x, or y for saves_out ops */
-  if (s == NULL) return 0;
+  ct_tensor *s = NULL;   /* x, or y for saves_out ops; nothing for the linear ones */
+  if (!saves_nothing(op) && (s = ct_saved(nd, 0, err)) == NULL) return 0;
   ct_tensor *r = NULL, *t = NULL;
   switch (op) {
   case CT_U_NEG: r = ct_unary(CT_U_NEG, g, 0, 0, err); break;
