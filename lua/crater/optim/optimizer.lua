@@ -376,7 +376,12 @@ end
 function Optimizer:step(closure)
   local loss
   if closure ~= nil then loss = crater().enable_grad(closure) end
-  no_grad(apply, self, self:check_step())   -- crater.no_grad is this function
+  local grads = self:check_step()
+  if grads == self._flags and self._ready == self.state then
+    apply(self, grads)   -- kernels only, no state to make: nothing could record a graph
+  else
+    no_grad(apply, self, grads)   -- crater.no_grad is this function
+  end
   return loss
 end
 
