@@ -85,6 +85,18 @@ describe("backward", function()
     assert.error_matches(function() e:sum():backward() end, "needed by ExpBackward", 1, true)
   end)
 
+  it("sums the gradients of a tensor's several consumers (a gradient written in place is never shared)", function()
+    local x = d({ 1, 2 }, true)
+    local y = x * 2
+    -- consumers of y: *3, -, /4, ^2 and a plain add; one gradient tensor reaches them all
+    local loss = (y * 3 + (-y) + y / 4 + y ^ 2 + y):sum()
+    loss:backward({ retain_graph = true })
+    -- d/dy = 3 - 1 + 0.25 + 2y + 1 = 3.25 + 2y, and dy/dx = 2
+    assert.same({ 2 * (3.25 + 4), 2 * (3.25 + 8) }, x.grad:totable())
+    local g = crater.grad({ (y * 3 - y):sum() }, { y }, { retain_graph = true })[1]
+    assert.same({ 2, 2 }, g:totable())
+  end)
+
   it("lets a linear op's input change in place afterwards: it saved nothing (as PyTorch)", function()
     local x = d({ 1, 2 }, true)
     local h = x * 1

@@ -80,6 +80,14 @@ void ct_edge_copy(ct_edge *e, const ct_edge *src);
 /* Stores a view's geometry (offset within its storage, ndim, shape, strides) in nd->i. */
 void ct_geometry_put(ct_node *nd, const ct_tensor *v);
 
+/* True when t is a gradient nobody else can see: held once, on its own contiguous
+ * storage, outside any graph, while no graph is recorded.  A backward may then write its
+ * result into t instead of making a new tensor, and a sum may grow in place. */
+static inline bool ct_grad_private(const ct_tensor *t) {
+  return !ct_grad_enabled && t->refs == 1 && t->storage->refs == 1 && t->grad_fn == NULL &&
+         !t->requires_grad && ct_is_contiguous(t);
+}
+
 /* Makes out's grad_fn a new node of op over the inputs; returns the node (borrowed, out
  * owns it) or NULL with err on failure (then out is left without grad_fn). */
 ct_node *ct_record(const ct_op *op, ct_tensor *out, int nin, ct_tensor *const *in, ct_err *err);

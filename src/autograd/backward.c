@@ -7,11 +7,9 @@
 
 void ct_node_free_saved(ct_node *nd);
 
-/* True when *slot is a sum nobody else can see: held once, on its own storage, outside
- * any graph.  Adding into it in place then saves a tensor per accumulation. */
+/* True when g can be added into the sum s in place: a tensor per accumulation fewer. */
 static bool private_sum(const ct_tensor *s, const ct_tensor *g) {
-  return !ct_grad_enabled && s->refs == 1 && s->storage->refs == 1 && s->grad_fn == NULL &&
-         !s->requires_grad && s->dtype == g->dtype && ct_same_shape(s, g) && ct_is_contiguous(s);
+  return ct_grad_private(s) && s->dtype == g->dtype && ct_same_shape(s, g);
 }
 
 /* Adds g into *slot (a new reference is kept; g is borrowed). */

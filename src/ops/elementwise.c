@@ -234,6 +234,16 @@ static ct_tensor *scalar_like(ct_tensor *t, double v, ct_err *err) {
   return ct_tensor_scalar(t->dtype, v, err);
 }
 
+/* op(g) for a linear op's gradient: written into g itself when g is private (the engine
+ * hands each node a gradient it may own alone), else a new tensor. */
+static ct_tensor *grad_apply(ct_unary_op op, ct_tensor *g, double a, ct_err *err) {
+  if (g->dtype == CT_I64 || !ct_grad_private(g)) return ct_unary(op, g, a, 0, err);
+  unary_apply(g, g, op, a, 0);
+  ct_bump(g);
+  ct_tensor_retain(g);
+  return g;
+}
+
 static int unary_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
   ct_unary_op op = (ct_unary_op)nd->i[0];
   double a = nd->f[0], b = nd->f[1];
@@ -241,7 +251,7 @@ static int unary_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *er
   if (!saves_nothing(op) && (s = ct_saved(nd, 0, err)) == NULL) return 0;
   ct_tensor *r = NULL, *t = NULL;
   switch (op) {
-  case CT_U_NEG: r = ct_unary(CT_U_NEG, g, 0, 0, err); break;
+  case CT_U_NEG: r = grad_apply(CT_U_NEG, g, 0, err); break;
   case CT_U_ABS: r = mul_own(ct_unary(CT_U_SIGN, s, 0, 0, err), (ct_tensor_retain(g), g), err); break;
   case CT_U_SIGN: r = ct_zeros_like(g, err); break;
   case CT_U_EXP: r = ct_mul(g, s, err); break;                          /* g * y */
@@ -307,7 +317,9 @@ static int unary_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *er
   case CT_U_POW:   /* g a x^(a-1) */
     if (a == 0) r = ct_zeros_like(g, err);
     else if (!ct_grad_enabled) {   /* no double backward: one tensor, scaled in place */
-      r = a == 2 ? ct_mul(g, s, err) : un(CT_U_POW, s, a - 1, err);   /* x^1 is x: one op fewer */
+      if (a == 2 && ct_grad_private(g) && g->dtype == s->dtype) { ct_tensor_retain(g); r = g; }   /* g x, in g */
+      else r = a == 2 ? ct_mul(g, s, err) : un(CT_U_POW, s, a - 1, err);   /* x^1 is x: one op fewer */
+      if (r == g && !ct_binary_(CT_B_MUL, r, s, err)) { ct_tensor_release(r); r = NULL; }
       if (r && a != 2 && !ct_binary_(CT_B_MUL, r, g, err)) { ct_tensor_release(r); r = NULL; }
       if (r && !ct_unary_(CT_U_MULS, r, a, 0, err)) { ct_tensor_release(r); r = NULL; }
     } else if (a == 2) r = mul_own(un(CT_U_MULS, g, 2, err), (ct_tensor_retain(s), s), err);
@@ -315,9 +327,9 @@ static int unary_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *er
     break;
   case CT_U_RPOW: t = un(CT_U_MULS, s, log(a), err); r = t ? ct_mul(g, t, err) : NULL; ct_tensor_release(t); break;  /* g y ln a */
   case CT_U_ADDS: ct_tensor_retain(g); r = g; break;
-  case CT_U_MULS: r = ct_unary(CT_U_MULS, g, a, 0, err); break;
-  case CT_U_DIVS: r = ct_unary(CT_U_DIVS, g, a, 0, err); break;
-  case CT_U_RSUBS: r = ct_unary(CT_U_NEG, g, 0, 0, err); break;
+  case CT_U_MULS: r = grad_apply(CT_U_MULS, g, a, err); break;
+  case CT_U_DIVS: r = grad_apply(CT_U_DIVS, g, a, err); break;
+  case CT_U_RSUBS: r = grad_apply(CT_U_NEG, g, 0, err); break;
   case CT_U_RDIVS:   /* -g a / x^2 */
     t = un(CT_U_POW, s, 2, err);
     r = mul_own(un(CT_U_MULS, g, -a, err), t ? ct_unary(CT_U_POW, t, -1, 0, err) : NULL, err);
@@ -587,7 +599,7 @@ static int binary_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *e
   }
   if (op == CT_B_SUB) {
     if (na) { ct_tensor_retain(g); gin[0] = g; }
-    if (nb && !(gin[1] = ct_unary(CT_U_NEG, g, 0, 0, err))) return 0;
+    if (nb && !(gin[1] = grad_apply(CT_U_NEG, g, 0, err))) return 0;   /* after gin[0] took g */
     return 1;
   }
   ct_tensor *a = ct_saved(nd, 0, err), *b = a ? ct_saved(nd, 1, err) : NULL, *o = NULL;
@@ -706,16 +718,18 @@ static int copy_slices_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_e
                         "were freed); pass retain_graph=true to the first backward", inner->op->name);
   ct_tensor *gs = ct_as_strided(g, nd->i, err);   /* the region's gradient */
   if (gs == NULL) return 0;
-  int ok = inner->op->backward(inner, gs, ig, err);
-  for (int k = 0; k < inner->nin; k++) {
-    if (ok) gin[1 + k] = ig[k];
-    else ct_tensor_release(ig[k]);
-  }
-  if (ok && nd->edge[0].needs) {   /* the base's old values count only outside the region */
+  int ok = 1;
+  if (nd->edge[0].needs) {   /* the base's old values count only outside the region */
     ct_tensor *pad = ct_as_strided_pad(gs, nd->edge[0].ndim, nd->edge[0].shape, nd->i, err);
     gin[0] = pad ? ct_sub(g, pad, err) : NULL;
     ct_tensor_release(pad);
     ok = gin[0] != NULL;
+  }
+  /* last: the inner backward may write its result into gs when nothing else holds it */
+  if (ok) ok = inner->op->backward(inner, gs, ig, err);
+  for (int k = 0; k < inner->nin; k++) {
+    if (ok) gin[1 + k] = ig[k];
+    else ct_tensor_release(ig[k]);
   }
   ct_tensor_release(gs);
   return ok;
