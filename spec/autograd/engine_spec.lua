@@ -90,11 +90,27 @@ describe("backward", function()
     local y = x * 2
     -- consumers of y: *3, -, /4, ^2 and a plain add; one gradient tensor reaches them all
     local loss = (y * 3 + (-y) + y / 4 + y ^ 2 + y):sum()
-    loss:backward({ retain_graph = true })
+    loss:backward()
     -- d/dy = 3 - 1 + 0.25 + 2y + 1 = 3.25 + 2y, and dy/dx = 2
     assert.same({ 2 * (3.25 + 4), 2 * (3.25 + 8) }, x.grad:totable())
-    local g = crater.grad({ (y * 3 - y):sum() }, { y }, { retain_graph = true })[1]
-    assert.same({ 2, 2 }, g:totable())
+  end)
+
+  it("crater.grad runs only what leads to its inputs, as PyTorch", function()
+    local x = d({ 1, 2 }, true)
+    local y = x * 2
+    y:sum():backward()                  -- frees y's own history
+    local z = y * 3 - y
+    assert.same({ 2, 2 }, crater.grad({ z:sum() }, { y }, { retain_graph = true })[1]:totable())
+    -- the part above y was not run, so it is still there for a second crater.grad
+    assert.same({ 2, 2 }, crater.grad({ z:sum() }, { y })[1]:totable())
+    -- through y's freed history, it cannot
+    assert.error_matches(function() crater.grad({ (y * y):sum() }, { x }) end, "a second time", 1, true)
+    -- two inputs, one above the other: both paths run
+    local w = d({ 3 }, true)
+    local u = w * 2
+    local gs = crater.grad({ (u * u):sum() }, { u, w })
+    assert.same({ 12 }, gs[1]:totable())          -- 2u
+    assert.same({ 24 }, gs[2]:totable())          -- 2u * 2
   end)
 
   it("lets a linear op's input change in place afterwards: it saved nothing (as PyTorch)", function()

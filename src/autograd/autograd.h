@@ -41,6 +41,7 @@ struct ct_node {
   /* engine scratch */
   ct_tensor *gacc;
   int deps;
+  bool needed;              /* crater.grad: on a path to one of the inputs */
   ct_node *link;
   ct_edge edge[];           /* nin of them */
 };

@@ -122,6 +122,27 @@ static void pending_commit(pending_list *pl, bool create_graph) {
   }
 }
 
+/* crater.grad runs only the nodes on a path to one of its inputs, as PyTorch does: the
+ * rest of the graph may have been freed by an earlier backward, and is work for nothing.
+ * A node is needed when an edge leads to an input (a leaf, or a non-leaf's grad_fn) or to
+ * a needed node; the list is in discovery order, so a few passes from its end settle it. */
+static void mark_needed(ct_node **list, size_t nlist, int ninputs, ct_tensor **inputs) {
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (size_t i = nlist; i-- > 0;) {
+      ct_node *n = list[i];
+      for (int k = 0; k < n->nin && !n->needed; k++) {
+        const ct_edge *e = &n->edge[k];
+        if (!e->needs) continue;
+        if (e->fn && e->fn->needed) n->needed = true;
+        for (int q = 0; q < ninputs && !n->needed; q++)
+          if ((e->leaf && inputs[q] == e->leaf) || (e->fn && inputs[q]->grad_fn == e->fn)) n->needed = true;
+        if (n->needed) changed = true;
+      }
+    }
+  }
+}
+
 static void pending_free(pending_list *pl) {
   for (size_t i = 0; i < pl->n; i++) ct_tensor_release(pl->v[i].g);
   if (pl->v != pl->small) ct_free(pl->v, pl->cap * sizeof *pl->v);
@@ -193,6 +214,7 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
   for (size_t i = 0; i < nlist; i++)
     for (int k = 0; k < list[i]->nin; k++)
       if (list[i]->edge[k].fn) list[i]->edge[k].fn->deps++;
+  if (ninputs > 0) mark_needed(list, nlist, ninputs, inputs);
 
   ct_grad_enabled = create_graph;
 
@@ -235,18 +257,20 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
     ct_tensor **gins = n->nin <= 8 ? gin : NULL;
     if (gins) memset(gins, 0, (size_t)n->nin * sizeof *gins);
     int good = 1;
+    bool run = ninputs == 0 || n->needed;
     if (gout && !run_hook(n->hook, &gout, err)) good = 0;
     if (good && gout && n->retain_out)   /* retain_grad: .grad like a leaf's (crater.grad too, as PyTorch) */
       good = pending_add(&leaves, n->retain_out, gout, err);
     if (good && gout)
       for (int k = 0; k < ninputs; k++)   /* crater.grad of a non-leaf input */
         if (inputs[k]->grad_fn == n && !accumulate(&results[k], gout, err)) good = 0;
-    if (good && gout && gins == NULL) {
+    if (!run && gins != NULL) gins = NULL;   /* nothing below leads to an input */
+    if (good && gout && run && gins == NULL) {
       gins = ct_malloc((size_t)n->nin * sizeof *gins, err);
       if (gins) memset(gins, 0, (size_t)n->nin * sizeof *gins);
       else good = 0;
     }
-    if (good && gout) {
+    if (good && gout && run) {
       if (n->freed) {
         good = ct_fail(err, "trying to backward through the graph a second time (%s's saved "
                             "tensors were freed); pass retain_graph=true to the first backward",
@@ -280,7 +304,7 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
     if (gins && gins != gin) ct_free(gins, (size_t)n->nin * sizeof *gins);
     ct_tensor_release(gout);
     if (!good) goto done;
-    if (!retain_graph) ct_node_free_saved(n);
+    if (!retain_graph && run) ct_node_free_saved(n);
     for (int k = 0; k < n->nin; k++) {
       ct_node *m = n->edge[k].fn;
       if (m && --m->deps == 0) { m->link = order; order = m; }
@@ -294,6 +318,7 @@ done:
   ct_grad_enabled = saved_mode;
   for (size_t i = 0; i < nlist; i++) {   /* leave no scratch behind, even on failure */
     list[i]->deps = 0;
+    list[i]->needed = false;
     list[i]->link = NULL;
     ct_tensor_release(list[i]->gacc);
     list[i]->gacc = NULL;
