@@ -188,6 +188,69 @@ function M.hvp(fn, x, v)
   end)
 end
 
+-- ctx of a Function: what forward leaves for backward
+local Ctx = {}
+Ctx.__index = Ctx
+
+--- Keeps tensors for backward, as `ctx.saved_tensors` (a list).
+function Ctx:save_for_backward(...)
+  self.saved_tensors = table.pack(...)
+end
+
+--- Defines an op by its forward and its backward, both in Lua (PyTorch's
+-- torch.autograd.Function). `forward(ctx, ...)` computes the result from the arguments
+-- (tensors and anything else) with recording off and returns one tensor; `backward(ctx,
+-- grad)` returns the gradient of each argument, in order (nil for those that are not
+-- tensors or need none). `ctx:save_for_backward(...)` keeps tensors in
+-- `ctx.saved_tensors`; any other field of ctx is kept too; `ctx.needs_input_grad[i]` says
+-- whether argument i needs a gradient. The result's grad_fn is named "<name>Backward";
+-- backward runs with recording on under create_graph, so it can be differentiated again.
+-- Keep inputs or intermediates in ctx, not the result: a saved result keeps its graph alive
+-- until a backward frees it.
+-- @param name the op's name
+-- @tparam table def `{forward = function(ctx, ...), backward = function(ctx, grad)}`
+-- @return the op: call it as `op(...)` (or `op.apply(...)`)
+-- @usage local Clip = crater.autograd.Function("Clip", {
+--   forward = function(ctx, x) ctx:save_for_backward(x); return x:clamp(-1, 1) end,
+--   backward = function(ctx, g) return g end })   -- a straight-through estimator
+function M.Function(name, def)
+  if type(name) ~= "string" then error("Function: name must be a string, got " .. type(name), 2) end
+  if type(def) ~= "table" or type(def.forward) ~= "function" or type(def.backward) ~= "function" then
+    error("Function: needs {forward = function(ctx, ...), backward = function(ctx, grad)}", 2)
+  end
+  local op = core.function_op(name)
+  local F = { name = name }
+  function F.apply(...)
+    local args = table.pack(...)
+    local ctx = setmetatable({ needs_input_grad = {} }, Ctx)
+    local inputs, positions, any = {}, {}, false
+    for i = 1, args.n do
+      local a = args[i]
+      local needs = crater.is_tensor(a) and a.requires_grad and crater.is_grad_enabled()
+      ctx.needs_input_grad[i] = needs or false
+      if crater.is_tensor(a) then
+        inputs[#inputs + 1], positions[#positions + 1] = a, i
+        any = any or needs
+      end
+    end
+    local out = crater.no_grad(def.forward, ctx, ...)
+    if not crater.is_tensor(out) then
+      error(string.format("%s: forward must return a tensor, got %s", name, type(out)), 2)
+    end
+    if not any then return out end
+    out = out:detach()   -- its own tensor, even when forward returned an argument
+    core.function_record(out, inputs, op, function(grad)
+      local grads = table.pack(def.backward(ctx, grad))
+      local picked = {}
+      for j, i in ipairs(positions) do picked[j] = grads[i] end
+      return table.unpack(picked, 1, #positions)
+    end)
+    return out
+  end
+  return setmetatable(F, { __call = function(_, ...) return F.apply(...) end,
+    __tostring = function() return "crater.autograd.Function " .. name end })
+end
+
 --- Runs fn with anomaly detection on: the first op whose forward or backward produces
 -- NaN or Inf raises an error naming the op ("anomaly: the backward of SqrtBackward produced Inf").
 -- @param fn function to run

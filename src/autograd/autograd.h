@@ -37,6 +37,7 @@ struct ct_node {
   int64_t i[2 * CT_MAXDIM + 2];   /* room for a view's geometry: offset, ndim, shape, strides */
   ct_node *inner;           /* CopySlices: the node of the in-place op it wraps (owned) */
   ct_tensor *retain_out;    /* the output whose .grad keeps this node's gradient (retain_grad; not owned) */
+  void (*release)(ct_node *nd);   /* frees what the node keeps outside C (a Lua backward), or NULL */
   int hook;                 /* binding's hook handle for the (non-leaf) output */
   /* engine scratch */
   ct_tensor *gacc;

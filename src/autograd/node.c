@@ -162,6 +162,7 @@ static void free_saved(ct_node *nd) {
   }
   nd->nsaved = 0;
   if (nd->inner) { free_saved(nd->inner); nd->inner->freed = true; }
+  if (nd->release) nd->release(nd);
 }
 
 /* Iterative, so that dropping a chain of a million nodes does not overflow the C stack. */

@@ -1,5 +1,6 @@
 /* crater binding: backward, crater.grad, grad mode, hooks, anomaly mode, memory and
  * thread settings. */
+#include <stdio.h>
 #include <string.h>
 
 #include "lbind.h"
@@ -84,6 +85,112 @@ static int t_retain_grad(lua_State *L) {
   if (x->grad_fn) x->grad_fn->retain_out = x;
   lua_settop(L, 1);
   return 1;
+}
+
+/* ---- crater.autograd.Function: an op whose backward is a Lua function ----
+ * Each Function has a userdata holding its ct_op (named "<Name>Backward"); each recorded
+ * node keeps, in registry[&FUNCS_KEY][handle], its backward closure and that userdata,
+ * until the node's saved state is freed (after a backward without retain_graph, or when
+ * the node goes). */
+static const char FUNCS_KEY = 'f';
+typedef struct { ct_op op; char name[64]; } lua_op;
+
+static void push_funcs(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &FUNCS_KEY) == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &FUNCS_KEY);
+  }
+}
+
+/* Calls the node's Lua backward with the gradient; it returns one gradient (or nil) per
+ * tensor input. */
+static int function_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
+  lua_State *L = hook_state;
+  int top = lua_gettop(L);
+  push_funcs(L);
+  if (lua_rawgeti(L, -1, nd->i[0]) != LUA_TTABLE) {
+    lua_settop(L, top);
+    return ct_fail(err, "trying to backward through the graph a second time (%s's saved "
+                        "tensors were freed); pass retain_graph=true to the first backward", nd->op->name);
+  }
+  lua_rawgeti(L, -1, 1);
+  ct_tensor **box = ct_lua_newbox(L);
+  ct_tensor_retain(g);
+  *box = g;
+  if (lua_pcall(L, 1, nd->nin, 0) != LUA_OK) {
+    ct_fail(err, "%s", lua_tostring(L, -1));
+    lua_settop(L, top);
+    return 0;
+  }
+  int first = lua_gettop(L) - nd->nin + 1;
+  for (int k = 0; k < nd->nin; k++) {
+    ct_tensor *t = ct_lua_test(L, first + k);
+    if (t == NULL && !lua_isnil(L, first + k)) {
+      ct_fail(err, "backward must return a tensor or nil for each tensor input, got %s for input %d",
+              luaL_typename(L, first + k), k + 1);
+      for (int j = 0; j < k; j++) { ct_tensor_release(gin[j]); gin[j] = NULL; }
+      lua_settop(L, top);
+      return 0;
+    }
+    if (t && nd->edge[k].needs) { ct_tensor_retain(t); gin[k] = t; }
+  }
+  lua_settop(L, top);
+  return 1;
+}
+
+static void function_release(ct_node *nd) {
+  lua_State *L = hook_state;
+  if (nd->i[0] == 0) return;
+  push_funcs(L);
+  luaL_unref(L, -1, (int)nd->i[0]);
+  lua_pop(L, 1);
+  nd->i[0] = 0;
+}
+
+/* core.function_op(name): the op of a new Function, "<name>Backward" */
+static int t_function_op(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  lua_op *op = lua_newuserdatauv(L, sizeof *op, 0);
+  snprintf(op->name, sizeof op->name, "%.50sBackward", name);
+  op->op = (ct_op){op->name, function_backward};
+  return 1;
+}
+
+/* core.function_record(out, inputs, op, backward): out's grad_fn becomes a node of op over
+ * the tensors in inputs, whose backward calls backward(grad). */
+static int t_function_record(lua_State *L) {
+  ct_tensor *out = ct_lua_check(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  if (lua_type(L, 3) != LUA_TUSERDATA || lua_rawlen(L, 3) != sizeof(lua_op))
+    return luaL_argerror(L, 3, "a Function's op (from core.function_op)");
+  lua_op *op = lua_touserdata(L, 3);
+  luaL_checktype(L, 4, LUA_TFUNCTION);
+  int nin = (int)lua_rawlen(L, 2);
+  if (nin < 1 || nin > 64) return luaL_error(L, "function_record: 1 to 64 tensor inputs, got %d", nin);
+  ct_tensor *in[64];
+  for (int k = 0; k < nin; k++) {
+    lua_rawgeti(L, 2, k + 1);
+    in[k] = ct_lua_check(L, -1);
+    lua_pop(L, 1);
+  }
+  push_funcs(L);
+  lua_createtable(L, 2, 0);
+  lua_pushvalue(L, 4);
+  lua_rawseti(L, -2, 1);
+  lua_pushvalue(L, 3);
+  lua_rawseti(L, -2, 2);
+  int handle = luaL_ref(L, -2);
+  ct_err err;
+  ct_node *nd = ct_record(&op->op, out, nin, in, &err);
+  if (nd == NULL) {
+    luaL_unref(L, -1, handle);
+    return ct_lua_error(L, op->op.name, &err);
+  }
+  nd->i[0] = handle;
+  nd->release = function_release;
+  return 0;
 }
 
 static bool opt_bool(lua_State *L, int idx, const char *key, bool dflt) {
@@ -249,7 +356,8 @@ void ct_lua_open_autograd(lua_State *L) {
     {"fail_alloc", t_fail_alloc}, {"set_num_threads", t_set_num_threads},
     {"get_num_threads", t_get_num_threads}, {"from_bytes", t_from_bytes},
     {"backward", t_backward}, {"register_hook", t_register_hook}, {"bytes", t_storage_bytes},
-    {"retain_grad", t_retain_grad},
+    {"retain_grad", t_retain_grad}, {"function_op", t_function_op},
+    {"function_record", t_function_record},
     {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
   hook_state = L;
