@@ -218,6 +218,25 @@ describe("hooks", function()
     assert.same({ 3, 3 }, x.grad:totable())
   end)
 
+  it("a hook goes with its tensor: registering one each step keeps Lua's memory flat", function()
+    local x = d({ 1, 2 }, true)
+    local function steps(n)
+      for _ = 1, n do
+        local y = x * 2
+        y:register_hook(function(g) return g end)
+        y:sum():backward()
+        local leaf = d({ 1 }, true)
+        leaf:register_hook(function(g) return g end)
+      end
+      collectgarbage()
+      collectgarbage()
+      return collectgarbage("count")
+    end
+    local base = steps(200)
+    local after = steps(3000)   -- kept hooks would take well over 100 KB here
+    assert.is_true(after - base < 50, string.format("grew by %.0f KB", after - base))
+  end)
+
   it("a failing hook is an error naming the hook", function()
     local x = d({ 1 }, true)
     x:register_hook(function() error("boom") end)

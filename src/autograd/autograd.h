@@ -106,6 +106,9 @@ void ct_node_release(ct_node *nd);
  * node, with the gradient; *out receives a replacement (new reference) or NULL. */
 typedef int (*ct_hook_call_fn)(int hook, ct_tensor *grad, ct_tensor **out, ct_err *err);
 extern ct_hook_call_fn ct_hook_call;
+/* The binding drops a hook list when its tensor or node goes (installed with ct_hook_call). */
+typedef void (*ct_hook_drop_fn)(int hook);
+extern ct_hook_drop_fn ct_hook_drop;
 
 /* Runs backward from roots (each with its gradient, or NULL for a 0-d root -> 1).
  * Without 'inputs' it accumulates into leaves' .grad; with them (crater.grad) it fills

@@ -8,6 +8,7 @@
 bool ct_grad_enabled = true;
 bool ct_anomaly_enabled = false;
 ct_hook_call_fn ct_hook_call = NULL;
+ct_hook_drop_fn ct_hook_drop = NULL;
 
 bool ct_needs_grad(int n, ct_tensor *const *in) {
   if (!ct_grad_enabled) return false;
@@ -175,6 +176,7 @@ void ct_node_release(ct_node *nd) {
     ct_node *cur = stack;
     stack = cur->link;
     free_saved(cur);
+    if (cur->hook && ct_hook_drop) ct_hook_drop(cur->hook);
     ct_tensor_release(cur->gacc);
     if (cur->inner && --cur->inner->refs == 0) {
       cur->inner->link = stack;

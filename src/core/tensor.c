@@ -310,6 +310,7 @@ ct_tensor *ct_tensor_alias(ct_tensor *src, ct_err *err) {
 void ct_tensor_release(ct_tensor *t) {
   if (t == NULL || --t->refs > 0) return;
   ct_tensor_release(t->grad);
+  if (t->hook && ct_hook_drop) ct_hook_drop(t->hook);
   if (t->grad_fn && t->grad_fn->retain_out == t) t->grad_fn->retain_out = NULL;
   ct_node_release(t->grad_fn);
   mem.tensors--;

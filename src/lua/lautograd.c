@@ -7,7 +7,6 @@
 
 static lua_State *hook_state;   /* the state hooks run in (crater is single-threaded) */
 static const char HOOKS_KEY = 'h';   /* registry[&HOOKS_KEY] = { [handle] = {fn, ...} } */
-static int next_hook = 1;
 
 static void push_hooks(lua_State *L) {
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &HOOKS_KEY) == LUA_TNIL) {
@@ -16,6 +15,14 @@ static void push_hooks(lua_State *L) {
     lua_pushvalue(L, -1);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &HOOKS_KEY);
   }
+}
+
+/* A hook list goes with its tensor or node (the handle is a luaL_ref, reused after). */
+static void drop_hooks(int handle) {
+  lua_State *L = hook_state;
+  push_hooks(L);
+  luaL_unref(L, -1, handle);
+  lua_pop(L, 1);
 }
 
 /* Runs every hook of 'handle' on grad; a hook returning a tensor replaces it. */
@@ -64,9 +71,8 @@ static int t_register_hook(lua_State *L) {
   int *slot = x->grad_fn ? &x->grad_fn->hook : &x->hook;
   push_hooks(L);
   if (*slot == 0) {
-    *slot = next_hook++;
     lua_newtable(L);
-    lua_rawseti(L, -2, *slot);
+    *slot = luaL_ref(L, -2);
   }
   lua_rawgeti(L, -1, *slot);
   lua_pushvalue(L, 2);
@@ -362,6 +368,7 @@ void ct_lua_open_autograd(lua_State *L) {
   luaL_setfuncs(L, fns, 0);
   hook_state = L;
   ct_hook_call = call_hooks;
+  ct_hook_drop = drop_hooks;
   lua_getfield(L, -1, "Tensor");   /* methods too */
   lua_pushcfunction(L, t_backward);
   lua_setfield(L, -2, "backward");
