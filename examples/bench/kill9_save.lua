@@ -53,7 +53,8 @@ for i = 1, N do
     counts.broken = counts.broken + 1
     io.stderr:write(string.format("run %d: %s\n", i, ok and "wrong value" or tostring(v)))
   end
-  -- a writer killed mid-save leaves its ckpt.ct.tmp.XXXXXX behind: counted, then removed
+  -- a writer killed mid-save leaves its temporary file (ckpt.ct.tmp.<random suffix> from
+  -- mkstemp) behind: each run counts them, then removes them
   local p = io.popen("ls -A '" .. dir .. "' | grep -c '^ckpt.ct.tmp.' ; rm -f '" .. dir .. "'/ckpt.ct.tmp.*")
   leftovers = leftovers + (tonumber(p:read("l")) or 0)
   p:close()

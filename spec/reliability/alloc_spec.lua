@@ -213,6 +213,18 @@ describe("allocation failures", function()
     end)
   end)
 
+  -- a parameter and the closure of a weighted quadratic loss on it, for the optimizers
+  local function quadratic()
+    local p = d({{1, -2}, {3, 0.5}}, true)
+    local function closure()
+      p.grad = nil
+      local l = ((p - 1):pow(2) * d({{1, 2}, {3, 4}})):sum()
+      l:backward()
+      return l
+    end
+    return p, closure
+  end
+
   describe("in optimizer steps (a failed step changes no parameter and no state)", function()
     local optims = {
       SGD = {lr = 0.1, momentum = 0.9, nesterov = true},
@@ -227,16 +239,7 @@ describe("allocation failures", function()
       ASGD = {lr = 0.1},
       Rprop = {lr = 0.1},
     }
-    local function problem()
-      local p = d({{1, -2}, {3, 0.5}}, true)
-      local function closure()
-        p.grad = nil
-        local l = ((p - 1):pow(2) * d({{1, 2}, {3, 4}})):sum()
-        l:backward()
-        return l
-      end
-      return p, closure
-    end
+    local problem = quadratic
     for name, o in pairs(optims) do
       it(name .. " (first and second step)", function()
         -- reference: two clean steps
@@ -273,13 +276,7 @@ describe("allocation failures", function()
   -- step cannot leave them untouched; it must still fail cleanly and keep a usable state
   it("LBFGS fails cleanly and can step again", function()
     local function problem()
-      local p = d({{1, -2}, {3, 0.5}}, true)
-      local function closure()
-        p.grad = nil
-        local l = ((p - 1):pow(2) * d({{1, 2}, {3, 4}})):sum()
-        l:backward()
-        return l
-      end
+      local p, closure = quadratic()
       return {p = p, closure = closure, opt = crater.optim.LBFGS({p}, {lr = 0.5, max_iter = 3})}
     end
     memcheck.sweep(problem, function(a) a.opt:step(a.closure) end, nil, function(a)

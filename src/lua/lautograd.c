@@ -8,14 +8,16 @@
 static lua_State *hook_state;   /* the state hooks run in (crater is single-threaded) */
 static const char HOOKS_KEY = 'h';   /* registry[&HOOKS_KEY] = { [handle] = {fn, ...} } */
 
-static void push_hooks(lua_State *L) {
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &HOOKS_KEY) == LUA_TNIL) {
+/* Pushes registry[key], a table made on first use. */
+static void push_registry_table(lua_State *L, const void *key) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, key) == LUA_TNIL) {
     lua_pop(L, 1);
     lua_newtable(L);
     lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &HOOKS_KEY);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, key);
   }
 }
+#define push_hooks(L) push_registry_table((L), &HOOKS_KEY)
 
 /* A hook list goes with its tensor or node (the handle is a luaL_ref, reused after). */
 static void drop_hooks(int handle) {
@@ -101,14 +103,7 @@ static int t_retain_grad(lua_State *L) {
 static const char FUNCS_KEY = 'f';
 typedef struct { ct_op op; char name[64]; } lua_op;
 
-static void push_funcs(lua_State *L) {
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &FUNCS_KEY) == LUA_TNIL) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &FUNCS_KEY);
-  }
-}
+#define push_funcs(L) push_registry_table((L), &FUNCS_KEY)
 
 /* Calls the node's Lua backward with the gradient; it returns one gradient (or nil) per
  * tensor input. */

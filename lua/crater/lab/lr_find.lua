@@ -92,11 +92,7 @@ function M.lr_find(o)
   end
   local skip_end = r.stopped_early and 5 or 1
   r.suggestion = M.steepest(r.lrs, r.smoothed, math.min(10, #r.lrs // 10), skip_end)
-  if o.out then
-    local path, msg = r:report(o.out)
-    if not o.quiet then print("report: " .. path) if msg then print(msg) end end
-  end
-  return r
+  return require("crater.lab.report").when_asked(r, o)
 end
 
 function Result:series()

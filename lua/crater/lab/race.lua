@@ -166,14 +166,7 @@ function M.race(o)
     if not okc then error(rec, 2) end
     r.contestants[i] = rec
   end
-  if o.out then
-    local path, msg = r:report(o.out)
-    if not o.quiet then
-      print("report: " .. path)
-      if msg then print(msg) end
-    end
-  end
-  return r
+  return require("crater.lab.report").when_asked(r, o)
 end
 
 local function fmt(v, spec)

@@ -97,6 +97,19 @@ function M.race(r, dir)
   return path, msg
 end
 
+--- Writes the report of a race, train race, sweep or lr_find result when the options ask
+-- for one (`out = dir`), and says where unless `quiet`; returns the result.
+function M.when_asked(result, o)
+  if o.out then
+    local path, msg = result:report(o.out)
+    if not o.quiet then
+      print("report: " .. path)
+      if msg then print(msg) end
+    end
+  end
+  return result
+end
+
 --- Writes a generic report: title, intro lines, the results table, settings rows
 -- ({name, value} pairs), contestants, and pictures; returns the path.
 function M.generic(dir, o)

@@ -144,11 +144,7 @@ function M.sweep(o)
     res.mean[i], res.std[i] = mean, n > 1 and math.sqrt(ss / (n - 1)) or 0
     res.diverged = res.diverged or n < #vs
   end
-  if o.out then
-    local path, msg = res:report(o.out)
-    if not o.quiet then print("report: " .. path) if msg then print(msg) end end
-  end
-  return res
+  return require("crater.lab.report").when_asked(res, o)
 end
 
 --- The results as a Markdown table (best mean first; NaN = diverged in some seed).

@@ -127,11 +127,7 @@ function M.train_race(o)
     end
     r.contestants[i] = rec
   end
-  if o.out then
-    local path, msg = r:report(o.out)
-    if not o.quiet then print("report: " .. path) if msg then print(msg) end end
-  end
-  return r
+  return require("crater.lab.report").when_asked(r, o)
 end
 
 --- The results as a Markdown table (best test accuracy, else lowest final loss, first).
