@@ -175,6 +175,7 @@ return function(crater)
   -- @param flag boolean, default true
   function T.requires_grad_(x, flag)
     if flag == nil then flag = true end
+    if type(flag) ~= "boolean" then error("requires_grad_: flag must be a boolean, got " .. type(flag), 2) end
     x.requires_grad = flag
     return x
   end

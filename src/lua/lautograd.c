@@ -1,5 +1,6 @@
 /* crater binding: backward, crater.grad, grad mode, hooks, anomaly mode, memory and
  * thread settings. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -307,10 +308,15 @@ static int t_fail_alloc(lua_State *L) {
   return 0;
 }
 
+/* The range is checked on the Lua number, before it becomes an int (2^40 would wrap). */
+#define MAX_NUM_THREADS 1024
 static int t_set_num_threads(lua_State *L) {
-  lua_Integer n = luaL_checkinteger(L, 1);
-  luaL_argcheck(L, n >= 1, 1, "the number of threads must be at least 1");
-  ct_set_num_threads((int)n);
+  double v = luaL_checknumber(L, 1);
+  if (lua_gettop(L) > 1) return luaL_error(L, "set_num_threads: expected one argument, got %d", lua_gettop(L));
+  if (!(v >= 1 && v <= MAX_NUM_THREADS) || v != floor(v))
+    return luaL_error(L, "set_num_threads: n must be an integer in [1, %d], got %s", MAX_NUM_THREADS,
+                      luaL_tolstring(L, 1, NULL));
+  ct_set_num_threads((int)v);
   return 0;
 }
 static int t_get_num_threads(lua_State *L) { lua_pushinteger(L, ct_get_num_threads()); return 1; }

@@ -481,6 +481,11 @@ static int t_unary(lua_State *L) {
 static int t_unary_(lua_State *L) {
   ct_unary_op op = (ct_unary_op)lua_tointeger(L, lua_upvalueindex(1));
   ct_tensor *x = ct_lua_check(L, 1);
+  int nargs = op == CT_U_CLAMP ? 2 : op == CT_U_LEAKY_RELU || op == CT_U_POW || op == CT_U_MULS ||
+              op == CT_U_DIVS || op == CT_U_ADDS ? 1 : 0;
+  if (lua_gettop(L) > nargs + 1)
+    return luaL_error(L, "%s_: expected at most %d argument%s after the tensor, got %d",
+                      ct_unary_names[op], nargs, nargs == 1 ? "" : "s", lua_gettop(L) - 1);
   double a = 0, b = 0;
   if (op == CT_U_CLAMP) { a = luaL_optnumber(L, 2, -INFINITY); b = luaL_optnumber(L, 3, INFINITY); }
   if (op == CT_U_LEAKY_RELU) a = luaL_optnumber(L, 2, 0.01);
@@ -576,7 +581,7 @@ static int binary_inplace(lua_State *L, ct_binary_op op, const char *fn) {
     double s = lua_tonumber(L, 2);
     ct_unary_op u = op == CT_B_ADD ? CT_U_ADDS : op == CT_B_SUB ? CT_U_ADDS : op == CT_B_MUL ? CT_U_MULS : CT_U_DIVS;
     if (op == CT_B_SUB) s = -s;
-    if ((op == CT_B_ADD || op == CT_B_SUB) && lua_type(L, 3) == LUA_TNUMBER) s *= lua_tonumber(L, 3);
+    if (op == CT_B_ADD || op == CT_B_SUB) s *= luaL_optnumber(L, 3, 1);
     ok = ct_unary_(u, x, s, 0, &err);
   } else {
     ct_tensor *y = operand(L, 2, x);
@@ -675,20 +680,29 @@ static int t_masked_fill_(lua_State *L) {
   return 1;
 }
 
+/* uniform_ and normal_ read and check their bounds before fill_ (their writability
+ * check, which also records the graph) writes the first zero; ranges as PyTorch's. */
 static int t_uniform_(lua_State *L) {
   ct_tensor *x = ct_lua_check(L, 1);
+  double a = luaL_optnumber(L, 2, 0), b = luaL_optnumber(L, 3, 1);
+  if (!isfinite(a) || !isfinite(b) || !isfinite(b - a))
+    return luaL_error(L, "uniform_: from and to must be finite with a finite to - from, got from=%f, to=%f", a, b);
+  if (a > b) return luaL_error(L, "uniform_: expects a [from, to) range, but found from=%f > to=%f", a, b);
   ct_err err;
   if (!ct_fill_(x, 0, &err)) return ct_lua_error(L, "uniform_", &err);
-  ct_fill_uniform(x, luaL_optnumber(L, 2, 0), luaL_optnumber(L, 3, 1));
+  ct_fill_uniform(x, a, b);
   lua_settop(L, 1);
   return 1;
 }
 
 static int t_normal_(lua_State *L) {
   ct_tensor *x = ct_lua_check(L, 1);
+  double mean = luaL_optnumber(L, 2, 0), std = luaL_optnumber(L, 3, 1);
+  if (!isfinite(mean)) return luaL_error(L, "normal_: mean must be finite, got %f", mean);
+  if (!(std >= 0) || !isfinite(std)) return luaL_error(L, "normal_: expects a finite std >= 0, but found std=%f", std);
   ct_err err;
   if (!ct_fill_(x, 0, &err)) return ct_lua_error(L, "normal_", &err);
-  ct_fill_normal(x, luaL_optnumber(L, 2, 0), luaL_optnumber(L, 3, 1));
+  ct_fill_normal(x, mean, std);
   lua_settop(L, 1);
   return 1;
 }
@@ -1189,6 +1203,32 @@ static const luaL_Reg functions[] = {
   {"eye", t_eye}, {"arange", t_arange}, {"linspace", t_linspace}, {"manual_seed", t_manual_seed},
   {NULL, NULL}};
 
+/* The in-place methods refuse arguments they would ignore (x:zero_(v), x:mul_(2, 3)),
+ * as PyTorch does: a call that looks meant to do something else fails before writing. */
+static const struct { const char *name; int nargs; } inplace_arity[] = {
+  {"add_", 2}, {"sub_", 2}, {"mul_", 1}, {"div_", 1}, {"pow_", 1}, {"maximum_", 1},
+  {"minimum_", 1}, {"addcmul_", 3}, {"addcdiv_", 3}, {"lerp_", 2}, {"fill_", 1}, {"zero_", 0},
+  {"copy_", 1}, {"masked_fill_", 2}, {"uniform_", 2}, {"normal_", 2}};
+
+static int t_arity(lua_State *L) {
+  int n = (int)lua_tointeger(L, lua_upvalueindex(2));
+  if (lua_gettop(L) > n + 1)
+    return luaL_error(L, "%s: expected at most %d argument%s after the tensor, got %d",
+                      lua_tostring(L, lua_upvalueindex(3)), n, n == 1 ? "" : "s", lua_gettop(L) - 1);
+  return lua_tocfunction(L, lua_upvalueindex(1))(L);
+}
+
+static void push_method(lua_State *L, const luaL_Reg *r) {
+  lua_pushcfunction(L, r->func);
+  for (size_t i = 0; i < sizeof inplace_arity / sizeof inplace_arity[0]; i++)
+    if (strcmp(r->name, inplace_arity[i].name) == 0) {
+      lua_pushinteger(L, inplace_arity[i].nargs);
+      lua_pushstring(L, r->name);
+      lua_pushcclosure(L, t_arity, 3);
+      return;
+    }
+}
+
 /* Sets fn (on top) as methods[name] and core[name]; pops it. */
 static void set_both(lua_State *L, int methods_idx, int core_idx, const char *name) {
   lua_pushvalue(L, -1);
@@ -1206,7 +1246,7 @@ void ct_lua_open_tensor(lua_State *L) {
   lua_newtable(L);   /* the method table, also crater.core.Tensor */
   int m = lua_gettop(L);
   for (const luaL_Reg *r = methods; r->name; r++)
-    if (r->func) { lua_pushcfunction(L, r->func); set_both(L, m, core, r->name); }
+    if (r->func) { push_method(L, r); set_both(L, m, core, r->name); }
   for (int i = 0; i < CT_U_COUNT; i++) {
     if (strstr(ct_unary_names[i], "_scalar")) continue;   /* internal: the operators use them */
     lua_pushinteger(L, i);

@@ -5,10 +5,6 @@ local crater = require "crater"
 
 local init = {}
 
-local function fill(t, src)
-  crater.no_grad(function() t:copy_(src) end)
-  return t
-end
 
 local function opt(o, key, dflt)
   if type(o) == "table" and o[key] ~= nil then return o[key] end
@@ -50,15 +46,17 @@ end
 --- Fills t with values drawn uniformly from [a, b).
 -- @param a lower bound (default 0)
 -- @param b upper bound (default 1)
+-- (as PyTorch, through the tensor's own method: its checks - a <= b, std >= 0, all
+-- finite - run before anything is written)
 function init.uniform_(t, a, b)
-  a, b = a or 0, b or 1
-  return fill(t, crater.rand(t:shape(), { dtype = t:dtype() }) * (b - a) + a)
+  crater.no_grad(function() t:uniform_(a or 0, b or 1) end)
+  return t
 end
 
 --- Fills t with normal values of the given mean (default 0) and std (default 1).
 function init.normal_(t, mean, std)
-  mean, std = mean or 0, std or 1
-  return fill(t, crater.randn(t:shape(), { dtype = t:dtype() }) * std + mean)
+  crater.no_grad(function() t:normal_(mean or 0, std or 1) end)
+  return t
 end
 
 --- Fills t with val.
