@@ -23,6 +23,19 @@ static int check_dim(int dim, const ct_tensor *x, ct_err *err) {
   return 1;
 }
 
+/* max, min, argmax, argmin have no identity: as PyTorch, the reduced dim (or, with no
+ * dim, the whole tensor) must not be empty; an empty result over another dim is fine. */
+static int check_nonempty(const char *what, const ct_tensor *x, int dim, ct_err *err) {
+  char buf[96];
+  if ((dim < 0 || x->ndim == 0) && ct_numel(x) == 0)
+    return ct_fail(err, "cannot take the %s of an empty tensor (shape %s); give a dim", what,
+                   ct_shape_str(buf, x->ndim, x->shape));
+  if (dim >= 0 && x->ndim > 0 && x->shape[dim] == 0)
+    return ct_fail(err, "cannot take the %s over dim %d of size 0 (shape %s)", what, dim + 1,
+                   ct_shape_str(buf, x->ndim, x->shape));
+  return 1;
+}
+
 /* result shape of reducing dim (or everything) */
 static int reduced_shape(const ct_tensor *x, int dim, bool keepdim, int64_t *shape) {
   if (dim < 0 || x->ndim == 0) {
@@ -116,8 +129,8 @@ static const ct_op reduce_ops[] = {
 ct_tensor *ct_reduce(ct_reduce_op op, ct_tensor *x, int dim, bool keepdim, ct_err *err) {
   if (!check_dim(dim, x, err)) return NULL;
   if (x->ndim == 0) dim = -1;
-  if ((op == CT_R_MAX || op == CT_R_MIN) && ct_numel(x) == 0)
-    return ct_fail(err, "cannot take the %s of an empty tensor", op == CT_R_MAX ? "max" : "min"), NULL;
+  if ((op == CT_R_MAX || op == CT_R_MIN) && !check_nonempty(op == CT_R_MAX ? "max" : "min", x, dim, err))
+    return NULL;
   ct_tensor *src = x, *cast = NULL;
   if (op == CT_R_MEAN && x->dtype == CT_I64) {   /* PyTorch refuses; we average in float32 */
     if ((cast = ct_to(x, CT_F32, err)) == NULL) return NULL;
@@ -132,7 +145,7 @@ ct_tensor *ct_reduce(ct_reduce_op op, ct_tensor *x, int dim, bool keepdim, ct_er
     if (s.n == 0 && s.outer * s.inner > 0) {   /* empty reduction: identity */
       ct_tensor_release(y);
       y = ct_tensor_full(src->dtype, nd, shape, op == CT_R_PROD ? 1 : (op == CT_R_MEAN ? NAN : 0), err);
-    } else if (s.n > 0) {
+    } else if (ct_numel(y) > 0) {   /* an empty result reads nothing */
       reduce_job j = {op, src->dtype, ct_data(y), ct_data(c), s};
       ct_parallel((size_t)(s.outer * s.n * s.inner), reduce_range, &j);
     }
@@ -215,8 +228,8 @@ static void arg_kernel(const ct_tensor *c, span3 s, bool is_max, int64_t *idx) {
 
 ct_tensor *ct_argmaxmin(ct_tensor *x, int dim, bool keepdim, bool is_max, ct_err *err) {
   if (!check_dim(dim, x, err)) return NULL;
-  if (ct_numel(x) == 0) return ct_fail(err, "cannot take the arg%s of an empty tensor", is_max ? "max" : "min"), NULL;
   if (x->ndim == 0) dim = -1;
+  if (!check_nonempty(is_max ? "argmax" : "argmin", x, dim, err)) return NULL;
   int64_t shape[CT_MAXDIM];
   int nd = reduced_shape(x, dim, keepdim, shape);
   ct_tensor *c = ct_contig(x, false, err);
@@ -242,8 +255,9 @@ static const ct_op op_maxmin_dim = {"MaxMinDimBackward", maxmin_dim_backward};
 
 ct_tensor *ct_maxmin_dim(ct_tensor *x, int dim, bool keepdim, bool is_max, ct_tensor **indices,
                          ct_err *err) {
-  *indices = ct_argmaxmin(x, dim, keepdim, is_max, err);
-  if (*indices == NULL) return NULL;
+  *indices = NULL;
+  if (!check_nonempty(is_max ? "max" : "min", x, x->ndim ? dim : -1, err)) return NULL;
+  if ((*indices = ct_argmaxmin(x, dim, keepdim, is_max, err)) == NULL) return NULL;
   ct_tensor *ik = keepdim || x->ndim == 0 ? (ct_tensor_retain(*indices), *indices)
                                           : ct_unsqueeze(*indices, dim, err);
   bool saved = ct_grad_enabled;
@@ -289,8 +303,9 @@ ct_tensor *ct_norm(ct_tensor *x, double p, int dim, bool keepdim, ct_err *err) {
   if (x->dtype == CT_I64) return ct_fail(err, "norm needs a floating point tensor, got int64"), NULL;
   ct_tensor *a = ct_unary(CT_U_ABS, x, 0, 0, err), *r = NULL;
   if (a == NULL) return NULL;
-  if (isinf(p)) r = ct_reduce(p > 0 ? CT_R_MAX : CT_R_MIN, a, dim, keepdim, err);
-  else if (p == 1) r = ct_reduce(CT_R_SUM, a, dim, keepdim, err);
+  bool empty = dim < 0 || x->ndim == 0 ? ct_numel(x) == 0 : x->shape[dim] == 0;
+  if (isinf(p) && !empty) r = ct_reduce(p > 0 ? CT_R_MAX : CT_R_MIN, a, dim, keepdim, err);
+  else if (isinf(p) || p == 1) r = ct_reduce(CT_R_SUM, a, dim, keepdim, err);   /* empty: 0, as PyTorch */
   else if (p == 2) {   /* sqrt(sum x^2): the gradient at 0 is NaN, where PyTorch gives 0 */
     ct_tensor *sq = ct_mul(x, x, err), *s = sq ? ct_reduce(CT_R_SUM, sq, dim, keepdim, err) : NULL;
     r = s ? ct_unary(CT_U_SQRT, s, 0, 0, err) : NULL;
@@ -307,6 +322,12 @@ ct_tensor *ct_norm(ct_tensor *x, double p, int dim, bool keepdim, ct_err *err) {
 
 ct_tensor *ct_logsumexp(ct_tensor *x, int dim, bool keepdim, ct_err *err) {
   if (!check_dim(dim, x, err)) return NULL;
+  if (ct_numel(x) == 0) {   /* no max to shift by: log(sum(exp x)), -inf over an empty dim */
+    ct_tensor *e = ct_unary(CT_U_EXP, x, 0, 0, err), *s = e ? ct_reduce(CT_R_SUM, e, dim, keepdim, err) : NULL;
+    ct_tensor *r = s ? ct_unary(CT_U_LOG, s, 0, 0, err) : NULL;
+    ct_tensor_release(e); ct_tensor_release(s);
+    return r;
+  }
   /* subtract the (detached) max: the value is independent of it, so is the gradient */
   bool saved = ct_grad_enabled;
   ct_grad_enabled = false;
@@ -383,7 +404,7 @@ ct_tensor *ct_softmax(ct_tensor *x, int dim, bool log_, ct_err *err) {
   ct_tensor *src = x->dtype == CT_I64 ? ct_to(x, CT_F32, err) : (ct_tensor_retain(x), x);
   ct_tensor *c = src ? ct_contig(src, false, err) : NULL;
   ct_tensor *y = c ? ct_tensor_new(c->dtype, c->ndim, c->shape, err) : NULL;
-  if (y) {
+  if (y && ct_numel(y) > 0) {   /* an empty input has nothing to read */
     span3 s = split(c, dim);
     if (c->dtype == CT_F32) softmax_f32((float *)ct_data(y), (const float *)ct_data(c), s, log_);
     else softmax_f64((double *)ct_data(y), (const double *)ct_data(c), s, log_);
