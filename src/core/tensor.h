@@ -83,11 +83,13 @@ static inline int64_t ct_numel(const ct_tensor *t) {
 }
 static inline bool ct_is_contiguous(const ct_tensor *t) {
   int64_t st = 1;
+  bool ok = true;
   for (int i = t->ndim - 1; i >= 0; i--) {
-    if (t->shape[i] != 1 && t->stride[i] != st) return false;
+    if (t->shape[i] == 0) return true;   /* no elements: any strides will do, as PyTorch */
+    if (t->shape[i] != 1 && t->stride[i] != st) ok = false;
     st *= t->shape[i];
   }
-  return true;
+  return ok;
 }
 void ct_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
 static inline char *ct_data(const ct_tensor *t) {
