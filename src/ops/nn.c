@@ -43,6 +43,9 @@ static int check_input(const char *fn, const ct_tensor *x, ct_win w, int64_t *ho
   if (x->ndim != 4)
     return ct_fail(err, "%s: expected a 4-D input (B,C,H,W), got shape %s", fn, ct_shape_str(buf, x->ndim, x->shape));
   if (x->dtype == CT_I64) return ct_fail(err, "%s: expected a float tensor, got int64", fn);
+  if (x->shape[2] == 0 || x->shape[3] == 0)   /* as PyTorch: only B or C may be 0 */
+    return ct_fail(err, "%s: expected an image of non-zero height and width, got shape %s", fn,
+                   ct_shape_str(buf, x->ndim, x->shape));
   *ho = ct_win_out(x->shape[2], w.kh, w.sh, w.ph);
   *wo = ct_win_out(x->shape[3], w.kw, w.sw, w.pw);
   if (*ho <= 0 || *wo <= 0)
@@ -246,6 +249,7 @@ typedef struct {
 static void window_range(void *vj, size_t lo, size_t hi) {
   window_job *j = vj;
   size_t per = (size_t)(j->c * j->h * j->wd);   /* an item of ct_parallel is one element */
+  if (per == 0) return;   /* no channels: nothing to read or write */
   int64_t n0 = (int64_t)((lo + per - 1) / per), n1 = (int64_t)((hi + per - 1) / per);
   if (j->im2col && j->f64)
     im2col_f64((double *)j->cols, (const double *)j->x, j->b, n0, n1, j->c, j->h, j->wd, j->ho, j->wo, j->w);
@@ -575,7 +579,7 @@ static int swap_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err
 ct_tensor *ct_conv_out(ct_tensor *y, ct_tensor *bias, int64_t b, int64_t ho, int64_t wo, ct_err *err) {
   char ys[96], bs[96];
   int64_t l = ho * wo;
-  if (y->ndim != 2 || y->dtype == CT_I64 || b <= 0 || ho <= 0 || wo <= 0 || y->shape[1] != b * l ||
+  if (y->ndim != 2 || y->dtype == CT_I64 || b < 0 || ho <= 0 || wo <= 0 || y->shape[1] != b * l ||
       (bias && (bias->ndim != 1 || bias->shape[0] != y->shape[0] || bias->dtype != y->dtype)))
     return ct_fail(err, "%s (%s)%s%s does not fit %lld images of %lldx%lld", ct_shape_str(ys, y->ndim, y->shape),
                    ct_dtype_name(y->dtype), bias ? " with bias " : "",
