@@ -255,12 +255,17 @@ local function batchnorm_class(name, ndims)
       -- statistics over every dim but the channel: channels first, then (C, rest)
       local xc = x:transpose(1, 2):reshape(c, -1)
       local n = xc:size(2)
-      if n <= 1 then
+      if n == 1 then
         error(name .. ": expected more than 1 value per channel when training, got input " .. shape_str(x), 2)
       end
-      mean = xc:mean(2)
-      var = xc:var(2, { unbiased = false })
-      if self.training and self.track_running_stats then
+      if n == 0 then   -- an empty batch: an empty result; PyTorch leaves the statistics be
+        mean, var = crater.zeros(c, { dtype = x:dtype() }), crater.ones(c, { dtype = x:dtype() })
+        if self.training and self.track_running_stats then self.num_batches_tracked:add_(1) end
+      else
+        mean = xc:mean(2)
+        var = xc:var(2, { unbiased = false })
+      end
+      if n > 0 and self.training and self.track_running_stats then
         local m = self.momentum
         crater.no_grad(function()
           self.num_batches_tracked:add_(1)
