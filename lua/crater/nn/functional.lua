@@ -250,7 +250,8 @@ function F.cross_entropy(input, target, o)
     if o.weight ~= nil then logp = logp * o.weight end
     local loss = -(logp * p):sum(2)
     local r = o.reduction
-    if r == nil or r == "mean" then return loss:sum() / (input:dim() == 1 and 1 or input:size(1)) end
+    -- PyTorch divides by the number of rows (N*d1*...); no rows (or classes) gives NaN
+    if r == nil or r == "mean" then return loss:sum() / (input:numel() / c) end
     if r == "none" then
       local s = input:shape()
       if #s == 1 then return loss:sum() end
