@@ -143,3 +143,244 @@ describe("crater.set_num_threads checks its range before converting", function()
     assert.equal(2, crater.get_num_threads())
   end)
 end)
+
+-- Optimizers -------------------------------------------------------------------------
+
+local function param(v) return crater.tensor(v or {1, -2}, {dtype = "float64", requires_grad = true}) end
+
+local function refuses(pattern, f)
+  local ok, err = pcall(f)
+  assert.is_false(ok, "accepted: " .. pattern)
+  assert.is_truthy(tostring(err):find(pattern, 1, true), "got: " .. tostring(err) .. "\nwanted: " .. pattern)
+end
+
+-- bad options for every optimizer class, with (part of) the message each gives
+local bad_options = {
+  SGD = {
+    {{lr = 0.1, dampening = NAN}, "SGD: dampening must be in [0, 1], got nan"},
+    {{lr = 0.1, dampening = 2}, "SGD: dampening must be in [0, 1], got 2"},
+    {{lr = 0.1, weight_decay = INF}, "SGD: weight_decay must be finite, got inf (invalid weight_decay value)"},
+    {{lr = -1}, "SGD: lr must be a number >= 0, got -1 (invalid learning rate)"},
+    {{lr = INF}, "SGD: lr must be finite, got inf"},
+    {{lr = "0.1"}, "SGD: lr must be a number >= 0, got \"0.1\""},
+    {{lr = 0.1, momentum = -0.5}, "SGD: momentum must be a number >= 0, got -0.5 (invalid momentum value)"},
+    {{lr = 0.1, nesterov = "yes"}, "SGD: nesterov must be a boolean, got \"yes\""},
+    {{lr = 0.1, maximize = 1}, "SGD: maximize must be a boolean, got 1"},
+  },
+  Adam = {
+    {{betas = {0.9, 0.99, 0.999}}, "Adam: betas must be a list of 2 numbers, got {0.9, 0.99, 0.999}"},
+    {{betas = {0.9}}, "Adam: betas must be a list of 2 numbers"},
+    {{betas = 0.9}, "Adam: betas must be a list of 2 numbers, got 0.9"},
+    {{betas = {0.9, NAN}}, "Adam: betas[2] must be in [0, 1), got nan (invalid beta parameter)"},
+    {{betas = {-0.1, 0.9}}, "Adam: betas[1] must be in [0, 1), got -0.1"},
+    {{amsgrad = "yes"}, "Adam: amsgrad must be a boolean, got \"yes\""},
+    {{eps = -1e-8}, "Adam: eps must be a number >= 0, got -1e-08 (invalid epsilon value)"},
+    {{eps = NAN}, "Adam: eps must be a number >= 0, got nan"},
+    {{weight_decay = -INF}, "Adam: weight_decay must be a number >= 0, got -inf"},
+  },
+  AdamW = {
+    {{weight_decay = INF}, "AdamW: weight_decay must be finite, got inf"},
+    {{betas = {1, 0.9}}, "AdamW: betas[1] must be in [0, 1), got 1"},
+  },
+  Adamax = {{{betas = {0.9, 0.99, 0.5}}, "Adamax: betas must be a list of 2 numbers"}},
+  NAdam = {
+    {{momentum_decay = -1}, "NAdam: momentum_decay must be a number >= 0, got -1"},
+    {{decoupled_weight_decay = 0}, "NAdam: decoupled_weight_decay must be a boolean"},
+  },
+  RAdam = {{{betas = {0.9, INF}}, "RAdam: betas[2] must be in [0, 1), got inf"}},
+  Adagrad = {
+    {{lr_decay = NAN}, "Adagrad: lr_decay must be a number >= 0, got nan"},
+    {{initial_accumulator_value = -1}, "Adagrad: initial_accumulator_value must be a number >= 0, got -1"},
+  },
+  Adadelta = {{{rho = 1.5}, "Adadelta: rho must be in [0, 1], got 1.5 (invalid rho value)"}},
+  RMSprop = {
+    {{alpha = -0.1}, "RMSprop: alpha must be in [0, 1], got -0.1"},
+    {{centered = "no"}, "RMSprop: centered must be a boolean"},
+    {{momentum = INF}, "RMSprop: momentum must be finite, got inf"},
+  },
+  Rprop = {
+    {{etas = {0.5, 1.2, 3}}, "Rprop: etas must be a list of 2 numbers, got {0.5, 1.2, 3}"},
+    {{etas = {0.5, NAN}}, "Rprop: etas[2] must be a number, got nan"},
+    {{step_sizes = {-1, 50}}, "Rprop: step_sizes[1] must be a number >= 0, got -1"},
+    {{step_sizes = {1, 0.5}}, "Rprop: step_sizes must be {min, max} with min <= max"},
+  },
+  ASGD = {
+    {{t0 = NAN}, "ASGD: t0 must be a number >= 0, got nan"},
+    {{lambd = -1}, "ASGD: lambd must be a number >= 0, got -1"},
+    {{alpha = INF}, "ASGD: alpha must be finite, got inf"},
+  },
+  LBFGS = {
+    {{max_iter = 0}, "LBFGS: max_iter must be a positive integer, got 0"},
+    {{max_iter = 2.5}, "LBFGS: max_iter must be a positive integer, got 2.5"},
+    {{history_size = INF}, "LBFGS: history_size must be finite, got inf"},
+    {{max_eval = NAN}, "LBFGS: max_eval must be a number >= 1, got nan"},
+    {{tolerance_grad = -1}, "LBFGS: tolerance_grad must be a number >= 0, got -1"},
+    {{line_search_fn = "armijo"}, "LBFGS: line_search_fn must be one of false, \"strong_wolfe\", got \"armijo\""},
+  },
+}
+
+for name, cases in pairs(bad_options) do
+  describe("crater.optim." .. name .. " options", function()
+    it("refuses bad values at construction, in add_param_group and between steps", function()
+      for _, case in ipairs(cases) do
+        local opts, msg = case[1], case[2]
+        refuses(msg, function() optim[name]({param()}, opts) end)
+        if name ~= "LBFGS" then   -- one group only
+          local good = {lr = opts.lr ~= nil and 0.1 or nil}
+          local opt = optim[name]({param()}, good)
+          local g = {params = {param()}}
+          for k, v in pairs(opts) do g[k] = v end
+          refuses(msg, function() opt:add_param_group(g) end)
+          assert.equal(1, #opt.param_groups)
+          -- the same value set on a live group is refused by the next step, before it writes
+          local p = opt.param_groups[1].params[1]
+          p.grad = crater.tensor({1, 1}, {dtype = "float64"})
+          for k, v in pairs(opts) do opt.param_groups[1][k] = v end
+          local before = snapshot(p)
+          refuses(msg, function() opt:step() end)
+          assert.same(before, snapshot(p))
+        end
+      end
+    end)
+
+    it("refuses an unknown option, listing the known ones", function()
+      local ok, err = pcall(optim[name], {param()}, {lr = 0.1, lrr = 0.1})
+      assert.is_false(ok)
+      assert.matches(name .. ": unknown option 'lrr' %(the options are [%w_, ]*lr,", err)
+      if name ~= "LBFGS" then
+        local opt = optim[name]({param()}, {lr = 0.1})
+        refuses(name .. ": param group has unknown option 'lrr' (the options are ",
+          function() opt:add_param_group({params = {param()}, lrr = 1}) end)
+        refuses(name .. ": param group has unknown option '1'",
+          function() opt:add_param_group({params = {param()}, param()}) end)
+      end
+    end)
+  end)
+end
+
+describe("Optimizer:extend rules", function()
+  it("a custom optimizer's options are checked against their defaults' types", function()
+    local Sign = optim.Optimizer:extend("Sign", {lr = 0.01, betas = {0.9, 0.99}, decay = 0.5, flag = false})
+    function Sign:update(p, g) p:add_(g:sign(), -0.01) end
+    refuses("Sign: decay must be finite, got inf", function() Sign({param()}, {decay = INF}) end)
+    refuses("Sign: decay must be a number, got nan", function() Sign({param()}, {decay = NAN}) end)
+    refuses("Sign: flag must be a boolean", function() Sign({param()}, {flag = "x"}) end)
+    refuses("Sign: betas must be a list of 2 numbers", function() Sign({param()}, {betas = {1, 2, 3}}) end)
+    refuses("Sign: lr must be a number >= 0, got -1", function() Sign({param()}, {lr = -1}) end)
+    local Ranged = optim.Optimizer:extend("Ranged", {lr = 0.01, k = 3}, {k = {"integer", 1, 10}})
+    refuses("Ranged: k must be in [1, 10], got 11", function() Ranged({param()}, {k = 11}) end)
+    assert.equal(4, Ranged({param()}, {k = 4}).param_groups[1].k)
+  end)
+end)
+
+-- a deep snapshot of an optimizer: groups and state, tensors by their bytes
+local function optimizer_snapshot(opt)
+  local function deep(v)
+    if type(v) == "userdata" then return snapshot(v) end
+    if type(v) ~= "table" then return v end
+    local t = {}
+    for k, x in pairs(v) do t[type(k) == "userdata" and "param" .. tostring(k:numel()) or k] = deep(x) end
+    return t
+  end
+  local state = {}
+  for i, group in ipairs(opt.param_groups) do
+    for j, p in ipairs(group.params) do state[i .. ":" .. j] = deep(opt.state[p] or {}) end
+  end
+  return {groups = deep(opt.param_groups), state = state, state_table = opt.state}
+end
+
+describe("Optimizer:load_state_dict checks everything before it changes anything", function()
+  local function trained(cls, opts)
+    local p, q = param(), param({3, 4})
+    local opt = optim[cls]({p, q}, opts)
+    for _ = 1, 2 do
+      p.grad = crater.tensor({0.5, -1}, {dtype = "float64"})
+      q.grad = crater.tensor({1, 2}, {dtype = "float64"})
+      opt:step()
+    end
+    return opt
+  end
+  local function tampered(opt, f)
+    local sd = opt:state_dict()
+    f(sd)
+    return sd
+  end
+
+  local cases = {
+    {"Adam", nil, function(sd) sd.state[1].step = -1 end, "state 'step' of parameter 1 must be a whole number >= 0, got -1"},
+    {"Adam", nil, function(sd) sd.state[1].step = NAN end, "state 'step' of parameter 1 must be a whole number >= 0, got nan"},
+    {"Adam", nil, function(sd) sd.state[1].step = INF end, "must be a whole number >= 0, got inf"},
+    {"Adam", nil, function(sd) sd.state[1].step = 1.5 end, "must be a whole number >= 0, got 1.5"},
+    {"Adam", nil, function(sd) sd.state[2].step = "2" end, "state 'step' of parameter 2 must be a whole number"},
+    {"Adam", nil, function(sd) sd.state[2].exp_avg = crater.zeros(3, {dtype = "float64"}) end,
+      "state 'exp_avg' of parameter 2 must be a float32 or float64 tensor of shape {2}, got a tensor of dtype float64 and shape {3}"},
+    {"Adam", nil, function(sd) sd.state[2].exp_avg_sq = crater.tensor({1, 2}, {dtype = "int64"}) end,
+      "state 'exp_avg_sq' of parameter 2 must be a float32 or float64 tensor of shape {2}, got a tensor of dtype int64"},
+    {"Adam", nil, function(sd) sd.state[1].exp_avg = {1, 2} end, "state 'exp_avg' of parameter 1 must be a float32"},
+    {"Adam", nil, function(sd) sd.state[1].extra = 1 end, "state of parameter 1 has an unknown entry 'extra' (Adam keeps "},
+    {"Adam", nil, function(sd) sd.state[1] = 5 end, "state entry 1 is not a table"},
+    {"Adam", nil, function(sd) sd.state[7] = {} end, "state entry 7 belongs to no parameter"},
+    {"Adam", nil, function(sd) sd.param_groups[1].lr = NAN end, "param group 1: Adam: lr must be a number >= 0, got nan"},
+    {"Adam", nil, function(sd) sd.param_groups[1].betas = {0.9, 0.9, 0.9} end, "Adam: betas must be a list of 2 numbers"},
+    {"Adam", nil, function(sd) sd.param_groups[1].amsgrad = "yes" end, "Adam: amsgrad must be a boolean"},
+    {"Adam", nil, function(sd) sd.param_groups[1].lrr = 1 end, "param group 1 has unknown key 'lrr' (the options are "},
+    {"Adam", nil, function(sd) sd.param_groups[1].initial_lr = NAN end, "param group 1: initial_lr must be a finite number, got nan"},
+    {"Adam", nil, function(sd) sd.param_groups[1].params = {1, 1} end, "params[2] must be a parameter number not used before, got 1"},
+    {"Adam", nil, function(sd) sd.param_groups[1].params = {1.5, 2} end, "params[1] must be a parameter number not used before, got 1.5"},
+    {"Adam", nil, function(sd) sd.param_groups[1].params = {1} end, "param group 1 has 1 parameters but the optimizer's has 2"},
+    {"SGD", {lr = 0.1, momentum = 0.9}, function(sd) sd.state[1].momentum_buffer = crater.zeros(2, 1, {dtype = "float64"}) end,
+      "state 'momentum_buffer' of parameter 1 must be a float32 or float64 tensor of shape {2}"},
+    {"SGD", {lr = 0.1, momentum = 0.9}, function(sd) sd.param_groups[1].dampening = NAN end, "SGD: dampening must be in [0, 1], got nan"},
+    {"NAdam", nil, function(sd) sd.state[1].mu_product = NAN end, "state 'mu_product' of parameter 1 must be a finite number, got nan"},
+    {"ASGD", nil, function(sd) sd.state[2].eta = INF end, "state 'eta' of parameter 2 must be a finite number, got inf"},
+    {"Adagrad", nil, function(sd) sd.state[2].sum = crater.zeros(2, {dtype = "int64"}) end, "state 'sum' of parameter 2 must be"},
+    {"Rprop", nil, function(sd) sd.state[1].step_size = crater.zeros(1, {dtype = "float64"}) end, "state 'step_size' of parameter 1 must be"},
+    {"RMSprop", {momentum = 0.5, centered = true}, function(sd) sd.state[2].grad_avg = nil end, "state of parameter 2 has no 'grad_avg'"},
+    {"Adadelta", nil, function(sd) sd.state[1].acc_delta = "x" end, "state 'acc_delta' of parameter 1 must be"},
+    {"Adamax", nil, function(sd) sd.state[1].exp_inf = crater.zeros(2) end, nil},   -- float32: converted, accepted
+    {"RAdam", nil, function(sd) sd.param_groups[1].decoupled_weight_decay = 1 end, "RAdam: decoupled_weight_decay must be a boolean"},
+  }
+  it("refuses a bad state entry or group key and leaves the optimizer as it was", function()
+    for _, case in ipairs(cases) do
+      local cls, opts, f, msg = case[1], case[2], case[3], case[4]
+      local opt = trained(cls, opts)
+      local sd = tampered(opt, f)
+      local before = optimizer_snapshot(opt)
+      local groups = opt.param_groups
+      if msg then
+        refuses(cls .. ": load_state_dict: ", function() opt:load_state_dict(sd) end)
+        refuses(msg, function() opt:load_state_dict(sd) end)
+        assert.same(before, optimizer_snapshot(opt))
+        assert.equal(groups, opt.param_groups)
+        assert.equal(before.state_table, opt.state)
+      else
+        opt:load_state_dict(sd)
+      end
+    end
+  end)
+
+  it("LBFGS checks its flat history", function()
+    local p = param()
+    local opt = optim.LBFGS({p}, {max_iter = 3})
+    local function closure()
+      opt:zero_grad()
+      local loss = (p * p):sum()
+      loss:backward()
+      return loss
+    end
+    opt:step(closure); opt:step(closure)
+    local sd = opt:state_dict()
+    assert.is_true(#sd.state[1].old_dirs > 0)
+    local good = opt:state_dict()
+    sd.state[1].old_dirs = {crater.zeros(5, {dtype = "float64"})}
+    local before = optimizer_snapshot(opt)
+    refuses("LBFGS: load_state_dict: state 'old_dirs' of parameter 1 must be a list of float32 or float64 tensors of shape {2}",
+      function() opt:load_state_dict(sd) end)
+    sd.state[1].old_dirs, sd.state[1].ro = good.state[1].old_dirs, {NAN}
+    refuses("state 'ro' of parameter 1 must be a list of finite numbers", function() opt:load_state_dict(sd) end)
+    sd.state[1].ro, sd.state[1].n_iter = good.state[1].ro, -3
+    refuses("state 'n_iter' of parameter 1 must be a whole number >= 0, got -3", function() opt:load_state_dict(sd) end)
+    assert.same(before, optimizer_snapshot(opt))
+    opt:load_state_dict(good)
+  end)
+end)

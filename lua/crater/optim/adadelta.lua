@@ -18,13 +18,9 @@ local Optimizer = require "crater.optim.optimizer"
 local core = require "crater.core"
 
 local Adadelta = Optimizer:extend("Adadelta", {lr = 1.0, rho = 0.9, eps = 1e-6, weight_decay = 0,
-  maximize = false})
+  maximize = false}, {rho = {"number", 0, 1, what = "rho value"}})
 Adadelta.state_keys = {"step", "square_avg", "acc_delta"}
-
-function Adadelta:validate(group)
-  Optimizer.validate(self, group)
-  self:check_range(group, "rho", 0, 1)
-end
+Adadelta.state_rules = {step = "count", square_avg = "param", acc_delta = "param"}
 
 function Adadelta:init_state(p, state, group)
   if state.step == nil then

@@ -18,14 +18,11 @@ local Optimizer = require "crater.optim.optimizer"
 local core = require "crater.core"
 
 local Adagrad = Optimizer:extend("Adagrad", {lr = 1e-2, lr_decay = 0, weight_decay = 0,
-  initial_accumulator_value = 0, eps = 1e-10, maximize = false})
+  initial_accumulator_value = 0, eps = 1e-10, maximize = false},
+  {lr_decay = {"number", 0, what = "lr_decay value"},
+   initial_accumulator_value = {"number", 0, what = "initial_accumulator_value"}})
 Adagrad.state_keys = {"step", "sum"}
-
-function Adagrad:validate(group)
-  Optimizer.validate(self, group)
-  self:check_range(group, "lr_decay", 0, math.huge)
-  self:check_range(group, "initial_accumulator_value", 0, math.huge)
-end
+Adagrad.state_rules = {step = "count", sum = "param"}
 
 local function init_state(p, state, group)
   local crater = package.loaded.crater or require "crater"

@@ -20,17 +20,13 @@ local Optimizer = require "crater.optim.optimizer"
 local core = require "crater.core"
 
 local Adam = Optimizer:extend("Adam", {lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-8,
-  weight_decay = 0, amsgrad = false, maximize = false})
+  weight_decay = 0, amsgrad = false, maximize = false}, {betas = Optimizer.BETAS})
+Adam.state_rules = {step = "count", exp_avg = "param", exp_avg_sq = "param", max_exp_avg_sq = "param"}
 
 Adam.decoupled = false   -- AdamW sets it: weight decay applied to p, not added to g
 Adam.state_keys = function(group)
   return group.amsgrad and {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"}
     or {"step", "exp_avg", "exp_avg_sq"}
-end
-
-function Adam:validate(group)
-  Optimizer.validate(self, group)
-  self:check_betas(group)
 end
 
 -- looked up only when state is made, not at every step

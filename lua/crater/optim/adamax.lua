@@ -17,13 +17,9 @@ local Optimizer = require "crater.optim.optimizer"
 local core = require "crater.core"
 
 local Adamax = Optimizer:extend("Adamax", {lr = 2e-3, betas = {0.9, 0.999}, eps = 1e-8,
-  weight_decay = 0, maximize = false})
+  weight_decay = 0, maximize = false}, {betas = Optimizer.BETAS})
 Adamax.state_keys = {"step", "exp_avg", "exp_inf"}
-
-function Adamax:validate(group)
-  Optimizer.validate(self, group)
-  self:check_betas(group)
-end
+Adamax.state_rules = {step = "count", exp_avg = "param", exp_inf = "param"}
 
 function Adamax:init_state(p, state, group)
   if state.step == nil then

@@ -19,19 +19,12 @@ local Optimizer = require "crater.optim.optimizer"
 local core = require "crater.core"
 
 local ASGD = Optimizer:extend("ASGD", {lr = 1e-2, lambd = 1e-4, alpha = 0.75, t0 = 1e6,
-  weight_decay = 0, maximize = false})
+  weight_decay = 0, maximize = false},
+  {lambd = {"number", 0}, alpha = {"number", 0}, t0 = {"number", 0, inf = true}})
 ASGD.state_keys = {"step", "eta", "mu", "ax"}
+ASGD.state_rules = {step = "count", eta = "number", mu = "number", ax = "param"}
 
 local function f32(x) return (string.unpack("f", string.pack("f", x))) end
-
-function ASGD:validate(group)
-  Optimizer.validate(self, group)
-  for _, k in ipairs({"lambd", "alpha", "t0"}) do
-    if type(group[k]) ~= "number" or group[k] ~= group[k] then
-      error(string.format("ASGD: %s must be a number, got %s", k, tostring(group[k])), 0)
-    end
-  end
-end
 
 function ASGD:init_state(p, state, group)
   if state.step == nil then

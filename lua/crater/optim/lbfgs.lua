@@ -29,8 +29,14 @@
 local Optimizer = require "crater.optim.optimizer"
 
 local LBFGS = Optimizer:extend("LBFGS", {lr = 1, max_iter = 20, max_eval = false,
-  tolerance_grad = 1e-7, tolerance_change = 1e-9, history_size = 100, line_search_fn = false})
+  tolerance_grad = 1e-7, tolerance_change = 1e-9, history_size = 100, line_search_fn = false},
+  {max_iter = {"integer", 1}, history_size = {"integer", 1}, max_eval = {"number", 1, false_ok = true},
+   tolerance_grad = {"number", 0}, tolerance_change = {"number", 0},
+   line_search_fn = {"choice", false, "strong_wolfe"}})
 LBFGS.state_keys = {"func_evals", "n_iter"}
+LBFGS.state_rules = {func_evals = "count", n_iter = "count", d = "flat", t = "number",
+  old_dirs = "flats", old_stps = "flats", ro = "numbers", H_diag = "number", prev_flat_grad = "flat",
+  prev_loss = "number", al = "numbers"}
 
 local function crater() return package.loaded.crater or require "crater" end
 local function dot(a, b) return (a * b):sum():item() end
@@ -38,24 +44,6 @@ local function absmax(a) return a:abs():max():item() end
 local function number(loss)
   if type(loss) == "number" then return loss end
   return loss:item()
-end
-
-function LBFGS:validate(group)
-  Optimizer.validate(self, group)
-  for _, k in ipairs({"max_iter", "history_size"}) do
-    if math.type(group[k]) ~= "integer" or group[k] < 1 then
-      error(string.format("LBFGS: %s must be a positive integer, got %s", k, tostring(group[k])), 0)
-    end
-  end
-  if group.max_eval and not (type(group.max_eval) == "number" and group.max_eval >= 1) then
-    error("LBFGS: max_eval must be a positive number, got " .. tostring(group.max_eval), 0)
-  end
-  self:check_range(group, "tolerance_grad", 0, math.huge)
-  self:check_range(group, "tolerance_change", 0, math.huge)
-  local ls = group.line_search_fn
-  if ls and ls ~= "strong_wolfe" then
-    error(string.format("LBFGS: line_search_fn must be nil or \"strong_wolfe\", got %s", tostring(ls)), 0)
-  end
 end
 
 function LBFGS:init()

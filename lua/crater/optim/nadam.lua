@@ -24,16 +24,12 @@ local Optimizer = require "crater.optim.optimizer"
 local core = require "crater.core"
 
 local NAdam = Optimizer:extend("NAdam", {lr = 2e-3, betas = {0.9, 0.999}, eps = 1e-8,
-  weight_decay = 0, momentum_decay = 4e-3, decoupled_weight_decay = false, maximize = false})
+  weight_decay = 0, momentum_decay = 4e-3, decoupled_weight_decay = false, maximize = false},
+  {betas = Optimizer.BETAS, momentum_decay = {"number", 0, what = "momentum_decay value"}})
 NAdam.state_keys = {"step", "mu_product", "exp_avg", "exp_avg_sq"}
+NAdam.state_rules = {step = "count", mu_product = "number", exp_avg = "param", exp_avg_sq = "param"}
 
 local function f32(x) return (string.unpack("f", string.pack("f", x))) end
-
-function NAdam:validate(group)
-  Optimizer.validate(self, group)
-  self:check_betas(group)
-  self:check_range(group, "momentum_decay", 0, math.huge)
-end
 
 function NAdam:init_state(p, state, group)
   if state.step == nil then

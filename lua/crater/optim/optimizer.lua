@@ -13,6 +13,7 @@
 -- local opt = Sign(model:parameters(), {lr = 0.1})
 
 local core = require "crater.core"
+local rules = require "crater.optim.rules"
 local no_grad, checked_grad, clear_grads = core.no_grad, core.checked_grad, core.clear_grads
 
 local Optimizer = {__name = "Optimizer", defaults = {}}
@@ -39,15 +40,13 @@ local function copy(v)
 end
 Optimizer.copy = copy
 
-local function show(v)
-  if type(v) == "table" then
-    local parts = {}
-    for i, x in ipairs(v) do parts[i] = show(x) end
-    return "{" .. table.concat(parts, ", ") .. "}"
-  elseif type(v) == "string" then
-    return string.format("%q", v)
-  end
-  return tostring(v)
+local show, finite = rules.show, rules.finite
+
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  return table.concat(keys, ", ")
 end
 
 local function shape_str(t)
@@ -67,6 +66,31 @@ Optimizer.same_shape = same_shape
 
 local add_group   -- defined below, used by new
 
+--- Option rules (crater.optim.rules): a class's `rules` maps each option to a rule that
+-- `validate` checks at construction, in add_param_group and load_state_dict, and at the
+-- first step after an option changed.  An option without a rule gets one from its
+-- default: a finite number, a boolean, or a list of as many finite numbers.
+local BETA = {"number", 0, 1, open = "hi", what = "beta parameter"}
+Optimizer.BETAS = {"list", BETA, BETA}
+Optimizer.rules = {lr = {"number", 0, what = "learning rate"}, eps = {"number", 0, what = "epsilon value"},
+  weight_decay = {"number", 0, what = "weight_decay value"}}
+
+local function default_rule(d)
+  if type(d) == "number" then return {"number"} end
+  if type(d) == "boolean" then return {"boolean"} end
+  if type(d) == "table" and getmetatable(d) == nil and #d > 0 then
+    local r = {"list"}
+    for i = 1, #d do
+      if type(d[i]) ~= "number" then return nil end
+      r[i + 1] = {"number"}
+    end
+    return r
+  end
+end
+
+--- Raises "<Class>: <label> must be ..., got <v>" unless v satisfies `rule`.
+function Optimizer:check_option(label, v, rule) rules.check(self.__name, label, v, rule) end
+
 --- Makes a new optimizer class: the defaults table lists every option with its default.
 -- The class is called as `Class(params, opts)`; give it an `update(p, grad, state, group)`
 -- method, and optionally `validate(group)` (call the parent's first), `init_state(p,
@@ -76,8 +100,9 @@ local add_group   -- defined below, used by new
 -- `load_state_dict`).
 -- @param name the class name, used in error messages ("Lion: lr must be ...")
 -- @param defaults table of option = default value (`Optimizer.required` for none)
+-- @param[opt] own_rules table of option = rule (see crater.optim.rules), added to the parent's
 -- @usage local Lion = crater.optim.Optimizer:extend("Lion", {lr = 1e-4, betas = {0.9, 0.99}, weight_decay = 0})
-function Optimizer:extend(name, defaults)
+function Optimizer:extend(name, defaults, own_rules)
   assert(type(name) == "string", "extend: name must be a string")
   local cls = {}
   for k, v in pairs(self) do
@@ -85,6 +110,13 @@ function Optimizer:extend(name, defaults)
   end
   cls.__index, cls.__name, cls.super = cls, name, self
   cls.defaults = copy(defaults or {})
+  local merged = {}
+  for k, r in pairs(self.rules or {}) do merged[k] = r end
+  for k, r in pairs(own_rules or {}) do merged[k] = r end
+  for k, d in pairs(cls.defaults) do
+    if merged[k] == nil then merged[k] = default_rule(d) end
+  end
+  cls.rules = merged
   return setmetatable(cls, {
     __index = self,
     __call = function(c, ...) return c.new(c, ...) end,
@@ -102,7 +134,8 @@ function Optimizer.new(cls, params, opts)
   local defaults = copy(cls.defaults)
   for k, v in pairs(opts) do
     if defaults[k] == nil then
-      error(string.format("%s: unknown option '%s'", name, tostring(k)), 3)
+      error(string.format("%s: unknown option '%s' (the options are %s)", name, tostring(k),
+        sorted_keys(cls.defaults)), 3)
     end
     defaults[k] = copy(v)
   end
@@ -132,7 +165,13 @@ function add_group(self, group)
   if type(params) ~= "table" then error(name .. ": param group has no params list", 0) end
   local g = {}
   for k, v in pairs(group) do
-    if k ~= "params" then g[k] = copy(v) end
+    if k ~= "params" then
+      if self.defaults[k] == nil and not Optimizer.scheduler_keys[k] then
+        error(string.format("%s: param group has unknown option '%s' (the options are %s)", name,
+          tostring(k), sorted_keys(self.defaults)), 0)
+      end
+      g[k] = copy(v)
+    end
   end
   for k, v in pairs(self.defaults) do
     if g[k] == nil then g[k] = copy(v) end
@@ -175,41 +214,38 @@ function Optimizer:add_param_group(group)
   return g
 end
 
-local BASE_OPTIONS = {"lr", "eps", "weight_decay"}
+--- Keys a scheduler keeps in a param group next to the options (PyTorch's names): a
+-- group given to the optimizer or found in a state_dict may hold them.
+Optimizer.scheduler_keys = {initial_lr = true, max_lr = true, min_lr = true, max_momentum = true,
+  base_momentum = true}
 
---- Raises unless every option of the group is in range. The base checks lr, eps and
--- weight_decay (non-negative numbers, so NaN fails) and that nothing is still required.
--- Subclasses call it first, then check their own options.
+--- Raises unless every option of the group satisfies its rule (see `rules`) and nothing
+-- is still required.  Subclasses with options that constrain each other call it first,
+-- then check those.
 function Optimizer:validate(group)
   for k, v in pairs(group) do
-    if v == Optimizer.required then error(string.format("%s: %s is required", self.__name, k), 0) end
+    if v == Optimizer.required then error(string.format("%s: %s is required", self.__name, tostring(k)), 0) end
   end
-  for _, k in ipairs(BASE_OPTIONS) do
-    if group[k] ~= nil then self:check_range(group, k, 0, math.huge) end
+  local own, keys = self.rules, {}
+  for k in pairs(self.defaults) do keys[#keys + 1] = k end
+  table.sort(keys)   -- the first bad option in name order: the same message every run
+  for _, k in ipairs(keys) do
+    if own[k] then rules.check(self.__name, k, group[k], own[k]) end
   end
 end
 
---- Raises "<Name>: <key> must be in [lo, hi], got v" (hi excluded when open_hi).
+--- Raises "<Name>: <key> must be in [lo, hi], got v" (hi excluded when open_hi) unless
+-- group[key] (or its entry `index`) is a finite number in range.
 function Optimizer:check_range(group, key, lo, hi, open_hi, index)
   local v = group[key]
-  if index then v = v and v[index] end
-  local ok = type(v) == "number" and v >= lo and (v < hi or (not open_hi and v == hi))
-  if not ok then   -- the message is built only here: this runs at every step
-    local label = index and string.format("%s[%d]", key, index) or key
-    local range
-    if hi == math.huge then range = string.format("a number >= %s", lo)
-    else range = string.format("in [%s, %s%s", lo, hi, open_hi and ")" or "]") end
-    error(string.format("%s: %s must be %s, got %s", self.__name, label, range, show(v)), 0)
-  end
+  if index then v = type(v) == "table" and v[index] or nil end
+  self:check_option(index and string.format("%s[%d]", key, index) or key, v,
+    {"number", lo, hi ~= math.huge and hi or nil, open = open_hi and "hi" or nil})
 end
 
---- Raises unless group.betas is a pair of numbers in [0, 1).
+--- Raises unless group.betas is a list of two numbers in [0, 1).
 function Optimizer:check_betas(group)
-  if type(group.betas) ~= "table" then
-    error(string.format("%s: betas must be a pair {beta1, beta2}, got %s", self.__name, show(group.betas)), 0)
-  end
-  self:check_range(group, "betas", 0, 1, true, 1)
-  self:check_range(group, "betas", 0, 1, true, 2)
+  self:check_option("betas", group.betas, Optimizer.BETAS)
 end
 
 --- Checks every group's options and every gradient before a step changes anything.
@@ -463,6 +499,7 @@ local function load(self, sd)
     fail("the state_dict has %d param groups but the optimizer has %d", #sd.param_groups, #self.param_groups)
   end
   local byindex, groupof, newgroups = {}, {}, {}
+  local unknown   -- reported after the state: a missing state entry says more
   for gi, group in ipairs(self.param_groups) do
     local saved = sd.param_groups[gi]
     if type(saved) ~= "table" or type(saved.params) ~= "table" then fail("param group %d has no params", gi) end
@@ -479,13 +516,26 @@ local function load(self, sd)
     end
     local g = {}
     for k, v in pairs(saved) do
-      if k ~= "params" then g[k] = copy(v) end
+      if k ~= "params" then
+        if self.defaults[k] == nil and not Optimizer.scheduler_keys[k] and unknown == nil then
+          unknown = string.format("param group %d has unknown key '%s' (the options are %s)", gi,
+            tostring(k), sorted_keys(self.defaults))
+        end
+        if Optimizer.scheduler_keys[k] and not (type(v) == "number" and finite(v)) then
+          fail("param group %d: %s must be a finite number, got %s", gi, k, show(v))
+        end
+        g[k] = copy(v)
+      end
     end
     g.params = group.params
     local ok, err = pcall(self.validate, self, g)
     if not ok then fail("param group %d: %s", gi, err) end
     newgroups[gi] = g
-    for i, idx in ipairs(saved.params) do
+    for i = 1, #saved.params do
+      local idx = saved.params[i]
+      if math.type(idx) ~= "integer" or byindex[idx] ~= nil then
+        fail("param group %d: params[%d] must be a parameter number not used before, got %s", gi, i, show(idx))
+      end
       byindex[idx] = group.params[i]
       groupof[idx] = g
     end
@@ -498,6 +548,7 @@ local function load(self, sd)
     if next(s) ~= nil then self:check_state(idx, s, p, groupof[idx], fail) end
     newstate[p] = load_value(s, p:dtype())
   end
+  if unknown then fail("%s", unknown) end
   for gi, g in ipairs(newgroups) do self.param_groups[gi] = g end
   self.state = newstate
 end
@@ -511,17 +562,72 @@ function Optimizer:load_state_dict(sd)
   if not ok then error(err, 2) end
 end
 
+-- What each kind of state entry (a class's `state_rules`) must be: nil when it is, else
+-- what it must be.  n is the number of elements of all the group's parameters ("flat").
+local function float_tensor(v)
+  return is_tensor(v) and (v:dtype() == "float32" or v:dtype() == "float64")
+end
+local state_kinds = {
+  count = function(v)   -- a step or evaluation count
+    if not (type(v) == "number" and finite(v) and v >= 0 and v == math.floor(v)) then
+      return "a whole number >= 0"
+    end
+  end,
+  number = function(v) if not (type(v) == "number" and finite(v)) then return "a finite number" end end,
+  param = function(v, p)   -- float32 or float64: it is converted to the parameter's dtype
+    if not (float_tensor(v) and same_shape(v, p)) then
+      return string.format("a float32 or float64 tensor of shape %s", shape_str(p))
+    end
+  end,
+  flat = function(v, _, n)
+    if not (float_tensor(v) and v:dim() == 1 and v:numel() == n) then
+      return string.format("a float32 or float64 tensor of shape {%d}", n)
+    end
+  end,
+  numbers = function(v)
+    if type(v) ~= "table" or getmetatable(v) ~= nil then return "a list of finite numbers" end
+    for k, x in pairs(v) do
+      if math.type(k) ~= "integer" or type(x) ~= "number" or not finite(x) then return "a list of finite numbers" end
+    end
+  end,
+}
+state_kinds.flats = function(v, p, n)
+  if type(v) ~= "table" or getmetatable(v) ~= nil then return "a list of tensors" end
+  for k, x in pairs(v) do
+    if math.type(k) ~= "integer" or state_kinds.flat(x, p, n) then
+      return string.format("a list of float32 or float64 tensors of shape {%d}", n)
+    end
+  end
+end
+
 --- Checks one saved state entry against the class's `state_keys` (a list, or a function
--- of the group returning one); every key named there must be present and a tensor key
--- must have the parameter's shape. Subclasses with other state override it.
+-- of the group returning one: the entries that must be there) and `state_rules` (entry =
+-- kind: "count", "number", "param" (a tensor of the parameter's shape), "flat" (one
+-- element per element of the group's parameters), "numbers", "flats"); a class with
+-- state_rules refuses entries it does not name.  Without state_rules, a tensor entry
+-- named in state_keys must have the parameter's shape.
 function Optimizer:check_state(idx, s, p, group, fail)
-  local keys = self.state_keys
+  local keys, kinds = self.state_keys, self.state_rules
   if type(keys) == "function" then keys = keys(group) end
   for _, k in ipairs(keys or {}) do
     local v = s[k]
     if v == nil then fail("state of parameter %s has no '%s' (a state_dict from another optimizer?)", idx, k) end
-    if is_tensor(v) and not same_shape(v, p) then
+    if not kinds and is_tensor(v) and not same_shape(v, p) then
       fail("state '%s' of parameter %s has shape %s but the parameter has %s", k, idx, shape_str(v), shape_str(p))
+    end
+  end
+  if not kinds then return end
+  local n = 0
+  for _, q in ipairs(group.params) do n = n + q:numel() end
+  for k, v in pairs(s) do
+    local kind = kinds[k]
+    if kind == nil then
+      fail("state of parameter %s has an unknown entry '%s' (%s keeps %s)", idx, tostring(k), self.__name, sorted_keys(kinds))
+    end
+    local must = state_kinds[kind](v, p, n)
+    if must then
+      local got = is_tensor(v) and string.format("a tensor of dtype %s and shape %s", v:dtype(), shape_str(v)) or show(v)
+      fail("state '%s' of parameter %s must be %s, got %s", k, idx, must, got)
     end
   end
 end

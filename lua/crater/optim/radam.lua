@@ -21,13 +21,9 @@ local Optimizer = require "crater.optim.optimizer"
 local core = require "crater.core"
 
 local RAdam = Optimizer:extend("RAdam", {lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-8,
-  weight_decay = 0, decoupled_weight_decay = false, maximize = false})
+  weight_decay = 0, decoupled_weight_decay = false, maximize = false}, {betas = Optimizer.BETAS})
 RAdam.state_keys = {"step", "exp_avg", "exp_avg_sq"}
-
-function RAdam:validate(group)
-  Optimizer.validate(self, group)
-  self:check_betas(group)
-end
+RAdam.state_rules = {step = "count", exp_avg = "param", exp_avg_sq = "param"}
 
 function RAdam:init_state(p, state, group)
   if state.step == nil then

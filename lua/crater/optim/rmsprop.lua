@@ -22,19 +22,15 @@ local Optimizer = require "crater.optim.optimizer"
 local core = require "crater.core"
 
 local RMSprop = Optimizer:extend("RMSprop", {lr = 1e-2, alpha = 0.99, eps = 1e-8,
-  weight_decay = 0, momentum = 0, centered = false, maximize = false})
+  weight_decay = 0, momentum = 0, centered = false, maximize = false},
+  {momentum = {"number", 0, what = "momentum value"}, alpha = {"number", 0, 1, what = "alpha value"}})
+RMSprop.state_rules = {step = "count", square_avg = "param", momentum_buffer = "param", grad_avg = "param"}
 
 RMSprop.state_keys = function(group)
   local keys = {"step", "square_avg"}
   if group.momentum > 0 then keys[#keys + 1] = "momentum_buffer" end
   if group.centered then keys[#keys + 1] = "grad_avg" end
   return keys
-end
-
-function RMSprop:validate(group)
-  Optimizer.validate(self, group)
-  self:check_range(group, "momentum", 0, math.huge)
-  self:check_range(group, "alpha", 0, math.huge)
 end
 
 function RMSprop:init_state(p, state, group)

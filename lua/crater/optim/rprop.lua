@@ -17,19 +17,19 @@ local Optimizer = require "crater.optim.optimizer"
 local core = require "crater.core"
 
 local Rprop = Optimizer:extend("Rprop", {lr = 1e-2, etas = {0.5, 1.2}, step_sizes = {1e-6, 50},
-  maximize = false})
+  maximize = false}, {step_sizes = {"list", {"number", 0}, {"number", 0, inf = true}}})
 Rprop.state_keys = {"step", "prev", "step_size"}
+Rprop.state_rules = {step = "count", prev = "param", step_size = "param"}
 
 function Rprop:validate(group)
-  Optimizer.validate(self, group)
+  Optimizer.validate(self, group)   -- etas and step_sizes: two finite numbers each
   local e = group.etas
-  if type(e) ~= "table" or type(e[1]) ~= "number" or type(e[2]) ~= "number"
-      or not (0 < e[1] and e[1] < 1 and 1 < e[2]) then
+  if not (0 < e[1] and e[1] < 1 and 1 < e[2]) then
     error(string.format("Rprop: etas must satisfy 0 < etaminus < 1 < etaplus, got {%s, %s}",
       tostring(e and e[1]), tostring(e and e[2])), 0)
   end
   local s = group.step_sizes
-  if type(s) ~= "table" or type(s[1]) ~= "number" or type(s[2]) ~= "number" or not (s[1] <= s[2]) then
+  if not (s[1] <= s[2]) then
     error("Rprop: step_sizes must be {min, max} with min <= max", 0)
   end
 end

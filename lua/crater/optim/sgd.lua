@@ -19,14 +19,14 @@ local Optimizer = require "crater.optim.optimizer"
 local core = require "crater.core"
 
 local SGD = Optimizer:extend("SGD", {lr = Optimizer.required, momentum = 0, dampening = 0,
-  weight_decay = 0, nesterov = false, maximize = false})
+  weight_decay = 0, nesterov = false, maximize = false},
+  {momentum = {"number", 0, what = "momentum value"}, dampening = {"number", 0, 1}})
+SGD.state_rules = {momentum_buffer = "param"}
 
 SGD.state_keys = function(group) return group.momentum ~= 0 and {"momentum_buffer"} or {} end
 
 function SGD:validate(group)
   Optimizer.validate(self, group)
-  self:check_range(group, "momentum", 0, math.huge)
-  if type(group.dampening) ~= "number" then error("SGD: dampening must be a number", 0) end
   if group.nesterov and (group.momentum <= 0 or group.dampening ~= 0) then
     error("SGD: Nesterov momentum requires a momentum and zero dampening", 0)
   end
