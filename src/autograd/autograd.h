@@ -37,8 +37,11 @@ struct ct_node {
   int64_t i[2 * CT_MAXDIM + 2];   /* room for a view's geometry: offset, ndim, shape, strides */
   ct_node *inner;           /* CopySlices: the node of the in-place op it wraps (owned) */
   ct_tensor *retain_out;    /* the output whose .grad keeps this node's gradient (retain_grad; not owned) */
-  void (*release)(ct_node *nd);   /* frees what the node keeps outside C (a Lua backward), or NULL */
-  int hook;                 /* binding's hook handle for the (non-leaf) output */
+  /* frees what the node keeps outside C (a Lua backward): its saved state, or all when gone */
+  void (*release)(ct_node *nd, bool gone);
+  int64_t hook;             /* binding's id of the hook list of the (non-leaf) output */
+  int64_t lua_state;        /* binding's id of a Lua backward (crater.autograd.Function) */
+  int edges;                /* graph edges holding it (they keep its Lua values alive) */
   /* engine scratch */
   ct_tensor *gacc;
   int deps;
@@ -104,11 +107,15 @@ void ct_node_release(ct_node *nd);
 
 /* Hooks: the binding installs this; the engine calls it for a hooked leaf tensor or
  * node, with the gradient; *out receives a replacement (new reference) or NULL. */
-typedef int (*ct_hook_call_fn)(int hook, ct_tensor *grad, ct_tensor **out, ct_err *err);
+typedef int (*ct_hook_call_fn)(int64_t hook, ct_tensor *grad, ct_tensor **out, ct_err *err);
 extern ct_hook_call_fn ct_hook_call;
 /* The binding drops a hook list when its tensor or node goes (installed with ct_hook_call). */
-typedef void (*ct_hook_drop_fn)(int hook);
+typedef void (*ct_hook_drop_fn)(int64_t hook);
 extern ct_hook_drop_fn ct_hook_drop;
+/* ...and keeps the Lua values of a tensor or node (hooks, a Lua backward) alive while a
+ * graph edge holds it (on), even when no Lua value holds it any more. */
+typedef void (*ct_hook_pin_fn)(int64_t id, bool on);
+extern ct_hook_pin_fn ct_hook_pin;
 
 /* Runs backward from roots (each with its gradient, or NULL for a 0-d root -> 1).
  * Without 'inputs' it accumulates into leaves' .grad; with them (crater.grad) it fills

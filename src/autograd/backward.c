@@ -42,7 +42,7 @@ static ct_tensor *fit_to_input(ct_tensor *g, const ct_edge *e, ct_err *err) {
   return r;
 }
 
-static int run_hook(int hook, ct_tensor **g, ct_err *err) {
+static int run_hook(int64_t hook, ct_tensor **g, ct_err *err) {
   if (!hook || !ct_hook_call) return 1;
   ct_tensor *repl = NULL;
   if (!ct_hook_call(hook, *g, &repl, err)) return 0;

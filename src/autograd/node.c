@@ -9,6 +9,7 @@ bool ct_grad_enabled = true;
 bool ct_anomaly_enabled = false;
 ct_hook_call_fn ct_hook_call = NULL;
 ct_hook_drop_fn ct_hook_drop = NULL;
+ct_hook_pin_fn ct_hook_pin = NULL;
 
 bool ct_needs_grad(int n, ct_tensor *const *in) {
   if (!ct_grad_enabled) return false;
@@ -55,20 +56,41 @@ void ct_set_grad_fn(ct_tensor *x, ct_node *nd) {
   x->grad_fn = nd;
 }
 
+/* An edge starts (on) or stops holding a tensor or node with Lua values: see ct_hook_pin. */
+static void pin_tensor(ct_tensor *x, bool on) {
+  if (x->hook && ct_hook_pin) ct_hook_pin(x->hook, on);
+}
+static void pin_node(ct_node *n, bool on) {
+  if (n->hook && ct_hook_pin) ct_hook_pin(n->hook, on);
+  if (n->lua_state && ct_hook_pin) ct_hook_pin(n->lua_state, on);
+}
+
+/* Takes e's references (and counts e among the edges holding its target). */
+static void edge_hold(ct_edge *e) {
+  if (e->fn) {
+    e->fn->refs++;
+    if (e->fn->edges++ == 0) pin_node(e->fn, true);
+  }
+  if (e->leaf) {
+    ct_tensor_retain(e->leaf);
+    if (e->leaf->edges++ == 0) pin_tensor(e->leaf, true);
+  }
+}
+
 void ct_edge_set(ct_edge *e, ct_tensor *x) {
   e->ndim = x->ndim;
   e->dtype = x->dtype;
   memcpy(e->shape, x->shape, sizeof e->shape);
   if (!x->requires_grad) return;
   e->needs = true;
-  if (x->grad_fn) { e->fn = x->grad_fn; e->fn->refs++; }
-  else { e->leaf = x; ct_tensor_retain(x); }
+  if (x->grad_fn) e->fn = x->grad_fn;
+  else e->leaf = x;
+  edge_hold(e);
 }
 
 void ct_edge_copy(ct_edge *e, const ct_edge *src) {
   *e = *src;
-  if (e->fn) e->fn->refs++;
-  if (e->leaf) ct_tensor_retain(e->leaf);
+  edge_hold(e);
 }
 
 void ct_geometry_put(ct_node *nd, const ct_tensor *v) {
@@ -156,14 +178,14 @@ ct_tensor *ct_saved(ct_node *nd, int k, ct_err *err) {
   return a;
 }
 
-static void free_saved(ct_node *nd) {
+static void free_saved(ct_node *nd, bool gone) {
   for (int k = 0; k < nd->nsaved; k++) {
     ct_tensor_release(nd->saved[k]);
     nd->saved[k] = NULL;
   }
   nd->nsaved = 0;
-  if (nd->inner) { free_saved(nd->inner); nd->inner->freed = true; }
-  if (nd->release) nd->release(nd);
+  if (nd->inner) { free_saved(nd->inner, false); nd->inner->freed = true; }
+  if (nd->release) nd->release(nd, gone);
 }
 
 /* Iterative, so that dropping a chain of a million nodes does not overflow the C stack. */
@@ -175,7 +197,7 @@ void ct_node_release(ct_node *nd) {
   while (stack) {
     ct_node *cur = stack;
     stack = cur->link;
-    free_saved(cur);
+    free_saved(cur, true);
     if (cur->hook && ct_hook_drop) ct_hook_drop(cur->hook);
     ct_tensor_release(cur->gacc);
     if (cur->inner && --cur->inner->refs == 0) {
@@ -183,8 +205,11 @@ void ct_node_release(ct_node *nd) {
       stack = cur->inner;
     }
     for (int k = 0; k < cur->nin; k++) {
-      ct_tensor_release(cur->edge[k].leaf);
+      ct_tensor *leaf = cur->edge[k].leaf;
+      if (leaf && --leaf->edges == 0) pin_tensor(leaf, false);
+      ct_tensor_release(leaf);
       ct_node *next = cur->edge[k].fn;
+      if (next && --next->edges == 0) pin_node(next, false);
       if (next && --next->refs == 0) {
         next->link = stack;
         stack = next;
@@ -196,6 +221,6 @@ void ct_node_release(ct_node *nd) {
 
 void ct_node_free_saved(ct_node *nd);
 void ct_node_free_saved(ct_node *nd) {
-  free_saved(nd);
+  free_saved(nd, false);
   nd->freed = true;
 }

@@ -37,7 +37,8 @@ struct ct_tensor {                /* a view into a storage */
   bool requires_grad;             /* leaves: set by the user; results: set by autograd */
   struct ct_tensor *grad;         /* owned; NULL until a backward reaches a leaf */
   ct_node *grad_fn;               /* owned reference; NULL for leaves */
-  int hook;                       /* binding's handle of a Lua hook list, 0 for none */
+  int64_t hook;                   /* binding's id of a Lua hook list, 0 for none */
+  int edges;                      /* graph edges holding it (they keep its hooks alive) */
   bool view;                      /* made by a view op: its grad_fn is a view of its base's */
   uint64_t view_history;          /* storage->history when the view was taken */
 };

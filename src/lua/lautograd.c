@@ -6,43 +6,167 @@
 
 #include "lbind.h"
 
-static lua_State *hook_state;   /* the state hooks run in (crater is single-threaded) */
-static const char HOOKS_KEY = 'h';   /* registry[&HOOKS_KEY] = { [handle] = {fn, ...} } */
+/* ---- Lua values kept for tensors and nodes: hook lists, Functions' backwards ----
+ * The C struct keeps an id (x->hook, nd->hook, nd->lua_state).  The value lives in the user
+ * value of the box it was attached through (OWNERS[id] = that box, weakly), so a hook
+ * capturing its own tensor is a cycle the collector sees and frees.  While a graph edge
+ * holds the tensor or node, ORPHANS[id] holds the value too (pinned: a backward may still
+ * need it, and what it captures, after the box goes).  A box that goes while its tensor or
+ * node lives on hands its values to ORPHANS, until the C side drops them.  No coroutine's
+ * state is kept past the call that got it (a coroutine dies and is freed): hooks run on
+ * the thread that called backward, drops and pins (from anywhere in C) on the main thread. */
+static lua_State *main_state;
+static lua_State *run_state;     /* the thread of the backward running now */
+static int64_t last_id;
+static const char ORPHANS_KEY = 'o', OWNERS_KEY = 'w', DROPPED_KEY = 'd';
 
-/* Pushes registry[key], a table made on first use. */
-static void push_registry_table(lua_State *L, const void *key) {
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, key) == LUA_TNIL) {
+/* Pushes registry[key], made at open time (so pushing it never allocates). */
+static void push_store(lua_State *L, const char *key) { lua_rawgetp(L, LUA_REGISTRYINDEX, key); }
+
+static void make_store(lua_State *L, const char *key, bool weak_values) {
+  lua_newtable(L);
+  if (weak_values) {
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "v");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+  }
+  lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+}
+
+/* Pushes the value of id (nil when there is none) and returns its type. */
+static int attached(lua_State *L, int64_t id) {
+  int top = lua_gettop(L);
+  push_store(L, &ORPHANS_KEY);
+  if (lua_rawgeti(L, -1, id) == LUA_TNIL) {
+    push_store(L, &OWNERS_KEY);
+    if (lua_rawgeti(L, -1, id) == LUA_TUSERDATA && lua_getiuservalue(L, -1, 1) == LUA_TTABLE)
+      lua_rawgeti(L, -1, id);
+    else lua_pushnil(L);
+  }
+  lua_replace(L, top + 1);
+  lua_settop(L, top + 1);
+  return lua_type(L, -1);
+}
+
+/* Keeps the value at 'value' under id (a new one when id is 0) in the box at 'box';
+ * returns the id. */
+static int64_t attach(lua_State *L, int box, int value, int64_t id) {
+  box = lua_absindex(L, box);
+  value = lua_absindex(L, value);
+  if (id == 0) id = ++last_id;
+  if (lua_getiuservalue(L, box, 1) != LUA_TTABLE) {
     lua_pop(L, 1);
     lua_newtable(L);
     lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+    lua_setiuservalue(L, box, 1);
   }
+  lua_pushvalue(L, value);
+  lua_rawseti(L, -2, id);
+  push_store(L, &OWNERS_KEY);
+  lua_pushvalue(L, box);
+  lua_rawseti(L, -2, id);
+  push_store(L, &ORPHANS_KEY);   /* adopted, if it was an orphan */
+  lua_pushnil(L);
+  lua_rawseti(L, -2, id);
+  lua_pop(L, 3);
+  return id;
 }
-#define push_hooks(L) push_registry_table((L), &HOOKS_KEY)
 
-/* A hook list goes with its tensor or node (the handle is a luaL_ref, reused after). */
-static void drop_hooks(int handle) {
-  lua_State *L = hook_state;
-  push_hooks(L);
-  luaL_unref(L, -1, handle);
-  lua_pop(L, 1);
-}
-
-/* Runs every hook of 'handle' on grad; a hook returning a tensor replaces it. */
-static int call_hooks(int handle, ct_tensor *grad, ct_tensor **out, ct_err *err) {
-  lua_State *L = hook_state;
+/* The C side is done with id (its tensor or node is freed, or a Function's state). */
+static void drop(int64_t id) {
+  lua_State *L = main_state;
+  if (!lua_checkstack(L, 4)) return;
   int top = lua_gettop(L);
-  push_hooks(L);
-  lua_rawgeti(L, -1, handle);
+  push_store(L, &ORPHANS_KEY);
+  if (lua_rawgeti(L, -1, id) != LUA_TNIL) {
+    lua_pushnil(L);
+    lua_rawseti(L, top + 1, id);
+  } else {
+    push_store(L, &OWNERS_KEY);
+    if (lua_rawgeti(L, -1, id) == LUA_TUSERDATA) {
+      if (lua_getiuservalue(L, -1, 1) == LUA_TTABLE) {
+        lua_pushnil(L);
+        lua_rawseti(L, -2, id);
+      }
+      lua_pushnil(L);
+      lua_rawseti(L, top + 3, id);
+    } else {   /* its box is unreachable, its finalizer not run yet: tell the finalizer */
+      push_store(L, &DROPPED_KEY);
+      lua_pushboolean(L, 1);
+      lua_rawseti(L, -2, id);
+    }
+  }
+  lua_settop(L, top);
+}
+
+/* A graph edge holds id's tensor or node (on), or the last one let go. */
+static void pin(int64_t id, bool on) {
+  lua_State *L = main_state;
+  if (!lua_checkstack(L, 6)) return;
+  int top = lua_gettop(L);
+  push_store(L, &ORPHANS_KEY);
+  if (on) {
+    if (attached(L, id) != LUA_TNIL) lua_rawseti(L, top + 1, id);
+  } else {
+    push_store(L, &OWNERS_KEY);
+    if (lua_rawgeti(L, -1, id) != LUA_TNIL) {   /* its box keeps it */
+      lua_pushnil(L);
+      lua_rawseti(L, top + 1, id);
+    }
+  }
+  lua_settop(L, top);
+}
+
+void ct_lua_hand_over(lua_State *L, int box) {
+  if (lua_getiuservalue(L, box, 1) != LUA_TTABLE) { lua_pop(L, 1); return; }
+  int u = lua_gettop(L);
+  push_store(L, &ORPHANS_KEY);
+  push_store(L, &OWNERS_KEY);
+  push_store(L, &DROPPED_KEY);
+  lua_pushnil(L);
+  while (lua_next(L, u)) {
+    lua_Integer id = lua_tointeger(L, -2);
+    if (lua_rawgeti(L, u + 3, id) != LUA_TNIL) {   /* dropped meanwhile */
+      lua_pushnil(L);
+      lua_rawseti(L, u + 3, id);
+    } else {
+      int t = lua_rawgeti(L, u + 2, id);
+      if (t == LUA_TNIL || lua_rawequal(L, -1, box)) {   /* still this box's */
+        lua_pushvalue(L, -3);
+        lua_rawseti(L, u + 1, id);
+        lua_pushnil(L);
+        lua_rawseti(L, u + 2, id);
+      }
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 2);
+  }
+  lua_settop(L, u - 1);
+  lua_pushnil(L);
+  lua_setiuservalue(L, box, 1);
+}
+
+/* The error a hook or a Lua backward raised, as text (a non-string error is named). */
+static const char *error_text(lua_State *L) {
+  return lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1);
+}
+
+/* Runs every hook of 'id' on grad; a hook returning a tensor replaces it. */
+static int call_hooks(int64_t id, ct_tensor *grad, ct_tensor **out, ct_err *err) {
+  lua_State *L = run_state;
+  if (L == NULL || !lua_checkstack(L, 4)) return ct_fail(err, "register_hook: no Lua thread to run hooks on");
+  int top = lua_gettop(L);
+  attached(L, id);
   int list = lua_gettop(L);
   ct_tensor *cur = grad;
   ct_tensor_retain(cur);
-  for (lua_Integer i = 1; lua_rawgeti(L, list, i) == LUA_TFUNCTION; i++) {
+  for (lua_Integer i = 1; lua_istable(L, list) && lua_rawgeti(L, list, i) == LUA_TFUNCTION; i++) {
     ct_tensor **box = ct_lua_newbox(L);
     ct_tensor_retain(cur);
     *box = cur;
     if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-      ct_fail(err, "hook failed: %s", lua_tostring(L, -1));
+      ct_fail(err, "hook failed: %s", error_text(L));
       ct_tensor_release(cur);
       lua_settop(L, top);
       return 0;
@@ -71,15 +195,18 @@ static int t_register_hook(lua_State *L) {
   luaL_checktype(L, 2, LUA_TFUNCTION);
   if (!x->requires_grad)
     return luaL_error(L, "register_hook: cannot register a hook on a tensor that doesn't require grad");
-  int *slot = x->grad_fn ? &x->grad_fn->hook : &x->hook;
-  push_hooks(L);
-  if (*slot == 0) {
-    lua_newtable(L);
-    *slot = luaL_ref(L, -2);
+  int64_t *slot = x->grad_fn ? &x->grad_fn->hook : &x->hook;
+  if (*slot && attached(L, *slot) == LUA_TTABLE) {
+    lua_pushvalue(L, 2);
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    attach(L, 1, -1, *slot);   /* this box keeps it from now on (it may be an orphan) */
+  } else {
+    lua_createtable(L, 1, 0);
+    lua_pushvalue(L, 2);
+    lua_rawseti(L, -2, 1);
+    *slot = attach(L, 1, -1, *slot);
   }
-  lua_rawgeti(L, -1, *slot);
-  lua_pushvalue(L, 2);
-  lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
+  if (x->grad_fn ? x->grad_fn->edges : x->edges) pin(*slot, true);
   return 0;
 }
 
@@ -98,31 +225,27 @@ static int t_retain_grad(lua_State *L) {
 
 /* ---- crater.autograd.Function: an op whose backward is a Lua function ----
  * Each Function has a userdata holding its ct_op (named "<Name>Backward"); each recorded
- * node keeps, in registry[&FUNCS_KEY][handle], its backward closure and that userdata,
- * until the node's saved state is freed (after a backward without retain_graph, or when
- * the node goes). */
-static const char FUNCS_KEY = 'f';
+ * node keeps, as its attached value (id in lua_state), {backward closure, that userdata}: the
+ * closure until the node's saved state is freed (after a backward without retain_graph),
+ * the userdata as long as the node (nd->op points into it). */
 typedef struct { ct_op op; char name[64]; } lua_op;
-
-#define push_funcs(L) push_registry_table((L), &FUNCS_KEY)
 
 /* Calls the node's Lua backward with the gradient; it returns one gradient (or nil) per
  * tensor input. */
 static int function_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
-  lua_State *L = hook_state;
+  lua_State *L = run_state;
+  if (L == NULL || !lua_checkstack(L, nd->nin + 4)) return ct_fail(err, "no Lua thread to run the backward on");
   int top = lua_gettop(L);
-  push_funcs(L);
-  if (lua_rawgeti(L, -1, nd->i[0]) != LUA_TTABLE) {
+  if (attached(L, nd->lua_state) != LUA_TTABLE || lua_rawgeti(L, -1, 1) != LUA_TFUNCTION) {
     lua_settop(L, top);
     return ct_fail(err, "trying to backward through the graph a second time (%s's saved "
                         "tensors were freed); pass retain_graph=true to the first backward", nd->op->name);
   }
-  lua_rawgeti(L, -1, 1);
   ct_tensor **box = ct_lua_newbox(L);
   ct_tensor_retain(g);
   *box = g;
   if (lua_pcall(L, 1, nd->nin, 0) != LUA_OK) {
-    ct_fail(err, "%s", lua_tostring(L, -1));
+    ct_fail(err, "%s", error_text(L));
     lua_settop(L, top);
     return 0;
   }
@@ -142,13 +265,21 @@ static int function_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err 
   return 1;
 }
 
-static void function_release(ct_node *nd) {
-  lua_State *L = hook_state;
-  if (nd->i[0] == 0) return;
-  push_funcs(L);
-  luaL_unref(L, -1, (int)nd->i[0]);
-  lua_pop(L, 1);
-  nd->i[0] = 0;
+static void function_release(ct_node *nd, bool gone) {
+  if (nd->lua_state == 0) return;
+  if (gone) {
+    drop(nd->lua_state);
+    nd->lua_state = 0;
+    return;
+  }
+  lua_State *L = main_state;   /* the saved state goes, the op stays */
+  if (!lua_checkstack(L, 4)) return;
+  int top = lua_gettop(L);
+  if (attached(L, nd->lua_state) == LUA_TTABLE) {
+    lua_pushnil(L);
+    lua_rawseti(L, -2, 1);
+  }
+  lua_settop(L, top);
 }
 
 /* core.function_op(name): the op of a new Function, "<name>Backward" */
@@ -177,20 +308,15 @@ static int t_function_record(lua_State *L) {
     in[k] = ct_lua_check(L, -1);
     lua_pop(L, 1);
   }
-  push_funcs(L);
   lua_createtable(L, 2, 0);
   lua_pushvalue(L, 4);
   lua_rawseti(L, -2, 1);
   lua_pushvalue(L, 3);
   lua_rawseti(L, -2, 2);
-  int handle = luaL_ref(L, -2);
   ct_err err;
   ct_node *nd = ct_record(&op->op, out, nin, in, &err);
-  if (nd == NULL) {
-    luaL_unref(L, -1, handle);
-    return ct_lua_error(L, op->op.name, &err);
-  }
-  nd->i[0] = handle;
+  if (nd == NULL) return ct_lua_error(L, op->op.name, &err);
+  nd->lua_state = attach(L, 1, -1, 0);
   nd->release = function_release;
   return 0;
 }
@@ -203,6 +329,16 @@ static bool opt_bool(lua_State *L, int idx, const char *key, bool dflt) {
   return v;
 }
 
+/* ct_backward with hooks and Lua backwards running on L, for this call only. */
+static int run_backward(lua_State *L, int nroots, ct_tensor **roots, ct_tensor **grads, bool retain,
+                        bool create, int ninputs, ct_tensor **inputs, ct_tensor **results, ct_err *err) {
+  lua_State *outer = run_state;
+  run_state = L;
+  int ok = ct_backward(nroots, roots, grads, retain, create, ninputs, inputs, results, err);
+  run_state = outer;
+  return ok;
+}
+
 /* x:backward(grad?, {retain_graph=, create_graph=}) */
 static int t_backward(lua_State *L) {
   ct_tensor *x = ct_lua_check(L, 1);
@@ -212,8 +348,7 @@ static int t_backward(lua_State *L) {
   bool create = opt_bool(L, opts, "create_graph", false);
   bool retain = opt_bool(L, opts, "retain_graph", create);
   ct_err err;
-  hook_state = L;
-  if (!ct_backward(1, &x, &g, retain, create, 0, NULL, NULL, &err)) return ct_lua_error(L, "backward", &err);
+  if (!run_backward(L, 1, &x, &g, retain, create, 0, NULL, NULL, &err)) return ct_lua_error(L, "backward", &err);
   return 0;
 }
 
@@ -248,8 +383,7 @@ static int t_grad(lua_State *L) {
   bool retain = opt_bool(L, 3, "retain_graph", create);
   bool allow_unused = opt_bool(L, 3, "allow_unused", false);
   ct_err err;
-  hook_state = L;
-  if (!ct_backward(no, outs, gouts, retain, create, ni, ins, res, &err)) return ct_lua_error(L, "grad", &err);
+  if (!run_backward(L, no, outs, gouts, retain, create, ni, ins, res, &err)) return ct_lua_error(L, "grad", &err);
   lua_createtable(L, ni, 0);
   int list = lua_gettop(L);
   for (int i = 0; i < ni; i++) {   /* box every result first, so a raise below leaks nothing */
@@ -367,9 +501,15 @@ void ct_lua_open_autograd(lua_State *L) {
     {"function_record", t_function_record},
     {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
-  hook_state = L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  main_state = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  make_store(L, &ORPHANS_KEY, false);
+  make_store(L, &OWNERS_KEY, true);
+  make_store(L, &DROPPED_KEY, false);
   ct_hook_call = call_hooks;
-  ct_hook_drop = drop_hooks;
+  ct_hook_drop = drop;
+  ct_hook_pin = pin;
   lua_getfield(L, -1, "Tensor");   /* methods too */
   lua_pushcfunction(L, t_backward);
   lua_setfield(L, -2, "backward");

@@ -18,6 +18,10 @@ ct_tensor *ct_lua_test(lua_State *L, int idx);
  * reference right after; the box owns it from then on (created first so a raise
  * between allocation and push cannot leak). */
 ct_tensor **ct_lua_newbox(lua_State *L);
+/* Before the box at idx lets its tensor go (finalizer, to-be-closed): the Lua values kept
+ * for its tensor or nodes (hooks, Functions' backwards) move where the C side can still
+ * find them while a graph holds those (src/lua/lautograd.c). */
+void ct_lua_hand_over(lua_State *L, int idx);
 /* Pushes t, taking over the caller's reference; raises "fn: msg" when t is NULL. */
 int ct_lua_push(lua_State *L, ct_tensor *t, const char *fn, ct_err *err);
 /* Raises "fn: err->msg". */

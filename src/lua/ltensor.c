@@ -52,7 +52,7 @@ typedef struct { ct_tensor *t; uintptr_t tag; } tensor_box;
 
 ct_tensor **ct_lua_newbox(lua_State *L) {
   collect_if_due(L);
-  tensor_box *b = lua_newuserdatauv(L, sizeof *b, 0);
+  tensor_box *b = lua_newuserdatauv(L, sizeof *b, 1);   /* the user value: hooks and such */
   b->t = NULL;
   b->tag = (uintptr_t)b ^ BOX_KEY;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &MT_KEY);
@@ -99,6 +99,7 @@ ct_dtype ct_lua_dtype(lua_State *L, int idx, ct_dtype dflt) {
 static int t_gc(lua_State *L) {
   ct_tensor **box = test_box(L, 1);
   if (box == NULL) return 0;
+  ct_lua_hand_over(L, 1);
   ct_tensor_release(*box);
   *box = NULL;
   return 0;
