@@ -191,10 +191,33 @@ end
 -- ctx of a Function: what forward leaves for backward
 local Ctx = {}
 Ctx.__index = Ctx
+-- ctx -> {tensors, versions}: each saved tensor with its version when saved (weak keys: it
+-- goes with its ctx)
+local saved = setmetatable({}, { __mode = "k" })
 
---- Keeps tensors for backward, as `ctx.saved_tensors` (a list).
+--- Keeps tensors for backward, as `ctx.saved_tensors` (a list). Like a built-in op's, they
+-- must not be modified in place before backward: backward then raises.
 function Ctx:save_for_backward(...)
-  self.saved_tensors = table.pack(...)
+  local tensors, versions = table.pack(...), {}
+  for i = 1, tensors.n do
+    if crater.is_tensor(tensors[i]) then versions[i] = core.version(tensors[i]) end
+  end
+  self.saved_tensors = tensors
+  saved[self] = { tensors = tensors, versions = versions }
+end
+
+-- Raises, as PyTorch does, when a tensor ctx saved was modified in place since.
+local function check_saved(ctx, opname)
+  local s = saved[ctx]
+  if s == nil then return end
+  for i, v in pairs(s.versions) do
+    local t = s.tensors[i]
+    if core.version(t) ~= v then
+      error(string.format("%s: one of the variables needed for gradient computation has been modified by an "
+        .. "inplace operation: saved tensor %d of shape {%s} is at version %d; expected version %d instead",
+        opname, i, table.concat(t:shape(), ","), core.version(t), v), 0)
+    end
+  end
 end
 
 --- Defines an op by its forward and its backward, both in Lua (PyTorch's
@@ -240,6 +263,7 @@ function M.Function(name, def)
     if not any then return out end
     out = out:detach()   -- its own tensor, even when forward returned an argument
     core.function_record(out, inputs, op, function(grad)
+      check_saved(ctx, name .. "Backward")
       local grads = table.pack(def.backward(ctx, grad))
       local picked = {}
       for j, i in ipairs(positions) do picked[j] = grads[i] end

@@ -260,7 +260,8 @@ local doc = {
     "y = w * 2\nprint(y.grad_fn)"),
   backward = d("y:backward(grad?, {retain_graph=false, create_graph=false})",
     "Accumulates dy/dx into the .grad of every leaf x that y depends on. grad is needed unless y has one "
-      .. "element. The graph is freed unless retain_graph is true; a second backward through it is an error.",
+      .. "element. The graph is freed unless retain_graph is true; a second backward through it is an error. "
+      .. "An unknown option is refused; a backward from a hook may not walk the graph of the one running.",
     "w = crater.randn(3, {requires_grad = true})\n(w * w):sum():backward(); print(w.grad)",
     { { "retain_graph", "false", "keep the graph for another backward" },
       { "create_graph", "false", "record the backward pass, for higher derivatives" } }),
@@ -270,7 +271,8 @@ local doc = {
     "g = crater.grad({(w * w):sum()}, {w}, {create_graph = true})[1]\nhvp = crater.grad({(g * v):sum()}, {w})[1]",
     { { "grad_outputs", "nil", "the vector in the vector-Jacobian product (ones for scalars)" },
       { "create_graph", "false", "make the result differentiable again" },
-      { "retain_graph", "create_graph", "keep the graph afterwards" } }),
+      { "retain_graph", "create_graph", "keep the graph afterwards" },
+      { "allow_unused", "false", "nil (not an error) for an input the outputs do not depend on" } }),
   no_grad = d("crater.no_grad(fn, ...)", "Calls fn(...) with recording off and returns its results.",
     "crater.no_grad(function () w:sub_(0.1 * w.grad) end)"),
   enable_grad = d("crater.enable_grad(fn, ...)", "Calls fn(...) with recording on, even inside no_grad.",
@@ -328,7 +330,8 @@ local extra = {
     "Keeps a non-leaf's gradient in x.grad during the next backwards (summed, as a leaf's); x.retains_grad tells.",
     "local y = x * 2\ny:retain_grad()\nlocal loss = (y * y):sum()\nloss:backward()\nprint(y.grad)  -- 4 * x"),
   register_hook = d("x:register_hook(fn)",
-    "Calls fn(grad) when x's gradient is computed during backward; if fn returns a tensor it replaces the gradient.",
+    "Calls fn(grad) when x's gradient is computed during backward; if fn returns a tensor it replaces the "
+      .. "gradient, with the same shape and dtype. The hook goes with x (a hook capturing x does not keep it alive).",
     "w = crater.ones(2, {requires_grad = true})\nw:register_hook(function (g) return g * 2 end)"),
   empty_like = d("crater.empty_like(x, {dtype=})", "An uninitialised tensor with x's shape and dtype.", "crater.empty_like(crater.ones(2, 3))"),
   rand_like = d("crater.rand_like(x, {dtype=})", "Uniform [0,1) samples with x's shape and dtype.", "crater.rand_like(crater.ones(2, 3))"),

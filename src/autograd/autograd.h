@@ -46,6 +46,7 @@ struct ct_node {
   ct_tensor *gacc;
   int deps;
   bool needed;              /* crater.grad: on a path to one of the inputs */
+  bool busy;                /* in the graph of a backward running now */
   ct_node *link;
   ct_edge edge[];           /* nin of them */
 };

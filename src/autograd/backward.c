@@ -42,18 +42,30 @@ static ct_tensor *fit_to_input(ct_tensor *g, const ct_edge *e, ct_err *err) {
   return r;
 }
 
+/* Runs the hooks of a tensor or node on *g; a replacement must keep g's shape and dtype
+ * (the engine sums and accumulates it as g), as PyTorch's does. */
 static int run_hook(int64_t hook, ct_tensor **g, ct_err *err) {
   if (!hook || !ct_hook_call) return 1;
   ct_tensor *repl = NULL;
   if (!ct_hook_call(hook, *g, &repl, err)) return 0;
-  if (repl) { ct_tensor_release(*g); *g = repl; }
+  if (repl == NULL) return 1;
+  if (!ct_same_shape(repl, *g) || repl->dtype != (*g)->dtype) {
+    char a[96], b[96];
+    ct_fail(err, "register_hook: a hook returned a gradient of shape %s (%s) for a gradient of shape %s "
+                 "(%s); a hook may not change the shape or dtype", ct_shape_str(a, repl->ndim, repl->shape),
+            ct_dtype_name(repl->dtype), ct_shape_str(b, (*g)->ndim, (*g)->shape), ct_dtype_name((*g)->dtype));
+    ct_tensor_release(repl);
+    return 0;
+  }
+  ct_tensor_release(*g);
+  *g = repl;
   return 1;
 }
 
 /* Leaf gradients of one backward are gathered here and written into .grad only once the
  * whole walk (and every allocation it needs) has succeeded, so a failed backward leaves
  * every .grad as it was. */
-typedef struct { ct_tensor *leaf, *g; } pending_leaf;
+typedef struct { ct_tensor *leaf, *g; bool add; } pending_leaf;   /* add: .grad += g at commit */
 /* 'small' holds the first entries: most backwards reach a few leaves, and a small graph's
  * backward is short enough that two allocations showed. */
 typedef struct { pending_leaf *v; size_t n, cap; pending_leaf small[8]; } pending_list;
@@ -72,22 +84,28 @@ static int pending_add(pending_list *pl, ct_tensor *leaf, ct_tensor *g, ct_err *
   }
   ct_tensor_retain(g);
   pl->v[pl->n].leaf = leaf;
+  pl->v[pl->n].add = false;
   pl->v[pl->n++].g = g;
   return 1;
 }
 
-/* .grad += g in place: no allocation, so the commit below cannot fail half-way */
+/* .grad += g in place (it keeps its identity and strides, as PyTorch's): no allocation, so
+ * the commit below cannot fail half-way.  An expanded .grad, or one sharing memory with g,
+ * gets the sum as a new tensor instead: an in-place add would refuse it. */
 static bool adds_in_place(const ct_tensor *leaf, const ct_tensor *g, bool create_graph) {
   const ct_tensor *lg = leaf->grad;
   return !create_graph && lg->grad_fn == NULL && !lg->requires_grad && lg->dtype == g->dtype &&
-         ct_same_shape(lg, g);
+         ct_same_shape(lg, g) && !ct_is_expanded(lg) && lg->storage != g->storage;
 }
 
-/* Turns each pending gradient into the tensor its leaf's .grad becomes (steal a private
- * contiguous gradient, else copy; or the sum with the old .grad), allocating everything. */
+/* Runs the leaves' hooks (on each leaf's summed gradient), then turns each pending
+ * gradient into the tensor its leaf's .grad becomes (steal a private contiguous gradient,
+ * else copy; or the sum with the old .grad), allocating everything; no Lua code runs
+ * between this and the commit. */
 static int pending_prepare(pending_list *pl, bool create_graph, ct_err *err) {
-  for (size_t i = 0; i < pl->n; i++) {
+  for (size_t i = 0; i < pl->n; i++)
     if (!run_hook(pl->v[i].leaf->hook, &pl->v[i].g, err)) return 0;
+  for (size_t i = 0; i < pl->n; i++) {
     ct_tensor *leaf = pl->v[i].leaf, *g = pl->v[i].g, *r;
     if (leaf->grad == NULL) {
       if (!create_graph && g->refs == 1 && g->storage->refs == 1 && ct_is_contiguous(g) &&
@@ -96,6 +114,7 @@ static int pending_prepare(pending_list *pl, bool create_graph, ct_err *err) {
       r = create_graph ? ct_clone(g, err) : ct_contig(g, true, err);
       if (r && !create_graph) { ct_node_release(r->grad_fn); r->grad_fn = NULL; r->requires_grad = false; }
     } else if (adds_in_place(leaf, g, create_graph)) {
+      pl->v[i].add = true;
       continue;
     } else {
       r = ct_add(leaf->grad, g, err);
@@ -107,12 +126,13 @@ static int pending_prepare(pending_list *pl, bool create_graph, ct_err *err) {
   return 1;
 }
 
-static void pending_commit(pending_list *pl, bool create_graph) {
+/* Fails only if an in-place add refuses what adds_in_place let through (a bug): then the
+ * error is reported, with the .grads before it already summed. */
+static int pending_commit(pending_list *pl, ct_err *err) {
   for (size_t i = 0; i < pl->n; i++) {
     ct_tensor *leaf = pl->v[i].leaf, *g = pl->v[i].g;
-    if (leaf->grad && adds_in_place(leaf, g, create_graph)) {
-      ct_err e;
-      ct_add_(leaf->grad, g, 1.0, &e);   /* same shape and dtype, no graph: cannot fail */
+    if (pl->v[i].add) {
+      if (!ct_add_(leaf->grad, g, 1.0, err)) return 0;
       ct_tensor_release(g);
     } else {
       ct_tensor_release(leaf->grad);
@@ -120,6 +140,7 @@ static void pending_commit(pending_list *pl, bool create_graph) {
     }
     pl->v[i].g = NULL;
   }
+  return 1;
 }
 
 /* crater.grad runs only the nodes on a path to one of its inputs, as PyTorch does: the
@@ -183,9 +204,12 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
         return ct_fail(err, "input %d does not require grad", k + 1);
     }
 
-  /* collect reachable nodes and count, for each, how many consumers will feed it */
+  /* collect reachable nodes and count, for each, how many consumers will feed it.  A
+   * backward started from a hook or a Lua backward may not walk the graph of the one
+   * running: both keep their scratch (deps, link, gacc) in the nodes. */
   for (int r = 0; r < nroots; r++) {
     ct_node *n = roots[r]->grad_fn;
+    if (n && n->busy) goto reentrant;
     if (n && n->deps == 0 && n->link == NULL && n != stack) {
       n->deps = -1;   /* mark visited: deps is reset below */
       n->link = stack;
@@ -198,7 +222,7 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
     n->link = NULL;
     if (nlist == cap) {
       ct_node **bigger = ct_malloc(2 * cap * sizeof *list, err);
-      if (bigger == NULL) goto done;
+      if (bigger == NULL) { n->link = stack; stack = n; goto done; }
       memcpy(bigger, list, cap * sizeof *list);
       if (list != small) ct_free(list, cap * sizeof *list);
       list = bigger;
@@ -207,10 +231,11 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
     list[nlist++] = n;
     for (int k = 0; k < n->nin; k++) {
       ct_node *m = n->edge[k].fn;
+      if (m && m->busy) { n->link = stack; stack = n; nlist--; goto reentrant; }
       if (m && m->deps == 0) { m->deps = -1; m->link = stack; stack = m; }
     }
   }
-  for (size_t i = 0; i < nlist; i++) list[i]->deps = 0;
+  for (size_t i = 0; i < nlist; i++) { list[i]->deps = 0; list[i]->busy = true; }
   for (size_t i = 0; i < nlist; i++)
     for (int k = 0; k < list[i]->nin; k++)
       if (list[i]->edge[k].fn) list[i]->edge[k].fn->deps++;
@@ -310,15 +335,25 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
       if (m && --m->deps == 0) { m->link = order; order = m; }
     }
   }
-  if (!pending_prepare(&leaves, create_graph, err)) goto done;
-  pending_commit(&leaves, create_graph);
+  if (!pending_prepare(&leaves, create_graph, err) || !pending_commit(&leaves, err)) goto done;
   ok = 1;
+  goto done;
+reentrant:
+  ct_fail(err, "a backward from a hook or a Function's backward reaches the graph of the backward "
+               "running (reentrant backward is not supported): run it after that one");
 done:
+  while (stack) {   /* the nodes still on the DFS stack of a failed walk */
+    ct_node *n = stack;
+    stack = n->link;
+    n->link = NULL;
+    n->deps = 0;
+  }
   pending_free(&leaves);
   ct_grad_enabled = saved_mode;
   for (size_t i = 0; i < nlist; i++) {   /* leave no scratch behind, even on failure */
     list[i]->deps = 0;
     list[i]->needed = false;
+    list[i]->busy = false;
     list[i]->link = NULL;
     ct_tensor_release(list[i]->gacc);
     list[i]->gacc = NULL;

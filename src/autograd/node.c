@@ -110,10 +110,9 @@ int ct_view_refresh(ct_tensor *x, ct_err *err) {
   if (base == NULL)
     return ct_fail(err, "a view whose base was changed in place and then freed has no history "
                         "left (keep the base, or take the view again)");
-  for (int k = 0; k < x->ndim; k++)
-    if (x->stride[k] == 0 && x->shape[k] > 1)
-      return ct_fail(err, "an expanded view taken before its base changed in place cannot follow "
-                          "the base's new history (expand it again)");
+  if (ct_is_expanded(x))
+    return ct_fail(err, "an expanded view taken before its base changed in place cannot follow "
+                        "the base's new history (expand it again)");
   ct_node *nd = NULL;
   if (base->requires_grad) {
     if ((nd = ct_node_new(&ct_op_as_strided, 1, err)) == NULL) return 0;

@@ -92,6 +92,13 @@ static inline bool ct_is_contiguous(const ct_tensor *t) {
   }
   return ok;
 }
+/* An expanded view: some element is reached through several indices (a write to it would
+ * take several values). */
+static inline bool ct_is_expanded(const ct_tensor *t) {
+  for (int i = 0; i < t->ndim; i++)
+    if (t->stride[i] == 0 && t->shape[i] > 1) return true;
+  return false;
+}
 void ct_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
 static inline char *ct_data(const ct_tensor *t) {
   return (char *)t->storage->data + (size_t)t->offset * ct_dtype_size(t->dtype);

@@ -321,10 +321,36 @@ static int t_function_record(lua_State *L) {
   return 0;
 }
 
-static bool opt_bool(lua_State *L, int idx, const char *key, bool dflt) {
+/* True when k is one of the words of 'known' (separated by single spaces). */
+static bool is_word_of(const char *known, const char *k) {
+  size_t n = strlen(k);
+  for (const char *p = known; n > 0 && (p = strstr(p, k)) != NULL; p += n)
+    if ((p == known || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0)) return true;
+  return false;
+}
+
+/* The options table at idx (or none) has only the keys in 'known': a misspelt option is
+ * refused, not ignored. */
+static void check_opts(lua_State *L, int idx, const char *fn, const char *known) {
+  if (lua_isnoneornil(L, idx)) return;
+  if (!lua_istable(L, idx)) luaL_typeerror(L, idx, "table of options");
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "%s: option keys are names, got a %s key (known: %s)", fn, luaL_typename(L, -1), known);
+    if (!is_word_of(known, lua_tostring(L, -1)))
+      luaL_error(L, "%s: unknown option '%s' (known: %s)", fn, lua_tostring(L, -1), known);
+  }
+}
+
+/* A boolean option (nil gives dflt); anything else is refused. */
+static bool opt_bool(lua_State *L, int idx, const char *fn, const char *key, bool dflt) {
   if (!lua_istable(L, idx)) return dflt;
-  lua_getfield(L, idx, key);
-  bool v = lua_isnil(L, -1) ? dflt : lua_toboolean(L, -1);
+  int t = lua_getfield(L, idx, key);
+  if (t != LUA_TNIL && t != LUA_TBOOLEAN)
+    luaL_error(L, "%s: option %s must be a boolean, got %s", fn, key, luaL_typename(L, -1));
+  bool v = t == LUA_TNIL ? dflt : lua_toboolean(L, -1);
   lua_pop(L, 1);
   return v;
 }
@@ -345,8 +371,9 @@ static int t_backward(lua_State *L) {
   ct_tensor *g = ct_lua_test(L, 2);
   int opts = g ? 3 : (lua_istable(L, 2) ? 2 : 3);
   if (!g && !lua_isnoneornil(L, 2) && !lua_istable(L, 2)) return luaL_typeerror(L, 2, "crater.Tensor, table or nil");
-  bool create = opt_bool(L, opts, "create_graph", false);
-  bool retain = opt_bool(L, opts, "retain_graph", create);
+  check_opts(L, opts, "backward", "retain_graph create_graph");
+  bool create = opt_bool(L, opts, "backward", "create_graph", false);
+  bool retain = opt_bool(L, opts, "backward", "retain_graph", create);
   ct_err err;
   if (!run_backward(L, 1, &x, &g, retain, create, 0, NULL, NULL, &err)) return ct_lua_error(L, "backward", &err);
   return 0;
@@ -372,16 +399,24 @@ static int t_grad(lua_State *L) {
     for (int i = 0; i < ni; i++) { lua_geti(L, 2, i + 1); ins[i] = ct_lua_check(L, -1); lua_pop(L, 1); }
   }
   if (ni == 0) return luaL_error(L, "grad: inputs is empty");
-  if (lua_istable(L, 3)) {
+  check_opts(L, 3, "grad", "grad_outputs create_graph retain_graph allow_unused");
+  if (lua_istable(L, 3)) {   /* grad_outputs: a tensor, or a list of tensors (nil for implicit ones) */
     lua_getfield(L, 3, "grad_outputs");
     if (ct_lua_test(L, -1)) gouts[0] = ct_lua_test(L, -1);
     else if (lua_istable(L, -1))
-      for (int i = 0; i < no; i++) { lua_geti(L, -1, i + 1); gouts[i] = ct_lua_test(L, -1); lua_pop(L, 1); }
+      for (int i = 0; i < no; i++) {
+        lua_geti(L, -1, i + 1);
+        if ((gouts[i] = ct_lua_test(L, -1)) == NULL && !lua_isnil(L, -1))
+          return luaL_error(L, "grad: grad_outputs[%d] must be a tensor or nil, got %s", i + 1, luaL_typename(L, -1));
+        lua_pop(L, 1);
+      }
+    else if (!lua_isnil(L, -1))
+      return luaL_error(L, "grad: grad_outputs must be a tensor or a list of tensors, got %s", luaL_typename(L, -1));
     lua_pop(L, 1);
   }
-  bool create = opt_bool(L, 3, "create_graph", false);
-  bool retain = opt_bool(L, 3, "retain_graph", create);
-  bool allow_unused = opt_bool(L, 3, "allow_unused", false);
+  bool create = opt_bool(L, 3, "grad", "create_graph", false);
+  bool retain = opt_bool(L, 3, "grad", "retain_graph", create);
+  bool allow_unused = opt_bool(L, 3, "grad", "allow_unused", false);
   ct_err err;
   if (!run_backward(L, no, outs, gouts, retain, create, ni, ins, res, &err)) return ct_lua_error(L, "grad", &err);
   lua_createtable(L, ni, 0);
@@ -421,6 +456,12 @@ static int t_is_grad_enabled(lua_State *L) { lua_pushboolean(L, ct_grad_enabled)
 static int t_set_anomaly(lua_State *L) {
   lua_pushboolean(L, ct_anomaly_enabled);
   ct_anomaly_enabled = lua_toboolean(L, 1);
+  return 1;
+}
+
+/* core.version(x): how many in-place writes x's storage has seen (saved-tensor checks) */
+static int t_version(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)ct_lua_check(L, 1)->storage->version);
   return 1;
 }
 
@@ -498,7 +539,7 @@ void ct_lua_open_autograd(lua_State *L) {
     {"get_num_threads", t_get_num_threads}, {"from_bytes", t_from_bytes},
     {"backward", t_backward}, {"register_hook", t_register_hook}, {"bytes", t_storage_bytes},
     {"retain_grad", t_retain_grad}, {"function_op", t_function_op},
-    {"function_record", t_function_record},
+    {"function_record", t_function_record}, {"version", t_version},
     {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);

@@ -773,7 +773,8 @@ static int t_argmaxmin(lua_State *L) {
   ct_tensor **box = ct_lua_newbox(L);
   if ((*box = ct_argmaxmin(x, dim, keepdim, is_max, &err)) == NULL)
     return ct_lua_error(L, is_max ? "argmax" : "argmin", &err);
-  ct_unary_(CT_U_ADDS, *box, 1, 0, &err);   /* 1-based */
+  if (!ct_unary_(CT_U_ADDS, *box, 1, 0, &err))   /* 1-based */
+    return ct_lua_error(L, is_max ? "argmax" : "argmin", &err);
   return 1;
 }
 

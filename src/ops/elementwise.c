@@ -356,10 +356,9 @@ static bool is_view_op(const ct_op *op) {
 static int graft(ct_tensor *x, ct_tensor *r, ct_err *err);
 
 static int leaf_write_ok(const ct_tensor *x, ct_err *err) {
-  for (int k = 0; k < x->ndim; k++)   /* an expanded view: one element would take several writes */
-    if (x->stride[k] == 0 && x->shape[k] > 1)
-      return ct_fail(err, "unsupported operation: more than one element of the written-to tensor "
-                          "refers to a single memory location (an expanded view: clone() it first)");
+  if (ct_is_expanded(x))   /* one element would take several writes */
+    return ct_fail(err, "unsupported operation: more than one element of the written-to tensor "
+                        "refers to a single memory location (an expanded view: clone() it first)");
   if (!ct_grad_enabled) return 1;
   const ct_tensor *base = x->view ? ct_view_base(x) : NULL;
   if (base && base->requires_grad && base->grad_fn == NULL)
