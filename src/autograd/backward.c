@@ -312,7 +312,12 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
       ct_edge *e = &n->edge[k];
       if (!e->needs || gins[k] == NULL) continue;
       ct_tensor *g = fit_to_input(gins[k], e, err);
-      if (g == NULL) { good = 0; break; }
+      if (g == NULL) {   /* a Lua backward's gradient of a shape that does not fit */
+        ct_err e2 = *err;
+        ct_fail(err, "%s: the gradient of input %d: %s", n->op->name, k + 1, e2.msg);
+        good = 0;
+        break;
+      }
       if (ct_anomaly_enabled && !ct_check_finite(g, "the backward", n->op->name, err)) good = 0;
       else if (e->fn) good = accumulate(&e->fn->gacc, g, err);
       else if (e->leaf) {

@@ -379,26 +379,32 @@ static int t_backward(lua_State *L) {
   return 0;
 }
 
+/* The tensors of crater.grad's argument idx: one tensor, or a list of 1 to max of them
+ * (a length that is not such a count, or a hole, is refused naming the argument). */
+static int grad_tensors(lua_State *L, int idx, const char *what, int max, ct_tensor **t) {
+  if ((t[0] = ct_lua_test(L, idx)) != NULL) return 1;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_len(L, idx);
+  int isint;
+  lua_Integer n = lua_tointegerx(L, -1, &isint);
+  if (!isint || n < 1 || n > max)
+    return luaL_error(L, "grad: %s must be a tensor or a list of 1 to %d tensors (its length is %s)", what, max,
+                      luaL_tolstring(L, -1, NULL));
+  lua_pop(L, 1);
+  for (int i = 0; i < n; i++) {
+    lua_geti(L, idx, i + 1);
+    if ((t[i] = ct_lua_test(L, -1)) == NULL)
+      return luaL_error(L, "grad: %s[%d] must be a tensor, got %s", what, i + 1, luaL_typename(L, -1));
+    lua_pop(L, 1);
+  }
+  return (int)n;
+}
+
 /* crater.grad(outputs, inputs, {grad_outputs=, create_graph=, retain_graph=, allow_unused=}) */
 static int t_grad(lua_State *L) {
   ct_tensor *outs[64], *ins[256], *gouts[64] = {0}, *res[256];
-  int no = 0, ni = 0;
-  if (ct_lua_test(L, 1)) { outs[0] = ct_lua_check(L, 1); no = 1; }
-  else {
-    luaL_checktype(L, 1, LUA_TTABLE);
-    no = (int)luaL_len(L, 1);
-    if (no > 64) return luaL_error(L, "grad: at most 64 outputs");
-    for (int i = 0; i < no; i++) { lua_geti(L, 1, i + 1); outs[i] = ct_lua_check(L, -1); lua_pop(L, 1); }
-  }
-  bool single = ct_lua_test(L, 2) != NULL;
-  if (single) { ins[0] = ct_lua_check(L, 2); ni = 1; }
-  else {
-    luaL_checktype(L, 2, LUA_TTABLE);
-    ni = (int)luaL_len(L, 2);
-    if (ni > 256) return luaL_error(L, "grad: at most 256 inputs");
-    for (int i = 0; i < ni; i++) { lua_geti(L, 2, i + 1); ins[i] = ct_lua_check(L, -1); lua_pop(L, 1); }
-  }
-  if (ni == 0) return luaL_error(L, "grad: inputs is empty");
+  int no = grad_tensors(L, 1, "outputs", 64, outs);
+  int ni = grad_tensors(L, 2, "inputs", 256, ins);
   check_opts(L, 3, "grad", "grad_outputs create_graph retain_graph allow_unused");
   if (lua_istable(L, 3)) {   /* grad_outputs: a tensor, or a list of tensors (nil for implicit ones) */
     lua_getfield(L, 3, "grad_outputs");
