@@ -249,11 +249,11 @@ describe("class 6, autograd contract: options of backward and crater.grad", func
   it("crater.grad refuses lists whose length is not a count of tensors, naming the argument", function()
     local x = leaf({1, 2})
     local function len(n, t) return setmetatable(t or {}, {__len = function() return n end}) end
-    raises(function() crater.grad(x:sum(), len(-1)) end,
-      "grad: inputs must be a tensor or a list of 1 to 256 tensors (its length is -1)")
-    raises(function() crater.grad(len(2 ^ 32 + 1, {x:sum()}), x) end, "grad: outputs must be a tensor or a list of 1 to 64")
+    raises(function() crater.grad(x:sum(), len(-1)) end, "grad: inputs has length -1 (expected 0 to 256)")
+    raises(function() crater.grad(len(2 ^ 32 + 1, {x:sum()}), x) end, "grad: outputs has length 4294967297 (expected 0 to 64)")
     raises(function() crater.grad({}, x) end, "(its length is 0)")
-    raises(function() crater.grad({x:sum(), nil, x:sum()}, x) end, "grad: outputs[2] must be a tensor, got nil")
+    raises(function() crater.grad({x:sum(), nil, x:sum()}, x) end, "grad: outputs has a hole: element 2 is nil")
+    raises(function() crater.grad(len(2, {x:sum()}), x) end, "grad: outputs[2] must be a tensor, got nil")
     raises(function() crater.grad(x:sum(), {x, "x"}) end, "grad: inputs[2] must be a tensor, got string")
   end)
 end)

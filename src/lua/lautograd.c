@@ -300,11 +300,11 @@ static int t_function_record(lua_State *L) {
     return luaL_argerror(L, 3, "a Function's op (from core.function_op)");
   lua_op *op = lua_touserdata(L, 3);
   luaL_checktype(L, 4, LUA_TFUNCTION);
-  int nin = (int)lua_rawlen(L, 2);
-  if (nin < 1 || nin > 64) return luaL_error(L, "function_record: 1 to 64 tensor inputs, got %d", nin);
+  int nin = (int)ct_lua_list(L, 2, 64, "function_record", "the inputs");
+  if (nin < 1) return luaL_error(L, "function_record: 1 to 64 tensor inputs, got %d", nin);
   ct_tensor *in[64];
   for (int k = 0; k < nin; k++) {
-    lua_rawgeti(L, 2, k + 1);
+    lua_geti(L, 2, k + 1);
     in[k] = ct_lua_check(L, -1);
     lua_pop(L, 1);
   }
@@ -380,17 +380,11 @@ static int t_backward(lua_State *L) {
 }
 
 /* The tensors of crater.grad's argument idx: one tensor, or a list of 1 to max of them
- * (a length that is not such a count, or a hole, is refused naming the argument). */
+ * (ct_lua_list refuses a bad length or a hole, naming the argument). */
 static int grad_tensors(lua_State *L, int idx, const char *what, int max, ct_tensor **t) {
   if ((t[0] = ct_lua_test(L, idx)) != NULL) return 1;
-  luaL_checktype(L, idx, LUA_TTABLE);
-  lua_len(L, idx);
-  int isint;
-  lua_Integer n = lua_tointegerx(L, -1, &isint);
-  if (!isint || n < 1 || n > max)
-    return luaL_error(L, "grad: %s must be a tensor or a list of 1 to %d tensors (its length is %s)", what, max,
-                      luaL_tolstring(L, -1, NULL));
-  lua_pop(L, 1);
+  lua_Integer n = ct_lua_list(L, idx, max, "grad", what);
+  if (n == 0) return luaL_error(L, "grad: %s must be a tensor or a list of 1 to %d tensors (its length is 0)", what, max);
   for (int i = 0; i < n; i++) {
     lua_geti(L, idx, i + 1);
     if ((t[i] = ct_lua_test(L, -1)) == NULL)
@@ -517,10 +511,8 @@ static int t_from_bytes(lua_State *L) {
   size_t len;
   const char *s = luaL_checklstring(L, 1, &len);
   ct_dtype dt = ct_lua_dtype(L, 2, CT_F32);
-  luaL_checktype(L, 3, LUA_TTABLE);
   int64_t shape[CT_MAXDIM];
-  int n = (int)luaL_len(L, 3);
-  if (n > CT_MAXDIM) return luaL_error(L, "from_bytes: too many dims");
+  int n = (int)ct_lua_list(L, 3, CT_MAXDIM, "from_bytes", "the size list");
   for (int i = 0; i < n; i++) {
     lua_geti(L, 3, i + 1);
     shape[i] = (int64_t)luaL_checkinteger(L, -1);

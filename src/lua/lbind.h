@@ -26,6 +26,11 @@ void ct_lua_hand_over(lua_State *L, int idx);
 int ct_lua_push(lua_State *L, ct_tensor *t, const char *fn, ct_err *err);
 /* Raises "fn: err->msg". */
 int ct_lua_error(lua_State *L, const char *fn, ct_err *err);
+/* The length of the list at idx, argument 'what' of fn: a table whose length (its __len
+ * too) is an integer from 0 to max and, for a plain table, with no hole (elements 1..n
+ * all set, none beyond).  Raises "fn: what ..." otherwise.  Elements are the caller's to
+ * check: a __len table may still answer nil. */
+lua_Integer ct_lua_list(lua_State *L, int idx, lua_Integer max, const char *fn, const char *what);
 /* Parses a dtype name at idx ("float32", "float64", "int64"), or dflt when nil. */
 ct_dtype ct_lua_dtype(lua_State *L, int idx, ct_dtype dflt);
 

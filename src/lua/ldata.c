@@ -105,11 +105,9 @@ static int t_tensor_from_bytes (lua_State *L) {
   size_t len;
   const char *s = luaL_checklstring(L, 1, &len);
   ct_dtype dt = ct_lua_dtype(L, 2, CT_F32);
-  luaL_checktype(L, 3, LUA_TTABLE);
   luaL_argcheck(L, little_endian(), 1, "big-endian hosts are not supported");
   int64_t shape[CT_MAXDIM];
-  lua_Integer nd = luaL_len(L, 3);
-  luaL_argcheck(L, nd >= 0 && nd <= CT_MAXDIM, 3, "too many dimensions");
+  lua_Integer nd = ct_lua_list(L, 3, CT_MAXDIM, "tensor_from_bytes", "the size list");
   for (int i = 0; i < nd; i++) {
     lua_geti(L, 3, i + 1);
     int ok;

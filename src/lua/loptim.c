@@ -238,15 +238,14 @@ static int o_checked_grad(lua_State *L) {
 
 /* core.clear_grads(groups): every parameter's .grad = nil (zero_grad's default). */
 static int o_clear_grads(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_Integer ngroups = (lua_Integer)lua_rawlen(L, 1);
+  lua_Integer ngroups = ct_lua_list(L, 1, LUA_MAXINTEGER, "zero_grad", "the param groups");
   for (lua_Integer gi = 1; gi <= ngroups; gi++) {
-    lua_rawgeti(L, 1, gi);
+    lua_geti(L, 1, gi);
     luaL_checktype(L, -1, LUA_TTABLE);
     lua_getfield(L, -1, "params");
-    lua_Integer np = (lua_Integer)lua_rawlen(L, -1);
+    lua_Integer np = ct_lua_list(L, -1, LUA_MAXINTEGER, "zero_grad", "a group's params");
     for (lua_Integer i = 1; i <= np; i++) {
-      lua_rawgeti(L, -1, i);
+      lua_geti(L, -1, i);
       ct_tensor *p = ct_lua_check(L, -1);
       ct_tensor_release(p->grad);
       p->grad = NULL;

@@ -96,6 +96,43 @@ ct_dtype ct_lua_dtype(lua_State *L, int idx, ct_dtype dflt) {
   return map[luaL_checkoption(L, idx, NULL, names)];
 }
 
+lua_Integer ct_lua_list(lua_State *L, int idx, lua_Integer max, const char *fn, const char *what) {
+  idx = lua_absindex(L, idx);
+  if (!lua_istable(L, idx)) luaL_error(L, "%s: %s must be a table, got %s", fn, what, luaL_typename(L, idx));
+  lua_len(L, idx);   /* __len may answer anything */
+  int isint = 0;
+  lua_Integer n = lua_type(L, -1) == LUA_TNUMBER ? lua_tointegerx(L, -1, &isint) : 0;
+  if (!isint)
+    luaL_error(L, "%s: the length of %s is not an integer (got %s)", fn, what,
+               lua_type(L, -1) == LUA_TNUMBER ? luaL_tolstring(L, -1, NULL) : luaL_typename(L, -1));
+  lua_pop(L, 1);
+  if (n < 0 || n > max) luaL_error(L, "%s: %s has length %I (expected 0 to %I)", fn, what, (LUAI_UACINT)n, (LUAI_UACINT)max);
+  if (luaL_getmetafield(L, idx, "__len") != LUA_TNIL) { lua_pop(L, 1); return n; }
+  /* # of a plain table is any border: the list is whole when keys 1..n are all there and
+   * no integer key lies beyond */
+  lua_Integer count = 0, beyond = 0;
+  for (lua_pushnil(L); lua_next(L, idx); lua_pop(L, 1)) {
+    if (!lua_isinteger(L, -2)) continue;
+    lua_Integer k = lua_tointeger(L, -2);
+    if (k >= 1 && k <= n) count++;
+    else if (k > n && beyond == 0) beyond = k;
+  }
+  if (count < n || beyond) {
+    lua_Integer hole = 1;
+    while (hole <= n && lua_rawgeti(L, idx, hole) != LUA_TNIL) { lua_pop(L, 1); hole++; }
+    luaL_error(L, "%s: %s has a hole: element %I is nil (a list needs elements 1 to %I)", fn, what,
+               (LUAI_UACINT)hole, (LUAI_UACINT)(beyond ? beyond : n));
+  }
+  return n;
+}
+
+/* core.check_list(t, fn, what, max?) -> #t: the same checks for the Lua modules */
+static int t_check_list(lua_State *L) {
+  const char *fn = luaL_checkstring(L, 2), *what = luaL_checkstring(L, 3);
+  lua_pushinteger(L, ct_lua_list(L, 1, luaL_optinteger(L, 4, LUA_MAXINTEGER), fn, what));
+  return 1;
+}
+
 static int t_gc(lua_State *L) {
   ct_tensor **box = test_box(L, 1);
   if (box == NULL) return 0;
@@ -132,11 +169,10 @@ static int64_t check_size(lua_State *L, int idx, lua_Integer v, int isnum) {
 
 /* Sizes given as a table {2,3} at idx or as integers from idx on (stops at a non-number).
  * Returns the count; *next is the first unread index. -1 entries allowed when allow_neg1. */
-static int read_sizes(lua_State *L, int idx, int64_t *shape, int *next, bool allow_neg1) {
+static int read_sizes(lua_State *L, int idx, int64_t *shape, int *next, bool allow_neg1, const char *fn) {
   int n = 0;
   if (lua_istable(L, idx) && !luaL_testudata(L, idx, CT_TENSOR_MT)) {
-    lua_Integer len = luaL_len(L, idx);
-    if (len > CT_MAXDIM) luaL_argerror(L, idx, "too many dimensions");
+    lua_Integer len = ct_lua_list(L, idx, CT_MAXDIM, fn, "the size list");
     for (lua_Integer i = 1; i <= len; i++) {
       lua_geti(L, idx, i);
       int isnum;
@@ -205,7 +241,7 @@ static ct_tensor *operand(lua_State *L, int idx, const ct_tensor *like) {
 
 static int make_filled(lua_State *L, const char *fn, int mode) {  /* 0 zeros 1 ones 2 empty 3 rand 4 randn */
   int64_t shape[CT_MAXDIM];
-  int next, n = read_sizes(L, 1, shape, &next, false);
+  int next, n = read_sizes(L, 1, shape, &next, false, fn);
   if (!lua_isnoneornil(L, next) && !lua_istable(L, next))
     luaL_typeerror(L, next, next == 1 ? "sizes" : "options table");
   ct_dtype dt = opt_dtype(L, next, CT_F32);
@@ -230,7 +266,7 @@ static int t_randn(lua_State *L) { return make_filled(L, "randn", 4); }
 static int t_full(lua_State *L) {
   int64_t shape[CT_MAXDIM];
   luaL_checktype(L, 1, LUA_TTABLE);
-  int next, n = read_sizes(L, 1, shape, &next, false);
+  int next, n = read_sizes(L, 1, shape, &next, false, "full");
   double v = luaL_checknumber(L, next);
   ct_dtype dt = opt_dtype(L, next + 1, CT_F32);
   ct_err err;
@@ -244,7 +280,7 @@ static int t_randint(lua_State *L) {
   lua_Integer lo = luaL_checkinteger(L, 1), hi = luaL_checkinteger(L, 2);
   luaL_argcheck(L, hi > lo, 2, "high must be greater than low");
   int64_t shape[CT_MAXDIM];
-  int next, n = read_sizes(L, 3, shape, &next, false);
+  int next, n = read_sizes(L, 3, shape, &next, false, "randint");
   ct_dtype dt = opt_dtype(L, next, CT_I64);
   ct_err err;
   ct_tensor **box = ct_lua_newbox(L);
@@ -306,7 +342,7 @@ static void nested_shape(lua_State *L, int idx, int depth, int64_t *shape, int *
   if (lua_type(L, idx) == LUA_TNUMBER || lua_type(L, idx) == LUA_TBOOLEAN) { *ndim = depth; return; }
   if (!lua_istable(L, idx)) luaL_error(L, "tensor: expected numbers or nested tables, got %s", luaL_typename(L, idx));
   if (depth == CT_MAXDIM) luaL_error(L, "tensor: too many dimensions (at most %d)", CT_MAXDIM);
-  shape[depth] = (int64_t)luaL_len(L, idx);
+  shape[depth] = (int64_t)ct_lua_list(L, idx, LUA_MAXINTEGER, "tensor", "the nested table");
   if (shape[depth] == 0) { *ndim = depth + 1; return; }
   lua_geti(L, idx, 1);
   nested_shape(L, lua_gettop(L), depth + 1, shape, ndim);
@@ -326,7 +362,7 @@ static void nested_fill(lua_State *L, int idx, int depth, const int64_t *shape, 
     else *(int64_t *)p = (int64_t)v;
     return;
   }
-  if (!lua_istable(L, idx) || luaL_len(L, idx) != shape[depth])
+  if (!lua_istable(L, idx) || ct_lua_list(L, idx, LUA_MAXINTEGER, "tensor", "the nested table") != shape[depth])
     luaL_error(L, "tensor: ragged nested table (expected %d elements at depth %d)", (int)shape[depth], depth + 1);
   for (int64_t i = 1; i <= shape[depth]; i++) {
     lua_geti(L, idx, i);
@@ -860,7 +896,7 @@ static int t_dot(lua_State *L) {
 static int t_view_like(lua_State *L, bool reshape, const char *fn) {
   ct_tensor *x = ct_lua_check(L, 1);
   int64_t shape[CT_MAXDIM];
-  int next, n = read_sizes(L, 2, shape, &next, true);
+  int next, n = read_sizes(L, 2, shape, &next, true, fn);
   ct_err err;
   return PUSH(L, reshape ? ct_reshape(x, n, shape, &err) : ct_view(x, n, shape, &err), fn);
 }
@@ -886,7 +922,7 @@ static int t_transpose(lua_State *L) {
 static int t_permute(lua_State *L) {
   ct_tensor *x = ct_lua_check(L, 1);
   int64_t dims[CT_MAXDIM];
-  int next, n = read_sizes(L, 2, dims, &next, true);
+  int next, n = read_sizes(L, 2, dims, &next, true, "permute");
   if (n != x->ndim)
     return luaL_error(L, "permute: expected %d dims for a %d-d tensor, got %d", x->ndim, x->ndim, n);
   int d[CT_MAXDIM];
@@ -946,7 +982,7 @@ static int t_unsqueeze(lua_State *L) {
 static int t_expand(lua_State *L) {
   ct_tensor *x = ct_lua_check(L, 1);
   int64_t shape[CT_MAXDIM];
-  int next, n = read_sizes(L, 2, shape, &next, true);
+  int next, n = read_sizes(L, 2, shape, &next, true, "expand");
   ct_err err;
   return PUSH(L, ct_expand(x, n, shape, &err), "expand");
 }
@@ -991,9 +1027,7 @@ static int t_to_fixed(lua_State *L) {
 /* ---------------- joining and indexing ---------------- */
 
 static int read_list(lua_State *L, int idx, ct_tensor **xs, int max, const char *fn) {
-  luaL_checktype(L, idx, LUA_TTABLE);
-  int n = (int)luaL_len(L, idx);
-  if (n > max) luaL_error(L, "%s: at most %d tensors", fn, max);
+  int n = (int)ct_lua_list(L, idx, max, fn, "the list of tensors");
   for (int i = 0; i < n; i++) {
     lua_geti(L, idx, i + 1);
     xs[i] = ct_lua_test(L, -1);
@@ -1063,7 +1097,7 @@ static ct_tensor *index_view(lua_State *L, ct_tensor *x, int key) {
   ct_err err;
   int n = 1;
   bool tab = lua_istable(L, key);   /* asked once: each API call costs more than the select */
-  if (tab) n = (int)luaL_len(L, key);
+  if (tab) n = (int)ct_lua_list(L, key, CT_MAXDIM, "index", "the index list");
   if (n > x->ndim)
     luaL_error(L, "index: %d indices for a %d-d tensor", n, x->ndim);
   ct_tensor **box = ct_lua_newbox(L);
@@ -1203,7 +1237,7 @@ static const luaL_Reg functions[] = {
   {"tensor", t_tensor}, {"zeros", t_zeros}, {"ones", t_ones}, {"empty", t_empty},
   {"full", t_full}, {"rand", t_rand}, {"randn", t_randn}, {"randint", t_randint},
   {"eye", t_eye}, {"arange", t_arange}, {"linspace", t_linspace}, {"manual_seed", t_manual_seed},
-  {NULL, NULL}};
+  {"check_list", t_check_list}, {NULL, NULL}};
 
 /* The in-place methods refuse arguments they would ignore (x:zero_(v), x:mul_(2, 3)),
  * as PyTorch does: a call that looks meant to do something else fails before writing. */
