@@ -5,6 +5,7 @@
 -- @module crater.autograd
 local crater = require "crater"
 local core = crater.core
+local list = require "crater.list"
 
 local M = {}
 
@@ -38,6 +39,7 @@ function M.gradcheck(fn, inputs, opts)
   opts = opts or {}
   local eps, atol, rtol = opts.eps or 1e-6, opts.atol or 1e-5, opts.rtol or 1e-3
   inputs = as_list(inputs)
+  list(inputs, "gradcheck", "inputs")
   for i, x in ipairs(inputs) do
     if crater.is_tensor(x) and x.requires_grad and x:dtype() ~= "float64" then
       error(string.format("gradcheck: input %d is %s; gradcheck needs float64 inputs", i, x:dtype()), 2)
@@ -94,6 +96,7 @@ end
 -- @tparam[opt] table opts as gradcheck
 function M.gradgradcheck(fn, inputs, opts)
   inputs = as_list(inputs)
+  list(inputs, "gradgradcheck", "inputs")
   local wrt = {}
   for _, x in ipairs(inputs) do if crater.is_tensor(x) and x.requires_grad then wrt[#wrt + 1] = x end end
   return M.gradcheck(function(...)

@@ -4,6 +4,7 @@ local crater = require "crater"
 local Module = require "crater.nn.module"
 local F = require "crater.nn.functional"
 local init = require "crater.nn.init_"
+local list = require "crater.list"
 
 local shape_str = F._shape_str
 local L = {}
@@ -314,7 +315,7 @@ L.LayerNorm = Module:extend("LayerNorm")
 function L.LayerNorm:__init(shape, o)
   o = opts(o, "LayerNorm")
   if type(shape) == "number" then shape = { shape } end
-  for _, s in ipairs(shape) do check_pos_int(s, "normalized_shape", "LayerNorm") end
+  for i = 1, list(shape, "LayerNorm", "normalized_shape", nil, 3) do check_pos_int(shape[i], "normalized_shape", "LayerNorm") end
   self.normalized_shape, self.eps = shape, o.eps or 1e-5
   self.elementwise_affine = o.elementwise_affine ~= false
   if self.elementwise_affine then

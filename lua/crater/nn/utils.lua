@@ -4,6 +4,7 @@
 local M = {}
 
 local function crater() return package.loaded.crater or require "crater" end
+local list = require "crater.list"
 
 -- The parameters (a tensor or a list of tensors) that have a gradient.
 local function with_grads(parameters, fn)
@@ -15,7 +16,9 @@ local function with_grads(parameters, fn)
     error(fn .. ": parameters must be a tensor or a list of tensors, got " .. type(parameters), 3)
   end
   local grads = {}
-  for _, p in ipairs(parameters) do
+  for i = 1, list(parameters, fn, "parameters", nil, 3) do
+    local p = parameters[i]
+    if not crater().is_tensor(p) then error(string.format("%s: parameters[%d] is a %s, not a tensor", fn, i, type(p)), 3) end
     local g = p.grad
     if g ~= nil then grads[#grads + 1] = g end
   end

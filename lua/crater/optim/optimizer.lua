@@ -14,6 +14,7 @@
 
 local core = require "crater.core"
 local rules = require "crater.optim.rules"
+local list = require "crater.list"
 local no_grad, checked_grad, clear_grads = core.no_grad, core.checked_grad, core.clear_grads
 
 local Optimizer = {__name = "Optimizer", defaults = {}}
@@ -144,10 +145,11 @@ function Optimizer.new(cls, params, opts)
   if type(params) ~= "table" then
     error(name .. ": params must be a list of tensors or of param groups, got " .. type(params), 3)
   end
-  if #params == 0 then error(name .. ": got an empty parameter list", 3) end
-  if is_tensor(params[1]) then params = {{params = params}} end
-  for _, g in ipairs(params) do
-    local ok, err = pcall(add_group, self, g)
+  local n = list(params, name, "params", nil, 3)
+  if n == 0 then error(name .. ": got an empty parameter list", 3) end
+  if is_tensor(params[1]) then params, n = {{params = params}}, 1 end
+  for i = 1, n do
+    local ok, err = pcall(add_group, self, params[i])
     if not ok then error(err, 3) end
   end
   if cls.init then
@@ -181,7 +183,8 @@ function add_group(self, group)
     for _, p in ipairs(other.params) do seen[p] = true end
   end
   g.params = {}
-  for i, p in ipairs(params) do
+  for i = 1, list(params, name, "params") do
+    local p = params[i]
     if not is_tensor(p) then
       error(string.format("%s: params[%d] is a %s, not a tensor", name, i, type(p)), 0)
     end

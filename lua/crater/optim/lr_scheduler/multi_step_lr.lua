@@ -22,7 +22,7 @@ function MultiStepLR:init(optimizer, opts)
     B.fail("%s: milestones must be a list of integers, got %s", who, B.show(ms))
   end
   local sorted = {}
-  for i, m in ipairs(ms) do sorted[i] = B.integer(who, "milestones[" .. i .. "]", m, 0) end
+  for i = 1, B.list(who, "milestones", ms) do sorted[i] = B.integer(who, "milestones[" .. i .. "]", ms[i], 0) end
   if next(ms) ~= nil and #sorted == 0 then
     B.fail("%s: milestones must be a list of integers, got a table with non-list keys", who)
   end

@@ -20,7 +20,7 @@ function PiecewiseConstantLR:init(optimizer, opts)
   local b, v = opts.boundaries, opts.values
   if type(b) ~= "table" then B.fail("%s: boundaries must be a list of numbers, got %s", who, B.show(b)) end
   if type(v) ~= "table" then B.fail("%s: values must be a list of numbers, got %s", who, B.show(v)) end
-  if #v ~= #b + 1 then
+  if B.list(who, "values", v) ~= B.list(who, "boundaries", b) + 1 then
     B.fail("%s: values must have one more element than boundaries (%d), got %d", who, #b, #v)
   end
   self.boundaries, self.values = {}, {}

@@ -25,7 +25,7 @@ function SequentialLR:init(optimizer, opts)
   B.schedulers(who, schedulers, optimizer)
   local ms = opts.milestones
   if type(ms) ~= "table" then B.fail("%s: milestones must be a list of integers, got %s", who, B.show(ms)) end
-  if #ms ~= #schedulers - 1 then
+  if B.list(who, "milestones", ms) ~= #schedulers - 1 then
     B.fail("%s: expected %d milestones (one fewer than the %d schedulers), got %d",
            who, #schedulers - 1, #schedulers, #ms)
   end

@@ -20,6 +20,14 @@ local function fail(msg, ...)
 end
 B.fail = fail
 
+--- #v for a list argument `name` (crater.core.check_list: no hole, a sane __len), raised
+-- at the user's line as fail does.
+function B.list(who, name, v)
+  local ok, n = pcall(require("crater.core").check_list, v, who, name)
+  if not ok then fail(n) end
+  return n
+end
+
 --- A short printable form of a value for error messages.
 local function show(v)
   if type(v) == "string" then return string.format("%q", v) end
@@ -211,10 +219,11 @@ end
 --- Checks a non-empty list of schedulers that must all drive `optimizer` (nil: the
 -- first one's); returns that optimizer.
 function B.schedulers(who, list, optimizer)
-  if type(list) ~= "table" or #list == 0 then
+  if type(list) ~= "table" or B.list(who, "schedulers", list) == 0 then
     fail("%s: schedulers must be a non-empty list of schedulers, got %s", who, show(list))
   end
-  for i, s in ipairs(list) do
+  for i = 1, #list do
+    local s = list[i]
     if type(s) ~= "table" or not s._is_lr_scheduler then
       fail("%s: schedulers[%d] is not a scheduler (got %s)", who, i, show(s))
     end
