@@ -3,11 +3,21 @@
 -- reduction = "mean" (default) | "sum" | "none".
 local crater = require "crater"
 local core = require "crater.core"
+local list = require "crater.list"
 
 local F = {}
 
 local function shape_str(t) return "{" .. table.concat(t:shape(), ",") .. "}" end
 F._shape_str = shape_str
+
+-- A size given as a number or a pair {h, w} (a list checked as every list is), as h, w.
+local function pair(v, fn, what)
+  if type(v) ~= "table" then return v, v end
+  local n = list(v, fn, what, nil, 3)
+  if n ~= 2 then error(string.format("%s: %s must be a number or a pair {h, w}, got %d values", fn, what, n), 4) end
+  return v[1], v[2]
+end
+F._pair = pair
 
 local function opts(o, fn)
   if o ~= nil and type(o) ~= "table" then error(fn .. ": options must be a table, got " .. type(o), 3) end
@@ -46,9 +56,8 @@ end
 -- @tparam[opt=0] number padding
 function F.conv2d(x, weight, bias, o)
   o = opts(o, "conv2d")
-  local s, p = o.stride or 1, o.padding or 0
-  local sh, sw = type(s) == "table" and s[1] or s, type(s) == "table" and s[2] or s
-  local ph, pw = type(p) == "table" and p[1] or p, type(p) == "table" and p[2] or p
+  local sh, sw = pair(o.stride or 1, "conv2d", "stride")
+  local ph, pw = pair(o.padding or 0, "conv2d", "padding")
   if x:dim() ~= 4 or x:size(2) ~= weight:size(2) then
     error("conv2d: input " .. shape_str(x) .. " does not match weight " .. shape_str(weight)
       .. " (expected (B," .. weight:size(2) .. ",H,W))", 2)
@@ -66,10 +75,9 @@ end
 
 local function win(k, o, fn)
   o = opts(o, fn)
-  local kh, kw = type(k) == "table" and k[1] or k, type(k) == "table" and k[2] or k
-  local s, p = o.stride or k, o.padding or 0
-  local sh, sw = type(s) == "table" and s[1] or s, type(s) == "table" and s[2] or s
-  local ph, pw = type(p) == "table" and p[1] or p, type(p) == "table" and p[2] or p
+  local kh, kw = pair(k, fn, "kernel_size")
+  local sh, sw = pair(o.stride or k, fn, "stride")
+  local ph, pw = pair(o.padding or 0, fn, "padding")
   return kh, kw, sh, sw, ph, pw
 end
 

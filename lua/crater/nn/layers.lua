@@ -20,7 +20,7 @@ local function check_pos_int(v, what, fn)
   end
 end
 
-local function pair(v) if type(v) == "table" then return v[1], v[2] end return v, v end
+local pair = F._pair
 
 -- --------------------------------------------------------------- Linear
 
@@ -71,12 +71,12 @@ function L.Conv2d:__init(cin, cout, k, o)
   o = opts(o, "Conv2d")
   check_pos_int(cin, "in_channels", "Conv2d")
   check_pos_int(cout, "out_channels", "Conv2d")
-  local kh, kw = pair(k)
+  local kh, kw = pair(k, "Conv2d", "kernel_size")
   check_pos_int(kh, "kernel_size", "Conv2d")
   check_pos_int(kw, "kernel_size", "Conv2d")
   self.in_channels, self.out_channels, self.kernel_size = cin, cout, { kh, kw }
-  self.stride = { pair(o.stride or 1) }
-  self.padding = { pair(o.padding or 0) }
+  self.stride = { pair(o.stride or 1, "Conv2d", "stride") }
+  self.padding = { pair(o.padding or 0, "Conv2d", "padding") }
   self:register_parameter("weight", crater.empty(cout, cin, kh, kw))
   self:register_parameter("bias", o.bias ~= false and crater.empty(cout) or nil)
   self:reset_parameters()
@@ -107,12 +107,12 @@ local function pool_class(name, fn)
   local P = Module:extend(name)
   function P:__init(k, o)
     o = opts(o, name)
-    local kh, kw = pair(k)
+    local kh, kw = pair(k, name, "kernel_size")
     check_pos_int(kh, "kernel_size", name)
     check_pos_int(kw, "kernel_size", name)
     self.kernel_size = { kh, kw }
-    self.stride = { pair(o.stride or k) }
-    self.padding = { pair(o.padding or 0) }
+    self.stride = { pair(o.stride or k, name, "stride") }
+    self.padding = { pair(o.padding or 0, name, "padding") }
   end
   function P:forward(x)
     if x:dim() ~= 4 then
