@@ -298,6 +298,13 @@ ct_tensor *ct_var(ct_tensor *x, int dim, double correction, bool keepdim, bool t
   return r;
 }
 
+/* the 0-norm is a count: its gradient is zero everywhere, as PyTorch's */
+static int count_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
+  gin[0] = ct_tensor_zeros(g->dtype, nd->edge[0].ndim, nd->edge[0].shape, err);
+  return gin[0] != NULL;
+}
+static const ct_op op_count = {"NormBackward", count_backward};
+
 ct_tensor *ct_norm(ct_tensor *x, double p, int dim, bool keepdim, ct_err *err) {
   if (!check_dim(dim, x, err)) return NULL;
   if (x->dtype == CT_I64) return ct_fail(err, "norm needs a floating point tensor, got int64"), NULL;
@@ -306,6 +313,12 @@ ct_tensor *ct_norm(ct_tensor *x, double p, int dim, bool keepdim, ct_err *err) {
   bool empty = dim < 0 || x->ndim == 0 ? ct_numel(x) == 0 : x->shape[dim] == 0;
   if (isinf(p) && !empty) r = ct_reduce(p > 0 ? CT_R_MAX : CT_R_MIN, a, dim, keepdim, err);
   else if (isinf(p) || p == 1) r = ct_reduce(CT_R_SUM, a, dim, keepdim, err);   /* empty: 0, as PyTorch */
+  else if (p == 0) {   /* the count of non-zeros (NaN counts), as PyTorch; |x|^0 summed to inf */
+    ct_tensor *z = ct_tensor_scalar(x->dtype, 0, err), *nz = z ? ct_compare_as(CT_B_NE, a, z, err) : NULL;
+    r = nz ? ct_reduce(CT_R_SUM, nz, dim, keepdim, err) : NULL;
+    ct_tensor_release(z); ct_tensor_release(nz);
+    if (r && ct_needs_grad(1, &x) && ct_record(&op_count, r, 1, &x, err) == NULL) { ct_tensor_release(r); r = NULL; }
+  }
   else if (p == 2) {   /* sqrt(sum x^2): the gradient at 0 is NaN, where PyTorch gives 0 */
     ct_tensor *sq = ct_mul(x, x, err), *s = sq ? ct_reduce(CT_R_SUM, sq, dim, keepdim, err) : NULL;
     r = s ? ct_unary(CT_U_SQRT, s, 0, 0, err) : NULL;
