@@ -60,6 +60,8 @@ describe("empty dims: reductions", function()
     { "norm(2, 1)", e03, function(x) return x:norm(2, 1) end, "3", { 0, 0, 0 } },
     { "norm(1)", e03, function(x) return x:norm(1) end, "", { 0 } },
     { "norm(3)", e03, function(x) return x:norm(3) end, "", { 0 } },
+    { "norm(0)", e03, function(x) return x:norm(0) end, "", { 0 } },
+    { "norm(0, 1)", e03, function(x) return x:norm(0, 1) end, "3", { 0, 0, 0 } },
     { "norm('inf')", e03, function(x) return x:norm("inf") end, "", { 0 } },
     { "norm('-inf')", e03, function(x) return x:norm("-inf") end, "", { 0 } },
     { "norm('inf', 1)", e03, function(x) return x:norm("inf", 1) end, "3", { 0, 0, 0 } },
@@ -78,6 +80,15 @@ describe("empty dims: reductions", function()
     local v, i = crater.zeros(0, 3):max(2)
     assert.are.equal("0", shape(v))
     assert.are.equal("0", shape(i))
+  end)
+
+  -- found on the way: |x|^0 summed gave inf for the 0-norm (torch: 3, NaN counts)
+  it("norm(0) counts the non-zeros", function()
+    H.close(crater.tensor({ 1, 0, -2, nan }):norm(0), 3)
+    H.close(crater.tensor({ { 1, 0 }, { 0, 0 } }):norm(0, 2), { 1, 0 })
+    local x = crater.tensor({ 1, 0, 3 }, { requires_grad = true })
+    x:norm(0):backward()
+    assert.are.same({ 0, 0, 0 }, x.grad:totable())
   end)
 
   it("int64 sum and prod use their identities", function()
