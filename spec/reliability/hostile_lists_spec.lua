@@ -147,6 +147,13 @@ describe("lists: schedulers", function()
       "SequentialLR: milestones has length -1")
     err(function() return crater.optim.lr_scheduler.ChainedScheduler({ a, nil, a }) end, "ChainedScheduler: schedulers has a hole")
   end)
+  it("trace's lr list and group count", function()
+    local S = crater.optim.lr_scheduler
+    local function f(o) return S.StepLR(o, { step_size = 1 }) end
+    err(function() return S.trace(f, 2, { lr = len(-1) }) end, "trace: lr has length -1")
+    err(function() return S.trace(f, 2, { lr = { 0.1, nil, 0.2 } }) end, "trace: lr has a hole")
+    err(function() return S.trace(f, 2, { groups = -1 }) end, "trace: groups must be positive")
+  end)
   it("PiecewiseConstantLR boundaries and values", function()
     err(function() return crater.optim.lr_scheduler.PiecewiseConstantLR(opt(), { boundaries = holed(1, 3), values = { 1, 2, 3, 4 } }) end,
       "PiecewiseConstantLR: boundaries has a hole")

@@ -36,7 +36,8 @@ end
 --- Makes a stand-in optimizer: `groups` param groups with lrs `lr` and SGD's momentum,
 -- or Adam's betas when `betas` is given.
 local function fake_optimizer(opts)
-  local n = opts.groups or (type(opts.lr) == "table" and #opts.lr) or 1
+  local n = opts.groups ~= nil and B.integer("trace", "groups", opts.groups, 1)
+            or (type(opts.lr) == "table" and B.list("trace", "lr", opts.lr)) or 1
   local groups = {}
   for i = 1, n do
     local lr = opts.lr or 0.1
