@@ -193,3 +193,15 @@ describe("lists: kernel_size, stride and padding pairs", function()
     assert.are.same({ 1, 1, 2, 1 }, F.max_pool2d(x, { 2, 4 }):shape())
   end)
 end)
+
+describe("lists: lab", function()
+  it("race start and optimizers, sweep seeds", function()
+    local lab = crater.lab
+    err(function() lab.race({ fn = "rosenbrock", start = { 1, nil, 2 }, optimizers = { "sgd" }, steps = 1 }) end,
+      "race: start has a hole")
+    err(function() lab.race({ fn = "rosenbrock", optimizers = holed("sgd", "adam"), steps = 1 }) end,
+      "race: optimizers has a hole")
+    err(function() lab.sweep({ fn = "rosenbrock", grid = { lr = { 0.1 } }, seeds = len(-1), steps = 1 }) end,
+      "sweep: seeds has length -1")
+  end)
+end)

@@ -7,6 +7,7 @@
 --   adam, adamw, amsgrad, nadam, radam, adamax, asgd, rprop, lbfgs.
 -- Without an lr, a contestant takes the surface's suggested lr for its kind (`fn.lr.gradient`
 -- for the SGD family, `fn.lr.step` for the adaptive ones), else the preset's.
+local check_list = require "crater.list"
 local M = {}
 
 local function optim() return (package.loaded.crater or require "crater").optim end
@@ -114,7 +115,7 @@ function M.resolve_all(specs, fn, who)
     end
     specs = list
   end
-  if type(specs) ~= "table" or #specs == 0 then
+  if type(specs) ~= "table" or check_list(specs, who or "race", "optimizers", nil, 0) == 0 then
     error((who or "race") .. ": optimizers must be a non-empty list, e.g. {\"sgd\", {\"adam\", lr = 0.01}}", 0)
   end
   local out, seen = {}, {}

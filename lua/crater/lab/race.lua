@@ -5,6 +5,7 @@
 -- marked diverged and stops, and so is one whose loss grows past 1e12 times the
 -- starting loss (a blow-up that would end in Inf); the race goes on. A contestant that raises is marked with
 -- its error; the race goes on.
+local check_list = require "crater.list"
 local contestants = require "crater.lab.contestants"
 local schedules = require "crater.lab.schedule"
 local functions = require "crater.lab.functions"
@@ -147,7 +148,7 @@ function M.race(o)
     fn = f
   end
   local start = o.start or fn.start
-  if type(start) ~= "table" or #start ~= fn.dim then
+  if type(start) ~= "table" or check_list(start, "race", "start") ~= fn.dim then
     error(string.format("race: start must be a list of %d numbers", fn.dim), 2)
   end
   for i, v in ipairs(start) do

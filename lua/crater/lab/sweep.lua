@@ -2,6 +2,7 @@
 -- Each setting becomes a contestant of one race (on a test function) or train race (on a
 -- model) per seed; the sweep reports the mean and standard deviation over seeds of a
 -- metric, and a heat map when the grid has two hyper-parameters.
+local check_list = require "crater.list"
 local M = {}
 
 local function crater() return package.loaded.crater or require "crater" end
@@ -88,6 +89,7 @@ function M.sweep(o)
   else error("sweep: give grid = {...} or random = {...}", 2) end
   if not ok then error(settings, 2) end
   local seeds = o.seeds or {0}
+  if check_list(seeds, "sweep", "seeds") == 0 then error("sweep: seeds must be a non-empty list", 2) end
   local base = o.optimizer or "sgd"
   local name = type(base) == "table" and base[1] or base
   local specs = {}
