@@ -194,6 +194,9 @@ end
 local function nll_rows(logp, t, c, weight, ignore_index, fn)
   local valid = t:ne(ignore_index)
   local safe = t * valid - valid + 1          -- ignored targets point at class 1, weighted 0
+  if c == 0 and valid:sum():item() == 0 then  -- no classes, every target ignored: 0 each, as PyTorch
+    return logp:sum(2), valid:to(logp:dtype())
+  end
   if safe:numel() > 0 then
     local lo, hi = safe:min():item(), safe:max():item()
     if lo < 1 or hi > c then
