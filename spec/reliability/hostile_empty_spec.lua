@@ -257,6 +257,14 @@ describe("empty dims: other ops", function()
     err(function() return F.conv2d(Z(1, 1, 4, 0), crater.ones(2, 1, 1, 1), nil, { padding = 1 }) end, "non-zero height and width")
   end)
 
+  it("clip_grad_norm_ of empty gradients: 0, and for the infinity norm PyTorch's refusal, by name", function()
+    local p = e03()
+    p:sum():backward()
+    assert.are.equal(0, crater.nn.utils.clip_grad_norm_({ p }, 1))
+    err(function() crater.nn.utils.clip_grad_norm_({ p }, 1, math.huge) end,
+      "clip_grad_norm_: the infinity norm of an empty gradient {0,3} is undefined")
+  end)
+
   it("BatchNorm of an empty batch is empty and leaves the running statistics, as PyTorch", function()
     local m = crater.nn.BatchNorm1d(3)
     local x = e03()

@@ -49,6 +49,9 @@ function M.clip_grad_norm_(parameters, max_norm, norm_type, error_if_nonfinite)
   if norm_type == math.huge then
     total = -math.huge
     for _, g in ipairs(grads) do
+      if g:numel() == 0 then   -- max has no identity: PyTorch refuses it as well
+        error("clip_grad_norm_: the infinity norm of an empty gradient " .. "{" .. table.concat(g:shape(), ",") .. "}" .. " is undefined", 2)
+      end
       local m = g:abs():max():item()
       if m ~= m or m > total then total = m end
       if total ~= total then break end
