@@ -265,6 +265,21 @@ describe("empty dims: other ops", function()
       "clip_grad_norm_: the infinity norm of an empty gradient {0,3} is undefined")
   end)
 
+  it("optimizers step on empty parameters; LBFGS refuses them by name, as PyTorch", function()
+    for _, name in ipairs { "SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Adadelta", "Adamax", "NAdam", "RAdam", "ASGD", "Rprop" } do
+      local p = e03()
+      local o = crater.optim[name]({ p }, { lr = 0.1 })
+      p:sum():backward()
+      o:step()
+      o:step()
+      assert.are.equal("0,3", shape(p))
+    end
+    local p = e03()
+    local o = crater.optim.LBFGS({ p })
+    err(function() o:step(function() o:zero_grad(); local l = p:sum(); l:backward(); return l end) end,
+      "LBFGS: the parameters have no elements")
+  end)
+
   it("BatchNorm of an empty batch is empty and leaves the running statistics, as PyTorch", function()
     local m = crater.nn.BatchNorm1d(3)
     local x = e03()

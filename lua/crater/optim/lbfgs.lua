@@ -40,7 +40,10 @@ LBFGS.state_rules = {func_evals = "count", n_iter = "count", d = "flat", t = "nu
 
 local function crater() return package.loaded.crater or require "crater" end
 local function dot(a, b) return (a * b):sum():item() end
-local function absmax(a) return a:abs():max():item() end
+local function absmax(a)
+  if a:numel() == 0 then error("LBFGS: the parameters have no elements (max of an empty gradient; PyTorch refuses it too)", 0) end
+  return a:abs():max():item()
+end
 local function number(loss)
   if type(loss) == "number" then return loss end
   return loss:item()
