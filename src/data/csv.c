@@ -44,8 +44,13 @@ static int64_t parse_line(const char *path, int64_t lineno, const char *p, const
     const char *fe = memchr(p, ',', (size_t)(end - p));
     if (fe == NULL) fe = end;
     char *stop;
+    while (p < fe && (*p == ' ' || *p == '\t')) p++;
+    if (blank(p, fe)) {   /* strtod would skip the newline and read the next line's number */
+      ct_fail(err, "%s: line %lld, column %lld: empty field", path, (long long)lineno, (long long)col + 1);
+      return -1;
+    }
     double v = strtod(p, &stop);
-    if (stop == p || !blank(stop, fe)) {
+    if (stop == p || stop > fe || !blank(stop, fe)) {
       int w = (int)(fe - p) > 40 ? 40 : (int)(fe - p);
       ct_fail(err, "%s: line %lld, column %lld: '%.*s' is not a number", path, (long long)lineno,
               (long long)col + 1, w, p);

@@ -49,9 +49,24 @@ static int write_all(FILE *f, const char *data, size_t len) {
   return 1;
 }
 
+/* path may be replaced only if it is absent, a regular file or a link to one: renaming
+ * over a device, FIFO or directory would destroy it (as root, even under /dev). */
+static int dest_ok(const char *path, ct_err *err) {
+  struct stat st;
+  if (lstat(path, &st) != 0) return errno == ENOENT ? 1 : ct_fail(err, "cannot stat %s (%s)", path, strerror(errno));
+  if (S_ISLNK(st.st_mode) && stat(path, &st) != 0)
+    return ct_fail(err, "%s is a symbolic link to a missing file, not a regular file", path);
+  if (S_ISREG(st.st_mode)) return 1;
+  return ct_fail(err, "%s is %s, not a regular file", path,
+                 S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO"
+                 : S_ISCHR(st.st_mode) ? "a character device" : S_ISBLK(st.st_mode) ? "a block device"
+                 : "a socket or other special file");
+}
+
 int ct_file_write_atomic(const char *path, const void *data, size_t len, ct_err *err) {
   size_t plen = strlen(path);
   io_nlog = 0;
+  if (!dest_ok(path, err)) return 0;
   char *tmp = malloc(plen + 16), *dir = malloc(plen + 2);
   if (tmp == NULL || dir == NULL) {
     free(tmp);
@@ -87,6 +102,10 @@ int ct_file_write_atomic(const char *path, const void *data, size_t len, ct_err 
   if (fclose(f) != 0 || close_fault) {
     if (close_fault) errno = io_errno;
     ct_fail(err, "cannot write %s (%s)", tmp, strerror(errno));
+    unlink(tmp);
+    goto done;
+  }
+  if (!dest_ok(path, err)) {   /* checked again: path may have changed while we wrote */
     unlink(tmp);
     goto done;
   }

@@ -109,8 +109,10 @@ ct_tensor *ct_idx_read(const char *path, ct_dtype dt, double scale, double shift
     convert(ct_data(t), dt, at, chunk, (int64_t)want, scale, shift);
     at += (int64_t)want;
   }
-  if (gzgetc(f) != -1) {
-    ct_fail(err, "%s: IDX file is longer than its header says (%lld data bytes)", path, (long long)n);
+  int code = Z_OK;
+  if (gzgetc(f) != -1 || (gzerror(f, &code), code != Z_OK)) {   /* the gzip trailer: CRC32, ISIZE */
+    if (code != Z_OK) gz_fail(err, f, path, "truncated gzip stream (no CRC32/ISIZE trailer)");
+    else ct_fail(err, "%s: IDX file is longer than its header says (%lld data bytes)", path, (long long)n);
     ct_tensor_release(t);
     t = NULL;
   }
