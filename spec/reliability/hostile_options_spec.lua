@@ -384,3 +384,171 @@ describe("Optimizer:load_state_dict checks everything before it changes anything
     opt:load_state_dict(good)
   end)
 end)
+
+-- Schedulers -------------------------------------------------------------------------
+
+local function sgd(groups)
+  local list = {}
+  for i = 1, groups or 1 do list[i] = {params = {param()}, lr = 0.1 * i} end
+  return optim.SGD(list, {lr = 0.1, momentum = 0.9})
+end
+
+local function lrs(opt)
+  local out = {}
+  for i, g in ipairs(opt.param_groups) do out[i] = {lr = g.lr, momentum = g.momentum, initial_lr = g.initial_lr} end
+  return out
+end
+
+describe("lr_scheduler options", function()
+  local L = lr_scheduler
+  local cases = {
+    {"StepLR", {step_size = 3, gamma = NAN}, "StepLR: gamma must be a finite number, got nan"},
+    {"StepLR", {step_size = 3, gamma = -1}, "StepLR: gamma must be a number > 0, got -1"},
+    {"StepLR", {step_size = 3, gamma = 0}, "StepLR: gamma must be a number > 0, got 0"},
+    {"StepLR", {step_size = 3, gamma = INF}, "StepLR: gamma must be a finite number, got inf"},
+    {"StepLR", {step_size = INF}, "StepLR: step_size must be an integer, got inf"},
+    {"StepLR", {step_size = 3, verbose = "yes"}, "StepLR: verbose must be a boolean, got \"yes\""},
+    {"StepLR", {step_size = 3, last_epoch = 1.5}, "StepLR: last_epoch must be an integer, got 1.5"},
+    {"StepLR", {step_size = 3, gama = 0.5}, "StepLR: unknown option \"gama\" (the options are gamma, last_epoch, step_size, verbose)"},
+    {"MultiStepLR", {milestones = {2, 4}, gamma = -0.5}, "MultiStepLR: gamma must be a number > 0, got -0.5"},
+    {"ExponentialLR", {gamma = NAN}, "ExponentialLR: gamma must be a finite number, got nan"},
+    {"ExponentialLR", {gamma = -1}, "ExponentialLR: gamma must be a number > 0, got -1"},
+    {"CosineAnnealingLR", {T_max = 10, eta_min = NAN}, "CosineAnnealingLR: eta_min must be a finite number, got nan"},
+    {"CosineAnnealingLR", {T_max = INF}, "CosineAnnealingLR: T_max must be a finite number, got inf"},
+    {"CyclicLR", {base_lr = 0.1, max_lr = 1, mode = "exp_range", gamma = -1}, "CyclicLR: gamma must be a number > 0, got -1"},
+    {"CyclicLR", {base_lr = {0.1, 0.2}, max_lr = 1}, "CyclicLR: expected 1 values for base_lr, got 2"},
+    {"OneCycleLR", {max_lr = 1, total_steps = 10, div_factor = NAN}, "OneCycleLR: div_factor must be a finite number, got nan"},
+    {"PolynomialLR", {power = INF}, "PolynomialLR: power must be a finite number, got inf"},
+    {"ReduceLROnPlateau", {factor = -0.5}, "ReduceLROnPlateau: factor must be in [0, 1), got -0.5"},
+    {"ReduceLROnPlateau", {eps = NAN}, "ReduceLROnPlateau: eps must be a finite number, got nan"},
+    {"ReduceLROnPlateau", {threshold = INF}, "ReduceLROnPlateau: threshold must be a finite number, got inf"},
+    {"ReduceLROnPlateau", {eps = -1}, "ReduceLROnPlateau: eps must be a number >= 0, got -1"},
+    {"ExponentialDecayLR", {s = 10, staircase = 1}, "ExponentialDecayLR: staircase must be a boolean, got 1"},
+    {"WarmupCosineLR", {warmup_steps = 2, total_steps = 10, eta_min = NAN}, "WarmupCosineLR: eta_min must be a finite number, got nan"},
+  }
+  it("refuses a bad option and leaves the optimizer's groups as they were", function()
+    for _, case in ipairs(cases) do
+      local opt = sgd()
+      local before = lrs(opt)
+      refuses(case[3], function() L[case[1]](opt, case[2]) end)
+      assert.same(before, lrs(opt))
+    end
+  end)
+  it("a custom schedule's numeric options must be finite", function()
+    local Warm = L.LRScheduler:extend("Warm", {warmup = 10})
+    function Warm:get_lr() return self.base_lrs end
+    refuses("Warm: warmup must be a finite number, got nan", function() Warm(sgd(), {warmup = NAN}) end)
+    refuses("Warm: warmup must be a finite number, got inf", function() Warm(sgd(), {warmup = INF}) end)
+  end)
+end)
+
+describe("lr_scheduler step(epoch)", function()
+  local L = lr_scheduler
+  it("refuses a negative, non-finite or non-number epoch and changes nothing", function()
+    local opt = sgd()
+    local s = L.StepLR(opt, {step_size = 2, gamma = 0.5})
+    s:step(); s:step()
+    local before, sd = lrs(opt), s:state_dict()
+    refuses("StepLR:step: expected a non-negative epoch, got -5", function() s:step(-5) end)
+    refuses("StepLR:step: epoch must be a finite number, got nan", function() s:step(NAN) end)
+    refuses("StepLR:step: epoch must be a finite number, got inf", function() s:step(INF) end)
+    refuses("StepLR:step: epoch must be a number, got \"3\"", function() s:step("3") end)
+    assert.same(before, lrs(opt))
+    assert.same(sd, s:state_dict())
+    s:step(4)   -- the closed form: 0.1 * 0.5^2
+    assert.near(0.025, opt.param_groups[1].lr, 1e-15)
+  end)
+  it("OneCycleLR, ReduceLROnPlateau and CosineAnnealingWarmRestarts check theirs first", function()
+    local one = L.OneCycleLR(sgd(), {max_lr = 1, total_steps = 10})
+    refuses("OneCycleLR:step: expected a non-negative epoch, got -1", function() one:step(-1) end)
+    refuses("OneCycleLR:step: epoch must be a number, got table", function() one:step({}) end)
+    local plateau = L.ReduceLROnPlateau(sgd())
+    refuses("ReduceLROnPlateau:step: expected a non-negative epoch, got -2", function() plateau:step(1, -2) end)
+    assert.equal(0, plateau.last_epoch)
+    local warm = L.CosineAnnealingWarmRestarts(sgd(), {T_0 = 3})
+    refuses("CosineAnnealingWarmRestarts:step: epoch must be a finite number, got nan", function() warm:step(NAN) end)
+  end)
+  it("SequentialLR and ChainedScheduler take no epoch", function()
+    local opt = sgd()
+    local a, b = L.ConstantLR(opt, {factor = 0.5, total_iters = 2}), L.ExponentialLR(opt, {gamma = 0.9})
+    refuses("ChainedScheduler:step: takes no epoch (got 3)", function() L.ChainedScheduler({a, b}):step(3) end)
+    local seq = L.SequentialLR(opt, {schedulers = {a, b}, milestones = {2}})
+    refuses("SequentialLR:step: takes no epoch (got 3)", function() seq:step(3) end)
+  end)
+  it("a get_lr that raises leaves last_epoch and the lrs as they were", function()
+    local opt = sgd()
+    local boom = false
+    local s = L.LambdaLR(opt, function(e) if boom then error("lambda failed") end return 1 / (e + 1) end)
+    s:step()
+    local before, sd = lrs(opt), s:state_dict()
+    boom = true
+    refuses("lambda failed", function() s:step() end)
+    assert.same(before, lrs(opt))
+    assert.same(sd, s:state_dict())
+  end)
+end)
+
+describe("lr_scheduler load_state_dict checks everything before it changes anything", function()
+  local L = lr_scheduler
+  local function stepped(make, n)
+    local opt = sgd(2)
+    local s = make(opt)
+    for i = 1, n or 3 do
+      if s.mode_worse then s:step(1 / i) else s:step() end   -- ReduceLROnPlateau takes a metric
+    end
+    return s
+  end
+  local cases = {
+    {function(o) return L.StepLR(o, {step_size = 2}) end, function(sd) sd.gamma = NAN end, "StepLR:load_state_dict: gamma holds nan"},
+    {function(o) return L.StepLR(o, {step_size = 2}) end, function(sd) sd.gamma = -1 end, "StepLR:load_state_dict: StepLR: gamma must be a number > 0, got -1"},
+    {function(o) return L.StepLR(o, {step_size = 2}) end, function(sd) sd.step_size = 0 end, "StepLR: step_size must be a positive integer, got 0"},
+    {function(o) return L.StepLR(o, {step_size = 2}) end, function(sd) sd.last_epoch = "3" end, "StepLR:load_state_dict: last_epoch must be a number, got \"3\""},
+    {function(o) return L.StepLR(o, {step_size = 2}) end, function(sd) sd.last_epoch = -5 end, "StepLR: last_epoch must be a number >= -1, got -5"},
+    {function(o) return L.StepLR(o, {step_size = 2}) end, function(sd) sd.last_epoch = INF end, "StepLR: last_epoch must be finite, got inf"},
+    {function(o) return L.StepLR(o, {step_size = 2}) end, function(sd) sd.optimizer = {} end, "StepLR:load_state_dict: the state dict has an entry \"optimizer\" that StepLR does not keep (it keeps "},
+    {function(o) return L.StepLR(o, {step_size = 2}) end, function(sd) sd.step = 1 end, "has an entry \"step\" that StepLR does not keep"},
+    {function(o) return L.StepLR(o, {step_size = 2}) end, function(sd) sd.foo = 1 end, "has an entry \"foo\""},
+    {function(o) return L.StepLR(o, {step_size = 2}) end, function(sd) sd.base_lrs = {0.1} end, "the state dict has 1 param groups, the optimizer has 2"},
+    {function(o) return L.StepLR(o, {step_size = 2}) end, function(sd) sd._last_lr = {0.1, "x"} end, "StepLR: _last_lr[2] must be a number"},
+    {function(o) return L.StepLR(o, {step_size = 2}) end, function(sd) sd.verbose = 1 end, "verbose must be a boolean, got 1"},
+    {function(o) return L.MultiStepLR(o, {milestones = {2, 4}}) end, function(sd) sd.milestones = {2, "a"} end, "MultiStepLR: milestones[2] must be an integer"},
+    {function(o) return L.MultiStepLR(o, {milestones = {2, 4}}) end, function(sd) sd.milestones = {2, print} end, "milestones holds a function"},
+    {function(o) return L.ReduceLROnPlateau(o) end, function(sd) sd.mode = "avg" end, "ReduceLROnPlateau: mode must be one of \"min\", \"max\", got \"avg\""},
+    {function(o) return L.ReduceLROnPlateau(o) end, function(sd) sd.best = NAN end, "best holds nan"},
+    {function(o) return L.ReduceLROnPlateau(o) end, function(sd) sd.min_lrs = {0} end, "ReduceLROnPlateau: min_lrs must be a list of 2 values, one per param group"},
+    {function(o) return L.CyclicLR(o, {base_lr = 0.1, max_lr = 1}) end, function(sd) sd.mode = "linear" end, "CyclicLR: mode must be one of"},
+    {function(o) return L.OneCycleLR(o, {max_lr = 1, total_steps = 10}) end, function(sd) sd.total_steps = 0 end, "OneCycleLR: total_steps must be a positive integer, got 0"},
+  }
+  it("refuses a bad entry and leaves the scheduler as it was", function()
+    for _, case in ipairs(cases) do
+      local s = stepped(case[1])
+      local sd = s:state_dict()
+      case[2](sd)
+      local before, groups = s:state_dict(), lrs(s.optimizer)
+      refuses(case[3], function() s:load_state_dict(sd) end)
+      assert.same(before, s:state_dict())
+      assert.same(groups, lrs(s.optimizer))
+    end
+  end)
+
+  it("checks every part of a ChainedScheduler before loading any", function()
+    local opt = sgd()
+    local a, b = L.StepLR(opt, {step_size = 2}), L.ExponentialLR(opt, {gamma = 0.9})
+    local chain = L.ChainedScheduler({a, b})
+    chain:step(); chain:step()
+    local sd = chain:state_dict()
+    sd._schedulers[1].last_epoch = 0
+    sd._schedulers[2].gamma = -2
+    local before = chain:state_dict()
+    refuses("ExponentialLR: gamma must be a number > 0, got -2", function() chain:load_state_dict(sd) end)
+    assert.same(before, chain:state_dict())
+    assert.equal(2, a.last_epoch)
+  end)
+
+  it("a good state dict still loads", function()
+    local s = stepped(function(o) return L.StepLR(o, {step_size = 2}) end, 5)
+    local t = stepped(function(o) return L.StepLR(o, {step_size = 2}) end, 1)
+    t:load_state_dict(s:state_dict())
+    assert.same(s:state_dict(), t:state_dict())
+  end)
+end)

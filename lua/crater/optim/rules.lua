@@ -8,6 +8,7 @@
 --   {"choice", v1, v2...}  one of the values
 --   {"list", r1, r2...}    a list of exactly as many entries, entry i checked by ri
 --   {"per_group", r}       a list with one entry per param group, each checked by r
+--   {"list_of", r}         a list of any length, each entry checked by r
 -- `what` names the check as PyTorch does ("learning rate"); `false_ok` admits false and
 -- `nil_ok` admits nil.
 local M = {}
@@ -80,6 +81,10 @@ function M.check(who, label, v, rule, groups)
   elseif kind == "list" then
     if not exact_list(v, #rule - 1) then bad(string.format("a list of %d numbers", #rule - 1)) end
     for i = 2, #rule do M.check(who, string.format("%s[%d]", label, i - 1), v[i - 1], rule[i], groups) end
+  elseif kind == "list_of" then
+    local n = type(v) == "table" and #v or -1
+    if not exact_list(v, n) then bad("a list") end
+    for i = 1, n do M.check(who, string.format("%s[%d]", label, i), v[i], rule[2], groups) end
   elseif kind == "per_group" then
     if not exact_list(v, groups) then bad(string.format("a list of %d values, one per param group", groups)) end
     for i = 1, groups do M.check(who, string.format("%s[%d]", label, i), v[i], rule[2], groups) end

@@ -15,10 +15,31 @@
 --   return lrs
 -- end
 local B = require "crater.optim.lr_scheduler.util"
+local rules = require "crater.optim.rules"
 local fail, show, deepcopy = B.fail, B.show, B.deepcopy
 
 local LRScheduler = {__name = "LRScheduler", _is_lr_scheduler = true}
 LRScheduler.__index = LRScheduler
+
+--- What the fields of a scheduler must hold (crater.optim.rules), checked when it is
+-- built and, on the state it would have, by load_state_dict.  A class adds its own in
+-- `field_rules`; these are every scheduler's.
+local LR = {"number", inf = true}   -- a lambda may make an lr infinite, never NaN
+LRScheduler.field_rules = {
+  last_epoch = {"number", -1, nil_ok = true}, _step_count = {"integer", 0, nil_ok = true},
+  verbose = {"boolean", nil_ok = true},
+  base_lrs = {"per_group", LR, nil_ok = true}, _last_lr = {"per_group", LR, nil_ok = true},
+}
+
+local function check_fields(self, view)
+  local groups = #self.optimizer.param_groups
+  local cls = getmetatable(self)
+  while cls do
+    local own = rawget(cls, "field_rules")
+    if own then rules.check_all(self.__name, view, own, groups) end
+    cls = rawget(cls, "super")
+  end
+end
 
 -- Builds an instance. If init fails (a bad option, a lambda that raises), the param
 -- groups it may have begun to change are put back as they were, and the error re-raised.
@@ -34,6 +55,7 @@ local function construct(cls, optimizer, ...)
     end
   end
   local ok, err = pcall(self.init, self, optimizer, ...)
+  if ok then ok, err = pcall(check_fields, self, self) end
   if not ok then
     for i, copy in pairs(saved) do
       local g = optimizer.param_groups[i]
@@ -97,6 +119,7 @@ function LRScheduler:init(optimizer, opts)
       if d ~= nil and type(d) ~= type(v) then
         fail("%s: %s must be a %s, got %s", who, k, type(d), show(v))
       end
+      if type(v) == "number" then B.number(who, k, v) end
     end
   end
   local last_epoch = B.integer(who, "last_epoch", opts.last_epoch or -1, -1)
@@ -140,17 +163,25 @@ end
 -- scheduler has one (PyTorch deprecates this use, but SequentialLR relies on it).
 -- @param[opt] epoch the epoch to jump to
 function LRScheduler:step(epoch)
-  self._step_count = self._step_count + 1
-  local values
-  if epoch == nil then
-    self.last_epoch = self.last_epoch + 1
-    values = self:get_lr()
-  else
-    B.number(self.__name .. ":step", "epoch", epoch)
-    self.last_epoch = epoch
-    values = self._get_closed_form_lr and self:_get_closed_form_lr() or self:get_lr()
+  if epoch ~= nil then B.epoch(self.__name, epoch) end
+  -- a get_lr that raises (a lambda's error) leaves the scheduler as it was
+  local last_epoch, step_count = self.last_epoch, self._step_count
+  self._step_count = step_count + 1
+  local ok, err = pcall(function()
+    local values
+    if epoch == nil then
+      self.last_epoch = last_epoch + 1
+      values = self:get_lr()
+    else
+      self.last_epoch = epoch
+      values = self._get_closed_form_lr and self:_get_closed_form_lr() or self:get_lr()
+    end
+    self:_set_lrs(values, epoch)
+  end)
+  if not ok then
+    self.last_epoch, self._step_count = last_epoch, step_count
+    error(err, 0)
   end
-  self:_set_lrs(values, epoch)
 end
 
 --- Writes `values` (one lr per group) into the optimizer after checking all of them.
@@ -217,7 +248,26 @@ end
 -- nothing changes on a mismatch). The optimizer's lrs are restored by the optimizer's own
 -- `load_state_dict`, as in PyTorch.
 -- @param sd a table from `state_dict()`
-function LRScheduler:load_state_dict(sd)
+-- Raises unless v is plain data (numbers that are not NaN, strings, booleans, and plain
+-- tables of them): what state_dict makes.
+local function check_plain(who, k, v, depth)
+  local t = type(v)
+  if t == "number" and v ~= v then fail("%s: %s holds nan", who, k) end
+  if t == "table" then
+    if getmetatable(v) ~= nil or depth > 8 then fail("%s: %s is not plain data", who, k) end
+    for kk, x in pairs(v) do
+      check_plain(who, k, kk, depth + 1)
+      check_plain(who, k, x, depth + 1)
+    end
+  elseif t ~= "number" and t ~= "string" and t ~= "boolean" then
+    fail("%s: %s holds a %s; a state dict holds plain data", who, k, t)
+  end
+end
+
+--- Raises unless `sd` is a state dict this scheduler can load: from the same class, for
+-- as many param groups, every entry a field the scheduler has, of the same type, and
+-- the fields it would end with all within their rules.  Checks the parts' too.
+function LRScheduler:check_state_dict(sd)
   local who = self.__name .. ":load_state_dict"
   if type(sd) ~= "table" then fail("%s: expected a state dict table, got %s", who, show(sd)) end
   if sd._class ~= self.__name then
@@ -243,9 +293,39 @@ function LRScheduler:load_state_dict(sd)
     end
   end
   for k, v in pairs(sd) do
+    if k ~= "_class" and k ~= "_schedulers" then
+      local mine
+      if type(k) == "string" and k ~= "optimizer" then mine = rawget(self, k) end
+      if mine == nil or type(mine) == "function" then
+        local names = {}
+        for f, x in pairs(self) do
+          if f ~= "optimizer" and f ~= "_schedulers" and type(x) ~= "function" then names[f] = true end
+        end
+        fail("%s: the state dict has an entry %s that %s does not keep (it keeps %s)", who, show(k),
+             self.__name, B.known(names))
+      end
+      if type(v) ~= type(mine) then
+        fail("%s: %s must be a %s, got %s", who, k, type(mine), show(v))
+      end
+      check_plain(who, k, v, 0)
+    end
+  end
+  -- the fields as they would be after the load
+  local view = setmetatable({}, {__index = function(_, k)
+    if sd[k] ~= nil then return sd[k] end
+    return self[k]
+  end})
+  local ok, err = pcall(check_fields, self, view)
+  if not ok then fail("%s: %s", who, err) end
+  for i, s in ipairs(parts or {}) do s:check_state_dict(sd._schedulers[i]) end
+end
+
+function LRScheduler:load_state_dict(sd)
+  self:check_state_dict(sd)   -- everything, the parts' too, before anything changes
+  for k, v in pairs(sd) do
     if k ~= "_class" and k ~= "_schedulers" then self[k] = deepcopy(v) end
   end
-  for i, s in ipairs(parts or {}) do s:load_state_dict(sd._schedulers[i]) end
+  for i, s in ipairs(self._schedulers or {}) do s:load_state_dict(sd._schedulers[i]) end
 end
 
 function LRScheduler:__tostring()

@@ -29,7 +29,8 @@ function ChainedScheduler:init(optimizer, opts)
 end
 
 --- Steps every scheduler, in order.
-function ChainedScheduler:step()
+function ChainedScheduler:step(epoch)
+  if epoch ~= nil then B.fail("ChainedScheduler:step: takes no epoch (got %s)", B.show(epoch)) end
   for _, s in ipairs(self._schedulers) do s:step() end
   self:_record_last_lr()
 end

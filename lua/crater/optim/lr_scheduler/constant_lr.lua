@@ -6,6 +6,7 @@ local B = require "crater.optim.lr_scheduler.util"
 local LRScheduler = require "crater.optim.lr_scheduler.base"
 
 local ConstantLR = LRScheduler:extend("ConstantLR")
+ConstantLR.field_rules = {factor = {"number", 0, 1}, total_iters = {"integer", 0}}
 
 --- Builds a ConstantLR.
 -- @param optimizer the optimizer

@@ -9,6 +9,7 @@ local B = require "crater.optim.lr_scheduler.util"
 local LRScheduler = require "crater.optim.lr_scheduler.base"
 
 local CosineAnnealingLR = LRScheduler:extend("CosineAnnealingLR")
+CosineAnnealingLR.field_rules = {T_max = {"number", 0, open = "lo"}, eta_min = {"number"}}
 
 --- Builds a CosineAnnealingLR.
 -- @param optimizer the optimizer

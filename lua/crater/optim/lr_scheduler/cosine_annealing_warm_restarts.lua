@@ -9,6 +9,8 @@ local B = require "crater.optim.lr_scheduler.util"
 local LRScheduler = require "crater.optim.lr_scheduler.base"
 
 local CosineAnnealingWarmRestarts = LRScheduler:extend("CosineAnnealingWarmRestarts")
+CosineAnnealingWarmRestarts.field_rules = {T_0 = {"integer", 1}, T_i = {"number", 0, open = "lo"},
+  T_mult = {"integer", 1}, T_cur = {"number", -1}, eta_min = {"number"}}
 
 --- Builds a CosineAnnealingWarmRestarts.
 -- @param optimizer the optimizer
@@ -48,10 +50,7 @@ function CosineAnnealingWarmRestarts:step(epoch)
       self.T_i = self.T_i * self.T_mult
     end
   else
-    B.number("CosineAnnealingWarmRestarts:step", "epoch", epoch)
-    if epoch < 0 then
-      B.fail("CosineAnnealingWarmRestarts:step: expected a non-negative epoch, got %s", B.show(epoch))
-    end
+    B.epoch("CosineAnnealingWarmRestarts", epoch)
     local T_0, T_mult = self.T_0, self.T_mult
     if epoch >= T_0 then
       if T_mult == 1 then

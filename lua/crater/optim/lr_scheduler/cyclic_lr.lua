@@ -10,6 +10,11 @@ local B = require "crater.optim.lr_scheduler.util"
 local LRScheduler = require "crater.optim.lr_scheduler.base"
 
 local CyclicLR = LRScheduler:extend("CyclicLR")
+CyclicLR.field_rules = {max_lrs = {"per_group", {"number"}}, total_size = {"number", 0, open = "lo"},
+  step_ratio = {"number", 0, 1, open = "lo"}, mode = {"choice", "triangular", "triangular2", "exp_range"},
+  gamma = {"number", 0, open = "lo"}, scale_mode = {"choice", "cycle", "iterations"},
+  cycle_momentum = {"boolean"}, use_beta1 = {"boolean"},
+  base_momentums = {"per_group", {"number"}, nil_ok = true}, max_momentums = {"per_group", {"number"}, nil_ok = true}}
 
 --- Builds a CyclicLR; it sets each group's lr to base_lr (and momentum to base_momentum).
 -- @param optimizer the optimizer

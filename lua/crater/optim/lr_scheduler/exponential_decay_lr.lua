@@ -6,6 +6,8 @@ local B = require "crater.optim.lr_scheduler.util"
 local LRScheduler = require "crater.optim.lr_scheduler.base"
 
 local ExponentialDecayLR = LRScheduler:extend("ExponentialDecayLR")
+ExponentialDecayLR.field_rules = {s = {"number", 0, open = "lo"}, rate = {"number", 0, open = "lo"},
+  staircase = {"boolean"}}
 
 --- Builds an ExponentialDecayLR.
 -- @param optimizer the optimizer

@@ -6,6 +6,7 @@ local B = require "crater.optim.lr_scheduler.util"
 local LRScheduler = require "crater.optim.lr_scheduler.base"
 
 local ExponentialLR = LRScheduler:extend("ExponentialLR")
+ExponentialLR.field_rules = {gamma = {"number", 0, open = "lo"}}
 
 --- Builds an ExponentialLR.
 -- @param optimizer the optimizer

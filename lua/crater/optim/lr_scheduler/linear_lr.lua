@@ -8,6 +8,8 @@ local B = require "crater.optim.lr_scheduler.util"
 local LRScheduler = require "crater.optim.lr_scheduler.base"
 
 local LinearLR = LRScheduler:extend("LinearLR")
+LinearLR.field_rules = {start_factor = {"number", 0, 1, open = "lo"}, end_factor = {"number", 0, 1},
+  total_iters = {"integer", 1}}
 
 --- Builds a LinearLR.
 -- @param optimizer the optimizer

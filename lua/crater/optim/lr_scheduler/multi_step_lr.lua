@@ -7,6 +7,7 @@ local B = require "crater.optim.lr_scheduler.util"
 local LRScheduler = require "crater.optim.lr_scheduler.base"
 
 local MultiStepLR = LRScheduler:extend("MultiStepLR")
+MultiStepLR.field_rules = {milestones = {"list_of", {"integer", 0}}, gamma = {"number", 0, open = "lo"}}
 
 --- Builds a MultiStepLR.
 -- @param optimizer the optimizer

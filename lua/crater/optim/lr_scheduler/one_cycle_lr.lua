@@ -9,6 +9,8 @@ local B = require "crater.optim.lr_scheduler.util"
 local LRScheduler = require "crater.optim.lr_scheduler.base"
 
 local OneCycleLR = LRScheduler:extend("OneCycleLR")
+OneCycleLR.field_rules = {total_steps = {"integer", 1}, anneal_strategy = {"choice", "cos", "linear"},
+  cycle_momentum = {"boolean"}, use_beta1 = {"boolean"}}
 
 --- Builds a OneCycleLR; it sets each group's initial_lr, max_lr and min_lr (and
 -- max_momentum, base_momentum), as PyTorch does.
@@ -123,6 +125,7 @@ end
 
 --- Steps once; raises (leaving scheduler and optimizer untouched) past total_steps.
 function OneCycleLR:step(epoch)
+  if epoch ~= nil then B.epoch("OneCycleLR", epoch) end
   local next_epoch = epoch or self.last_epoch + 1
   if next_epoch > self.total_steps then
     B.fail("OneCycleLR: tried to step %d times; the specified number of total steps is %d",

@@ -7,6 +7,7 @@ local B = require "crater.optim.lr_scheduler.util"
 local LRScheduler = require "crater.optim.lr_scheduler.base"
 
 local PiecewiseConstantLR = LRScheduler:extend("PiecewiseConstantLR")
+PiecewiseConstantLR.field_rules = {boundaries = {"list_of", {"number"}}, values = {"list_of", {"number"}}}
 
 --- Builds a PiecewiseConstantLR.
 -- @param optimizer the optimizer

@@ -6,6 +6,7 @@ local B = require "crater.optim.lr_scheduler.util"
 local LRScheduler = require "crater.optim.lr_scheduler.base"
 
 local PolynomialLR = LRScheduler:extend("PolynomialLR")
+PolynomialLR.field_rules = {total_iters = {"integer", 1}, power = {"number"}}
 
 --- Builds a PolynomialLR.
 -- @param optimizer the optimizer

@@ -6,6 +6,7 @@ local B = require "crater.optim.lr_scheduler.util"
 local LRScheduler = require "crater.optim.lr_scheduler.base"
 
 local PowerLR = LRScheduler:extend("PowerLR")
+PowerLR.field_rules = {s = {"number", 0, open = "lo"}, c = {"number"}}
 
 --- Builds a PowerLR.
 -- @param optimizer the optimizer

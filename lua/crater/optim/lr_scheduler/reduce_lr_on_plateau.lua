@@ -9,6 +9,11 @@ local LRScheduler = require "crater.optim.lr_scheduler.base"
 local fail, show = B.fail, B.show
 
 local ReduceLROnPlateau = LRScheduler:extend("ReduceLROnPlateau")
+ReduceLROnPlateau.field_rules = {factor = {"number", 0, 1, open = "hi"},
+  min_lrs = {"per_group", {"number"}}, patience = {"integer", 0}, cooldown = {"integer", 0},
+  cooldown_counter = {"integer", 0}, num_bad_epochs = {"integer", 0}, eps = {"number", 0},
+  threshold = {"number"}, mode = {"choice", "min", "max"}, threshold_mode = {"choice", "rel", "abs"},
+  best = {"number", inf = true}, mode_worse = {"number", inf = true}}
 
 --- Builds a ReduceLROnPlateau; it changes no lr until a plateau.
 -- @param optimizer the optimizer
@@ -87,7 +92,7 @@ function ReduceLROnPlateau:step(metrics, epoch)
     end
     current = v
   end
-  if epoch == nil then epoch = self.last_epoch + 1 end
+  if epoch == nil then epoch = self.last_epoch + 1 else B.epoch("ReduceLROnPlateau", epoch) end
   self.last_epoch = epoch
   if self:is_better(current, self.best) then
     self.best = current

@@ -10,6 +10,7 @@ local B = require "crater.optim.lr_scheduler.util"
 local LRScheduler = require "crater.optim.lr_scheduler.base"
 
 local SequentialLR = LRScheduler:extend("SequentialLR")
+SequentialLR.field_rules = {_milestones = {"list_of", {"integer", 0}}}
 
 --- Builds a SequentialLR from schedulers already built on `optimizer`; it resets the
 -- lrs to initial_lr and restarts the first scheduler.
@@ -51,7 +52,8 @@ function SequentialLR:init(optimizer, opts)
 end
 
 --- Steps the scheduler whose turn it is; at a milestone the next one starts at its epoch 0.
-function SequentialLR:step()
+function SequentialLR:step(epoch)
+  if epoch ~= nil then B.fail("SequentialLR:step: takes no epoch (got %s)", B.show(epoch)) end
   self.last_epoch = self.last_epoch + 1
   local idx = B.bisect_right(self._milestones, self.last_epoch)
   local s = self._schedulers[idx + 1]

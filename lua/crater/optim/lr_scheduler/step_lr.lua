@@ -6,6 +6,7 @@ local B = require "crater.optim.lr_scheduler.util"
 local LRScheduler = require "crater.optim.lr_scheduler.base"
 
 local StepLR = LRScheduler:extend("StepLR")
+StepLR.field_rules = {step_size = {"integer", 1}, gamma = {"number", 0, open = "lo"}}
 
 --- Builds a StepLR.
 -- @param optimizer the optimizer

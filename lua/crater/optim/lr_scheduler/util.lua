@@ -31,6 +31,7 @@ end
 --- A short printable form of a value for error messages.
 local function show(v)
   if type(v) == "string" then return string.format("%q", v) end
+  if v ~= v then return "nan" end
   if type(v) == "number" or type(v) == "boolean" or v == nil then return tostring(v) end
   return type(v)
 end
@@ -47,15 +48,18 @@ local function is_integer(v)
   return math.type(v) == "integer" or (math.type(v) == "float" and v == math.floor(v))
 end
 
---- Checks that `v` is a number; returns it.
+--- Checks that `v` is a finite number; returns it.
 function B.number(who, name, v)
   if type(v) ~= "number" then fail("%s: %s must be a number, got %s", who, name, show(v)) end
+  if v ~= v or v == math.huge or v == -math.huge then
+    fail("%s: %s must be a finite number, got %s", who, name, v ~= v and "nan" or tostring(v))
+  end
   return v
 end
 
 --- Checks that `v` is an integer >= `min` (integral floats are accepted); returns it as an integer.
 function B.integer(who, name, v, min)
-  if type(v) ~= "number" or not is_integer(v) then
+  if type(v) ~= "number" or not is_integer(v) or math.tointeger(v) == nil then   -- inf is no integer
     fail("%s: %s must be an integer, got %s", who, name, show(v))
   end
   if v < min then
@@ -63,6 +67,14 @@ function B.integer(who, name, v, min)
          min == 1 and "positive" or ">= " .. min, show(v))
   end
   return math.tointeger(v)
+end
+
+--- Checks the epoch given to `step(epoch)`: a finite number >= 0 (PyTorch's deprecated
+-- form; floats allowed, as there).
+function B.epoch(who, v)
+  B.number(who .. ":step", "epoch", v)
+  if v < 0 then fail("%s:step: expected a non-negative epoch, got %s", who, show(v)) end
+  return v
 end
 
 --- Checks that `v` is a number > 0; returns it.
@@ -78,6 +90,14 @@ function B.choice(who, name, v, choices)
   fail("%s: %s must be one of '%s', got %s", who, name, table.concat(choices, "', '"), show(v))
 end
 
+local function known(set)
+  local names = {}
+  for k in pairs(set) do names[#names + 1] = k end
+  table.sort(names)
+  return table.concat(names, ", ")
+end
+B.known = known
+
 --- Checks that every key of `opts` is in the list `allowed`.
 function B.options(who, opts, allowed)
   if opts == nil then return {} end
@@ -85,7 +105,10 @@ function B.options(who, opts, allowed)
   local ok = {last_epoch = true, verbose = true}
   for _, k in ipairs(allowed) do ok[k] = true end
   for k in pairs(opts) do
-    if not ok[k] then fail("%s: unknown option %s", who, show(k)) end
+    if not ok[k] then fail("%s: unknown option %s (the options are %s)", who, show(k), known(ok)) end
+  end
+  if opts.verbose ~= nil and type(opts.verbose) ~= "boolean" then
+    fail("%s: verbose must be a boolean, got %s", who, show(opts.verbose))
   end
   return opts
 end

@@ -9,6 +9,8 @@ local B = require "crater.optim.lr_scheduler.util"
 local LRScheduler = require "crater.optim.lr_scheduler.base"
 
 local WarmupCosineLR = LRScheduler:extend("WarmupCosineLR")
+WarmupCosineLR.field_rules = {warmup_steps = {"integer", 0}, total_steps = {"integer", 1},
+  eta_min = {"number"}, warmup_start_factor = {"number"}}
 
 --- Builds a WarmupCosineLR.
 -- @param optimizer the optimizer
