@@ -28,7 +28,7 @@ LIB    := $(BUILD)/libcrater.a
 MODULE := $(BUILD)/lib/crater/core.so
 EXE    := $(BUILD)/crater
 
-.PHONY: all deps test asan valgrind demo bench install lint clean fuzz fuzz-deps
+.PHONY: all deps test asan valgrind demo bench install lint clean fuzz fuzz-deps fuzz-api
 all: deps $(LIB) $(MODULE) $(EXE)
 
 # Debian packages only: install the missing ones when root, else print the apt-get line.
@@ -135,6 +135,24 @@ fuzz: fuzz-deps build-fuzz/idx_fuzz build-fuzz/checkpoint_fuzz
 	  s=$$?; grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::new_units_added)' build-fuzz/$$t.log; \
 	  [ $$s = 0 ] || { tail -40 build-fuzz/$$t.log; exit 1; }; \
 	done
+
+# API fuzzer (issue #17): random calls of every public function with hostile arguments,
+# on the ASan+UBSan build, CRATER_MEMORY_LIMIT capping each legal but huge tensor.  A
+# crash is replayed with the same seed to print the calls that led to it.
+API_FUZZ_TIME ?= 60
+API_FUZZ_SEED ?= 1
+fuzz-api:
+	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	  XCFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	  LDLIBS="$(LDLIBS) -fsanitize=address,undefined" all
+	@export LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 CRATER_MEMORY_LIMIT=64 \
+	  LUA_CPATH="build-asan/lib/?.so;;" LUA_PATH="lua/?.lua;lua/?/init.lua;;"; \
+	timeout $$(( $(API_FUZZ_TIME) * 3 + 60 )) lua5.4 spec/fuzz/api_fuzz.lua $(API_FUZZ_TIME) $(API_FUZZ_SEED) && exit 0; \
+	echo "api fuzz: seed $(API_FUZZ_SEED) crashed or hung; replaying to build-asan/api_fuzz.log"; \
+	timeout $$(( $(API_FUZZ_TIME) * 3 + 60 )) lua5.4 spec/fuzz/api_fuzz.lua $(API_FUZZ_TIME) $(API_FUZZ_SEED) 1 \
+	  >build-asan/api_fuzz.log 2>&1; grep '^call' build-asan/api_fuzz.log | tail -3; \
+	grep -m3 -E 'ERROR: AddressSanitizer|runtime error' build-asan/api_fuzz.log; exit 1
 
 clean:
 	rm -rf build build-asan build-vg build-fuzz

@@ -84,6 +84,19 @@ static void big_give(void *p, size_t n) {
   big_bytes += size;
 }
 
+/* CRATER_MEMORY_LIMIT=<MiB> caps live C memory, so a fuzzer (or a shared machine) sees
+ * "not enough memory" rather than a legal 8 GiB tensor; read once, at the first large
+ * allocation. */
+static bool over_limit(size_t n) {
+  static int64_t limit = -1;
+  if (limit < 0) {
+    const char *s = getenv("CRATER_MEMORY_LIMIT");
+    long long mib = s ? atoll(s) : 0;
+    limit = mib > 0 && mib < (INT64_MAX >> 20) ? (int64_t)mib << 20 : INT64_MAX;
+  }
+  return mem.bytes >= limit || n > (size_t)(limit - mem.bytes);
+}
+
 void *ct_malloc(size_t n, ct_err *err) {
   if (fail_countdown >= 0) {
     if (fail_countdown == 0) {
@@ -104,7 +117,7 @@ void *ct_malloc(size_t n, ct_err *err) {
       p = malloc(c * 16);
     }
   } else {
-    p = big_take(n);
+    p = over_limit(n) ? NULL : big_take(n);
   }
   if (p == NULL) {
     ct_fail(err, "not enough memory (allocation of %zu bytes failed)", n);
