@@ -162,8 +162,13 @@ int ct_fail(ct_err *err, const char *fmt, ...) {
 char *ct_shape_str(char *buf, int ndim, const int64_t *shape) {
   size_t k = 0;
   buf[k++] = '{';
-  for (int i = 0; i < ndim; i++)
-    k += (size_t)snprintf(buf + k, 96 - k, i ? ",%lld" : "%lld", (long long)shape[i]);
+  for (int i = 0; i < ndim; i++) {   /* 8 sizes of 19 digits need more than 96 bytes */
+    char num[24];
+    size_t len = (size_t)snprintf(num, sizeof num, i ? ",%lld" : "%lld", (long long)shape[i]);
+    if (k + len + 5 > 96) { memcpy(buf + k, "...", 3); k += 3; break; }   /* room for "...}" */
+    memcpy(buf + k, num, len);
+    k += len;
+  }
   buf[k++] = '}';
   buf[k] = '\0';
   return buf;
@@ -265,18 +270,60 @@ static ct_tensor *tensor_with_storage(size_t nbytes, ct_err *err) {
   return t;
 }
 
+/* ---------------- size arithmetic ---------------- */
+
+int64_t ct_shape_numel(int ndim, const int64_t *shape, ct_err *err) {
+  int64_t n = 1, nonzero = 1;
+  for (int i = 0; i < ndim; i++) {
+    if (shape[i] < 0)
+      return ct_fail(err, "size %lld of dim %d is negative", (long long)shape[i], i + 1), -1;
+    /* zeros skipped: a sub-product of an empty shape must fit too (flatten, reshape) */
+    if (shape[i] > 0 && __builtin_mul_overflow(nonzero, shape[i], &nonzero)) {
+      char buf[96];
+      return ct_fail(err, "sizes overflow: shape %s has more than 2^63-1 elements%s",
+                     ct_shape_str(buf, ndim, shape), n ? "" : " (not counting its zero sizes)"), -1;
+    }
+    n = shape[i] ? n : 0;
+  }
+  return n ? nonzero : 0;
+}
+
+int ct_check_view(const ct_storage *s, ct_dtype dt, int ndim, const int64_t *shape,
+                  const int64_t *stride, int64_t offset, ct_err *err) {
+  if (ndim < 0 || ndim > CT_MAXDIM)
+    return ct_fail(err, "at most %d dimensions are supported, got %d", CT_MAXDIM, ndim);
+  int64_t n = ct_shape_numel(ndim, shape, err);
+  if (n < 0) return 0;
+  char buf[96];
+  if (offset < 0 || offset > INT64_MAX / (int64_t)ct_dtype_size(dt))
+    return ct_fail(err, "view of shape %s at offset %lld lies outside its storage",
+                   ct_shape_str(buf, ndim, shape), (long long)offset);
+  if (n == 0) return 1;   /* addresses nothing */
+  int64_t lo = offset, hi = offset, span, have = (int64_t)(s->nbytes / ct_dtype_size(dt));
+  bool over = false;
+  for (int i = 0; i < ndim && !over; i++)
+    over = __builtin_mul_overflow(shape[i] - 1, stride[i], &span) ||
+           (span < 0 ? __builtin_add_overflow(lo, span, &lo) : __builtin_add_overflow(hi, span, &hi));
+  if (over || lo < 0 || hi >= have) {
+    char sbuf[96];
+    return ct_fail(err, "view of shape %s with strides %s at offset %lld reaches outside its storage "
+                        "of %lld elements", ct_shape_str(buf, ndim, shape),
+                   ct_shape_str(sbuf, ndim, stride), (long long)offset, (long long)have);
+  }
+  return 1;
+}
+
 ct_tensor *ct_tensor_new(ct_dtype dt, int ndim, const int64_t *shape, ct_err *err) {
   if (ndim < 0 || ndim > CT_MAXDIM)
     return ct_fail(err, "at most %d dimensions are supported, got %d", CT_MAXDIM, ndim), NULL;
-  int64_t n = 1;
-  for (int i = 0; i < ndim; i++) {
-    if (shape[i] < 0)
-      return ct_fail(err, "size %lld of dim %d is negative", (long long)shape[i], i + 1), NULL;
-    if (shape[i] > 0 && n > INT64_MAX / 8 / shape[i])
-      return ct_fail(err, "sizes overflow (too many elements)"), NULL;
-    n *= shape[i];
+  int64_t n = ct_shape_numel(ndim, shape, err), bytes;
+  if (n < 0) return NULL;
+  if (__builtin_mul_overflow(n, (int64_t)ct_dtype_size(dt), &bytes)) {
+    char buf[96];
+    return ct_fail(err, "sizes overflow: shape %s of %s needs more than 2^63-1 bytes",
+                   ct_shape_str(buf, ndim, shape), ct_dtype_name(dt)), NULL;
   }
-  ct_tensor *t = tensor_with_storage((size_t)n * ct_dtype_size(dt), err);
+  ct_tensor *t = tensor_with_storage((size_t)bytes, err);
   if (t == NULL) return NULL;
   t->dtype = dt;
   t->ndim = ndim;

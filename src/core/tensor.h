@@ -63,6 +63,17 @@ const char *ct_dtype_name(ct_dtype dt);
 static inline size_t ct_dtype_size(ct_dtype dt) { return dt == CT_F32 ? 4 : 8; }   /* inline: every kernel call asks */
 ct_dtype ct_promote(ct_dtype a, ct_dtype b);
 
+/* ---- size arithmetic: every product or sum of sizes, strides and offsets is checked ---- */
+/* The element count of a shape; -1 with err ("sizes overflow: ...") on a negative size or
+ * when the product of the nonzero sizes passes INT64_MAX.  Every tensor and view passes it,
+ * so any product of some of a tensor's sizes fits in int64. */
+int64_t ct_shape_numel(int ndim, const int64_t *shape, ct_err *err);
+/* 1 when a view of this geometry on s stays inside it: a valid shape (ct_shape_numel),
+ * offset >= 0 and, unless empty, offset + sum((size-1)*|stride|) within s's elements,
+ * all in checked arithmetic; else 0 with err.  Every view op goes through it. */
+int ct_check_view(const ct_storage *s, ct_dtype dt, int ndim, const int64_t *shape,
+                  const int64_t *stride, int64_t offset, ct_err *err);
+
 /* ---- tensors ---- */
 /* A new contiguous tensor with uninitialised data; the caller owns it.  Fails on a
  * negative size, more than CT_MAXDIM dims, a byte count that overflows, or no memory. */

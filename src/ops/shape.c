@@ -16,9 +16,11 @@ static int check_dim(int dim, int ndim, ct_err *err) {
   return 1;
 }
 
-/* A new view of x with the given geometry. */
+/* A new view of x with the given geometry, refused when it reaches outside x's storage
+ * (every view op comes here: the last line of defence against a size that overflowed). */
 static ct_tensor *make_view(ct_tensor *x, int ndim, const int64_t *shape, const int64_t *stride,
                             int64_t offset, ct_err *err) {
+  if (!ct_check_view(x->storage, x->dtype, ndim, shape, stride, offset, err)) return NULL;
   ct_tensor *v = ct_tensor_alias(x, err);
   if (v == NULL) return NULL;
   v->ndim = ndim;
