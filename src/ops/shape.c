@@ -52,7 +52,7 @@ static int view_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err
 static const ct_op op_view = {"ViewBackward", view_backward};
 
 static int infer_shape(const ct_tensor *x, int ndim, const int64_t *in, int64_t *out, ct_err *err) {
-  int64_t n = ct_numel(x), known = 1;
+  int64_t n = ct_numel(x);
   int infer = -1;
   if (ndim > CT_MAXDIM) return ct_fail(err, "at most %d dimensions are supported", CT_MAXDIM);
   for (int i = 0; i < ndim; i++) {
@@ -61,11 +61,12 @@ static int infer_shape(const ct_tensor *x, int ndim, const int64_t *in, int64_t 
       infer = i;
     } else if (in[i] < 0) {
       return ct_fail(err, "invalid size %lld at dim %d", (long long)in[i], i + 1);
-    } else {
-      known *= in[i];
     }
-    out[i] = in[i];
+    out[i] = in[i] == -1 ? 1 : in[i];
   }
+  int64_t known = ct_shape_numel(ndim, out, NULL);   /* -1 when the sizes overflow: no match */
+  if (infer >= 0) out[infer] = -1;
+  if (known < 0) goto bad;
   if (infer >= 0) {
     if (known == 0 || n % known != 0) goto bad;
     out[infer] = n / known;
@@ -106,9 +107,7 @@ ct_tensor *ct_flatten(ct_tensor *x, int start, int end, ct_err *err) {
   int64_t sh[CT_MAXDIM];
   int n = 0;
   for (int i = 0; i < start; i++) sh[n++] = x->shape[i];
-  int64_t m = 1;
-  for (int i = start; i <= end; i++) m *= x->shape[i];
-  sh[n++] = m;
+  sh[n++] = ct_shape_numel(end - start + 1, x->shape + start, NULL);   /* fits: x's shape passed it */
   for (int i = end + 1; i < x->ndim; i++) sh[n++] = x->shape[i];
   return ct_reshape(x, n, sh, err);
 }
@@ -194,7 +193,11 @@ static const ct_op op_narrow = {"NarrowBackward", narrow_backward};
 ct_tensor *ct_narrow(ct_tensor *x, int dim, int64_t start, int64_t len, ct_err *err) {
   if (!check_dim(dim, x->ndim, err)) return NULL;
   if (x->ndim == 0) return ct_fail(err, "cannot narrow a 0-d tensor"), NULL;
-  if (start < 0 || len < 0 || start + len > x->shape[dim])
+  int64_t end;
+  if (start >= 0 && len >= 0 && __builtin_add_overflow(start, len, &end))
+    return ct_fail(err, "start + length (%llu + %lld) overflows for dim %d of size %lld",
+                   (unsigned long long)start + 1, (long long)len, dim + 1, (long long)x->shape[dim]), NULL;
+  if (start < 0 || len < 0 || end > x->shape[dim])
     return ct_fail(err, "range [%lld, %lld] out of bounds for size %lld of dim %d (shape %s)",
                    (long long)start + 1, (long long)(start + len), (long long)x->shape[dim],
                    dim + 1, SHP(x)), NULL;
@@ -343,6 +346,11 @@ ct_tensor *ct_expand(ct_tensor *x, int ndim, const int64_t *shape, ct_err *err) 
     int ix = x->ndim - ndim + i;
     int64_t have = ix >= 0 ? x->shape[ix] : 1;
     int64_t want = shape[i] == -1 ? have : shape[i];
+    if (want < 0) {
+      char w[96];
+      return ct_fail(err, "cannot expand shape %s to %s (size %lld at dim %d is negative)", SHP(x),
+                     ct_shape_str(w, ndim, shape), (long long)want, i + 1), NULL;
+    }
     if (ix < 0 && shape[i] == -1) {
       char w[96];
       return ct_fail(err, "cannot expand shape %s to %s (-1 in a new leading dim)", SHP(x),
@@ -451,7 +459,7 @@ ct_tensor *ct_cat(int n, ct_tensor **xs, int dim, ct_err *err) {
   ct_tensor *x0 = xs[0];
   if (x0->ndim == 0) return ct_fail(err, "zero-dimensional tensor (at position 1) cannot be concatenated"), NULL;
   if (!check_dim(dim, x0->ndim, err)) return NULL;
-  int64_t sh[CT_MAXDIM];
+  int64_t sh[CT_MAXDIM], sum;
   memcpy(sh, x0->shape, sizeof sh);
   sh[dim] = 0;
   ct_dtype dt = x0->dtype;
@@ -463,7 +471,11 @@ ct_tensor *ct_cat(int n, ct_tensor **xs, int dim, ct_err *err) {
     if (!ok)
       return ct_fail(err, "sizes of tensors must match except in dim %d: shapes %s (position 1) "
                           "and %s (position %d)", dim + 1, SHP(x0), SHP2(x), k + 1), NULL;
-    sh[dim] += x->shape[dim];
+    if (__builtin_add_overflow(sh[dim], x->shape[dim], &sum))
+      return ct_fail(err, "sizes overflow: the sizes along dim %d pass 2^63-1 at position %d "
+                          "(%lld so far + %lld)", dim + 1, k + 1, (long long)sh[dim],
+                     (long long)x->shape[dim]), NULL;
+    sh[dim] = sum;
     dt = ct_promote(dt, x->dtype);
   }
   ct_tensor *y = ct_tensor_new(dt, x0->ndim, sh, err);
@@ -823,11 +835,14 @@ bool ct_allclose(ct_tensor *a, ct_tensor *b, double rtol, double atol, bool equa
 /* ---- constructors ---- */
 
 ct_tensor *ct_arange(double start, double end, double step, ct_dtype dt, ct_err *err) {
+  if (!isfinite(start) || !isfinite(end))
+    return ct_fail(err, "unsupported range: %g -> %g (the bounds must be finite)", start, end), NULL;
   if (step == 0 || isnan(step)) return ct_fail(err, "step must be nonzero"), NULL;
   if ((end - start) / step < 0)
     return ct_fail(err, "upper bound and larger bound inconsistent with step sign"), NULL;
-  double count = ceil((end - start) / step);
-  if (!(count < 9e15)) return ct_fail(err, "too many elements"), NULL;
+  double count = ceil((end - start) / step);   /* end - start may overflow to inf: refused here */
+  if (!(count < 9e15))   /* beyond 2^53 the elements are no longer distinct doubles */
+    return ct_fail(err, "range %g -> %g with step %g has too many elements (%g)", start, end, step, count), NULL;
   int64_t n = (int64_t)count;
   ct_tensor *y = ct_tensor_new(dt, 1, &n, err);
   if (y == NULL) return NULL;
