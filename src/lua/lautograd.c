@@ -520,10 +520,13 @@ static int t_from_bytes(lua_State *L) {
     lua_pop(L, 1);
   }
   ct_err err;
+  int64_t numel = ct_shape_numel(n, shape, &err), need;   /* checked before allocating */
+  if (numel < 0) return ct_lua_error(L, "from_bytes", &err);
+  if (__builtin_mul_overflow(numel, (int64_t)ct_dtype_size(dt), &need) || (uint64_t)need != len)
+    return luaL_error(L, "from_bytes: %I bytes do not make a %s tensor of %I elements", (LUAI_UACINT)len,
+                      ct_dtype_name(dt), (LUAI_UACINT)numel);
   ct_tensor **box = ct_lua_newbox(L);
   if ((*box = ct_tensor_new(dt, n, shape, &err)) == NULL) return ct_lua_error(L, "from_bytes", &err);
-  size_t need = (size_t)ct_numel(*box) * ct_dtype_size(dt);
-  if (need != len) return luaL_error(L, "from_bytes: %d bytes for %d needed", (int)len, (int)need);
   memcpy((*box)->storage->data, s, len);
   return 1;
 }

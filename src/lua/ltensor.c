@@ -448,7 +448,7 @@ static void push_number(lua_State *L, double v, ct_dtype dt) {
 static int t_item(lua_State *L) {
   ct_tensor *t = ct_lua_check(L, 1);
   if (ct_numel(t) != 1)
-    return luaL_error(L, "item: a tensor with %d elements cannot be converted to a number", (int)ct_numel(t));
+    return luaL_error(L, "item: a tensor with %I elements cannot be converted to a number", (LUAI_UACINT)ct_numel(t));
   push_number(L, ct_get_flat(t, 0), t->dtype);
   return 1;
 }
@@ -478,10 +478,11 @@ static void read_index(lua_State *L, ct_tensor *t, int first, int64_t *idx) {
     luaL_error(L, "get: expected %d indices for a %d-d tensor, got %d", t->ndim, t->ndim, n);
   for (int d = 0; d < t->ndim; d++) {
     lua_Integer i = luaL_checkinteger(L, first + d);
-    if (i < 0) i += t->shape[d] + 1;
+    if (i < 0) i = i + t->shape[d] + 1;   /* in this order: a size may be 2^63-1 */
     if (i < 1 || i > t->shape[d])
-      luaL_argerror(L, first + d, lua_pushfstring(L, "index %d out of range for size %d of dim %d",
-                                                  (int)luaL_checkinteger(L, first + d), (int)t->shape[d], d + 1));
+      luaL_argerror(L, first + d, lua_pushfstring(L, "index %I out of range for size %I of dim %d",
+                                                  (LUAI_UACINT)luaL_checkinteger(L, first + d),
+                                                  (LUAI_UACINT)t->shape[d], d + 1));
     idx[d] = i - 1;
   }
 }
@@ -603,7 +604,7 @@ static double scalar_of(lua_State *L, int idx, const char *what) {
   if (lua_type(L, idx) == LUA_TNUMBER) return lua_tonumber(L, idx);
   ct_tensor *t = ct_lua_check(L, idx);
   if (ct_numel(t) != 1)
-    luaL_error(L, "%s: only one-element tensors compare with '<' and '<=' (got %d elements)", what, (int)ct_numel(t));
+    luaL_error(L, "%s: only one-element tensors compare with '<' and '<=' (got %I elements)", what, (LUAI_UACINT)ct_numel(t));
   return ct_get_flat(t, 0);
 }
 static int t_lt_mm(lua_State *L) { lua_pushboolean(L, scalar_of(L, 1, "lt") < scalar_of(L, 2, "lt")); return 1; }
@@ -940,10 +941,10 @@ static int t_narrow(lua_State *L) {
   int dim = check_dim(L, 2, x->ndim, false);
   lua_Integer start = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
   if (x->ndim == 0) return luaL_error(L, "narrow: cannot narrow a 0-d tensor");
-  if (start < 0) start += x->shape[dim] + 1;
-  if (start < 1 || start > x->shape[dim] + 1)
-    return luaL_argerror(L, 3, lua_pushfstring(L, "start %d out of range for size %d",
-                                               (int)luaL_checkinteger(L, 3), (int)x->shape[dim]));
+  if (start < 0) start = start + x->shape[dim] + 1;   /* in this order: a size may be 2^63-1 */
+  if (start < 1 || start - 1 > x->shape[dim])
+    return luaL_argerror(L, 3, lua_pushfstring(L, "start %I out of range for size %I",
+                                               (LUAI_UACINT)luaL_checkinteger(L, 3), (LUAI_UACINT)x->shape[dim]));
   if (len < 0) return luaL_argerror(L, 4, "length must be non-negative");
   ct_err err;
   return PUSH(L, ct_narrow(x, dim, start - 1, len, &err), "narrow");
@@ -954,10 +955,10 @@ static int t_select(lua_State *L) {
   if (x->ndim == 0) return luaL_error(L, "select: cannot index a 0-d tensor");
   int dim = check_dim(L, 2, x->ndim, false);
   lua_Integer i = luaL_checkinteger(L, 3);
-  if (i < 0) i += x->shape[dim] + 1;
+  if (i < 0) i = i + x->shape[dim] + 1;
   if (i < 1 || i > x->shape[dim])
-    return luaL_argerror(L, 3, lua_pushfstring(L, "index %d out of range for size %d of dim %d",
-                                               (int)luaL_checkinteger(L, 3), (int)x->shape[dim], dim + 1));
+    return luaL_argerror(L, 3, lua_pushfstring(L, "index %I out of range for size %I of dim %d",
+                                               (LUAI_UACINT)luaL_checkinteger(L, 3), (LUAI_UACINT)x->shape[dim], dim + 1));
   ct_err err;
   return PUSH(L, ct_select(x, dim, i - 1, &err), "select");
 }
@@ -1118,9 +1119,9 @@ static ct_tensor *index_view(lua_State *L, ct_tensor *x, int key) {
     }
     int64_t size = x->shape[k];
     lua_Integer given = i;
-    if (i < 0) i += size + 1;
+    if (i < 0) i = i + size + 1;
     if (i < 1 || i > size)
-      luaL_error(L, "index: index %I out of range for size %d of dim %d", (LUAI_UACINT)given, (int)size, k + 1);
+      luaL_error(L, "index: index %I out of range for size %I of dim %d", (LUAI_UACINT)given, (LUAI_UACINT)size, k + 1);
     ct_tensor *v = ct_select(*box, 0, i - 1, &err);
     if (v == NULL) ct_lua_error(L, "index", &err);
     ct_tensor_release(*box);
