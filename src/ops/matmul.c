@@ -1,6 +1,7 @@
 /* crater ops: matrix products through OpenBLAS's CBLAS (sgemm/dgemm).  Transposed
  * views go to BLAS as transposes, not copies; 1-D operands become matrices by views. */
 #include <cblas.h>
+#include <limits.h>
 #include <string.h>
 
 #include "ops.h"
@@ -26,6 +27,7 @@ int ct_get_num_threads(void) {
 static bool blas_view(int64_t rows, int64_t cols, int64_t rs, int64_t cs, bool *trans, int64_t *ld) {
   if (cols == 1) cs = 1;
   if (rows == 1) rs = cols > 0 ? cols : 1;
+  if (rs > INT_MAX || cs > INT_MAX) return false;   /* BLAS takes int leading dims: copy */
   if (cs == 1 && rs >= (cols > 0 ? cols : 1)) { *trans = false; *ld = rs; return true; }
   if (rs == 1 && cs >= (rows > 0 ? rows : 1)) { *trans = true; *ld = cs; return true; }
   return false;
@@ -58,6 +60,13 @@ static void gemm(ct_dtype dt, char *y, const char *a, const int64_t *as, const c
         o[i * m + j] = s;
       }
   }
+}
+
+int ct_blas_sizes(int64_t n, int64_t k, int64_t m, ct_err *err) {
+  if (n > INT_MAX || k > INT_MAX || m > INT_MAX)
+    return ct_fail(err, "sizes %lldx%lld times %lldx%lld pass BLAS's limit of 2^31-1 per dim",
+                   (long long)n, (long long)k, (long long)k, (long long)m);
+  return 1;
 }
 
 /* A matrix operand BLAS can read: t itself or a contiguous copy (new reference). */
@@ -94,6 +103,7 @@ static ct_tensor *mm_core(ct_tensor *a0, ct_tensor *b0, ct_err *err) {
                    ct_shape_str(x, da, a0->shape), ct_shape_str(y, db, b0->shape), (long long)k,
                    (long long)b0->shape[db - 2]), NULL;
   }
+  if ((a0->dtype != CT_I64 || b0->dtype != CT_I64) && !ct_blas_sizes(n, k, m, err)) return NULL;
   ct_tensor *a = NULL, *b = NULL, *y = NULL;
   if (!(a0->dtype == b0->dtype ? (ct_tensor_retain(a0), ct_tensor_retain(b0), a = a0, b = b0, 1)
                                : (a = ct_to(a0, ct_promote(a0->dtype, b0->dtype), err)) &&

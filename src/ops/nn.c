@@ -468,6 +468,7 @@ ct_tensor *ct_linear(ct_tensor *x, ct_tensor *w, ct_tensor *b, ct_err *err) {
     return ct_fail(err, "expected float operands of one dtype, got %s and %s", ct_dtype_name(x->dtype),
                    ct_dtype_name(w->dtype)), NULL;
   int64_t n = x->shape[0], k = x->shape[1], m = w->shape[0], shape[2] = {n, m};
+  if (!ct_blas_sizes(n, k, m, err)) return NULL;
   ct_tensor *xc = ct_contig(x, false, err), *wc = xc ? ct_contig(w, false, err) : NULL;
   ct_tensor *bc = wc && b ? ct_contig(b, false, err) : NULL, *y = NULL;
   if (wc == NULL || (b && bc == NULL)) goto done;

@@ -113,6 +113,8 @@ ct_tensor *ct_softmax(ct_tensor *x, int dim, bool log, ct_err *err);
 ct_tensor *ct_matmul(ct_tensor *a, ct_tensor *b, ct_err *err);   /* 1-D, 2-D, batched 3-D */
 ct_tensor *ct_mm(ct_tensor *a, ct_tensor *b, ct_err *err);       /* 2-D only */
 ct_tensor *ct_bmm(ct_tensor *a, ct_tensor *b, ct_err *err);      /* 3-D only */
+/* 1 when an (n,k) x (k,m) product fits BLAS's int sizes, else 0 with err. */
+int ct_blas_sizes(int64_t n, int64_t k, int64_t m, ct_err *err);
 
 /* ---- joining and indexing ---- */
 ct_tensor *ct_cat(int n, ct_tensor **xs, int dim, ct_err *err);
