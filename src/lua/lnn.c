@@ -15,21 +15,24 @@ static ct_win check_win(lua_State *L, int idx) {
   return w;
 }
 
-/* im2col(x, kh, kw, sh, sw, ph, pw) -> cols (B, L, C*kh*kw) */
+/* im2col(x, kh, kw, sh, sw, ph, pw [, fn]) -> cols (C*kh*kw, B*L); errors name fn
+ * (conv2d passes its own name) */
 static int t_im2col (lua_State *L) {
   ct_tensor *x = ct_lua_check(L, 1);
   ct_win w = check_win(L, 2);
+  const char *fn = luaL_optstring(L, 8, "im2col");
   ct_err err;
-  return ct_lua_push(L, ct_im2col(x, w, &err), "im2col", &err);
+  return ct_lua_push(L, ct_im2col(x, w, &err), fn, &err);
 }
 
-/* col2im(cols, h, w, kh, kw, sh, sw, ph, pw) -> (B, C, h, w) */
+/* col2im(cols, h, w, kh, kw, sh, sw, ph, pw [, fn]) -> (B, C, h, w) */
 static int t_col2im (lua_State *L) {
   ct_tensor *cols = ct_lua_check(L, 1);
   lua_Integer h = luaL_checkinteger(L, 2), wd = luaL_checkinteger(L, 3);
   ct_win w = check_win(L, 4);
+  const char *fn = luaL_optstring(L, 10, "col2im");
   ct_err err;
-  return ct_lua_push(L, ct_col2im(cols, h, wd, w, &err), "col2im", &err);
+  return ct_lua_push(L, ct_col2im(cols, h, wd, w, &err), fn, &err);
 }
 
 static int t_max_pool2d (lua_State *L) {

@@ -24,32 +24,41 @@ bool ct_set_flush_denormal(bool on) {
 }
 
 int64_t ct_win_out(int64_t in, int64_t k, int64_t s, int64_t p) {
-  int64_t span = in + 2 * p - k;
+  int64_t span;
+  if (__builtin_mul_overflow(p, 2, &span) || __builtin_add_overflow(span, in, &span)) return -2;
+  span -= k;   /* k > 0 and span >= -k: cannot overflow */
   return span < 0 ? -1 : span / s + 1;
 }
 
-static int check_win(const char *fn, ct_win w, ct_err *err) {
-  if (w.kh <= 0 || w.kw <= 0) return ct_fail(err, "%s: kernel size must be positive, got %lldx%lld", fn, (long long)w.kh, (long long)w.kw);
-  if (w.sh <= 0 || w.sw <= 0) return ct_fail(err, "%s: stride must be positive, got %lldx%lld", fn, (long long)w.sh, (long long)w.sw);
-  if (w.ph < 0 || w.pw < 0) return ct_fail(err, "%s: padding must be non-negative, got %lldx%lld", fn, (long long)w.ph, (long long)w.pw);
+/* The binding prefixes every message here with the function's name. */
+static int check_win(ct_win w, ct_err *err) {
+  if (w.kh <= 0 || w.kw <= 0) return ct_fail(err, "kernel size must be positive, got %lldx%lld", (long long)w.kh, (long long)w.kw);
+  if (w.sh <= 0 || w.sw <= 0) return ct_fail(err, "stride must be positive, got %lldx%lld", (long long)w.sh, (long long)w.sw);
+  if (w.ph < 0 || w.pw < 0) return ct_fail(err, "padding must be non-negative, got %lldx%lld", (long long)w.ph, (long long)w.pw);
   return 1;
 }
 
-/* Checks x is a float (B,C,H,W) that the window fits; sets the output sizes. */
-static int check_input(const char *fn, const ct_tensor *x, ct_win w, int64_t *ho, int64_t *wo,
-                       ct_err *err) {
+/* Checks x is a float (B,C,H,W) that the window fits; sets the output sizes, whose
+ * product B*C*Ho*Wo (and so every part of it) is checked to fit. */
+static int check_input(const ct_tensor *x, ct_win w, int64_t *ho, int64_t *wo, ct_err *err) {
   char buf[96];
-  if (!check_win(fn, w, err)) return 0;
+  if (!check_win(w, err)) return 0;
   if (x->ndim != 4)
-    return ct_fail(err, "%s: expected a 4-D input (B,C,H,W), got shape %s", fn, ct_shape_str(buf, x->ndim, x->shape));
-  if (x->dtype == CT_I64) return ct_fail(err, "%s: expected a float tensor, got int64", fn);
+    return ct_fail(err, "expected a 4-D input (B,C,H,W), got shape %s", ct_shape_str(buf, x->ndim, x->shape));
+  if (x->dtype == CT_I64) return ct_fail(err, "expected a float tensor, got int64");
   if (x->shape[2] == 0 || x->shape[3] == 0)   /* as PyTorch: only B or C may be 0 */
-    return ct_fail(err, "%s: expected an image of non-zero height and width, got shape %s", fn,
+    return ct_fail(err, "expected an image of non-zero height and width, got shape %s",
                    ct_shape_str(buf, x->ndim, x->shape));
   *ho = ct_win_out(x->shape[2], w.kh, w.sh, w.ph);
   *wo = ct_win_out(x->shape[3], w.kw, w.sw, w.pw);
+  int64_t out[4] = {x->shape[0], x->shape[1], *ho, *wo};
+  if (*ho == -2 || *wo == -2 || (*ho > 0 && *wo > 0 && ct_shape_numel(4, out, NULL) < 0))
+    return ct_fail(err, "sizes overflow: input %s with kernel %lldx%lld, stride %lldx%lld and padding "
+                        "%lldx%lld gives more than 2^63-1 outputs", ct_shape_str(buf, x->ndim, x->shape),
+                   (long long)w.kh, (long long)w.kw, (long long)w.sh, (long long)w.sw, (long long)w.ph,
+                   (long long)w.pw);
   if (*ho <= 0 || *wo <= 0)
-    return ct_fail(err, "%s: kernel %lldx%lld (padding %lldx%lld) is larger than the input %s", fn,
+    return ct_fail(err, "kernel %lldx%lld (padding %lldx%lld) is larger than the input %s",
                    (long long)w.kh, (long long)w.kw, (long long)w.ph, (long long)w.pw,
                    ct_shape_str(buf, x->ndim, x->shape));
   return 1;
@@ -57,7 +66,7 @@ static int check_input(const char *fn, const ct_tensor *x, ct_win w, int64_t *ho
 
 /* The output columns ow whose input column ow*s - p + j lies in [0, w): [*lo, *hi). */
 static void valid_cols(int64_t wo, int64_t w, int64_t s, int64_t p, int64_t j, int64_t *lo, int64_t *hi) {
-  int64_t a = p - j > 0 ? (p - j + s - 1) / s : 0;        /* first ow with ow*s >= p - j */
+  int64_t a = p - j > 0 ? (p - j - 1) / s + 1 : 0;        /* first ow with ow*s >= p - j (s may be 2^63-1) */
   int64_t b = w - 1 + p - j < 0 ? 0 : (w - 1 + p - j) / s + 1;
   *lo = a < wo ? a : wo;
   *hi = b < wo ? b : wo;
@@ -263,9 +272,16 @@ static void window_range(void *vj, size_t lo, size_t hi) {
 
 ct_tensor *ct_im2col(ct_tensor *x, ct_win w, ct_err *err) {
   int64_t ho = 0, wo = 0;
-  if (!check_input("im2col", x, w, &ho, &wo, err)) return NULL;
+  if (!check_input(x, w, &ho, &wo, err)) return NULL;
   int64_t b = x->shape[0], c = x->shape[1], h = x->shape[2], wd = x->shape[3];
-  int64_t shape[2] = {c * w.kh * w.kw, b * ho * wo};
+  int64_t rows = ct_shape_numel(3, (int64_t[]){c, w.kh, w.kw}, NULL);
+  if (rows < 0) {
+    char buf[96];
+    return ct_fail(err, "sizes overflow: %lld channels of kernel %lldx%lld (input %s) make more than "
+                        "2^63-1 rows", (long long)c, (long long)w.kh, (long long)w.kw,
+                   ct_shape_str(buf, x->ndim, x->shape)), NULL;
+  }
+  int64_t shape[2] = {rows, b * ho * wo};   /* b*ho*wo: checked by check_input */
   ct_tensor *xc = ct_contig(x, false, err), *out = NULL;
   if (xc == NULL) return NULL;
   if ((out = ct_tensor_new(x->dtype, 2, shape, err)) != NULL) {
@@ -278,15 +294,17 @@ ct_tensor *ct_im2col(ct_tensor *x, ct_win w, ct_err *err) {
 
 ct_tensor *ct_col2im(ct_tensor *cols, int64_t h, int64_t wd, ct_win w, ct_err *err) {
   char buf[96];
-  if (!check_win("col2im", w, err)) return NULL;
+  if (!check_win(w, err)) return NULL;
   int64_t ho = ct_win_out(h, w.kh, w.sh, w.ph), wo = ct_win_out(wd, w.kw, w.sw, w.pw);
-  int64_t kk = w.kh * w.kw;
-  if (cols->ndim != 2 || cols->dtype == CT_I64 || ho <= 0 || wo <= 0 ||
-      cols->shape[1] % (ho * wo) != 0 || cols->shape[0] % kk != 0)
-    return ct_fail(err, "col2im: columns of shape %s do not fit a %lldx%lld image with kernel %lldx%lld",
+  /* -1 when a product overflows: then no columns fit */
+  int64_t kk = ct_shape_numel(2, (int64_t[]){w.kh, w.kw}, NULL);
+  int64_t l = ho > 0 && wo > 0 ? ct_shape_numel(2, (int64_t[]){ho, wo}, NULL) : -1;
+  if (cols->ndim != 2 || cols->dtype == CT_I64 || h < 0 || wd < 0 || kk < 0 || l <= 0 ||
+      cols->shape[1] % l != 0 || cols->shape[0] % kk != 0)
+    return ct_fail(err, "columns of shape %s do not fit a %lldx%lld image with kernel %lldx%lld",
                    ct_shape_str(buf, cols->ndim, cols->shape), (long long)h, (long long)wd,
                    (long long)w.kh, (long long)w.kw), NULL;
-  int64_t b = cols->shape[1] / (ho * wo), c = cols->shape[0] / kk;
+  int64_t b = cols->shape[1] / l, c = cols->shape[0] / kk;
   int64_t shape[4] = {b, c, h, wd};
   ct_tensor *cc = ct_contig(cols, false, err), *out = NULL;
   if (cc == NULL) return NULL;
@@ -396,9 +414,9 @@ static ct_tensor *put_rows(ct_tensor *g, ct_tensor *idx, int ndim, const int64_t
 
 ct_tensor *ct_max_pool2d(ct_tensor *x, ct_win w, ct_err *err) {
   int64_t ho = 0, wo = 0;
-  if (!check_input("max_pool2d", x, w, &ho, &wo, err)) return NULL;
-  if (w.ph * 2 > w.kh || w.pw * 2 > w.kw)
-    return ct_fail(err, "max_pool2d: padding %lldx%lld must be at most half the kernel %lldx%lld",
+  if (!check_input(x, w, &ho, &wo, err)) return NULL;
+  if (w.ph > w.kh / 2 || w.pw > w.kw / 2)
+    return ct_fail(err, "padding %lldx%lld must be at most half the kernel %lldx%lld",
                    (long long)w.ph, (long long)w.pw, (long long)w.kh, (long long)w.kw), NULL;
   int64_t b = x->shape[0], c = x->shape[1], h = x->shape[2], wd = x->shape[3];
   int64_t ishape[3] = {b, c, ho * wo}, oshape[4] = {b, c, ho, wo};
@@ -420,9 +438,9 @@ ct_tensor *ct_max_pool2d(ct_tensor *x, ct_win w, ct_err *err) {
 
 ct_tensor *ct_avg_pool2d(ct_tensor *x, ct_win w, ct_err *err) {
   int64_t ho = 0, wo = 0;
-  if (!check_input("avg_pool2d", x, w, &ho, &wo, err)) return NULL;
-  if (w.ph * 2 > w.kh || w.pw * 2 > w.kw)
-    return ct_fail(err, "avg_pool2d: padding %lldx%lld must be at most half the kernel %lldx%lld",
+  if (!check_input(x, w, &ho, &wo, err)) return NULL;
+  if (w.ph > w.kh / 2 || w.pw > w.kw / 2)
+    return ct_fail(err, "padding %lldx%lld must be at most half the kernel %lldx%lld",
                    (long long)w.ph, (long long)w.pw, (long long)w.kh, (long long)w.kw), NULL;
   int64_t b = x->shape[0], c = x->shape[1], h = x->shape[2], wd = x->shape[3];
   int64_t one[4] = {b * c, 1, h, wd}, oshape[4] = {b, c, ho, wo};
@@ -579,13 +597,13 @@ static int swap_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err
 
 ct_tensor *ct_conv_out(ct_tensor *y, ct_tensor *bias, int64_t b, int64_t ho, int64_t wo, ct_err *err) {
   char ys[96], bs[96];
-  int64_t l = ho * wo;
-  if (y->ndim != 2 || y->dtype == CT_I64 || b < 0 || ho <= 0 || wo <= 0 || y->shape[1] != b * l ||
+  if (y->ndim != 2 || y->dtype == CT_I64 || b < 0 || ho <= 0 || wo <= 0 ||
+      ct_shape_numel(3, (int64_t[]){b, ho, wo}, NULL) != y->shape[1] ||   /* -1 on overflow */
       (bias && (bias->ndim != 1 || bias->shape[0] != y->shape[0] || bias->dtype != y->dtype)))
     return ct_fail(err, "%s (%s)%s%s does not fit %lld images of %lldx%lld", ct_shape_str(ys, y->ndim, y->shape),
                    ct_dtype_name(y->dtype), bias ? " with bias " : "",
                    bias ? ct_shape_str(bs, bias->ndim, bias->shape) : "", (long long)b, (long long)ho,
                    (long long)wo), NULL;
   int64_t shape[4] = {b, y->shape[0], ho, wo};
-  return swap_lead(y, bias, y->shape[0], b, l, 4, shape, err);
+  return swap_lead(y, bias, y->shape[0], b, ho * wo, 4, shape, err);
 }

@@ -22,7 +22,7 @@ ct_tensor *ct_col2im(ct_tensor *cols, int64_t h, int64_t wd, ct_win w, ct_err *e
 ct_tensor *ct_max_pool2d(ct_tensor *x, ct_win w, ct_err *err);
 /* Average pooling, padding counted as zeros (PyTorch's count_include_pad=True). */
 ct_tensor *ct_avg_pool2d(ct_tensor *x, ct_win w, ct_err *err);
-/* Output size of one spatial dim, or -1 when the window does not fit. */
+/* Output size of one spatial dim, -1 when the window does not fit, -2 when in + 2p overflows. */
 int64_t ct_win_out(int64_t in, int64_t k, int64_t s, int64_t p);
 
 /* y = x w^T + b for x (N,in), w (out,in), b (out) or NULL: one GEMM with the bias as

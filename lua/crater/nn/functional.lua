@@ -64,7 +64,7 @@ function F.conv2d(x, weight, bias, o)
   end
   local cout, kh, kw = weight:size(1), weight:size(3), weight:size(4)
   local b, h, w = x:size(1), x:size(3), x:size(4)
-  local cols = core.im2col(x, kh, kw, sh, sw, ph, pw)          -- (Cin*kh*kw, B*L)
+  local cols = core.im2col(x, kh, kw, sh, sw, ph, pw, "conv2d") -- (Cin*kh*kw, B*L)
   local ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
   local y = weight:view(cout, -1):matmul(cols)                  -- (Cout, B*L): one GEMM
   if bias ~= nil and bias:dtype() ~= y:dtype() then   -- promotes, as PyTorch
