@@ -299,7 +299,7 @@ ct_tensor *ct_col2im(ct_tensor *cols, int64_t h, int64_t wd, ct_win w, ct_err *e
   /* -1 when a product overflows: then no columns fit */
   int64_t kk = ct_shape_numel(2, (int64_t[]){w.kh, w.kw}, NULL);
   int64_t l = ho > 0 && wo > 0 ? ct_shape_numel(2, (int64_t[]){ho, wo}, NULL) : -1;
-  if (cols->ndim != 2 || cols->dtype == CT_I64 || h < 0 || wd < 0 || kk < 0 || l <= 0 ||
+  if (cols->ndim != 2 || cols->dtype == CT_I64 || h < 0 || wd < 0 || kk <= 0 || l <= 0 ||
       cols->shape[1] % l != 0 || cols->shape[0] % kk != 0)
     return ct_fail(err, "columns of shape %s do not fit a %lldx%lld image with kernel %lldx%lld",
                    ct_shape_str(buf, cols->ndim, cols->shape), (long long)h, (long long)wd,
