@@ -28,7 +28,7 @@ LIB    := $(BUILD)/libcrater.a
 MODULE := $(BUILD)/lib/crater/core.so
 EXE    := $(BUILD)/crater
 
-.PHONY: all deps test asan valgrind demo bench install lint clean fuzz fuzz-deps fuzz-api
+.PHONY: all deps test asan valgrind demo bench bench-instr install lint clean fuzz fuzz-deps fuzz-api
 all: deps $(LIB) $(MODULE) $(EXE)
 
 # Debian packages only: install the missing ones when root, else print the apt-get line.
@@ -69,6 +69,12 @@ demo: all
 
 bench: all
 	$(EXE) examples/bench/run.lua
+
+# Instructions per step of the small-op loop (callgrind): the noise-free figure.  valgrind
+# cannot decode AVX-512, so this runs a -march=x86-64-v3 build of its own.
+bench-instr:
+	$(MAKE) BUILD=build-v3 OPT="-O3 -march=x86-64-v3" all
+	build-v3/crater examples/bench/instr.lua
 
 # AddressSanitizer + UBSan over the whole spec suite (lua5.4 itself is not instrumented,
 # so the runtime is preloaded).

@@ -1,0 +1,108 @@
+--- `make bench-instr`: instructions per step of the small-op loop, counted by callgrind.
+-- Wall time on these shared machines moves by 1.6x between runs; an instruction count does
+-- not, so this is the figure the small-op work is judged by. Each workload runs twice under
+-- `valgrind --tool=callgrind`, for N1 and N2 iterations; (Ir(N2) - Ir(N1)) / (N2 - N1) is
+-- the cost of one iteration with start-up removed and the collector's work amortised.
+-- The Rosenbrock step is also run cut short after each phase, so the differences say where
+-- its instructions go; the collector's and the finalisers' share come from callgrind's
+-- inclusive counts of lua_gc and the box finaliser.
+-- The build must not use AVX-512 (valgrind cannot decode it): the Makefile builds
+-- build-v3 with -march=x86-64-v3.
+-- Usage: build-v3/crater examples/bench/instr.lua [--n1 500] [--n2 2500]
+--        build-v3/crater examples/bench/instr.lua --work <workload> <iterations>
+local crater = rawget(_G, "crater") or require "crater"
+
+-- The workloads. Each returns a function that runs n iterations.
+local work = {}
+
+local function rosenbrock(phases)
+  return function(n)
+    local x = crater.tensor({ -1.5, 2 }, { requires_grad = true })
+    local opt = crater.optim.Adam({ x }, { lr = 1e-3 })
+    for _ = 1, n do
+      local f = (1 - x[1]) ^ 2 + 100 * (x[2] - x[1] ^ 2) ^ 2
+      if phases > 1 then f:backward() end
+      if phases > 2 then opt:step() end
+      if phases > 3 then opt:zero_grad() end
+    end
+  end
+end
+work.forward, work.backward, work.adam, work.rosenbrock = rosenbrock(1), rosenbrock(2), rosenbrock(3), rosenbrock(4)
+
+function work.add2(n)
+  local a, b = crater.tensor { 1, 2 }, crater.tensor { 3, 4 }
+  for _ = 1, n do local _ = a + b end
+end
+
+function work.add2_grad(n)
+  local a, b = crater.tensor({ 1, 2 }, { requires_grad = true }), crater.tensor { 3, 4 }
+  for _ = 1, n do local _ = a + b end
+end
+
+if arg[1] == "--work" then
+  crater.set_num_threads(1)
+  work[arg[2]](math.tointeger(arg[3]))
+  return
+end
+
+local opts = { n1 = 500, n2 = 2500 }
+for i = 1, #arg, 2 do
+  local k = arg[i]:match("^%-%-(%w+)$")
+  if not (k and opts[k] and math.tointeger(arg[i + 1])) then
+    error("instr.lua: usage: instr.lua [--n1 N] [--n2 N]", 0)
+  end
+  opts[k] = math.tointeger(arg[i + 1])
+end
+assert(opts.n2 > opts.n1, "instr.lua: --n2 must exceed --n1")
+
+local EXE, SCRIPT = arg[-1], arg[0]
+local OUT = os.tmpname()
+
+local function sh(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1"))
+  local s = p:read("a")
+  p:close()
+  return s
+end
+
+-- Total instructions of one run, and the inclusive counts of the named functions.
+local function count(name, n, fns)
+  sh(string.format("valgrind --tool=callgrind --callgrind-out-file=%s %s %s --work %s %d",
+    OUT, EXE, SCRIPT, name, n))
+  local ann = sh("callgrind_annotate --inclusive=yes --threshold=100 " .. OUT)
+  os.remove(OUT)
+  local total = ann:match("([%d,]+) %S* *PROGRAM TOTALS")
+  assert(total, "instr.lua: callgrind gave no total (is valgrind installed?)\n" .. ann)
+  local function num(s) return tonumber((s:gsub(",", ""))) end
+  local by = {}
+  for _, f in ipairs(fns or {}) do
+    by[f] = 0
+    for c in ann:gmatch("\n%s*([%d,]+)[^\n]-:" .. f .. " ") do by[f] = by[f] + num(c) end
+  end
+  return num(total), by
+end
+
+-- Instructions per iteration of a workload, and of the named functions within it.
+local function per_iter(name, fns)
+  local t1, f1 = count(name, opts.n1, fns)
+  local t2, f2 = count(name, opts.n2, fns)
+  local d = opts.n2 - opts.n1
+  local by = {}
+  for f in pairs(f1) do by[f] = (f2[f] - f1[f]) / d end
+  return (t2 - t1) / d, by
+end
+
+local function report(row, v, unit)
+  print(string.format("BENCH instr.%s %.0f %.0f %.0f %s", row, v, v, v, unit))
+  io.stdout:flush()
+end
+
+local step, by = per_iter("rosenbrock", { "lua_gc", "t_gc", "ct_record", "t_backward" })
+report("rosenbrock", step, "instr/step")
+local fwd, bwd, adam = per_iter("forward"), per_iter("backward"), per_iter("adam")
+print(string.format("# rosenbrock step: forward (10 recorded ops) %.0f, backward %.0f, " ..
+  "Adam step %.0f, zero_grad %.0f instructions", fwd, bwd - fwd, adam - bwd, step - adam))
+print(string.format("# within it: Lua collector %.0f, tensor finalisers %.0f, graph recording " ..
+  "(ct_record) %.0f, t_backward %.0f", by.lua_gc, by.t_gc, by.ct_record, by.t_backward))
+report("add2", per_iter("add2"), "instr/op")
+report("add2_grad", per_iter("add2_grad"), "instr/op")
