@@ -94,6 +94,8 @@ RANGE4(ct_optim_nadam)
 RANGE4(ct_optim_radam)
 RANGE3(ct_optim_asgd)
 RANGE4(ct_optim_rprop)
+RANGE5(ct_optim_sf_adamw)
+RANGE3(ct_optim_sf_sgd)
 
 /* Runs the kernel over all elements (split over threads) and bumps what it wrote. */
 #define RUN(kernel, a, o)                                          \
@@ -217,6 +219,28 @@ static int o_rprop (lua_State *L) {
   return 0;
 }
 
+static int o_sf_adamw (lua_State *L) {
+  static const char *const names[] = {"param", "grad", "z", "exp_avg_sq", "exp_avg"};
+  arrays a;
+  check_arrays(L, "sf_adamw_step", names, 5, 1u << 4, &a);
+  ct_sf_adamw_args o = {.lr = NUM(6), .beta1 = NUM(7), .beta2 = NUM(8), .eps = NUM(9),
+                        .weight_decay = NUM(10), .inner_momentum = NUM(11), .bc1 = NUM(12),
+                        .bc2 = NUM(13), .ckp1 = NUM(14)};
+  if (o.inner_momentum != 0 && a.t[4] == NULL)
+    return luaL_error(L, "sf_adamw_step: inner_momentum needs exp_avg");
+  RUN(ct_optim_sf_adamw, a, o);
+  return 0;
+}
+
+static int o_sf_sgd (lua_State *L) {
+  static const char *const names[] = {"param", "grad", "z"};
+  arrays a;
+  check_arrays(L, "sf_sgd_step", names, 3, 0, &a);
+  ct_sf_sgd_args o = {.lr = NUM(4), .momentum = NUM(5), .weight_decay = NUM(6), .ckp1 = NUM(7)};
+  RUN(ct_optim_sf_sgd, a, o);
+  return 0;
+}
+
 /* ---- the per-step plumbing of Optimizer:step and zero_grad (lua/crater/optim/optimizer.lua) ---- */
 
 /* core.checked_grad(p, boxed) -> the gradient of p (a new box), or true instead when
@@ -269,6 +293,8 @@ static const luaL_Reg optim_funcs[] = {
   {"radam_step", o_radam},
   {"asgd_step", o_asgd},
   {"rprop_step", o_rprop},
+  {"sf_adamw_step", o_sf_adamw},
+  {"sf_sgd_step", o_sf_sgd},
   {NULL, NULL}
 };
 

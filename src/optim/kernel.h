@@ -13,6 +13,10 @@
 /* torch.sign: 0 for 0 and NaN (PyTorch 1.13 returns 0 for NaN). */
 #define CT_SIGN(T, x) ((T)((0 < (x)) - ((x) < 0)))
 
+/* torch.lerp(x, e, w) as crater's lerp_ and PyTorch's scalar code compute it, for a
+ * weight w of type T; lo is (w < 0.5), decided once in double. */
+#define CT_LERP(T, x, e, w, lo) ((lo) ? (x) + (w) * ((e) - (x)) : (e) - ((e) - (x)) * ((T)1 - (w)))
+
 /* The first half of every Adam-family update, in PyTorch's order (the same rounding
  * as its single-tensor code): the gradient, negated to maximize, with decoupled decay
  * applied to p or L2 decay added to g, then both moving averages written back.  Expects

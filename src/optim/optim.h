@@ -125,6 +125,31 @@ void ct_optim_rprop_f32(float *restrict p, const float *restrict g, float *restr
 void ct_optim_rprop_f64(double *restrict p, const double *restrict g, double *restrict prev,
                         double *restrict step, size_t n, const ct_rprop_args *a);
 
+/* Schedule-free AdamW (facebookresearch/schedule_free, adamw_schedulefree.py) on the
+ * training point y = p, with z the SGD sequence and v the second moment:
+ *   v = b2*v + (1-b2)*g*g;  u = (m/bc1 or g) / (sqrt(v/bc2) + eps)  [m = im*m + (1-im)*g]
+ *   u += wd*y;  y = lerp(y, z, ckp1);  y += lr*(b1*(1-ckp1) - 1)*u;  z -= lr*u.
+ * The caller keeps the schedule (lr after warmup, ckp1, bc1, bc2); m is NULL unless
+ * inner_momentum != 0. */
+typedef struct ct_sf_adamw_args {
+  double lr, beta1, beta2, eps, weight_decay, inner_momentum, bc1, bc2, ckp1;
+} ct_sf_adamw_args;
+void ct_optim_sf_adamw_f32(float *restrict y, const float *restrict g, float *restrict z,
+                           float *restrict v, float *restrict m, size_t n, const ct_sf_adamw_args *a);
+void ct_optim_sf_adamw_f64(double *restrict y, const double *restrict g, double *restrict z,
+                           double *restrict v, double *restrict m, size_t n,
+                           const ct_sf_adamw_args *a);
+
+/* Schedule-free SGD (sgd_schedulefree.py): u = g + wd*y; y = lerp(y, z, ckp1);
+ * y += lr*(momentum*(1-ckp1) - 1)*u; z -= lr*u. */
+typedef struct ct_sf_sgd_args {
+  double lr, momentum, weight_decay, ckp1;
+} ct_sf_sgd_args;
+void ct_optim_sf_sgd_f32(float *restrict y, const float *restrict g, float *restrict z, size_t n,
+                         const ct_sf_sgd_args *a);
+void ct_optim_sf_sgd_f64(double *restrict y, const double *restrict g, double *restrict z,
+                         size_t n, const ct_sf_sgd_args *a);
+
 /* Runs fn(ctx, lo, hi) over [0, n) cut into contiguous chunks, one per thread up to
  * ct_get_num_threads(), the first on the calling thread; serially when n is small or
  * one thread is set (or a thread cannot be started).  The kernels above are called on

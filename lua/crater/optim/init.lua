@@ -20,5 +20,7 @@ return {
   ASGD = require "crater.optim.asgd",
   Rprop = require "crater.optim.rprop",
   LBFGS = require "crater.optim.lbfgs",
+  AdamWScheduleFree = require "crater.optim.adamw_schedulefree",
+  SGDScheduleFree = require "crater.optim.sgd_schedulefree",
   lr_scheduler = require "crater.optim.lr_scheduler",
 }

@@ -98,7 +98,10 @@ function Optimizer:check_option(label, v, rule) rules.check(self.__name, label, 
 -- state, group)` (makes what update needs before any parameter of the step changes; it
 -- runs while a parameter has no state, after its group's options changed and after
 -- load_state_dict) and `state_keys` (the state entries a saved state must have, for
--- `load_state_dict`).
+-- `load_state_dict`).  A class whose step needs work across parameters gives
+-- `begin_step(grads)`: it runs after the states are made and before the first update
+-- (grads as check_step returns them), and returning false skips the updates (Prodigy
+-- reduces over every parameter there; the schedule-free classes set per-group scalars).
 -- @param name the class name, used in error messages ("Lion: lr must be ...")
 -- @param defaults table of option = default value (`Optimizer.required` for none)
 -- @param[opt] own_rules table of option = rule (see crater.optim.rules), added to the parent's
@@ -168,7 +171,7 @@ function add_group(self, group)
   local g = {}
   for k, v in pairs(group) do
     if k ~= "params" then
-      if self.defaults[k] == nil and not Optimizer.scheduler_keys[k] then
+      if self.defaults[k] == nil and not Optimizer.scheduler_keys[k] and not self.group_keys[k] then
         error(string.format("%s: param group has unknown option '%s' (the options are %s)", name,
           tostring(k), sorted_keys(self.defaults)), 0)
       end
@@ -177,6 +180,9 @@ function add_group(self, group)
   end
   for k, v in pairs(self.defaults) do
     if g[k] == nil then g[k] = copy(v) end
+  end
+  for k, init in pairs(self.group_keys) do
+    if g[k] == nil then g[k] = init(g) end
   end
   local seen = {}
   for _, other in ipairs(self.param_groups) do
@@ -221,6 +227,12 @@ end
 -- group given to the optimizer or found in a state_dict may hold them.
 Optimizer.scheduler_keys = {initial_lr = true, max_lr = true, min_lr = true, max_momentum = true,
   base_momentum = true}
+
+--- Keys an optimizer keeps in its param groups beside the options (Prodigy's `d`, the
+-- schedule-free step count `k`), as the reference implementations do: key -> a function
+-- of the new group returning its first value (nil: the key appears at the first step).
+-- A group given to the optimizer or found in a state_dict may hold them.
+Optimizer.group_keys = {}
 
 --- Raises unless every option of the group satisfies its rule (see `rules`) and nothing
 -- is still required.  Subclasses with options that constrain each other call it first,
@@ -395,6 +407,7 @@ end
 local function apply(self, grads)
   local state, groups, n = self.state, self.param_groups, 0
   if self.init_state and self._ready ~= state then prepare(self, state, groups, grads) end
+  if self.begin_step and self:begin_step(grads) == false then return end
   for gi = 1, #groups do
     local params, group = groups[gi].params, groups[gi]
     for i = 1, #params do
@@ -520,7 +533,8 @@ local function load(self, sd)
     local g = {}
     for k, v in pairs(saved) do
       if k ~= "params" then
-        if self.defaults[k] == nil and not Optimizer.scheduler_keys[k] and unknown == nil then
+        if self.defaults[k] == nil and not Optimizer.scheduler_keys[k] and not self.group_keys[k]
+            and unknown == nil then
           unknown = string.format("param group %d has unknown key '%s' (the options are %s)", gi,
             tostring(k), sorted_keys(self.defaults))
         end
@@ -531,6 +545,9 @@ local function load(self, sd)
       end
     end
     g.params = group.params
+    for k, init in pairs(self.group_keys) do
+      if g[k] == nil then g[k] = init(g) end
+    end
     local ok, err = pcall(self.validate, self, g)
     if not ok then fail("param group %d: %s", gi, err) end
     newgroups[gi] = g

@@ -1,0 +1,85 @@
+-- Parity of AdamWScheduleFree and SGDScheduleFree with their reference implementations
+-- (spec/fixtures/gen_zoo_b.py), step by step at relative 1e-8 in float64.
+local crater = require "crater"
+local F = dofile("spec/fixtures/zoo_b.lua")
+local P = F.problems
+
+local function T(name) return crater.tensor(P[name].values, {dtype = "float64"}):reshape(P[name].shape) end
+
+local function make(problem)
+  local d, ps = P[problem], {}
+  for i, init in ipairs(d.init) do
+    ps[i] = crater.tensor(init, {dtype = "float64"}):reshape(d.shapes[i])
+    ps[i].requires_grad = true
+  end
+  local A, b, X, Y, X2, Y2, Y3 = T"A", T"b", T"X", T"Y", T"X2", T"Y2", T"Y3"
+  local f
+  if problem == "vec" then f = function() return ((A:matmul(ps[1]) - b) ^ 2):mean() end
+  elseif problem == "mat" then f = function() return ((X:matmul(ps[1]) - Y) ^ 2):mean() end
+  elseif problem == "tall" then f = function() return ((X2:matmul(ps[1]) - Y2) ^ 2):mean() end
+  elseif problem == "two_groups" then f = function() return ((X:matmul(ps[1]):matmul(ps[2]) - Y3) ^ 2):mean() end
+  else f = function() return ((X:matmul(ps[1]) + ps[2] - Y) ^ 2):mean() + ((ps[2] * ps[2] - 0.5) ^ 2):sum() end end
+  return ps, f
+end
+
+local function values(t)
+  local out, fl = {}, t:reshape(-1)
+  for i = 1, fl:numel() do out[i] = fl:get(i) end
+  return out
+end
+
+local function max_rel(got, want)
+  local scale, worst = 1e-300, 0
+  for i = 1, #want do scale = math.max(scale, math.abs(want[i])) end
+  for i = 1, #want do
+    local e = math.abs(got[i] - want[i])
+    if e ~= e then return math.huge end
+    worst = math.max(worst, e)
+  end
+  return worst / scale
+end
+
+local function copy(t) local o = {} for k, v in pairs(t) do o[k] = type(v) == "table" and copy(v) or v end return o end
+
+for ci, case in ipairs(F.cases) do
+  if case.optimizer:find("ScheduleFree") then
+    it(string.format("%s %d on %s matches the reference", case.optimizer, ci, case.problem), function()
+      local ps, f = make(case.problem)
+      local cls = crater.optim[case.optimizer]
+      local opt = #ps == 2 and cls({{params = {ps[1]}}, (function() local g = copy(case.group2); g.params = {ps[2]}; return g end)()},
+        copy(case.options)) or cls(ps, copy(case.options))
+      opt:train()
+      for s = 1, #case.steps do
+        opt:zero_grad()
+        f():backward()
+        opt:step()
+        for i, p in ipairs(ps) do
+          local e = max_rel(values(p), case.steps[s][i])
+          assert(e <= 1e-8, string.format("step %d param %d: relative error %.3g", s, i, e))
+        end
+      end
+      opt:eval()
+      for i, p in ipairs(ps) do assert(max_rel(values(p), case.eval_params[i]) <= 1e-8) end
+      assert.are.equal(case.param_groups[1].k, opt.param_groups[1].k)
+    end)
+  end
+end
+
+describe("schedule-free", function()
+  it("refuses step in eval mode and changes nothing", function()
+    local p = crater.tensor({1.0, 2.0}, {dtype = "float64", requires_grad = true})
+    local opt = crater.optim.AdamWScheduleFree({p})
+    local l = (p * p):sum(); l:backward()
+    assert.has_error(function() opt:step() end,
+      "AdamWScheduleFree: step: the optimizer is in eval mode; call opt:train() before training steps (and opt:eval() before evaluating or saving)")
+    assert.are.equal(1.0, p:get(1))
+    assert.are.equal(0, opt.param_groups[1].k)
+  end)
+  it("refuses bad options naming them", function()
+    local p = crater.tensor({1.0}, {requires_grad = true})
+    assert.has_error(function() crater.optim.AdamWScheduleFree({p}, {betas = {0, 0.9}}) end)
+    assert.has_error(function() crater.optim.SGDScheduleFree({p}, {momentum = 1}) end)
+    assert.has_error(function() crater.optim.SGDScheduleFree({p}, {lr = 0 / 0}) end)
+    assert.has_error(function() crater.optim.AdamWScheduleFree({p}, {betas = {0.9}}) end)
+  end)
+end)
