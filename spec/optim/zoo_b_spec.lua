@@ -83,3 +83,15 @@ describe("schedule-free", function()
     assert.has_error(function() crater.optim.AdamWScheduleFree({p}, {betas = {0.9}}) end)
   end)
 end)
+
+describe("lab", function()
+  it("races the schedule-free optimizers in train mode", function()
+    local r = crater.lab.race{fn = "rosenbrock", optimizers = {"adamwschedulefree", "sgdschedulefree"},
+      steps = 5, quiet = true}
+    for _, c in ipairs(r.contestants) do
+      assert.is_nil(c.error)
+      assert.is_nil(c.settings.k)          -- group_keys are not options
+      assert.is_true(c.final_loss < c.losses[1])
+    end
+  end)
+end)

@@ -4,7 +4,8 @@
 -- Lion), or an optimizer instance, used as a template: its class and its defaults.
 -- Names and their presets:
 --   sgd, momentum (SGD momentum 0.9), nag (SGD Nesterov 0.9), adagrad, rmsprop, adadelta,
---   adam, adamw, amsgrad, nadam, radam, adamax, asgd, rprop, lbfgs.
+--   adam, adamw, amsgrad, nadam, radam, adamax, asgd, rprop, lbfgs, adamwschedulefree,
+--   sgdschedulefree.
 -- Without an lr, a contestant takes the surface's suggested lr for its kind (`fn.lr.gradient`
 -- for the SGD family, `fn.lr.step` for the adaptive ones), else the preset's.
 local check_list = require "crater.list"
@@ -30,10 +31,14 @@ local presets = {
   adamax   = {class = "Adamax", kind = "step", opts = {lr = 2e-3}},
   rprop    = {class = "Rprop", kind = "step", opts = {lr = 1e-2}},
   -- One LBFGS step is one iteration with a strong-Wolfe line search, not PyTorch's 20.
+  -- schedule-free: built in train mode (contestants.build calls opt:train())
+  adamwschedulefree = {class = "AdamWScheduleFree", kind = "step", opts = {lr = 2.5e-3}},
+  sgdschedulefree   = {class = "SGDScheduleFree", kind = "gradient", opts = {lr = 1e-3}},
   lbfgs    = {class = "LBFGS", kind = "free", opts = {lr = 1, max_iter = 1, line_search_fn = "strong_wolfe"}},
 }
 local names = {"sgd", "momentum", "nag", "adagrad", "rmsprop", "adadelta", "adam", "adamw",
-               "amsgrad", "nadam", "radam", "adamax", "asgd", "rprop", "lbfgs"}
+               "amsgrad", "nadam", "radam", "adamax", "asgd", "rprop", "lbfgs", "adamwschedulefree",
+               "sgdschedulefree"}
 
 --- The known optimizer names, in a stable order.
 function M.names() return {table.unpack(names)} end
@@ -138,11 +143,14 @@ function M.build(c, params, who)
   if not ok then
     error(string.format("%s: %s: %s", who or "race", c.label, (tostring(opt):gsub("^[^:]*:%d+: ", ""))), 0)
   end
-  -- Record every option the optimizer ended up with (the defaults it filled in too).
-  local g = opt.param_groups[1]
+  -- Schedule-free optimizers start in eval mode; a race trains them.
+  if type(opt.train) == "function" then opt:train() end
+  -- Record every option the optimizer ended up with (the defaults it filled in too),
+  -- not the keys it keeps for itself in its groups (group_keys).
+  local g, own = opt.param_groups[1], opt.group_keys or {}
   c.settings = {}
   for k, v in pairs(g) do
-    if k ~= "params" and k ~= "initial_lr" then c.settings[k] = v end
+    if k ~= "params" and k ~= "initial_lr" and not own[k] then c.settings[k] = v end
   end
   return opt
 end
