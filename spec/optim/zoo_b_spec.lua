@@ -42,25 +42,36 @@ end
 local function copy(t) local o = {} for k, v in pairs(t) do o[k] = type(v) == "table" and copy(v) or v end return o end
 
 for ci, case in ipairs(F.cases) do
-  if case.optimizer:find("ScheduleFree") then
+  if case.optimizer:find("ScheduleFree") or case.optimizer == "SophiaG" then
     it(string.format("%s %d on %s matches the reference", case.optimizer, ci, case.problem), function()
       local ps, f = make(case.problem)
       local cls = crater.optim[case.optimizer]
       local opt = #ps == 2 and cls({{params = {ps[1]}}, (function() local g = copy(case.group2); g.params = {ps[2]}; return g end)()},
         copy(case.options)) or cls(ps, copy(case.options))
-      opt:train()
+      local sf = case.optimizer ~= "SophiaG"
+      if sf then opt:train() end
       for s = 1, #case.steps do
         opt:zero_grad()
-        f():backward()
-        opt:step()
+        local l = f()
+        if case.options.maximize then l = -l end
+        l:backward()
+        if sf then opt:step()
+        else
+          if (s - 1) % case.extra.hessian_every == 0 then opt:update_hessian() end
+          opt:step(nil, case.extra.bs and {bs = case.extra.bs} or nil)
+        end
         for i, p in ipairs(ps) do
           local e = max_rel(values(p), case.steps[s][i])
           assert(e <= 1e-8, string.format("step %d param %d: relative error %.3g", s, i, e))
         end
       end
-      opt:eval()
-      for i, p in ipairs(ps) do assert(max_rel(values(p), case.eval_params[i]) <= 1e-8) end
-      assert.are.equal(case.param_groups[1].k, opt.param_groups[1].k)
+      if sf then
+        opt:eval()
+        for i, p in ipairs(ps) do assert(max_rel(values(p), case.eval_params[i]) <= 1e-8) end
+        assert.are.equal(case.param_groups[1].k, opt.param_groups[1].k)
+      else
+        assert.are.equal(case.state[1].step, opt.state[ps[1]].step)
+      end
     end)
   end
 end
@@ -81,6 +92,16 @@ describe("schedule-free", function()
     assert.has_error(function() crater.optim.SGDScheduleFree({p}, {momentum = 1}) end)
     assert.has_error(function() crater.optim.SGDScheduleFree({p}, {lr = 0 / 0}) end)
     assert.has_error(function() crater.optim.AdamWScheduleFree({p}, {betas = {0.9}}) end)
+  end)
+end)
+
+describe("SophiaG", function()
+  it("refuses update_hessian before any backward, changing nothing", function()
+    local p = crater.tensor({1.0, 2.0}, {dtype = "float64", requires_grad = true})
+    local opt = crater.optim.SophiaG({p})
+    assert.has_error(function() opt:update_hessian() end,
+      "SophiaG: update_hessian: no parameter has a gradient yet (call backward first)")
+    assert.is_nil(next(opt.state))
   end)
 end)
 

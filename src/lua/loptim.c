@@ -96,6 +96,8 @@ RANGE3(ct_optim_asgd)
 RANGE4(ct_optim_rprop)
 RANGE5(ct_optim_sf_adamw)
 RANGE3(ct_optim_sf_sgd)
+RANGE4(ct_optim_sophia)
+RANGE3(ct_optim_sophia_hess)
 
 /* Runs the kernel over all elements (split over threads) and bumps what it wrote. */
 #define RUN(kernel, a, o)                                          \
@@ -241,6 +243,28 @@ static int o_sf_sgd (lua_State *L) {
   return 0;
 }
 
+static int o_sophia (lua_State *L) {
+  static const char *const names[] = {"param", "grad", "exp_avg", "hessian"};
+  arrays a;
+  check_arrays(L, "sophia_step", names, 4, 0, &a);
+  ct_sophia_args o = {.lr = NUM(5), .beta1 = NUM(6), .rho_bs = NUM(7), .weight_decay = NUM(8),
+                      .maximize = BOOL(9)};
+  RUN(ct_optim_sophia, a, o);
+  return 0;
+}
+
+/* sophia_hessian_step(param, grad, hessian, beta2): only the hessian is written. */
+static int o_sophia_hess (lua_State *L) {
+  static const char *const names[] = {"param", "grad", "hessian"};
+  arrays a;
+  check_arrays(L, "sophia_hessian_step", names, 3, 0, &a);
+  double beta2 = NUM(4);
+  job j = {&a, &beta2};
+  ct_optim_parallel(a.n, ct_optim_sophia_hess_range, &j);
+  ct_bump(a.t[2]);
+  return 0;
+}
+
 /* ---- the per-step plumbing of Optimizer:step and zero_grad (lua/crater/optim/optimizer.lua) ---- */
 
 /* core.checked_grad(p, boxed) -> the gradient of p (a new box), or true instead when
@@ -295,6 +319,8 @@ static const luaL_Reg optim_funcs[] = {
   {"rprop_step", o_rprop},
   {"sf_adamw_step", o_sf_adamw},
   {"sf_sgd_step", o_sf_sgd},
+  {"sophia_step", o_sophia},
+  {"sophia_hessian_step", o_sophia_hess},
   {NULL, NULL}
 };
 

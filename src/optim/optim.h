@@ -150,6 +150,21 @@ void ct_optim_sf_sgd_f32(float *restrict y, const float *restrict g, float *rest
 void ct_optim_sf_sgd_f64(double *restrict y, const double *restrict g, double *restrict z,
                          size_t n, const ct_sf_sgd_args *a);
 
+/* SophiaG (Liuhong99/Sophia sophia.py): p *= 1 - lr*wd; m = b1*m + (1-b1)*g;
+ * p -= lr * sign(m) * min(|m| / (rho*bs*h + 1e-15), 1).  hess: h = b2*h + (1-b2)*g*g. */
+typedef struct ct_sophia_args {
+  double lr, beta1, rho_bs, weight_decay;
+  bool maximize;
+} ct_sophia_args;
+void ct_optim_sophia_f32(float *restrict p, const float *restrict g, float *restrict m,
+                         float *restrict h, size_t n, const ct_sophia_args *a);
+void ct_optim_sophia_f64(double *restrict p, const double *restrict g, double *restrict m,
+                         double *restrict h, size_t n, const ct_sophia_args *a);
+void ct_optim_sophia_hess_f32(float *restrict unused, const float *restrict g, float *restrict h,
+                              size_t n, const double *beta2);
+void ct_optim_sophia_hess_f64(double *restrict unused, const double *restrict g, double *restrict h,
+                              size_t n, const double *beta2);
+
 /* Runs fn(ctx, lo, hi) over [0, n) cut into contiguous chunks, one per thread up to
  * ct_get_num_threads(), the first on the calling thread; serially when n is small or
  * one thread is set (or a thread cannot be started).  The kernels above are called on

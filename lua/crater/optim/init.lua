@@ -22,5 +22,6 @@ return {
   LBFGS = require "crater.optim.lbfgs",
   AdamWScheduleFree = require "crater.optim.adamw_schedulefree",
   SGDScheduleFree = require "crater.optim.sgd_schedulefree",
+  SophiaG = require "crater.optim.sophiag",
   lr_scheduler = require "crater.optim.lr_scheduler",
 }
