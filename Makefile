@@ -6,6 +6,8 @@ PREFIX  ?= /usr/local
 BUILD   ?= build
 DEBS    := lua5.4 liblua5.4-dev lua-busted libopenblas-dev zlib1g-dev libreadline-dev pkg-config gnuplot-nox \
            dataset-fashion-mnist lua-check
+# needed by the tests only: installed by `make test`, not by `make deps`
+TEST_DEBS := libcmocka-dev
 # '=' (not ':='): on a fresh machine pkg-config and the -dev packages arrive with `deps`,
 # so these are asked for when a recipe runs, after it
 LUAINC   = $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
@@ -28,12 +30,13 @@ LIB    := $(BUILD)/libcrater.a
 MODULE := $(BUILD)/lib/crater/core.so
 EXE    := $(BUILD)/crater
 
-.PHONY: all deps test asan valgrind demo bench bench-instr install lint clean fuzz fuzz-deps fuzz-api
+.PHONY: all deps test-deps ctest test asan valgrind demo bench bench-instr install lint clean fuzz fuzz-deps fuzz-api
 all: deps $(LIB) $(MODULE) $(EXE)
 
 # Debian packages only: install the missing ones when root, else print the apt-get line.
-deps:
-	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+deps test-deps: PKGS = $(if $(filter test-deps,$@),$(TEST_DEBS),$(DEBS))
+deps test-deps:
+	@missing=""; for p in $(PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing:$$missing"; apt-get update -qq && \
@@ -57,11 +60,20 @@ $(MODULE): $(BIND_OBJ) $(LIB)
 $(EXE): $(BUILD)/obj/src/main.o $(BIND_OBJ) $(LIB)
 	$(CC) -o $@ $^ $(shell pkg-config --libs lua5.4) -lreadline $(LDLIBS) -Wl,-E
 
+# C-level tests (spec/c/*_test.c, cmocka): they link libcrater.a alone, without Lua's
+# headers or library, so they also show that the core stands without the binding.
+CTESTS := $(patsubst spec/c/%.c,$(BUILD)/spec-c/%,$(wildcard spec/c/*_test.c))
+$(BUILD)/spec-c/%: spec/c/%.c spec/c/ctest.h $(LIB) | test-deps
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -pthread $(OPT) $(WARN) -Wno-missing-prototypes $(XCFLAGS) -o $@ $< $(LIB) -lcmocka $(LDLIBS)
+ctest: $(CTESTS)
+	@s=0; for t in $(CTESTS); do $$t || s=1; done; exit $$s
+
 # The allocation-failure sweeps collect garbage thousands of times, which is cheap in a
 # fresh process and slow in one whose heap holds every other spec: they run on their own.
 SWEEPS := alloc_spec
-test: all
-	@s=0; $(BUSTED) --exclude-pattern=$(SWEEPS) $(BUSTED_ARGS) || s=1; \
+test: all $(CTESTS)
+	@s=0; for t in $(CTESTS); do $$t || s=1; done; $(BUSTED) --exclude-pattern=$(SWEEPS) $(BUSTED_ARGS) || s=1; \
 	$(BUSTED) --pattern=$(SWEEPS) $(BUSTED_ARGS) || s=1; exit $$s
 
 demo: all
@@ -81,7 +93,7 @@ bench-instr:
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	  XCFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-	  LDLIBS="$(LDLIBS) -fsanitize=address,undefined" all
+	  LDLIBS="$(LDLIBS) -fsanitize=address,undefined" all ctest
 	@export LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 CRATER_BUILD=build-asan; s=0; \
 	$(BUSTED) --cpath="build-asan/lib/?.so" --exclude-pattern=$(SWEEPS) $(BUSTED_ARGS) || s=1; \
