@@ -37,13 +37,27 @@ local DTYPES = { float32 = 0, float64 = 1, int64 = 2 }
 local DTYPE_NAMES = { [0] = "float32", [1] = "float64", [2] = "int64" }
 local DTYPE_SIZE = { [0] = 4, [1] = 8, [2] = 8 }
 local TENSOR_MT = "crater.Tensor"
+-- tensors are stored as their bytes in memory order, which the format says is little-endian
+assert(string.pack("=i4", 1) == string.pack("<i4", 1), "crater checkpoints need a little-endian host")
 
 local function is_tensor(v)
   local mt = getmetatable(v)
   return mt ~= nil and type(mt) == "table" and mt.__name == TENSOR_MT
 end
 
-local function encode(v, out, seen, where)
+-- Tables nest at most this deep, in save and in load alike: a file that one writes the
+-- other reads.
+local MAX_DEPTH = 200
+
+-- The place of the value being encoded, for messages ("value.model.weight"): built from
+-- the key stack only when an error names it, so deep tables cost linear memory.
+local function where(keys, depth)
+  local parts = { "value" }
+  for i = 1, depth do parts[#parts + 1] = tostring(keys[i]) end
+  return table.concat(parts, ".")
+end
+
+local function encode(v, out, seen, keys, depth)
   local tv = type(v)
   if tv == "boolean" then
     out[#out + 1] = string.pack("<c1B", "b", v and 1 or 0)
@@ -57,33 +71,38 @@ local function encode(v, out, seen, where)
     local parts = { string.pack("<c1BBB", "t", DTYPES[v:dtype()], v.requires_grad and 1 or 0, #shape) }
     for _, s in ipairs(shape) do parts[#parts + 1] = string.pack("<i8", s) end
     out[#out + 1] = table.concat(parts)
-    out[#out + 1] = core.tensor_bytes(v)
+    out[#out + 1] = core.bytes(v)
   elseif tv == "table" then
-    if seen[v] then error("save: the table at " .. where .. " contains itself (a cycle)", 0) end
+    if seen[v] then error("save: the table at " .. where(keys, depth) .. " contains itself (a cycle)", 0) end
+    if depth >= MAX_DEPTH then
+      error(string.format("save: tables nested too deeply (more than %d levels, at %s)", MAX_DEPTH, where(keys, depth)), 0)
+    end
     seen[v] = true
-    local keys = {}
+    local sorted = {}
     for k in pairs(v) do
       local tk = type(k)
       if tk ~= "string" and tk ~= "number" and tk ~= "boolean" then
-        error("save: unsupported key type " .. tk .. " in " .. where, 0)
+        error("save: unsupported key type " .. tk .. " in " .. where(keys, depth), 0)
       end
-      keys[#keys + 1] = k
+      sorted[#sorted + 1] = k
     end
     -- a stable order (integers first, then by string form) makes equal values give equal files
-    table.sort(keys, function(a, b)
+    table.sort(sorted, function(a, b)
       local ta, tb = type(a) == "number", type(b) == "number"
       if ta ~= tb then return ta end
       if ta then return a < b end
       return tostring(a) < tostring(b)
     end)
-    out[#out + 1] = string.pack("<c1I8", "T", #keys)
-    for _, k in ipairs(keys) do
-      encode(k, out, seen, where)
-      encode(v[k], out, seen, where .. "." .. tostring(k))
+    out[#out + 1] = string.pack("<c1I8", "T", #sorted)
+    for _, k in ipairs(sorted) do
+      encode(k, out, seen, keys, depth)
+      keys[depth + 1] = k
+      encode(v[k], out, seen, keys, depth + 1)
     end
+    keys[depth + 1] = nil
     seen[v] = nil
   else
-    error("save: cannot save a " .. tv .. " (at " .. where .. "); checkpoints hold tensors, "
+    error("save: cannot save a " .. tv .. " (at " .. where(keys, depth) .. "); checkpoints hold tensors, "
       .. "tables, numbers, strings and booleans", 0)
   end
 end
@@ -92,7 +111,7 @@ end
 -- into a byte string in crater's checkpoint format (header included).
 function M.dumps(value)
   local out = {}
-  encode(value, out, {}, "value")
+  encode(value, out, {}, {}, 0)
   local body = table.concat(out)
   return string.pack(HEADER, MAGIC, VERSION, #body, core.crc32(body)) .. body
 end
@@ -131,7 +150,7 @@ local function decode_tensor(d)
   end
   local nbytes = numel * DTYPE_SIZE[code]
   need(d, nbytes, "tensor data")
-  local t = core.tensor_from_bytes(d.s:sub(d.pos, d.pos + nbytes - 1), dtype, shape)
+  local t = core.from_bytes(d.s:sub(d.pos, d.pos + nbytes - 1), dtype, shape)
   d.pos = d.pos + nbytes
   if flags & 1 == 1 then
     if code == 2 then error("corrupt checkpoint (an int64 tensor flagged requires_grad)", 0) end
@@ -141,7 +160,9 @@ local function decode_tensor(d)
 end
 
 decode = function(d, depth)
-  if depth > 200 then error("corrupt checkpoint (tables nested too deeply)", 0) end
+  if depth > MAX_DEPTH then
+    error(string.format("corrupt checkpoint (tables nested too deeply: more than %d levels)", MAX_DEPTH), 0)
+  end
   need(d, 1, "value tag")
   local tag = d.s:sub(d.pos, d.pos)
   d.pos = d.pos + 1
@@ -218,12 +239,24 @@ end
 -- @usage local ck = crater.load("ckpt.bin"); net:load_state_dict(ck.model)
 function M.load(path)
   if type(path) ~= "string" then error("load: path must be a string, got " .. type(path), 2) end
-  local f, msg = io.open(path, "rb")
-  if f == nil then error("load: cannot open " .. msg, 2) end
-  local s = f:read("a")
-  f:close()
-  local ok, v = pcall(M.loads, s)
-  if not ok then error("load: " .. path .. ": " .. tostring(v), 2) end
+  -- the header first, then exactly the body it declares: never more than that is read
+  local ok, v = pcall(function()
+    local head, size = core.read_file(path, "load", HEADER_SIZE, true)
+    local s = head
+    if #head == HEADER_SIZE and head:sub(1, #MAGIC) == MAGIC then
+      local len = select(3, string.unpack(HEADER, head))
+      if len < 0 or len > size - HEADER_SIZE then
+        error(string.format("truncated checkpoint (%d of %s body bytes)", size - HEADER_SIZE, u64(len)), 0)
+      end
+      s = core.read_file(path, "load", HEADER_SIZE + len)
+    end
+    return M.loads(s)
+  end)
+  if not ok then
+    v = tostring(v)
+    if v:find("^load: ") then error(v, 2) end
+    error("load: " .. path .. ": " .. v, 2)
+  end
   return v
 end
 

@@ -8,7 +8,7 @@ local core = require "crater.core"
 local crater = { core = core, _VERSION = "crater 0.1.0" }
 -- Internals of the binding (optimizer kernels, file and im2col helpers) stay in crater.core.
 local internal = {
-  bytes = true, from_bytes = true, tensor_bytes = true, tensor_from_bytes = true, col2im = true,
+  bytes = true, from_bytes = true, check_path = true, read_file = true, file_kind = true, col2im = true,
   im2col = true, crc32 = true, csv_read = true, gz_write = true, idx_read = true, isatty = true,
   write_atomic = true, set_anomaly = true, fail_alloc = true, linear = true,
   max_pool2d = true, avg_pool2d = true, Tensor_mt = true, backward = true, fail_io = true, io_log = true,

@@ -4,29 +4,31 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "data.h"
 
 /* Reads the whole file into a NUL-terminated buffer of *len bytes (caller frees with
  * ct_free(buf, *len + 1)). */
 static char *slurp(const char *path, size_t *len, ct_err *err) {
-  FILE *f = fopen(path, "rb");
-  if (f == NULL) { ct_fail(err, "cannot open %s (%s)", path, strerror(errno)); return NULL; }
-  char *buf = NULL;
-  long n;
-  if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
-    ct_fail(err, "cannot read %s (%s)", path, strerror(errno));
-  } else if ((buf = ct_malloc((size_t)n + 1, err)) != NULL) {
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
-      ct_fail(err, "cannot read %s", path);
-      ct_free(buf, (size_t)n + 1);
+  int64_t size;
+  int fd = ct_file_open_read(path, &size, err);
+  if (fd < 0) return NULL;
+  size_t got;
+  char *buf = ct_malloc((size_t)size + 1, err);
+  if (buf != NULL) {
+    int ok = ct_file_read_at(fd, path, buf, (size_t)size, 0, &got, err);
+    if (ok && got != (size_t)size) ok = ct_fail(err, "cannot read %s (it shrank while being read)", path);
+    if (!ok) {
+      ct_free(buf, (size_t)size + 1);
       buf = NULL;
-    } else {
-      buf[n] = '\0';
-      *len = (size_t)n;
     }
   }
-  fclose(f);
+  close(fd);
+  if (buf != NULL) {
+    buf[size] = '\0';
+    *len = (size_t)size;
+  }
   return buf;
 }
 

@@ -30,6 +30,18 @@ ct_tensor *ct_csv_read(const char *path, int skip, ct_err *err);
  * file removed). */
 int ct_file_write_atomic(const char *path, const void *data, size_t len, ct_err *err);
 
+/* Opens path for reading if it is a regular file (a link to one is followed): a
+ * directory, device, FIFO or socket is refused without blocking, naming its kind.
+ * Returns the descriptor with *size the file's length, or -1 with err. */
+int ct_file_open_read(const char *path, int64_t *size, ct_err *err);
+
+/* Reads up to len bytes of fd (the file path, for messages) at offset into buf (fewer only at the end of the file);
+ * *got is the count.  Returns 1, or 0 with err on a read error. */
+int ct_file_read_at(int fd, const char *path, void *buf, size_t len, int64_t offset, size_t *got, ct_err *err);
+
+/* "a directory", "a FIFO", ...: the kind of file a stat mode describes, for messages. */
+const char *ct_file_kind(unsigned mode);
+
 /* Debugging: the n-th step (n = 0: the next) of kind of ct_file_write_atomic fails once
  * with errno errnum (n < 0: off).  The log lists the steps of the last call, one letter
  * each: w(rite, per MiB), f(lush), s(ync), c(lose), r(ename), d(irectory sync). */

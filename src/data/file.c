@@ -49,6 +49,12 @@ static int write_all(FILE *f, const char *data, size_t len) {
   return 1;
 }
 
+const char *ct_file_kind(unsigned mode) {
+  return S_ISREG(mode) ? "a regular file" : S_ISDIR(mode) ? "a directory" : S_ISFIFO(mode) ? "a FIFO"
+         : S_ISCHR(mode) ? "a character device" : S_ISBLK(mode) ? "a block device"
+         : S_ISSOCK(mode) ? "a socket" : "a special file";
+}
+
 /* path may be replaced only if it is absent, a regular file or a link to one: renaming
  * over a device, FIFO or directory would destroy it (as root, even under /dev). */
 static int dest_ok(const char *path, ct_err *err) {
@@ -57,10 +63,39 @@ static int dest_ok(const char *path, ct_err *err) {
   if (S_ISLNK(st.st_mode) && stat(path, &st) != 0)
     return ct_fail(err, "%s is a symbolic link to a missing file, not a regular file", path);
   if (S_ISREG(st.st_mode)) return 1;
-  return ct_fail(err, "%s is %s, not a regular file", path,
-                 S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO"
-                 : S_ISCHR(st.st_mode) ? "a character device" : S_ISBLK(st.st_mode) ? "a block device"
-                 : "a socket or other special file");
+  return ct_fail(err, "%s is %s, not a regular file", path, ct_file_kind(st.st_mode));
+}
+
+int ct_file_open_read(const char *path, int64_t *size, ct_err *err) {
+  /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    ct_fail(err, "cannot open %s (%s)", path, strerror(errno));
+    return -1;
+  }
+  struct stat st;
+  int ok = fstat(fd, &st) == 0 ? S_ISREG(st.st_mode) || ct_fail(err, "%s is %s, not a regular file", path,
+                                                                 ct_file_kind(st.st_mode))
+                               : ct_fail(err, "cannot stat %s (%s)", path, strerror(errno));
+  if (!ok) {
+    close(fd);
+    return -1;
+  }
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  *size = (int64_t)st.st_size;
+  return fd;
+}
+
+int ct_file_read_at(int fd, const char *path, void *buf, size_t len, int64_t offset, size_t *got, ct_err *err) {
+  *got = 0;
+  while (*got < len) {
+    ssize_t r = pread(fd, (char *)buf + *got, len - *got, (off_t)(offset + (int64_t)*got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return ct_fail(err, "cannot read %s (%s)", path, strerror(errno));
+    if (r == 0) break;
+    *got += (size_t)r;
+  }
+  return 1;
 }
 
 int ct_file_write_atomic(const char *path, const void *data, size_t len, ct_err *err) {

@@ -1,9 +1,10 @@
 /* crater binding: data and persistence helpers on crater.core: the IDX and CSV readers,
- * the atomic file writer, crc32, and a tensor's bytes as a Lua string and back (the
- * pieces lua/crater/checkpoint.lua and lua/crater/data build on). */
+ * the atomic file writer, a regular-file reader, crc32 (the pieces lua/crater/checkpoint.lua
+ * and lua/crater/data build on; a tensor's bytes are core.bytes/from_bytes). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -11,9 +12,64 @@
 #include "../data/data.h"
 #include "lbind.h"
 
+/* The path at idx for fn: a C string cannot hold a NUL byte, so a path with one would
+ * silently name another file. */
+static const char *check_path (lua_State *L, int idx, const char *fn) {
+  size_t len;
+  const char *path = luaL_checklstring(L, idx, &len);
+  size_t nul = strlen(path);
+  if (nul != len) luaL_error(L, "%s: the path contains a NUL byte (at byte %d)", fn, (int)nul + 1);
+  return path;
+}
+
+/* check_path(path, fn) -> path, or raises "fn: the path contains a NUL byte" */
+static int t_check_path (lua_State *L) {
+  check_path(L, 1, luaL_checkstring(L, 2));
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* read_file(path, fn [, max [, prefix]]) -> bytes, file size.  Only a regular file is
+ * read (a directory, device or FIFO is refused without blocking).  With max, a file
+ * longer than max bytes is refused, or with prefix only its first max bytes are read:
+ * never more than a format's header declares. */
+static int t_read_file (lua_State *L) {
+  const char *fn = luaL_checkstring(L, 2), *path = check_path(L, 1, fn);
+  lua_Integer max = luaL_optinteger(L, 3, -1);
+  int prefix = lua_toboolean(L, 4);
+  struct stat st;   /* sized from stat so the buffer (which may raise) exists before the fd */
+  if (stat(path, &st) != 0) return luaL_error(L, "%s: cannot open %s (%s)", fn, path, strerror(errno));
+  if (!S_ISREG(st.st_mode)) return luaL_error(L, "%s: %s is %s, not a regular file", fn, path, ct_file_kind(st.st_mode));
+  if (max >= 0 && st.st_size > max && !prefix)
+    return luaL_error(L, "%s: %s is %I bytes, more than the %I its header declares", fn, path,
+                      (LUAI_UACINT)st.st_size, (LUAI_UACINT)max);
+  size_t want = (size_t)(max >= 0 && st.st_size > max ? max : st.st_size), got;
+  luaL_Buffer b;
+  char *buf = luaL_buffinitsize(L, &b, want);
+  ct_err err;
+  int64_t size;
+  int fd = ct_file_open_read(path, &size, &err);   /* checks again: path may have changed */
+  if (fd < 0) return ct_lua_error(L, fn, &err);
+  int ok = ct_file_read_at(fd, path, buf, want, 0, &got, &err);
+  close(fd);
+  if (!ok) return ct_lua_error(L, fn, &err);
+  luaL_pushresultsize(&b, got);   /* fewer bytes if it shrank: the format's checks see it */
+  lua_pushinteger(L, (lua_Integer)st.st_size);
+  return 2;
+}
+
+/* file_kind(path) -> "a regular file", "a directory", "a FIFO", ... (links followed), or
+ * nil when there is nothing there */
+static int t_file_kind (lua_State *L) {
+  struct stat st;
+  if (stat(check_path(L, 1, "file_kind"), &st) != 0) return 0;
+  lua_pushstring(L, ct_file_kind(st.st_mode));
+  return 1;
+}
+
 /* idx_read(path, dtype, scale, shift, max_elems) -> tensor of byte*scale+shift */
 static int t_idx_read (lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = check_path(L, 1, "idx_read");
   ct_dtype dt = ct_lua_dtype(L, 2, CT_F32);
   double scale = luaL_optnumber(L, 3, 1), shift = luaL_optnumber(L, 4, 0);
   lua_Integer cap = luaL_optinteger(L, 5, (lua_Integer)1 << 32);
@@ -24,7 +80,7 @@ static int t_idx_read (lua_State *L) {
 /* gz_write(path, bytes): gzip bytes into path */
 static int t_gz_write (lua_State *L) {
   size_t len;
-  const char *path = luaL_checkstring(L, 1), *s = luaL_checklstring(L, 2, &len);
+  const char *path = check_path(L, 1, "gz_write"), *s = luaL_checklstring(L, 2, &len);
   ct_err err;
   if (!ct_gz_write(path, s, len, &err)) return ct_lua_error(L, "gz_write", &err);
   return 0;
@@ -32,7 +88,7 @@ static int t_gz_write (lua_State *L) {
 
 /* csv_read(path, skip_lines) -> float64 (rows, cols) */
 static int t_csv_read (lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = check_path(L, 1, "csv");
   lua_Integer skip = luaL_optinteger(L, 2, 0);
   luaL_argcheck(L, skip >= 0 && skip < 1000000, 2, "skip must be a small non-negative integer");
   ct_err err;
@@ -42,7 +98,7 @@ static int t_csv_read (lua_State *L) {
 /* write_atomic(path, bytes): replace path (temporary file + fsync + rename) */
 static int t_write_atomic (lua_State *L) {
   size_t len;
-  const char *path = luaL_checkstring(L, 1), *s = luaL_checklstring(L, 2, &len);
+  const char *path = check_path(L, 1, "save"), *s = luaL_checklstring(L, 2, &len);
   ct_err err;
   if (!ct_file_write_atomic(path, s, len, &err)) return ct_lua_error(L, "save", &err);
   return 0;
@@ -83,51 +139,6 @@ static int t_crc32 (lua_State *L) {
   return 1;
 }
 
-static int little_endian(void) {
-  const uint16_t one = 1;
-  return *(const uint8_t *)&one == 1;
-}
-
-/* tensor_bytes(t) -> the elements of t in row-major order, little-endian, as a string */
-static int t_tensor_bytes (lua_State *L) {
-  ct_tensor *t = ct_lua_check(L, 1);
-  ct_err err;
-  luaL_argcheck(L, little_endian(), 1, "big-endian hosts are not supported");
-  ct_tensor *c = ct_contig(t, false, &err);
-  if (c == NULL) return ct_lua_error(L, "tensor_bytes", &err);
-  lua_pushlstring(L, ct_data(c), (size_t)ct_numel(c) * ct_dtype_size(c->dtype));
-  ct_tensor_release(c);
-  return 1;
-}
-
-/* tensor_from_bytes(bytes, dtype, shape) -> a new tensor holding a copy of bytes */
-static int t_tensor_from_bytes (lua_State *L) {
-  size_t len;
-  const char *s = luaL_checklstring(L, 1, &len);
-  ct_dtype dt = ct_lua_dtype(L, 2, CT_F32);
-  luaL_argcheck(L, little_endian(), 1, "big-endian hosts are not supported");
-  int64_t shape[CT_MAXDIM];
-  lua_Integer nd = ct_lua_list(L, 3, CT_MAXDIM, "tensor_from_bytes", "the size list");
-  for (int i = 0; i < nd; i++) {
-    lua_geti(L, 3, i + 1);
-    int ok;
-    lua_Integer v = lua_tointegerx(L, -1, &ok);
-    luaL_argcheck(L, ok && v >= 0, 3, "sizes must be non-negative integers");
-    shape[i] = v;
-    lua_pop(L, 1);
-  }
-  ct_tensor **box = ct_lua_newbox(L);
-  ct_err err;
-  if ((*box = ct_tensor_new(dt, (int)nd, shape, &err)) == NULL)
-    return ct_lua_error(L, "tensor_from_bytes", &err);
-  size_t need = (size_t)ct_numel(*box) * ct_dtype_size(dt);
-  if (need != len)
-    return luaL_error(L, "tensor_from_bytes: %I bytes do not make a %s tensor of %I elements",
-                      (lua_Integer)len, ct_dtype_name(dt), (lua_Integer)ct_numel(*box));
-  memcpy(ct_data(*box), s, len);
-  return 1;
-}
-
 /* randperm(n, seed) -> int64 permutation of 1..n, a function of seed alone */
 static int t_randperm (lua_State *L) {
   lua_Integer n = luaL_checkinteger(L, 1), seed = luaL_checkinteger(L, 2);
@@ -153,8 +164,9 @@ static const luaL_Reg data_funcs[] = {
   {"fail_io", t_fail_io},
   {"io_log", t_io_log},
   {"crc32", t_crc32},
-  {"tensor_bytes", t_tensor_bytes},
-  {"tensor_from_bytes", t_tensor_from_bytes},
+  {"check_path", t_check_path},
+  {"read_file", t_read_file},
+  {"file_kind", t_file_kind},
   {NULL, NULL}
 };
 

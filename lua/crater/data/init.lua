@@ -9,9 +9,7 @@ data.DataLoader = require "crater.data.loader"
 local DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"
 
 local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() return true end
-  return false
+  return core.file_kind(path) ~= nil   -- stat, never open: a FIFO would block
 end
 
 -- The path of an IDX file in dir, gzipped or not; nil when neither exists.
@@ -32,6 +30,9 @@ function data.fashion_mnist(split, o)
   split = split or "train"
   if o ~= nil and type(o) ~= "table" then error("fashion_mnist: options must be a table, got " .. type(o), 2) end
   local dir = (o and o.dir) or DEFAULT_DIR
+  if type(dir) ~= "string" then error("fashion_mnist: dir must be a string, got " .. type(dir), 2) end
+  local ok_path, msg = pcall(core.check_path, dir, "fashion_mnist")
+  if not ok_path then error(msg, 2) end
   local prefix = ({ train = "train", test = "t10k" })[split]
   if prefix == nil then
     error("fashion_mnist: split must be 'train' or 'test', got '" .. tostring(split) .. "'", 2)
@@ -80,10 +81,9 @@ function data.csv(path, o)
   o = o or {}
   local names
   if o.header then
-    local f, msg = io.open(path, "r")
-    if f == nil then error("csv: cannot open " .. msg, 2) end
-    local line = f:read("l") or ""
-    f:close()
+    local ok, head = pcall(core.read_file, path, "csv", 1 << 20, true)   -- a header line is short
+    if not ok then error(head, 2) end
+    local line = head:match("^[^\n]*")
     names = {}
     for field in (line:gsub("\r$", "") .. ","):gmatch("([^,]*),") do
       names[#names + 1] = field:match("^%s*\"?(.-)\"?%s*$")
