@@ -356,7 +356,9 @@ static char **complete (const char *text, int start, int end) {
   lua_pushlstring(L, rl_line_buffer, (size_t)end);
   lua_pushstring(L, text);
   if (docall(L, 3, 1) == LUA_OK && lua_istable(L, -1)) {
-    int n = (int)luaL_len(L, -1);
+    /* raw length, capped: no metamethod can raise here (outside a protected call) */
+    lua_Unsigned raw = lua_rawlen(L, -1);
+    int n = raw > 100000 ? 100000 : (int)raw;
     if (n > 0) {
       matches = malloc(((size_t)n + 2) * sizeof *matches);
       int k = 1;
