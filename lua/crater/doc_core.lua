@@ -292,6 +292,8 @@ local extra = {
   clock = d("crater.clock()", "Monotonic wall-clock seconds (a float), for timing.", "t0 = crater.clock()\nprint(crater.clock() - t0)"),
   dot = d("crater.dot(a, b) / a:dot(b)", "The dot product of two 1-D tensors of the same length (a 0-d tensor).",
     "crater.dot(crater.tensor({1, 2}), crater.tensor({3, 4}))  -- 11"),
+  eigh = d("crater.eigh(a)", "Eigenvalues (ascending, 1-D) and eigenvectors (the columns of a matrix) of a symmetric float matrix, as torch.linalg.eigh reading the lower triangle (LAPACK syev through OpenBLAS); no gradient.",
+    "local w, v = crater.eigh(crater.tensor({{2, 1}, {1, 2}}))  -- w = {1, 3}"),
   erf = unary("erf", "error function erf(x)"),
   leaky_relu_ = d("x:leaky_relu_(slope=0.01)", "In place: x where x > 0, else slope * x; returns x.",
     "crater.tensor({-1, 2}):leaky_relu_(0.1)  -- -0.1 2"),

@@ -892,6 +892,17 @@ static int t_dot(lua_State *L) {
   return PUSH(L, ct_matmul(a, b, &err), "dot");
 }
 
+/* eigh(a) -> eigenvalues (ascending), eigenvectors (columns): torch.linalg.eigh */
+static int t_eigh(lua_State *L) {
+  ct_tensor *a = ct_lua_check(L, 1), *w, *v;
+  ct_err err;
+  ct_tensor **wbox = ct_lua_newbox(L), **vbox = ct_lua_newbox(L);   /* boxes first: a raise cannot leak */
+  if (!ct_eigh(a, &w, &v, &err)) return ct_lua_error(L, "eigh", &err);
+  *wbox = w;
+  *vbox = v;
+  return 2;
+}
+
 /* ---------------- views ---------------- */
 
 static int t_view_like(lua_State *L, bool reshape, const char *fn) {
@@ -1238,7 +1249,7 @@ static const luaL_Reg functions[] = {
   {"tensor", t_tensor}, {"zeros", t_zeros}, {"ones", t_ones}, {"empty", t_empty},
   {"full", t_full}, {"rand", t_rand}, {"randn", t_randn}, {"randint", t_randint},
   {"eye", t_eye}, {"arange", t_arange}, {"linspace", t_linspace}, {"manual_seed", t_manual_seed},
-  {"check_list", t_check_list}, {NULL, NULL}};
+  {"check_list", t_check_list}, {"eigh", t_eigh}, {NULL, NULL}};
 
 /* The in-place methods refuse arguments they would ignore (x:zero_(v), x:mul_(2, 3)),
  * as PyTorch does: a call that looks meant to do something else fails before writing. */

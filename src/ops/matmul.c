@@ -2,6 +2,7 @@
  * views go to BLAS as transposes, not copies; 1-D operands become matrices by views. */
 #include <cblas.h>
 #include <limits.h>
+#include <math.h>
 #include <string.h>
 
 #include "ops.h"
@@ -208,4 +209,66 @@ ct_tensor *ct_matmul(ct_tensor *a, ct_tensor *b, ct_err *err) {
   ct_tensor_release(am);
   ct_tensor_release(bm);
   return r;
+}
+
+/* LAPACK's symmetric eigensolvers, which OpenBLAS carries (no LAPACKE header needed). */
+void ssyev_(const char *jobz, const char *uplo, const int *n, float *a, const int *lda, float *w,
+            float *work, const int *lwork, int *info);
+void dsyev_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda, double *w,
+            double *work, const int *lwork, int *info);
+
+static int syev(ct_dtype dt, int n, void *a, void *w, void *work, int lwork) {
+  int info = 0;
+  if (dt == CT_F32) ssyev_("V", "L", &n, a, &n, w, work, &lwork, &info);
+  else dsyev_("V", "L", &n, a, &n, w, work, &lwork, &info);
+  return info;
+}
+
+int ct_eigh(ct_tensor *a, ct_tensor **values, ct_tensor **vectors, ct_err *err) {
+  char s[96];
+  *values = *vectors = NULL;
+  if (a->ndim != 2 || a->shape[0] != a->shape[1] || a->dtype == CT_I64)
+    return ct_fail(err, "expected a square float32 or float64 matrix, got %s %s", ct_dtype_name(a->dtype),
+                   ct_shape_str(s, a->ndim, a->shape));
+  if (a->shape[0] > INT_MAX / 2) return ct_fail(err, "matrix of size %lld is too large for LAPACK", (long long)a->shape[0]);
+  int n = (int)a->shape[0];
+  /* LAPACK is column-major: the row-major copy is the transpose, the same symmetric matrix,
+   * and the eigenvectors come back as its rows; the result's columns are them */
+  ct_tensor *rows = ct_contig(a, true, err), *cols = NULL;
+  *values = rows ? ct_tensor_new(a->dtype, 1, a->shape, err) : NULL;
+  size_t es = ct_dtype_size(a->dtype);
+  if (*values == NULL) goto fail;
+  for (int64_t i = 0; i < (int64_t)n * n; i++) {   /* LAPACK may not return on NaN or inf */
+    double v = a->dtype == CT_F32 ? ((float *)ct_data(rows))[i] : ((double *)ct_data(rows))[i];
+    if (!isfinite(v)) {
+      ct_fail(err, "the matrix has a non-finite entry (at row %lld, column %lld)", (long long)(i / n + 1),
+              (long long)(i % n + 1));
+      goto fail;
+    }
+  }
+  if (n > 0) {
+    double query = 0;
+    float queryf = 0;
+    if (syev(a->dtype, n, ct_data(rows), ct_data(*values), a->dtype == CT_F32 ? (void *)&queryf : (void *)&query, -1))
+      goto lapack;
+    int lwork = a->dtype == CT_F32 ? (int)queryf : (int)query;
+    void *work = ct_malloc((size_t)lwork * es, err);
+    if (work == NULL) goto fail;
+    int info = syev(a->dtype, n, ct_data(rows), ct_data(*values), work, lwork);
+    ct_free(work, (size_t)lwork * es);
+    if (info != 0) goto lapack;
+  }
+  cols = ct_transpose(rows, 0, 1, err);
+  if (cols == NULL || (*vectors = ct_contig(cols, true, err)) == NULL) goto fail;
+  ct_tensor_release(cols);
+  ct_tensor_release(rows);
+  return 1;
+lapack:
+  ct_fail(err, "LAPACK's eigensolver did not converge on this %dx%d matrix (is it finite?)", n, n);
+fail:
+  ct_tensor_release(cols);
+  ct_tensor_release(rows);
+  ct_tensor_release(*values);
+  *values = NULL;
+  return 0;
 }

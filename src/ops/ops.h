@@ -112,6 +112,9 @@ ct_tensor *ct_softmax(ct_tensor *x, int dim, bool log, ct_err *err);
 /* ---- matrix products (OpenBLAS) ---- */
 ct_tensor *ct_matmul(ct_tensor *a, ct_tensor *b, ct_err *err);   /* 1-D, 2-D, batched 3-D */
 ct_tensor *ct_mm(ct_tensor *a, ct_tensor *b, ct_err *err);       /* 2-D only */
+/* Eigenvalues (ascending) and eigenvectors (the columns) of the symmetric matrix a, as
+ * torch.linalg.eigh with its lower triangle read (LAPACK syev); new tensors, no graph. */
+int ct_eigh(ct_tensor *a, ct_tensor **values, ct_tensor **vectors, ct_err *err);
 ct_tensor *ct_bmm(ct_tensor *a, ct_tensor *b, ct_err *err);      /* 3-D only */
 /* 1 when an (n,k) x (k,m) product fits BLAS's int sizes, else 0 with err. */
 int ct_blas_sizes(int64_t n, int64_t k, int64_t m, ct_err *err);
