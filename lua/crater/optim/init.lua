@@ -2,7 +2,8 @@
 -- Every optimizer is a class made from `Optimizer` (see optimizer.lua) and is built as
 -- `crater.optim.Name(params, opts)` with PyTorch's option names and defaults. The
 -- built-ins (SGD, Adam, AdamW, Adagrad, RMSprop, Adadelta, Adamax, NAdam, RAdam, ASGD,
--- Rprop) update each parameter with one fused C kernel; LBFGS is written in Lua.
+-- Rprop) update each parameter with one fused C kernel; LBFGS and Torch7's CG, FISTA,
+-- CMAES and DE work on the flattened parameters with tensor operations, in Lua.
 -- https://pytorch.org/docs/1.13/optim.html
 -- @usage local opt = crater.optim.Adam(model:parameters(), {lr = 1e-3})
 -- local sched = crater.optim.lr_scheduler.StepLR(opt, {step_size = 30, gamma = 0.1})
@@ -23,5 +24,9 @@ return {
   AdamWScheduleFree = require "crater.optim.adamw_schedulefree",
   SGDScheduleFree = require "crater.optim.sgd_schedulefree",
   SophiaG = require "crater.optim.sophiag",
+  CG = require "crater.optim.cg",
+  FISTA = require "crater.optim.fista",
+  CMAES = require "crater.optim.cmaes",
+  DE = require "crater.optim.de",
   lr_scheduler = require "crater.optim.lr_scheduler",
 }

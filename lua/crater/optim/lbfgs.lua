@@ -27,6 +27,7 @@
 -- end
 -- luacheck: ignore 581 (the "not (a <= b)" tests are there to treat NaN as PyTorch does)
 local Optimizer = require "crater.optim.optimizer"
+local flat = require "crater.optim.flat"
 
 local LBFGS = Optimizer:extend("LBFGS", {lr = 1, max_iter = 20, max_eval = false,
   tolerance_grad = 1e-7, tolerance_change = 1e-9, history_size = 100, line_search_fn = false},
@@ -60,26 +61,6 @@ end
 
 function LBFGS:add_param_group()
   error("LBFGS: doesn't support per-parameter options (parameter groups)", 2)
-end
-
--- The gradients of all parameters as one new vector (zeros where a grad is nil).
-local function gather_flat_grad(params)
-  local C, views = crater(), {}
-  for i, p in ipairs(params) do
-    local g = p.grad
-    views[i] = g and g:reshape(-1) or C.zeros(p:numel(), {dtype = p:dtype()})
-  end
-  return C.cat(views, 1)
-end
-
--- x = x + t * d over the flattened parameters.
-local function add_grad(params, t, d)
-  local offset = 0
-  for _, p in ipairs(params) do
-    local n = p:numel()
-    p:view(-1):add_(d:narrow(1, offset + 1, n), t)
-    offset = offset + n
-  end
 end
 
 local function clone_params(params)
@@ -206,7 +187,7 @@ local function run(self, closure)
   local loss = number(orig_loss)
   local current_evals = 1
   state.func_evals = state.func_evals + 1
-  local flat_grad = gather_flat_grad(params)
+  local flat_grad = flat.grads(params)
   local opt_cond = absmax(flat_grad) <= tolerance_grad
   if opt_cond then return orig_loss end
 
@@ -258,20 +239,20 @@ local function run(self, closure)
     if line_search_fn then
       local x_init = clone_params(params)
       local function obj_func(x, tt, dd)
-        add_grad(params, tt, dd)
+        flat.add(params, tt, dd)
         local l = number(evaluate())
-        local fg = gather_flat_grad(params)
+        local fg = flat.grads(params)
         set_params(params, x)
         return l, fg
       end
       loss, flat_grad, t, ls_func_evals = strong_wolfe(obj_func, x_init, t, d, loss, flat_grad, gtd)
-      add_grad(params, t, d)
+      flat.add(params, t, d)
       opt_cond = absmax(flat_grad) <= tolerance_grad
     else
-      add_grad(params, t, d)
+      flat.add(params, t, d)
       if n_iter ~= max_iter then
         loss = number(evaluate())
-        flat_grad = gather_flat_grad(params)
+        flat_grad = flat.grads(params)
         opt_cond = absmax(flat_grad) <= tolerance_grad
         ls_func_evals = 1
       end

@@ -5,6 +5,7 @@
 --       bound is none; open excludes that end), finite unless `inf`
 --   {"integer", lo, hi}    an integer (an integral float will do) in [lo, hi], finite
 --   {"boolean"}            true or false
+--   {"function"}           a Lua function
 --   {"choice", v1, v2...}  one of the values
 --   {"list", r1, r2...}    a list of exactly as many entries, entry i checked by ri
 --   {"per_group", r}       a list with one entry per param group, each checked by r
@@ -73,6 +74,8 @@ function M.check(who, label, v, rule, groups)
     if not rule.inf and not finite(v) then bad("finite") end
   elseif kind == "boolean" then
     if type(v) ~= "boolean" then bad("a boolean") end
+  elseif kind == "function" then
+    if type(v) ~= "function" then bad("a function") end
   elseif kind == "choice" then
     for i = 2, #rule do if v == rule[i] then return end end
     local names = {}
