@@ -341,12 +341,20 @@ ct_tensor *ct_tensor_zeros(ct_dtype dt, int ndim, const int64_t *shape, ct_err *
 static void fill_contig(char *p, ct_dtype dt, int64_t n, double v) {
   if (dt == CT_F32) { float f = (float)v, *q = (float *)p; for (int64_t i = 0; i < n; i++) q[i] = f; }
   else if (dt == CT_F64) { double *q = (double *)p; for (int64_t i = 0; i < n; i++) q[i] = v; }
-  else { int64_t k = (int64_t)v, *q = (int64_t *)p; for (int64_t i = 0; i < n; i++) q[i] = k; }
+  else { int64_t k = ct_i64_of(v), *q = (int64_t *)p; for (int64_t i = 0; i < n; i++) q[i] = k; }
 }
 
 ct_tensor *ct_tensor_full(ct_dtype dt, int ndim, const int64_t *shape, double v, ct_err *err) {
   ct_tensor *t = ct_tensor_new(dt, ndim, shape, err);
   if (t) fill_contig(t->storage->data, dt, ct_numel(t), v);
+  return t;
+}
+
+ct_tensor *ct_tensor_full_i64(int ndim, const int64_t *shape, int64_t k, ct_err *err) {
+  ct_tensor *t = ct_tensor_new(CT_I64, ndim, shape, err);
+  if (t == NULL) return NULL;
+  int64_t *q = (int64_t *)t->storage->data, n = ct_numel(t);
+  for (int64_t i = 0; i < n; i++) q[i] = k;
   return t;
 }
 
@@ -389,19 +397,32 @@ static double load(const char *p, ct_dtype dt) {
 static void store(char *p, ct_dtype dt, double v) {
   if (dt == CT_F32) *(float *)p = (float)v;
   else if (dt == CT_F64) *(double *)p = v;
-  else *(int64_t *)p = (int64_t)v;
+  else *(int64_t *)p = ct_i64_of(v);
+}
+
+static char *element(const ct_tensor *t, const int64_t *idx) {
+  int64_t off = t->offset;
+  for (int i = 0; i < t->ndim; i++) off += idx[i] * t->stride[i];
+  return (char *)t->storage->data + (size_t)off * ct_dtype_size(t->dtype);
 }
 
 double ct_get_at(const ct_tensor *t, const int64_t *idx) {
-  int64_t off = t->offset;
-  for (int i = 0; i < t->ndim; i++) off += idx[i] * t->stride[i];
-  return load((const char *)t->storage->data + (size_t)off * ct_dtype_size(t->dtype), t->dtype);
+  return load(element(t, idx), t->dtype);
 }
 
 void ct_set_at(ct_tensor *t, const int64_t *idx, double v) {
-  int64_t off = t->offset;
-  for (int i = 0; i < t->ndim; i++) off += idx[i] * t->stride[i];
-  store((char *)t->storage->data + (size_t)off * ct_dtype_size(t->dtype), t->dtype, v);
+  store(element(t, idx), t->dtype, v);
+  ct_bump(t);
+}
+
+int64_t ct_get_at_i64(const ct_tensor *t, const int64_t *idx) {
+  if (t->dtype != CT_I64) return ct_i64_of(ct_get_at(t, idx));
+  return *(const int64_t *)element(t, idx);
+}
+
+void ct_set_at_i64(ct_tensor *t, const int64_t *idx, int64_t k) {
+  if (t->dtype != CT_I64) { ct_set_at(t, idx, (double)k); return; }
+  *(int64_t *)element(t, idx) = k;
   ct_bump(t);
 }
 
@@ -476,6 +497,11 @@ static void copy_loop(char **p, const int64_t *s, int64_t n, void *vctx) {
   }
   if (c->d == CT_F32 && c->s == CT_F32) {
     float *d = (float *)p[0]; const float *x = (const float *)p[1];
+    for (int64_t i = 0; i < n; i++) d[i * s[0]] = x[i * s[1]];
+    return;
+  }
+  if (c->d == CT_I64 && c->s == CT_I64) {   /* exact: never through double */
+    int64_t *d = (int64_t *)p[0]; const int64_t *x = (const int64_t *)p[1];
     for (int64_t i = 0; i < n; i++) d[i * s[0]] = x[i * s[1]];
     return;
   }

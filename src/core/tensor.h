@@ -81,6 +81,16 @@ ct_tensor *ct_tensor_new(ct_dtype dt, int ndim, const int64_t *shape, ct_err *er
 ct_tensor *ct_tensor_zeros(ct_dtype dt, int ndim, const int64_t *shape, ct_err *err);
 ct_tensor *ct_tensor_full(ct_dtype dt, int ndim, const int64_t *shape, double v, ct_err *err);
 ct_tensor *ct_tensor_scalar(ct_dtype dt, double v, ct_err *err);   /* 0-d */
+/* An int64 tensor filled with k exactly (no trip through double). */
+ct_tensor *ct_tensor_full_i64(int ndim, const int64_t *shape, int64_t k, ct_err *err);
+/* A double as int64 the way a cast should be and C's is not: truncated, saturated at the
+ * ends of the range, NaN as INT64_MIN (what x86 gives PyTorch), never undefined. */
+static inline int64_t ct_i64_of(double v) {
+  if (v != v) return INT64_MIN;
+  if (v >= 9223372036854775808.0) return INT64_MAX;
+  if (v < -9223372036854775808.0) return INT64_MIN;
+  return (int64_t)v;
+}
 /* A new tensor struct on the same storage with the same geometry and no autograd
  * state (a detached alias); the caller owns it. */
 ct_tensor *ct_tensor_alias(ct_tensor *t, ct_err *err);
@@ -124,6 +134,9 @@ static inline bool ct_same_shape(const ct_tensor *a, const ct_tensor *b) {
 double ct_get_flat(const ct_tensor *t, int64_t i);
 double ct_get_at(const ct_tensor *t, const int64_t *idx);
 void ct_set_at(ct_tensor *t, const int64_t *idx, double v);
+/* Exact element access for int64 tensors (any dtype works: others go through double). */
+int64_t ct_get_at_i64(const ct_tensor *t, const int64_t *idx);
+void ct_set_at_i64(ct_tensor *t, const int64_t *idx, int64_t k);
 /* Copies src into dst (same numel, any strides and dtypes). Bumps dst's version. */
 void ct_copy_into(ct_tensor *dst, const ct_tensor *src);
 /* A contiguous copy (or a new reference to t when already contiguous and 'always' is false). */

@@ -232,7 +232,9 @@ static ct_tensor *operand(lua_State *L, int idx, const ct_tensor *like) {
   ct_dtype dt = like ? like->dtype : CT_F32;
   if (dt == CT_I64 && !lua_isinteger(L, idx)) dt = CT_F32;
   ct_tensor **box = ct_lua_newbox(L);   /* left on the stack; collected later */
-  if ((*box = ct_tensor_scalar(dt, lua_tonumber(L, idx), &err)) == NULL) ct_lua_error(L, "tensor", &err);
+  *box = dt == CT_I64 ? ct_tensor_full_i64(0, NULL, lua_tointeger(L, idx), &err)   /* exact */
+                      : ct_tensor_scalar(dt, lua_tonumber(L, idx), &err);
+  if (*box == NULL) ct_lua_error(L, "tensor", &err);
   lua_replace(L, idx);
   return *box;
 }
@@ -271,7 +273,9 @@ static int t_full(lua_State *L) {
   ct_dtype dt = opt_dtype(L, next + 1, CT_F32);
   ct_err err;
   ct_tensor **box = ct_lua_newbox(L);
-  if ((*box = ct_tensor_full(dt, n, shape, v, &err)) == NULL) return ct_lua_error(L, "full", &err);
+  *box = dt == CT_I64 && lua_isinteger(L, next) ? ct_tensor_full_i64(n, shape, lua_tointeger(L, next), &err)
+                                                : ct_tensor_full(dt, n, shape, v, &err);
+  if (*box == NULL) return ct_lua_error(L, "full", &err);
   apply_requires_grad(L, next + 1, *box);
   return 1;
 }
@@ -286,12 +290,12 @@ static int t_randint(lua_State *L) {
   ct_tensor **box = ct_lua_newbox(L);
   if ((*box = ct_tensor_new(dt, n, shape, &err)) == NULL) return ct_lua_error(L, "randint", &err);
   int64_t cnt = ct_numel(*box);
-  uint64_t range = (uint64_t)(hi - lo);
+  uint64_t range = (uint64_t)hi - (uint64_t)lo;   /* in uint64: the full int64 range fits */
   for (int64_t i = 0; i < cnt; i++) {
-    double v = (double)(lo + (lua_Integer)(ct_rng_next() % range));
-    if (dt == CT_I64) ((int64_t *)(*box)->storage->data)[i] = (int64_t)v;
-    else if (dt == CT_F32) ((float *)(*box)->storage->data)[i] = (float)v;
-    else ((double *)(*box)->storage->data)[i] = v;
+    int64_t k = (int64_t)((uint64_t)lo + ct_rng_next() % range);
+    if (dt == CT_I64) ((int64_t *)(*box)->storage->data)[i] = k;
+    else if (dt == CT_F32) ((float *)(*box)->storage->data)[i] = (float)k;
+    else ((double *)(*box)->storage->data)[i] = (double)k;
   }
   return 1;
 }
@@ -321,10 +325,14 @@ static int t_arange(lua_State *L) {
     b = a;
     a = 0;
   }
-  (void)all_int;   /* float32 unless asked: crater's default dtype */
+  ct_dtype dt = opt_dtype(L, opts, CT_F32);   /* float32 unless asked: crater's default dtype */
   ct_err err;
   ct_tensor **box = ct_lua_newbox(L);
-  if ((*box = ct_arange(a, b, step, opt_dtype(L, opts, CT_F32), &err)) == NULL)
+  if (dt == CT_I64 && all_int)   /* exact: the integers never pass through double */
+    *box = ct_arange_i64(opts == 2 ? 0 : lua_tointeger(L, 1), lua_tointeger(L, opts == 2 ? 1 : 2),
+                         opts == 4 ? lua_tointeger(L, 3) : 1, &err);
+  else *box = ct_arange(a, b, step, dt, &err);
+  if (*box == NULL)
     return ct_lua_error(L, "arange", &err);
   apply_requires_grad(L, opts, *box);
   return 1;
@@ -359,7 +367,7 @@ static void nested_fill(lua_State *L, int idx, int depth, const int64_t *shape, 
     char *p = (char *)t->storage->data + (size_t)(*pos)++ * ct_dtype_size(t->dtype);
     if (t->dtype == CT_F32) *(float *)p = (float)v;
     else if (t->dtype == CT_F64) *(double *)p = v;
-    else *(int64_t *)p = (int64_t)v;
+    else *(int64_t *)p = lua_isinteger(L, idx) ? lua_tointeger(L, idx) : ct_i64_of(v);   /* exact */
     return;
   }
   if (!lua_istable(L, idx) || ct_lua_list(L, idx, LUA_MAXINTEGER, "tensor", "the nested table") != shape[depth])
@@ -440,16 +448,17 @@ static int t_len(lua_State *L) {
 static int t_dtype(lua_State *L) { lua_pushstring(L, ct_dtype_name(ct_lua_check(L, 1)->dtype)); return 1; }
 static int t_is_contiguous(lua_State *L) { lua_pushboolean(L, ct_is_contiguous(ct_lua_check(L, 1))); return 1; }
 
-static void push_number(lua_State *L, double v, ct_dtype dt) {
-  if (dt == CT_I64) lua_pushinteger(L, (lua_Integer)v);
-  else lua_pushnumber(L, v);
+/* Element idx as a Lua number: int64 exactly, as an integer. */
+static void push_elem(lua_State *L, const ct_tensor *t, const int64_t *idx) {
+  if (t->dtype == CT_I64) lua_pushinteger(L, ct_get_at_i64(t, idx));
+  else lua_pushnumber(L, ct_get_at(t, idx));
 }
 
 static int t_item(lua_State *L) {
   ct_tensor *t = ct_lua_check(L, 1);
   if (ct_numel(t) != 1)
     return luaL_error(L, "item: a tensor with %I elements cannot be converted to a number", (LUAI_UACINT)ct_numel(t));
-  push_number(L, ct_get_flat(t, 0), t->dtype);
+  push_elem(L, t, (int64_t[CT_MAXDIM]){0});   /* every size is 1 */
   return 1;
 }
 
@@ -457,7 +466,7 @@ static void totable_rec(lua_State *L, ct_tensor *t, int d, int64_t *idx) {
   lua_createtable(L, (int)t->shape[d], 0);
   for (int64_t i = 0; i < t->shape[d]; i++) {
     idx[d] = i;
-    if (d == t->ndim - 1) push_number(L, ct_get_at(t, idx), t->dtype);
+    if (d == t->ndim - 1) push_elem(L, t, idx);
     else totable_rec(L, t, d + 1, idx);
     lua_rawseti(L, -2, i + 1);
   }
@@ -466,7 +475,7 @@ static void totable_rec(lua_State *L, ct_tensor *t, int d, int64_t *idx) {
 static int t_totable(lua_State *L) {
   ct_tensor *t = ct_lua_check(L, 1);
   int64_t idx[CT_MAXDIM] = {0};
-  if (t->ndim == 0) push_number(L, ct_get_flat(t, 0), t->dtype);
+  if (t->ndim == 0) push_elem(L, t, idx);
   else totable_rec(L, t, 0, idx);
   return 1;
 }
@@ -491,7 +500,7 @@ static int t_get(lua_State *L) {
   ct_tensor *t = ct_lua_check(L, 1);
   int64_t idx[CT_MAXDIM];
   read_index(L, t, 2, idx);
-  push_number(L, ct_get_at(t, idx), t->dtype);
+  push_elem(L, t, idx);
   return 1;
 }
 
@@ -542,7 +551,10 @@ static int binary_dispatch(lua_State *L, ct_binary_op op, const char *fn) {
   ct_tensor *a = ct_lua_test(L, 1), *b = ct_lua_test(L, 2);
   ct_err err;
   bool na = !a && lua_type(L, 1) == LUA_TNUMBER, nb = !b && lua_type(L, 2) == LUA_TNUMBER;
-  if (a && nb && !(a->dtype == CT_I64 && !lua_isinteger(L, 2) && op >= CT_B_EQ)) {
+  /* an int64 with an integer past 2^53 (which no double holds) takes the exact tensor path */
+  bool exact_int = a && a->dtype == CT_I64 && lua_isinteger(L, 2) &&
+                   (lua_tointeger(L, 2) > (1LL << 53) || lua_tointeger(L, 2) < -(1LL << 53));
+  if (a && nb && !exact_int && !(a->dtype == CT_I64 && !lua_isinteger(L, 2) && op >= CT_B_EQ)) {
     double s = lua_tonumber(L, 2);
     switch (op) {
     case CT_B_ADD: return PUSH(L, ct_unary(CT_U_ADDS, a, s, 0, &err), fn);
@@ -641,7 +653,8 @@ static int t_div_(lua_State *L) { return binary_inplace(L, CT_B_DIV, "div_"); }
 static int t_maximum_(lua_State *L) { return binary_inplace(L, CT_B_MAXIMUM, "maximum_"); }
 static int t_minimum_(lua_State *L) { return binary_inplace(L, CT_B_MINIMUM, "minimum_"); }
 static int t_pow_(lua_State *L) {
-  if (lua_type(L, 2) == LUA_TNUMBER) {
+  ct_tensor *t = ct_lua_check(L, 1);
+  if (lua_type(L, 2) == LUA_TNUMBER && !(t->dtype == CT_I64 && lua_isinteger(L, 2))) {
     ct_tensor *x = ct_lua_check(L, 1);
     ct_err err;
     if (!ct_unary_(CT_U_POW, x, lua_tonumber(L, 2), 0, &err)) return ct_lua_error(L, "pow_", &err);
@@ -689,7 +702,9 @@ static int t_lerp(lua_State *L) {
 static int t_fill_(lua_State *L) {
   ct_tensor *x = ct_lua_check(L, 1);
   ct_err err;
-  if (!ct_fill_(x, luaL_checknumber(L, 2), &err)) return ct_lua_error(L, "fill_", &err);
+  double v = luaL_checknumber(L, 2);
+  int ok = lua_isinteger(L, 2) ? ct_fill_i64_(x, lua_tointeger(L, 2), &err) : ct_fill_(x, v, &err);
+  if (!ok) return ct_lua_error(L, "fill_", &err);
   lua_settop(L, 1);
   return 1;
 }
@@ -1214,8 +1229,9 @@ static int t_newindex(lua_State *L) {
   if (lua_type(L, 2) != LUA_TNUMBER && !lua_istable(L, 2))
     return luaL_error(L, "index: expected an integer or a table of integers");
   ct_tensor *v = index_view(L, x, 2);
-  int ok = lua_type(L, 3) == LUA_TNUMBER ? ct_fill_(v, lua_tonumber(L, 3), &err)
-                                         : ct_copy_(v, ct_lua_check(L, 3), &err);
+  int ok = lua_isinteger(L, 3) ? ct_fill_i64_(v, lua_tointeger(L, 3), &err)   /* exact into int64 */
+         : lua_type(L, 3) == LUA_TNUMBER ? ct_fill_(v, lua_tonumber(L, 3), &err)
+         : ct_copy_(v, ct_lua_check(L, 3), &err);
   if (!ok) return ct_lua_error(L, "index assignment", &err);
   return 0;
 }

@@ -93,20 +93,36 @@ typedef struct { ct_unary_op op; double a, b; } un_ctx;
 UNARY_FLOAT_KERNEL(float, unary_f32)
 UNARY_FLOAT_KERNEL(double, unary_f64)
 
+/* int64 overflow wraps, as in PyTorch: compute in uint64, where wrapping is defined. */
+static inline int64_t wadd(int64_t u, int64_t v) { return (int64_t)((uint64_t)u + (uint64_t)v); }
+static inline int64_t wsub(int64_t u, int64_t v) { return (int64_t)((uint64_t)u - (uint64_t)v); }
+static inline int64_t wmul(int64_t u, int64_t v) { return (int64_t)((uint64_t)u * (uint64_t)v); }
+
+/* u^v for v >= 0 by squaring, wrapping on overflow */
+static int64_t ipow(int64_t u, int64_t v) {
+  uint64_t r = 1, b = (uint64_t)u;
+  for (; v > 0; v >>= 1) {
+    if (v & 1) r *= b;
+    b *= b;
+  }
+  return (int64_t)r;
+}
+
 static void unary_i64(char **p, const int64_t *s, int64_t n, void *vctx) {
   un_ctx *c = vctx;
   int64_t *y = (int64_t *)p[0];
   const int64_t *x = (const int64_t *)p[1];
-  int64_t sy = s[0], sx = s[1], a = (int64_t)c->a, b = (int64_t)c->b;
+  int64_t sy = s[0], sx = s[1], a = ct_i64_of(c->a), b = ct_i64_of(c->b);
   switch (c->op) {
-  case CT_U_NEG: ULOOP(int64_t, -v); break;
-  case CT_U_ABS: ULOOP(int64_t, v < 0 ? -v : v); break;
+  case CT_U_NEG: ULOOP(int64_t, wsub(0, v)); break;
+  case CT_U_ABS: ULOOP(int64_t, v < 0 ? wsub(0, v) : v); break;
   case CT_U_SIGN: ULOOP(int64_t, (v > 0) - (v < 0)); break;
   case CT_U_RELU: ULOOP(int64_t, v > 0 ? v : 0); break;
   case CT_U_CLAMP: ULOOP(int64_t, v < a ? a : (v > b ? b : v)); break;
-  case CT_U_ADDS: ULOOP(int64_t, v + a); break;
-  case CT_U_MULS: ULOOP(int64_t, v * a); break;
-  case CT_U_RSUBS: ULOOP(int64_t, a - v); break;
+  case CT_U_ADDS: ULOOP(int64_t, wadd(v, a)); break;
+  case CT_U_MULS: ULOOP(int64_t, wmul(v, a)); break;
+  case CT_U_RSUBS: ULOOP(int64_t, wsub(a, v)); break;
+  case CT_U_POW: ULOOP(int64_t, ipow(v, a)); break;
   default: break;
   }
 }
@@ -117,15 +133,35 @@ static bool int_closed(ct_unary_op op, double a, double b) {
   case CT_U_NEG: case CT_U_ABS: case CT_U_SIGN: case CT_U_RELU: return true;
   case CT_U_CLAMP: return (a == floor(a) || isinf(a)) && (b == floor(b) || isinf(b));
   case CT_U_ADDS: case CT_U_MULS: case CT_U_RSUBS: return a == floor(a) && fabs(a) < 9e15;
+  case CT_U_POW: return a == floor(a) && a >= 0 && a < 9e15;   /* a < 0 is refused before */
   default: return false;
   }
+}
+
+/* PyTorch refuses an int64 raised to a negative integer power (the result is not an integer). */
+#define NEGATIVE_POWER "integers to negative integer powers are not allowed"
+static void any_negative(char **p, const int64_t *s, int64_t n, void *vctx) {
+  const int64_t *x = (const int64_t *)p[0];
+  bool *found = vctx;
+  for (int64_t i = 0; i < n && !*found; i++) *found = x[i * s[0]] < 0;
+}
+static bool has_negative(const ct_tensor *t) {
+  bool found = false;
+  int64_t st[1][CT_MAXDIM];
+  memcpy(st[0], t->stride, sizeof st[0]);
+  ct_iterate(1, (char *[]){ct_data(t)}, (size_t[]){sizeof(int64_t)}, t->ndim, t->shape, st,
+             any_negative, &found);
+  return found;
+}
+static bool negative_int_power(const ct_tensor *x, double a) {
+  return x->dtype == CT_I64 && a < 0 && a == floor(a);
 }
 
 static void unary_apply(ct_tensor *y, ct_tensor *x, ct_unary_op op, double a, double b) {
   un_ctx c = {op, a, b};
   if (x->dtype == CT_I64 && op == CT_U_CLAMP) {   /* clamp bounds at int64 range */
-    c.a = isinf(a) ? -9.2e18 : a;
-    c.b = isinf(b) ? 9.2e18 : b;
+    c.a = isinf(a) ? -9.3e18 : a;   /* ct_i64_of saturates */
+    c.b = isinf(b) ? 9.3e18 : b;
   }
   char *base[2] = {ct_data(y), ct_data(x)};
   ct_loop_fn fn = x->dtype == CT_F32 ? unary_f32 : x->dtype == CT_F64 ? unary_f64 : unary_i64;
@@ -182,6 +218,7 @@ static bool saves_nothing(ct_unary_op op) {
 
 ct_tensor *ct_unary(ct_unary_op op, ct_tensor *x, double a, double b, ct_err *err) {
   ct_tensor *src = x, *cast = NULL;
+  if (op == CT_U_POW && negative_int_power(x, a)) return ct_fail(err, NEGATIVE_POWER), NULL;
   if (x->dtype == CT_I64 && !int_closed(op, a, b)) {
     cast = ct_to(x, CT_F32, err);
     if (cast == NULL) return NULL;
@@ -377,6 +414,7 @@ static int leaf_write_ok(const ct_tensor *x, ct_err *err) {
 
 int ct_unary_(ct_unary_op op, ct_tensor *x, double a, double b, ct_err *err) {
   if (!leaf_write_ok(x, err)) return 0;
+  if (op == CT_U_POW && negative_int_power(x, a)) return ct_fail(err, NEGATIVE_POWER);
   if (x->dtype == CT_I64 && !int_closed(op, a, b))
     return ct_fail(err, "result type float32 can't be cast to the desired output type int64");
   if (ct_grad_enabled && x->requires_grad) {   /* record: compute out of place, write back */
@@ -471,22 +509,15 @@ typedef struct { ct_binary_op op; } bin_ctx;
 BINARY_FLOAT_KERNEL(float, binary_f32)
 BINARY_FLOAT_KERNEL(double, binary_f64)
 
-static int64_t ipow(int64_t u, int64_t v) {
-  int64_t r = 1;
-  if (v < 0) return u == 1 ? 1 : (u == -1 ? (v % 2 ? -1 : 1) : 0);
-  while (v) { if (v & 1) r *= u; u *= u; v >>= 1; }
-  return r;
-}
-
 static void binary_i64(char **p, const int64_t *s, int64_t n, void *vctx) {
   bin_ctx *c = vctx;
   int64_t *o = (int64_t *)p[0];
   const int64_t *a = (const int64_t *)p[1], *b = (const int64_t *)p[2];
   int64_t so = s[0], sa = s[1], sb = s[2];
   switch (c->op) {
-  case CT_B_ADD: BLOOP(int64_t, int64_t, u + v); break;
-  case CT_B_SUB: BLOOP(int64_t, int64_t, u - v); break;
-  case CT_B_MUL: BLOOP(int64_t, int64_t, u * v); break;
+  case CT_B_ADD: BLOOP(int64_t, int64_t, wadd(u, v)); break;
+  case CT_B_SUB: BLOOP(int64_t, int64_t, wsub(u, v)); break;
+  case CT_B_MUL: BLOOP(int64_t, int64_t, wmul(u, v)); break;
   case CT_B_POW: BLOOP(int64_t, int64_t, ipow(u, v)); break;
   case CT_B_MINIMUM: BLOOP(int64_t, int64_t, u < v ? u : v); break;
   case CT_B_MAXIMUM: BLOOP(int64_t, int64_t, u > v ? u : v); break;
@@ -550,6 +581,11 @@ static ct_tensor *binary_out(ct_binary_op op, ct_tensor *a0, ct_tensor *b0, bool
   ct_tensor *a, *b, *o = NULL;
   if (!ct_broadcast_shape(a0, b0, &nd, shape, err)) return NULL;
   if (!promote_pair(a0, b0, &a, &b, err)) return NULL;
+  if (op == CT_B_POW && a->dtype == CT_I64 && has_negative(b)) {
+    ct_tensor_release(a);
+    ct_tensor_release(b);
+    return ct_fail(err, NEGATIVE_POWER), NULL;
+  }
   if (op == CT_B_DIV && a->dtype == CT_I64) {   /* true division, as PyTorch */
     ct_tensor *fa = ct_to(a, CT_F32, err), *fb = fa ? ct_to(b, CT_F32, err) : NULL;
     ct_tensor_release(a);
@@ -787,9 +823,10 @@ int ct_binary_(ct_binary_op op, ct_tensor *x, ct_tensor *y, ct_err *err) {
   }
   ct_tensor *yc = y;
   if (y->dtype != x->dtype && (yc = ct_to(y, x->dtype, err)) == NULL) return 0;
-  if (x->dtype == CT_I64 && op == CT_B_DIV) {
+  if (x->dtype == CT_I64 && (op == CT_B_DIV || (op == CT_B_POW && has_negative(yc)))) {
     if (yc != y) ct_tensor_release(yc);
-    return ct_fail(err, "result type float32 can't be cast to the desired output type int64");
+    return ct_fail(err, op == CT_B_DIV ? "result type float32 can't be cast to the desired output type int64"
+                                       : NEGATIVE_POWER);
   }
   binary_apply(x, x, yc, op);
   if (yc != y) ct_tensor_release(yc);
@@ -841,7 +878,24 @@ typedef struct { fused_kind k; double v; } fused_ctx;
   }
 FUSED_KERNEL(float, fused_f32)
 FUSED_KERNEL(double, fused_f64)
-FUSED_KERNEL(int64_t, fused_i64)
+
+/* int64: wrapping like the other int64 kernels; addcdiv and lerp are refused before */
+static void fused_i64(char **p, const int64_t *s, int64_t n, void *vctx) {
+  fused_ctx *c = vctx;
+  int64_t *x = (int64_t *)p[0];
+  const int64_t *a = (const int64_t *)p[1], *b = (const int64_t *)p[2];
+  int64_t v = ct_i64_of(c->v), sx = s[0], sa = s[1], sb = s[2];
+  for (int64_t i = 0; i < n; i++) {
+    int64_t *xi = &x[i * sx], ai = a[i * sa];
+    switch (c->k) {
+    case F_AXPY: *xi = wadd(*xi, wmul(v, ai)); break;
+    case F_ADDCMUL: *xi = wadd(*xi, wmul(v, wmul(ai, b[i * sb]))); break;
+    case F_COPY: *xi = ai; break;
+    case F_MASKFILL: if (ai) *xi = v; break;
+    default: break;
+    }
+  }
+}
 
 static int fused(fused_kind k, ct_tensor *x, ct_tensor *a, ct_tensor *b, double v, ct_err *err) {
   ct_tensor *ac = a, *bc = b;
@@ -911,6 +965,8 @@ int ct_addcdiv_(ct_tensor *x, ct_tensor *a, ct_tensor *b, double v, ct_err *err)
     ct_tensor_release(ab); ct_tensor_release(s);
     return graft(x, r, err);
   }
+  if (x->dtype == CT_I64)   /* PyTorch's words */
+    return ct_fail(err, "Integer division with addcdiv is no longer supported");
   return fused(F_ADDCDIV, x, a, b, v, err);
 }
 
@@ -922,6 +978,7 @@ int ct_lerp_(ct_tensor *x, ct_tensor *end, double w, ct_err *err) {
     ct_tensor_release(d); ct_tensor_release(s);
     return graft(x, r, err);
   }
+  if (x->dtype == CT_I64) return ct_fail(err, "lerp is not implemented for int64");
   return fused(F_LERP, x, end, NULL, w, err);
 }
 
@@ -949,9 +1006,8 @@ int ct_copy_(ct_tensor *x, ct_tensor *src, ct_err *err) {
   return fused(F_COPY, x, src, NULL, 0, err);
 }
 
-int ct_fill_(ct_tensor *x, double v, ct_err *err) {
-  if (!inplace_check(x, NULL, err)) return 0;
-  ct_tensor *s = ct_tensor_scalar(x->dtype, v, err);
+/* fill_ with a scalar tensor s of x's dtype (made from a double or, exactly, an int64) */
+static int fill_with(ct_tensor *x, ct_tensor *s, ct_err *err) {
   if (s == NULL) return 0;
   bool rec = x->requires_grad && ct_grad_enabled;
   /* recorded: the result no longer depends on x, so its graph is x * 0 */
@@ -961,6 +1017,18 @@ int ct_fill_(ct_tensor *x, double v, ct_err *err) {
   if (ok) ok = fused(F_COPY, x, s, NULL, 0, err);
   ct_tensor_release(s);
   return ok;
+}
+
+int ct_fill_(ct_tensor *x, double v, ct_err *err) {
+  if (!inplace_check(x, NULL, err)) return 0;
+  return fill_with(x, ct_tensor_scalar(x->dtype, v, err), err);
+}
+
+int ct_fill_i64_(ct_tensor *x, int64_t k, ct_err *err) {
+  if (!inplace_check(x, NULL, err)) return 0;
+  ct_tensor *s = x->dtype == CT_I64 ? ct_tensor_full_i64(0, NULL, k, err)
+                                    : ct_tensor_scalar(x->dtype, (double)k, err);
+  return fill_with(x, s, err);
 }
 
 int ct_masked_fill_(ct_tensor *x, ct_tensor *mask, double v, ct_err *err) {

@@ -65,6 +65,7 @@ int ct_addcmul_(ct_tensor *x, ct_tensor *a, ct_tensor *b, double v, ct_err *err)
 int ct_addcdiv_(ct_tensor *x, ct_tensor *a, ct_tensor *b, double v, ct_err *err);  /* x += v*a/b */
 int ct_lerp_(ct_tensor *x, ct_tensor *end, double w, ct_err *err);                 /* x += w*(end-x) */
 int ct_fill_(ct_tensor *x, double v, ct_err *err);
+int ct_fill_i64_(ct_tensor *x, int64_t k, ct_err *err);   /* exact for int64 x */
 int ct_copy_(ct_tensor *dst, ct_tensor *src, ct_err *err);  /* src broadcast to dst */
 /* x[mask] = v in place (mask broadcast to x) */
 int ct_masked_fill_(ct_tensor *x, ct_tensor *mask, double v, ct_err *err);
@@ -133,6 +134,7 @@ bool ct_allclose(ct_tensor *a, ct_tensor *b, double rtol, double atol, bool equa
 
 /* ---- constructors ---- */
 ct_tensor *ct_arange(double start, double end, double step, ct_dtype dt, ct_err *err);
+ct_tensor *ct_arange_i64(int64_t start, int64_t end, int64_t step, ct_err *err);
 ct_tensor *ct_linspace(double start, double end, int64_t n, ct_dtype dt, ct_err *err);
 ct_tensor *ct_eye(int64_t n, int64_t m, ct_dtype dt, ct_err *err);
 

@@ -103,6 +103,7 @@ static int reduced_shape(const ct_tensor *x, int dim, bool keepdim, int64_t *sha
 REDUCE_KERNEL(float, double, reduce_f32)
 REDUCE_KERNEL(double, double, reduce_f64)
 REDUCE_KERNEL(int64_t, int64_t, reduce_i64)
+REDUCE_KERNEL(uint64_t, uint64_t, reduce_u64)   /* int64 sum and prod: they wrap, as PyTorch's */
 
 /* The outer rows of a reduction split across threads (each row is reduced whole, so the
  * result does not depend on the thread count): a conv bias gradient sums (Cout, B*L). */
@@ -116,6 +117,8 @@ static void reduce_range(void *vj, size_t lo, size_t hi) {
   size_t es = ct_dtype_size(j->dt), xoff = (size_t)(o0 * j->s.n * j->s.inner) * es, yoff = (size_t)(o0 * j->s.inner) * es;
   if (j->dt == CT_F32) reduce_f32(j->op, (float *)(j->y + yoff), (const float *)(j->x + xoff), s);
   else if (j->dt == CT_F64) reduce_f64(j->op, (double *)(j->y + yoff), (const double *)(j->x + xoff), s);
+  else if (j->op == CT_R_SUM || j->op == CT_R_PROD)
+    reduce_u64(j->op, (uint64_t *)(j->y + yoff), (const uint64_t *)(j->x + xoff), s);
   else reduce_i64(j->op, (int64_t *)(j->y + yoff), (const int64_t *)(j->x + xoff), s);
 }
 

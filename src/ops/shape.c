@@ -850,8 +850,27 @@ ct_tensor *ct_arange(double start, double end, double step, ct_dtype dt, ct_err 
     double v = start + (double)i * step;
     if (dt == CT_F32) ((float *)y->storage->data)[i] = (float)v;
     else if (dt == CT_F64) ((double *)y->storage->data)[i] = v;
-    else ((int64_t *)y->storage->data)[i] = (int64_t)v;
+    else ((int64_t *)y->storage->data)[i] = ct_i64_of(v);
   }
+  return y;
+}
+
+/* Integer bounds and step: exact over the whole int64 range (the span is counted in uint64). */
+ct_tensor *ct_arange_i64(int64_t start, int64_t end, int64_t step, ct_err *err) {
+  uint64_t ustep = step > 0 ? (uint64_t)step : 0 - (uint64_t)step;
+  if (ustep == 0) return ct_fail(err, "step must be nonzero"), NULL;
+  if ((step > 0 && end < start) || (step < 0 && end > start))
+    return ct_fail(err, "upper bound and larger bound inconsistent with step sign"), NULL;
+  uint64_t span = step > 0 ? (uint64_t)end - (uint64_t)start : (uint64_t)start - (uint64_t)end;
+  uint64_t count = span / ustep + (span % ustep != 0);
+  if (count > (uint64_t)INT64_MAX)
+    return ct_fail(err, "range %lld -> %lld with step %lld has too many elements", (long long)start,
+                   (long long)end, (long long)step), NULL;
+  int64_t n = (int64_t)count;
+  ct_tensor *y = ct_tensor_new(CT_I64, 1, &n, err);
+  if (y == NULL) return NULL;
+  int64_t *q = (int64_t *)y->storage->data;
+  for (int64_t i = 0; i < n; i++) q[i] = (int64_t)((uint64_t)start + (uint64_t)i * (uint64_t)step);
   return y;
 }
 
@@ -865,7 +884,7 @@ ct_tensor *ct_linspace(double start, double end, int64_t n, ct_dtype dt, ct_err 
     double v = i < half ? start + step * (double)i : end - step * (double)(n - 1 - i);
     if (dt == CT_F32) ((float *)y->storage->data)[i] = (float)v;
     else if (dt == CT_F64) ((double *)y->storage->data)[i] = v;
-    else ((int64_t *)y->storage->data)[i] = (int64_t)v;
+    else ((int64_t *)y->storage->data)[i] = ct_i64_of(v);
   }
   return y;
 }
