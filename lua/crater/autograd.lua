@@ -35,7 +35,13 @@ end
 -- @param inputs list of float64 tensors (those with requires_grad are checked)
 -- @tparam[opt] table opts `{eps=1e-6, atol=1e-5, rtol=1e-3}`
 -- @usage crater.autograd.gradcheck(function(x) return x:exp():sum() end, {crater.randn(3, {dtype="float64", requires_grad=true})})
+local function callable(f)
+  local mt = getmetatable(f)
+  return type(f) == "function" or (type(mt) == "table" and mt.__call ~= nil)
+end
+
 function M.gradcheck(fn, inputs, opts)
+  if not callable(fn) then error("gradcheck: fn must be a function, got " .. type(fn), 2) end
   opts = opts or {}
   local eps, atol, rtol = opts.eps or 1e-6, opts.atol or 1e-5, opts.rtol or 1e-3
   inputs = as_list(inputs)
@@ -53,11 +59,14 @@ function M.gradcheck(fn, inputs, opts)
       local numeric = {}
       for k = 1, n do
         local orig = xf:get(k)
-        xf[k] = orig + eps
-        local _, plus = outputs_of(fn, inputs)
-        xf[k] = orig - eps
-        local _, minus = outputs_of(fn, inputs)
-        xf[k] = orig
+        local function at(v)   -- fn's outputs with x[k] = v; x[k] is restored even when fn raises
+          xf[k] = v
+          local ok, res, flat = pcall(outputs_of, fn, inputs)
+          xf[k] = orig
+          if not ok then error(res, 0) end
+          return flat
+        end
+        local plus, minus = at(orig + eps), at(orig - eps)
         numeric[k] = {}
         for o = 1, #plus do numeric[k][o] = ((plus[o] - minus[o]) / (2 * eps)) end
       end
@@ -95,6 +104,7 @@ end
 -- @param inputs list of float64 tensors
 -- @tparam[opt] table opts as gradcheck
 function M.gradgradcheck(fn, inputs, opts)
+  if not callable(fn) then error("gradgradcheck: fn must be a function, got " .. type(fn), 2) end
   inputs = as_list(inputs)
   list(inputs, "gradgradcheck", "inputs")
   local wrt = {}

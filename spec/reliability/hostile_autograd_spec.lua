@@ -303,3 +303,16 @@ describe("class 6, autograd contract: a backward that runs out of memory", funct
     assert.same({1, 1}, x.grad:totable())
   end)
 end)
+
+describe("gradcheck on hostile arguments", function()
+  it("refuses a non-function and restores the input when fn raises mid-perturbation", function()
+    local x = crater.tensor({{1, 2, 3}}, {dtype = "float64", requires_grad = true})
+    assert.has_error(function() crater.autograd.gradcheck(x, x) end, "gradcheck: fn must be a function, got userdata")
+    assert.has_error(function() crater.autograd.gradgradcheck({}, {x}) end, "gradgradcheck: fn must be a function, got table")
+    local calls = 0
+    assert.has_error(function()
+      crater.autograd.gradcheck(function(a) calls = calls + 1; if calls == 2 then error("boom", 0) end; return a:sum() end, {x})
+    end, "boom")
+    assert.are.same({{1, 2, 3}}, x:totable())
+  end)
+end)
