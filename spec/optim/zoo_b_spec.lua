@@ -1,4 +1,4 @@
--- Parity of AdamWScheduleFree and SGDScheduleFree with their reference implementations
+-- Parity of AdamWScheduleFree, SGDScheduleFree, SophiaG, Prodigy and Muon with their reference implementations
 -- (spec/fixtures/gen_zoo_b.py), step by step at relative 1e-8 in float64.
 local crater = require "crater"
 local F = dofile("spec/fixtures/zoo_b.lua")
@@ -42,20 +42,21 @@ end
 local function copy(t) local o = {} for k, v in pairs(t) do o[k] = type(v) == "table" and copy(v) or v end return o end
 
 for ci, case in ipairs(F.cases) do
-  if case.optimizer:find("ScheduleFree") or case.optimizer == "SophiaG" then
+  if crater.optim[case.optimizer] then
     it(string.format("%s %d on %s matches the reference", case.optimizer, ci, case.problem), function()
       local ps, f = make(case.problem)
       local cls = crater.optim[case.optimizer]
       local opt = #ps == 2 and cls({{params = {ps[1]}}, (function() local g = copy(case.group2); g.params = {ps[2]}; return g end)()},
         copy(case.options)) or cls(ps, copy(case.options))
-      local sf = case.optimizer ~= "SophiaG"
+      local sf = case.optimizer:find("ScheduleFree") ~= nil
+      local sophia = case.optimizer == "SophiaG"
       if sf then opt:train() end
       for s = 1, #case.steps do
         opt:zero_grad()
         local l = f()
         if case.options.maximize then l = -l end
         l:backward()
-        if sf then opt:step()
+        if not sophia then opt:step()
         else
           if (s - 1) % case.extra.hessian_every == 0 then opt:update_hessian() end
           opt:step(nil, case.extra.bs and {bs = case.extra.bs} or nil)
@@ -69,7 +70,14 @@ for ci, case in ipairs(F.cases) do
         opt:eval()
         for i, p in ipairs(ps) do assert(max_rel(values(p), case.eval_params[i]) <= 1e-8) end
         assert.are.equal(case.param_groups[1].k, opt.param_groups[1].k)
-      else
+      elseif sophia then
+        assert.are.equal(case.state[1].step, opt.state[ps[1]].step)
+      elseif case.optimizer == "Prodigy" then   -- the learned step size and its parts
+        local want, got = case.param_groups[1], opt.param_groups[1]
+        for _, k in ipairs({"d", "d_max", "d_hat", "d_numerator", "d_denom"}) do
+          assert(math.abs(got[k] - want[k]) <= 1e-8 * math.abs(want[k]), k)
+        end
+        assert.are.equal(want.k, got.k)
         assert.are.equal(case.state[1].step, opt.state[ps[1]].step)
       end
     end)

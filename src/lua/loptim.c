@@ -98,6 +98,7 @@ RANGE5(ct_optim_sf_adamw)
 RANGE3(ct_optim_sf_sgd)
 RANGE4(ct_optim_sophia)
 RANGE3(ct_optim_sophia_hess)
+RANGE4(ct_optim_prodigy)
 
 /* Runs the kernel over all elements (split over threads) and bumps what it wrote. */
 #define RUN(kernel, a, o)                                          \
@@ -265,6 +266,63 @@ static int o_sophia_hess (lua_State *L) {
   return 0;
 }
 
+/* prodigy_stats(param, grad, exp_avg|nil, exp_avg_sq, s, p0, beta1, beta2, beta3, l2,
+ * m_alpha, v_alpha, s_alpha, slice_p) -> dot, sum|s|: the statistics pass (one thread: it
+ * sums).  s holds every slice_p-th element; p0 as many, or one (the reference's 0-d p0). */
+static int o_prodigy_stats(lua_State *L) {
+  static const char *const names[] = {"param", "grad", "exp_avg", "exp_avg_sq"};
+  arrays a;
+  check_arrays(L, "prodigy_stats", names, 4, 1u << 2, &a);
+  ct_tensor *s = ct_lua_check(L, 5), *p0 = ct_lua_check(L, 6);
+  lua_Integer slice = luaL_checkinteger(L, 14);
+  luaL_argcheck(L, slice >= 1, 14, "slice_p must be a positive integer");
+  size_t ns = a.n == 0 ? 0 : (a.n - 1) / (size_t)slice + 1;
+  ct_tensor *extra[2] = {s, p0};
+  for (int i = 0; i < 2; i++) {
+    ct_tensor *t = extra[i];
+    size_t n = (size_t)ct_numel(t);
+    if (t->dtype != a.dt || !ct_is_contiguous(t) || (n != ns && !(i == 1 && n == 1)))
+      return luaL_error(L, "prodigy_stats: %s must be a contiguous %s tensor of %d elements",
+                        i ? "p0" : "s", ct_dtype_name(a.dt), (int)ns);
+    for (int k = 0; k < 4; k++)
+      if (a.t[k] && a.t[k]->storage == t->storage)
+        return luaL_error(L, "prodigy_stats: %s and %s share storage", names[k], i ? "p0" : "s");
+  }
+  if (s->storage == p0->storage) return luaL_error(L, "prodigy_stats: s and p0 share storage");
+  ct_prodigy_stats_args o = {.beta1 = NUM(7), .beta2 = NUM(8), .beta3 = NUM(9), .l2 = NUM(10),
+                             .m_alpha = NUM(11), .v_alpha = NUM(12), .s_alpha = NUM(13),
+                             .slice_p = (size_t)slice, .p0_scalar = ct_numel(p0) == 1};
+  double sums[2];
+  if (a.dt == CT_F32)
+    ct_optim_prodigy_stats_f32((float *)ct_data(a.t[0]), (float *)ct_data(a.t[1]),
+                               a.t[2] ? (float *)ct_data(a.t[2]) : NULL, (float *)ct_data(a.t[3]),
+                               (float *)ct_data(s), (float *)ct_data(p0), a.n, &o, sums);
+  else
+    ct_optim_prodigy_stats_f64((double *)ct_data(a.t[0]), (double *)ct_data(a.t[1]),
+                               a.t[2] ? (double *)ct_data(a.t[2]) : NULL, (double *)ct_data(a.t[3]),
+                               (double *)ct_data(s), (double *)ct_data(p0), a.n, &o, sums);
+  if (a.t[2]) ct_bump(a.t[2]);
+  ct_bump(a.t[3]);
+  ct_bump(s);
+  lua_pushnumber(L, sums[0]);
+  lua_pushnumber(L, sums[1]);
+  return 2;
+}
+
+/* prodigy_step(param, grad, exp_avg|nil, exp_avg_sq, dlr, d, d_eps, decoupled_wd, l2):
+ * the update pass; only the parameter is written. */
+static int o_prodigy(lua_State *L) {
+  static const char *const names[] = {"param", "grad", "exp_avg", "exp_avg_sq"};
+  arrays a;
+  check_arrays(L, "prodigy_step", names, 4, 1u << 2, &a);
+  ct_prodigy_args o = {.dlr = NUM(5), .d = NUM(6), .d_eps = NUM(7), .decoupled_wd = NUM(8),
+                       .l2 = NUM(9)};
+  job j = {&a, &o};
+  ct_optim_parallel(a.n, ct_optim_prodigy_range, &j);
+  ct_bump(a.t[0]);
+  return 0;
+}
+
 /* ---- the per-step plumbing of Optimizer:step and zero_grad (lua/crater/optim/optimizer.lua) ---- */
 
 /* core.checked_grad(p, boxed) -> the gradient of p (a new box), or true instead when
@@ -321,6 +379,8 @@ static const luaL_Reg optim_funcs[] = {
   {"sf_sgd_step", o_sf_sgd},
   {"sophia_step", o_sophia},
   {"sophia_hessian_step", o_sophia_hess},
+  {"prodigy_stats", o_prodigy_stats},
+  {"prodigy_step", o_prodigy},
   {NULL, NULL}
 };
 

@@ -165,6 +165,30 @@ void ct_optim_sophia_hess_f32(float *restrict unused, const float *restrict g, f
 void ct_optim_sophia_hess_f64(double *restrict unused, const double *restrict g, double *restrict h,
                               size_t n, const double *beta2);
 
+/* Prodigy (konstmish/prodigy prodigy.py).  Statistics pass, g' = g + l2*p (l2: the
+ * coupled weight decay, else 0): m = b1*m + m_alpha*g' (m NULL when beta1 == 0),
+ * v = b2*v + v_alpha*g'*g', and on every slice_p-th element j: s = b3*s + s_alpha*g',
+ * sums[0] += g' * (p0 - p), sums[1] += |s| (p0 one element when p0_scalar).  Update
+ * pass: p += decoupled_wd*p, then p -= dlr*m/(sqrt(v) + d_eps) (m NULL: dlr*d*g'). */
+typedef struct ct_prodigy_stats_args {
+  double beta1, beta2, beta3, l2, m_alpha, v_alpha, s_alpha;
+  size_t slice_p;
+  bool p0_scalar;
+} ct_prodigy_stats_args;
+void ct_optim_prodigy_stats_f32(const float *restrict p, const float *restrict g, float *restrict m,
+                                float *restrict v, float *restrict s, const float *restrict p0,
+                                size_t n, const ct_prodigy_stats_args *a, double *sums);
+void ct_optim_prodigy_stats_f64(const double *restrict p, const double *restrict g, double *restrict m,
+                                double *restrict v, double *restrict s, const double *restrict p0,
+                                size_t n, const ct_prodigy_stats_args *a, double *sums);
+typedef struct ct_prodigy_args {
+  double dlr, d, d_eps, decoupled_wd, l2;
+} ct_prodigy_args;
+void ct_optim_prodigy_f32(float *restrict p, const float *restrict g, const float *restrict m,
+                          const float *restrict v, size_t n, const ct_prodigy_args *a);
+void ct_optim_prodigy_f64(double *restrict p, const double *restrict g, const double *restrict m,
+                          const double *restrict v, size_t n, const ct_prodigy_args *a);
+
 /* Runs fn(ctx, lo, hi) over [0, n) cut into contiguous chunks, one per thread up to
  * ct_get_num_threads(), the first on the calling thread; serially when n is small or
  * one thread is set (or a thread cannot be started).  The kernels above are called on

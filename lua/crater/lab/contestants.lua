@@ -5,7 +5,7 @@
 -- Names and their presets:
 --   sgd, momentum (SGD momentum 0.9), nag (SGD Nesterov 0.9), adagrad, rmsprop, adadelta,
 --   adam, adamw, amsgrad, nadam, radam, adamax, asgd, rprop, lbfgs, adamwschedulefree,
---   sgdschedulefree, and Torch7's cg, fista, cmaes, de.
+--   sgdschedulefree, prodigy, muon (matrix parameters only), and Torch7's cg, fista, cmaes, de.
 -- Without an lr, a contestant takes the surface's suggested lr for its kind (`fn.lr.gradient`
 -- for the SGD family, `fn.lr.step` for the adaptive ones), else the preset's.
 local check_list = require "crater.list"
@@ -34,6 +34,9 @@ local presets = {
   -- schedule-free: built in train mode (contestants.build calls opt:train())
   adamwschedulefree = {class = "AdamWScheduleFree", kind = "step", opts = {lr = 2.5e-3}},
   sgdschedulefree   = {class = "SGDScheduleFree", kind = "gradient", opts = {lr = 1e-3}},
+  -- Prodigy learns its own step size (lr is a multiplier); Muon needs matrix parameters
+  prodigy  = {class = "Prodigy", kind = "free", opts = {lr = 1.0}},
+  muon     = {class = "Muon", kind = "step", opts = {lr = 0.02}},
   lbfgs    = {class = "LBFGS", kind = "free", opts = {lr = 1, max_iter = 1, line_search_fn = "strong_wolfe"}},
   -- Torch7's: one CG step is a run of at most 8 closure calls (a line search or two);
   -- FISTA one iteration; CMA-ES and DE one generation, the path their best point so far
@@ -44,7 +47,7 @@ local presets = {
 }
 local names = {"sgd", "momentum", "nag", "adagrad", "rmsprop", "adadelta", "adam", "adamw",
                "amsgrad", "nadam", "radam", "adamax", "asgd", "rprop", "lbfgs", "adamwschedulefree",
-               "sgdschedulefree", "cg", "fista", "cmaes", "de"}
+               "sgdschedulefree", "prodigy", "muon", "cg", "fista", "cmaes", "de"}
 
 --- The known optimizer names, in a stable order.
 function M.names() return {table.unpack(names)} end

@@ -24,6 +24,8 @@ return {
   AdamWScheduleFree = require "crater.optim.adamw_schedulefree",
   SGDScheduleFree = require "crater.optim.sgd_schedulefree",
   SophiaG = require "crater.optim.sophiag",
+  Prodigy = require "crater.optim.prodigy",
+  Muon = require "crater.optim.muon",
   CG = require "crater.optim.cg",
   FISTA = require "crater.optim.fista",
   CMAES = require "crater.optim.cmaes",

@@ -611,6 +611,19 @@ local state_kinds = {
     end
   end,
 }
+-- Prodigy's s (every slice_p-th element of p) and p0 (the same, or 0-d for a zero start)
+local function slice_count(p, group) return (p:numel() + group.slice_p - 1) // group.slice_p end
+state_kinds.sliced = function(v, p, _, group)
+  local ns = slice_count(p, group)
+  if not (float_tensor(v) and v:dim() == 1 and v:numel() == ns) then
+    return string.format("a float32 or float64 tensor of shape {%d}", ns)
+  end
+end
+state_kinds.sliced_or_zero = function(v, p, n, group)
+  if not (float_tensor(v) and v:dim() == 0) and state_kinds.sliced(v, p, n, group) then
+    return string.format("a float32 or float64 tensor of shape {%d} or a 0-d one", slice_count(p, group))
+  end
+end
 state_kinds.flats = function(v, p, n)
   if type(v) ~= "table" or getmetatable(v) ~= nil then return "a list of tensors" end
   for k, x in pairs(v) do
@@ -623,7 +636,8 @@ end
 --- Checks one saved state entry against the class's `state_keys` (a list, or a function
 -- of the group returning one: the entries that must be there) and `state_rules` (entry =
 -- kind: "count", "number", "param" (a tensor of the parameter's shape), "flat" (one
--- element per element of the group's parameters), "numbers", "flats"); a class with
+-- element per element of the group's parameters), "numbers", "flats", "sliced" and
+-- "sliced_or_zero" (every group.slice_p-th element; the latter also 0-d)); a class with
 -- state_rules refuses entries it does not name.  Without state_rules, a tensor entry
 -- named in state_keys must have the parameter's shape.
 function Optimizer:check_state(idx, s, p, group, fail)
@@ -644,7 +658,7 @@ function Optimizer:check_state(idx, s, p, group, fail)
     if kind == nil then
       fail("state of parameter %s has an unknown entry '%s' (%s keeps %s)", idx, tostring(k), self.__name, sorted_keys(kinds))
     end
-    local must = state_kinds[kind](v, p, n)
+    local must = state_kinds[kind](v, p, n, group)
     if must then
       local got = is_tensor(v) and string.format("a tensor of dtype %s and shape %s", v:dtype(), shape_str(v)) or show(v)
       fail("state '%s' of parameter %s must be %s, got %s", k, idx, must, got)

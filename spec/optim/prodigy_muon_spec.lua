@@ -1,0 +1,130 @@
+-- Prodigy and Muon beyond the reference parity of zoo_b_spec: refusals that change
+-- nothing, resume from a state_dict, float32, and thread counts.
+local crater = require "crater"
+
+local function problem(dtype, seed)
+  crater.manual_seed(seed or 3)
+  local W = crater.randn(6, 4, {dtype = dtype})
+  local X, Y = crater.randn(10, 6, {dtype = dtype}), crater.randn(10, 4, {dtype = dtype})
+  W.requires_grad = true
+  return W, function() return ((X:matmul(W) - Y) ^ 2):mean() end
+end
+
+local function run(opt, W, f, steps)
+  for _ = 1, steps do
+    opt:zero_grad()
+    f():backward()
+    opt:step()
+  end
+  return W:clone():detach()
+end
+
+for _, name in ipairs({"Prodigy", "Muon"}) do
+  describe(name, function()
+    local cls = crater.optim[name]
+
+    it("resumes from a state_dict exactly where it stopped", function()
+      local W, f = problem("float64")
+      local opt = cls({W})
+      local straight = run(opt, W, f, 12)
+      local W2, f2 = problem("float64")
+      local first = cls({W2})
+      run(first, W2, f2, 5)
+      local saved = first:state_dict()
+      local second = cls({W2})
+      second:load_state_dict(saved)
+      local resumed = run(second, W2, f2, 7)
+      assert.are.equal(0, (resumed - straight):abs():max():item())
+    end)
+
+    it("gives the same steps on 1 and 2 threads and runs in float32", function()
+      local W, f = problem("float64")
+      local before = crater.get_num_threads()
+      crater.set_num_threads(1)
+      local one = run(cls({W}), W, f, 6)
+      crater.set_num_threads(2)
+      local W2, f2 = problem("float64")
+      local two = run(cls({W2}), W2, f2, 6)
+      crater.set_num_threads(before)
+      assert.are.equal(0, (one - two):abs():max():item())
+      local W32, f32 = problem("float32")
+      local single = run(cls({W32}), W32, f32, 6)
+      assert.is_true((single:to("float64") - one):abs():max():item() < 1e-4)
+    end)
+  end)
+end
+
+describe("Prodigy", function()
+  it("learns d from d0 upward and lowers the loss", function()
+    local W, f = problem("float64")
+    local opt = crater.optim.Prodigy({W})
+    local l0 = f():item()
+    run(opt, W, f, 40)
+    local g = opt.param_groups[1]
+    assert.is_true(g.d > 1e-6 and g.d_max >= g.d and g.k == 40)
+    assert.is_true(f():item() < l0)
+  end)
+
+  it("refuses groups with different nonzero lr before changing anything", function()
+    local W, f = problem("float64")
+    local b = crater.zeros(4, {dtype = "float64", requires_grad = true})
+    local opt = crater.optim.Prodigy({{params = {W}}, {params = {b}, lr = 0.5}})
+    local loss = ((f() + b:sum()) ^ 2)
+    loss:backward()
+    local before = W:clone()
+    assert.has_error(function() opt:step() end,
+      "Prodigy: step: param group 2 has lr 0.5 but another has 1.0; groups must share lr or set it to 0")
+    assert.are.equal(0, (W - before):abs():max():item())
+    assert.is_nil(next(opt.state))
+  end)
+
+  it("refuses bad options naming them", function()
+    local W = problem("float64")
+    assert.has_error(function() crater.optim.Prodigy({W}, {d0 = 0}) end,
+      "Prodigy: d0 must be a number > 0, got 0 (invalid d0 value)")
+    assert.has_error(function() crater.optim.Prodigy({W}, {slice_p = 0}) end,
+      "Prodigy: slice_p must be a positive integer, got 0")
+    assert.has_error(function() crater.optim.Prodigy({W}, {beta3 = 1}) end,
+      "Prodigy: beta3 must be in [0, 1), got 1 (invalid beta3 value)")
+    assert.has_error(function() crater.optim.Prodigy({W}, {growth_rate = 0 / 0}) end)
+    assert.has_error(function() crater.optim.Prodigy({W}, {fsdp = true}) end)
+  end)
+
+  it("keeps a 0-d p0 for an all-zero start, as the reference", function()
+    local z = crater.zeros(3, 2, {dtype = "float64", requires_grad = true})
+    local opt = crater.optim.Prodigy({z})
+    ;(z:sum() * 2):backward()
+    opt:step()
+    assert.are.equal(0, opt.state[z].p0:dim())
+    local s = opt:state_dict()
+    local again = crater.optim.Prodigy({z})
+    again:load_state_dict(s)   -- the 0-d p0 is a valid state
+    s.state[1].s = crater.zeros(5, {dtype = "float64"})
+    assert.has_error(function() again:load_state_dict(s) end)
+  end)
+end)
+
+describe("Muon", function()
+  it("refuses a 1-D parameter at construction, naming it", function()
+    local W = problem("float64")
+    local b = crater.zeros(4, {requires_grad = true})
+    assert.has_error(function() crater.optim.Muon({W, b}) end,
+      "Muon: params[2] is 1-D (shape {4}); Muon updates 2-D matrices (or 4-D conv filters): optimize it with AdamW")
+  end)
+
+  it("orthogonalizes: the Newton-Schulz output has singular values near 1", function()
+    crater.manual_seed(5)
+    local G = crater.randn(8, 5, {dtype = "float64"})
+    local O = crater.optim.Muon.newton_schulz(G, 5)
+    local ev = crater.eigh(O:t():matmul(O))   -- squares of O's singular values
+    for _, e in ipairs(ev:totable()) do
+      assert.is_true(e > 0.3 ^ 2 and e < 1.3 ^ 2, tostring(e))   -- the quintic's band, about (0.7, 1.2)
+    end
+  end)
+
+  it("refuses a momentum outside [0, 1]", function()
+    local W = problem("float64")
+    assert.has_error(function() crater.optim.Muon({W}, {momentum = 1.5}) end,
+      "Muon: momentum must be in [0, 1], got 1.5 (invalid momentum value)")
+  end)
+end)

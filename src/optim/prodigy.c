@@ -1,0 +1,52 @@
+/* crater optim: Prodigy (Mishchenko and Defazio 2023), Adam with a step size d learned
+ * from the iterates.  Two passes, as konstmish/prodigy prodigy.py's step: the statistics
+ * pass updates the moments and s and returns the two sums d is estimated from; the update
+ * pass moves p once d is known. */
+#include "kernel.h"
+
+/* g' = g + wd*p when the decay is coupled (the reference adds it to p.grad in place). */
+#define PRODIGY_STATS(NAME, T, FABS)                                                      \
+  void NAME(const T *restrict p, const T *restrict g, T *restrict m, T *restrict v,       \
+            T *restrict s, const T *restrict p0, size_t n, const ct_prodigy_stats_args *a, \
+            double *sums) {                                                              \
+    const T b1 = (T)a->beta1, b2 = (T)a->beta2, b3 = (T)a->beta3, wd = (T)a->l2;         \
+    const T ma = (T)a->m_alpha, va = (T)a->v_alpha, sa = (T)a->s_alpha;                  \
+    const size_t step = a->slice_p;                                                      \
+    double dot = 0, abs_s = 0;                                                           \
+    for (size_t i = 0, j = 0; i < n; i++) {                                              \
+      T gi = g[i];                                                                       \
+      if (a->l2 != 0) gi = gi + wd * p[i];                                               \
+      if (m) m[i] = m[i] * b1 + ma * gi;                                                 \
+      v[i] = v[i] * b2 + (va * gi) * gi;                                                 \
+      if (i % step == 0) {   /* the slice p.flatten()[::slice_p] */                      \
+        T base = a->p0_scalar ? p0[0] : p0[j];                                           \
+        dot += (double)(gi * (base - p[i]));                                             \
+        T si = s[j] * b3 + sa * gi;                                                      \
+        s[j] = si;                                                                       \
+        abs_s += (double)FABS(si);                                                       \
+        j++;                                                                             \
+      }                                                                                  \
+    }                                                                                    \
+    sums[0] = dot;                                                                       \
+    sums[1] = abs_s;                                                                     \
+  }
+
+PRODIGY_STATS(ct_optim_prodigy_stats_f32, float, fabsf)
+PRODIGY_STATS(ct_optim_prodigy_stats_f64, double, fabs)
+
+#define PRODIGY(NAME, T, SQRT)                                                            \
+  void NAME(T *restrict p, const T *restrict g, const T *restrict m, const T *restrict v, \
+            size_t n, const ct_prodigy_args *a) {                                        \
+    const T deps = (T)a->d_eps, dwd = (T)a->decoupled_wd, wd = (T)a->l2;                 \
+    const T step = (T)(m ? -a->dlr : -a->dlr * a->d);                                    \
+    for (size_t i = 0; i < n; i++) {                                                     \
+      T denom = SQRT(v[i]) + deps;                                                       \
+      T pi = p[i];                                                                       \
+      if (a->decoupled_wd != 0) pi = pi + dwd * pi;                                      \
+      T num = m ? m[i] : (a->l2 != 0 ? g[i] + wd * pi : g[i]);                           \
+      p[i] = pi + step * num / denom;                                                    \
+    }                                                                                    \
+  }
+
+PRODIGY(ct_optim_prodigy_f32, float, sqrtf)
+PRODIGY(ct_optim_prodigy_f64, double, sqrt)
