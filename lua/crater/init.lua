@@ -13,7 +13,7 @@ local internal = {
   write_atomic = true, set_anomaly = true, fail_alloc = true, linear = true,
   max_pool2d = true, avg_pool2d = true, Tensor_mt = true, backward = true, fail_io = true, io_log = true,
   checked_grad = true, clear_grads = true, function_op = true, function_record = true, version = true,
-  check_list = true, prodigy_stats = true,
+  check_list = true, prodigy_stats = true, lamb_stats = true, lars_norms = true, sum_squares = true,
 }
 for k, v in pairs(core) do
   if not internal[k] and not k:match("_step$") then crater[k] = v end

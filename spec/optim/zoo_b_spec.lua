@@ -1,8 +1,11 @@
--- Parity of AdamWScheduleFree, SGDScheduleFree, SophiaG, Prodigy and Muon with their reference implementations
+-- Parity of the optimizer zoo (issue #16: schedule-free, SophiaG, Prodigy, Muon, Lion, LAMB,
+-- LARS, AdaBelief, Adan) with their reference implementations
 -- (spec/fixtures/gen_zoo_b.py), step by step at relative 1e-8 in float64.
 local crater = require "crater"
 local F = dofile("spec/fixtures/zoo_b.lua")
 local P = F.problems
+-- gen_zoo_a.py's cases (Lion, LAMB, LARS, AdaBelief, Adan) run on the same problems
+for _, case in ipairs(dofile("spec/fixtures/zoo_a.lua").cases) do F.cases[#F.cases + 1] = case end
 
 local function T(name) return crater.tensor(P[name].values, {dtype = "float64"}):reshape(P[name].shape) end
 

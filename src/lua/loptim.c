@@ -5,7 +5,7 @@
 #include "../optim/optim.h"
 #include "lbind.h"
 
-#define MAXARR 5
+#define MAXARR 6
 
 typedef struct arrays {
   ct_tensor *t[MAXARR];
@@ -84,6 +84,13 @@ typedef struct job {
       kernel##_f32(A32(0), A32(1), A32(2), A32(3), A32(4), hi - lo, j->args);             \
     else kernel##_f64(A64(0), A64(1), A64(2), A64(3), A64(4), hi - lo, j->args);          \
   }
+#define RANGE6(kernel)                                                                    \
+  static void kernel##_range(void *ctx, size_t lo, size_t hi) {                           \
+    const job *j = ctx;                                                                   \
+    if (j->a->dt == CT_F32)                                                               \
+      kernel##_f32(A32(0), A32(1), A32(2), A32(3), A32(4), A32(5), hi - lo, j->args);     \
+    else kernel##_f64(A64(0), A64(1), A64(2), A64(3), A64(4), A64(5), hi - lo, j->args);  \
+  }
 RANGE3(ct_optim_sgd)
 RANGE5(ct_optim_adam)
 RANGE3(ct_optim_adagrad)
@@ -99,6 +106,11 @@ RANGE3(ct_optim_sf_sgd)
 RANGE4(ct_optim_sophia)
 RANGE3(ct_optim_sophia_hess)
 RANGE4(ct_optim_prodigy)
+RANGE3(ct_optim_lion)
+RANGE3(ct_optim_lamb)
+RANGE3(ct_optim_lars)
+RANGE5(ct_optim_adabelief)
+RANGE6(ct_optim_adan)
 
 /* Runs the kernel over all elements (split over threads) and bumps what it wrote. */
 #define RUN(kernel, a, o)                                          \
@@ -323,6 +335,110 @@ static int o_prodigy(lua_State *L) {
   return 0;
 }
 
+static int o_lion(lua_State *L) {
+  static const char *const names[] = {"param", "grad", "exp_avg"};
+  arrays a;
+  check_arrays(L, "lion_step", names, 3, 0, &a);
+  ct_lion_args o = {.lr = NUM(4), .beta1 = NUM(5), .beta2 = NUM(6), .weight_decay = NUM(7)};
+  RUN(ct_optim_lion, a, o);
+  return 0;
+}
+
+/* the arrays of a one-thread pass (the sums must not depend on the thread count) */
+#define P32(i) ((float *)ct_data(a.t[i]))
+#define P64(i) ((double *)ct_data(a.t[i]))
+
+/* lamb_stats(param, grad, exp_avg, exp_avg_sq, beta1, beta2, eps, weight_decay)
+ * -> sum p^2, sum a^2 (m and v updated) */
+static int o_lamb_stats(lua_State *L) {
+  static const char *const names[] = {"param", "grad", "exp_avg", "exp_avg_sq"};
+  arrays a;
+  check_arrays(L, "lamb_stats", names, 4, 0, &a);
+  ct_lamb_args o = {.beta1 = NUM(5), .beta2 = NUM(6), .eps = NUM(7), .weight_decay = NUM(8)};
+  double sums[2];
+  if (a.dt == CT_F32) ct_optim_lamb_stats_f32(P32(0), P32(1), P32(2), P32(3), a.n, &o, sums);
+  else ct_optim_lamb_stats_f64(P64(0), P64(1), P64(2), P64(3), a.n, &o, sums);
+  ct_bump(a.t[2]);
+  ct_bump(a.t[3]);
+  lua_pushnumber(L, sums[0]);
+  lua_pushnumber(L, sums[1]);
+  return 2;
+}
+
+/* lamb_step(param, exp_avg, exp_avg_sq, eps, weight_decay, step): p += step * a */
+static int o_lamb(lua_State *L) {
+  static const char *const names[] = {"param", "exp_avg", "exp_avg_sq"};
+  arrays a;
+  check_arrays(L, "lamb_step", names, 3, 0, &a);
+  ct_lamb_args o = {.eps = NUM(4), .weight_decay = NUM(5), .step = NUM(6)};
+  job j = {&a, &o};
+  ct_optim_parallel(a.n, ct_optim_lamb_range, &j);
+  ct_bump(a.t[0]);
+  return 0;
+}
+
+/* lars_norms(param, grad, weight_decay) -> sum p^2, sum (g + wd*p)^2 */
+static int o_lars_norms(lua_State *L) {
+  static const char *const names[] = {"param", "grad"};
+  arrays a;
+  check_arrays(L, "lars_norms", names, 2, 0, &a);
+  double sums[2], wd = NUM(3);
+  if (a.dt == CT_F32) ct_optim_lars_norms_f32(P32(0), P32(1), a.n, wd, sums);
+  else ct_optim_lars_norms_f64(P64(0), P64(1), a.n, wd, sums);
+  lua_pushnumber(L, sums[0]);
+  lua_pushnumber(L, sums[1]);
+  return 2;
+}
+
+/* lars_step(param, grad, mu, lr, momentum, weight_decay, q, scaled) */
+static int o_lars(lua_State *L) {
+  static const char *const names[] = {"param", "grad", "mu"};
+  arrays a;
+  check_arrays(L, "lars_step", names, 3, 0, &a);
+  ct_lars_args o = {.lr = NUM(4), .momentum = NUM(5), .weight_decay = NUM(6), .q = NUM(7),
+                    .scaled = BOOL(8)};
+  RUN(ct_optim_lars, a, o);
+  return 0;
+}
+
+/* adabelief_step(param, grad, exp_avg, exp_avg_var, max_exp_avg_var|nil, beta1, beta2, eps,
+ * weight_decay, decoupled, decay, sqrt_bc2, mode, coef) */
+static int o_adabelief(lua_State *L) {
+  static const char *const names[] = {"param", "grad", "exp_avg", "exp_avg_var", "max_exp_avg_var"};
+  arrays a;
+  check_arrays(L, "adabelief_step", names, 5, 1u << 4, &a);
+  lua_Integer mode = luaL_checkinteger(L, 13);
+  luaL_argcheck(L, mode >= CT_ADABELIEF_ADAM && mode <= CT_ADABELIEF_NONE, 13, "unknown mode");
+  ct_adabelief_args o = {.beta1 = NUM(6), .beta2 = NUM(7), .eps = NUM(8), .weight_decay = NUM(9),
+                         .decoupled = BOOL(10), .decay = NUM(11), .sqrt_bc2 = NUM(12),
+                         .mode = (int)mode, .coef = NUM(14)};
+  RUN(ct_optim_adabelief, a, o);
+  return 0;
+}
+
+/* adan_step(param, grad, exp_avg, exp_avg_sq, exp_avg_diff, neg_pre_grad, lr, beta1, beta2,
+ * beta3, eps, weight_decay, clip, bc1, bc2, sqrt_bc3, no_prox, first) */
+static int o_adan(lua_State *L) {
+  static const char *const names[] = {"param", "grad", "exp_avg", "exp_avg_sq", "exp_avg_diff",
+                                      "neg_pre_grad"};
+  arrays a;
+  check_arrays(L, "adan_step", names, 6, 0, &a);
+  ct_adan_args o = {.lr = NUM(7), .beta1 = NUM(8), .beta2 = NUM(9), .beta3 = NUM(10), .eps = NUM(11),
+                    .weight_decay = NUM(12), .clip = NUM(13), .bc1 = NUM(14), .bc2 = NUM(15),
+                    .sqrt_bc3 = NUM(16), .no_prox = BOOL(17), .first = BOOL(18)};
+  RUN(ct_optim_adan, a, o);
+  return 0;
+}
+
+/* sum_squares(t): sum of t's squares, t contiguous float (a gradient). */
+static int o_sum_squares(lua_State *L) {
+  static const char *const names[] = {"tensor"};
+  arrays a;
+  check_arrays(L, "sum_squares", names, 1, 0, &a);
+  lua_pushnumber(L, a.dt == CT_F32 ? ct_optim_sumsq_f32(P32(0), a.n) : ct_optim_sumsq_f64(P64(0), a.n));
+  return 1;
+}
+
 /* ---- the per-step plumbing of Optimizer:step and zero_grad (lua/crater/optim/optimizer.lua) ---- */
 
 /* core.checked_grad(p, boxed) -> the gradient of p (a new box), or true instead when
@@ -381,6 +497,14 @@ static const luaL_Reg optim_funcs[] = {
   {"sophia_hessian_step", o_sophia_hess},
   {"prodigy_stats", o_prodigy_stats},
   {"prodigy_step", o_prodigy},
+  {"lion_step", o_lion},
+  {"lamb_stats", o_lamb_stats},
+  {"lamb_step", o_lamb},
+  {"lars_norms", o_lars_norms},
+  {"lars_step", o_lars},
+  {"adabelief_step", o_adabelief},
+  {"adan_step", o_adan},
+  {"sum_squares", o_sum_squares},
   {NULL, NULL}
 };
 

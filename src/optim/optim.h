@@ -189,6 +189,80 @@ void ct_optim_prodigy_f32(float *restrict p, const float *restrict g, const floa
 void ct_optim_prodigy_f64(double *restrict p, const double *restrict g, const double *restrict m,
                           const double *restrict v, size_t n, const ct_prodigy_args *a);
 
+/* Lion (google/automl lion_pytorch.py): p = p*(1 - lr*wd) - lr*sign(b1*m + (1-b1)*g);
+ * m = b2*m + (1-b2)*g. */
+typedef struct ct_lion_args {
+  double lr, beta1, beta2, weight_decay;
+} ct_lion_args;
+void ct_optim_lion_f32(float *restrict p, const float *restrict g, float *restrict m, size_t n,
+                       const ct_lion_args *a);
+void ct_optim_lion_f64(double *restrict p, const double *restrict g, double *restrict m, size_t n,
+                       const ct_lion_args *a);
+
+/* LAMB (cybertronai/pytorch-lamb lamb.py).  Stats: m = b1*m + (1-b1)*g, v = b2*v +
+ * (1-b2)*g*g, sums[0] = sum p^2, sums[1] = sum a^2 with a = m/(sqrt(v) + eps) + wd*p.
+ * Step: p += step*a (step = -lr*trust_ratio). */
+typedef struct ct_lamb_args {
+  double beta1, beta2, eps, weight_decay, step;
+} ct_lamb_args;
+void ct_optim_lamb_stats_f32(const float *restrict p, const float *restrict g, float *restrict m,
+                             float *restrict v, size_t n, const ct_lamb_args *a, double *sums);
+void ct_optim_lamb_stats_f64(const double *restrict p, const double *restrict g, double *restrict m,
+                             double *restrict v, size_t n, const ct_lamb_args *a, double *sums);
+void ct_optim_lamb_f32(float *restrict p, const float *restrict m, const float *restrict v, size_t n,
+                       const ct_lamb_args *a);
+void ct_optim_lamb_f64(double *restrict p, const double *restrict m, const double *restrict v,
+                       size_t n, const ct_lamb_args *a);
+
+/* LARS (facebookresearch/moco-v3 moco/optimizer.py).  Norms: sums[0] = sum p^2,
+ * sums[1] = sum (g + wd*p)^2.  Step: d = scaled ? (g + wd*p)*q : g; mu = momentum*mu + d;
+ * p -= lr*mu. */
+typedef struct ct_lars_args {
+  double lr, momentum, weight_decay, q;
+  bool scaled;
+} ct_lars_args;
+void ct_optim_lars_norms_f32(const float *restrict p, const float *restrict g, size_t n, double wd,
+                             double *sums);
+void ct_optim_lars_norms_f64(const double *restrict p, const double *restrict g, size_t n, double wd,
+                             double *sums);
+void ct_optim_lars_f32(float *restrict p, const float *restrict g, float *restrict mu, size_t n,
+                       const ct_lars_args *a);
+void ct_optim_lars_f64(double *restrict p, const double *restrict g, double *restrict mu, size_t n,
+                       const ct_lars_args *a);
+
+/* AdaBelief (adabelief_pytorch 0.2.1): p *= decay (decoupled) or g += wd*p;
+ * m = b1*m + (1-b1)*g; s = b2*s + (1-b2)*(g-m)^2 + eps; smax = max(smax, s) (amsgrad,
+ * else NULL); then by mode: ADAM p += coef*m/(sqrt(s or smax)/sqrt_bc2 + eps),
+ * RECTIFIED p += coef*m/(sqrt(s) + eps), SGD p += coef*m, NONE nothing. */
+enum { CT_ADABELIEF_ADAM, CT_ADABELIEF_RECTIFIED, CT_ADABELIEF_SGD, CT_ADABELIEF_NONE };
+typedef struct ct_adabelief_args {
+  double beta1, beta2, eps, weight_decay, decay, sqrt_bc2, coef;
+  int mode;
+  bool decoupled;
+} ct_adabelief_args;
+void ct_optim_adabelief_f32(float *restrict p, const float *restrict g, float *restrict m,
+                            float *restrict s, float *restrict smax, size_t n, const ct_adabelief_args *a);
+void ct_optim_adabelief_f64(double *restrict p, const double *restrict g, double *restrict m,
+                            double *restrict s, double *restrict smax, size_t n, const ct_adabelief_args *a);
+
+/* Adan (sail-sg/Adan adan.py): g = clip*g; x = g - g_prev (g_prev = clip*g when first);
+ * m = b1*m + (1-b1)*g; d = b2*d + (1-b2)*x; x = g + b2*x; v = b3*v + (1-b3)*x*x;
+ * p -= lr/bc1 * m/(sqrt(v)/sqrt_bc3 + eps) + lr*b2/bc2 * d/(...), with the decay
+ * p *= 1 - lr*wd before (no_prox) or p /= 1 + lr*wd after; neg = -g. */
+typedef struct ct_adan_args {
+  double lr, beta1, beta2, beta3, eps, weight_decay, clip, bc1, bc2, sqrt_bc3;
+  bool no_prox, first;
+} ct_adan_args;
+void ct_optim_adan_f32(float *restrict p, const float *restrict g, float *restrict m, float *restrict v,
+                       float *restrict d, float *restrict neg, size_t n, const ct_adan_args *a);
+void ct_optim_adan_f64(double *restrict p, const double *restrict g, double *restrict m,
+                       double *restrict v, double *restrict d, double *restrict neg, size_t n,
+                       const ct_adan_args *a);
+
+/* The sum of squares of x (for global gradient norms), accumulated in double. */
+double ct_optim_sumsq_f32(const float *x, size_t n);
+double ct_optim_sumsq_f64(const double *x, size_t n);
+
 /* Runs fn(ctx, lo, hi) over [0, n) cut into contiguous chunks, one per thread up to
  * ct_get_num_threads(), the first on the calling thread; serially when n is small or
  * one thread is set (or a thread cannot be started).  The kernels above are called on

@@ -5,7 +5,8 @@
 -- Names and their presets:
 --   sgd, momentum (SGD momentum 0.9), nag (SGD Nesterov 0.9), adagrad, rmsprop, adadelta,
 --   adam, adamw, amsgrad, nadam, radam, adamax, asgd, rprop, lbfgs, adamwschedulefree,
---   sgdschedulefree, prodigy, muon (matrix parameters only), and Torch7's cg, fista, cmaes, de.
+--   sgdschedulefree, prodigy, muon (matrix parameters only), lion, lamb, lars, adabelief,
+--   adan, and Torch7's cg, fista, cmaes, de.
 -- Without an lr, a contestant takes the surface's suggested lr for its kind (`fn.lr.gradient`
 -- for the SGD family, `fn.lr.step` for the adaptive ones), else the preset's.
 local check_list = require "crater.list"
@@ -37,6 +38,13 @@ local presets = {
   -- Prodigy learns its own step size (lr is a multiplier); Muon needs matrix parameters
   prodigy  = {class = "Prodigy", kind = "free", opts = {lr = 1.0}},
   muon     = {class = "Muon", kind = "step", opts = {lr = 0.02}},
+  -- Lion's step is lr on every coordinate: give it a few times less lr than Adam's
+  lion     = {class = "Lion", kind = "step", opts = {lr = 1e-4}},
+  lamb     = {class = "LAMB", kind = "step", opts = {lr = 1e-3}},
+  -- LARS leaves vectors (a surface's point) unscaled: there it is SGD with momentum
+  lars     = {class = "LARS", kind = "gradient", opts = {lr = 1e-3}},
+  adabelief = {class = "AdaBelief", kind = "step", opts = {lr = 1e-3}},
+  adan     = {class = "Adan", kind = "step", opts = {lr = 1e-3}},
   lbfgs    = {class = "LBFGS", kind = "free", opts = {lr = 1, max_iter = 1, line_search_fn = "strong_wolfe"}},
   -- Torch7's: one CG step is a run of at most 8 closure calls (a line search or two);
   -- FISTA one iteration; CMA-ES and DE one generation, the path their best point so far
@@ -47,7 +55,8 @@ local presets = {
 }
 local names = {"sgd", "momentum", "nag", "adagrad", "rmsprop", "adadelta", "adam", "adamw",
                "amsgrad", "nadam", "radam", "adamax", "asgd", "rprop", "lbfgs", "adamwschedulefree",
-               "sgdschedulefree", "prodigy", "muon", "cg", "fista", "cmaes", "de"}
+               "sgdschedulefree", "prodigy", "muon", "lion", "lamb", "lars", "adabelief", "adan",
+               "cg", "fista", "cmaes", "de"}
 
 --- The known optimizer names, in a stable order.
 function M.names() return {table.unpack(names)} end

@@ -1,5 +1,5 @@
--- Prodigy and Muon beyond the reference parity of zoo_b_spec: refusals that change
--- nothing, resume from a state_dict, float32, and thread counts.
+-- The optimizer zoo beyond the reference parity of zoo_b_spec: resume from a state_dict,
+-- float32, thread counts, and refusals that change nothing.
 local crater = require "crater"
 
 local function problem(dtype, seed)
@@ -19,14 +19,20 @@ local function run(opt, W, f, steps)
   return W:clone():detach()
 end
 
-for _, name in ipairs({"Prodigy", "Muon"}) do
+-- options that make each one move on the problem (LARS's default lr is 0)
+local OPTS = {Prodigy = {}, Muon = {}, Lion = {lr = 0.01}, LAMB = {lr = 0.01, weight_decay = 0.01},
+  LARS = {lr = 5, weight_decay = 0.01}, AdaBelief = {lr = 0.01, amsgrad = true},
+  Adan = {lr = 0.01, weight_decay = 0.02, max_grad_norm = 1}}
+for _, name in ipairs({"Prodigy", "Muon", "Lion", "LAMB", "LARS", "AdaBelief", "Adan"}) do
   describe(name, function()
-    local cls = crater.optim[name]
+    local base = crater.optim[name]
+    local cls = function(ps) return base(ps, OPTS[name]) end
 
     it("resumes from a state_dict exactly where it stopped", function()
       local W, f = problem("float64")
       local opt = cls({W})
       local straight = run(opt, W, f, 12)
+      assert.is_true((straight - problem("float64")):abs():max():item() > 1e-3)   -- it moved
       local W2, f2 = problem("float64")
       local first = cls({W2})
       run(first, W2, f2, 5)
@@ -127,4 +133,25 @@ describe("Muon", function()
     assert.has_error(function() crater.optim.Muon({W}, {momentum = 1.5}) end,
       "Muon: momentum must be in [0, 1], got 1.5 (invalid momentum value)")
   end)
+end)
+
+describe("the zoo's option checks", function()
+  local W = problem("float64")
+  local cases = {
+    {"Lion", {betas = {0.9, 0.99, 0.5}}, "Lion: betas must be a list of 2 numbers, got {0.9, 0.99, 0.5}"},
+    {"Lion", {lr = -1}, "Lion: lr must be a number >= 0, got -1 (invalid learning rate)"},
+    {"LAMB", {eps = 0 / 0}, "LAMB: eps must be a number >= 0, got nan (invalid epsilon value)"},
+    {"LAMB", {adam = "yes"}, "LAMB: adam must be a boolean, got \"yes\""},
+    {"LARS", {momentum = -0.5}, "LARS: momentum must be a number >= 0, got -0.5 (invalid momentum value)"},
+    {"AdaBelief", {betas = {1, 0.9}}, "AdaBelief: betas[1] must be in [0, 1), got 1 (invalid beta parameter)"},
+    {"Adan", {betas = {0.9, 0.9}}, "Adan: betas must be a list of 3 numbers, got {0.9, 0.9}"},
+    {"Adan", {max_grad_norm = -1}, "Adan: max_grad_norm must be a number >= 0, got -1 (invalid max grad norm)"},
+  }
+  for _, c in ipairs(cases) do
+    it(c[1] .. " refuses " .. c[3]:match(": (%S+)"), function()
+      local ok, err = pcall(crater.optim[c[1]], {W}, c[2])
+      assert.is_false(ok)
+      assert.is_truthy(tostring(err):find(c[3], 1, true), tostring(err))
+    end)
+  end
 end)

@@ -1,0 +1,50 @@
+/* crater optim: Adan (Xie et al. 2022), one pass over p, g, m, n, the diff average d and
+ * the previous negated gradient.  Order of operations: sail-sg/Adan adan.py,
+ * _single_tensor_adan, with g scaled by the global clip factor (the reference scales
+ * p.grad in place; crater leaves it). */
+#include "kernel.h"
+
+#define ADAN(NAME, T, SQRT)                                                              \
+  void NAME(T *restrict p, const T *restrict g, T *restrict m, T *restrict v,            \
+            T *restrict d, T *restrict neg, size_t n, const ct_adan_args *a) {           \
+    const T b1 = (T)a->beta1, c1 = (T)(1 - a->beta1), b2 = (T)a->beta2, c2 = (T)(1 - a->beta2); \
+    const T b3 = (T)a->beta3, c3 = (T)(1 - a->beta3), clip = (T)a->clip, nclip = (T)-a->clip; \
+    const T sbc3 = (T)a->sqrt_bc3, eps = (T)a->eps, decay = (T)(1 - a->lr * a->weight_decay); \
+    const T prox = (T)(1 + a->lr * a->weight_decay);                                     \
+    const T step = (T)-(a->lr / a->bc1), step_diff = (T)-(a->lr * a->beta2 / a->bc2);    \
+    for (size_t i = 0; i < n; i++) {                                                     \
+      T prev = a->first ? g[i] * nclip : neg[i];                                         \
+      T gi = g[i] * clip;                                                                \
+      T x = prev + gi;                   /* g - g_prev */                                \
+      T mi = m[i] * b1 + c1 * gi;                                                        \
+      T di = d[i] * b2 + c2 * x;                                                         \
+      x = x * b2 + gi;                   /* g + b2 (g - g_prev) */                       \
+      T vi = v[i] * b3 + (c3 * x) * x;                                                   \
+      m[i] = mi;                                                                         \
+      d[i] = di;                                                                         \
+      v[i] = vi;                                                                         \
+      T denom = SQRT(vi) / sbc3 + eps;                                                   \
+      T pi = p[i];                                                                       \
+      if (a->no_prox) pi = pi * decay;                                                   \
+      pi = pi + step * mi / denom;                                                       \
+      pi = pi + step_diff * di / denom;                                                  \
+      if (!a->no_prox) pi = pi / prox;                                                   \
+      p[i] = pi;                                                                         \
+      neg[i] = -gi;                                                                      \
+    }                                                                                    \
+  }
+
+ADAN(ct_optim_adan_f32, float, sqrtf)
+ADAN(ct_optim_adan_f64, double, sqrt)
+
+double ct_optim_sumsq_f32(const float *x, size_t n) {
+  double s = 0;
+  for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+  return s;
+}
+
+double ct_optim_sumsq_f64(const double *x, size_t n) {
+  double s = 0;
+  for (size_t i = 0; i < n; i++) s += x[i] * x[i];
+  return s;
+}
