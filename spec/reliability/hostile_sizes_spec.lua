@@ -291,3 +291,13 @@ describe("sizes: shape strings", function()
     assert.truthy(e:find("view: shape {9223372036854775807,9223372036854775807,9223372036854775807,9223372036854775807...} is invalid", 1, true), e)
   end)
 end)
+
+describe("broadcasting empty giants", function()
+  it("refuses a broadcast shape whose nonzero sizes overflow, even with no elements", function()
+    local a = crater.zeros(1, 0):expand(4611686018427387902, 0)   -- legal: 2^62 fits
+    assert.has_error(function() return a + crater.zeros(3, 1, 1) end,
+      "add: sizes overflow: shape {3,4611686018427387902,0} has more than 2^63-1 elements")
+    assert.is_false(crater.allclose(a, crater.zeros(3, 1, 1)))
+    assert.are.same({3, 0}, (crater.zeros(3, 1) + crater.zeros(1, 0)):shape())   -- an ordinary empty broadcast
+  end)
+end)

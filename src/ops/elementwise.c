@@ -444,6 +444,8 @@ int ct_broadcast_shape(const ct_tensor *a, const ct_tensor *b, int *ndim, int64_
     }
     shape[i] = sa == 1 ? sb : sa;
   }
+  /* (2^62, 0) with (3, 1, 1) is a legal pair whose broadcast (3, 2^62, 0) is not */
+  if (ct_shape_numel(n, shape, err) < 0) return 0;
   *ndim = n;
   return 1;
 }
