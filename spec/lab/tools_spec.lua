@@ -30,6 +30,25 @@ describe("lab.train_race", function()
     assert.same({0.1, 0.1, 0.05, 0.05}, r.contestants[1].lrs)
     assert.equal("sgd+StepLR(gamma=0.5 step_size=2)", r.contestants[1].label)
   end)
+
+  it("tests a schedule-free contestant at its averaged point x, not at y", function()
+    local SF = crater.optim.AdamWScheduleFree
+    local eval, moved = SF.eval, nil
+    SF.eval = function(self)   -- how far eval moves the weights from y to x
+      local before = self.param_groups[1].params[1]:clone()
+      eval(self)
+      moved = (self.param_groups[1].params[1] - before):abs():max():item()
+      return self
+    end
+    local data = problem()
+    data.test = {x = data.x, y = data.y}
+    local ok, r = pcall(lab.train_race, {model_factory = function() return nn.Linear(1, 1) end, data = data,
+      loss = nn.MSELoss(), optimizers = {{"adamwschedulefree", lr = 0.05}}, epochs = 2, quiet = true})
+    SF.eval = eval
+    assert(ok, r)
+    assert.is_true(moved ~= nil and moved > 0)   -- evaluated at x, which is not y
+    assert.is_number(r.contestants[1].test_loss)
+  end)
 end)
 
 describe("lab.lr_find", function()

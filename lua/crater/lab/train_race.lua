@@ -119,6 +119,8 @@ function M.train_race(o)
     for j = math.max(1, n - 19), n do sum, k = sum + rec.losses[j], k + 1 end
     rec.final_loss = k > 0 and sum / k or nil
     if test and not rec.diverged and not rec.error then
+      -- schedule-free optimizers train at y and evaluate at the average x
+      if type(opt.eval) == "function" then opt:eval() end
       rec.test_loss, rec.test_accuracy = evaluate(model, loss_fn, test)
     end
     if not o.quiet then
