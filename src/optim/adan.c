@@ -4,18 +4,26 @@
  * p.grad in place; crater leaves it). */
 #include "kernel.h"
 
+/* The first step (g_prev = g) takes a loop of its own, and the decay is a multiplier and
+ * a divisor that are 1 when unused (exact): no branch is left in either loop, so both
+ * vectorise. */
 #define ADAN(NAME, T, SQRT)                                                              \
   void NAME(T *restrict p, const T *restrict g, T *restrict m, T *restrict v,            \
             T *restrict d, T *restrict neg, size_t n, const ct_adan_args *a) {           \
     const T b1 = (T)a->beta1, c1 = (T)(1 - a->beta1), b2 = (T)a->beta2, c2 = (T)(1 - a->beta2); \
     const T b3 = (T)a->beta3, c3 = (T)(1 - a->beta3), clip = (T)a->clip, nclip = (T)-a->clip; \
-    const T sbc3 = (T)a->sqrt_bc3, eps = (T)a->eps, decay = (T)(1 - a->lr * a->weight_decay); \
-    const T prox = (T)(1 + a->lr * a->weight_decay);                                     \
+    const T sbc3 = (T)a->sqrt_bc3, eps = (T)a->eps;                                      \
+    const T decay = a->no_prox ? (T)(1 - a->lr * a->weight_decay) : 1;                   \
+    const T prox = a->no_prox ? 1 : (T)(1 + a->lr * a->weight_decay);                    \
     const T step = (T)-(a->lr / a->bc1), step_diff = (T)-(a->lr * a->beta2 / a->bc2);    \
-    for (size_t i = 0; i < n; i++) {                                                     \
-      T prev = a->first ? g[i] * nclip : neg[i];                                         \
+    if (a->first) for (size_t i = 0; i < n; i++) { ADAN_ELEM(T, SQRT, g[i] * nclip) }    \
+    else for (size_t i = 0; i < n; i++) { ADAN_ELEM(T, SQRT, neg[i]) }                   \
+  }
+
+/* one element, PREV the negated previous gradient */
+#define ADAN_ELEM(T, SQRT, PREV)                                                         \
       T gi = g[i] * clip;                                                                \
-      T x = prev + gi;                   /* g - g_prev */                                \
+      T x = (PREV) + gi;                 /* g - g_prev */                                \
       T mi = m[i] * b1 + c1 * gi;                                                        \
       T di = d[i] * b2 + c2 * x;                                                         \
       x = x * b2 + gi;                   /* g + b2 (g - g_prev) */                       \
@@ -24,15 +32,11 @@
       d[i] = di;                                                                         \
       v[i] = vi;                                                                         \
       T denom = SQRT(vi) / sbc3 + eps;                                                   \
-      T pi = p[i];                                                                       \
-      if (a->no_prox) pi = pi * decay;                                                   \
+      T pi = p[i] * decay;                                                               \
       pi = pi + step * mi / denom;                                                       \
       pi = pi + step_diff * di / denom;                                                  \
-      if (!a->no_prox) pi = pi / prox;                                                   \
-      p[i] = pi;                                                                         \
-      neg[i] = -gi;                                                                      \
-    }                                                                                    \
-  }
+      p[i] = pi / prox;                                                                  \
+      neg[i] = -gi;
 
 ADAN(ct_optim_adan_f32, float, sqrtf)
 ADAN(ct_optim_adan_f64, double, sqrt)

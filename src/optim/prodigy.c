@@ -5,6 +5,17 @@
 #include "kernel.h"
 
 /* g' = g + wd*p when the decay is coupled (the reference adds it to p.grad in place). */
+#define PRODIGY_MOMENTS(T)                                                               \
+  T gi = g[i];                                                                           \
+  if (a->l2 != 0) gi = gi + wd * p[i];                                                   \
+  if (m) m[i] = m[i] * b1 + ma * gi;                                                     \
+  v[i] = v[i] * b2 + (va * gi) * gi;
+/* the statistics of one sliced element J: <g', p0 - p> and |s| */
+#define PRODIGY_SLICE(T, FABS, J)                                                        \
+  dot += (double)(gi * (base - p[i]));                                                   \
+  T si = s[J] * b3 + sa * gi;                                                            \
+  s[J] = si;                                                                             \
+  abs_s += (double)FABS(si);
 #define PRODIGY_STATS(NAME, T, FABS)                                                      \
   void NAME(const T *restrict p, const T *restrict g, T *restrict m, T *restrict v,       \
             T *restrict s, const T *restrict p0, size_t n, const ct_prodigy_stats_args *a, \
@@ -13,18 +24,20 @@
     const T ma = (T)a->m_alpha, va = (T)a->v_alpha, sa = (T)a->s_alpha;                  \
     const size_t step = a->slice_p;                                                      \
     double dot = 0, abs_s = 0;                                                           \
-    for (size_t i = 0, j = 0; i < n; i++) {                                              \
-      T gi = g[i];                                                                       \
-      if (a->l2 != 0) gi = gi + wd * p[i];                                               \
-      if (m) m[i] = m[i] * b1 + ma * gi;                                                 \
-      v[i] = v[i] * b2 + (va * gi) * gi;                                                 \
-      if (i % step == 0) {   /* the slice p.flatten()[::slice_p] */                      \
-        T base = a->p0_scalar ? p0[0] : p0[j];                                           \
-        dot += (double)(gi * (base - p[i]));                                             \
-        T si = s[j] * b3 + sa * gi;                                                      \
-        s[j] = si;                                                                       \
-        abs_s += (double)FABS(si);                                                       \
-        j++;                                                                             \
+    if (step == 1) {   /* the usual case: every element, a loop that vectorises */        \
+      for (size_t i = 0; i < n; i++) {                                                   \
+        PRODIGY_MOMENTS(T)                                                               \
+        T base = a->p0_scalar ? p0[0] : p0[i];                                           \
+        PRODIGY_SLICE(T, FABS, i)                                                        \
+      }                                                                                  \
+    } else {                                                                             \
+      for (size_t i = 0, j = 0; i < n; i++) {                                            \
+        PRODIGY_MOMENTS(T)                                                               \
+        if (i % step == 0) {   /* the slice p.flatten()[::slice_p] */                    \
+          T base = a->p0_scalar ? p0[0] : p0[j];                                         \
+          PRODIGY_SLICE(T, FABS, j)                                                      \
+          j++;                                                                           \
+        }                                                                                \
       }                                                                                  \
     }                                                                                    \
     sums[0] = dot;                                                                       \

@@ -13,21 +13,25 @@
     const T wd = (T)a->weight_decay, w = (T)a->ckp1, lr = (T)a->lr;                      \
     const T ystep = (T)(a->lr * (a->beta1 * (1 - a->ckp1) - 1));                         \
     const bool lo = a->ckp1 < 0.5, l2 = a->weight_decay != 0;                            \
-    for (size_t i = 0; i < n; i++) {                                                     \
+    /* with and without inner momentum, a loop each: no branch on memory, both vectorise */ \
+    if (m) for (size_t i = 0; i < n; i++) { SF_ADAMW_ELEM(T, SQRT, 1) }                  \
+    else for (size_t i = 0; i < n; i++) { SF_ADAMW_ELEM(T, SQRT, 0) }                    \
+  }
+
+#define SF_ADAMW_ELEM(T, SQRT, MOM)                                                      \
       T gi = g[i], vi = v[i] * b2 + (c2 * gi) * gi;                                      \
       v[i] = vi;                                                                         \
       T den = SQRT(vi / bc2) + eps, u;                                                   \
-      if (m) {                                                                           \
+      if (MOM) {                                                                         \
         T mi = m[i] * im + cm * gi;                                                      \
         m[i] = mi;                                                                       \
         u = (mi / bc1) / den;                                                            \
       } else u = gi / den;                                                               \
-      if (l2) u = u + wd * y[i];                                                         \
+      T decayed = u + wd * y[i];                                                         \
+      u = l2 ? decayed : u;                                                              \
       T yi = CT_LERP(T, y[i], z[i], w, lo);                                              \
       y[i] = yi + ystep * u;                                                             \
-      z[i] = z[i] - lr * u;                                                              \
-    }                                                                                    \
-  }
+      z[i] = z[i] - lr * u;
 
 SF_ADAMW(ct_optim_sf_adamw_f32, float, sqrtf)
 SF_ADAMW(ct_optim_sf_adamw_f64, double, sqrt)

@@ -1,0 +1,59 @@
+#!/usr/bin/python3
+"""The reference implementations of the optimizer zoo, timed on the step that
+examples/bench/zoo_step.lua times in crater: one step on a 10M-element float32
+parameter, median of repeats after warm-up, 1 and 2 threads.  The references load
+from the git mirrors exactly as the fixture generators load them (spec/fixtures/
+gen_zoo_a.py, gen_zoo_b.py).  Prints lines "name threads ms".
+Run: /usr/bin/python3 examples/bench/zoo_ref_bench.py [n] [repeats]"""
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "spec", "fixtures"))
+import gen_zoo_a  # noqa: E402  (registers the part-A references and their shims)
+import gen_zoo_b as zb  # noqa: E402
+import torch  # noqa: E402
+
+N = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000_000
+REPEATS = int(sys.argv[2]) if len(sys.argv) > 2 else 7
+MAKERS = {
+    "Lion": lambda p: gen_zoo_a.make("Lion", [p], {"lr": 1e-4}),
+    "LAMB": lambda p: gen_zoo_a.make("LAMB", [p], {}),
+    "AdaBelief": lambda p: gen_zoo_a.make("AdaBelief", [p], {}),
+    "Adan": lambda p: gen_zoo_a.make("Adan", [p], {}),
+    "AdamWScheduleFree": lambda p: zb.reference("sf_adamw").AdamWScheduleFree([p], foreach=False),
+    "Prodigy": lambda p: zb.reference("prodigy").Prodigy([p]),
+}
+
+
+def main():
+    torch.manual_seed(0)
+    saved = sys.stdout
+    for nt in (1, 2):
+        torch.set_num_threads(nt)
+        for name, make in MAKERS.items():
+            p = torch.randn(N, requires_grad=True)
+            p.grad = torch.randn(N) * 1e-3
+            sys.stdout = open(os.devnull, "w")   # some references print their settings
+            try:
+                opt = make(p)
+            finally:
+                sys.stdout.close()
+                sys.stdout = saved
+            if hasattr(opt, "train"):
+                opt.train()
+            with torch.no_grad():
+                for _ in range(2):
+                    opt.step()
+                times = []
+                for _ in range(REPEATS):
+                    t0 = time.perf_counter()
+                    opt.step()
+                    times.append((time.perf_counter() - t0) * 1e3)
+            print("%s %d %.3f" % (name, nt, statistics.median(times)), flush=True)
+            del opt, p
+
+
+if __name__ == "__main__":
+    main()
