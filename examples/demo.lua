@@ -1,8 +1,10 @@
 --- The crater demo (`make demo`): optimizer races on test surfaces and on Fashion-MNIST.
--- 1. Every built-in optimizer plus Lion, written here in Lua with
---    crater.optim.Optimizer:extend, races 500 steps on Rosenbrock, Beale and the saddle.
--- 2. SGD, SGD with momentum, Adam and AdamW, each with and without a schedule, train the
---    same MLP on a 20000-image slice of Fashion-MNIST for one epoch.
+-- 1. Every classic built-in, the zoo's Lion, Prodigy, AdaBelief, Adan and schedule-free
+--    AdamW, and Lion again, written here in Lua with crater.optim.Optimizer:extend (it
+--    matches the built-in), race 500 steps on Rosenbrock, Beale and the saddle.
+-- 2. SGD, SGD with momentum, Adam and AdamW, each with and without a schedule, then
+--    schedule-free AdamW, Prodigy, Lion and Muon (on the MLP's matrices, the Adam rule on
+--    its biases) train the same MLP on a 20000-image slice of Fashion-MNIST for one epoch.
 -- Writes out/demo/<race>/report.md with the pictures, and prints the tables.
 -- Usage: crater examples/demo.lua [output folder]
 local crater = rawget(_G, "crater") or require "crater"
@@ -35,7 +37,11 @@ for _, name in ipairs({"rosenbrock", "beale", "saddle"}) do
   local fn = lab.functions.get(name)
   local contestants = {table.unpack(builtins)}
   -- Lion steps exactly lr along every coordinate: a quarter of the surface's Adam lr.
-  contestants[#contestants + 1] = {Lion, lr = fn.lr.step / 4}
+  contestants[#contestants + 1] = {"lion", lr = fn.lr.step / 4}
+  contestants[#contestants + 1] = {Lion, lr = fn.lr.step / 4, label = "lion-lua"}
+  for _, zoo in ipairs({"prodigy", "adabelief", "adan", "adamwschedulefree"}) do
+    contestants[#contestants + 1] = zoo
+  end
   local r = lab.race{fn = name, optimizers = contestants, steps = 500, seed = 0,
                      out = out .. "/" .. name, quiet = true}
   print(string.format("\n## %s, 500 steps from (%g, %g)\n", name, fn.start[1], fn.start[2]))
@@ -57,6 +63,7 @@ local r = lab.train_race{
     {"momentum", lr = 0.05}, {"momentum", lr = 0.05, schedule = "onecycle"},
     {"adam", lr = 1e-3}, {"adam", lr = 3e-3, schedule = "warmup_cosine"},
     {"adamw", lr = 1e-3, weight_decay = 0.05}, {"adamw", lr = 3e-3, weight_decay = 0.05, schedule = "warmup_cosine"},
+    {"adamwschedulefree", lr = 3e-3}, {"prodigy"}, {"lion", lr = 3e-4, weight_decay = 0.3}, {"muon_adam"},
   },
   epochs = 1, seed = 0, out = out .. "/fashion_mnist", quiet = true,
 }

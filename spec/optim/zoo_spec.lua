@@ -155,3 +155,42 @@ describe("the zoo's option checks", function()
     end)
   end
 end)
+
+describe("MuonWithAuxAdam", function()
+  local function params()
+    crater.manual_seed(1)
+    local W = crater.randn(4, 3, {dtype = "float64", requires_grad = true})
+    local b = crater.randn(3, {dtype = "float64", requires_grad = true})
+    return W, b
+  end
+
+  it("fills each group's own defaults and refuses the other kind's options", function()
+    local W, b = params()
+    local opt = crater.optim.MuonWithAuxAdam({{params = {W}, use_muon = true}, {params = {b}, use_muon = false}},
+      {betas = {0.8, 0.9}})
+    local g1, g2 = opt.param_groups[1], opt.param_groups[2]
+    assert.are.same({0.02, 0.95, false}, {g1.lr, g1.momentum, g1.betas})
+    assert.are.same({3e-4, 1e-10, false}, {g2.lr, g2.eps, g2.momentum})
+    assert.are.same({0.8, 0.9}, g2.betas)   -- the constructor's, for the Adam group only
+    assert.has_error(function()
+      crater.optim.MuonWithAuxAdam({{params = {W}, use_muon = true, eps = 1e-8}})
+    end, "MuonWithAuxAdam: a group with use_muon = true takes no 'eps'")
+    assert.has_error(function() crater.optim.MuonWithAuxAdam({{params = {W}}}) end,
+      "MuonWithAuxAdam: use_muon is required")
+    assert.has_error(function() crater.optim.MuonWithAuxAdam({{params = {b}, use_muon = true}}) end)
+  end)
+
+  it("trains a two-layer model with Muon on the matrices and Adam on the biases", function()
+    crater.manual_seed(2)
+    local model = crater.nn.Sequential(crater.nn.Linear(4, 8), crater.nn.Tanh(), crater.nn.Linear(8, 1))
+    local x = crater.randn(32, 4)
+    local y = x:sum(2, true):sin()
+    local mats, rest = {}, {}
+    for _, p in ipairs(model:parameters()) do table.insert(p:dim() >= 2 and mats or rest, p) end
+    local opt = crater.optim.MuonWithAuxAdam({{params = mats, use_muon = true}, {params = rest, use_muon = false, lr = 1e-2}})
+    local function loss() return ((model(x) - y) ^ 2):mean() end
+    local l0 = loss():item()
+    for _ = 1, 60 do opt:zero_grad(); loss():backward(); opt:step() end
+    assert.is_true(loss():item() < 0.5 * l0)
+  end)
+end)

@@ -5,7 +5,8 @@
 -- Names and their presets:
 --   sgd, momentum (SGD momentum 0.9), nag (SGD Nesterov 0.9), adagrad, rmsprop, adadelta,
 --   adam, adamw, amsgrad, nadam, radam, adamax, asgd, rprop, lbfgs, adamwschedulefree,
---   sgdschedulefree, prodigy, muon (matrix parameters only), lion, lamb, lars, adabelief,
+--   sgdschedulefree, prodigy, muon (matrix parameters only), muon_adam (Muon on a
+--   model's matrices, its Adam-style rule on the rest), lion, lamb, lars, adabelief,
 --   adan, and Torch7's cg, fista, cmaes, de.
 -- Without an lr, a contestant takes the surface's suggested lr for its kind (`fn.lr.gradient`
 -- for the SGD family, `fn.lr.step` for the adaptive ones), else the preset's.
@@ -38,6 +39,8 @@ local presets = {
   -- Prodigy learns its own step size (lr is a multiplier); Muon needs matrix parameters
   prodigy  = {class = "Prodigy", kind = "free", opts = {lr = 1.0}},
   muon     = {class = "Muon", kind = "step", opts = {lr = 0.02}},
+  -- on a model: Muon on the weight matrices, the Adam rule on the rest (see build)
+  muon_adam = {class = "MuonWithAuxAdam", kind = "free", opts = {}},
   -- Lion's step is lr on every coordinate: give it a few times less lr than Adam's
   lion     = {class = "Lion", kind = "step", opts = {lr = 1e-4}},
   lamb     = {class = "LAMB", kind = "step", opts = {lr = 1e-3}},
@@ -55,7 +58,7 @@ local presets = {
 }
 local names = {"sgd", "momentum", "nag", "adagrad", "rmsprop", "adadelta", "adam", "adamw",
                "amsgrad", "nadam", "radam", "adamax", "asgd", "rprop", "lbfgs", "adamwschedulefree",
-               "sgdschedulefree", "prodigy", "muon", "lion", "lamb", "lars", "adabelief", "adan",
+               "sgdschedulefree", "prodigy", "muon", "muon_adam", "lion", "lamb", "lars", "adabelief", "adan",
                "cg", "fista", "cmaes", "de"}
 
 --- The known optimizer names, in a stable order.
@@ -156,7 +159,21 @@ function M.resolve_all(specs, fn, who)
 end
 
 --- Builds the optimizer of a resolved contestant over params.
+-- MuonWithAuxAdam given a plain list: its matrices in a Muon group, the rest in the other
+local function muon_groups(params)
+  local mats, rest = {}, {}
+  for _, p in ipairs(params) do
+    if type(p) ~= "userdata" then return params end   -- already groups
+    table.insert(p:dim() >= 2 and mats or rest, p)
+  end
+  local groups = {}
+  if #mats > 0 then groups[#groups + 1] = {params = mats, use_muon = true} end
+  if #rest > 0 then groups[#groups + 1] = {params = rest, use_muon = false} end
+  return groups
+end
+
 function M.build(c, params, who)
+  if c.class == optim().MuonWithAuxAdam and type(params) == "table" then params = muon_groups(params) end
   local ok, opt = pcall(c.class, params, c.opts)
   if not ok then
     error(string.format("%s: %s: %s", who or "race", c.label, (tostring(opt):gsub("^[^:]*:%d+: ", ""))), 0)

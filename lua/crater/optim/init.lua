@@ -26,6 +26,7 @@ return {
   SophiaG = require "crater.optim.sophiag",
   Prodigy = require "crater.optim.prodigy",
   Muon = require "crater.optim.muon",
+  MuonWithAuxAdam = require "crater.optim.muon_aux_adam",
   Lion = require "crater.optim.lion",
   LAMB = require "crater.optim.lamb",
   LARS = require "crater.optim.lars",
