@@ -24,7 +24,9 @@ MAKERS = {
     "Adan": lambda p: gen_zoo_a.make("Adan", [p], {}),
     "AdamWScheduleFree": lambda p: zb.reference("sf_adamw").AdamWScheduleFree([p], foreach=False),
     "Prodigy": lambda p: zb.reference("prodigy").Prodigy([p]),
+    "Adafactor": lambda p: gen_zoo_a.make("Adafactor", [p], {}),
 }
+MATRIX = {"Adafactor"}   # on a square matrix of about N elements, as zoo_step.lua
 
 
 def main():
@@ -33,8 +35,10 @@ def main():
     for nt in (1, 2):
         torch.set_num_threads(nt)
         for name, make in MAKERS.items():
-            p = torch.randn(N, requires_grad=True)
-            p.grad = torch.randn(N) * 1e-3
+            side = int(round(N ** 0.5))
+            shape = (side, side) if name in MATRIX else (N,)
+            p = torch.randn(*shape, requires_grad=True)
+            p.grad = torch.randn(*shape) * 1e-3
             sys.stdout = open(os.devnull, "w")   # some references print their settings
             try:
                 opt = make(p)

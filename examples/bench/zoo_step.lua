@@ -5,7 +5,8 @@
 -- (examples/bench/zoo_ref_bench.py). Median of repeats after warm-up, 1 and 2 threads.
 -- Bytes per element are the arrays each kernel reads and writes (4 bytes each): Lion 20,
 -- LAMB 40 (a norms pass, then the step), AdaBelief 28, AdamWScheduleFree 28, Adan 44,
--- Prodigy 44 (statistics pass, then the step).
+-- Prodigy 44 (statistics pass, then the step), Adafactor 28 (three passes over g, two over
+-- p: its parameter is a 3162 x 3162 matrix, about 10M, so that its moment is factored).
 -- Run: build/crater examples/bench/zoo_step.lua [n] [repeats]
 local crater = rawget(_G, "crater") or require "crater"
 local N = tonumber(arg and arg[1]) or 10000000
@@ -17,7 +18,7 @@ local function median_ms(fn)   -- two warm-up steps: first-step state, page faul
 end
 
 local ZOO = {{"Lion", 20, {lr = 1e-4}}, {"LAMB", 40, {}}, {"AdaBelief", 28, {}},
-  {"Adan", 44, {}}, {"AdamWScheduleFree", 28, {}}, {"Prodigy", 44, {}}}
+  {"Adan", 44, {}}, {"AdamWScheduleFree", 28, {}}, {"Prodigy", 44, {}}, {"Adafactor", 28, {}, true}}
 
 -- the references' medians, "name threads" -> ms (empty when PyTorch or a mirror is missing)
 local ref = {}
@@ -34,13 +35,15 @@ for _, threads in ipairs({1, 2}) do
   local x, y = crater.randn(N), crater.zeros(N)
   local copy = median_ms(function() y:copy_(x) end)
   for _, z in ipairs(ZOO) do
-    local p = crater.randn(N, {requires_grad = true})
-    p.grad = crater.randn(N) * 1e-3
+    local side = math.floor(math.sqrt(N) + 0.5)
+    local shape = z[4] and {side, side} or {N}
+    local p = crater.randn(shape, {requires_grad = true})
+    p.grad = crater.randn(shape) * 1e-3
     local opt = crater.optim[z[1]]({p}, z[3])
     if opt.train then opt:train() end
     local ms = median_ms(function() opt:step() end)
     local r = ref[z[1] .. " " .. threads]
-    print(string.format("%-20s %7d %9.2f %8.1f %9.1f %11s %8s", z[1], threads, ms, z[2] * N / ms / 1e6,
+    print(string.format("%-20s %7d %9.2f %8.1f %9.1f %11s %8s", z[1], threads, ms, z[2] * p:numel() / ms / 1e6,
       8 * N / copy / 1e6, r and string.format("%.2f", r) or "-", r and string.format("%.1fx", r / ms) or "-"))
   end
 end

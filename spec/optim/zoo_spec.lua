@@ -22,8 +22,8 @@ end
 -- options that make each one move on the problem (LARS's default lr is 0)
 local OPTS = {Prodigy = {}, Muon = {}, Lion = {lr = 0.01}, LAMB = {lr = 0.01, weight_decay = 0.01},
   LARS = {lr = 5, weight_decay = 0.01}, AdaBelief = {lr = 0.01, amsgrad = true},
-  Adan = {lr = 0.01, weight_decay = 0.02, max_grad_norm = 1}}
-for _, name in ipairs({"Prodigy", "Muon", "Lion", "LAMB", "LARS", "AdaBelief", "Adan"}) do
+  Adan = {lr = 0.01, weight_decay = 0.02, max_grad_norm = 1}, Adafactor = {beta1 = 0.9, weight_decay = 0.01}}
+for _, name in ipairs({"Prodigy", "Muon", "Lion", "LAMB", "LARS", "AdaBelief", "Adan", "Adafactor"}) do
   describe(name, function()
     local base = crater.optim[name]
     local cls = function(ps) return base(ps, OPTS[name]) end
@@ -146,6 +146,9 @@ describe("the zoo's option checks", function()
     {"AdaBelief", {betas = {1, 0.9}}, "AdaBelief: betas[1] must be in [0, 1), got 1 (invalid beta parameter)"},
     {"Adan", {betas = {0.9, 0.9}}, "Adan: betas must be a list of 3 numbers, got {0.9, 0.9}"},
     {"Adan", {max_grad_norm = -1}, "Adan: max_grad_norm must be a number >= 0, got -1 (invalid max grad norm)"},
+    {"Adafactor", {lr = 0.01}, "Adafactor: cannot combine a manual lr with relative_step = true (set relative_step = false)"},
+    {"Adafactor", {warmup_init = true, relative_step = false, lr = 0.1}, "Adafactor: warmup_init = true requires relative_step = true"},
+    {"Adafactor", {eps = {1e-30}}, "Adafactor: eps must be a list of 2 numbers, got {1e-30}"},
   }
   for _, c in ipairs(cases) do
     it(c[1] .. " refuses " .. c[3]:match(": (%S+)"), function()
@@ -154,6 +157,24 @@ describe("the zoo's option checks", function()
       assert.is_truthy(tostring(err):find(c[3], 1, true), tostring(err))
     end)
   end
+end)
+
+describe("Adafactor", function()
+  it("keeps a matrix's second moment as rows + columns, batched over leading dims", function()
+    crater.manual_seed(4)
+    local W = crater.randn(2, 3, 5, {dtype = "float64", requires_grad = true})
+    local b = crater.randn(5, {dtype = "float64", requires_grad = true})
+    local opt = crater.optim.Adafactor({W, b})
+    local g = W:detach() * 2   -- the gradient below
+    ;((W * W):sum() + (b * b):sum()):backward()
+    opt:step()
+    local s = opt.state[W]
+    assert.are.same({2, 3}, s.exp_avg_sq_row:shape())
+    assert.are.same({2, 5}, s.exp_avg_sq_col:shape())
+    assert.are.same({5}, opt.state[b].exp_avg_sq:shape())
+    -- hand check of the first row factor: g = 2W, b2t = 1 - 1^-0.8 = 0, so R is mean_c(g^2 + 1e-30)
+    assert.is_true(math.abs(s.exp_avg_sq_row:get(1, 1) - (g[1][1] ^ 2):mean():item()) < 1e-12)
+  end)
 end)
 
 describe("MuonWithAuxAdam", function()

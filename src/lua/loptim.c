@@ -430,6 +430,73 @@ static int o_adan(lua_State *L) {
   return 0;
 }
 
+/* A contiguous tensor argument of dtype dt and n elements, as a data pointer. */
+static void *vector_arg(lua_State *L, int idx, const char *fn, const char *name, ct_dtype dt, size_t n) {
+  ct_tensor *t = ct_lua_check(L, idx);
+  if (t->dtype != dt || !ct_is_contiguous(t) || (size_t)ct_numel(t) != n)
+    luaL_error(L, "%s: %s must be a contiguous %s tensor of %d elements", fn, name, ct_dtype_name(dt), (int)n);
+  return ct_data(t);
+}
+
+static size_t size_arg(lua_State *L, int idx) {
+  lua_Integer v = luaL_checkinteger(L, idx);
+  luaL_argcheck(L, v >= 0, idx, "size must be >= 0");
+  return (size_t)v;
+}
+
+/* adafactor_means(param, grad, B, R, C, eps1, rowmean, colmean): the means of g^2 + eps1
+ * over each matrix's columns and rows (g is B matrices of R x C). */
+static int o_adafactor_means(lua_State *L) {
+  static const char *const names[] = {"param", "grad"};
+  arrays a;
+  check_arrays(L, "adafactor_means", names, 2, 0, &a);
+  size_t B = size_arg(L, 3), R = size_arg(L, 4), C = size_arg(L, 5);
+  if (B * R * C != a.n) return luaL_error(L, "adafactor_means: B*R*C is not the parameter's size");
+  void *row = vector_arg(L, 7, "adafactor_means", "rowmean", a.dt, B * R);
+  void *col = vector_arg(L, 8, "adafactor_means", "colmean", a.dt, B * C);
+  if (a.dt == CT_F32) ct_optim_adafactor_means_f32(P32(1), B, R, C, NUM(6), row, col);
+  else ct_optim_adafactor_means_f64(P64(1), B, R, C, NUM(6), row, col);
+  return 0;
+}
+
+/* adafactor_factored(param, grad, exp_avg|nil, rf, cf, B, R, C, write, den, lr, beta1, wd_lr)
+ * -> sum u^2 when write is false (nothing written), else the step. */
+static int o_adafactor_factored(lua_State *L) {
+  static const char *const names[] = {"param", "grad", "exp_avg"};
+  arrays a;
+  check_arrays(L, "adafactor_factored", names, 3, 1u << 2, &a);
+  size_t B = size_arg(L, 6), R = size_arg(L, 7), C = size_arg(L, 8);
+  if (B * R * C != a.n) return luaL_error(L, "adafactor_factored: B*R*C is not the parameter's size");
+  void *rf = vector_arg(L, 4, "adafactor_factored", "rf", a.dt, B * R);
+  void *cf = vector_arg(L, 5, "adafactor_factored", "cf", a.dt, B * C);
+  bool write = BOOL(9);
+  ct_adafactor_args o = {.den = NUM(10), .lr = NUM(11), .beta1 = NUM(12), .wd_lr = NUM(13)};
+  double ss = a.dt == CT_F32
+    ? ct_optim_adafactor_factored_f32(write ? P32(0) : NULL, P32(1), a.t[2] ? P32(2) : NULL, rf, cf, B, R, C, &o)
+    : ct_optim_adafactor_factored_f64(write ? P64(0) : NULL, P64(1), a.t[2] ? P64(2) : NULL, rf, cf, B, R, C, &o);
+  if (write) bump_written(&a);
+  lua_pushnumber(L, ss);
+  return 1;
+}
+
+/* adafactor_vector(param, grad, exp_avg|nil, exp_avg_sq, write, beta2t, eps1, den, lr, beta1,
+ * wd_lr) -> sum u^2 (write false: v updated), or the step (write true). */
+static int o_adafactor_vector(lua_State *L) {
+  static const char *const names[] = {"param", "grad", "exp_avg", "exp_avg_sq"};
+  arrays a;
+  check_arrays(L, "adafactor_vector", names, 4, 1u << 2, &a);
+  bool write = BOOL(5);
+  ct_adafactor_args o = {.beta2t = NUM(6), .eps1 = NUM(7), .den = NUM(8), .lr = NUM(9), .beta1 = NUM(10),
+                         .wd_lr = NUM(11)};
+  double ss = a.dt == CT_F32
+    ? ct_optim_adafactor_vector_f32(write ? P32(0) : NULL, P32(1), a.t[2] ? P32(2) : NULL, P32(3), a.n, &o)
+    : ct_optim_adafactor_vector_f64(write ? P64(0) : NULL, P64(1), a.t[2] ? P64(2) : NULL, P64(3), a.n, &o);
+  if (write) { ct_bump(a.t[0]); if (a.t[2]) ct_bump(a.t[2]); }
+  else ct_bump(a.t[3]);
+  lua_pushnumber(L, ss);
+  return 1;
+}
+
 /* sum_squares(t): sum of t's squares, t contiguous float (a gradient). */
 static int o_sum_squares(lua_State *L) {
   static const char *const names[] = {"tensor"};
@@ -505,6 +572,9 @@ static const luaL_Reg optim_funcs[] = {
   {"adabelief_step", o_adabelief},
   {"adan_step", o_adan},
   {"sum_squares", o_sum_squares},
+  {"adafactor_means", o_adafactor_means},
+  {"adafactor_factored", o_adafactor_factored},
+  {"adafactor_vector", o_adafactor_vector},
   {NULL, NULL}
 };
 

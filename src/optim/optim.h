@@ -259,6 +259,26 @@ void ct_optim_adan_f64(double *restrict p, const double *restrict g, double *res
                        double *restrict v, double *restrict d, double *restrict neg, size_t n,
                        const ct_adan_args *a);
 
+/* Adafactor (huggingface/transformers optimization.py): see src/optim/adafactor.c.  den
+ * is max(1, RMS(u)/clip_threshold); m is NULL without beta1; wd_lr = weight_decay*lr. */
+typedef struct ct_adafactor_args {
+  double beta2t, eps1, den, lr, beta1, wd_lr;
+} ct_adafactor_args;
+void ct_optim_adafactor_means_f32(const float *restrict g, size_t B, size_t R, size_t C, double eps1,
+                                  float *restrict rowmean, float *restrict colmean);
+void ct_optim_adafactor_means_f64(const double *restrict g, size_t B, size_t R, size_t C, double eps1,
+                                  double *restrict rowmean, double *restrict colmean);
+double ct_optim_adafactor_factored_f32(float *restrict p, const float *restrict g, float *restrict m,
+                                       const float *restrict rf, const float *restrict cf, size_t B,
+                                       size_t R, size_t C, const ct_adafactor_args *a);
+double ct_optim_adafactor_factored_f64(double *restrict p, const double *restrict g, double *restrict m,
+                                       const double *restrict rf, const double *restrict cf, size_t B,
+                                       size_t R, size_t C, const ct_adafactor_args *a);
+double ct_optim_adafactor_vector_f32(float *restrict p, const float *restrict g, float *restrict m,
+                                     float *restrict v, size_t n, const ct_adafactor_args *a);
+double ct_optim_adafactor_vector_f64(double *restrict p, const double *restrict g, double *restrict m,
+                                     double *restrict v, size_t n, const ct_adafactor_args *a);
+
 /* The sum of squares of x (for global gradient norms), accumulated in double. */
 double ct_optim_sumsq_f32(const float *x, size_t n);
 double ct_optim_sumsq_f64(const double *x, size_t n);

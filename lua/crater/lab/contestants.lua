@@ -7,7 +7,7 @@
 --   adam, adamw, amsgrad, nadam, radam, adamax, asgd, rprop, lbfgs, adamwschedulefree,
 --   sgdschedulefree, prodigy, muon (matrix parameters only), muon_adam (Muon on a
 --   model's matrices, its Adam-style rule on the rest), lion, lamb, lars, adabelief,
---   adan, and Torch7's cg, fista, cmaes, de.
+--   adan, adafactor, and Torch7's cg, fista, cmaes, de.
 -- Without an lr, a contestant takes the surface's suggested lr for its kind (`fn.lr.gradient`
 -- for the SGD family, `fn.lr.step` for the adaptive ones), else the preset's.
 local check_list = require "crater.list"
@@ -48,6 +48,8 @@ local presets = {
   lars     = {class = "LARS", kind = "gradient", opts = {lr = 1e-3}},
   adabelief = {class = "AdaBelief", kind = "step", opts = {lr = 1e-3}},
   adan     = {class = "Adan", kind = "step", opts = {lr = 1e-3}},
+  -- Adafactor's relative step sets its own size (lr unset)
+  adafactor = {class = "Adafactor", kind = "none", opts = {}},
   lbfgs    = {class = "LBFGS", kind = "free", opts = {lr = 1, max_iter = 1, line_search_fn = "strong_wolfe"}},
   -- Torch7's: one CG step is a run of at most 8 closure calls (a line search or two);
   -- FISTA one iteration; CMA-ES and DE one generation, the path their best point so far
@@ -59,7 +61,7 @@ local presets = {
 local names = {"sgd", "momentum", "nag", "adagrad", "rmsprop", "adadelta", "adam", "adamw",
                "amsgrad", "nadam", "radam", "adamax", "asgd", "rprop", "lbfgs", "adamwschedulefree",
                "sgdschedulefree", "prodigy", "muon", "muon_adam", "lion", "lamb", "lars", "adabelief", "adan",
-               "cg", "fista", "cmaes", "de"}
+               "adafactor", "cg", "fista", "cmaes", "de"}
 
 --- The known optimizer names, in a stable order.
 function M.names() return {table.unpack(names)} end

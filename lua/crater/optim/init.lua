@@ -32,6 +32,7 @@ return {
   LARS = require "crater.optim.lars",
   AdaBelief = require "crater.optim.adabelief",
   Adan = require "crater.optim.adan",
+  Adafactor = require "crater.optim.adafactor",
   CG = require "crater.optim.cg",
   FISTA = require "crater.optim.fista",
   CMAES = require "crater.optim.cmaes",

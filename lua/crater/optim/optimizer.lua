@@ -611,6 +611,10 @@ local state_kinds = {
     end
   end,
 }
+-- any float tensor (Adafactor's row and column factors, whose shapes follow the parameter's)
+state_kinds.float_tensor = function(v)
+  if not float_tensor(v) then return "a float32 or float64 tensor" end
+end
 -- Prodigy's s (every slice_p-th element of p) and p0 (the same, or 0-d for a zero start)
 local function slice_count(p, group) return (p:numel() + group.slice_p - 1) // group.slice_p end
 state_kinds.sliced = function(v, p, _, group)

@@ -1,0 +1,119 @@
+--- Adafactor: Adam's second moment in sublinear memory (Shazeer and Stern 2018), as
+-- huggingface/transformers optimization.py's class Adafactor. At step t:
+--   lr_t = max(eps[2], RMS(p)) (scale_parameter, else 1) *
+--          (relative_step: min(1e-6 t (warmup_init) or 1e-2, 1/sqrt(t)); else lr)
+--   b2t = 1 - t^decay_rate;  q = g^2 + eps[1]
+--   a matrix (2 or more dims, the last two are rows x columns): the row and column means
+--     of q, R = b2t R + (1 - b2t) mean_c(q), C = b2t C + (1 - b2t) mean_r(q), and
+--     u = g / sqrt(R[r] / mean(R) * C[c]);  a vector: v = b2t v + (1 - b2t) q, u = g / sqrt(v)
+--   u = lr_t * u / max(1, RMS(u) / clip_threshold)
+--   m = beta1 m + (1 - beta1) u and u = m (when beta1 is given)
+--   p = p - weight_decay * lr_t * p - u
+-- A matrix keeps rows + columns numbers instead of rows x columns: the optimizer of T5.
+-- lr = false (the reference's None) with relative_step; a manual lr needs relative_step =
+-- false (and, for a plain schedule, scale_parameter = false). The small row and column
+-- vectors are made afresh each step; the passes over the parameter are fused C kernels.
+-- State: `step`, `RMS`, `exp_avg_sq_row` and `exp_avg_sq_col` (matrices) or `exp_avg_sq`
+-- (vectors), `exp_avg` (with beta1).
+-- https://arxiv.org/abs/1804.04235
+-- @tparam[opt=false] number lr external learning rate (false: relative step)
+-- @tparam[opt={1e-30, 1e-3}] table eps added to g^2, and the floor of the parameter scale
+-- @tparam[opt=1.0] number clip_threshold bound on the RMS of the update
+-- @tparam[opt=-0.8] number decay_rate b2t = 1 - t^decay_rate
+-- @tparam[opt=false] number beta1 first-moment decay (false: none)
+-- @tparam[opt=0] number weight_decay decoupled weight decay (times lr_t)
+-- @tparam[opt=true] boolean scale_parameter scale lr by the parameter's RMS
+-- @tparam[opt=true] boolean relative_step the time-dependent step size
+-- @tparam[opt=false] boolean warmup_init grow the relative step from 1e-6
+-- @usage local opt = crater.optim.Adafactor(model:parameters())   -- T5's defaults
+local Optimizer = require "crater.optim.optimizer"
+local core = require "crater.core"
+
+local NUM = {"number"}
+local Adafactor = Optimizer:extend("Adafactor", {lr = false, eps = {1e-30, 1e-3}, clip_threshold = 1.0,
+  decay_rate = -0.8, beta1 = false, weight_decay = 0, scale_parameter = true, relative_step = true,
+  warmup_init = false},
+  {lr = {"number", 0, false_ok = true, what = "learning rate"}, eps = {"list", NUM, NUM},
+   clip_threshold = {"number", 0, open = "lo"}, beta1 = {"number", 0, 1, open = "hi", false_ok = true},
+   decay_rate = NUM})
+Adafactor.state_rules = {step = "count", RMS = "number", exp_avg = "param", exp_avg_sq = "param",
+  exp_avg_sq_row = "float_tensor", exp_avg_sq_col = "float_tensor"}
+Adafactor.state_keys = {"step", "RMS"}
+
+local function crater() return package.loaded.crater or require "crater" end
+
+function Adafactor:validate(group)
+  Optimizer.validate(self, group)
+  if group.lr and group.relative_step then
+    error("Adafactor: cannot combine a manual lr with relative_step = true (set relative_step = false)", 0)
+  end
+  if group.warmup_init and not group.relative_step then
+    error("Adafactor: warmup_init = true requires relative_step = true", 0)
+  end
+  if not group.lr and not group.relative_step then
+    error("Adafactor: relative_step = false needs an lr", 0)
+  end
+end
+
+-- B matrices of R x C for a parameter of 2 or more dims
+local function split(p)
+  local nd = p:dim()
+  local R, C = p:size(nd - 1), p:size(nd)
+  return p:numel() // math.max(R * C, 1), R, C
+end
+
+function Adafactor:init_state(p, state, group)
+  local C = crater()
+  if state.step == nil then
+    state.step, state.RMS = 0, 0
+    if p:dim() >= 2 then
+      local shape = p:shape()
+      local row = {table.unpack(shape, 1, #shape - 1)}
+      local col = {table.unpack(shape, 1, #shape - 2)}
+      col[#col + 1] = shape[#shape]
+      state.exp_avg_sq_row = C.zeros(row, {dtype = p:dtype()})
+      state.exp_avg_sq_col = C.zeros(col, {dtype = p:dtype()})
+    else
+      state.exp_avg_sq = C.zeros_like(p)
+    end
+  end
+  if group.beta1 and state.exp_avg == nil then state.exp_avg = C.zeros_like(p) end
+end
+
+function Adafactor:update(p, g, state, group)
+  local t = state.step + 1
+  state.step = t
+  local n = p:numel()
+  local rms = math.sqrt(core.sum_squares(p)) / n ^ 0.5
+  state.RMS = rms
+  local step_size = group.lr or 0
+  if group.relative_step then
+    step_size = math.min(group.warmup_init and 1e-6 * t or 1e-2, 1.0 / math.sqrt(t))
+  end
+  local lr = (group.scale_parameter and math.max(group.eps[2], rms) or 1.0) * step_size
+  local b2t = 1.0 - t ^ group.decay_rate
+  local eps1, b1 = group.eps[1], group.beta1 or 0
+  local m = group.beta1 and state.exp_avg or nil
+  local ss
+  if p:dim() >= 2 then
+    local B, R, C = split(p)
+    local row, col = state.exp_avg_sq_row, state.exp_avg_sq_col
+    local rowmean, colmean = crater().empty_like(row), crater().empty_like(col)
+    core.adafactor_means(p, g, B, R, C, eps1, rowmean, colmean)
+    row:mul_(b2t):add_(rowmean, 1.0 - b2t)
+    col:mul_(b2t):add_(colmean, 1.0 - b2t)
+    local rf = (row / row:mean(-1, {keepdim = true})):rsqrt()
+    local cf = col:rsqrt()
+    ss = core.adafactor_factored(p, g, m, rf, cf, B, R, C, false, 1, 1, 0, 0)
+    local den = math.max(math.sqrt(ss) / n ^ 0.5 / group.clip_threshold, 1.0)
+    core.adafactor_factored(p, g, m, rf, cf, B, R, C, true, den, lr, b1, group.weight_decay * lr)
+  else
+    local v = state.exp_avg_sq
+    ss = core.adafactor_vector(p, g, m, v, false, b2t, eps1, 1, 1, 0, 0)
+    local den = math.max(math.sqrt(ss) / n ^ 0.5 / group.clip_threshold, 1.0)
+    core.adafactor_vector(p, g, m, v, true, b2t, eps1, den, lr, b1, group.weight_decay * lr)
+  end
+end
+Optimizer.kernel_update(Adafactor.update)
+
+return Adafactor

@@ -1,0 +1,97 @@
+/* crater optim: Adafactor (Shazeer and Stern 2018), as huggingface/transformers
+ * optimization.py's class Adafactor.  A matrix's second moment is kept factored, as the
+ * means of its rows and of its columns; the step is g / sqrt(v_hat) with v_hat their outer
+ * product over the mean row, scaled down when its RMS passes clip_threshold.  The big
+ * passes are here (B matrices of R x C, row-major); the caller keeps the small vectors. */
+#include "kernel.h"
+
+/* rowmean[b*R + r] = mean over c of g^2 + eps1; colmean[b*C + c] = mean over r. */
+#define ADAFACTOR_MEANS(NAME, T)                                                         \
+  void NAME(const T *restrict g, size_t B, size_t R, size_t C, double eps1,              \
+            T *restrict rowmean, T *restrict colmean) {                                  \
+    const T e = (T)eps1;                                                                 \
+    for (size_t b = 0; b < B; b++) {                                                     \
+      T *col = colmean + b * C;                                                          \
+      for (size_t c = 0; c < C; c++) col[c] = 0;                                         \
+      for (size_t r = 0; r < R; r++) {                                                   \
+        const T *x = g + (b * R + r) * C;                                                \
+        T s = 0;                                                                         \
+        for (size_t c = 0; c < C; c++) {                                                 \
+          T u = x[c] * x[c] + e;                                                         \
+          s += u;                                                                        \
+          col[c] += u;                                                                   \
+        }                                                                                \
+        rowmean[b * R + r] = s / (T)C;                                                   \
+      }                                                                                  \
+      for (size_t c = 0; c < C; c++) col[c] = col[c] / (T)R;                             \
+    }                                                                                    \
+  }
+ADAFACTOR_MEANS(ct_optim_adafactor_means_f32, float)
+ADAFACTOR_MEANS(ct_optim_adafactor_means_f64, double)
+
+/* The factored step u = (rf[r] * cf[c]) * g: with p NULL, returns sum u^2 and writes
+ * nothing; else u = u / den * lr, m = b1*m + (1-b1)*u and u = m (m not NULL),
+ * p = p - wd_lr*p (wd_lr != 0), p = p - u. */
+#define ADAFACTOR_FACTORED(NAME, T)                                                      \
+  double NAME(T *restrict p, const T *restrict g, T *restrict m, const T *restrict rf,   \
+              const T *restrict cf, size_t B, size_t R, size_t C,                        \
+              const ct_adafactor_args *a) {                                              \
+    const T den = (T)a->den, lr = (T)a->lr, b1 = (T)a->beta1, c1 = (T)(1 - a->beta1);    \
+    const T nwd = (T)-a->wd_lr;                                                          \
+    const bool decay = a->wd_lr != 0;                                                    \
+    double ss = 0;                                                                       \
+    for (size_t b = 0; b < B; b++)                                                       \
+      for (size_t r = 0; r < R; r++) {                                                   \
+        const size_t o = (b * R + r) * C;                                                \
+        const T rr = rf[b * R + r];                                                      \
+        const T *c = cf + b * C;                                                         \
+        if (p == NULL) {                                                                 \
+          for (size_t j = 0; j < C; j++) {                                               \
+            T u = (rr * c[j]) * g[o + j];                                                \
+            ss += (double)(u * u);                                                       \
+          }                                                                              \
+          continue;                                                                      \
+        }                                                                                \
+        for (size_t j = 0; j < C; j++) {                                                 \
+          T u = (rr * c[j]) * g[o + j] / den * lr;                                       \
+          if (m) { u = m[o + j] * b1 + c1 * u; m[o + j] = u; }                           \
+          T pi = p[o + j];                                                               \
+          if (decay) pi = pi + nwd * pi;                                                 \
+          p[o + j] = pi + -u;                                                            \
+        }                                                                                \
+      }                                                                                  \
+    return ss;                                                                           \
+  }
+ADAFACTOR_FACTORED(ct_optim_adafactor_factored_f32, float)
+ADAFACTOR_FACTORED(ct_optim_adafactor_factored_f64, double)
+
+/* Unfactored (vectors): v = b2t*v + (1-b2t)*(g^2 + eps1) and, with p NULL, returns
+ * sum (g/sqrt(v))^2; with p, the step as above with u = g/sqrt(v) (v not written again). */
+#define ADAFACTOR_VECTOR(NAME, T, SQRT)                                                  \
+  double NAME(T *restrict p, const T *restrict g, T *restrict m, T *restrict v, size_t n, \
+              const ct_adafactor_args *a) {                                              \
+    const T b2t = (T)a->beta2t, c2t = (T)(1 - a->beta2t), e = (T)a->eps1;                \
+    const T den = (T)a->den, lr = (T)a->lr, b1 = (T)a->beta1, c1 = (T)(1 - a->beta1);    \
+    const T nwd = (T)-a->wd_lr;                                                          \
+    const bool decay = a->wd_lr != 0;                                                    \
+    double ss = 0;                                                                       \
+    if (p == NULL) {                                                                     \
+      for (size_t i = 0; i < n; i++) {                                                   \
+        T vi = v[i] * b2t + c2t * (g[i] * g[i] + e);                                     \
+        v[i] = vi;                                                                       \
+        T u = ((T)1 / SQRT(vi)) * g[i];                                                  \
+        ss += (double)(u * u);                                                           \
+      }                                                                                  \
+      return ss;                                                                         \
+    }                                                                                    \
+    for (size_t i = 0; i < n; i++) {                                                     \
+      T u = ((T)1 / SQRT(v[i])) * g[i] / den * lr;                                       \
+      if (m) { u = m[i] * b1 + c1 * u; m[i] = u; }                                       \
+      T pi = p[i];                                                                       \
+      if (decay) pi = pi + nwd * pi;                                                     \
+      p[i] = pi + -u;                                                                    \
+    }                                                                                    \
+    return ss;                                                                           \
+  }
+ADAFACTOR_VECTOR(ct_optim_adafactor_vector_f32, float, sqrtf)
+ADAFACTOR_VECTOR(ct_optim_adafactor_vector_f64, double, sqrt)
