@@ -3,49 +3,14 @@
 -- (spec/fixtures/gen_zoo_b.py), step by step at relative 1e-8 in float64.
 local crater = require "crater"
 local F = dofile("spec/fixtures/zoo_b.lua")
-local P = F.problems
--- gen_zoo_a.py's cases (Lion, LAMB, LARS, AdaBelief, Adan) run on the same problems
+-- gen_zoo_a.py's cases run on the same problems (its wrappers are wrappers_spec's)
 for _, case in ipairs(dofile("spec/fixtures/zoo_a.lua").cases) do F.cases[#F.cases + 1] = case end
 
-local function T(name) return crater.tensor(P[name].values, {dtype = "float64"}):reshape(P[name].shape) end
-
-local function make(problem)
-  local d, ps = P[problem], {}
-  for i, init in ipairs(d.init) do
-    ps[i] = crater.tensor(init, {dtype = "float64"}):reshape(d.shapes[i])
-    ps[i].requires_grad = true
-  end
-  local A, b, X, Y, X2, Y2, Y3 = T"A", T"b", T"X", T"Y", T"X2", T"Y2", T"Y3"
-  local f
-  if problem == "vec" then f = function() return ((A:matmul(ps[1]) - b) ^ 2):mean() end
-  elseif problem == "mat" then f = function() return ((X:matmul(ps[1]) - Y) ^ 2):mean() end
-  elseif problem == "tall" then f = function() return ((X2:matmul(ps[1]) - Y2) ^ 2):mean() end
-  elseif problem == "two_groups" then f = function() return ((X:matmul(ps[1]):matmul(ps[2]) - Y3) ^ 2):mean() end
-  else f = function() return ((X:matmul(ps[1]) + ps[2] - Y) ^ 2):mean() + ((ps[2] * ps[2] - 0.5) ^ 2):sum() end end
-  return ps, f
-end
-
-local function values(t)
-  local out, fl = {}, t:reshape(-1)
-  for i = 1, fl:numel() do out[i] = fl:get(i) end
-  return out
-end
-
-local function max_rel(got, want)
-  local scale, worst = 1e-300, 0
-  for i = 1, #want do scale = math.max(scale, math.abs(want[i])) end
-  for i = 1, #want do
-    local e = math.abs(got[i] - want[i])
-    if e ~= e then return math.huge end
-    worst = math.max(worst, e)
-  end
-  return worst / scale
-end
-
-local function copy(t) local o = {} for k, v in pairs(t) do o[k] = type(v) == "table" and copy(v) or v end return o end
+local Z = dofile("spec/optim/zoo_problems.lua")
+local make, values, max_rel, copy = Z.make, Z.values, Z.max_rel, Z.copy
 
 for ci, case in ipairs(F.cases) do
-  if crater.optim[case.optimizer] then
+  if crater.optim[case.optimizer] and case.options.inner == nil then
     it(string.format("%s %d on %s matches the reference", case.optimizer, ci, case.problem), function()
       local ps, f = make(case.problem)
       local cls = crater.optim[case.optimizer]

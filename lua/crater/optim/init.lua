@@ -33,6 +33,8 @@ return {
   AdaBelief = require "crater.optim.adabelief",
   Adan = require "crater.optim.adan",
   Adafactor = require "crater.optim.adafactor",
+  Lookahead = require "crater.optim.lookahead",
+  SAM = require "crater.optim.sam",
   CG = require "crater.optim.cg",
   FISTA = require "crater.optim.fista",
   CMAES = require "crater.optim.cmaes",
