@@ -270,6 +270,8 @@ local function batchnorm_class(name, ndims)
         local m = self.momentum
         crater.no_grad(function()
           self.num_batches_tracked:add_(1)
+          -- momentum false (PyTorch's None): the cumulative average, as update_bn uses
+          if m == false then m = 1 / self.num_batches_tracked:item() end
           self.running_mean:mul_(1 - m):add_(mean:detach(), m)
           self.running_var:mul_(1 - m):add_(var:detach() * (n / (n - 1)), m)
         end)
@@ -295,6 +297,7 @@ end
 -- (updating running_mean and the unbiased running_var) and the running ones in eval.
 -- @tparam[opt=1e-5] number eps added to the variance
 -- @tparam[opt=0.1] number momentum weight of the new batch in the running statistics
+--   (false: PyTorch's None, the cumulative average of every batch so far)
 -- @tparam[opt=true] boolean affine learn a per-channel scale (weight) and shift (bias)
 -- @tparam[opt=true] boolean track_running_stats keep running statistics for eval mode
 L.BatchNorm1d = batchnorm_class("BatchNorm1d", { 2, 3 })

@@ -35,6 +35,7 @@ return {
   Adafactor = require "crater.optim.adafactor",
   Lookahead = require "crater.optim.lookahead",
   SAM = require "crater.optim.sam",
+  swa_utils = require "crater.optim.swa_utils",
   CG = require "crater.optim.cg",
   FISTA = require "crater.optim.fista",
   CMAES = require "crater.optim.cmaes",
