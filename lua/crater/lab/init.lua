@@ -26,6 +26,9 @@ function lab.lr_find(o) return require("crater.lab.lr_find").lr_find(o) end
 -- terminal with gnuplot's dumb terminal; returns the text drawn.
 function lab.show(what, o) return require("crater.lab.plot").show(what, o) end
 
+lab.Logger = require "crater.lab.logger"
+lab.ConfusionMatrix = require "crater.lab.confusion"
+
 lab.plot = setmetatable({}, {__index = function(_, k) return require("crater.lab.plot")[k] end})
 
 return lab
