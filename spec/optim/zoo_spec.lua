@@ -10,10 +10,12 @@ local function problem(dtype, seed)
   return W, function() return ((X:matmul(W) - Y) ^ 2):mean() end
 end
 
+-- SophiaG refreshes its Hessian estimate at every step; schedule-free trains at y
 local function run(opt, W, f, steps)
   for _ = 1, steps do
     opt:zero_grad()
     f():backward()
+    if opt.update_hessian then opt:update_hessian() end
     opt:step()
   end
   return W:clone():detach()
@@ -22,11 +24,17 @@ end
 -- options that make each one move on the problem (LARS's default lr is 0)
 local OPTS = {Prodigy = {}, Muon = {}, Lion = {lr = 0.01}, LAMB = {lr = 0.01, weight_decay = 0.01},
   LARS = {lr = 5, weight_decay = 0.01}, AdaBelief = {lr = 0.01, amsgrad = true},
-  Adan = {lr = 0.01, weight_decay = 0.02, max_grad_norm = 1}, Adafactor = {beta1 = 0.9, weight_decay = 0.01}}
-for _, name in ipairs({"Prodigy", "Muon", "Lion", "LAMB", "LARS", "AdaBelief", "Adan", "Adafactor"}) do
+  Adan = {lr = 0.01, weight_decay = 0.02, max_grad_norm = 1}, Adafactor = {beta1 = 0.9, weight_decay = 0.01},
+  SophiaG = {lr = 0.01}, AdamWScheduleFree = {lr = 0.01, warmup_steps = 2}, SGDScheduleFree = {lr = 0.05}}
+for _, name in ipairs({"Prodigy", "Muon", "Lion", "LAMB", "LARS", "AdaBelief", "Adan", "Adafactor", "SophiaG",
+                       "AdamWScheduleFree", "SGDScheduleFree"}) do
   describe(name, function()
     local base = crater.optim[name]
-    local cls = function(ps) return base(ps, OPTS[name]) end
+    local cls = function(ps)
+      local opt = base(ps, OPTS[name])
+      if opt.train then opt:train() end
+      return opt
+    end
 
     it("resumes from a state_dict exactly where it stopped", function()
       local W, f = problem("float64")
