@@ -20,16 +20,12 @@ static void *run_chunk(void *arg) {
   return NULL;
 }
 
-void ct_parallel(size_t n, ct_range_fn fn, void *ctx) {
-  if (n < 2 * GRAIN) { fn(ctx, 0, n); return; }   /* one chunk whatever the thread count */
-  int nt = ct_get_num_threads();
-  if (nt > MAXTHREADS) nt = MAXTHREADS;
-  if (nt > 1 && n / GRAIN < (size_t)nt) nt = (int)(n / GRAIN);
-  if (nt <= 1) { fn(ctx, 0, n); return; }
+/* Runs fn over [0, n) split into nt contiguous ranges whose bounds are multiples of align. */
+static void run_split(size_t n, int nt, size_t align, ct_range_fn fn, void *ctx) {
   chunk c[MAXTHREADS];
   pthread_t tid[MAXTHREADS];
   bool started[MAXTHREADS] = {false};
-  size_t per = (n / (size_t)nt + 15) & ~(size_t)15;   /* 64-byte multiples: no false sharing */
+  size_t per = (n / (size_t)nt + align - 1) / align * align;
   for (int i = 0; i < nt; i++) {
     size_t lo = per * (size_t)i, hi = i == nt - 1 ? n : per * (size_t)(i + 1);
     c[i] = (chunk){fn, ctx, lo < n ? lo : n, hi < n ? hi : n};
@@ -41,4 +37,26 @@ void ct_parallel(size_t n, ct_range_fn fn, void *ctx) {
     if (started[i]) pthread_join(tid[i], NULL);
     else run_chunk(&c[i]);
   }
+}
+
+static int threads_for(size_t n) {
+  int nt = ct_get_num_threads();
+  if (nt > MAXTHREADS) nt = MAXTHREADS;
+  if (nt > 1 && n / GRAIN < (size_t)nt) nt = (int)(n / GRAIN);
+  return nt;
+}
+
+void ct_parallel(size_t n, ct_range_fn fn, void *ctx) {
+  if (n < 2 * GRAIN) { fn(ctx, 0, n); return; }   /* one chunk whatever the thread count */
+  int nt = threads_for(n);
+  if (nt <= 1) { fn(ctx, 0, n); return; }
+  run_split(n, nt, 16, fn, ctx);   /* 64-byte multiples: no false sharing */
+}
+
+void ct_parallel_blocks(size_t nblocks, size_t block, ct_range_fn fn, void *ctx) {
+  size_t n = nblocks * block;
+  int nt = n < 2 * GRAIN ? 1 : threads_for(n);
+  if (nt > (int)nblocks) nt = (int)nblocks;
+  if (nt <= 1) { fn(ctx, 0, nblocks); return; }
+  run_split(nblocks, nt, 1, fn, ctx);
 }

@@ -159,6 +159,10 @@ int ct_get_num_threads(void);
  * only elements lo..hi-1, so results do not depend on the thread count. */
 typedef void (*ct_range_fn)(void *ctx, size_t lo, size_t hi);
 void ct_parallel(size_t n, ct_range_fn fn, void *ctx);
+/* fn over block indices [0, nblocks) (each block `block` elements of work), the blocks
+ * split among threads: a reduction that keeps one partial per block and adds them in block
+ * order gives the same result on any thread count. */
+void ct_parallel_blocks(size_t nblocks, size_t block, ct_range_fn fn, void *ctx);
 
 /* ---- strided iteration over up to 4 operands of one shape ----
  * fn gets pointers to the first element of each operand for one run of the innermost

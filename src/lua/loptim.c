@@ -278,6 +278,55 @@ static int o_sophia_hess (lua_State *L) {
   return 0;
 }
 
+/* Two sums over the elements, split into fixed blocks (their size depends only on n), one
+ * partial per block, added in block order: the same bits on any thread count. */
+#define MAXBLOCKS 1024
+typedef struct blocked {
+  const arrays *a;
+  const void *args;
+  size_t n, block, align;   /* blocks start at multiples of align (0: 1) */
+  double (*part)[2];
+  void *extra[2];            /* arrays indexed per aligned element (Prodigy's s and p0) */
+  void (*run)(const struct blocked *b, size_t lo, size_t n, double *sums);   /* one block */
+} blocked;
+
+static void blocked_range(void *ctx, size_t lo, size_t hi) {
+  const blocked *b = ctx;
+  for (size_t k = lo; k < hi; k++) {
+    size_t off = k * b->block, len = b->n - off < b->block ? b->n - off : b->block;
+    b->run(b, off, len, b->part[k]);
+  }
+}
+
+static void blocked_sums(blocked *b, double *sums) {
+  double part[MAXBLOCKS][2];
+  size_t align = b->align ? b->align : 1, block = ((size_t)1 << 16) * align;
+  if ((b->n + block - 1) / block > MAXBLOCKS) {
+    block = (b->n + MAXBLOCKS - 1) / MAXBLOCKS;
+    block = (block + 16 * align - 1) / (16 * align) * (16 * align);
+  }
+  size_t nblocks = (b->n + block - 1) / block;
+  b->block = block;
+  b->part = part;
+  ct_parallel_blocks(nblocks, block, blocked_range, b);
+  sums[0] = sums[1] = 0;
+  for (size_t k = 0; k < nblocks; k++) { sums[0] += part[k][0]; sums[1] += part[k][1]; }
+}
+
+static void prodigy_block(const blocked *b, size_t off, size_t len, double *sums) {
+  const arrays *a = b->a;
+  const ct_prodigy_stats_args *o = b->args;
+  size_t j = off / o->slice_p, j0 = o->p0_scalar ? 0 : j;   /* the block's first sliced element */
+  if (a->dt == CT_F32)
+    ct_optim_prodigy_stats_f32((float *)ct_data(a->t[0]) + off, (float *)ct_data(a->t[1]) + off,
+                               a->t[2] ? (float *)ct_data(a->t[2]) + off : NULL, (float *)ct_data(a->t[3]) + off,
+                               (float *)b->extra[0] + j, (float *)b->extra[1] + j0, len, o, sums);
+  else
+    ct_optim_prodigy_stats_f64((double *)ct_data(a->t[0]) + off, (double *)ct_data(a->t[1]) + off,
+                               a->t[2] ? (double *)ct_data(a->t[2]) + off : NULL, (double *)ct_data(a->t[3]) + off,
+                               (double *)b->extra[0] + j, (double *)b->extra[1] + j0, len, o, sums);
+}
+
 /* prodigy_stats(param, grad, exp_avg|nil, exp_avg_sq, s, p0, beta1, beta2, beta3, l2,
  * m_alpha, v_alpha, s_alpha, slice_p) -> dot, sum|s|: the statistics pass (one thread: it
  * sums).  s holds every slice_p-th element; p0 as many, or one (the reference's 0-d p0). */
@@ -305,14 +354,9 @@ static int o_prodigy_stats(lua_State *L) {
                              .m_alpha = NUM(11), .v_alpha = NUM(12), .s_alpha = NUM(13),
                              .slice_p = (size_t)slice, .p0_scalar = ct_numel(p0) == 1};
   double sums[2];
-  if (a.dt == CT_F32)
-    ct_optim_prodigy_stats_f32((float *)ct_data(a.t[0]), (float *)ct_data(a.t[1]),
-                               a.t[2] ? (float *)ct_data(a.t[2]) : NULL, (float *)ct_data(a.t[3]),
-                               (float *)ct_data(s), (float *)ct_data(p0), a.n, &o, sums);
-  else
-    ct_optim_prodigy_stats_f64((double *)ct_data(a.t[0]), (double *)ct_data(a.t[1]),
-                               a.t[2] ? (double *)ct_data(a.t[2]) : NULL, (double *)ct_data(a.t[3]),
-                               (double *)ct_data(s), (double *)ct_data(p0), a.n, &o, sums);
+  blocked b = {.a = &a, .args = &o, .n = a.n, .align = (size_t)slice, .run = prodigy_block,
+               .extra = {ct_data(s), ct_data(p0)}};
+  blocked_sums(&b, sums);
   if (a.t[2]) ct_bump(a.t[2]);
   ct_bump(a.t[3]);
   ct_bump(s);
@@ -348,6 +392,16 @@ static int o_lion(lua_State *L) {
 #define P32(i) ((float *)ct_data(a.t[i]))
 #define P64(i) ((double *)ct_data(a.t[i]))
 
+static void lamb_block(const blocked *b, size_t off, size_t len, double *sums) {
+  const arrays *a = b->a;
+  if (a->dt == CT_F32)
+    ct_optim_lamb_stats_f32((float *)ct_data(a->t[0]) + off, (float *)ct_data(a->t[1]) + off,
+                            (float *)ct_data(a->t[2]) + off, (float *)ct_data(a->t[3]) + off, len, b->args, sums);
+  else
+    ct_optim_lamb_stats_f64((double *)ct_data(a->t[0]) + off, (double *)ct_data(a->t[1]) + off,
+                            (double *)ct_data(a->t[2]) + off, (double *)ct_data(a->t[3]) + off, len, b->args, sums);
+}
+
 /* lamb_stats(param, grad, exp_avg, exp_avg_sq, beta1, beta2, eps, weight_decay)
  * -> sum p^2, sum a^2 (m and v updated) */
 static int o_lamb_stats(lua_State *L) {
@@ -356,8 +410,8 @@ static int o_lamb_stats(lua_State *L) {
   check_arrays(L, "lamb_stats", names, 4, 0, &a);
   ct_lamb_args o = {.beta1 = NUM(5), .beta2 = NUM(6), .eps = NUM(7), .weight_decay = NUM(8)};
   double sums[2];
-  if (a.dt == CT_F32) ct_optim_lamb_stats_f32(P32(0), P32(1), P32(2), P32(3), a.n, &o, sums);
-  else ct_optim_lamb_stats_f64(P64(0), P64(1), P64(2), P64(3), a.n, &o, sums);
+  blocked b = {.a = &a, .args = &o, .n = a.n, .run = lamb_block};
+  blocked_sums(&b, sums);
   ct_bump(a.t[2]);
   ct_bump(a.t[3]);
   lua_pushnumber(L, sums[0]);
