@@ -47,3 +47,18 @@ for _, threads in ipairs({1, 2}) do
       8 * N / copy / 1e6, r and string.format("%.2f", r) or "-", r and string.format("%.1fx", r / ms) or "-"))
   end
 end
+
+-- Muon: its Newton-Schulz iteration is 15 matrix products per step (3 per iteration, 5
+-- iterations), 30 n^3 flops on an n x n matrix; next to one plain n x n matmul, both through
+-- OpenBLAS, in GFLOP/s.
+local n = 1024
+crater.set_num_threads(2)
+local A, Bm = crater.randn(n, n), crater.randn(n, n)
+local mm = median_ms(function() A:matmul(Bm) end)
+local W = crater.randn({n, n}, {requires_grad = true})
+W.grad = crater.randn(n, n)
+local muon = crater.optim.Muon({W})
+local ms = median_ms(function() muon:step() end)
+print(string.format("\nMuon step on a %dx%d matrix: %.1f ms, %.1f GFLOP/s in its 15 products; one matmul %.2f ms, "
+  .. "%.1f GFLOP/s: %.0f%% of it", n, n, ms, 30 * n ^ 3 / ms / 1e6, mm, 2 * n ^ 3 / mm / 1e6,
+  100 * (30 * n ^ 3 / ms) / (2 * n ^ 3 / mm)))
