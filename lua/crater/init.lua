@@ -14,7 +14,7 @@ local internal = {
   max_pool2d = true, avg_pool2d = true, Tensor_mt = true, backward = true, fail_io = true, io_log = true,
   checked_grad = true, clear_grads = true, function_op = true, function_record = true, version = true,
   check_list = true, prodigy_stats = true, lamb_stats = true, lars_norms = true, sum_squares = true,
-  adafactor_means = true, adafactor_factored = true, adafactor_vector = true,
+  adafactor_means = true, adafactor_factored = true, adafactor_factors = true, adafactor_vector = true,
 }
 for k, v in pairs(core) do
   if not internal[k] and not k:match("_step$") then crater[k] = v end

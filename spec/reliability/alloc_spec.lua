@@ -238,6 +238,9 @@ describe("allocation failures", function()
       RAdam = {lr = 0.1},
       ASGD = {lr = 0.1},
       Rprop = {lr = 0.1},
+      Lion = {lr = 0.1}, LAMB = {lr = 0.1, weight_decay = 0.1}, LARS = {lr = 1, weight_decay = 0.1},
+      AdaBelief = {lr = 0.1, amsgrad = true}, Adan = {lr = 0.1, max_grad_norm = 1}, Prodigy = {},
+      Adafactor = {beta1 = 0.9}, AdamWScheduleFree = {lr = 0.1},
     }
     local problem = quadratic
     for name, o in pairs(optims) do
@@ -247,6 +250,7 @@ describe("allocation failures", function()
         do
           local p, closure = problem()
           local opt = crater.optim[name]({p}, o)
+          if opt.train then opt:train() end
           for k = 1, 2 do closure(); opt:step(closure); expect[k] = p:totable() end
         end
         for k = 1, 2 do
@@ -254,6 +258,7 @@ describe("allocation failures", function()
           memcheck.sweep(function()
             local p, closure = problem()
             local opt = crater.optim[name]({p}, o)
+            if opt.train then opt:train() end
             for _ = 1, k - 1 do closure(); opt:step(closure) end
             closure()
             before = p:totable()

@@ -513,6 +513,28 @@ static int o_adafactor_means(lua_State *L) {
   return 0;
 }
 
+/* adafactor_factors(row, col, rowmean, colmean, rf, cf, B, R, C, beta2t): the factors'
+ * EMAs (row, col written) and the step's factors rf, cf. */
+static int o_adafactor_factors(lua_State *L) {
+  ct_tensor *row = ct_lua_check(L, 1);
+  ct_dtype dt = row->dtype;
+  if (dt != CT_F32 && dt != CT_F64) return luaL_error(L, "adafactor_factors: row must be float32 or float64");
+  size_t B = size_arg(L, 7), R = size_arg(L, 8), C = size_arg(L, 9);
+  static const char *const what[] = {"row", "col", "rowmean", "colmean", "rf", "cf"};
+  void *p[6];
+  for (int i = 0; i < 6; i++) {
+    p[i] = vector_arg(L, i + 1, "adafactor_factors", what[i], dt, (i % 2 == 0 ? R : C) * B);
+    for (int j = 0; j < i; j++)
+      if (ct_lua_check(L, j + 1)->storage == ct_lua_check(L, i + 1)->storage)
+        return luaL_error(L, "adafactor_factors: %s and %s share storage", what[j], what[i]);
+  }
+  if (dt == CT_F32) ct_optim_adafactor_factors_f32(p[0], p[1], p[2], p[3], p[4], p[5], B, R, C, NUM(10));
+  else ct_optim_adafactor_factors_f64(p[0], p[1], p[2], p[3], p[4], p[5], B, R, C, NUM(10));
+  ct_bump(ct_lua_check(L, 1));
+  ct_bump(ct_lua_check(L, 2));
+  return 0;
+}
+
 /* adafactor_factored(param, grad, exp_avg|nil, rf, cf, B, R, C, write, den, lr, beta1, wd_lr)
  * -> sum u^2 when write is false (nothing written), else the step. */
 static int o_adafactor_factored(lua_State *L) {
@@ -628,6 +650,7 @@ static const luaL_Reg optim_funcs[] = {
   {"sum_squares", o_sum_squares},
   {"adafactor_means", o_adafactor_means},
   {"adafactor_factored", o_adafactor_factored},
+  {"adafactor_factors", o_adafactor_factors},
   {"adafactor_vector", o_adafactor_vector},
   {NULL, NULL}
 };

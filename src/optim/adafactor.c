@@ -105,3 +105,28 @@ ADAFACTOR_FACTORED(ct_optim_adafactor_factored_f64, double)
   }
 ADAFACTOR_VECTOR(ct_optim_adafactor_vector_f32, float, sqrtf)
 ADAFACTOR_VECTOR(ct_optim_adafactor_vector_f64, double, sqrt)
+
+/* The EMAs of the factors and the step's factors: R = b2t R + (1-b2t) rowmean, the same
+ * for C, then rf[r] = 1/sqrt(R[r] / mean(R)) and cf[c] = 1/sqrt(C[c]) per matrix. */
+#define ADAFACTOR_FACTORS(NAME, T, SQRT)                                                 \
+  void NAME(T *restrict row, T *restrict col, const T *restrict rowmean,                 \
+            const T *restrict colmean, T *restrict rf, T *restrict cf, size_t B, size_t R, \
+            size_t C, double beta2t) {                                                   \
+    const T b2t = (T)beta2t, c2t = (T)(1 - beta2t);                                      \
+    for (size_t b = 0; b < B; b++) {                                                     \
+      T *rb = row + b * R, *cb = col + b * C;                                            \
+      T s = 0;                                                                           \
+      for (size_t r = 0; r < R; r++) {                                                   \
+        rb[r] = rb[r] * b2t + c2t * rowmean[b * R + r];                                  \
+        s += rb[r];                                                                      \
+      }                                                                                  \
+      const T mean = s / (T)R;                                                           \
+      for (size_t r = 0; r < R; r++) rf[b * R + r] = (T)1 / SQRT(rb[r] / mean);          \
+      for (size_t c = 0; c < C; c++) {                                                   \
+        cb[c] = cb[c] * b2t + c2t * colmean[b * C + c];                                  \
+        cf[b * C + c] = (T)1 / SQRT(cb[c]);                                              \
+      }                                                                                  \
+    }                                                                                    \
+  }
+ADAFACTOR_FACTORS(ct_optim_adafactor_factors_f32, float, sqrtf)
+ADAFACTOR_FACTORS(ct_optim_adafactor_factors_f64, double, sqrt)

@@ -274,6 +274,12 @@ double ct_optim_adafactor_factored_f32(float *restrict p, const float *restrict 
 double ct_optim_adafactor_factored_f64(double *restrict p, const double *restrict g, double *restrict m,
                                        const double *restrict rf, const double *restrict cf, size_t B,
                                        size_t R, size_t C, const ct_adafactor_args *a);
+void ct_optim_adafactor_factors_f32(float *restrict row, float *restrict col, const float *restrict rowmean,
+                                    const float *restrict colmean, float *restrict rf, float *restrict cf,
+                                    size_t B, size_t R, size_t C, double beta2t);
+void ct_optim_adafactor_factors_f64(double *restrict row, double *restrict col, const double *restrict rowmean,
+                                    const double *restrict colmean, double *restrict rf, double *restrict cf,
+                                    size_t B, size_t R, size_t C, double beta2t);
 double ct_optim_adafactor_vector_f32(float *restrict p, const float *restrict g, float *restrict m,
                                      float *restrict v, size_t n, const ct_adafactor_args *a);
 double ct_optim_adafactor_vector_f64(double *restrict p, const double *restrict g, double *restrict m,

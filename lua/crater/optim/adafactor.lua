@@ -11,8 +11,8 @@
 --   p = p - weight_decay * lr_t * p - u
 -- A matrix keeps rows + columns numbers instead of rows x columns: the optimizer of T5.
 -- lr = false (the reference's None) with relative_step; a manual lr needs relative_step =
--- false (and, for a plain schedule, scale_parameter = false). The small row and column
--- vectors are made afresh each step; the passes over the parameter are fused C kernels.
+-- false (and, for a plain schedule, scale_parameter = false). Every pass is a C kernel and
+-- a step allocates nothing (the factored step's small vectors are kept per parameter).
 -- State: `step`, `RMS`, `exp_avg_sq_row` and `exp_avg_sq_col` (matrices) or `exp_avg_sq`
 -- (vectors), `exp_avg` (with beta1).
 -- https://arxiv.org/abs/1804.04235
@@ -78,6 +78,22 @@ function Adafactor:init_state(p, state, group)
     end
   end
   if group.beta1 and state.exp_avg == nil then state.exp_avg = C.zeros_like(p) end
+  -- before any update of the step: an allocation that fails here changes nothing
+  if p:dim() >= 2 then self:_work(p, state.exp_avg_sq_row, state.exp_avg_sq_col) end
+end
+
+-- The factored step's scratch vectors (row and column means, the factors), made once per
+-- parameter and kept outside its state: a step allocates nothing.
+function Adafactor:_work(p, row, col)
+  local work = self._scratch
+  if work == nil then work = setmetatable({}, {__mode = "k"}); self._scratch = work end
+  local w = work[p]
+  if w == nil or w.rf:numel() ~= row:numel() or w.rf:dtype() ~= row:dtype() then
+    local C = crater()
+    w = {rowmean = C.empty_like(row), colmean = C.empty_like(col), rf = C.empty_like(row), cf = C.empty_like(col)}
+    work[p] = w
+  end
+  return w
 end
 
 function Adafactor:update(p, g, state, group)
@@ -98,12 +114,10 @@ function Adafactor:update(p, g, state, group)
   if p:dim() >= 2 then
     local B, R, C = split(p)
     local row, col = state.exp_avg_sq_row, state.exp_avg_sq_col
-    local rowmean, colmean = crater().empty_like(row), crater().empty_like(col)
-    core.adafactor_means(p, g, B, R, C, eps1, rowmean, colmean)
-    row:mul_(b2t):add_(rowmean, 1.0 - b2t)
-    col:mul_(b2t):add_(colmean, 1.0 - b2t)
-    local rf = (row / row:mean(-1, {keepdim = true})):rsqrt()
-    local cf = col:rsqrt()
+    local w = self:_work(p, row, col)
+    local rf, cf = w.rf, w.cf
+    core.adafactor_means(p, g, B, R, C, eps1, w.rowmean, w.colmean)
+    core.adafactor_factors(row, col, w.rowmean, w.colmean, rf, cf, B, R, C, b2t)
     ss = core.adafactor_factored(p, g, m, rf, cf, B, R, C, false, 1, 1, 0, 0)
     local den = math.max(math.sqrt(ss) / n ^ 0.5 / group.clip_threshold, 1.0)
     core.adafactor_factored(p, g, m, rf, cf, B, R, C, true, den, lr, b1, group.weight_decay * lr)
