@@ -54,18 +54,32 @@ for _, threads in ipairs({1, 2}) do
       bytes * N / ms / 1e6, copy_gbs)
   end
   row("copy_ (x -> y)", copy, 8)
-  local p = param()
-  local sgd = crater.optim.SGD({p}, {lr = 1e-3, momentum = 0.9})
-  row("SGD momentum (fused)", median_ms(function() sgd:step() end), 20)
-  p = param()
-  local adam = crater.optim.Adam({p}, {lr = 1e-3})
-  row("Adam (fused)", median_ms(function() adam:step() end), 28)
-  p = param()
-  local adamw = crater.optim.AdamW({p}, {lr = 1e-3})
-  row("AdamW (fused)", median_ms(function() adamw:step() end), 28)
-  p = param()
-  local st = {}
-  row("Adam (Lua, in-place)", median_ms(function() lua_adam(p, st, 1e-3, 0.9, 0.999, 1e-8) end), 28)
+  x, y = nil, nil
+  -- one row at a time: each row's parameter, gradient and state are collected before the
+  -- next row makes its own (they are 40 MB each), so the process holds one row's memory
+  local function measure(name, bytes, make)
+    local p = param()
+    local step = make(p)
+    row(name, median_ms(step), bytes)
+    p, step = nil, nil   -- luacheck: ignore
+    collectgarbage("collect")
+  end
+  measure("SGD momentum (fused)", 20, function(p)
+    local sgd = crater.optim.SGD({p}, {lr = 1e-3, momentum = 0.9})
+    return function() sgd:step() end
+  end)
+  measure("Adam (fused)", 28, function(p)
+    local adam = crater.optim.Adam({p}, {lr = 1e-3})
+    return function() adam:step() end
+  end)
+  measure("AdamW (fused)", 28, function(p)
+    local adamw = crater.optim.AdamW({p}, {lr = 1e-3})
+    return function() adamw:step() end
+  end)
+  measure("Adam (Lua, in-place)", 28, function(p)
+    local st = {}
+    return function() lua_adam(p, st, 1e-3, 0.9, 0.999, 1e-8) end
+  end)
 end
 
 print(string.format("one step on a %d-element float32 parameter, median of %d", N, REPEATS))
