@@ -121,3 +121,14 @@ describe("int64 arithmetic with Lua integers", function()
     assert.is_true(neg > 1800 and pos > 1800)   -- a uniform draw: about half each
   end)
 end)
+
+describe("int64 in the float-only in-place ops", function()
+  it("refuses lerp_ and addcdiv_ as PyTorch does, leaving the tensor alone", function()
+    local x = crater.tensor({1, 2}, I64)
+    assert.has_error(function() x:lerp_(crater.tensor({3, 4}, I64), 0.5) end,
+      'lerp_: int64 tensors are not supported, as in PyTorch (convert with :to("float32") first)')
+    assert.has_error(function() x:addcdiv_(x, crater.tensor({3, 4}, I64)) end,
+      "addcdiv_: Integer division with addcdiv is no longer supported")
+    assert.are.same({1, 2}, x:totable())
+  end)
+end)

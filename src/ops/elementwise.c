@@ -980,7 +980,10 @@ int ct_lerp_(ct_tensor *x, ct_tensor *end, double w, ct_err *err) {
     ct_tensor_release(d); ct_tensor_release(s);
     return graft(x, r, err);
   }
-  if (x->dtype == CT_I64) return ct_fail(err, "lerp is not implemented for int64");
+  /* PyTorch has no integer lerp either ("lerp_kernel_scalar" not implemented for 'Long'):
+   * a refusal, not a missing feature; truncating the float result would be a wrong answer */
+  if (x->dtype == CT_I64)
+    return ct_fail(err, "int64 tensors are not supported, as in PyTorch (convert with :to(\"float32\") first)");
   return fused(F_LERP, x, end, NULL, w, err);
 }
 
