@@ -53,4 +53,43 @@ const char *ct_debug_io_log(void);
  * the caller owns it. */
 ct_tensor *ct_randperm(int64_t n, uint64_t seed, int64_t base, ct_err *err);
 
+/* ---- foreign tensor files (src/data/raw.c): safetensors, NumPy .npy and .npz members ---- */
+/* The element kinds those files hold; each becomes a crater dtype (ct_raw_dtype): floats
+ * of 16 and 32 bits become float32, float64 stays, integers and bool become int64. */
+typedef enum {
+  CT_RAW_BOOL, CT_RAW_U8, CT_RAW_I8, CT_RAW_U16, CT_RAW_I16, CT_RAW_U32, CT_RAW_I32, CT_RAW_I64,
+  CT_RAW_F16, CT_RAW_BF16, CT_RAW_F32, CT_RAW_F64, CT_RAW_COUNT
+} ct_raw_kind;
+size_t ct_raw_size(ct_raw_kind k);
+ct_dtype ct_raw_dtype(ct_raw_kind k);
+const char *ct_raw_name(ct_raw_kind k);   /* "float16", ... for messages */
+
+/* Where one entry's bytes lie in a file: 'stored' bytes from 'offset', either the bytes
+ * themselves or a raw deflate stream (zip method 8) of 'size' bytes.  The first 'skip'
+ * uncompressed bytes are not data (a .npy header inside an .npz member); with check_crc
+ * the CRC-32 of every uncompressed byte must be crc. */
+typedef struct ct_raw_region {
+  int64_t offset, stored, size, skip;
+  int deflate, check_crc;
+  uint32_t crc;
+} ct_raw_region;
+
+/* Reads the region's data as a new contiguous tensor of shape (ndim, shape) the caller
+ * owns, of kind k (big_endian: the file's byte order; fortran: the bytes are in
+ * column-major order).  Before allocating it checks that the region lies in the file and
+ * holds exactly skip + numel * size bytes (a deflated region: that its declared size does,
+ * and that it is at most zlib's 1032:1 of its stored bytes); after reading, that a deflate
+ * stream ends there and the CRC matches.  Returns NULL with a message naming path. */
+ct_tensor *ct_raw_read(const char *path, const ct_raw_region *r, ct_raw_kind k, bool big_endian, bool fortran,
+                       int ndim, const int64_t *shape, ct_err *err);
+
+/* The first n uncompressed bytes of the region into buf (*got fewer at its end): the
+ * header of an .npz member.  Returns 1, or 0 with err. */
+int ct_raw_peek(const char *path, const ct_raw_region *r, void *buf, size_t n, size_t *got, ct_err *err);
+
+/* Raw deflate (zip method 8) of len bytes into out, which holds cap >= ct_raw_deflate_bound(len)
+ * bytes; *outlen is the count.  Returns 1, or 0 with err. */
+size_t ct_raw_deflate_bound(size_t len);
+int ct_raw_deflate(const void *data, size_t len, int level, void *out, size_t cap, size_t *outlen, ct_err *err);
+
 #endif

@@ -1,6 +1,7 @@
 /* crater binding: data and persistence helpers on crater.core: the IDX and CSV readers,
  * the atomic file writer, a regular-file reader, crc32 (the pieces lua/crater/checkpoint.lua
- * and lua/crater/data build on; a tensor's bytes are core.bytes/from_bytes). */
+ * and lua/crater/data build on; a tensor's bytes are core.bytes/from_bytes), and the
+ * foreign-file pieces under crater.safetensors, crater.npy and crater.npz. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -154,6 +155,87 @@ static int t_isatty (lua_State *L) {
   return 1;
 }
 
+/* The integer field k of the table at idx (default dflt when absent), for raw_read. */
+static int64_t int_field (lua_State *L, int idx, const char *k, int64_t dflt) {
+  int64_t v = dflt;
+  if (lua_getfield(L, idx, k) != LUA_TNIL) {
+    int isint;
+    v = (int64_t)lua_tointegerx(L, -1, &isint);
+    if (!isint) luaL_error(L, "raw_read: region field '%s' must be an integer", k);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static void check_region (lua_State *L, int idx, ct_raw_region *r) {
+  luaL_checktype(L, idx, LUA_TTABLE);
+  r->offset = int_field(L, idx, "offset", 0);
+  r->stored = int_field(L, idx, "stored", 0);
+  r->size = int_field(L, idx, "size", r->stored);
+  r->skip = int_field(L, idx, "skip", 0);
+  r->deflate = (int)int_field(L, idx, "deflate", 0) != 0;
+  int64_t crc = int_field(L, idx, "crc", -1);
+  r->check_crc = crc >= 0;
+  r->crc = (uint32_t)crc;
+}
+
+/* raw_read(path, fn, region, kind, big_endian, fortran, shape) -> a tensor of the region's
+ * elements (see ct_raw_read); kind is "float16", "bfloat16", "float32", "float64", "bool",
+ * "uint8", "int8", ... "int64"; errors are raised as "fn: msg". */
+static int t_raw_read (lua_State *L) {
+  static const char *const names[] = {"bool", "uint8", "int8", "uint16", "int16", "uint32", "int32", "int64",
+                                      "float16", "bfloat16", "float32", "float64", NULL};
+  const char *fn = luaL_checkstring(L, 2), *path = check_path(L, 1, fn);
+  ct_raw_region r;
+  check_region(L, 3, &r);
+  ct_raw_kind k = (ct_raw_kind)luaL_checkoption(L, 4, NULL, names);
+  bool big = lua_toboolean(L, 5), fortran = lua_toboolean(L, 6);
+  int64_t shape[CT_MAXDIM];
+  int n = (int)ct_lua_list(L, 7, CT_MAXDIM, fn, "the shape");
+  for (int i = 0; i < n; i++) {
+    lua_geti(L, 7, i + 1);
+    int isint;
+    shape[i] = (int64_t)lua_tointegerx(L, -1, &isint);
+    if (!isint || shape[i] < 0) return luaL_error(L, "%s: size %d of the shape is not a non-negative integer", fn, i + 1);
+    lua_pop(L, 1);
+  }
+  ct_err err;
+  ct_tensor **box = ct_lua_newbox(L);
+  if ((*box = ct_raw_read(path, &r, k, big, fortran, n, shape, &err)) == NULL) return ct_lua_error(L, fn, &err);
+  return 1;
+}
+
+/* raw_peek(path, fn, region, n) -> the first n (at most 1 MiB) uncompressed bytes of the region */
+static int t_raw_peek (lua_State *L) {
+  const char *fn = luaL_checkstring(L, 2), *path = check_path(L, 1, fn);
+  ct_raw_region r;
+  check_region(L, 3, &r);
+  lua_Integer n = luaL_checkinteger(L, 4);
+  luaL_argcheck(L, n >= 0 && n <= (1 << 20), 4, "at most 1 MiB");
+  luaL_Buffer b;
+  char *buf = luaL_buffinitsize(L, &b, (size_t)n);
+  size_t got;
+  ct_err err;
+  if (!ct_raw_peek(path, &r, buf, (size_t)n, &got, &err)) return ct_lua_error(L, fn, &err);
+  luaL_pushresultsize(&b, got);
+  return 1;
+}
+
+/* deflate(bytes [, level]) -> the raw deflate stream (zip method 8) of bytes */
+static int t_deflate (lua_State *L) {
+  size_t len, out;
+  const char *s = luaL_checklstring(L, 1, &len);
+  lua_Integer level = luaL_optinteger(L, 2, 6);
+  luaL_argcheck(L, level >= 0 && level <= 9, 2, "level must be 0 to 9");
+  size_t cap = ct_raw_deflate_bound(len);
+  luaL_Buffer b;
+  char *buf = luaL_buffinitsize(L, &b, cap);
+  ct_err err;
+  if (!ct_raw_deflate(s, len, (int)level, buf, cap, &out, &err)) return ct_lua_error(L, "deflate", &err);
+  luaL_pushresultsize(&b, out);
+  return 1;
+}
+
 static const luaL_Reg data_funcs[] = {
   {"isatty", t_isatty},
   {"randperm", t_randperm},
@@ -167,6 +249,9 @@ static const luaL_Reg data_funcs[] = {
   {"check_path", t_check_path},
   {"read_file", t_read_file},
   {"file_kind", t_file_kind},
+  {"raw_read", t_raw_read},
+  {"raw_peek", t_raw_peek},
+  {"deflate", t_deflate},
   {NULL, NULL}
 };
 
