@@ -157,13 +157,37 @@ local function shape_str(t)
   return "{" .. table.concat(t:shape(), ",") .. "}"
 end
 
+-- A PyTorch state dict's names as crater's: crater names Sequential children "0", "1", ...
+-- and every parameter and buffer as PyTorch does, so a name maps to itself once the
+-- prefixes of PyTorch's wrappers are gone ("module." from DataParallel and DDP,
+-- "_orig_mod." from torch.compile).  Two keys that map to one name are an error.
+local function from_torch_names(sd, cls)
+  local out, from = {}, {}
+  for k, v in pairs(sd) do
+    local n = k
+    if type(k) == "string" then n = k:gsub("^module%.", ""):gsub("^_orig_mod%.", "") end
+    if from[n] ~= nil then
+      error(string.format("%s: load_state_dict: keys %s and %s both name %s", cls, tostring(from[n]), tostring(k),
+        tostring(n)), 3)
+    end
+    out[n], from[n] = v, k
+  end
+  return out
+end
+
 --- Copies a state dict into the module's parameters and buffers.  With strict (the
 -- default) the keys must match exactly; shapes must always match.  Checks everything
 -- before copying anything.
 -- @param sd table name -> tensor
--- @param strict boolean, default true
+-- @param strict boolean, default true; or options `{strict = true, torch_names = false}`,
+--   torch_names taking the names of a PyTorch state dict (crater.safetensors.load of a
+--   file torch wrote) to crater's
 function Module:load_state_dict(sd, strict)
   if type(sd) ~= "table" then error("load_state_dict: expected a table, got " .. type(sd), 2) end
+  if type(strict) == "table" then
+    if strict.torch_names then sd = from_torch_names(sd, self.__name) end
+    strict = strict.strict
+  end
   if strict == nil then strict = true end
   local own = {}
   local p, pn = self:named_parameters()
