@@ -1,8 +1,9 @@
 --- crater: tensors, autograd, optimizers and schedulers for Lua 5.4.
 -- `local crater = require "crater"` gives the tensor functions (crater.zeros, crater.matmul, ...),
 -- autograd (crater.grad, crater.no_grad), and, loaded on first use, crater.nn, crater.optim,
--- crater.data, crater.lab, crater.autograd, crater.save/load, crater.progress, and the
--- foreign files crater.safetensors, crater.npy and crater.npz.
+-- crater.data, crater.lab, crater.autograd, crater.save/load, crater.progress, the
+-- foreign files crater.safetensors, crater.npy and crater.npz, and crater.distributed
+-- (MPI; a module of its own).
 -- @module crater
 local core = require "crater.core"
 
@@ -16,7 +17,7 @@ local internal = {
   checked_grad = true, clear_grads = true, function_op = true, function_record = true, version = true,
   check_list = true, prodigy_stats = true, lamb_stats = true, lars_norms = true, sum_squares = true,
   adafactor_means = true, adafactor_factored = true, adafactor_factors = true, adafactor_vector = true,
-  raw_read = true, raw_peek = true, deflate = true,
+  raw_read = true, raw_peek = true, deflate = true, capi = true,
 }
 for k, v in pairs(core) do
   if not internal[k] and not k:match("_step$") then crater[k] = v end
@@ -27,6 +28,7 @@ require("crater.tensor")(crater)
 local submodules = {
   nn = "crater.nn", optim = "crater.optim", data = "crater.data", lab = "crater.lab",
   autograd = "crater.autograd", safetensors = "crater.safetensors", npy = "crater.npy", npz = "crater.npz",
+  distributed = "crater.distributed",
 }
 
 setmetatable(crater, {

@@ -34,6 +34,22 @@ lua_Integer ct_lua_list(lua_State *L, int idx, lua_Integer max, const char *fn, 
 /* Parses a dtype name at idx ("float32", "float64", "int64"), or dflt when nil. */
 ct_dtype ct_lua_dtype(lua_State *L, int idx, ct_dtype dflt);
 
+/* What a separately built module (crater.distributed, which links MPI) needs of the core,
+ * as a table of functions: crater.core.capi is a light userdata pointing at it.  Such a
+ * module does not link libcrater.a (that would be a second core, with its own allocator
+ * and autograd mode); it reaches this core's functions through here. */
+#define CT_LUA_CAPI_VERSION 1
+typedef struct ct_lua_capi {
+  int version;                                              /* CT_LUA_CAPI_VERSION */
+  ct_tensor *(*test)(lua_State *L, int idx);                /* ct_lua_test */
+  ct_tensor **(*newbox)(lua_State *L);                      /* ct_lua_newbox */
+  ct_tensor *(*tensor_new)(ct_dtype dt, int ndim, const int64_t *shape, ct_err *err);
+  char *(*shape_str)(char *buf, int ndim, const int64_t *shape);
+  const char *(*dtype_name)(ct_dtype dt);
+  int (*inplace_ok)(const ct_tensor *x, ct_err *err);       /* ct_inplace_ok */
+} ct_lua_capi;
+extern const ct_lua_capi ct_lua_capi_table;
+
 /* Each adds its functions to the table on top of the stack (crater.core). */
 void ct_lua_open_tensor(lua_State *L);
 void ct_lua_open_autograd(lua_State *L);

@@ -14,10 +14,16 @@ static int t_clock(lua_State *L) {
   return 1;
 }
 
+const ct_lua_capi ct_lua_capi_table = {
+  CT_LUA_CAPI_VERSION, ct_lua_test, ct_lua_newbox, ct_tensor_new, ct_shape_str, ct_dtype_name, ct_inplace_ok,
+};
+
 int luaopen_crater_core(lua_State *L) {
   lua_newtable(L);
   lua_pushcfunction(L, t_clock);
   lua_setfield(L, -2, "clock");
+  lua_pushlightuserdata(L, (void *)&ct_lua_capi_table);
+  lua_setfield(L, -2, "capi");
   ct_lua_open_tensor(L);
   ct_lua_open_autograd(L);
   ct_lua_open_optim(L);

@@ -412,6 +412,8 @@ static int leaf_write_ok(const ct_tensor *x, ct_err *err) {
   return 1;
 }
 
+int ct_inplace_ok(const ct_tensor *x, ct_err *err) { return leaf_write_ok(x, err); }
+
 int ct_unary_(ct_unary_op op, ct_tensor *x, double a, double b, ct_err *err) {
   if (!leaf_write_ok(x, err)) return 0;
   if (op == CT_U_POW && negative_int_power(x, a)) return ct_fail(err, NEGATIVE_POWER);

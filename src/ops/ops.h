@@ -34,6 +34,9 @@ typedef enum {
 extern const char *const ct_unary_names[CT_U_COUNT];
 
 ct_tensor *ct_unary(ct_unary_op op, ct_tensor *x, double a, double b, ct_err *err);
+/* 1 when x may be written in place: not an expanded view and, while grad mode is on, not
+ * a leaf that requires grad nor a view of one; else 0 with the reason in err. */
+int ct_inplace_ok(const ct_tensor *x, ct_err *err);
 int ct_unary_(ct_unary_op op, ct_tensor *x, double a, double b, ct_err *err);
 
 /* ---- elementwise binary with broadcasting and dtype promotion ---- */
