@@ -61,9 +61,25 @@ static void print_message (const char *msg) {
   fflush(stderr);
 }
 
+/* Under mpirun, an uncaught error must end the whole job, not this rank alone (the
+** others may be waiting for it in a collective): when crater.distributed is loaded,
+** its _on_uncaught(msg) prints the message with the rank and calls MPI_Abort (in a
+** world of one it returns).  main.c itself never links MPI. */
+static void abort_world (lua_State *L) {
+  int top = lua_gettop(L);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  if (lua_getfield(L, -1, "crater.distributed") == LUA_TTABLE &&
+      lua_getfield(L, -1, "_on_uncaught") == LUA_TFUNCTION) {
+    lua_pushvalue(L, top);
+    lua_pcall(L, 1, 0, 0);
+  }
+  lua_settop(L, top);
+}
+
 /* Prints the error on top of the stack (if any) and returns 'status'. */
 static int report (lua_State *L, int status) {
   if (status != LUA_OK) {
+    abort_world(L);
     print_message(lua_tostring(L, -1));
     lua_pop(L, 1);
   }
@@ -132,7 +148,8 @@ static int docall (lua_State *L, int narg, int nres) {
 
 /* Puts the Lua directories next to the executable first on package.path:
 ** <exedir>/../lua (the source tree, exe = build/crater) and
-** <exedir>/../share/lua/5.4 (installed under PREFIX). */
+** <exedir>/../share/lua/5.4 (installed under PREFIX); and C modules (crater.distributed)
+** from <exedir>/lib and <exedir>/../lib/lua/5.4 on package.cpath. */
 static void set_path (lua_State *L) {
   char exe[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -148,6 +165,11 @@ static void set_path (lua_State *L) {
     "%s/../share/lua/5.4/?.lua;%s/../share/lua/5.4/?/init.lua;%s",
     exe, exe, exe, exe, lua_tostring(L, -1));
   lua_setfield(L, -3, "path");
+  lua_pop(L, 1);
+  /* C modules built beside it (build/lib/crater/distributed.so) or installed */
+  lua_getfield(L, -1, "cpath");
+  lua_pushfstring(L, "%s/lib/?.so;%s/../lib/lua/5.4/?.so;%s", exe, exe, lua_tostring(L, -1));
+  lua_setfield(L, -3, "cpath");
   lua_pop(L, 2);
 }
 
