@@ -573,12 +573,57 @@ static int o_adafactor_vector(lua_State *L) {
   return 1;
 }
 
-/* sum_squares(t): sum of t's squares, t contiguous float (a gradient). */
-static int o_sum_squares(lua_State *L) {
-  static const char *const names[] = {"tensor"};
+/* muon_step(param, grad, momentum_buffer, x, y, A, B, rows, lr, weight_decay, momentum,
+ * scale, steps): the param viewed as rows x (numel/rows); x, y, A and B are the
+ * Newton-Schulz workspaces (the Lua class keeps them per parameter). */
+static int o_muon(lua_State *L) {
+  static const char *const names[] = {"param", "grad", "momentum_buffer"};
   arrays a;
-  check_arrays(L, "sum_squares", names, 1, 0, &a);
-  lua_pushnumber(L, a.dt == CT_F32 ? ct_optim_sumsq_f32(P32(0), a.n) : ct_optim_sumsq_f64(P64(0), a.n));
+  check_arrays(L, "muon_step", names, 3, 0, &a);
+  lua_Integer rows = luaL_checkinteger(L, 8);
+  if (rows < 1 || a.n == 0 || a.n % (size_t)rows != 0)
+    luaL_error(L, "muon_step: rows %I does not divide the param's %d elements", rows, (int)a.n);
+  size_t r = (size_t)rows, c = a.n / r, k = r < c ? r : c;
+  if (r > INT32_MAX || c > INT32_MAX)
+    luaL_error(L, "muon_step: a %dx%d matrix passes BLAS's int sizes", (int)r, (int)c);
+  static const char *const ws[] = {"x", "y", "A", "B"};
+  ct_tensor *w[4];
+  for (int i = 0; i < 4; i++) {
+    w[i] = ct_lua_check(L, 4 + i);
+    size_t need = i < 2 ? a.n : k * k;
+    if (w[i]->dtype != a.dt || !ct_is_contiguous(w[i]) || (size_t)ct_numel(w[i]) != need)
+      luaL_error(L, "muon_step: workspace %s must be a contiguous %s tensor of %d elements", ws[i],
+                 ct_dtype_name(a.dt), (int)need);
+    for (int j = 0; j < 3; j++)
+      if (w[i]->storage == a.t[j]->storage) luaL_error(L, "muon_step: workspace %s shares storage with %s", ws[i], names[j]);
+    for (int j = 0; j < i; j++)
+      if (w[i]->storage == w[j]->storage) luaL_error(L, "muon_step: workspaces %s and %s share storage", ws[j], ws[i]);
+  }
+  lua_Integer steps = luaL_checkinteger(L, 13);
+  if (steps < 0 || steps > 100) luaL_error(L, "muon_step: steps must be in [0, 100], got %I", steps);
+  ct_muon_args o = {.lr = NUM(9), .weight_decay = NUM(10), .momentum = NUM(11), .scale = NUM(12),
+                    .steps = (int)steps};
+  if (a.dt == CT_F32)
+    ct_optim_muon_f32(P32(0), P32(1), P32(2), (float *)ct_data(w[0]), (float *)ct_data(w[1]),
+                      (float *)ct_data(w[2]), (float *)ct_data(w[3]), r, c, &o);
+  else
+    ct_optim_muon_f64(P64(0), P64(1), P64(2), (double *)ct_data(w[0]), (double *)ct_data(w[1]),
+                      (double *)ct_data(w[2]), (double *)ct_data(w[3]), r, c, &o);
+  bump_written(&a);
+  return 0;
+}
+
+/* sum_squares(t[, true]): sum of the squares of t (contiguous float), or with true of
+ * t's .grad, read without making a box for it. */
+static int o_sum_squares(lua_State *L) {
+  ct_tensor *t = ct_lua_check(L, 1);
+  if (lua_toboolean(L, 2) && (t = t->grad) == NULL) return luaL_error(L, "sum_squares: tensor has no grad");
+  if ((t->dtype != CT_F32 && t->dtype != CT_F64) || !ct_is_contiguous(t))
+    return luaL_error(L, "sum_squares: tensor must be contiguous float32 or float64, got %s%s",
+                      ct_is_contiguous(t) ? "" : "non-contiguous ", ct_dtype_name(t->dtype));
+  size_t n = (size_t)ct_numel(t);
+  lua_pushnumber(L, t->dtype == CT_F32 ? ct_optim_sumsq_f32((float *)ct_data(t), n)
+                                       : ct_optim_sumsq_f64((double *)ct_data(t), n));
   return 1;
 }
 
@@ -647,6 +692,7 @@ static const luaL_Reg optim_funcs[] = {
   {"lars_step", o_lars},
   {"adabelief_step", o_adabelief},
   {"adan_step", o_adan},
+  {"muon_step", o_muon},
   {"sum_squares", o_sum_squares},
   {"adafactor_means", o_adafactor_means},
   {"adafactor_factored", o_adafactor_factored},

@@ -285,6 +285,20 @@ double ct_optim_adafactor_vector_f32(float *restrict p, const float *restrict g,
 double ct_optim_adafactor_vector_f64(double *restrict p, const double *restrict g, double *restrict m,
                                      double *restrict v, size_t n, const ct_adafactor_args *a);
 
+/* Muon on a parameter viewed as a rows x cols matrix: m = lerp(m, g, 1-momentum), the
+ * Nesterov update lerp(g, m, momentum) orthogonalized by 'steps' quintic Newton-Schulz
+ * iterations (on its transpose when rows > cols), then p = p*(1 - lr*wd) - lr*scale*O.
+ * x and y hold rows*cols elements, A and B min(rows, cols)^2; x and y may not alias p, g
+ * or m.  The products go through OpenBLAS on its thread count. */
+typedef struct ct_muon_args {
+  double lr, weight_decay, momentum, scale;
+  int steps;
+} ct_muon_args;
+void ct_optim_muon_f32(float *restrict p, const float *restrict g, float *restrict m, float *x, float *y,
+                       float *restrict A, float *restrict B, size_t rows, size_t cols, const ct_muon_args *o);
+void ct_optim_muon_f64(double *restrict p, const double *restrict g, double *restrict m, double *x, double *y,
+                       double *restrict A, double *restrict B, size_t rows, size_t cols, const ct_muon_args *o);
+
 /* The sum of squares of x (for global gradient norms), accumulated in double. */
 double ct_optim_sumsq_f32(const float *x, size_t n);
 double ct_optim_sumsq_f64(const double *x, size_t n);

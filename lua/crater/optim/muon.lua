@@ -10,8 +10,9 @@
 -- 2-D, or 4-D conv filters (viewed as out x rest). The iteration runs in the parameter's
 -- own dtype (the reference casts to bfloat16 for GPU speed). Unlike the reference, p.grad
 -- is left as backward made it (it lerps into p.grad) and a parameter without a gradient
--- is skipped, as torch.optim does (the reference gives it a zero gradient). A step
--- allocates the Newton-Schulz temporaries (matrix products through OpenBLAS).
+-- is skipped, as torch.optim does (the reference gives it a zero gradient). The step is
+-- one C kernel (src/optim/muon.c): the products go through OpenBLAS into four
+-- workspaces made at the first step, so later steps allocate nothing.
 -- State: `momentum_buffer`.
 -- https://kellerjordan.github.io/posts/muon/
 -- @tparam[opt=0.02] number lr learning rate (spectral norm per step)
@@ -19,6 +20,7 @@
 -- @tparam[opt=0.95] number momentum Nesterov momentum
 -- @usage local opt = crater.optim.Muon({model[1].weight, model[3].weight}, {lr = 0.02})
 local Optimizer = require "crater.optim.optimizer"
+local core = require "crater.core"
 
 local Muon = Optimizer:extend("Muon", {lr = 0.02, weight_decay = 0, momentum = 0.95},
   {momentum = {"number", 0, 1, what = "momentum value"}})
@@ -56,16 +58,29 @@ function Muon:init_state(p, state)
   if state.momentum_buffer == nil then state.momentum_buffer = crater().zeros_like(p) end
 end
 
-function Muon:update(p, g, state, group)
-  local beta, m = group.momentum, state.momentum_buffer
-  m:lerp_(g, 1 - beta)
-  local u = g:clone():lerp_(m, beta)
-  local nd = g:dim()
-  if nd == 4 then u = u:reshape(u:size(1), -1) end
-  local O = Muon.newton_schulz(u, 5)
-  local scale = math.max(1, g:size(nd - 1) / g:size(nd)) ^ 0.5
-  p:mul_(1 - group.lr * group.weight_decay)
-  p:add_(O:reshape(p:shape()), -group.lr * scale)
+-- The Newton-Schulz workspaces of each parameter: X and Y (its size), A and B (k x k for
+-- k the smaller side). Not state: nothing to save, and rebuilt after load_state_dict.
+local function workspaces(self, p, rows)
+  local ws = self._ns_workspaces
+  if ws == nil then ws = setmetatable({}, {__mode = "k"}); self._ns_workspaces = ws end
+  local w = ws[p]
+  if w == nil then
+    local c, n = crater(), p:numel()
+    local k = math.min(rows, n // rows)
+    local opts = {dtype = p:dtype()}
+    w = {c.empty({n}, opts), c.empty({n}, opts), c.empty({k * k}, opts), c.empty({k * k}, opts)}
+    ws[p] = w
+  end
+  return w
 end
+
+function Muon:update(p, g, state, group)
+  local rows, nd = p:size(1), p:dim()
+  local w = workspaces(self, p, rows)
+  local scale = math.max(1, p:size(nd - 1) / p:size(nd)) ^ 0.5
+  core.muon_step(p, g, state.momentum_buffer, w[1], w[2], w[3], w[4], rows, group.lr, group.weight_decay,
+    group.momentum, scale, 5)
+end
+Optimizer.kernel_update(Muon.update)
 
 return Muon

@@ -19,6 +19,7 @@
 --   {params = {model[1].weight, model[3].weight}, use_muon = true},
 --   {params = {model[1].bias, model[3].bias}, use_muon = false, lr = 3e-4}})
 local Optimizer = require "crater.optim.optimizer"
+local core = require "crater.core"
 local Muon = require "crater.optim.muon"
 
 local OWN = {lr = {0.02, 3e-4}, momentum = {0.95, nil}, betas = {nil, {0.9, 0.95}},
@@ -70,17 +71,16 @@ function Aux:init_state(p, state, group)
   end
 end
 
+-- The Adam groups' update is the reference's adam_update (lerp-form moments, then
+-- m_hat / (sqrt(v_hat) + eps) with p *= 1 - lr*wd first): AdamW's algebra exactly, so it
+-- runs AdamW's fused kernel (the rounding differs by an ulp, not the formula).
 function Aux:update(p, g, state, group)
   if group.use_muon then return Muon.update(self, p, g, state, group) end
-  local t = state.step + 1
-  state.step = t
-  local b1, b2 = group.betas[1], group.betas[2]
-  local m, v = state.exp_avg, state.exp_avg_sq
-  m:lerp_(g, 1 - b1)
-  v:lerp_(g * g, 1 - b2)
-  local u = (m / (1 - b1 ^ t)) / ((v / (1 - b2 ^ t)):sqrt() + group.eps)
-  p:mul_(1 - group.lr * group.weight_decay)
-  p:add_(u, -group.lr)
+  state.step = state.step + 1
+  local betas = group.betas
+  core.adam_step(p, g, state.exp_avg, state.exp_avg_sq, nil, group.lr, betas[1], betas[2], group.eps,
+    group.weight_decay, state.step, false, false, true)
 end
+Optimizer.kernel_update(Aux.update)
 
 return Aux
