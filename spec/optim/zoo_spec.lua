@@ -136,10 +136,98 @@ describe("Muon", function()
     end
   end)
 
+  it("steps a 4-D filter as its out x rest matrix, scaled by its last two sizes", function()
+    crater.manual_seed(6)
+    local W = crater.randn({3, 2, 4, 2}, {dtype = "float64", requires_grad = true})
+    local m = crater.zeros({3, 2, 4, 2}, {dtype = "float64"})
+    local opt = crater.optim.Muon({W}, {lr = 0.1, momentum = 0.9, weight_decay = 0.05})
+    for _ = 1, 3 do
+      local g = crater.randn({3, 2, 4, 2}, {dtype = "float64"})
+      -- the reference's update, from tensor ops: Nesterov momentum, NS5 on 3 x 16, sqrt(4/2)
+      m = m * 0.9 + g * 0.1
+      local u = (g * 0.1 + m * 0.9):reshape(3, 16)
+      local expected = W:detach() * (1 - 0.1 * 0.05) - crater.optim.Muon.newton_schulz(u, 5):reshape(3, 2, 4, 2) * (0.1 * 2 ^ 0.5)
+      W.grad = g
+      opt:step()
+      assert.is_true((W:detach() - expected):abs():max():item() < 1e-12)
+    end
+  end)
+
   it("refuses a momentum outside [0, 1]", function()
     local W = problem("float64")
     assert.has_error(function() crater.optim.Muon({W}, {momentum = 1.5}) end,
       "Muon: momentum must be in [0, 1], got 1.5 (invalid momentum value)")
+  end)
+end)
+
+describe("a step after the first", function()
+  -- the state and workspaces exist after the first step; from then on nothing is allocated
+  local CASES = {SGD = {lr = 0.1, momentum = 0.9, nesterov = true}, Adam = {amsgrad = true}, AdamW = {},
+    Adagrad = {}, RMSprop = {momentum = 0.5, centered = true}, Adadelta = {}, Adamax = {}, NAdam = {},
+    RAdam = {}, ASGD = {}, Rprop = {}, Lion = {}, LAMB = {}, LARS = {lr = 1}, AdaBelief = {}, Adan = {},
+    Adafactor = {beta1 = 0.9}, Prodigy = {}, SophiaG = {}, AdamWScheduleFree = {}, SGDScheduleFree = {},
+    Muon = {}}
+  for _, name in ipairs({"SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Adadelta", "Adamax", "NAdam", "RAdam",
+                         "ASGD", "Rprop", "Lion", "LAMB", "LARS", "AdaBelief", "Adan", "Adafactor", "Prodigy",
+                         "SophiaG", "AdamWScheduleFree", "SGDScheduleFree", "Muon"}) do
+    it(name .. " allocates nothing (a tall and a wide matrix, float32 and float64)", function()
+      for _, dtype in ipairs({"float32", "float64"}) do
+        local ps = {crater.randn({9, 4}, {dtype = dtype, requires_grad = true}),
+                    crater.randn({3, 7}, {dtype = dtype, requires_grad = true})}
+        for _, p in ipairs(ps) do p.grad = crater.randn(p:shape(), {dtype = dtype}) end
+        local opt = crater.optim[name](ps, CASES[name])
+        if opt.train then opt:train() end
+        opt:step()
+        if opt.update_hessian then opt:update_hessian() end
+        opt:step()
+        local before = crater.memory().allocated_bytes
+        opt:step()
+        assert.are.equal(0, crater.memory().allocated_bytes - before)
+      end
+    end)
+  end
+
+  local function steps_without_allocating(step)
+    step(); step()
+    local before = crater.memory().allocated_bytes
+    step()
+    assert.are.equal(0, crater.memory().allocated_bytes - before)
+  end
+  it("Adan with max_grad_norm allocates nothing", function()
+    local W = crater.randn({5, 3}, {requires_grad = true})
+    W.grad = crater.randn(5, 3)
+    local opt = crater.optim.Adan({W}, {max_grad_norm = 0.5})
+    steps_without_allocating(function() opt:step() end)
+  end)
+  it("MuonWithAuxAdam allocates nothing in either kind of group", function()
+    local W, b = crater.randn({5, 3}, {requires_grad = true}), crater.randn({3}, {requires_grad = true})
+    W.grad, b.grad = crater.randn(5, 3), crater.randn(3)
+    local opt = crater.optim.MuonWithAuxAdam({{params = {W}, use_muon = true}, {params = {b}, use_muon = false}})
+    steps_without_allocating(function() opt:step() end)
+  end)
+  it("SAM allocates nothing beyond its closure, plain and adaptive", function()
+    for _, adaptive in ipairs({false, true}) do
+      local W = crater.randn({5, 3}, {requires_grad = true})
+      local g = crater.randn(5, 3)
+      local in_closure = 0      -- the closure's new gradient, as backward makes one
+      local function closure()
+        local before = crater.memory().allocated_bytes
+        W.grad = g * 0.5
+        in_closure = in_closure + crater.memory().allocated_bytes - before
+      end
+      local opt = crater.optim.SAM({W}, crater.optim.SGD, {lr = 0.1, momentum = 0.9, adaptive = adaptive})
+      local function step()
+        W.grad = g:clone()
+        opt:step(closure)
+      end
+      step(); step()
+      W.grad = g:clone()
+      in_closure = 0
+      local before = crater.memory().allocated_bytes
+      opt:step(closure)
+      assert.is_true(in_closure > g:numel() * 4)   -- the closure ran and made its gradient
+      assert.are.equal(0, crater.memory().allocated_bytes - before - in_closure)
+    end
   end)
 end)
 

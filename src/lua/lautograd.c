@@ -467,13 +467,15 @@ static int t_version(lua_State *L) {
 
 static int t_memory(lua_State *L) {
   ct_memstat m = ct_memory();
-  lua_createtable(L, 0, 3);
+  lua_createtable(L, 0, 4);
   lua_pushinteger(L, m.bytes);
   lua_setfield(L, -2, "bytes");
   lua_pushinteger(L, m.tensors);
   lua_setfield(L, -2, "tensors");
   lua_pushinteger(L, m.peak_bytes);
   lua_setfield(L, -2, "peak_bytes");
+  lua_pushinteger(L, m.allocated);   /* only grows: what a step allocated, frees aside */
+  lua_setfield(L, -2, "allocated_bytes");
   return 1;
 }
 static int t_reset_peak(lua_State *L) { ct_memory_reset_peak(); return 0; }

@@ -48,7 +48,7 @@ function Adan:begin_step(grads)
     for _, group in ipairs(groups) do
       for _, p in ipairs(group.params) do
         n = n + 1
-        if grads[n] then sum = sum + core.sum_squares(p.grad) end
+        if grads[n] then sum = sum + core.sum_squares(p, true) end
       end
     end
     clip = math.min(self.defaults.max_grad_norm / (math.sqrt(sum) + groups[#groups].eps), 1.0)

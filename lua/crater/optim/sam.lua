@@ -63,15 +63,29 @@ setmetatable(SAM, {__call = new})
 function SAM:zero_grad(...) return self.base_optimizer:zero_grad(...) end
 
 -- ||(|p| if adaptive else 1) * g|| over every parameter with a gradient
+-- The step's two temporaries per parameter, made at its first step: old_p (the point
+-- the base optimizer steps from) and e (the adaptive scale), so later steps allocate none.
+local function buffers(self, p)
+  local st = self.state[p]
+  if st == nil then
+    st = {old_p = crater().empty_like(p), e = crater().empty_like(p)}
+    self.state[p] = st
+  end
+  return st
+end
+
 local function grad_norm(self)
   local sum = 0
   for _, group in ipairs(self.param_groups) do
     for _, p in ipairs(group.params) do
       local g = p.grad
       if g ~= nil then
-        if group.adaptive then
-          local n = (p:abs() * g):norm():item()
+        if group.adaptive then            -- ||abs(p) * g||, as the reference
+          local e = buffers(self, p).e
+          local n = math.sqrt(core.sum_squares(e:copy_(p):abs_():mul_(g)))
           sum = sum + n * n
+        elseif g:is_contiguous() then
+          sum = sum + core.sum_squares(p, true)
         else
           sum = sum + core.sum_squares(g:contiguous())
         end
@@ -81,18 +95,21 @@ local function grad_norm(self)
   return math.sqrt(sum)
 end
 
---- Moves to w + e(w) (saving w); `zero_grad` then clears the gradients.
 function SAM:first_step(zero_grad)
-  local norm = grad_norm(self)
   crater().no_grad(function()
+    local norm = grad_norm(self)
     for _, group in ipairs(self.param_groups) do
       local scale = group.rho / (norm + 1e-12)
       for _, p in ipairs(group.params) do
         local g = p.grad
         if g ~= nil then
-          self.state[p] = {old_p = p:clone()}
-          local e = group.adaptive and (p * p) * g * scale or g * scale
-          p:add_(e)
+          local st = buffers(self, p)
+          st.old_p:copy_(p)
+          if group.adaptive then          -- e = p^2 * g * scale, in the reference's order
+            p:add_(st.e:copy_(p):mul_(p):mul_(g):mul_(scale))
+          else
+            p:add_(st.e:copy_(g):mul_(scale))
+          end
         end
       end
     end
@@ -100,7 +117,6 @@ function SAM:first_step(zero_grad)
   if zero_grad then self:zero_grad() end
 end
 
---- Back to w, then the base optimizer's step with the gradients taken at w + e(w).
 function SAM:second_step(zero_grad)
   crater().no_grad(function()
     for _, group in ipairs(self.param_groups) do
