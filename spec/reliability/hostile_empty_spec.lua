@@ -292,4 +292,12 @@ describe("empty dims: other ops", function()
     assert.are.equal("0,3,2,2", shape(crater.nn.BatchNorm2d(3)(Z(0, 3, 2, 2))))
     err(function() return crater.nn.BatchNorm1d(3)(Z(1, 3)) end, "expected more than 1 value per channel")
   end)
+
+  it("a product with an empty result does no work per batch (2^60 batches of 0 rows)", function()
+    -- before, the batch loop ran 2^60 times over nothing (found by the API fuzzer)
+    local x = Z(1, 0, 3):expand(2 ^ 60, 0, 3)
+    assert.are.equal(string.format("%d,0,4", 2 ^ 60), shape(x:matmul(Z(3, 4))))
+    assert.are.equal(string.format("%d,0,0", 2 ^ 60),
+      shape(crater.nn.functional.linear(x, Z(0, 3), Z(0))))
+  end)
 end)

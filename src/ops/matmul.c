@@ -118,7 +118,7 @@ static ct_tensor *mm_core(ct_tensor *a0, ct_tensor *b0, ct_err *err) {
   y = ct_tensor_new(a->dtype, da, da == 3 ? shape : shape + 1, err);
   if (y == NULL) goto done;
   size_t es = ct_dtype_size(a->dtype);
-  for (int64_t i = 0; i < batch; i++) {
+  for (int64_t i = 0; i < (n > 0 && m > 0 ? batch : 0); i++) {   /* an empty result: no batch loop */
     const char *pa = ct_data(a) + (size_t)(da == 3 ? i * a->stride[0] : 0) * es;
     const char *pb = ct_data(b) + (size_t)(db == 3 ? i * b->stride[0] : 0) * es;
     gemm(a->dtype, ct_data(y) + (size_t)(i * n * m) * es, pa, a->stride + da - 2, pb,
