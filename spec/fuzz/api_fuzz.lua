@@ -6,7 +6,7 @@
 --
 -- A legal call on a huge expanded view (a sum over 2^62 elements) is not wrong, only
 -- endless: calls given a tensor of more than 2^24 elements run with probability
--- API_FUZZ_HUGE (default 0.1), and the fuzzer writes its counts, and the huge call it is
+-- API_FUZZ_HUGE (default 0.1), and the fuzzer writes its counts, and the call it is
 -- about to make, to the file API_FUZZ_STATUS, so that spec/fuzz/run_api_fuzz.sh can stop
 -- a stalled process, name its call and go on with the next seed.
 -- usage: lua5.4 spec/fuzz/api_fuzz.lua [seconds=60] [seed=1] [replay_from_call]
@@ -156,13 +156,15 @@ local function is_huge(args)
 end
 
 local calls, errors, changed, skipped = 0, 0, 0, 0
+-- one write per call, in place, so a stalled process's status names its call
+local status_file = status_path and assert(io.open(status_path, "w"))
 local function report_status(doing)
-  if not status_path then return end
-  local f = io.open(status_path, "w")
-  if f then
-    f:write(string.format("%d %d %d %d\n%s\n", calls, errors, changed, skipped, doing or ""))
-    f:close()
-  end
+  if not status_file then return end
+  local s = string.format("%d %d %d %d\n%s\n", calls, errors, changed, skipped, doing or "")
+  s = #s < 600 and s .. string.rep(" ", 600 - #s) or s:sub(1, 599) .. "\n"
+  status_file:seek("set")
+  status_file:write(s)
+  status_file:flush()
 end
 local deadline = os.clock() + seconds
 io.stdout:setvbuf("no")
@@ -226,17 +228,16 @@ while os.clock() < deadline do
       skipped = skipped + 1
     else
       calls = calls + 1
-      if (replay and calls >= replay) or (huge and status_path) then
+      if (replay and calls >= replay) or status_file then
         local d = {}
         for i = 1, args.n do d[i] = describe_arg(args[i]) end
         local line = string.format("call %d: %s(%s)", calls, name, table.concat(d, ", "))
         if replay and calls >= replay then print(line) end
-        if huge then report_status(line) end
+        report_status(line)
       end
       try_call(name, f, args)
     end
   end
-  report_status()
   if math.random() < 0.05 then bases[math.random(#bases)] = new_base() end
   if batches % 200 == 0 then collectgarbage() end
 end
