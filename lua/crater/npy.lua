@@ -79,8 +79,8 @@ local function parse_dict(h)
         if h:sub(pos, pos) == ")" then pos = pos + 1; break end
         local digits = h:match("^%d+", pos)
         if digits == nil then bad("field 'shape' must hold non-negative integers") end
-        local v = math.tointeger(tonumber(digits))
-        if v == nil or #digits > 18 then bad("field 'shape' has a size past 2^62") end
+        local v = #digits <= 19 and math.tointeger(tonumber(digits)) or nil
+        if v == nil then bad("field 'shape' has a size past 2^63-1") end
         if #shape >= 8 then bad("field 'shape' has more than 8 dimensions") end
         shape[#shape + 1] = v
         pos = pos + #digits
@@ -141,14 +141,16 @@ function M.parse_header(s, avail)
     error(string.format("field 'descr': %q is not a dtype crater reads (f2 f4 f8 i1 i2 i4 i8 u1 u2 u4 b1)", d.descr), 0)
   end
   local data = avail - (start - 1 + hlen)
-  local numel, esize = 1, tonumber(size)
-  for _, n in ipairs(d.shape) do
-    if n > 0 and numel > data // n then   -- the product passes the data (or would overflow)
+  local numel, esize, empty = 1, tonumber(size), false
+  for _, n in ipairs(d.shape) do empty = empty or n == 0 end
+  for _, n in ipairs(empty and {} or d.shape) do
+    if numel > data // n then   -- the product passes the data (or would overflow)
       error(string.format("field 'shape' (%s) holds more elements than the %d data bytes", table.concat(d.shape, ", "),
         data), 0)
     end
     numel = numel * n
   end
+  if empty then numel = 0 end
   if numel * esize ~= data then
     error(string.format("field 'shape' (%s) of %q needs %d bytes, the data has %d", table.concat(d.shape, ", "),
       d.descr, numel * esize, data), 0)

@@ -56,15 +56,6 @@ local function check_entry(name, e, buflen)
   if not json.is_array(shape) or #shape > 8 then
     bad("field 'shape' must be a list of at most 8 sizes")
   end
-  local numel = 1
-  for i, s in ipairs(shape) do
-    if not is_uint(s) then bad("field 'shape' has size %s at %d, not a non-negative integer", tostring(s), i) end
-    -- numel * s would pass the buffer (or overflow): no such tensor fits in the file
-    if s > 0 and numel > buflen // s then
-      bad("field 'shape' %s holds more elements than the file's %d data bytes", list_str(shape), buflen)
-    end
-    numel = numel * s
-  end
   local off = e.data_offsets
   if not json.is_array(off) or #off ~= 2 or not is_uint(off[1]) or not is_uint(off[2]) or off[1] > off[2] then
     bad("field 'data_offsets' must be [begin, end] with 0 <= begin <= end")
@@ -72,6 +63,19 @@ local function check_entry(name, e, buflen)
   if off[2] > buflen then
     bad("field 'data_offsets' [%d, %d] runs past the data (%d bytes)", off[1], off[2], buflen)
   end
+  local numel, empty = 1, false
+  for i, s in ipairs(shape) do
+    if not is_uint(s) then bad("field 'shape' has size %s at %d, not a non-negative integer", tostring(s), i) end
+    empty = empty or s == 0
+  end
+  for _, s in ipairs(empty and {} or shape) do
+    -- numel * s would pass the buffer (or overflow): no such tensor fits in the file
+    if numel > buflen // s then
+      bad("field 'shape' %s holds more elements than the file's %d data bytes", list_str(shape), buflen)
+    end
+    numel = numel * s
+  end
+  if empty then numel = 0 end
   if numel * SIZES[dt] ~= off[2] - off[1] then
     bad("field 'shape' %s of %s needs %d bytes, field 'data_offsets' [%d, %d] gives %d", list_str(shape), dt,
       numel * SIZES[dt], off[1], off[2], off[2] - off[1])
