@@ -202,6 +202,8 @@ static size_t storage_head(size_t nbytes) {
  * storage; the storage's last release frees it. */
 #define TENSOR_SPAN ((sizeof(ct_tensor) + 15) & ~(size_t)15)
 static size_t block_size(size_t nbytes) { return TENSOR_SPAN + storage_head(nbytes) + nbytes; }
+/* The storage made in one block with t (valid while t->in_block). */
+static ct_storage *home_storage(ct_tensor *t) { return (ct_storage *)((char *)t + TENSOR_SPAN); }
 #define BLOCK_MAX_BYTES (POOL_MAX - TENSOR_SPAN - ((sizeof(ct_storage) + 15) & ~(size_t)15))
 
 static ct_storage *storage_new(size_t nbytes, ct_err *err) {
@@ -258,6 +260,7 @@ static ct_tensor *tensor_with_storage(size_t nbytes, ct_err *err) {
     s->history = 0;
     s->block = s->base = t;
     t->storage = s;
+    t->in_block = true;
     return t;
   }
   if ((t = tensor_struct(err)) == NULL) return NULL;
@@ -384,8 +387,33 @@ void ct_tensor_release(ct_tensor *t) {
   mem.tensors--;
   ct_storage *s = t->storage;
   if (s && s->base == t) s->base = NULL;
-  if (s && s->block == t) storage_release(s);   /* frees t too, unless a view still holds s */
-  else { storage_release(s); ct_free(t, sizeof *t); }
+  if (t->in_block) {   /* the home block frees t too, unless a view still holds it */
+    ct_storage *home = home_storage(t);
+    if (s != home) storage_release(s);
+    storage_release(home);
+  } else {
+    storage_release(s);
+    ct_free(t, sizeof *t);
+  }
+}
+
+int ct_tensor_set_data(ct_tensor *t, ct_tensor *src, ct_err *err) {
+  if (t->grad_fn != NULL)
+    return ct_fail(err, "only a leaf tensor's data can be replaced (this one is the result of an op)");
+  /* t holds its home block (while in_block) and its current storage when that is another */
+  ct_storage *old = t->storage, *s = src->storage, *home = t->in_block ? home_storage(t) : NULL;
+  if (s != home) s->refs++;
+  if (old->base == t) old->base = NULL;
+  if (s->base == src) s->base = t;
+  if (s->version <= old->version) s->version = old->version + 1;
+  if (old != home) storage_release(old);
+  t->storage = s;
+  t->dtype = src->dtype;
+  t->ndim = src->ndim;
+  t->offset = src->offset;
+  memcpy(t->shape, src->shape, sizeof t->shape);
+  memcpy(t->stride, src->stride, sizeof t->stride);
+  return 1;
 }
 
 static double load(const char *p, ct_dtype dt) {

@@ -40,6 +40,7 @@ struct ct_tensor {                /* a view into a storage */
   int64_t hook;                   /* binding's id of a Lua hook list, 0 for none */
   int edges;                      /* graph edges holding it (they keep its hooks alive) */
   bool view;                      /* made by a view op: its grad_fn is a view of its base's */
+  bool in_block;                  /* the struct lives in the block of the storage made with it */
   uint64_t view_history;          /* storage->history when the view was taken */
 };
 
@@ -94,6 +95,11 @@ static inline int64_t ct_i64_of(double v) {
 /* A new tensor struct on the same storage with the same geometry and no autograd
  * state (a detached alias); the caller owns it. */
 ct_tensor *ct_tensor_alias(ct_tensor *t, ct_err *err);
+/* t takes src's storage, dtype and geometry, in place (PyTorch's `t.data = src`), so
+ * every reference to t (an optimizer's, a module's) sees the new data; t keeps its
+ * grad, requires_grad and hooks.  Only a leaf: a result's graph was built on its data.
+ * Graphs that saved t before see a newer version and refuse to run backward. */
+int ct_tensor_set_data(ct_tensor *t, ct_tensor *src, ct_err *err);
 static inline void ct_tensor_retain(ct_tensor *t) { t->refs++; }
 void ct_tensor_release(ct_tensor *t);       /* NULL is fine */
 

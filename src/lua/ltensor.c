@@ -222,6 +222,23 @@ static void apply_requires_grad(lua_State *L, int opts, ct_tensor *t) {
   lua_pop(L, 1);
 }
 
+/* The dtype of new float tensors when none is asked for (crater.set_default_dtype). */
+static ct_dtype default_float = CT_F32;
+
+static int t_set_default_dtype(lua_State *L) {
+  ct_dtype dt = ct_lua_dtype(L, 1, CT_I64);
+  if (lua_isnoneornil(L, 1) || dt == CT_I64)
+    return luaL_error(L, "set_default_dtype: only floating dtypes are supported (float32 or float64), got %s",
+                      lua_isnoneornil(L, 1) ? "nothing" : lua_tostring(L, 1));
+  default_float = dt;
+  return 0;
+}
+
+static int t_get_default_dtype(lua_State *L) {
+  lua_pushstring(L, ct_dtype_name(default_float));
+  return 1;
+}
+
 /* A tensor operand at idx; numbers become 0-d tensors of a dtype that fits 'like'. */
 static ct_tensor *operand(lua_State *L, int idx, const ct_tensor *like) {
   ct_tensor *t = ct_lua_test(L, idx);
@@ -229,8 +246,8 @@ static ct_tensor *operand(lua_State *L, int idx, const ct_tensor *like) {
   if (lua_type(L, idx) != LUA_TNUMBER)
     luaL_typeerror(L, idx, "crater.Tensor or number");
   ct_err err;
-  ct_dtype dt = like ? like->dtype : CT_F32;
-  if (dt == CT_I64 && !lua_isinteger(L, idx)) dt = CT_F32;
+  ct_dtype dt = like ? like->dtype : default_float;
+  if (dt == CT_I64 && !lua_isinteger(L, idx)) dt = default_float;
   ct_tensor **box = ct_lua_newbox(L);   /* left on the stack; collected later */
   *box = dt == CT_I64 ? ct_tensor_full_i64(0, NULL, lua_tointeger(L, idx), &err)   /* exact */
                       : ct_tensor_scalar(dt, lua_tonumber(L, idx), &err);
@@ -246,7 +263,7 @@ static int make_filled(lua_State *L, const char *fn, int mode) {  /* 0 zeros 1 o
   int next, n = read_sizes(L, 1, shape, &next, false, fn);
   if (!lua_isnoneornil(L, next) && !lua_istable(L, next))
     luaL_typeerror(L, next, next == 1 ? "sizes" : "options table");
-  ct_dtype dt = opt_dtype(L, next, CT_F32);
+  ct_dtype dt = opt_dtype(L, next, default_float);
   ct_err err;
   ct_tensor **box = ct_lua_newbox(L);
   *box = mode == 0 ? ct_tensor_zeros(dt, n, shape, &err)
@@ -270,7 +287,7 @@ static int t_full(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   int next, n = read_sizes(L, 1, shape, &next, false, "full");
   double v = luaL_checknumber(L, next);
-  ct_dtype dt = opt_dtype(L, next + 1, CT_F32);
+  ct_dtype dt = opt_dtype(L, next + 1, default_float);
   ct_err err;
   ct_tensor **box = ct_lua_newbox(L);
   *box = dt == CT_I64 && lua_isinteger(L, next) ? ct_tensor_full_i64(n, shape, lua_tointeger(L, next), &err)
@@ -305,7 +322,7 @@ static int t_eye(lua_State *L) {
   lua_Integer m = lua_isinteger(L, 2) ? lua_tointeger(L, 2) : n;
   luaL_argcheck(L, n >= 0 && m >= 0, 1, "sizes must be non-negative");
   ct_err err;
-  return PUSH(L, ct_eye(n, m, opt_dtype(L, lua_isinteger(L, 2) ? 3 : 2, CT_F32), &err), "eye");
+  return PUSH(L, ct_eye(n, m, opt_dtype(L, lua_isinteger(L, 2) ? 3 : 2, default_float), &err), "eye");
 }
 
 static int t_arange(lua_State *L) {
@@ -325,7 +342,7 @@ static int t_arange(lua_State *L) {
     b = a;
     a = 0;
   }
-  ct_dtype dt = opt_dtype(L, opts, CT_F32);   /* float32 unless asked: crater's default dtype */
+  ct_dtype dt = opt_dtype(L, opts, default_float);   /* the default float dtype unless asked */
   ct_err err;
   ct_tensor **box = ct_lua_newbox(L);
   if (dt == CT_I64 && all_int)   /* exact: the integers never pass through double */
@@ -342,7 +359,7 @@ static int t_linspace(lua_State *L) {
   double a = luaL_checknumber(L, 1), b = luaL_checknumber(L, 2);
   lua_Integer n = luaL_checkinteger(L, 3);
   ct_err err;
-  return PUSH(L, ct_linspace(a, b, n, opt_dtype(L, 4, CT_F32), &err), "linspace");
+  return PUSH(L, ct_linspace(a, b, n, opt_dtype(L, 4, default_float), &err), "linspace");
 }
 
 /* crater.tensor(nested table or number, opts) */
@@ -394,7 +411,7 @@ static int t_tensor(lua_State *L) {
   int ndim = 0;
   nested_shape(L, 1, 0, shape, &ndim);
   ct_tensor **box = ct_lua_newbox(L);
-  if ((*box = ct_tensor_new(opt_dtype(L, 2, CT_F32), ndim, shape, &err)) == NULL)
+  if ((*box = ct_tensor_new(opt_dtype(L, 2, default_float), ndim, shape, &err)) == NULL)
     return ct_lua_error(L, "tensor", &err);
   int64_t pos = 0;
   nested_fill(L, 1, 0, shape, ndim, *box, &pos);
@@ -1261,11 +1278,21 @@ static const luaL_Reg methods[] = {
   {"float", NULL}, {"double", NULL}, {"long", NULL},
   {NULL, NULL}};
 
+/* core.set_data(t, src): t takes src's data in place (nn.Module:to keeps its parameters'
+ * identities, as PyTorch's `param.data = ...`). */
+static int t_set_data(lua_State *L) {
+  ct_tensor *t = ct_lua_check(L, 1), *src = ct_lua_check(L, 2);
+  ct_err err;
+  if (!ct_tensor_set_data(t, src, &err)) return ct_lua_error(L, "set_data", &err);
+  return 0;
+}
+
 static const luaL_Reg functions[] = {
   {"tensor", t_tensor}, {"zeros", t_zeros}, {"ones", t_ones}, {"empty", t_empty},
   {"full", t_full}, {"rand", t_rand}, {"randn", t_randn}, {"randint", t_randint},
   {"eye", t_eye}, {"arange", t_arange}, {"linspace", t_linspace}, {"manual_seed", t_manual_seed},
-  {"check_list", t_check_list}, {"eigh", t_eigh}, {NULL, NULL}};
+  {"check_list", t_check_list}, {"eigh", t_eigh}, {"set_default_dtype", t_set_default_dtype},
+  {"get_default_dtype", t_get_default_dtype}, {"set_data", t_set_data}, {NULL, NULL}};
 
 /* The in-place methods refuse arguments they would ignore (x:zero_(v), x:mul_(2, 3)),
  * as PyTorch does: a call that looks meant to do something else fails before writing. */
