@@ -22,6 +22,17 @@ end
 
 local pair = F._pair
 
+-- The {dtype =} option of a layer with parameters: a float dtype, by default crater's
+-- default dtype (crater.set_default_dtype), as PyTorch's factory_kwargs.
+local function param_dtype(o, fn)
+  if o.dtype == nil then return { dtype = crater.get_default_dtype() } end
+  local dt = Module.float_dtype(o.dtype)
+  if dt == nil then
+    error(fn .. ": dtype must be float32 or float64 (parameters are floating point), got " .. tostring(o.dtype), 3)
+  end
+  return { dtype = dt }
+end
+
 -- --------------------------------------------------------------- Linear
 
 --- Linear(in_features, out_features, {bias=true}): y = x W^T + b over the last dim.
@@ -34,8 +45,9 @@ function L.Linear:__init(n_in, n_out, o)
   check_pos_int(n_in, "in_features", "Linear")
   check_pos_int(n_out, "out_features", "Linear")
   self.in_features, self.out_features = n_in, n_out
-  self:register_parameter("weight", crater.empty(n_out, n_in))
-  self:register_parameter("bias", o.bias ~= false and crater.empty(n_out) or nil)
+  local f = param_dtype(o, "Linear")
+  self:register_parameter("weight", crater.empty({ n_out, n_in }, f))
+  self:register_parameter("bias", o.bias ~= false and crater.empty({ n_out }, f) or nil)
   self:reset_parameters()
 end
 function L.Linear:reset_parameters()
@@ -77,8 +89,9 @@ function L.Conv2d:__init(cin, cout, k, o)
   self.in_channels, self.out_channels, self.kernel_size = cin, cout, { kh, kw }
   self.stride = { pair(o.stride or 1, "Conv2d", "stride") }
   self.padding = { pair(o.padding or 0, "Conv2d", "padding") }
-  self:register_parameter("weight", crater.empty(cout, cin, kh, kw))
-  self:register_parameter("bias", o.bias ~= false and crater.empty(cout) or nil)
+  local f = param_dtype(o, "Conv2d")
+  self:register_parameter("weight", crater.empty({ cout, cin, kh, kw }, f))
+  self:register_parameter("bias", o.bias ~= false and crater.empty({ cout }, f) or nil)
   self:reset_parameters()
 end
 function L.Conv2d:reset_parameters()
@@ -231,13 +244,14 @@ local function batchnorm_class(name, ndims)
     self.momentum = o.momentum == nil and 0.1 or o.momentum
     self.affine = o.affine ~= false
     self.track_running_stats = o.track_running_stats ~= false
+    local f = param_dtype(o, name)
     if self.affine then
-      self:register_parameter("weight", crater.ones(n))
-      self:register_parameter("bias", crater.zeros(n))
+      self:register_parameter("weight", crater.ones({ n }, f))
+      self:register_parameter("bias", crater.zeros({ n }, f))
     end
     if self.track_running_stats then
-      self:register_buffer("running_mean", crater.zeros(n))
-      self:register_buffer("running_var", crater.ones(n))
+      self:register_buffer("running_mean", crater.zeros({ n }, f))
+      self:register_buffer("running_var", crater.ones({ n }, f))
       self:register_buffer("num_batches_tracked", crater.zeros({}, { dtype = "int64" }))
     end
   end
@@ -322,8 +336,9 @@ function L.LayerNorm:__init(shape, o)
   self.normalized_shape, self.eps = shape, o.eps or 1e-5
   self.elementwise_affine = o.elementwise_affine ~= false
   if self.elementwise_affine then
-    self:register_parameter("weight", crater.ones(shape))
-    self:register_parameter("bias", crater.zeros(shape))
+    local f = param_dtype(o, "LayerNorm")
+    self:register_parameter("weight", crater.ones(shape, f))
+    self:register_parameter("bias", crater.zeros(shape, f))
   end
 end
 function L.LayerNorm:forward(x)
@@ -349,15 +364,16 @@ function L.LayerNorm:extra_repr()
     self.eps, tostring(self.elementwise_affine))
 end
 
---- Embedding(num_embeddings, embedding_dim): a lookup table; input int64 indices (1-based)
--- of any shape give (..., embedding_dim).  Weight starts N(0, 1), as PyTorch.
+--- Embedding(num_embeddings, embedding_dim, {dtype}): a lookup table; input int64 indices
+-- (1-based) of any shape give (..., embedding_dim).  Weight starts N(0, 1), as PyTorch.
 -- @usage emb = crater.nn.Embedding(10, 3); emb(crater.tensor({1, 5}, {dtype = "int64"}))
 L.Embedding = Module:extend("Embedding")
-function L.Embedding:__init(n, d)
+function L.Embedding:__init(n, d, o)
+  o = opts(o, "Embedding")
   check_pos_int(n, "num_embeddings", "Embedding")
   check_pos_int(d, "embedding_dim", "Embedding")
   self.num_embeddings, self.embedding_dim = n, d
-  self:register_parameter("weight", init.normal_(crater.empty(n, d)))
+  self:register_parameter("weight", init.normal_(crater.empty({ n, d }, param_dtype(o, "Embedding"))))
 end
 function L.Embedding:forward(idx)
   if idx:dtype() ~= "int64" then error("Embedding: indices must be int64, got " .. idx:dtype(), 2) end

@@ -142,6 +142,46 @@ function Module:zero_grad()
   end
 end
 
+local FLOAT_DTYPES = { float32 = "float32", float64 = "float64", float = "float32", double = "float64" }
+--- The float dtype a name stands for ("float32", "float64", or Torch7's "float", "double"), or nil.
+function Module.float_dtype(name) return FLOAT_DTYPES[name] end
+
+--- Converts every parameter and float buffer to dtype, in place: the same tensor objects
+-- (an optimizer built before still holds them), as PyTorch's `module.to` swaps `.data`.
+-- Gradients are converted with their parameters; int64 buffers (num_batches_tracked) stay.
+-- Graphs recorded before refuse to run backward afterwards (their saved tensors changed).
+-- @param dtype "float32" or "float64" ("float", "double")
+-- @return self
+function Module:to(dtype)
+  local dt = FLOAT_DTYPES[dtype]
+  if dt == nil then
+    error(string.format("%s:to: dtype must be float32 or float64 (a module's parameters are floating point), got %s",
+      self.__name, tostring(dtype)), 2)
+  end
+  local set_data, done = crater.core.set_data, {}
+  crater.no_grad(function()
+    for _, m in ipairs(self:modules()) do
+      for _, kind in ipairs({ m._param_names, m._buffer_names }) do
+        for _, n in ipairs(kind) do
+          local t = rawget(m, n)
+          if t ~= nil and not done[t] and t:dtype() ~= "int64" and t:dtype() ~= dt then
+            done[t] = true
+            local g = t.grad
+            set_data(t, t:detach():to(dt))
+            if g ~= nil then t.grad = g:to(dt) end
+          end
+        end
+      end
+    end
+  end)
+  return self
+end
+
+--- `m:to("float64")`.
+function Module:double() return self:to("float64") end
+--- `m:to("float32")`.
+function Module:float() return self:to("float32") end
+
 --- The module's state: parameters and buffers by dotted name, as detached tensors sharing
 -- storage with the module (save it with crater.save).
 function Module:state_dict()
