@@ -88,6 +88,14 @@ describe("int64 arithmetic with Lua integers", function()
     same_int(y:item(), MAX * 4)
   end)
 
+  it("wraps in int64 matrix products (found by the API fuzzer: a UBSan report before)", function()
+    local a = crater.tensor({{(1 << 32) + 1, 2}, {MAX, 1}}, I64)
+    local b = crater.tensor({(1 << 32) + 1, MAX}, I64)
+    local v = ((1 << 32) + 1) * ((1 << 32) + 1) + 2 * MAX
+    assert.are.same({v, MAX * ((1 << 32) + 1) + MAX}, a:matmul(b):totable())
+    same_int(b:matmul(b):item(), ((1 << 32) + 1) * ((1 << 32) + 1) + MAX * MAX)
+  end)
+
   it("raises int64 to integer powers in int64, wrapping", function()
     local x = crater.tensor({3, -2, 1 << 32}, I64)
     local p = x ^ 3

@@ -52,13 +52,15 @@ static void gemm(ct_dtype dt, char *y, const char *a, const int64_t *as, const c
                 (int)n, (int)m, (int)k, 1.0, (const double *)a, (int)lda, (const double *)b, (int)ldb,
                 0.0, (double *)y, (int)m);
   else {
+    /* int64 products wrap, as PyTorch's: computed in uint64 (signed overflow is UB in C) */
     int64_t *o = (int64_t *)y;
     const int64_t *pa = (const int64_t *)a, *pb = (const int64_t *)b;
     for (int64_t i = 0; i < n; i++)
       for (int64_t j = 0; j < m; j++) {
-        int64_t s = 0;
-        for (int64_t q = 0; q < k; q++) s += pa[i * as[0] + q * as[1]] * pb[q * bs[0] + j * bs[1]];
-        o[i * m + j] = s;
+        uint64_t s = 0;
+        for (int64_t q = 0; q < k; q++)
+          s += (uint64_t)pa[i * as[0] + q * as[1]] * (uint64_t)pb[q * bs[0] + j * bs[1]];
+        o[i * m + j] = (int64_t)s;
       }
   }
 }
