@@ -117,6 +117,8 @@ end
 --- Runs generations while fewer than maxFEs evaluations are made (optim.de); returns the
 -- best point (a flat vector), the list of the f values evaluated, and the best f.
 function DE:run(closure)
+  if type(closure) ~= "function" then error("DE: run needs a closure that returns f at the parameters (got "
+    .. type(closure) .. ")", 2) end
   local params = self.param_groups[1].params
   local fx = {}
   self.state[params[1]] = self.state[params[1]] or {}
