@@ -338,4 +338,33 @@ describe("blocked statistics passes", function()
     local want = 1e-6 * g:index_select(1, idx):abs():sum():item()
     assert.is_true(math.abs(g1.d_denom - want) <= 1e-12 * want)
   end)
+
+  it("Adafactor's factored passes on a large matrix match its formula, on 1 and 2 threads", function()
+    local R, C = 700, 1001    -- past the threads' grain: rows, columns and squares split
+    local function one_step(threads)
+      crater.manual_seed(10)
+      local p = crater.randn({R, C}, {dtype = "float64", requires_grad = true})
+      p.grad = crater.randn({R, C}, {dtype = "float64"})
+      local opt = crater.optim.Adafactor({p}, {})
+      local before = crater.get_num_threads()
+      crater.set_num_threads(threads)
+      opt:step()
+      crater.set_num_threads(before)
+      return p
+    end
+    local p1, p2 = one_step(1), one_step(2)
+    assert.are.equal(0, (p1 - p2):abs():max():item())
+    -- the first step from the formula (transformers' Adafactor): beta2t = 0, so the factors are
+    -- the means themselves; u = g / sqrt(r_hat c), clipped to RMS 1, times max(1e-3, RMS(p)) * 1e-2
+    crater.manual_seed(10)
+    local p = crater.randn({R, C}, {dtype = "float64"})
+    local g = crater.randn({R, C}, {dtype = "float64"})
+    local sq = g * g + 1e-30
+    local row, col = sq:mean(2), sq:mean(1)
+    local u = (row / row:mean()):rsqrt():view(R, 1) * col:rsqrt():view(1, C) * g
+    local rms = function(t) return math.sqrt((t * t):mean():item()) end
+    u = u / math.max(rms(u), 1) * (math.max(1e-3, rms(p)) * 1e-2)
+    local want = p - u
+    assert.is_true((p1:detach() - want):abs():max():item() <= 1e-12 * want:abs():max():item())
+  end)
 end)

@@ -498,18 +498,61 @@ static size_t size_arg(lua_State *L, int idx) {
   return (size_t)v;
 }
 
+/* Adafactor's matrix passes, over ranges of its B*R rows (or B*C columns) that
+ * ct_parallel_blocks splits among threads; each row's and column's sum keeps its order,
+ * and the sum of squares is added per fixed block of rows, so the bits do not depend on
+ * the thread count. */
+typedef struct af_job {
+  ct_dtype dt;
+  void *p, *m;
+  const void *g, *rf, *cf;
+  void *rowmean, *colmean;
+  size_t R, C, rows, rows_per_block;
+  double eps1, *part;
+  const ct_adafactor_args *o;
+} af_job;
+
+static void af_rowmeans(void *ctx, size_t lo, size_t hi) {
+  const af_job *j = ctx;
+  if (j->dt == CT_F32) ct_optim_adafactor_rowmeans_f32(j->g, j->C, lo, hi, j->eps1, j->rowmean);
+  else ct_optim_adafactor_rowmeans_f64(j->g, j->C, lo, hi, j->eps1, j->rowmean);
+}
+
+static void af_colmeans(void *ctx, size_t lo, size_t hi) {
+  const af_job *j = ctx;
+  if (j->dt == CT_F32) ct_optim_adafactor_colmeans_f32(j->g, j->R, j->C, lo, hi, j->eps1, j->colmean);
+  else ct_optim_adafactor_colmeans_f64(j->g, j->R, j->C, lo, hi, j->eps1, j->colmean);
+}
+
+static double af_rows(const af_job *j, void *p, size_t lo, size_t hi) {
+  return j->dt == CT_F32
+    ? ct_optim_adafactor_factored_f32(p, j->g, j->m, j->rf, j->cf, j->R, j->C, lo, hi, j->o)
+    : ct_optim_adafactor_factored_f64(p, j->g, j->m, j->rf, j->cf, j->R, j->C, lo, hi, j->o);
+}
+
+static void af_write(void *ctx, size_t lo, size_t hi) { af_rows(ctx, ((const af_job *)ctx)->p, lo, hi); }
+
+static void af_squares(void *ctx, size_t lo, size_t hi) {   /* blocks [lo, hi) of rows */
+  const af_job *j = ctx;
+  for (size_t k = lo; k < hi; k++) {
+    size_t r0 = k * j->rows_per_block, r1 = r0 + j->rows_per_block < j->rows ? r0 + j->rows_per_block : j->rows;
+    j->part[k] = af_rows(j, NULL, r0, r1);
+  }
+}
+
 /* adafactor_means(param, grad, B, R, C, eps1, rowmean, colmean): the means of g^2 + eps1
- * over each matrix's columns and rows (g is B matrices of R x C). */
+ * over each row and each column of the B matrices. */
 static int o_adafactor_means(lua_State *L) {
   static const char *const names[] = {"param", "grad"};
   arrays a;
   check_arrays(L, "adafactor_means", names, 2, 0, &a);
   size_t B = size_arg(L, 3), R = size_arg(L, 4), C = size_arg(L, 5);
   if (B * R * C != a.n) return luaL_error(L, "adafactor_means: B*R*C is not the parameter's size");
-  void *row = vector_arg(L, 7, "adafactor_means", "rowmean", a.dt, B * R);
-  void *col = vector_arg(L, 8, "adafactor_means", "colmean", a.dt, B * C);
-  if (a.dt == CT_F32) ct_optim_adafactor_means_f32(P32(1), B, R, C, NUM(6), row, col);
-  else ct_optim_adafactor_means_f64(P64(1), B, R, C, NUM(6), row, col);
+  af_job j = {.dt = a.dt, .g = ct_data(a.t[1]), .R = R, .C = C, .eps1 = NUM(6),
+              .rowmean = vector_arg(L, 7, "adafactor_means", "rowmean", a.dt, B * R),
+              .colmean = vector_arg(L, 8, "adafactor_means", "colmean", a.dt, B * C)};
+  ct_parallel_blocks(B * R, C, af_rowmeans, &j);
+  ct_parallel_blocks(B * C, R, af_colmeans, &j);
   return 0;
 }
 
@@ -543,14 +586,27 @@ static int o_adafactor_factored(lua_State *L) {
   check_arrays(L, "adafactor_factored", names, 3, 1u << 2, &a);
   size_t B = size_arg(L, 6), R = size_arg(L, 7), C = size_arg(L, 8);
   if (B * R * C != a.n) return luaL_error(L, "adafactor_factored: B*R*C is not the parameter's size");
-  void *rf = vector_arg(L, 4, "adafactor_factored", "rf", a.dt, B * R);
-  void *cf = vector_arg(L, 5, "adafactor_factored", "cf", a.dt, B * C);
   bool write = BOOL(9);
   ct_adafactor_args o = {.den = NUM(10), .lr = NUM(11), .beta1 = NUM(12), .wd_lr = NUM(13)};
-  double ss = a.dt == CT_F32
-    ? ct_optim_adafactor_factored_f32(write ? P32(0) : NULL, P32(1), a.t[2] ? P32(2) : NULL, rf, cf, B, R, C, &o)
-    : ct_optim_adafactor_factored_f64(write ? P64(0) : NULL, P64(1), a.t[2] ? P64(2) : NULL, rf, cf, B, R, C, &o);
-  if (write) bump_written(&a);
+  af_job j = {.dt = a.dt, .p = ct_data(a.t[0]), .g = ct_data(a.t[1]), .m = a.t[2] ? ct_data(a.t[2]) : NULL,
+              .rf = vector_arg(L, 4, "adafactor_factored", "rf", a.dt, B * R),
+              .cf = vector_arg(L, 5, "adafactor_factored", "cf", a.dt, B * C), .R = R, .C = C, .rows = B * R,
+              .o = &o};
+  double ss = 0;
+  if (write) {
+    ct_parallel_blocks(j.rows, C, af_write, &j);
+    bump_written(&a);
+  } else {   /* blocks of about 64K elements, at most MAXBLOCKS of them */
+    double part[MAXBLOCKS];
+    size_t per = ((size_t)1 << 16) / (C > 0 ? C : 1);
+    j.rows_per_block = per > 0 ? per : 1;
+    if ((j.rows + j.rows_per_block - 1) / j.rows_per_block > MAXBLOCKS)
+      j.rows_per_block = (j.rows + MAXBLOCKS - 1) / MAXBLOCKS;
+    size_t nblocks = (j.rows + j.rows_per_block - 1) / j.rows_per_block;
+    j.part = part;
+    ct_parallel_blocks(nblocks, j.rows_per_block * C, af_squares, &j);
+    for (size_t k = 0; k < nblocks; k++) ss += part[k];
+  }
   lua_pushnumber(L, ss);
   return 1;
 }
@@ -613,6 +669,24 @@ static int o_muon(lua_State *L) {
   return 0;
 }
 
+/* The sum of squares in fixed blocks of 64K elements (at most MAXBLOCKS), split over the
+ * threads, the partials added in block order: the same bits on any thread count. */
+typedef struct sumsq_job {
+  const void *x;
+  ct_dtype dt;
+  size_t n, block;
+  double *part;
+} sumsq_job;
+
+static void sumsq_blocks(void *ctx, size_t lo, size_t hi) {
+  const sumsq_job *j = ctx;
+  for (size_t k = lo; k < hi; k++) {
+    size_t off = k * j->block, len = j->n - off < j->block ? j->n - off : j->block;
+    j->part[k] = j->dt == CT_F32 ? ct_optim_sumsq_f32((const float *)j->x + off, len)
+                                 : ct_optim_sumsq_f64((const double *)j->x + off, len);
+  }
+}
+
 /* sum_squares(t[, true]): sum of the squares of t (contiguous float), or with true of
  * t's .grad, read without making a box for it. */
 static int o_sum_squares(lua_State *L) {
@@ -621,9 +695,13 @@ static int o_sum_squares(lua_State *L) {
   if ((t->dtype != CT_F32 && t->dtype != CT_F64) || !ct_is_contiguous(t))
     return luaL_error(L, "sum_squares: tensor must be contiguous float32 or float64, got %s%s",
                       ct_is_contiguous(t) ? "" : "non-contiguous ", ct_dtype_name(t->dtype));
-  size_t n = (size_t)ct_numel(t);
-  lua_pushnumber(L, t->dtype == CT_F32 ? ct_optim_sumsq_f32((float *)ct_data(t), n)
-                                       : ct_optim_sumsq_f64((double *)ct_data(t), n));
+  double part[MAXBLOCKS], ss = 0;
+  sumsq_job j = {.x = ct_data(t), .dt = t->dtype, .n = (size_t)ct_numel(t), .block = (size_t)1 << 16, .part = part};
+  if ((j.n + j.block - 1) / j.block > MAXBLOCKS) j.block = (j.n + MAXBLOCKS - 1) / MAXBLOCKS;
+  size_t nblocks = (j.n + j.block - 1) / j.block;
+  ct_parallel_blocks(nblocks, j.block, sumsq_blocks, &j);
+  for (size_t k = 0; k < nblocks; k++) ss += part[k];
+  lua_pushnumber(L, ss);
   return 1;
 }
 

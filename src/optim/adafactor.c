@@ -5,33 +5,49 @@
  * passes are here (B matrices of R x C, row-major); the caller keeps the small vectors. */
 #include "kernel.h"
 
-/* rowmean[b*R + r] = mean over c of g^2 + eps1; colmean[b*C + c] = mean over r. */
-#define ADAFACTOR_MEANS(NAME, T)                                                         \
-  void NAME(const T *restrict g, size_t B, size_t R, size_t C, double eps1,              \
-            T *restrict rowmean, T *restrict colmean) {                                  \
+/* The passes take a range of the B*R rows of C elements (row q is row q % R of matrix
+ * q / R) or of the B*C columns, so that the binding can split them over threads; each
+ * row's and each column's sum runs in the same order on any split. */
+
+/* rowmean[q] = mean over row q of g^2 + eps1, for rows [lo, hi). */
+#define ADAFACTOR_ROWMEANS(NAME, T)                                                      \
+  void NAME(const T *restrict g, size_t C, size_t lo, size_t hi, double eps1,            \
+            T *restrict rowmean) {                                                       \
     const T e = (T)eps1;                                                                 \
-    for (size_t b = 0; b < B; b++) {                                                     \
-      T *col = colmean + b * C;                                                          \
-      for (size_t c = 0; c < C; c++) col[c] = 0;                                         \
-      for (size_t r = 0; r < R; r++) {                                                   \
-        const T *x = g + (b * R + r) * C;                                                \
-        T lane[8] = {0}, s = 0;   /* the row's sum in eight lanes: it vectorises */       \
-        size_t c = 0;                                                                    \
-        for (; c + 8 <= C; c += 8)                                                       \
-          for (size_t q = 0; q < 8; q++) {                                               \
-            T u = x[c + q] * x[c + q] + e;                                               \
-            lane[q] += u;                                                                \
-            col[c + q] += u;                                                             \
-          }                                                                              \
-        for (; c < C; c++) { T u = x[c] * x[c] + e; lane[0] += u; col[c] += u; }         \
-        for (size_t q = 0; q < 8; q++) s += lane[q];                                     \
-        rowmean[b * R + r] = s / (T)C;                                                   \
-      }                                                                                  \
-      for (size_t c = 0; c < C; c++) col[c] = col[c] / (T)R;                             \
+    for (size_t q = lo; q < hi; q++) {                                                   \
+      const T *x = g + q * C;                                                            \
+      T lane[8] = {0}, s = 0;   /* the row's sum in eight lanes: it vectorises */         \
+      size_t c = 0;                                                                      \
+      for (; c + 8 <= C; c += 8)                                                         \
+        for (size_t k = 0; k < 8; k++) lane[k] += x[c + k] * x[c + k] + e;               \
+      for (; c < C; c++) lane[0] += x[c] * x[c] + e;                                     \
+      for (size_t k = 0; k < 8; k++) s += lane[k];                                       \
+      rowmean[q] = s / (T)C;                                                             \
     }                                                                                    \
   }
-ADAFACTOR_MEANS(ct_optim_adafactor_means_f32, float)
-ADAFACTOR_MEANS(ct_optim_adafactor_means_f64, double)
+ADAFACTOR_ROWMEANS(ct_optim_adafactor_rowmeans_f32, float)
+ADAFACTOR_ROWMEANS(ct_optim_adafactor_rowmeans_f64, double)
+
+/* colmean[k] = mean over the rows of its matrix of g^2 + eps1, for columns [lo, hi) of the
+ * B*C (column k is column k % C of matrix k / C); rows are added in order. */
+#define ADAFACTOR_COLMEANS(NAME, T)                                                      \
+  void NAME(const T *restrict g, size_t R, size_t C, size_t lo, size_t hi, double eps1,  \
+            T *restrict colmean) {                                                       \
+    const T e = (T)eps1;                                                                 \
+    for (size_t k = lo; k < hi;) {                                                       \
+      size_t b = k / C, c0 = k % C, c1 = C - c0 < hi - k ? C : c0 + (hi - k);            \
+      T *col = colmean + b * C;                                                          \
+      for (size_t c = c0; c < c1; c++) col[c] = 0;                                       \
+      for (size_t r = 0; r < R; r++) {                                                   \
+        const T *x = g + (b * R + r) * C;                                                \
+        for (size_t c = c0; c < c1; c++) col[c] += x[c] * x[c] + e;                      \
+      }                                                                                  \
+      for (size_t c = c0; c < c1; c++) col[c] = col[c] / (T)R;                           \
+      k += c1 - c0;                                                                      \
+    }                                                                                    \
+  }
+ADAFACTOR_COLMEANS(ct_optim_adafactor_colmeans_f32, float)
+ADAFACTOR_COLMEANS(ct_optim_adafactor_colmeans_f64, double)
 
 /* u = U / den * lr, folded into m (HAS_M), then p = p - wd_lr*p - u at index K */
 #define ADAFACTOR_STEP(T, U, K, HAS_M)                                                   \
@@ -44,37 +60,36 @@ ADAFACTOR_MEANS(ct_optim_adafactor_means_f64, double)
     p[k] = pk + -u;                                                                      \
   }
 
-/* The factored step u = (rf[r] * cf[c]) * g: with p NULL, returns sum u^2 and writes
- * nothing; else u = u / den * lr, m = b1*m + (1-b1)*u and u = m (m not NULL),
- * p = p - wd_lr*p (wd_lr != 0), p = p - u. */
+/* The factored step u = (rf[q] * cf[c]) * g over rows [lo, hi): with p NULL, returns
+ * sum u^2 and writes nothing; else u = u / den * lr, m = b1*m + (1-b1)*u and u = m (m not
+ * NULL), p = p - wd_lr*p (wd_lr != 0), p = p - u. */
 #define ADAFACTOR_FACTORED(NAME, T)                                                      \
   double NAME(T *restrict p, const T *restrict g, T *restrict m, const T *restrict rf,   \
-              const T *restrict cf, size_t B, size_t R, size_t C,                        \
+              const T *restrict cf, size_t R, size_t C, size_t lo, size_t hi,            \
               const ct_adafactor_args *a) {                                              \
     const T den = (T)a->den, lr = (T)a->lr, b1 = (T)a->beta1, c1 = (T)(1 - a->beta1);    \
     const T nwd = (T)-a->wd_lr;                                                          \
     const bool decay = a->wd_lr != 0;                                                    \
     double ss = 0;                                                                       \
-    for (size_t b = 0; b < B; b++)                                                       \
-      for (size_t r = 0; r < R; r++) {                                                   \
-        const size_t o = (b * R + r) * C;                                                \
-        const T rr = rf[b * R + r];                                                      \
-        const T *c = cf + b * C;                                                         \
-        if (p == NULL) {   /* eight lanes: the loop vectorises, the order is fixed */      \
-          double lane[8] = {0};                                                          \
-          size_t j = 0;                                                                  \
-          for (; j + 8 <= C; j += 8)                                                     \
-            for (size_t q = 0; q < 8; q++) {                                             \
-              T u = (rr * c[j + q]) * g[o + j + q];                                      \
-              lane[q] += (double)(u * u);                                                \
-            }                                                                            \
-          for (; j < C; j++) { T u = (rr * c[j]) * g[o + j]; lane[0] += (double)(u * u); } \
-          for (size_t q = 0; q < 8; q++) ss += lane[q];                                  \
-          continue;                                                                      \
-        }                                                                                \
-        if (m) for (size_t j = 0; j < C; j++) { ADAFACTOR_STEP(T, (rr * c[j]) * g[o + j], o + j, 1) } \
-        else for (size_t j = 0; j < C; j++) { ADAFACTOR_STEP(T, (rr * c[j]) * g[o + j], o + j, 0) } \
+    for (size_t q = lo; q < hi; q++) {                                                   \
+      const size_t o = q * C;                                                            \
+      const T rr = rf[q];                                                                \
+      const T *c = cf + q / R * C;                                                       \
+      if (p == NULL) {   /* eight lanes: the loop vectorises, the order is fixed */        \
+        double lane[8] = {0};                                                            \
+        size_t j = 0;                                                                    \
+        for (; j + 8 <= C; j += 8)                                                       \
+          for (size_t k = 0; k < 8; k++) {                                               \
+            T u = (rr * c[j + k]) * g[o + j + k];                                        \
+            lane[k] += (double)(u * u);                                                  \
+          }                                                                              \
+        for (; j < C; j++) { T u = (rr * c[j]) * g[o + j]; lane[0] += (double)(u * u); } \
+        for (size_t k = 0; k < 8; k++) ss += lane[k];                                    \
+        continue;                                                                        \
       }                                                                                  \
+      if (m) for (size_t j = 0; j < C; j++) { ADAFACTOR_STEP(T, (rr * c[j]) * g[o + j], o + j, 1) } \
+      else for (size_t j = 0; j < C; j++) { ADAFACTOR_STEP(T, (rr * c[j]) * g[o + j], o + j, 0) } \
+    }                                                                                    \
     return ss;                                                                           \
   }
 ADAFACTOR_FACTORED(ct_optim_adafactor_factored_f32, float)

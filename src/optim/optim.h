@@ -264,16 +264,20 @@ void ct_optim_adan_f64(double *restrict p, const double *restrict g, double *res
 typedef struct ct_adafactor_args {
   double beta2t, eps1, den, lr, beta1, wd_lr;
 } ct_adafactor_args;
-void ct_optim_adafactor_means_f32(const float *restrict g, size_t B, size_t R, size_t C, double eps1,
-                                  float *restrict rowmean, float *restrict colmean);
-void ct_optim_adafactor_means_f64(const double *restrict g, size_t B, size_t R, size_t C, double eps1,
-                                  double *restrict rowmean, double *restrict colmean);
+void ct_optim_adafactor_rowmeans_f32(const float *restrict g, size_t C, size_t lo, size_t hi, double eps1,
+                                     float *restrict rowmean);
+void ct_optim_adafactor_rowmeans_f64(const double *restrict g, size_t C, size_t lo, size_t hi, double eps1,
+                                     double *restrict rowmean);
+void ct_optim_adafactor_colmeans_f32(const float *restrict g, size_t R, size_t C, size_t lo, size_t hi,
+                                     double eps1, float *restrict colmean);
+void ct_optim_adafactor_colmeans_f64(const double *restrict g, size_t R, size_t C, size_t lo, size_t hi,
+                                     double eps1, double *restrict colmean);
 double ct_optim_adafactor_factored_f32(float *restrict p, const float *restrict g, float *restrict m,
-                                       const float *restrict rf, const float *restrict cf, size_t B,
-                                       size_t R, size_t C, const ct_adafactor_args *a);
+                                       const float *restrict rf, const float *restrict cf, size_t R, size_t C,
+                                       size_t lo, size_t hi, const ct_adafactor_args *a);
 double ct_optim_adafactor_factored_f64(double *restrict p, const double *restrict g, double *restrict m,
-                                       const double *restrict rf, const double *restrict cf, size_t B,
-                                       size_t R, size_t C, const ct_adafactor_args *a);
+                                       const double *restrict rf, const double *restrict cf, size_t R, size_t C,
+                                       size_t lo, size_t hi, const ct_adafactor_args *a);
 void ct_optim_adafactor_factors_f32(float *restrict row, float *restrict col, const float *restrict rowmean,
                                     const float *restrict colmean, float *restrict rf, float *restrict cf,
                                     size_t B, size_t R, size_t C, double beta2t);
