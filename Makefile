@@ -110,7 +110,6 @@ demo: all
 
 bench: all
 	$(EXE) examples/bench/run.lua
-	$(EXE) examples/bench/zoo_step.lua
 
 # Instructions per step of the small-op loop (callgrind): the noise-free figure.  valgrind
 # cannot decode AVX-512, so this runs a -march=x86-64-v3 build of its own.

@@ -19,7 +19,7 @@
 -- OpenBLAS pools compete otherwise); the matmul rows run OpenBLAS on N threads instead.
 --
 -- Usage: crater examples/bench/run.lua [--only ops,matmul,...] [--no-torch] [--python /usr/bin/python3]
--- Sections: startup ops rosenbrock optim matmul mlp cnn.
+-- Sections: startup ops rosenbrock optim zoo matmul mlp cnn.
 local crater = rawget(_G, "crater") or require "crater"
 
 local DIR = arg[0]:match("^(.-)[^/]*$")
@@ -110,7 +110,8 @@ local function collect(side, lines)
     local name, med, lo, hi, unit = line:match("^BENCH%s+(%S+)%s+(%S+)%s+(%S+)%s+(%S+)%s+(%S+)")
     if name and tonumber(med) then
       name = name:gsub("^train%.(%w+)%.peak_rss$", "rss.%1")   -- train.lua's own VmHWM line
-      add(side, name, tonumber(med), tonumber(lo), tonumber(hi), unit)
+      local own_ref = name:match("^ref%.(.+)$")                 -- a script's own reference figure
+      add(own_ref and "ref" or side, own_ref or name, tonumber(med), tonumber(lo), tonumber(hi), unit)
       n = n + 1
     end
   end
@@ -229,6 +230,20 @@ if wanted("optim") then
   torch_section("optim")
 end
 
+if wanted("zoo") then
+  banner("zoo: one step of the newer optimizers on 10M float32 parameters, and their references")
+  if not results.ref["bw.memcpy.t1"] then ref("copy 10000000 1 15"); ref("copy 10000000 2 15") end
+  crater_child("zoo", DIR .. "zoo_step.lua")
+  if torch_reason then
+    missing.torch.zoo = torch_reason
+  else
+    local lines, ok = run(string.format("%s %s %s --bench", TORCH_ENV, PYTHON, q(DIR .. "zoo_ref_bench.py")))
+    if collect("torch", lines) == 0 or not ok then
+      missing.torch.zoo = "zoo_ref_bench.py failed or found no reference mirrors (output above)"
+    end
+  end
+end
+
 if wanted("matmul") then
   banner("matmul")
   for _, nt in ipairs({ 1, 2 }) do
@@ -261,7 +276,11 @@ if ref_exe then os.remove(ref_exe) end
 ----------------------------------------------------------------------------------------------
 local LOWER_IS_BETTER = { ["us/op"] = true, ms = true, MiB = true, s = true }
 local N_OPTIM = 10000000
-local OPTIM_BYTES = { sgd_momentum = 20, adam = 28, adamw = 28, adam_lua = 28, copy_ = 8 }
+local OPTIM_BYTES = { sgd_momentum = 20, adam = 28, adamw = 28, adam_lua = 28, copy_ = 8,
+  -- the zoo (zoo_step.lua's header says which arrays each pass moves)
+  lion = 20, lamb = 40, adabelief = 28, adan = 44, adamwschedulefree = 28, prodigy = 44, adafactor = 28 }
+local ZOO_LABEL = { lion = "Lion", lamb = "LAMB", adabelief = "AdaBelief", adan = "Adan",
+  adamwschedulefree = "AdamWScheduleFree", prodigy = "Prodigy", adafactor = "Adafactor (3162x3162)" }
 
 -- label, target (as text), and how to compute the reference column for known rows
 local ROWS = {
@@ -275,7 +294,11 @@ local ROWS = {
   ["train.mlp.t2"] = { "", "≥1x" },
   ["train.cnn.t2"] = { "", "≥0.8x" },
   ["rss.mlp"] = { "peak RSS, MLP training process", "≥1.67x (≤0.6 of torch), ≤280 MiB" },
+  ["muon.ns.t2"] = { "Muon step 1024x1024, its 15 products, 2 thr", "≥90% sgemm" },
 }
+for kind in pairs(ZOO_LABEL) do
+  for _, nt in ipairs({ 1, 2 }) do ROWS["optim." .. kind .. ".t" .. nt] = { "", "≥3x, ≥70% copy" } end
+end
 for _, nt in ipairs({ 1, 2 }) do
   for _, k in ipairs({ "add_", "add" }) do ROWS["bw." .. k .. ".t" .. nt] = { "", "≥80% copy" } end
   for _, n in ipairs({ 256, 1024, 2048 }) do ROWS[string.format("matmul.%d.t%d", n, nt)] = { "", "≥0.95x" } end
@@ -300,7 +323,8 @@ local function label(name)
     ["rss.ops"] = "peak RSS, ops process", ["rss.rosenbrock"] = "peak RSS, Rosenbrock process",
     ["rss.matmul"] = "peak RSS, matmul process",
   }
-  local text = pretty[base] or base
+  local zoo = ZOO_LABEL[base:match("^optim%.([%w_]+)$") or ""]
+  local text = pretty[base] or (zoo and ("10M " .. zoo .. " step")) or base
   local m = base:match("^matmul%.(%d+)$")
   if m then text = string.format("matmul %sx%s float32", m, m) end
   return nt and (text .. ", " .. nt .. " thr") or text
@@ -325,6 +349,8 @@ local function section_of(name)
   local p = name:match("^(%w+)")
   if p == "op" or p == "bw" then return "ops" end
   if p == "train" then return name:match("^train%.(%w+)") end
+  if p == "muon" then return "zoo" end
+  if p == "optim" and ZOO_LABEL[name:match("^optim%.([%w_]+)%.t") or ""] then return "zoo" end
   if p == "rss" then return name:match("^rss%.(%w+)") == "idle" and "startup" or name:match("^rss%.(%w+)") end
   return p
 end
@@ -335,6 +361,9 @@ local function reference(name, r)
   if name:match("^matmul") then
     local ref_r = results.ref[name]
     if ref_r then return ref_r.med, r.med / ref_r.med, "OpenBLAS" end
+  elseif name == "muon.ns.t2" then
+    local ref_r = results.ref["muon.matmul.t2"]
+    if ref_r then return ref_r.med, r.med / ref_r.med, "GFLOP/s matmul" end
   elseif name:match("^bw%.") or name:match("^optim%.") then
     local copy = results.ref["bw.memcpy.t" .. (nt or "1")]
     if not copy then return nil end

@@ -3,8 +3,9 @@
 examples/bench/zoo_step.lua times in crater: one step on a 10M-element float32
 parameter, median of repeats after warm-up, 1 and 2 threads.  The references load
 from the git mirrors exactly as the fixture generators load them (spec/fixtures/
-gen_zoo_a.py, gen_zoo_b.py).  Prints lines "name threads ms".
-Run: /usr/bin/python3 examples/bench/zoo_ref_bench.py [n] [repeats]"""
+gen_zoo_a.py, gen_zoo_b.py).  Prints lines "name threads ms", or with --bench the
+BENCH lines of examples/bench/run.lua ("BENCH optim.<name>.t<threads> med min max ms").
+Run: /usr/bin/python3 examples/bench/zoo_ref_bench.py [n] [repeats] [--bench]"""
 import os
 import statistics
 import sys
@@ -15,8 +16,10 @@ import gen_zoo_a  # noqa: E402  (registers the part-A references and their shims
 import gen_zoo_b as zb  # noqa: E402
 import torch  # noqa: E402
 
-N = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000_000
-REPEATS = int(sys.argv[2]) if len(sys.argv) > 2 else 7
+BENCH = "--bench" in sys.argv
+ARGS = [a for a in sys.argv[1:] if a != "--bench"]
+N = int(ARGS[0]) if len(ARGS) > 0 else 10_000_000
+REPEATS = int(ARGS[1]) if len(ARGS) > 1 else 7
 MAKERS = {
     "Lion": lambda p: gen_zoo_a.make("Lion", [p], {"lr": 1e-4}),
     "LAMB": lambda p: gen_zoo_a.make("LAMB", [p], {}),
@@ -55,7 +58,11 @@ def main():
                     t0 = time.perf_counter()
                     opt.step()
                     times.append((time.perf_counter() - t0) * 1e3)
-            print("%s %d %.3f" % (name, nt, statistics.median(times)), flush=True)
+            if BENCH:
+                print("BENCH optim.%s.t%d %.6g %.6g %.6g ms" % (name.lower(), nt, statistics.median(times),
+                                                                min(times), max(times)), flush=True)
+            else:
+                print("%s %d %.3f" % (name, nt, statistics.median(times)), flush=True)
             del opt, p
 
 

@@ -7,15 +7,19 @@
 -- LAMB 40 (a norms pass, then the step), AdaBelief 28, AdamWScheduleFree 28, Adan 44,
 -- Prodigy 44 (statistics pass, then the step), Adafactor 28 (three passes over g, two over
 -- p: its parameter is a 3162 x 3162 matrix, about 10M, so that its moment is factored).
+-- Each row is also printed as a BENCH line (`optim.<name>.t<threads>`, ms), and the Muon
+-- figures as `muon.ns.t2` with its reference `ref.muon.matmul.t2` (GFLOP/s), so that
+-- run.lua's section `zoo` puts them in `make bench`'s table next to the machine's memcpy.
 -- Run: build/crater examples/bench/zoo_step.lua [n] [repeats]
 local crater = rawget(_G, "crater") or require "crater"
 local N = tonumber(arg and arg[1]) or 10000000
 local REPEATS = tonumber(arg and arg[2]) or 7
 local bench = dofile(arg[0]:match("^(.-)[^/]*$") .. "common.lua")
 
-local function median_ms(fn)   -- two warm-up steps: first-step state, page faults
-  return (bench.stats(bench.map(bench.time(fn, REPEATS, 2), function(t) return t * 1e3 end)))
+local function times_ms(fn)   -- two warm-up steps: first-step state, page faults
+  return bench.map(bench.time(fn, REPEATS, 2), function(t) return t * 1e3 end)
 end
+local function median_ms(fn) return (bench.stats(times_ms(fn))) end
 
 local ZOO = {{"Lion", 20, {lr = 1e-4}}, {"LAMB", 40, {}}, {"AdaBelief", 28, {}},
   {"Adan", 44, {}}, {"AdamWScheduleFree", 28, {}}, {"Prodigy", 44, {}}, {"Adafactor", 28, {}, true}}
@@ -41,7 +45,9 @@ for _, threads in ipairs({1, 2}) do
     p.grad = crater.randn(shape) * 1e-3
     local opt = crater.optim[z[1]]({p}, z[3])
     if opt.train then opt:train() end
-    local ms = median_ms(function() opt:step() end)
+    local t = times_ms(function() opt:step() end)
+    local ms = bench.stats(t)
+    bench.report(string.format("optim.%s.t%d", z[1]:lower(), threads), t, "ms")
     local r = ref[z[1] .. " " .. threads]
     print(string.format("%-20s %7d %9.2f %8.1f %9.1f %11s %8s", z[1], threads, ms, z[2] * p:numel() / ms / 1e6,
       8 * N / copy / 1e6, r and string.format("%.2f", r) or "-", r and string.format("%.1fx", r / ms) or "-"))
@@ -54,11 +60,15 @@ end
 local n = 1024
 crater.set_num_threads(2)
 local A, Bm = crater.randn(n, n), crater.randn(n, n)
-local mm = median_ms(function() A:matmul(Bm) end)
+local mm_t = times_ms(function() A:matmul(Bm) end)
+local mm = bench.stats(mm_t)
 local W = crater.randn({n, n}, {requires_grad = true})
 W.grad = crater.randn(n, n)
 local muon = crater.optim.Muon({W})
-local ms = median_ms(function() muon:step() end)
+local muon_t = times_ms(function() muon:step() end)
+local ms = bench.stats(muon_t)
+bench.report("muon.ns.t2", bench.map(muon_t, function(t) return 30 * n ^ 3 / t / 1e6 end), "GFLOP/s")
+bench.report("ref.muon.matmul.t2", bench.map(mm_t, function(t) return 2 * n ^ 3 / t / 1e6 end), "GFLOP/s")
 print(string.format("\nMuon step on a %dx%d matrix: %.1f ms, %.1f GFLOP/s in its 15 products; one matmul %.2f ms, "
   .. "%.1f GFLOP/s: %.0f%% of it", n, n, ms, 30 * n ^ 3 / ms / 1e6, mm, 2 * n ^ 3 / mm / 1e6,
   100 * (30 * n ^ 3 / ms) / (2 * n ^ 3 / mm)))
