@@ -31,7 +31,9 @@ local submodules = {
   distributed = "crater.distributed",
 }
 
+-- __lazy names the fields __index loads on first use, so that the REPL completes them
 setmetatable(crater, {
+  __lazy = submodules,
   __index = function(t, k)
     local name = submodules[k]
     if name then

@@ -188,6 +188,11 @@ local function keys_of (t, methods_only, out, seen)
     end
   end
   local mt = debug.getmetatable(t)
+  if mt and type(mt.__lazy) == "table" then   -- submodules loaded on first use (crater.optim)
+    for k in pairs(mt.__lazy) do
+      if type(k) == "string" and rawget(t, k) == nil then out[k] = true end
+    end
+  end
   if mt and type(mt.__index) == "table" then keys_of(mt.__index, methods_only, out, seen) end
   return out
 end

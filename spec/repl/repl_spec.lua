@@ -414,6 +414,26 @@ describe("the crater executable", function ()
     assert.is_truthy(io.open(exe), exe .. " is missing: run make")
   end)
 
+  it("completes the submodules that load on first use, and their fields", function ()
+    -- a fresh process: in this one the specs have loaded every submodule already
+    local script = os.tmpname()
+    local f = assert(io.open(script, "w"))
+    f:write([[
+      local repl = require "crater.repl"
+      local s = repl.new({ env = setmetatable({ crater = crater }, { __index = _G }) })
+      print(rawget(crater, "optim") == nil and rawget(crater.nn, "utils") == nil)
+      for _, w in ipairs({ "crater.opti", "crater.optim.lr_", "crater.nn.functional.cr", "crater.nn.ut" }) do
+        print(table.concat(repl.complete(s, w, w), " "))
+      end
+    ]])
+    f:close()
+    local out, code = run(script)
+    os.remove(script)
+    assert.are.equal(0, code, out)
+    assert.are.equal("true\ncrater.optim\ncrater.optim.lr_scheduler\ncrater.nn.functional.cross_entropy\n"
+      .. "crater.nn.utils\n", out)
+  end)
+
   it("runs -e code with crater preloaded as a global", function ()
     assert.same({ "2\n", 0 }, { run("-e 'print(1+1)'") })
     assert.same({ "table\n", 0 }, { run("-e 'print(type(crater))'") })

@@ -10,10 +10,12 @@ nn.init = require "crater.nn.init_"
 for k, v in pairs(require "crater.nn.layers") do nn[k] = v end
 for k, v in pairs(require "crater.nn.loss") do nn[k] = v end
 
--- crater.nn.utils (clip_grad_norm_, ...) lives in its own file; load it on first use.
-return setmetatable(nn, { __index = function(t, k)
-  if k == "utils" then
-    local u = require "crater.nn.utils"
+-- crater.nn.utils (clip_grad_norm_, ...) lives in its own file; load it on first use
+-- (__lazy: what the REPL completes before it is loaded).
+local lazy = { utils = "crater.nn.utils" }
+return setmetatable(nn, { __lazy = lazy, __index = function(t, k)
+  if lazy[k] then
+    local u = require(lazy[k])
     rawset(t, k, u)
     return u
   end
