@@ -14,6 +14,8 @@ static span3 split(const ct_tensor *x, int dim) {
   for (int i = 0; i < dim; i++) s.outer *= x->shape[i];
   s.n = x->shape[dim];
   for (int i = dim + 1; i < x->ndim; i++) s.inner *= x->shape[i];
+  /* an empty result has no rows: the loops over outer must not run 2^62 empty ones */
+  if (s.outer == 0 || s.inner == 0) s.outer = s.inner = 0;
   return s;
 }
 
