@@ -315,4 +315,40 @@ describe("allocation failures", function()
       end)
     end)
   end)
+
+  describe("in the foreign-file readers and writers", function()
+    local fx = require "spec.fixtures.interop"
+    local FX = "spec/fixtures/interop"
+    local function flat(t)
+      local out, v = {}, t:contiguous():view(-1)
+      for i = 1, t:numel() do out[i] = v:get(i) end
+      return out
+    end
+    it("safetensors.load (every dtype, F16/BF16 converted)", function()
+      memcheck.sweep(function() return {} end, function() return crater.safetensors.load(FX .. "/dtypes.safetensors") end,
+        function(_, v) for k, want in pairs(fx.dtypes) do assert.same(want, v[k]:totable(), k) end end)
+    end)
+    it("npy.load of a Fortran-order file (decoded, then transposed)", function()
+      memcheck.sweep(function() return {} end, function() return crater.npy.load(FX .. "/f8_fortran.npy") end,
+        function(_, v) assert.same(fx.npy["f8_fortran.npy"].values, flat(v)) end)
+    end)
+    it("npz.load of a deflated archive", function()
+      memcheck.sweep(function() return {} end, function() return crater.npz.load(FX .. "/deflated.npz") end,
+        function(_, v) for k, want in pairs(fx.npz) do assert.same(want.values, flat(v[k]), k) end end)
+    end)
+    it("safetensors.save and npz.save: a failure leaves the previous file", function()
+      local path = os.tmpname()
+      for _, save in ipairs({function(t) crater.safetensors.save(path, t) end,
+                             function(t) crater.npz.save(path, t, {compress = true}) end}) do
+        save({old = crater.zeros(1)})
+        local old = io.open(path, "rb"):read("a")
+        local n = memcheck.sweep(function()
+          save({old = crater.zeros(1)})   -- the previous file, again before each attempt
+          return {w = crater.tensor({{1, 2}, {3, 4}}):t()}
+        end, function(a) save(a) end, nil, function() assert.equal(old, io.open(path, "rb"):read("a")) end)
+        assert.is_true(n > 0)   -- the transposed view is copied in C: there is an allocation to fail
+      end
+      os.remove(path)
+    end)
+  end)
 end)
