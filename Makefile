@@ -153,9 +153,10 @@ lint:
 	luacheck lua spec examples
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance src
 
-# libFuzzer targets (Debian's clang-14 + libclang-rt-14-dev) for the IDX reader and the
-# checkpoint reader, with ASan and UBSan; seeds in spec/fuzz/corpus/<target>, new inputs
-# go to build-fuzz/corpus/<target>.  `make fuzz FUZZ_TIME=600` runs each for 10 minutes.
+# libFuzzer targets (Debian's clang-14 + libclang-rt-14-dev) for the IDX reader, the
+# checkpoint reader and the safetensors/.npy/.npz readers, with ASan and UBSan; seeds in
+# spec/fuzz/corpus/<target>, new inputs go to build-fuzz/corpus/<target>.
+# `make fuzz FUZZ_TIME=600` runs each for 10 minutes.
 FUZZ_TIME ?= 60
 FUZZ_CC   ?= clang
 FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=undefined -g -O1
@@ -166,16 +167,16 @@ build-fuzz/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -fPIC $(LUAINC) $(BLASINC) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c $< -o $@
 
-build-fuzz/%_fuzz: spec/fuzz/%_fuzz.c $(FUZZ_OBJ)
-	$(FUZZ_CC) $(LUAINC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(shell pkg-config --libs lua5.4) $(LDLIBS)
+build-fuzz/%_fuzz: spec/fuzz/%_fuzz.c spec/fuzz/lua_fuzz.h $(FUZZ_OBJ)
+	$(FUZZ_CC) $(LUAINC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $(filter-out %.h,$^) $(shell pkg-config --libs lua5.4) $(LDLIBS)
 
 fuzz-deps:
 	@command -v $(FUZZ_CC) >/dev/null && [ -n "$$(find /usr/lib/llvm-14 -name 'libclang_rt.fuzzer*' 2>/dev/null)" ] || \
 	  { if [ "$$(id -u)" = 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang libclang-rt-14-dev >/dev/null; \
 	    else echo "make fuzz needs: sudo apt-get install -y clang libclang-rt-14-dev"; exit 1; fi; }
 
-fuzz: fuzz-deps build-fuzz/idx_fuzz build-fuzz/checkpoint_fuzz
-	@for t in idx checkpoint; do \
+fuzz: fuzz-deps build-fuzz/idx_fuzz build-fuzz/checkpoint_fuzz build-fuzz/interop_fuzz
+	@for t in idx checkpoint interop; do \
 	  mkdir -p build-fuzz/corpus/$$t; \
 	  echo "fuzz $$t: $(FUZZ_TIME) s"; \
 	  ./build-fuzz/$${t}_fuzz -max_total_time=$(FUZZ_TIME) -max_len=65536 -rss_limit_mb=2048 \

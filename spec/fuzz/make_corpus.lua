@@ -49,3 +49,15 @@ seed("mixed.ct", {
   nested = {list = {1, 2.5, "three", true, false}, [7] = "seven", deep = {{{}}}},
 })
 seed("scalar.ct", 42)
+
+-- foreign files (interop_fuzz): byte 1 picks the reader (mod 3: safetensors, .npy, .npz);
+-- the seeds are the PyTorch/NumPy fixtures of spec/fixtures/gen_interop.py
+local fx = "spec/fixtures/interop/"
+os.execute("mkdir -p " .. dir .. "interop")
+local seeds = {{0, "dtypes.safetensors"}, {0, "mlp_f32.safetensors"}, {1, "f4_v1.npy"}, {1, "f8_fortran.npy"},
+               {1, "i8_v2.npy"}, {1, "f2_big.npy"}, {2, "stored.npz"}, {2, "deflated.npz"}}
+for _, s in ipairs(seeds) do
+  local f = assert(io.open(fx .. s[2], "rb"))
+  write(dir .. "interop/" .. s[2], string.char(s[1]) .. f:read("a"))
+  f:close()
+end
