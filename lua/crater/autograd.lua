@@ -13,6 +13,10 @@ M.grad = core.grad
 M.backward = function(t, g, opts) return t:backward(g, opts) end
 M.no_grad = core.no_grad
 M.enable_grad = core.enable_grad
+--- From a hook during `x:backward()`, queues fn() to run once that backward has
+-- accumulated every gradient (PyTorch's engine queue_callback); DistributedDataParallel
+-- reduces its gradients there.  Outside a backward it is an error.
+M.queue_callback = core.queue_callback
 
 local function as_list(v)
   if crater.is_tensor(v) then return { v } end

@@ -355,6 +355,41 @@ static bool opt_bool(lua_State *L, int idx, const char *fn, const char *key, boo
   return v;
 }
 
+/* Callbacks that hooks queue during x:backward() (crater.autograd.queue_callback, as
+ * PyTorch's engine.queue_callback): they run in order once that backward has accumulated
+ * every gradient into .grad.  DistributedDataParallel reduces its gradient buckets there.
+ * CALLBACKS[level] is the list of the backward running at that nesting level. */
+static const char CALLBACKS_KEY = 'c';
+static int backward_level;
+
+static int t_queue_callback(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  if (backward_level == 0) return luaL_error(L, "queue_callback: no backward is running (call it from a hook)");
+  push_store(L, &CALLBACKS_KEY);
+  if (lua_rawgeti(L, -1, backward_level) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -3, backward_level);
+  }
+  lua_pushvalue(L, 1);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  return 0;
+}
+
+/* Takes the callback list of 'level' off CALLBACKS and runs it when 'run' (the backward
+ * succeeded); a raising callback raises from backward. */
+static void finish_callbacks(lua_State *L, int level, int run) {
+  push_store(L, &CALLBACKS_KEY);
+  int t = lua_rawgeti(L, -1, level);
+  lua_pushnil(L);
+  lua_rawseti(L, -3, level);
+  if (t == LUA_TTABLE && run)
+    for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TFUNCTION; i++) {
+      lua_call(L, 0, 0);
+    }
+}
+
 /* ct_backward with hooks and Lua backwards running on L, for this call only. */
 static int run_backward(lua_State *L, int nroots, ct_tensor **roots, ct_tensor **grads, bool retain,
                         bool create, int ninputs, ct_tensor **inputs, ct_tensor **results, ct_err *err) {
@@ -375,7 +410,14 @@ static int t_backward(lua_State *L) {
   bool create = opt_bool(L, opts, "backward", "create_graph", false);
   bool retain = opt_bool(L, opts, "backward", "retain_graph", create);
   ct_err err;
-  if (!run_backward(L, 1, &x, &g, retain, create, 0, NULL, NULL, &err)) return ct_lua_error(L, "backward", &err);
+  int level = ++backward_level, top = lua_gettop(L);
+  finish_callbacks(L, level, 0);   /* a list a failed backward left behind */
+  lua_settop(L, top);
+  int ok = run_backward(L, 1, &x, &g, retain, create, 0, NULL, NULL, &err);
+  backward_level--;
+  finish_callbacks(L, level, ok);
+  lua_settop(L, top);
+  if (!ok) return ct_lua_error(L, "backward", &err);
   return 0;
 }
 
@@ -543,6 +585,7 @@ void ct_lua_open_autograd(lua_State *L) {
     {"backward", t_backward}, {"register_hook", t_register_hook}, {"bytes", t_storage_bytes},
     {"retain_grad", t_retain_grad}, {"function_op", t_function_op},
     {"function_record", t_function_record}, {"version", t_version},
+    {"queue_callback", t_queue_callback},
     {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
@@ -551,6 +594,7 @@ void ct_lua_open_autograd(lua_State *L) {
   make_store(L, &ORPHANS_KEY, false);
   make_store(L, &OWNERS_KEY, true);
   make_store(L, &DROPPED_KEY, false);
+  make_store(L, &CALLBACKS_KEY, false);
   ct_hook_call = call_hooks;
   ct_hook_drop = drop;
   ct_hook_pin = pin;
