@@ -525,13 +525,17 @@ int luaopen_crater_distributed(lua_State *L) {
     lua_setfield(L, -2, "__index");
   }
   lua_pop(L, 1);
-  /* finalize when the Lua state closes (lua_close runs before exit's handlers) */
-  lua_newuserdatauv(L, 1, 0);
-  lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, d_gc_sentinel);
-  lua_setfield(L, -2, "__gc");
-  lua_setmetatable(L, -2);
-  lua_setfield(L, LUA_REGISTRYINDEX, "crater.distributed.sentinel");
+  /* finalize when the Lua state closes (lua_close runs before exit's handlers); once per
+   * state: a second require (busted unloads modules between files) keeps the first */
+  if (lua_getfield(L, LUA_REGISTRYINDEX, "crater.distributed.sentinel") == LUA_TNIL) {
+    lua_newuserdatauv(L, 1, 0);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, d_gc_sentinel);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, "crater.distributed.sentinel");
+  }
+  lua_pop(L, 1);
   static const luaL_Reg fns[] = {
     {"init", d_init}, {"finalize", d_finalize}, {"rank", d_rank}, {"world_size", d_world_size},
     {"local_rank", d_local_rank}, {"local_size", d_local_size}, {"is_main", d_is_main},
