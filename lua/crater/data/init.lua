@@ -5,6 +5,7 @@ local core = require "crater.core"
 
 local data = {}
 data.DataLoader = require "crater.data.loader"
+data.DistributedSampler = require "crater.data.sampler"
 
 local DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"
 

@@ -1,5 +1,5 @@
 --- crater.data.DataLoader: mini-batches of tensors.
--- `DataLoader(x, y, {batch_size=1, shuffle=false, seed=nil, drop_last=false})`; iterate
+-- `DataLoader(x, y, {batch_size=1, shuffle=false, seed=nil, drop_last=false, sampler=nil})`; iterate
 -- with `for xb, yb in loader:iter() do ... end`.  Batches are rows of x and y gathered
 -- in C (index_select), or narrow views when not shuffling.  With shuffle, epoch e's order
 -- is a function of (seed, e), so a resumed run that sets the epoch sees the same batches.
@@ -15,6 +15,8 @@ DataLoader.__name = "DataLoader"
 -- @tparam[opt=false] boolean shuffle a new random order every epoch
 -- @tparam[opt=nil] number seed shuffling seed (default: drawn from crater's generator once)
 -- @tparam[opt=false] boolean drop_last skip a last batch smaller than batch_size
+-- @tparam[opt=nil] DistributedSampler sampler take the rows (and their order) from
+--   sampler:indices() each epoch: this rank's shard (call sampler:set_epoch(e))
 -- @usage loader = crater.data.DataLoader(x, y, {batch_size = 128, shuffle = true, seed = 1})
 -- for xb, yb in loader:iter() do ... end
 function DataLoader.new(x, y, o)
@@ -33,17 +35,28 @@ function DataLoader.new(x, y, o)
     error(string.format("DataLoader: x has %d rows but y has shape {%s}", x:size(1),
       table.concat(y:shape(), ",")), 2)
   end
+  local sampler = o.sampler
+  if sampler ~= nil then
+    if type(sampler) ~= "table" or type(sampler.indices) ~= "function" then
+      error("DataLoader: sampler must be a crater.data.DistributedSampler (or have indices()), got " .. type(sampler), 2)
+    end
+    if o.shuffle then error("DataLoader: sampler and shuffle are mutually exclusive (the sampler shuffles)", 2) end
+    if sampler.n ~= nil and sampler.n ~= x:size(1) then
+      error(string.format("DataLoader: the sampler is over %d rows but x has %d", sampler.n, x:size(1)), 2)
+    end
+  end
   local seed = o.seed
   if o.shuffle and seed == nil then seed = crater.randint(0, 1 << 31, { 1 }):get(1) end
   return setmetatable({ x = x, y = y, batch_size = bs, shuffle = o.shuffle or false,
                         drop_last = o.drop_last or false, seed = seed, epoch = 0,
-                        n = x:size(1) }, DataLoader)
+                        n = x:size(1), sampler = sampler }, DataLoader)
 end
 
 --- The number of batches per epoch.
 function DataLoader:__len()
-  if self.drop_last then return self.n // self.batch_size end
-  return (self.n + self.batch_size - 1) // self.batch_size
+  local n = self.sampler and #self.sampler or self.n
+  if self.drop_last then return n // self.batch_size end
+  return (n + self.batch_size - 1) // self.batch_size
 end
 
 --- Sets the epoch counter (the next iter() uses epoch e + 1's order); for resuming.
@@ -53,7 +66,8 @@ function DataLoader:set_epoch(e) self.epoch = e end
 function DataLoader:iter()
   self.epoch = self.epoch + 1
   local perm = self.shuffle and core.randperm(self.n, self.seed * 1000003 + self.epoch) or nil
-  local x, y, bs, n = self.x, self.y, self.batch_size, self.n
+  if self.sampler then perm = self.sampler:indices() end   -- this rank's rows, in the sampler's order
+  local x, y, bs, n = self.x, self.y, self.batch_size, perm and perm:size(1) or self.n
   local nb, i = #self, 0
   return function()
     i = i + 1
