@@ -2,8 +2,16 @@
 -- On a terminal (stderr) it redraws one line at most ten times a second:
 --     train  42%|########          | 197/469 [00:03<00:04, 61.2 it/s, loss=0.412]
 -- Otherwise (a log file, a pipe) it writes a plain line at each 10% and at least every
--- 30 seconds, so logs stay short.
+-- 30 seconds, so logs stay short.  Under mpirun (crater.distributed initialized) only
+-- rank 0 draws, unless {all_ranks = true}: then every rank does, its label prefixed with
+-- "[rank r]".
 local core = require "crater.core"
+
+-- This process's rank when crater.distributed is loaded and initialized, else nil.
+local function mpi_rank()
+  local d = package.loaded["crater.distributed"]
+  if d and d.is_initialized() and d.world_size() > 1 then return d.rank() end
+end
 
 local Progress = {}
 Progress.__index = Progress
@@ -22,6 +30,7 @@ end
 -- @tparam[opt=""] string desc a label printed before the bar
 -- @tparam[opt=nil] number total the number of steps, when n does not tell
 -- @tparam[opt=nil] file file where to write (default io.stderr)
+-- @tparam[opt=false] boolean all_ranks under mpirun, draw on every rank (default: rank 0 only)
 -- @usage local bar = crater.progress(loader, {desc = "epoch 1"})
 -- for xb, yb in bar do ...; bar:set_postfix({loss = l}) end
 function Progress.new(n, o)
@@ -31,6 +40,9 @@ function Progress.new(n, o)
                               file = o.file or io.stderr, start = core.clock(),
                               last_draw = -1, last_line = -1, last_decile = -1 }, Progress)
   self.tty = o.file == nil and core.isatty(2)
+  local rank = mpi_rank()
+  if rank and o.all_ranks then self.desc = string.format("[rank %d] %s", rank, self.desc)
+  elseif rank and rank ~= 0 then self.silent = true end
   if math.type(n) == "integer" then
     self.total = self.total or n
     local i = 0
@@ -97,6 +109,7 @@ function Progress:status()
 end
 
 function Progress:draw(final)
+  if self.silent then return end
   local now = core.clock()
   local frac = self.total and self.total > 0 and math.min(self.k / self.total, 1) or nil
   local label = self.desc ~= "" and (self.desc .. " ") or ""

@@ -544,5 +544,11 @@ int luaopen_crater_distributed(lua_State *L) {
     {"all_gather_bytes", d_all_gather_bytes}, {"broadcast_bytes", d_broadcast_bytes},
     {"work_queue", d_work_queue}, {"abort", d_abort}, {"_on_uncaught", d_on_uncaught}, {NULL, NULL}};
   luaL_newlib(L, fns);
+  /* the Lua half (printing, checkpoints, Lua values): require("crater.distributed_aux")(lib) */
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "crater.distributed_aux");
+  lua_call(L, 1, 1);
+  lua_insert(L, -2);
+  lua_call(L, 1, 1);
   return 1;
 }
