@@ -68,6 +68,28 @@ describe("crater.distributed without mpirun", function()
   end)
 end)
 
+describe("the command line under mpirun", function()
+  it("mpirun -np 3 crater sweep prints the table of the sweep alone, once, and one report", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    local args = " sweep booth --opt momentum --grid lr=0.001,0.01,0.03 --grid momentum=0.5,0.9 " ..
+      "--seeds 0,1 --jitter 0.2 --steps 50 --out " .. dir
+    local alone, s1 = run(EXE .. args)
+    local spread, s3 = run(MPIRUN .. " -np 3 " .. EXE .. args)
+    local f = io.open(dir .. "/report.md")
+    assert.equal(0, s1, alone)
+    assert.equal(0, s3, spread)
+    assert.is_not_nil(f)
+    f:close()
+    os.execute("rm -rf '" .. dir .. "'")
+    local function tbl(s) return s:match("(| setting .-)\n\nreport") end
+    assert.is_not_nil(tbl(alone), alone)
+    assert.equal(tbl(alone), tbl(spread))
+    local _, copies = spread:gsub("| setting |", "")
+    assert.equal(1, copies)
+  end)
+end)
+
 describe("faults under mpirun", function()
   it("an uncaught error on one rank aborts the job, naming the rank and the error", function()
     -- ranks 0 and 2 wait in a collective that rank 1 never reaches

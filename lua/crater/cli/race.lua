@@ -27,6 +27,8 @@ trajectories.png/svg (2-D functions) and loss.png/svg into the output folder.
   -h, --help          this text
 
 Without an lr, each optimizer takes the function's suggested lr for its kind.
+Under mpirun (mpirun -np 2 crater race ...) the contestants are spread over the
+ranks; rank 0 prints the table and writes the report.
 Pictures need gnuplot (Debian package gnuplot-nox); without it the numbers and
 report.md are still written.
 
@@ -40,7 +42,7 @@ local function fail(msg)
   return 1
 end
 
-local function value(s)
+local function value(s)   -- also used by `crater sweep`
   if s == "true" then return true elseif s == "false" then return false end
   if tonumber(s) then return math.tointeger(tonumber(s)) or tonumber(s) end
   if s:find("/", 1, true) then          -- betas=0.9/0.99
@@ -64,6 +66,8 @@ local function parse_opt(word)
   end
   return spec
 end
+
+M.value, M.parse_opt = value, parse_opt
 
 --- Parses the words after `crater race`; returns the options or raises.
 function M.parse(args)
@@ -131,9 +135,12 @@ function M.main(args)
   local okf, fn = pcall(lab.functions.get, o.fn, {dim = o.dim, cond = o.cond})
   if not okf then return fail((tostring(fn):gsub("^functions%.get: ", ""))) end
   local out = o.out or ("out/race-" .. fn.name:gsub("[^%w_.-]", "_"))
+  local okd, dist = pcall(require("crater.lab.spread").launched)   -- under mpirun: spread the race
+  if not okd then return fail(dist) end
   local okr, r = pcall(lab.race, {fn = fn, start = o.start, optimizers = o.optimizers, steps = o.steps,
     tol = o.tol, schedule = o.schedule, seed = o.seed, quiet = true})
   if not okr then return fail((tostring(r):gsub("^race: ", ""))) end
+  if dist and not dist.is_main() then return 0 end   -- rank 0 prints and writes the report
   print(string.format("%s: %d steps from {%s}\n", fn.name, r.steps, table.concat(r.start, ", ")))
   print(r:table())
   local path, msg = r:report(out)

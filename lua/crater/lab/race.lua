@@ -39,7 +39,7 @@ M.Results = Results
 local function check_options(o)
   if type(o) ~= "table" then error("race: expects a table of options, got " .. type(o), 3) end
   local known = {fn = 1, start = 1, optimizers = 1, steps = 1, tol = 1, schedule = 1, seed = 1,
-                 out = 1, dim = 1, quiet = 1}
+                 out = 1, dim = 1, quiet = 1, distributed = 1}
   for k in pairs(o) do
     if not known[k] then error("race: unknown option '" .. tostring(k) .. "'", 3) end
   end
@@ -133,9 +133,12 @@ end
 -- @tparam[opt=nil] integer dim dimension for n-D functions given by name
 -- @tparam[opt=nil] string out a folder: write report.md and the pictures there
 -- @tparam[opt=false] boolean quiet do not print where the report went
+-- @tparam[opt=true] boolean distributed under mpirun, spread the contestants over the
+--   ranks (a dynamic work queue; every rank gets every result, rank 0 writes the report);
+--   false runs them all on every rank
 -- @return a Results table: `results.contestants[i]` has label, settings, iterates,
 --   losses, lrs, final_loss, best_loss, distance, steps_to_tol, diverged, diverged_at,
---   error, time (seconds); methods `:table()`, `:report(dir)`, `:plot(dir)`
+--   error, time (seconds), rank (the rank that ran it); methods `:table()`, `:report(dir)`, `:plot(dir)`
 -- @usage local r = crater.lab.race{fn = "rosenbrock", optimizers = {"sgd", "momentum", {"adam", lr = 0.05}}}
 -- print(r:table())
 function M.race(o)
@@ -162,9 +165,13 @@ function M.race(o)
   local r = setmetatable({kind = "race", fn = fn, start = start, steps = steps, tol = tol, seed = seed,
     schedule = sched and sched.label, contestants = {}, version = crater()._VERSION,
     date = os.date("!%Y-%m-%d %H:%M:%S UTC")}, Results)
-  for i, c in ipairs(list) do
-    local okc, rec = pcall(run_one, c, fn, start, steps, tol, sched, seed)
-    if not okc then error(rec, 2) end
+  -- under mpirun the contestants are spread over the ranks (crater.lab.spread)
+  local okc, recs, ranks = pcall(require("crater.lab.spread").map, #list,
+    function(i) return run_one(list[i], fn, start, steps, tol, sched, seed) end, o)
+  if not okc then error(recs, 2) end
+  for i, rec in ipairs(recs) do
+    -- this rank's own copy when it built the contestant (it may hold functions)
+    rec.settings, rec.rank = list[i].settings or rec.settings, ranks[i]
     r.contestants[i] = rec
   end
   return require("crater.lab.report").when_asked(r, o)

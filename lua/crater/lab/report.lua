@@ -103,7 +103,8 @@ end
 --- Writes the report of a race, train race, sweep or lr_find result when the options ask
 -- for one (`out = dir`), and says where unless `quiet`; returns the result.
 function M.when_asked(result, o)
-  if o.out then
+  local d = package.loaded["crater.distributed"]   -- under mpirun, rank 0 writes the one report
+  if o.out and not (d and d.is_initialized() and d.rank() ~= 0) then
     local path, msg = result:report(o.out)
     if not o.quiet then
       print("report: " .. path)

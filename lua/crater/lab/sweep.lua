@@ -79,6 +79,8 @@ Result.__index = Result
 -- @tparam[opt=0] number jitter on a test function, the start moves by jitter * randn per seed
 -- @tparam[opt="final_loss"] string metric "final_loss", "best_loss", "distance" or "test_accuracy"
 -- @tparam[opt=nil] string out write report.md and heatmap.png/svg there
+-- @tparam[opt=true] boolean distributed under mpirun, spread each seed's settings over the
+--   ranks (every rank gets every result; rank 0 writes the report)
 -- @usage crater.lab.sweep{fn = "rosenbrock", optimizer = "momentum", steps = 200,
 --   grid = {lr = {1e-4, 3e-4, 1e-3}, momentum = {0.5, 0.9, 0.99}}, out = "out/sweep"}
 function M.sweep(o)
@@ -119,12 +121,13 @@ function M.sweep(o)
         for j, v in ipairs(start) do s2[j] = v + o.jitter * d[j] end
         start = s2
       end
-      local okr, rr = pcall(lab.race, {fn = fn, start = start, optimizers = specs, steps = o.steps, seed = seed, tol = o.tol})
+      local okr, rr = pcall(lab.race, {fn = fn, start = start, optimizers = specs, steps = o.steps, seed = seed, tol = o.tol,
+        distributed = o.distributed})
       if not okr then error(tostring(rr):gsub("^race:", "sweep:"), 2) end
       r = rr
     else
       local okr, rr = pcall(lab.train_race, {model_factory = o.model_factory, data = o.data, optimizers = specs,
-        epochs = o.epochs, seed = seed, loss = o.loss, quiet = true})
+        epochs = o.epochs, seed = seed, loss = o.loss, quiet = true, distributed = o.distributed})
       if not okr then error(tostring(rr):gsub("^train_race:", "sweep:"), 2) end
       r = rr
     end

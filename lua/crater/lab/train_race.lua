@@ -63,6 +63,8 @@ Results.__index = Results
 -- @tparam[opt=CrossEntropyLoss] function loss `loss(output, target)` returning a 0-d tensor
 -- @tparam[opt=nil] string out write report.md and the pictures into this folder
 -- @tparam[opt=false] boolean quiet no progress lines
+-- @tparam[opt=true] boolean distributed under mpirun, spread the contestants over the
+--   ranks (every rank gets every result; rank 0 writes the report); false: all on every rank
 -- @return results: `contestants[i]` has label, settings, losses (per batch), lrs,
 --   final_loss (mean of the last 20 batches), test_loss, test_accuracy, diverged, time
 -- @usage local r = crater.lab.train_race{model_factory = function() return nn.Linear(784, 10) end,
@@ -86,7 +88,8 @@ function M.train_race(o)
     schedule = sched and sched.label, contestants = {}, version = C._VERSION,
     n_train = type(o.data.iter) ~= "function" and (o.data.x or o.data[1]):size(1) or nil,
     n_test = test and test.x:size(1), date = os.date("!%Y-%m-%d %H:%M:%S UTC")}, Results)
-  for i, c in ipairs(list) do
+  local function run_one(i)
+    local c = list[i]
     local s = c.schedule or sched
     local rec = {label = c.label, class_name = c.class.__name, preset = c.preset, losses = {}, lrs = {}, diverged = false,
                  schedule = s and s.label}
@@ -94,7 +97,7 @@ function M.train_race(o)
     local model = o.model_factory()
     local loader = make_loader(seed)
     local okb, opt = pcall(contestants.build, c, model:parameters(), "train_race")
-    if not okb then error(opt, 2) end
+    if not okb then error(opt, 0) end
     rec.settings = c.settings
     local t0 = C.clock()
     local okr, err = pcall(function()
@@ -127,6 +130,14 @@ function M.train_race(o)
       print(string.format("  %-22s loss %-10s %s %.1f s", rec.label, rec.final_loss and string.format("%.4f", rec.final_loss) or "-",
         rec.test_accuracy and string.format("test acc %5.2f%%", rec.test_accuracy) or (rec.diverged and "diverged" or ""), rec.time))
     end
+    return rec
+  end
+  -- under mpirun the contestants are spread over the ranks (crater.lab.spread)
+  local okc, recs, ranks = pcall(require("crater.lab.spread").map, #list, run_one, o)
+  if not okc then error(recs, 2) end
+  for i, rec in ipairs(recs) do
+    -- this rank's own copy when it built the contestant (it may hold functions)
+    rec.settings, rec.rank = list[i].settings or rec.settings, ranks[i]
     r.contestants[i] = rec
   end
   return require("crater.lab.report").when_asked(r, o)
