@@ -69,6 +69,16 @@ describe("crater.safetensors and a PyTorch-trained MLP", function()
     assert.is_true(max_abs_diff(out, fx.out64) < 1e-12, "max difference " .. max_abs_diff(out, fx.out64))
   end)
 
+  it("gives PyTorch's float64 outputs to 1e-12 in a float64 Sequential (m:double())", function()
+    local net = writer.mlp():double()
+    net:load_state_dict(crater.safetensors.load(DIR .. "/mlp_f64.safetensors"), {torch_names = true})
+    net:eval()
+    assert.equal("float64", net[1].weight:dtype())
+    local out = net(crater.tensor(fx.x, {dtype = "float64"}))
+    assert.equal("float64", out:dtype())
+    assert.is_true(max_abs_diff(out, fx.out64) < 1e-12, "max difference " .. max_abs_diff(out, fx.out64))
+  end)
+
   it("reads only the named tensors", function()
     local sd = crater.safetensors.load(DIR .. "/mlp_f32.safetensors", {"3.bias", "0.weight"})
     local keys = {}
