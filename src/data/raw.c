@@ -48,7 +48,13 @@ static float half_to_float(uint16_t h) {
  * starting at element 'at'. */
 static void decode(char *out, int64_t at, const unsigned char *src, int64_t n, ct_raw_kind k, int big) {
   int size = kinds[k].size;
-  if (k == CT_RAW_F32) {
+  const uint16_t one = 1;
+  unsigned char host_big;
+  memcpy(&host_big, &one, 1);
+  host_big = host_big == 0;
+  if ((k == CT_RAW_F32 || k == CT_RAW_F64 || k == CT_RAW_I64) && !big == !host_big) {
+    memcpy(out + (size_t)at * (size_t)size, src, (size_t)n * (size_t)size);   /* the file's order is ours */
+  } else if (k == CT_RAW_F32) {
     float *o = (float *)out + at;
     for (int64_t i = 0; i < n; i++) {
       uint32_t b = (uint32_t)load_le(src + 4 * i, 4, big);
