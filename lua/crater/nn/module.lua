@@ -245,18 +245,21 @@ function Module:load_state_dict(sd, strict)
     if #unexpected > 0 then parts[#parts + 1] = "unexpected keys: " .. table.concat(unexpected, ", ") end
     error(self.__name .. ": load_state_dict: " .. table.concat(parts, "; "), 2)
   end
-  for n, t in pairs(own) do
-    local v = sd[n]
-    if v ~= nil then
-      if getmetatable(v) ~= getmetatable(t) then
-        error(self.__name .. ": load_state_dict: " .. n .. " is not a tensor", 2)
-      end
-      if shape_str(v) ~= shape_str(t) then
-        error(string.format("%s: load_state_dict: size mismatch for %s: checkpoint %s, model %s",
-          self.__name, n, shape_str(v), shape_str(t)), 2)
+  local bad = {}   -- every mismatch, in registration order, in one message
+  for _, names in ipairs({pn, bn}) do
+    for _, n in ipairs(names) do
+      local v, t = sd[n], own[n]
+      if v ~= nil then
+        if getmetatable(v) ~= getmetatable(t) then
+          error(self.__name .. ": load_state_dict: " .. n .. " is not a tensor", 2)
+        end
+        if shape_str(v) ~= shape_str(t) then
+          bad[#bad + 1] = string.format("size mismatch for %s: checkpoint %s, model %s", n, shape_str(v), shape_str(t))
+        end
       end
     end
   end
+  if #bad > 0 then error(self.__name .. ": load_state_dict: " .. table.concat(bad, "; "), 2) end
   crater.no_grad(function()
     for n, t in pairs(own) do
       if sd[n] ~= nil then t:copy_(sd[n]) end
