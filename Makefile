@@ -32,7 +32,7 @@ MODULE := $(BUILD)/lib/crater/core.so
 EXE    := $(BUILD)/crater
 DIST   := $(BUILD)/lib/crater/distributed.so
 
-.PHONY: test-dist all deps test-deps ctest test asan valgrind demo bench bench-instr install lint clean fuzz fuzz-deps fuzz-api
+.PHONY: test-dist all deps test-deps ctest test asan valgrind demo bench bench-instr install lint check-layers clean fuzz fuzz-deps fuzz-api
 all: deps $(LIB) $(MODULE) $(EXE) $(DIST)
 
 # Debian packages only: install the missing ones when root, else print the apt-get line.
@@ -49,6 +49,13 @@ deps test-deps:
 $(BUILD)/obj/%.o: %.c $(HEADERS) | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# The core builds without Lua's or BLAS's include path: a stray #include <lua.h> there fails
+# to compile (spec/layers.lua, `make check-layers`, checks the includes between layers).
+CORE_CFLAGS = $(filter-out $(LUAINC) $(BLASINC),$(CFLAGS))
+$(BUILD)/obj/src/core/%.o: src/core/%.c $(HEADERS) | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CORE_CFLAGS) -c $< -o $@
 
 $(LIB): $(CORE_OBJ)
 	@rm -f $@
@@ -149,9 +156,12 @@ install: all
 	[ ! -f $(DIST) ] || install -m 644 $(DIST) $(DESTDIR)$(LIBDIR)/crater/distributed.so
 	cp -r lua/crater $(DESTDIR)$(LUADIR)/
 
-lint:
+lint: check-layers
 	luacheck lua spec examples
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance src
+
+check-layers:
+	lua5.4 spec/layers.lua
 
 # libFuzzer targets (Debian's clang-14 + libclang-rt-14-dev) for the IDX reader, the
 # checkpoint reader and the safetensors/.npy/.npz readers, with ASan and UBSan; seeds in

@@ -105,6 +105,8 @@ int ct_save(ct_node *nd, ct_tensor *t, bool is_out, ct_err *err);
 ct_tensor *ct_saved(ct_node *nd, int k, ct_err *err);
 
 void ct_node_release(ct_node *nd);
+/* A tensor's grad_fn and hook released (installed as the core's ct_autograd_release). */
+void ct_autograd_release_tensor(ct_tensor *t);
 
 /* Hooks: the binding installs this; the engine calls it for a hooked leaf tensor or
  * node, with the gradient; *out receives a replacement (new reference) or NULL. */

@@ -46,7 +46,17 @@ ct_node *ct_node_new(const ct_op *op, int nin, ct_err *err) {
   return nd;
 }
 
+/* What ct_tensor_release runs for a tensor with a grad_fn or a hook (the core's
+ * ct_autograd_release). */
+void ct_autograd_release_tensor(ct_tensor *t) {
+  if (t->hook && ct_hook_drop) ct_hook_drop(t->hook);
+  if (t->grad_fn && t->grad_fn->retain_out == t) t->grad_fn->retain_out = NULL;
+  ct_node_release(t->grad_fn);
+  t->grad_fn = NULL;
+}
+
 void ct_set_grad_fn(ct_tensor *x, ct_node *nd) {
+  ct_autograd_release = ct_autograd_release_tensor;
   ct_node *old = x->grad_fn;
   if (old && old->retain_out == x) {
     old->retain_out = NULL;
@@ -170,6 +180,7 @@ ct_tensor *ct_saved(ct_node *nd, int k, ct_err *err) {
   ct_tensor *a = ct_tensor_alias(t, err);
   if (a == NULL) return NULL;
   if (ct_grad_enabled) {
+    ct_autograd_release = ct_autograd_release_tensor;
     a->grad_fn = nd;
     nd->refs++;
     a->requires_grad = true;

@@ -2,6 +2,8 @@
  * Large elementwise ops and optimizer steps are memory-bound, and on this 2-core machine
  * a second thread nearly halves them (examples/bench); small tensors stay on the caller. */
 #include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "tensor.h"
 
@@ -37,6 +39,28 @@ static void run_split(size_t n, int nt, size_t align, ct_range_fn fn, void *ctx)
     if (started[i]) pthread_join(tid[i], NULL);
     else run_chunk(&c[i]);
   }
+}
+
+static int num_threads = 0;   /* 0: not asked yet */
+
+void ct_set_num_threads(int n) { num_threads = n < 1 ? 1 : n; }
+
+/* The default, as OpenBLAS picks its own: OPENBLAS_NUM_THREADS, GOTO_NUM_THREADS or
+ * OMP_NUM_THREADS when set, else the cores online. */
+int ct_get_num_threads(void) {
+  if (num_threads == 0) {
+    const char *vars[] = {"OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"};
+    for (int i = 0; i < 3 && num_threads == 0; i++) {
+      const char *s = getenv(vars[i]);
+      long v = s ? strtol(s, NULL, 10) : 0;
+      if (v > 0) num_threads = v > 256 ? 256 : (int)v;
+    }
+    if (num_threads == 0) {
+      long cores = sysconf(_SC_NPROCESSORS_ONLN);
+      num_threads = cores > 0 ? (cores > 256 ? 256 : (int)cores) : 1;
+    }
+  }
+  return num_threads;
 }
 
 static int threads_for(size_t n) {

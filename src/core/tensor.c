@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../autograd/autograd.h"
 
 /* ---------------- allocator ---------------- */
 
 static ct_memstat mem;
+ct_autograd_release_fn ct_autograd_release = NULL;
 static int64_t fail_countdown = -1;
 static bool fail_always;
 
@@ -381,9 +381,7 @@ ct_tensor *ct_tensor_alias(ct_tensor *src, ct_err *err) {
 void ct_tensor_release(ct_tensor *t) {
   if (t == NULL || --t->refs > 0) return;
   ct_tensor_release(t->grad);
-  if (t->hook && ct_hook_drop) ct_hook_drop(t->hook);
-  if (t->grad_fn && t->grad_fn->retain_out == t) t->grad_fn->retain_out = NULL;
-  ct_node_release(t->grad_fn);
+  if ((t->grad_fn || t->hook) && ct_autograd_release) ct_autograd_release(t);
   mem.tensors--;
   ct_storage *s = t->storage;
   if (s && s->base == t) s->base = NULL;

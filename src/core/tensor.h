@@ -27,7 +27,7 @@ typedef struct ct_storage {
   ct_tensor *block;               /* the tensor whose allocation holds this storage, or NULL */
 } ct_storage;
 
-typedef struct ct_node ct_node;
+typedef struct ct_node ct_node;   /* the tape layer's graph node: the core only holds it */
 
 struct ct_tensor {                /* a view into a storage */
   ct_storage *storage;            /* holds one reference */
@@ -102,6 +102,11 @@ ct_tensor *ct_tensor_alias(ct_tensor *t, ct_err *err);
 int ct_tensor_set_data(ct_tensor *t, ct_tensor *src, ct_err *err);
 static inline void ct_tensor_retain(ct_tensor *t) { t->refs++; }
 void ct_tensor_release(ct_tensor *t);       /* NULL is fine */
+/* The tape layer's teardown of a tensor's autograd state (its grad_fn and hook), which
+ * the core holds but cannot interpret: installed by autograd when it first gives a
+ * tensor either, so the core needs no autograd header. */
+typedef void (*ct_autograd_release_fn)(ct_tensor *t);
+extern ct_autograd_release_fn ct_autograd_release;
 
 /* inline, as the two below: small ops call them several times each, across files */
 static inline int64_t ct_numel(const ct_tensor *t) {

@@ -536,6 +536,7 @@ static int t_set_num_threads(lua_State *L) {
     return luaL_error(L, "set_num_threads: n must be an integer in [1, %d], got %s", MAX_NUM_THREADS,
                       luaL_tolstring(L, 1, NULL));
   ct_set_num_threads((int)v);
+  ct_blas_set_num_threads((int)v);   /* OpenBLAS keeps its own count */
   return 0;
 }
 static int t_get_num_threads(lua_State *L) { lua_pushinteger(L, ct_get_num_threads()); return 1; }
@@ -598,6 +599,7 @@ void ct_lua_open_autograd(lua_State *L) {
   ct_hook_call = call_hooks;
   ct_hook_drop = drop;
   ct_hook_pin = pin;
+  ct_autograd_release = ct_autograd_release_tensor;   /* tensors with hooks and no grad_fn */
   lua_getfield(L, -1, "Tensor");   /* methods too */
   lua_pushcfunction(L, t_backward);
   lua_setfield(L, -2, "backward");

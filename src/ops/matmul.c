@@ -8,20 +8,9 @@
 #include "ops.h"
 
 void openblas_set_num_threads(int n);
-int openblas_get_num_threads(void);
 
-static int num_threads = 0;
-
-void ct_set_num_threads(int n) {
-  if (n < 1) n = 1;
-  num_threads = n;
-  openblas_set_num_threads(n);
-}
-
-int ct_get_num_threads(void) {
-  if (num_threads == 0) num_threads = openblas_get_num_threads();   /* once: the default */
-  return num_threads;
-}
+/* The core owns the thread count (ct_set_num_threads); the binding passes it on here. */
+void ct_blas_set_num_threads(int n) { openblas_set_num_threads(n < 1 ? 1 : n); }
 
 /* How BLAS can read a (rows x cols) matrix with strides rs, cs: as is (row-major with
  * leading dim rs), as a transpose, or not at all (then the caller copies). */

@@ -122,6 +122,8 @@ int ct_eigh(ct_tensor *a, ct_tensor **values, ct_tensor **vectors, ct_err *err);
 ct_tensor *ct_bmm(ct_tensor *a, ct_tensor *b, ct_err *err);      /* 3-D only */
 /* 1 when an (n,k) x (k,m) product fits BLAS's int sizes, else 0 with err. */
 int ct_blas_sizes(int64_t n, int64_t k, int64_t m, ct_err *err);
+/* OpenBLAS's thread count (crater.set_num_threads sets the core's and this one). */
+void ct_blas_set_num_threads(int n);
 
 /* ---- joining and indexing ---- */
 ct_tensor *ct_cat(int n, ct_tensor **xs, int dim, ct_err *err);
