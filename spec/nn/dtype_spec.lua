@@ -58,6 +58,41 @@ describe("Module:to", function()
     assert.are.equal("float32", m.weight:dtype())
   end)
 
+  it("changes nothing when a conversion runs out of memory halfway (found by the API fuzzer)", function()
+    local failed = 0
+    for n = 0, 40 do
+      local m = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+      m(crater.randn(5, 3)):sum():backward()
+      crater.core.fail_alloc(n)
+      local ok = pcall(m.double, m)
+      crater.core.fail_alloc()
+      if ok then break end
+      failed = failed + 1
+      for name, dt in pairs(all_dtypes(m)) do
+        assert.are.equal(name:match("num_batches") and "int64" or "float32", dt, name .. " after failure " .. n)
+      end
+      assert.are.equal("float32", m[1].weight.grad:dtype())
+    end
+    assert.is_true(failed > 3)   -- the sweep reached conversions after the first
+  end)
+
+  it("refuses a field that is no tensor before converting anything", function()
+    local m = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
+    table.insert(m[2]._buffer_names, "junk")
+    rawset(m[2], "junk", 5)
+    assert.has_error(function() m:double() end, "Sequential:to: junk is a number, not a tensor")
+    assert.are.equal("float32", m[1].weight:dtype())
+  end)
+
+  it("register_parameter and register_buffer take a tensor or nil only", function()
+    local m = nn.Linear(2, 2)
+    assert.has_error(function() m:register_parameter("w2", 5) end,
+      "Linear:register_parameter: parameter w2 must be a tensor or nil, got number")
+    assert.has_error(function() m:register_buffer("b2", true) end,
+      "Linear:register_buffer: buffer b2 must be a tensor or nil, got boolean")
+    assert.is_nil(rawget(m, "w2"))
+  end)
+
   it("a graph recorded before the conversion refuses backward", function()
     local m = nn.Linear(2, 1)
     local y = m(crater.randn(3, 2)):sum()

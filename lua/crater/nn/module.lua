@@ -44,6 +44,10 @@ end
 -- @param name the parameter's name
 -- @param t a float tensor, or nil for an absent parameter (a Linear without bias)
 function Module:register_parameter(name, t)
+  if t ~= nil and not crater.is_tensor(t) then
+    error(string.format("%s:register_parameter: parameter %s must be a tensor or nil, got %s", self.__name,
+      tostring(name), type(t)), 2)
+  end
   if t ~= nil then t.requires_grad = true end
   local known = false
   for _, n in ipairs(self._param_names) do if n == name then known = true end end
@@ -54,6 +58,10 @@ end
 
 --- Registers t as buffer `name` (saved in state_dict, not trained).
 function Module:register_buffer(name, t)
+  if t ~= nil and not crater.is_tensor(t) then
+    error(string.format("%s:register_buffer: buffer %s must be a tensor or nil, got %s", self.__name,
+      tostring(name), type(t)), 2)
+  end
   local known = false
   for _, n in ipairs(self._buffer_names) do if n == name then known = true end end
   if not known then table.insert(self._buffer_names, name) end
@@ -158,22 +166,30 @@ function Module:to(dtype)
     error(string.format("%s:to: dtype must be float32 or float64 (a module's parameters are floating point), got %s",
       self.__name, tostring(dtype)), 2)
   end
-  local set_data, done = crater.core.set_data, {}
+  -- every converted copy first, then the swaps (which cannot fail): a conversion that
+  -- runs out of memory, or a field that is no tensor, changes nothing
+  local todo, done = {}, {}
   crater.no_grad(function()
     for _, m in ipairs(self:modules()) do
       for _, kind in ipairs({ m._param_names, m._buffer_names }) do
         for _, n in ipairs(kind) do
           local t = rawget(m, n)
+          if t ~= nil and not crater.is_tensor(t) then
+            error(string.format("%s:to: %s is a %s, not a tensor", self.__name, n, type(t)), 0)
+          end
           if t ~= nil and not done[t] and t:dtype() ~= "int64" and t:dtype() ~= dt then
             done[t] = true
             local g = t.grad
-            set_data(t, t:detach():to(dt))
-            if g ~= nil then t.grad = g:to(dt) end
+            todo[#todo + 1] = { t, t:detach():to(dt), g and g:to(dt) }
           end
         end
       end
     end
   end)
+  for _, c in ipairs(todo) do
+    crater.core.set_data(c[1], c[2])
+    if c[3] ~= nil then c[1].grad = c[3] end
+  end
   return self
 end
 
