@@ -255,3 +255,34 @@ describe("the lab races Torch7's algorithms", function()
     end
   end)
 end)
+
+describe("a step whose closure fails halfway", function()
+  -- found by the API fuzzer: the parameters were left at a trial point
+  local function failing_after(calls, x, with_grad)
+    local n = 0
+    return function()
+      n = n + 1
+      if n > calls then return nil end   -- "the closure must return the loss"
+      local f = rosenbrock(x)
+      if with_grad then
+        if x.grad then x.grad:zero_() end
+        f:backward()
+      end
+      return f
+    end
+  end
+  local cases = {
+    {"CG", function(x) return optim.CG({x}, {maxIter = 20}) end, true},
+    {"LBFGS", function(x) return optim.LBFGS({x}, {max_iter = 20}) end, true},
+    {"DE", function(x) return optim.DE({x}, {minRegion = -2, maxRegion = 2}) end, false},
+    {"CMAES", function(x) return optim.CMAES({x}, {sigma = 0.5}) end, false},
+  }
+  for _, c in ipairs(cases) do
+    it(c[1] .. " leaves the parameters where the step found them", function()
+      local x = crater.tensor({-1.2, 1, 0.5}, {dtype = "float64", requires_grad = true})
+      local opt = c[2](x)
+      assert.has_error(function() opt:step(failing_after(3, x, c[3])) end)
+      assert.are.same({-1.2, 1, 0.5}, x:detach():totable())
+    end)
+  end
+end)

@@ -165,8 +165,7 @@ function CG:step(closure)
   local params = self.param_groups[1].params
   local state = self.state[params[1]]
   if state == nil then state = {func_evals = 0, n_iter = 0}; self.state[params[1]] = state end
-  local ok, fx, evals = pcall(flat.no_grad, run, self, closure)
-  if not ok then error(fx, 2) end
+  local fx, evals = flat.guarded(self, run, self, closure)
   state.func_evals, state.n_iter = state.func_evals + evals, state.n_iter + #fx - 1
   return fx[#fx], fx, evals
 end

@@ -139,8 +139,7 @@ function CMAES:step(closure)
     .. type(closure) .. ")", 2) end
   local params = self.param_groups[1].params
   self.state[params[1]] = self.state[params[1]] or {}
-  local ok, err = pcall(flat.no_grad, generation, self, closure)
-  if not ok then error(err, 2) end
+  flat.guarded(self, generation, self, closure)
   local s = self.state[params[1]].es
   flat.no_grad(flat.set, params, s.best_x)
   return s.best_f

@@ -107,8 +107,7 @@ function DE:step(closure)
     .. type(closure) .. ")", 2) end
   local params = self.param_groups[1].params
   self.state[params[1]] = self.state[params[1]] or {}
-  local ok, err = pcall(flat.no_grad, generation, self, closure, {})
-  if not ok then error(err, 2) end
+  flat.guarded(self, generation, self, closure, {})
   local state = self.state[params[1]]
   flat.no_grad(flat.set, params, state.best_x)
   return state.best_f
@@ -122,10 +121,9 @@ function DE:run(closure)
   local params = self.param_groups[1].params
   local fx = {}
   self.state[params[1]] = self.state[params[1]] or {}
-  repeat
-    local ok, err = pcall(flat.no_grad, generation, self, closure, fx)
-    if not ok then error(err, 2) end
-  until self.state[params[1]].fes >= self.param_groups[1].maxFEs
+  flat.guarded(self, function()
+    repeat generation(self, closure, fx) until self.state[params[1]].fes >= self.param_groups[1].maxFEs
+  end)
   local state = self.state[params[1]]
   flat.no_grad(flat.set, params, state.best_x)
   return state.best_x:clone(), fx, state.best_f

@@ -130,8 +130,7 @@ function FISTA:step(closure)
   end
   local params = self.param_groups[1].params
   self.state[params[1]] = self.state[params[1]] or {}
-  local ok, F, history = pcall(flat.no_grad, run, self, closure)
-  if not ok then error(F, 2) end
+  local F, history = flat.guarded(self, run, self, closure)
   return F, history
 end
 

@@ -57,6 +57,26 @@ end
 --- Runs fn(...) with gradient recording off (the parameters are written in place).
 function M.no_grad(fn, ...) return crater().no_grad(fn, ...) end
 
+--- Runs fn(...) under no_grad as one step of opt: when it raises (a closure that fails or
+-- returns no loss halfway through a line search or a generation), the parameters go back
+-- to where the step found them before the error reaches the caller's caller, so a failed
+-- step changes none of them. The copy lives in a buffer kept on opt.
+function M.guarded(opt, fn, ...)
+  local params = opt.param_groups[1].params
+  local entry = opt._step_entry
+  if entry == nil or entry:numel() ~= M.numel(params) or entry:dtype() ~= params[1]:dtype() then
+    entry = M.zeros(params)
+    opt._step_entry = entry
+  end
+  M.no_grad(M.get, params, entry)
+  local res = table.pack(pcall(M.no_grad, fn, ...))
+  if not res[1] then
+    M.no_grad(M.set, params, entry)
+    error(res[2], 3)
+  end
+  return table.unpack(res, 2, res.n)
+end
+
 --- Runs the closure with gradients enabled; returns its loss as a number.
 function M.evaluate(closure)
   local loss = crater().enable_grad(closure)

@@ -278,7 +278,7 @@ function LBFGS:step(closure)
     error("LBFGS: step needs a closure that recomputes the loss and its gradients", 2)
   end
   self:check_step()
-  return crater().no_grad(run, self, closure)
+  return flat.guarded(self, run, self, closure)
 end
 
 return LBFGS
