@@ -132,10 +132,16 @@ function Result:report(dir)
   for i = 1, #self.lrs, every do
     rows[#rows + 1] = string.format("| %d | %.3g | %.4f | %.4f |", i, self.lrs[i], self.losses[i], self.smoothed[i])
   end
+  local lo, at = math.huge, nil
+  for j, v in ipairs(self.smoothed) do if v < lo then lo, at = v, j end end
+  local summary = {"| optimizer | suggested lr | lowest smoothed loss | at lr | steps run | stopped early |",
+    "|---|---:|---:|---:|---:|---|", string.format("| %s | %s | %.4f | %.3g | %d | %s |", self.optimizer,
+      self.suggestion and string.format("%.3g", self.suggestion) or "-", lo, self.lrs[at], #self.lrs,
+      self.stopped_early and "yes" or "no")}
   local path = report.generic(dir, {title = "LR range test",
     intro = {string.format("%s. Suggested lr (steepest descent of the smoothed loss): **%s**.", self.version,
       self.suggestion and string.format("%.3g", self.suggestion) or "none")},
-    table = table.concat(rows, "\n"),
+    table = table.concat(summary, "\n"), tables = {{"Steps", table.concat(rows, "\n")}},
     settings = {{"optimizer", self.optimizer .. " " .. contestants.describe(self.settings)},
       {"start_lr", self.start_lr}, {"end_lr", self.end_lr}, {"num_iter", self.num_iter},
       {"steps run", #self.lrs}, {"beta", self.beta}, {"seed", self.seed}, {"crater", self.version}},

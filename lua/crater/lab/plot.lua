@@ -141,6 +141,28 @@ local function levels(fn, z, count)
   for i = 1, count do out[#out + 1] = lo + (hi - lo) * i / (count + 1) end
   return out, "($3)"
 end
+M.levels = levels
+
+-- What was drawn into each folder, for crater.lab.html to draw the same data as SVG.
+local drawn = {}
+local function record(dir, fig)
+  local list = drawn[dir] or {}
+  drawn[dir] = list
+  for i, f in ipairs(list) do
+    if f.base == fig.base then list[i] = fig return end   -- drawn again: the newer one
+  end
+  list[#list + 1] = fig
+end
+
+--- The figures drawn into dir since the last call (and forgets them): a list of
+-- `{kind = "lines"|"contour"|"heatmap", base=, ...}` holding the arguments of M.lines
+-- (series, o), M.contour (fn, traces, o) or M.heatmap (xs, ys, z, o). They are recorded
+-- whether or not gnuplot is there.
+function M.figures(dir)
+  local list = drawn[dir] or {}
+  drawn[dir] = nil
+  return list
+end
 
 -- The gnuplot text of a contour map of fn with trajectories; traces are
 -- {label=, points={{x, y}, ...}}.
@@ -220,6 +242,7 @@ end
 -- @param dir output folder, @param base file name without extension
 -- @tparam[opt=fn.name] string title picture title
 function M.contour(fn, traces, dir, base, o)
+  record(dir, {kind = "contour", base = base, fn = fn, traces = traces, o = o})
   local data, body = contour_text(fn, traces, o)
   return figure(dir, base, data, body)
 end
@@ -266,6 +289,7 @@ end
 -- @tparam table o title, xlabel, ylabel, logx, logy, floor (smallest y drawn on a log
 -- axis), yrange {lo, hi} (nil for automatic), marks {{x=, y=, label=}}
 function M.lines(series, dir, base, o)
+  record(dir, {kind = "lines", base = base, series = series, o = o})
   local data, body = lines_text(series, o or {})
   return figure(dir, base, data, body)
 end
@@ -275,6 +299,7 @@ end
 -- @param z z[j][i] for ys[j], xs[i] (nil for a missing cell)
 function M.heatmap(xs, ys, z, dir, base, o)
   o = o or {}
+  record(dir, {kind = "heatmap", base = base, xs = xs, ys = ys, z = z, o = o})
   local rows, labels = {}, {}
   for j = 1, #ys do
     for i = 1, #xs do
@@ -343,22 +368,20 @@ end
 --- Draws a race's pictures into dir: trajectories (2-D functions), loss, and the lr when
 -- a schedule ran. Returns the list of files, or nil and a message.
 function M.race(r, dir)
-  local files = {}
+  -- A failed figure does not stop the others, so that all of them are recorded.
+  local files, first_err = {}, nil
   local function add(list, err)
-    if not list then return err end
+    if not list then first_err = first_err or err return end
     for _, f in ipairs(list) do files[#files + 1] = f end
   end
-  local err
   if r.fn.dim == 2 and r.fn.window then
     local traces = {}
     for k, c in ipairs(r.contestants) do traces[k] = {label = c.label, points = c.iterates} end
-    err = add(M.contour(r.fn, traces, dir, "trajectories",
+    add(M.contour(r.fn, traces, dir, "trajectories",
       {title = string.format("%s: %d steps from (%g, %g)", r.fn.name, r.steps, r.start[1], r.start[2])}))
-    if err then return nil, err end
   end
   local logy, o = race_loss_opts(r)
-  err = add(M.lines(race_loss(r, logy), dir, "loss", o))
-  if err then return nil, err end
+  add(M.lines(race_loss(r, logy), dir, "loss", o))
   local scheduled = r.schedule ~= nil
   for _, c in ipairs(r.contestants) do scheduled = scheduled or c.schedule ~= nil end
   if scheduled then
@@ -368,9 +391,9 @@ function M.race(r, dir)
       for i = 1, #c.lrs do xs[i] = i - 1 end
       series[k] = {label = c.label, x = xs, y = c.lrs}
     end
-    err = add(M.lines(series, dir, "lr", {title = "learning rate per step", ylabel = "lr", logy = true}))
-    if err then return nil, err end
+    add(M.lines(series, dir, "lr", {title = "learning rate per step", ylabel = "lr", logy = true}))
   end
+  if first_err then return nil, first_err end
   return files
 end
 

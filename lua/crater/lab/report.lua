@@ -1,10 +1,11 @@
---- crater.lab.report: report.md for races, train races and sweeps.
+--- crater.lab.report: report.md and report.html for races, train races, sweeps and lr_find.
 -- A report holds the results table, the exact settings of every contestant, the seed, the
 -- crater version and the pictures, so that the run can be repeated.
 local M = {}
 
 local core = require "crater.core"
 local plot = require "crater.lab.plot"
+local html = require "crater.lab.html"
 local describe = require("crater.lab.contestants").describe
 
 --- Creates a folder and its parents (mkdir -p); raises if that fails.
@@ -16,12 +17,7 @@ function M.mkdir(dir)
   if not ok then error("report: cannot create the folder " .. dir, 3) end
 end
 
-local function write(path, text)
-  local f, err = io.open(path, "w")
-  if not f then error("report: cannot write " .. tostring(err), 3) end
-  f:write(text)
-  f:close()
-end
+local write = html.write
 
 local function list(t)
   local s = {}
@@ -29,15 +25,26 @@ local function list(t)
   return "{" .. table.concat(s, ", ") .. "}"
 end
 
--- The shared tail: contestants' settings, pictures, how to repeat.
-local function settings_section(out, contestants)
-  out[#out + 1] = "\n## Settings of each contestant\n"
-  out[#out + 1] = "| optimizer | class | options | schedule |"
-  out[#out + 1] = "|---|---|---|---|"
+-- The settings table ({name, value} pairs) and the contestants' settings, as Markdown.
+local function settings_table(settings)
+  local out = {"| setting | value |", "|---|---|"}
+  for _, kv in ipairs(settings or {}) do out[#out + 1] = string.format("| %s | %s |", kv[1], tostring(kv[2])) end
+  return table.concat(out, "\n")
+end
+
+local function contestants_table(contestants)
+  local out = {"| optimizer | class | options | schedule |", "|---|---|---|---|"}
   for _, c in ipairs(contestants) do
     out[#out + 1] = string.format("| %s | %s | %s | %s |", c.label, c.class_name or "?",
       describe(c.settings or {}), c.schedule or "none")
   end
+  return table.concat(out, "\n")
+end
+
+-- The shared tail: contestants' settings, pictures, how to repeat.
+local function settings_section(out, contestants)
+  out[#out + 1] = "\n## Settings of each contestant\n"
+  out[#out + 1] = contestants_table(contestants)
 end
 
 local function pictures_section(out, files, msg)
@@ -54,49 +61,48 @@ local function pictures_section(out, files, msg)
   end
 end
 
---- Writes dir/report.md and the pictures for a race; returns the report's path and, when
--- the pictures could not be drawn, the message why.
+--- Writes dir/report.md, dir/report.html and the pictures for a race; returns the
+-- report's path and, when the pictures could not be drawn, the message why.
 function M.race(r, dir)
   M.mkdir(dir)
   local files, msg = plot.race(r, dir)
   local fn = r.fn
-  local out = {
-    "# Optimizer race on " .. fn.name, "",
-    string.format("%s, %s. Every contestant starts at %s and takes %d steps in float64.",
-      r.version, r.date, list(r.start), r.steps), "",
-    "## Results\n", r:table(), "",
+  local intro = string.format("%s, %s. Every contestant starts at %s and takes %d steps in float64.",
+    r.version, r.date, list(r.start), r.steps)
+  local notes = {
     "- *final loss*: f at the last iterate; *best loss*: the lowest f seen;",
     "- *distance to min*: from the last iterate to the nearest known minimum"
       .. (#fn.minima == 0 and " (this function has none)" or "") .. ";",
     string.format("- *steps to tol*: the first step with f - f* <= %g%s;", r.tol,
       fn.fmin and string.format(" (f* = %.10g)", fn.fmin) or " (no f*: not measured)"),
     "- *diverged*: the loss or the iterate became NaN or infinite, or the loss grew past 1e12 times its start.",
-    "\n## Exact settings\n",
-    "| setting | value |", "|---|---|",
-    "| function | " .. fn.name .. " |",
-    "| start | " .. list(r.start) .. " |",
-    "| steps | " .. r.steps .. " |",
-    "| tol | " .. string.format("%g", r.tol) .. " |",
-    "| schedule | " .. (r.schedule or "none") .. " |",
-    "| seed | " .. r.seed .. " |",
-    "| crater | " .. r.version .. " |",
   }
+  local settings = {{"function", fn.name}, {"start", list(r.start)}, {"steps", r.steps},
+    {"tol", string.format("%g", r.tol)}, {"schedule", r.schedule or "none"}, {"seed", r.seed},
+    {"crater", r.version}}
+  local code = {string.format("crater.lab.race{fn = %q, start = %s, steps = %d, tol = %.17g, seed = %d,",
+    fn.name, list(r.start), r.steps, r.tol, r.seed), "  optimizers = {"}
+  for _, c in ipairs(r.contestants) do
+    local spec = require("crater.lab.contestants").spec_string(c)
+    if c.schedule then spec = spec:gsub("}$", string.format(", schedule = %q}", c.schedule)) end
+    code[#code + 1] = "    " .. spec .. ","
+  end
+  code[#code + 1] = "  }}"
+  local out = {"# Optimizer race on " .. fn.name, "", intro, "", "## Results\n", r:table(), ""}
+  for _, l in ipairs(notes) do out[#out + 1] = l end
+  out[#out + 1] = "\n## Exact settings\n"
+  out[#out + 1] = settings_table(settings)
   settings_section(out, r.contestants)
   pictures_section(out, files, msg)
   out[#out + 1] = "\n## Repeat\n"
   out[#out + 1] = "```lua"
-  out[#out + 1] = string.format("crater.lab.race{fn = %q, start = %s, steps = %d, tol = %.17g, seed = %d,",
-    fn.name, list(r.start), r.steps, r.tol, r.seed)
-  out[#out + 1] = "  optimizers = {"
-  for _, c in ipairs(r.contestants) do
-    local spec = require("crater.lab.contestants").spec_string(c)
-    if c.schedule then spec = spec:gsub("}$", string.format(", schedule = %q}", c.schedule)) end
-    out[#out + 1] = "    " .. spec .. ","
-  end
-  out[#out + 1] = "  }}"
+  for _, l in ipairs(code) do out[#out + 1] = l end
   out[#out + 1] = "```"
   local path = dir .. "/report.md"
   write(path, table.concat(out, "\n") .. "\n")
+  html.report(dir, {title = "Optimizer race on " .. fn.name, intro = {intro}, table = r:table(), notes = notes,
+    settings = settings_table(settings), contestants = contestants_table(r.contestants),
+    figures = plot.figures(dir), code = table.concat(code, "\n")})
   return path, msg
 end
 
@@ -108,28 +114,35 @@ function M.when_asked(result, o)
     local path, msg = result:report(o.out)
     if not o.quiet then
       print("report: " .. path)
+      print("report: " .. path:gsub("%.md$", ".html"))
       if msg then print(msg) end
     end
   end
   return result
 end
 
---- Writes a generic report: title, intro lines, the results table, settings rows
--- ({name, value} pairs), contestants, and pictures; returns the path.
+--- Writes a generic report.md and report.html: title, intro lines, the results table,
+-- more tables ({title, markdown} pairs), settings rows ({name, value} pairs),
+-- contestants, and pictures; returns the path of report.md.
 function M.generic(dir, o)
   M.mkdir(dir)
   local out = {"# " .. o.title, ""}
   for _, l in ipairs(o.intro or {}) do out[#out + 1] = l end
   out[#out + 1] = "\n## Results\n"
   out[#out + 1] = o.table
+  for _, t in ipairs(o.tables or {}) do
+    out[#out + 1] = "\n## " .. t[1] .. "\n"
+    out[#out + 1] = t[2]
+  end
   out[#out + 1] = "\n## Exact settings\n"
-  out[#out + 1] = "| setting | value |"
-  out[#out + 1] = "|---|---|"
-  for _, kv in ipairs(o.settings or {}) do out[#out + 1] = string.format("| %s | %s |", kv[1], tostring(kv[2])) end
+  out[#out + 1] = settings_table(o.settings)
   if o.contestants then settings_section(out, o.contestants) end
   pictures_section(out, o.files, o.msg)
   local path = dir .. "/report.md"
   write(path, table.concat(out, "\n") .. "\n")
+  html.report(dir, {title = o.title, intro = o.intro, table = o.table, tables = o.tables,
+    settings = settings_table(o.settings), contestants = o.contestants and contestants_table(o.contestants),
+    figures = plot.figures(dir)})
   return path
 end
 
