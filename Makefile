@@ -7,7 +7,7 @@ BUILD   ?= build
 DEBS    := lua5.4 liblua5.4-dev lua-busted libopenblas-dev zlib1g-dev libreadline-dev pkg-config gnuplot-nox \
            dataset-fashion-mnist lua-check libopenmpi-dev openmpi-bin
 # needed by the tests only: installed by `make test`, not by `make deps`
-TEST_DEBS := libcmocka-dev
+TEST_DEBS := libcmocka-dev chromium-headless-shell
 # '=' (not ':='): on a fresh machine pkg-config and the -dev packages arrive with `deps`,
 # so these are asked for when a recipe runs, after it
 LUAINC   = $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
