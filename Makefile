@@ -32,7 +32,7 @@ MODULE := $(BUILD)/lib/crater/core.so
 EXE    := $(BUILD)/crater
 DIST   := $(BUILD)/lib/crater/distributed.so
 
-.PHONY: test-dist all deps test-deps ctest test asan valgrind demo bench bench-instr install lint check-layers clean fuzz fuzz-deps fuzz-api
+.PHONY: test-dist bench-dist all deps test-deps ctest test asan valgrind demo bench bench-instr install lint check-layers clean fuzz fuzz-deps fuzz-api
 all: deps $(LIB) $(MODULE) $(EXE) $(DIST)
 
 # Debian packages only: install the missing ones when root, else print the apt-get line.
@@ -117,6 +117,17 @@ demo: all
 
 bench: all
 	$(EXE) examples/bench/run.lua
+	@$(MAKE) --no-print-directory bench-dist
+
+# Section distributed (README.md, "Beyond one machine"): all_reduce between 2 ranks against
+# copy_, the MLP on 2 ranks x 1 thread against 1 rank x 2 threads, and the per-step compute
+# the cost model uses.  BENCH lines as every bench script's.
+bench-dist: all
+	@echo "== distributed"; if [ ! -f $(DIST) ]; then echo "# skipped: crater.distributed was not built (no MPI)"; exit 0; fi; \
+	$(MPIRUN) -np 2 $(EXE) examples/bench/distributed.lua allreduce $(BENCH_ARGS) && \
+	$(MPIRUN) -np 2 $(EXE) examples/bench/distributed.lua mlp 1 $(BENCH_ARGS) && \
+	$(EXE) examples/bench/distributed.lua mlp 2 $(BENCH_ARGS) && \
+	$(EXE) examples/bench/distributed.lua step $(BENCH_ARGS)
 
 # Instructions per step of the small-op loop (callgrind): the noise-free figure.  valgrind
 # cannot decode AVX-512, so this runs a -march=x86-64-v3 build of its own.

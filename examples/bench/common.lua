@@ -93,4 +93,20 @@ function bench.args(defaults)
   return o
 end
 
+--- A function steps(k) that trains k batches of loader (starting a new epoch when one
+-- ends): zero_grad, crit(model(x), y):backward(), step, and a GC step.
+function bench.trainer(model, opt, crit, loader)
+  local it = loader:iter()
+  return function(k)
+    for _ = 1, k do
+      local xb, yb = it()
+      if xb == nil then it = loader:iter(); xb, yb = it() end
+      opt:zero_grad()
+      crit(model(xb), yb):backward()
+      opt:step()
+      collectgarbage("step")   -- Lua's GC cannot see tensors' C memory: free last step's graph now
+    end
+  end
+end
+
 return bench

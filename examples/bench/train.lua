@@ -37,17 +37,7 @@ for _, name in ipairs({ "mlp", "cnn" }) do
       local crit = nn.CrossEntropyLoss()
       local xs = name == "cnn" and x:view(-1, 1, 28, 28) or x
       local loader = crater.data.DataLoader(xs, y, { batch_size = 128, shuffle = true, seed = 0, drop_last = true })
-      local it = loader:iter()
-      local function batches(k)
-        for _ = 1, k do
-          local xb, yb = it()
-          if xb == nil then it = loader:iter(); xb, yb = it() end
-          opt:zero_grad()
-          crit(model(xb), yb):backward()
-          opt:step()
-          collectgarbage("step")
-        end
-      end
+      local batches = bench.trainer(model, opt, crit, loader)
       local per = name == "mlp" and 100 or 10
       local reps = quick and 2 or 5
       batches(name == "mlp" and 50 or 5)           -- warm-up: allocator, BLAS buffers
