@@ -6,8 +6,9 @@
 --   mpirun -np 2 crater examples/bench/distributed.lua mlp 1       MLP samples/s, 2 ranks x 1 thread
 --   crater examples/bench/distributed.lua mlp 2                    the same, 1 rank x 2 threads
 --   crater examples/bench/distributed.lua step                     per-step compute of the MLP and the
---                                                                  CNN (batch 128, 1 thread), and DDP's
---                                                                  pack/unpack cost in a world of one
+--                                                                  CNN (batch 128, 1 thread), with DDP
+--                                                                  in a world of one, and DDP's own
+--                                                                  pack/unpack per step (dist.pack)
 -- [--quick] takes fewer repetitions.
 local crater = rawget(_G, "crater") or require "crater"
 local bench = dofile(arg[0]:match("^(.-)[^/]*$") .. "common.lua")
@@ -93,6 +94,10 @@ elseif mode == "step" then
       end, reps, 1)
       report(string.format("dist.step.%s%s", name, wrap and ".ddp1" or ""), bench.map(secs, function(s) return 1e3 * s / k end), "ms")
       if not wrap then report("dist.params." .. name, {nparams}, "count") end
+      if wrap and world == 1 then   -- DDP's own work per step: pack, a reduce of one rank, unpack
+        local psecs = bench.time(function() for _ = 1, 20 do m:_reduce() end end, reps, 1)
+        report("dist.pack." .. name, bench.map(psecs, function(s) return 1e3 * s / 20 end), "ms")
+      end
     end
   end
 else
