@@ -36,14 +36,10 @@ local HEADER_SIZE = string.packsize(HEADER)
 local DTYPES = { float32 = 0, float64 = 1, int64 = 2 }
 local DTYPE_NAMES = { [0] = "float32", [1] = "float64", [2] = "int64" }
 local DTYPE_SIZE = { [0] = 4, [1] = 8, [2] = 8 }
-local TENSOR_MT = "crater.Tensor"
 -- tensors are stored as their bytes in memory order, which the format says is little-endian
 assert(string.pack("=i4", 1) == string.pack("<i4", 1), "crater checkpoints need a little-endian host")
 
-local function is_tensor(v)
-  local mt = getmetatable(v)
-  return mt ~= nil and type(mt) == "table" and mt.__name == TENSOR_MT
-end
+local is_tensor = core.is_tensor
 
 -- Tables nest at most this deep, in save and in load alike: a file that one writes the
 -- other reads.

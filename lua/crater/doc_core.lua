@@ -90,6 +90,8 @@ local doc = {
   manual_seed = d("crater.manual_seed(n)",
     "Seeds the random generator: the same seed gives the same numbers on every machine.",
     "crater.manual_seed(42)\na = crater.randn(3)"),
+  is_tensor = d("crater.is_tensor(v)", "True when v is a crater tensor (the one tensor test every module uses).",
+    "print(crater.is_tensor(crater.zeros(2)), crater.is_tensor({}))  -- true false"),
   set_default_dtype = d("crater.set_default_dtype(dtype)",
     'The dtype of new float tensors and layer parameters when none is asked for: "float32" (the start) or "float64", as torch.set_default_dtype; int64 is refused.',
     'crater.set_default_dtype("float64")\nprint(crater.zeros(2):dtype())  -- float64'),

@@ -5,10 +5,7 @@ local core = require "crater.core"
 
 local M = {}
 
-function M.is_tensor(v)
-  local mt = getmetatable(v)
-  return type(mt) == "table" and mt.__name == "crater.Tensor"
-end
+M.is_tensor = core.is_tensor
 
 --- Runs f(...) and returns its results; an error becomes "fn: path: message" (kept as it
 -- is when it already starts with "fn: ") raised at the caller's caller.

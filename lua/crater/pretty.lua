@@ -22,10 +22,7 @@ function pretty.paint (s, kind, color)
 end
 
 --- Is `v` a crater tensor (a userdata whose metatable is named "crater.Tensor")?
-function pretty.is_tensor (v)
-  local mt = type(v) == "userdata" and debug.getmetatable(v)
-  return mt and mt.__name == "crater.Tensor" or false
-end
+pretty.is_tensor = require("crater.core").is_tensor
 
 --- tostring(v), or `<tostring failed: msg>` if its __tostring raises.
 function pretty.safe_tostring (v)

@@ -1287,12 +1287,18 @@ static int t_set_data(lua_State *L) {
   return 0;
 }
 
+/* core.is_tensor(v): the one tensor test (crater.is_tensor; the Lua modules use it too) */
+static int t_is_tensor(lua_State *L) {
+  lua_pushboolean(L, ct_lua_test(L, 1) != NULL);
+  return 1;
+}
+
 static const luaL_Reg functions[] = {
   {"tensor", t_tensor}, {"zeros", t_zeros}, {"ones", t_ones}, {"empty", t_empty},
   {"full", t_full}, {"rand", t_rand}, {"randn", t_randn}, {"randint", t_randint},
   {"eye", t_eye}, {"arange", t_arange}, {"linspace", t_linspace}, {"manual_seed", t_manual_seed},
   {"check_list", t_check_list}, {"eigh", t_eigh}, {"set_default_dtype", t_set_default_dtype},
-  {"get_default_dtype", t_get_default_dtype}, {"set_data", t_set_data}, {NULL, NULL}};
+  {"get_default_dtype", t_get_default_dtype}, {"set_data", t_set_data}, {"is_tensor", t_is_tensor}, {NULL, NULL}};
 
 /* The in-place methods refuse arguments they would ignore (x:zero_(v), x:mul_(2, 3)),
  * as PyTorch does: a call that looks meant to do something else fails before writing. */

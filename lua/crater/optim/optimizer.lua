@@ -25,10 +25,7 @@ Optimizer.required = setmetatable({}, {__tostring = function() return "<required
 
 local function crater() return package.loaded.crater or require "crater" end
 
-local function is_tensor(x)
-  local mt = getmetatable(x)
-  return type(x) == "userdata" and type(mt) == "table" and mt.__name == "crater.Tensor"
-end
+local is_tensor = require("crater.core").is_tensor
 Optimizer.is_tensor = is_tensor
 
 -- Copies plain tables (betas, etas) so groups never share them; tensors and tables
