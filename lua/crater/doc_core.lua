@@ -23,7 +23,7 @@ end
 
 local function compare (name, op)
   return d("crater." .. name .. "(x, y) / x:" .. name .. "(y)",
-    "Elementwise x " .. op .. " y with broadcasting: a tensor of 0s and 1s (same dtype as x).",
+    "Elementwise x " .. op .. " y with broadcasting: an int64 tensor of 0s and 1s (crater has no bool dtype).",
     "x = crater.tensor({1, 2, 3})\nm = x:" .. name .. "(2)")
 end
 
