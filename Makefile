@@ -8,6 +8,8 @@ DEBS    := lua5.4 liblua5.4-dev lua-busted libopenblas-dev zlib1g-dev libreadlin
            dataset-fashion-mnist lua-check libopenmpi-dev openmpi-bin
 # needed by the tests only: installed by `make test`, not by `make deps`
 TEST_DEBS := libcmocka-dev chromium-headless-shell
+# needed by `make doc` only
+DOC_DEBS := lua-ldoc
 # '=' (not ':='): on a fresh machine pkg-config and the -dev packages arrive with `deps`,
 # so these are asked for when a recipe runs, after it
 LUAINC   = $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
@@ -32,12 +34,12 @@ MODULE := $(BUILD)/lib/crater/core.so
 EXE    := $(BUILD)/crater
 DIST   := $(BUILD)/lib/crater/distributed.so
 
-.PHONY: test-dist bench-dist all deps test-deps ctest test asan valgrind demo bench bench-instr install lint check-layers clean fuzz fuzz-deps fuzz-api
+.PHONY: test-dist bench-dist all deps test-deps ctest test asan valgrind demo bench bench-instr install lint check-layers doc doc-deps clean fuzz fuzz-deps fuzz-api
 all: deps $(LIB) $(MODULE) $(EXE) $(DIST)
 
 # Debian packages only: install the missing ones when root, else print the apt-get line.
-deps test-deps: PKGS = $(if $(filter test-deps,$@),$(TEST_DEBS),$(DEBS))
-deps test-deps:
+deps test-deps doc-deps: PKGS = $(if $(filter test-deps,$@),$(TEST_DEBS),$(if $(filter doc-deps,$@),$(DOC_DEBS),$(DEBS)))
+deps test-deps doc-deps:
 	@missing=""; for p in $(PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
@@ -173,6 +175,16 @@ lint: check-layers
 
 check-layers:
 	lua5.4 spec/layers.lua
+
+# The HTML API reference (LDoc, Debian's lua-ldoc) in out/doc: the Lua modules from their
+# LDoc comments, crater.core from lua/crater/doc_core.lua (what `?help` reads).
+doc: doc-deps
+	@rm -rf $(BUILD)/doc && mkdir -p $(BUILD)/doc/src out/doc && cp -r lua/crater $(BUILD)/doc/src/
+	lua5.4 spec/doc/core_reference.lua $(BUILD)/doc/src/crater/core.lua
+	@printf 'project = "crater"\ntitle = "crater reference"\nfile = "%s"\ndir = "%s"\n' \
+	  "$(CURDIR)/$(BUILD)/doc/src/crater" "$(CURDIR)/out/doc" >$(BUILD)/doc/config.ld
+	ldoc -q -c $(BUILD)/doc/config.ld . 2>$(BUILD)/doc/ldoc.log || { cat $(BUILD)/doc/ldoc.log; exit 1; }
+	@test -s out/doc/index.html && echo "doc: out/doc/index.html"
 
 # libFuzzer targets (Debian's clang-14 + libclang-rt-14-dev) for the IDX reader, the
 # checkpoint reader and the safetensors/.npy/.npz readers, with ASan and UBSan; seeds in

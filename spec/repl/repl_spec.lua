@@ -398,6 +398,21 @@ describe("help coverage", function ()
     table.sort(missing)
     assert.same({}, missing)
   end)
+
+  it("no help entry of the C functions names something that does not exist", function ()
+    local crater = require "crater"
+    local methods = debug.getregistry()["crater.Tensor"].__methods
+    local y = crater.ones(1, { requires_grad = true }) * 2   -- has every property (grad_fn, is_leaf, ...)
+    local stale = {}
+    for name in pairs(require "crater.doc_core") do
+      if crater[name] == nil and methods[name] == nil and y[name] == nil and crater.autograd[name] == nil
+         and name ~= "Tensor" then
+        stale[#stale + 1] = name
+      end
+    end
+    table.sort(stale)
+    assert.same({}, stale)
+  end)
 end)
 
 describe("the crater executable", function ()

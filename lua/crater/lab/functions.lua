@@ -151,6 +151,7 @@ end)
 -- @tparam[opt=20] number cond condition number (>= 1)
 -- @tparam[opt=2] integer dim dimension
 -- @tparam[opt=true] boolean rotate rotate the axes away from the coordinates
+-- @function quadratic
 define("quadratic", function(o)
   local n = check_dim("quadratic", o, 2)
   local cond = o.cond or 20

@@ -41,17 +41,21 @@ end
 
 --- MSELoss({reduction="mean"}): mean squared error.
 -- @tparam[opt="mean"] string reduction "mean", "sum" or "none"
+-- @function MSELoss
 loss_class("MSELoss", "mse_loss", {})
 --- L1Loss({reduction="mean"}): mean absolute error.
 -- @tparam[opt="mean"] string reduction "mean", "sum" or "none"
+-- @function L1Loss
 loss_class("L1Loss", "l1_loss", {})
 --- SmoothL1Loss({beta=1, reduction="mean"}).
 -- @tparam[opt=1] number beta where the loss turns from quadratic to linear
 -- @tparam[opt="mean"] string reduction "mean", "sum" or "none"
+-- @function SmoothL1Loss
 loss_class("SmoothL1Loss", "smooth_l1_loss", { "beta" })
 --- HuberLoss({delta=1, reduction="mean"}).
 -- @tparam[opt=1] number delta where the loss turns from quadratic to linear
 -- @tparam[opt="mean"] string reduction "mean", "sum" or "none"
+-- @function HuberLoss
 loss_class("HuberLoss", "huber_loss", { "delta" })
 --- CrossEntropyLoss({weight=, ignore_index=-100, label_smoothing=0, reduction="mean"}): logits
 -- (N,C) against 1-based int64 targets (N), or against class probabilities.
@@ -60,20 +64,24 @@ loss_class("HuberLoss", "huber_loss", { "delta" })
 -- @tparam[opt=0] number label_smoothing mixes the target with the uniform distribution
 -- @tparam[opt="mean"] string reduction "mean", "sum" or "none"
 -- @usage loss = crater.nn.CrossEntropyLoss()(logits, labels)
+-- @function CrossEntropyLoss
 loss_class("CrossEntropyLoss", "cross_entropy", { "weight", "ignore_index", "label_smoothing" })
 --- NLLLoss({weight=, ignore_index=-100, reduction="mean"}): log-probabilities against 1-based targets.
 -- @tparam[opt=nil] Tensor weight per-class weights (C)
 -- @tparam[opt=-100] number ignore_index class target that contributes nothing
 -- @tparam[opt="mean"] string reduction "mean", "sum" or "none"
+-- @function NLLLoss
 loss_class("NLLLoss", "nll_loss", { "weight", "ignore_index" })
 --- BCELoss({weight=, reduction="mean"}): binary cross-entropy of probabilities.
 -- @tparam[opt=nil] Tensor weight per-element weights (broadcast)
 -- @tparam[opt="mean"] string reduction "mean", "sum" or "none"
+-- @function BCELoss
 loss_class("BCELoss", "binary_cross_entropy", { "weight" })
 --- BCEWithLogitsLoss({weight=, pos_weight=, reduction="mean"}): sigmoid + BCE, computed stably.
 -- @tparam[opt=nil] Tensor weight per-element weights (broadcast)
 -- @tparam[opt=nil] Tensor pos_weight weight of positive examples per class
 -- @tparam[opt="mean"] string reduction "mean", "sum" or "none"
+-- @function BCEWithLogitsLoss
 loss_class("BCEWithLogitsLoss", "binary_cross_entropy_with_logits", { "weight", "pos_weight" })
 
 return losses

@@ -64,7 +64,7 @@ Optimizer.same_shape = same_shape
 
 local add_group   -- defined below, used by new
 
---- Option rules (crater.optim.rules): a class's `rules` maps each option to a rule that
+-- Option rules (crater.optim.rules): a class's `rules` maps each option to a rule that
 -- `validate` checks at construction, in add_param_group and load_state_dict, and at the
 -- first step after an option changed.  An option without a rule gets one from its
 -- default: a finite number, a boolean, or a list of as many finite numbers.
