@@ -17,6 +17,9 @@ M.enable_grad = core.enable_grad
 -- accumulated every gradient (PyTorch's engine queue_callback); DistributedDataParallel
 -- reduces its gradients there.  Outside a backward it is an error.
 M.queue_callback = core.queue_callback
+--- True while `x:backward()` runs (in its hooks); false elsewhere, including inside
+-- crater.grad, which fills no .grad.
+M.backward_running = core.backward_running
 
 local function as_list(v)
   if crater.is_tensor(v) then return { v } end

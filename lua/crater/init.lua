@@ -18,7 +18,7 @@ local internal = {
   check_list = true, prodigy_stats = true, lamb_stats = true, lars_norms = true, sum_squares = true,
   adafactor_means = true, adafactor_factored = true, adafactor_factors = true, adafactor_vector = true,
   raw_read = true, raw_peek = true, deflate = true, capi = true, set_data = true,
-  queue_callback = true,
+  queue_callback = true, backward_running = true,
 }
 for k, v in pairs(core) do
   if not internal[k] and not k:match("_step$") then crater[k] = v end

@@ -26,6 +26,16 @@ describe("crater.autograd.queue_callback", function()
     assert.equal(1, calls)
   end)
 
+  it("backward_running is true in a hook of backward, false in one of crater.grad", function()
+    local a = crater.tensor({1, 2}, {requires_grad = true})
+    local seen = {}
+    a:register_hook(function() seen[#seen + 1] = crater.autograd.backward_running() end)
+    ;(a * 3):sum():backward()
+    crater.grad((a * 3):sum(), {a})
+    assert.same({true, false}, seen)
+    assert.is_false(crater.autograd.backward_running())
+  end)
+
   it("is an error outside a backward", function()
     assert.error_matches(function() crater.autograd.queue_callback(function() end) end,
       "queue_callback: no backward is running (call it from a hook)", 1, true)

@@ -128,6 +128,16 @@ describe("DistributedDataParallel", function()
     assert.is_true((w.grad - expect):abs():max():item() < 1e-12 * expect:abs():max():item())
   end)
 
+  it("leaves crater.grad alone: no reduction, .grad untouched", function()
+    local ddp = DDP(make_model(1, "float64"))
+    local w = ddp.module[1].weight
+    local g = crater.grad(((rank + 1) * ddp(crater.ones(1, 5, {dtype = "float64"}))):sum(), {w})[1]
+    local all = dist.all_gather(g)
+    assert.is_nil(w.grad)
+    -- each rank's own gradient: rank r's is (r + 1) times rank 0's
+    assert.is_true((all[n] - all[1] * n):abs():max():item() < 1e-12 * all[1]:abs():max():item() * n)
+  end)
+
   it("passes forward, parameters and state_dict through to the model", function()
     local model = make_model(1, "float32")
     local ddp = DDP(model)

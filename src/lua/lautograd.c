@@ -362,6 +362,8 @@ static bool opt_bool(lua_State *L, int idx, const char *fn, const char *key, boo
 static const char CALLBACKS_KEY = 'c';
 static int backward_level;
 
+static int t_backward_running(lua_State *L) { lua_pushboolean(L, backward_level > 0); return 1; }
+
 static int t_queue_callback(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   if (backward_level == 0) return luaL_error(L, "queue_callback: no backward is running (call it from a hook)");
@@ -460,7 +462,11 @@ static int t_grad(lua_State *L) {
   bool retain = opt_bool(L, 3, "grad", "retain_graph", create);
   bool allow_unused = opt_bool(L, 3, "grad", "allow_unused", false);
   ct_err err;
-  if (!run_backward(L, no, outs, gouts, retain, create, ni, ins, res, &err)) return ct_lua_error(L, "grad", &err);
+  int level = backward_level;   /* hooks inside crater.grad see no backward: it fills no .grad */
+  backward_level = 0;
+  int ok = run_backward(L, no, outs, gouts, retain, create, ni, ins, res, &err);
+  backward_level = level;
+  if (!ok) return ct_lua_error(L, "grad", &err);
   lua_createtable(L, ni, 0);
   int list = lua_gettop(L);
   for (int i = 0; i < ni; i++) {   /* box every result first, so a raise below leaks nothing */
@@ -586,7 +592,7 @@ void ct_lua_open_autograd(lua_State *L) {
     {"backward", t_backward}, {"register_hook", t_register_hook}, {"bytes", t_storage_bytes},
     {"retain_grad", t_retain_grad}, {"function_op", t_function_op},
     {"function_record", t_function_record}, {"version", t_version},
-    {"queue_callback", t_queue_callback},
+    {"queue_callback", t_queue_callback}, {"backward_running", t_backward_running},
     {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);

@@ -127,7 +127,8 @@ function DDP:_make_buckets()
   for _, p in ipairs(params) do
     p:register_hook(function()
       -- the first gradient of a synced backward queues the reduction for its end
-      if self._sync_forward and not self._queued then
+      -- (crater.grad fills no .grad: nothing to reduce)
+      if self._sync_forward and not self._queued and crater.autograd.backward_running() then
         self._queued = true
         crater.autograd.queue_callback(function() self:_reduce() end)
       end
