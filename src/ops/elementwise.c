@@ -6,6 +6,7 @@
 #include <tgmath.h>
 
 #include "ops.h"
+#include "scalar.h"
 
 const char *const ct_unary_names[CT_U_COUNT] = {
 #define X(e, n) #n,
@@ -56,37 +57,37 @@ typedef struct { ct_unary_op op; double a, b; } un_ctx;
     T *y = (T *)p[0];                                                             \
     const T *x = (const T *)p[1];                                             \
     int64_t sy = s[0], sx = s[1];                                                 \
-    const T a = (T)c->a, b = (T)c->b, one = 1, zero = 0, half = (T)0.5;          \
+    const T a = (T)c->a, b = (T)c->b;                                             \
     switch (c->op) {                                                              \
-    case CT_U_NEG: ULOOP(T, -v); break;                                           \
-    case CT_U_ABS: ULOOP(T, fabs(v)); break;                                      \
-    case CT_U_SIGN: ULOOP(T, (T)((v > zero) - (v < zero))); break;                \
-    case CT_U_EXP: ULOOP(T, exp(v)); break;                                       \
-    case CT_U_LOG: ULOOP(T, log(v)); break;                                       \
-    case CT_U_LOG1P: ULOOP(T, log1p(v)); break;                                   \
-    case CT_U_SQRT: ULOOP(T, sqrt(v)); break;                                     \
-    case CT_U_RSQRT: ULOOP(T, one / sqrt(v)); break;                              \
-    case CT_U_SIN: ULOOP(T, sin(v)); break;                                       \
-    case CT_U_COS: ULOOP(T, cos(v)); break;                                       \
-    case CT_U_TANH: ULOOP(T, tanh(v)); break;                                     \
-    case CT_U_SIGMOID: ULOOP(T, one / (one + exp(-v))); break;                    \
-    case CT_U_RELU: ULOOP(T, v > zero ? v : zero); break;                         \
-    case CT_U_ERF: ULOOP(T, erf(v)); break;                                       \
-    case CT_U_GELU: ULOOP(T, half * v * (one + erf(v * (T)0.70710678118654752440))); break; \
-    case CT_U_LEAKY_RELU: ULOOP(T, v > zero ? v : v * a); break;                  \
-    case CT_U_SOFTPLUS: ULOOP(T, v * a > b ? v : log1p(exp(v * a)) / a); break;   \
-    case CT_U_CLAMP: ULOOP(T, v < a ? a : (v > b ? b : v)); break;                \
+    case CT_U_NEG: ULOOP(T, CT_EW_NEG(T, v, a, b)); break;                        \
+    case CT_U_ABS: ULOOP(T, CT_EW_ABS(T, v, a, b)); break;                        \
+    case CT_U_SIGN: ULOOP(T, CT_EW_SIGN(T, v, a, b)); break;                      \
+    case CT_U_EXP: ULOOP(T, CT_EW_EXP(T, v, a, b)); break;                        \
+    case CT_U_LOG: ULOOP(T, CT_EW_LOG(T, v, a, b)); break;                        \
+    case CT_U_LOG1P: ULOOP(T, CT_EW_LOG1P(T, v, a, b)); break;                    \
+    case CT_U_SQRT: ULOOP(T, CT_EW_SQRT(T, v, a, b)); break;                      \
+    case CT_U_RSQRT: ULOOP(T, CT_EW_RSQRT(T, v, a, b)); break;                    \
+    case CT_U_SIN: ULOOP(T, CT_EW_SIN(T, v, a, b)); break;                        \
+    case CT_U_COS: ULOOP(T, CT_EW_COS(T, v, a, b)); break;                        \
+    case CT_U_TANH: ULOOP(T, CT_EW_TANH(T, v, a, b)); break;                      \
+    case CT_U_SIGMOID: ULOOP(T, CT_EW_SIGMOID(T, v, a, b)); break;                \
+    case CT_U_RELU: ULOOP(T, CT_EW_RELU(T, v, a, b)); break;                      \
+    case CT_U_ERF: ULOOP(T, CT_EW_ERF(T, v, a, b)); break;                        \
+    case CT_U_GELU: ULOOP(T, CT_EW_GELU(T, v, a, b)); break;                      \
+    case CT_U_LEAKY_RELU: ULOOP(T, CT_EW_LEAKY_RELU(T, v, a, b)); break;          \
+    case CT_U_SOFTPLUS: ULOOP(T, CT_EW_SOFTPLUS(T, v, a, b)); break;              \
+    case CT_U_CLAMP: ULOOP(T, CT_EW_CLAMP(T, v, a, b)); break;                    \
     case CT_U_POW: /* squares and cubes multiply, as PyTorch's kernel does */    \
-      if (a == 2) ULOOP(T, v * v);                                                \
-      else if (a == 3) ULOOP(T, v * v * v);                                       \
-      else ULOOP(T, pow(v, a));                                                   \
+      if (a == 2) ULOOP(T, CT_EW_POW2(T, v, a, b));                               \
+      else if (a == 3) ULOOP(T, CT_EW_POW3(T, v, a, b));                          \
+      else ULOOP(T, CT_EW_POW(T, v, a, b));                                       \
       break;                                                                      \
-    case CT_U_RPOW: ULOOP(T, pow(a, v)); break;                                   \
-    case CT_U_ADDS: ULOOP(T, v + a); break;                                       \
-    case CT_U_MULS: ULOOP(T, v * a); break;                                       \
-    case CT_U_DIVS: ULOOP(T, v / a); break;                                       \
-    case CT_U_RSUBS: ULOOP(T, a - v); break;                                      \
-    case CT_U_RDIVS: ULOOP(T, a / v); break;                                      \
+    case CT_U_RPOW: ULOOP(T, CT_EW_RPOW(T, v, a, b)); break;                      \
+    case CT_U_ADDS: ULOOP(T, CT_EW_ADDS(T, v, a, b)); break;                      \
+    case CT_U_MULS: ULOOP(T, CT_EW_MULS(T, v, a, b)); break;                      \
+    case CT_U_DIVS: ULOOP(T, CT_EW_DIVS(T, v, a, b)); break;                      \
+    case CT_U_RSUBS: ULOOP(T, CT_EW_RSUBS(T, v, a, b)); break;                    \
+    case CT_U_RDIVS: ULOOP(T, CT_EW_RDIVS(T, v, a, b)); break;                    \
     default: break;                                                               \
     }                                                                             \
   }
@@ -492,13 +493,13 @@ typedef struct { ct_binary_op op; } bin_ctx;
     const T *a = (const T *)p[1], *b = (const T *)p[2];                                 \
     int64_t so = s[0], sa = s[1], sb = s[2];                                            \
     switch (c->op) {                                                                    \
-    case CT_B_ADD: BLOOP(T, T, u + v); break;                                           \
-    case CT_B_SUB: BLOOP(T, T, u - v); break;                                           \
-    case CT_B_MUL: BLOOP(T, T, u * v); break;                                           \
-    case CT_B_DIV: BLOOP(T, T, u / v); break;                                           \
-    case CT_B_POW: BLOOP(T, T, pow(u, v)); break;                                       \
-    case CT_B_MINIMUM: BLOOP(T, T, (u != u || v != v) ? u + v : (u < v ? u : v)); break; \
-    case CT_B_MAXIMUM: BLOOP(T, T, (u != u || v != v) ? u + v : (u > v ? u : v)); break; \
+    case CT_B_ADD: BLOOP(T, T, CT_EW_ADD(T, u, v)); break;                              \
+    case CT_B_SUB: BLOOP(T, T, CT_EW_SUB(T, u, v)); break;                              \
+    case CT_B_MUL: BLOOP(T, T, CT_EW_MUL(T, u, v)); break;                              \
+    case CT_B_DIV: BLOOP(T, T, CT_EW_DIV(T, u, v)); break;                              \
+    case CT_B_POW: BLOOP(T, T, CT_EW_BPOW(T, u, v)); break;                             \
+    case CT_B_MINIMUM: BLOOP(T, T, CT_EW_MINIMUM(T, u, v)); break;                      \
+    case CT_B_MAXIMUM: BLOOP(T, T, CT_EW_MAXIMUM(T, u, v)); break;                      \
     CMP_CASES(T, T)                                                                     \
     default: break;                                                                     \
     }                                                                                   \
