@@ -22,7 +22,7 @@ CFLAGS  += -pthread -std=c11 -D_GNU_SOURCE -fPIC -fno-semantic-interposition -fn
 LDLIBS   = $(BLASLIB) -lz -lm -pthread
 BUSTED  := lua5.4 /usr/bin/busted
 
-CORE_SRC := $(wildcard src/core/*.c src/ops/*.c src/autograd/*.c src/optim/*.c src/data/*.c)
+CORE_SRC := $(wildcard src/core/*.c src/ops/*.c src/autograd/*.c src/optim/*.c src/data/*.c src/fuse/*.c)
 # src/lua/ldistributed.c is crater.distributed, a module of its own that links MPI (below)
 BIND_SRC := $(filter-out src/lua/ldistributed.c,$(wildcard src/lua/*.c))
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
@@ -58,6 +58,10 @@ CORE_CFLAGS = $(filter-out $(LUAINC) $(BLASINC),$(CFLAGS))
 $(BUILD)/obj/src/core/%.o: src/core/%.c $(HEADERS) | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CORE_CFLAGS) -c $< -o $@
+
+# crater.fuse's VM must give the op-by-op kernels' bits: never an FMA (that is -std=c11's
+# default already; said here so that no OPT or XCFLAGS can change it)
+$(BUILD)/obj/src/fuse/fuse.o $(BUILD)/obj/src/ops/elementwise.o: CFLAGS += -ffp-contract=off
 
 $(LIB): $(CORE_OBJ)
 	@rm -f $@

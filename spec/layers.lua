@@ -2,7 +2,7 @@
 --
 --   core (storage, tensors, iteration, allocator, RNG, threads)
 --     <- tape (ops and autograd: backward is built from ops, so they are one layer)
---       <- optim kernels, data readers
+--       <- optim kernels, data readers, the fused VM (src/fuse)
 --         <- bindings (src/lua) and the executable (src/main.c)
 --
 -- A file may include headers of its own layer and of the layers below it, and only the
@@ -13,13 +13,15 @@
 local M = {}
 
 -- folder -> layer; a layer may include the layers listed for it
-M.LAYER = { core = "core", autograd = "tape", ops = "tape", optim = "optim", data = "data", lua = "bind" }
+M.LAYER = { core = "core", autograd = "tape", ops = "tape", optim = "optim", data = "data", lua = "bind",
+  fuse = "fuse" }
 M.MAY_INCLUDE = {
   core = { core = true },
   tape = { core = true, tape = true },
   optim = { core = true, tape = true, optim = true },
   data = { core = true, data = true },
-  bind = { core = true, tape = true, optim = true, data = true, bind = true },
+  fuse = { core = true, tape = true, fuse = true },   -- crater.fuse's VM: the ops' formulas (ops/scalar.h)
+  bind = { core = true, tape = true, optim = true, data = true, fuse = true, bind = true },
 }
 -- system headers beyond the C library and POSIX, by the layers allowed them
 M.SYSTEM = {

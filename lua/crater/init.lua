@@ -19,6 +19,7 @@ local internal = {
   adafactor_means = true, adafactor_factored = true, adafactor_factors = true, adafactor_vector = true,
   raw_read = true, raw_peek = true, deflate = true, capi = true, set_data = true,
   queue_callback = true, backward_running = true,
+  fuse_ops = true, fuse_maxreg = true, fuse_compile = true, fuse_new = true, fuse_sum = true,
 }
 for k, v in pairs(core) do
   if not internal[k] and not k:match("_step$") then crater[k] = v end
@@ -29,7 +30,7 @@ require("crater.tensor")(crater)
 local submodules = {
   nn = "crater.nn", optim = "crater.optim", data = "crater.data", lab = "crater.lab",
   autograd = "crater.autograd", safetensors = "crater.safetensors", npy = "crater.npy", npz = "crater.npz",
-  distributed = "crater.distributed",
+  distributed = "crater.distributed", fuse = "crater.fuse",
 }
 
 -- __lazy names the fields __index loads on first use, so that the REPL completes them

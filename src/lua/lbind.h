@@ -56,5 +56,6 @@ void ct_lua_open_autograd(lua_State *L);
 void ct_lua_open_optim(lua_State *L);   /* src/lua/loptim.c */
 void ct_lua_open_data(lua_State *L);    /* src/lua/ldata.c: IDX reader, checkpoint I/O */
 void ct_lua_open_nn(lua_State *L);      /* src/lua/lnn.c: conv/pool kernels */
+void ct_lua_open_fuse(lua_State *L);    /* src/lua/lfuse.c: crater.fuse's programs */
 
 #endif

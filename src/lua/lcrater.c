@@ -29,5 +29,6 @@ int luaopen_crater_core(lua_State *L) {
   ct_lua_open_optim(L);
   ct_lua_open_data(L);
   ct_lua_open_nn(L);
+  ct_lua_open_fuse(L);
   return 1;
 }
