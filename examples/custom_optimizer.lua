@@ -1,65 +1,65 @@
--- Writing a new optimizer in Lua: Lion and AdaBelief, each a defaults table plus an
--- `update` made of in-place tensor methods (nothing allocated after the first step).
--- They get param groups, state_dict/load_state_dict and schedulers from Optimizer.
+-- Writing a new optimizer in Lua: Lion, AdaBelief and signSGD, each a defaults table plus
+-- its update written as one elementwise function of tensors and numbers.  `fused_update`
+-- hands it to crater.fuse, which traces it once and runs it in one pass over memory, as
+-- fast as a built-in kernel and with the bits the same ops give one by one.  The base class
+-- makes the state tensors (zeros like p), counts `state.step`, and gives param groups,
+-- maximize, state_dict/load_state_dict and schedulers.
 -- Run: build/crater examples/custom_optimizer.lua   (or lua5.4 with LUA_PATH/CPATH set)
 local crater = rawget(_G, "crater") or require "crater"
 local Optimizer = crater.optim.Optimizer
 
 --- Lion (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms"):
 --   c = beta1*m + (1-beta1)*g;  p = p*(1 - lr*wd) - lr*sign(c);  m = beta2*m + (1-beta2)*g
-local Lion = Optimizer:extend("Lion", {lr = 1e-4, betas = {0.9, 0.99}, weight_decay = 0})
-Lion.state_keys = {"exp_avg"}
+local Lion = Optimizer:extend("Lion", {lr = 1e-4, betas = {0.9, 0.99}, weight_decay = 0, maximize = false})
 
 function Lion:validate(group)
   Optimizer.validate(self, group)
   self:check_betas(group)
 end
 
-function Lion:update(p, g, state, group)
-  local b1, b2 = group.betas[1], group.betas[2]
-  if state.exp_avg == nil then state.exp_avg = crater.zeros_like(p) end
-  self.scratch = self.scratch or setmetatable({}, {__mode = "k"})   -- not saved
-  local c = self.scratch[p] or crater.zeros_like(p)
-  self.scratch[p] = c
-  local m = state.exp_avg
-  c:copy_(m):lerp_(g, 1 - b1)                 -- the interpolated momentum
-  p:mul_(1 - group.lr * group.weight_decay)   -- decoupled weight decay
-  p:add_(c:sign_(), -group.lr)
-  m:lerp_(g, 1 - b2)
-end
+Lion:fused_update(function(p, g, m, lr, wd, b1, b2)
+  local c = m:lerp(g, 1 - b1)             -- the interpolated momentum
+  p = p * (1 - lr * wd) - lr * c:sign()   -- decoupled weight decay, then a sign step
+  m = m:lerp(g, 1 - b2)
+  return p, m
+end, {state = {"exp_avg"}, step = false,
+      scalars = function(group) return group.lr, group.weight_decay, group.betas[1], group.betas[2] end})
 
 --- AdaBelief (Zhuang et al. 2020): Adam whose second moment tracks (g - m)^2, the
 -- "belief" in the gradient, instead of g^2.
 --   m = b1*m + (1-b1)*g;  s = b2*s + (1-b2)*(g-m)^2 + eps
---   p = p - lr/(1-b1^t) * m / (sqrt(s/(1-b2^t)) + eps)
+--   p = p*(1 - lr*wd) - lr/(1-b1^t) * m / (sqrt(s/(1-b2^t)) + eps)
 local AdaBelief = Optimizer:extend("AdaBelief", {lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-16,
-  weight_decay = 0})
-AdaBelief.state_keys = {"step", "exp_avg", "exp_avg_var"}
+  weight_decay = 0, maximize = false})
 
 function AdaBelief:validate(group)
   Optimizer.validate(self, group)
   self:check_betas(group)
 end
 
-function AdaBelief:update(p, g, state, group)
-  local b1, b2, eps = group.betas[1], group.betas[2], group.eps
-  if state.step == nil then
-    state.step, state.exp_avg, state.exp_avg_var = 0, crater.zeros_like(p), crater.zeros_like(p)
-  end
-  self.scratch = self.scratch or setmetatable({}, {__mode = "k"})
-  local d = self.scratch[p] or crater.zeros_like(p)
-  self.scratch[p] = d
-  state.step = state.step + 1
-  local m, s, t = state.exp_avg, state.exp_avg_var, state.step
-  p:mul_(1 - group.lr * group.weight_decay)
-  m:lerp_(g, 1 - b1)
-  d:copy_(g):sub_(m)
-  s:mul_(b2):addcmul_(d, d, 1 - b2):add_(eps)
-  d:copy_(s):mul_(1 / (1 - b2 ^ t)):sqrt_():add_(eps)   -- the denominator
-  p:addcdiv_(m, d, -group.lr / (1 - b1 ^ t))
-end
+AdaBelief:fused_update(function(p, g, m, s, lr, wd, b1, b2, eps, bc1, bc2)
+  m = m:lerp(g, 1 - b1)
+  local d = g - m
+  s = b2 * s + (1 - b2) * d * d + eps
+  p = p * (1 - lr * wd) - (lr / bc1) * m / ((s / bc2):sqrt() + eps)
+  return p, m, s
+end, {state = {"exp_avg", "exp_avg_var"}, scalars = function(group, state)
+  local b1, b2, t = group.betas[1], group.betas[2], state.step
+  return group.lr, group.weight_decay, b1, b2, group.eps, 1 - b1 ^ t, 1 - b2 ^ t
+end})
 
-if ... == "--define-only" then return {Lion = Lion, AdaBelief = AdaBelief} end
+--- signSGD (Bernstein et al. 2018) with momentum: m = beta*m + (1-beta)*g; p = p - lr*sign(m)
+-- (beta = 0: plain signSGD, the sign of the gradient).
+local SignSGD = Optimizer:extend("SignSGD", {lr = 1e-2, momentum = 0, maximize = false},
+  {momentum = {"number", 0, 1, open = "hi", what = "momentum value"}})
+
+SignSGD:fused_update(function(p, g, m, lr, beta)
+  m = beta * m + (1 - beta) * g
+  return p - lr * m:sign(), m
+end, {state = {"momentum_buffer"}, step = false,
+      scalars = function(group) return group.lr, group.momentum end})
+
+if ... == "--define-only" then return {Lion = Lion, AdaBelief = AdaBelief, SignSGD = SignSGD} end
 
 -- A small problem: logistic regression on two Gaussian blobs (float64, fixed seed).
 crater.manual_seed(7)
@@ -97,7 +97,8 @@ local function train(cls, opts, steps, start)
   return loss:item(), w, b, opt, sched
 end
 
-for _, case in ipairs({{Lion, {lr = 0.05, weight_decay = 0.01}}, {AdaBelief, {lr = 0.05}}}) do
+for _, case in ipairs({{Lion, {lr = 0.05, weight_decay = 0.01}}, {AdaBelief, {lr = 0.05}},
+    {SignSGD, {lr = 0.05, momentum = 0.9}}}) do
   local cls, opts = case[1], case[2]
   local full_loss, full_w = train(cls, opts, 200)
   -- the same run, stopped at step 100, saved to disk, restored and resumed

@@ -110,27 +110,8 @@ describe("crater.fuse: every op gives the op-by-op bits", function()
   end
 end)
 
-local function adam_fn(p, g, m, v, lr, b1, b2, eps, bc1, bc2)
-  m = b1 * m + (1 - b1) * g
-  v = b2 * v + (1 - b2) * g * g
-  p = p - (lr / bc1) * m / ((v / bc2):sqrt() + eps)
-  return p, m, v
-end
-
-local function adabelief_fn(p, g, m, s, lr, b1, b2, eps, bc1, bc2)
-  m = m:lerp(g, 1 - b1)
-  local d = g - m
-  s = b2 * s + (1 - b2) * d * d + eps
-  p = p - (lr / bc1) * m / ((s / bc2):sqrt() + eps)
-  return p, m, s
-end
-
-local function lion_fn(p, g, m, lr, wd, b1, b2)
-  local c = m:lerp(g, 1 - b1)
-  p = p * (1 - lr * wd) - lr * c:sign()
-  m = m:lerp(g, 1 - b2)
-  return p, m
-end
+local updates = dofile("spec/fuse/updates.lua")
+local adam_fn, adabelief_fn, lion_fn = updates.adam, updates.adabelief, updates.lion
 
 -- Runs a written-in-place update `steps` times both ways and compares every written tensor.
 local function check_update(fn, writes, make_args, steps, threads)

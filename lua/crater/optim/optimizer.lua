@@ -434,6 +434,79 @@ function Optimizer:step(closure)
   return loss
 end
 
+--- Gives the class's update as one fused elementwise function (crater.fuse): a step then
+-- makes one pass over each parameter's memory, as a built-in kernel does.
+-- `fn(p, g, <state tensors>, <numbers>)` returns the new p and state tensors in that
+-- order; they are written in place.  The class gets `init_state` (each state tensor starts
+-- as zeros like p, and `state.step` at 0), `update` (counts `state.step` first, then calls
+-- the program with the numbers `opts.scalars(group, state)` returns), `state_keys` and
+-- `state_rules` (for load_state_dict), and `maximize` (when the group has it: g is
+-- negated inside the program, at no extra pass).
+-- @param fn the update, traced by crater.fuse
+-- @param opts `{state = {names of the state tensors, in fn's order}, scalars = function(group,
+-- state) return ... end, step = false}` (step = false: no `state.step` count)
+-- @usage local SignSGD = crater.optim.Optimizer:extend("SignSGD", {lr = 1e-2})
+-- SignSGD:fused_update(function(p, g, lr) return p - lr * g:sign() end,
+--   {scalars = function(group) return group.lr end, step = false})
+function Optimizer:fused_update(fn, opts)
+  opts = opts or {}
+  local cls, fuse = self, require "crater.fuse"
+  local names, scalars, counts = opts.state or {}, opts.scalars, opts.step ~= false
+  if type(fn) ~= "function" then error(cls.__name .. ": fused_update: expected a function", 2) end
+  if scalars ~= nil and type(scalars) ~= "function" then
+    error(cls.__name .. ": fused_update: scalars must be a function of (group, state)", 2)
+  end
+  local nstate = #names
+  local writes = {1}
+  for i = 1, nstate do writes[i + 1] = i + 2 end
+  local plain = fuse(fn, {writes = writes, name = cls.__name})
+  local negated   -- for maximize: fn(p, -g, ...), traced on first use
+  local function maximizing()
+    if negated == nil then
+      local params = {}
+      for i = 1, debug.getinfo(fn, "u").nparams do params[i] = debug.getlocal(fn, i) end
+      local plist = table.concat(params, ", ")
+      local call = plist:gsub("^([^,]+), ([^,]+)", "%1, -%2", 1)
+      local src = "local fn = ... return function(" .. plist .. ") return fn(" .. call .. ") end"
+      negated = fuse(load(src, "=maximize", "t")(fn), {writes = writes, name = cls.__name})
+    end
+    return negated
+  end
+  local kinds = {}
+  for _, k in ipairs(names) do kinds[k] = "param" end
+  if counts then kinds.step = "count" end
+  local keys = {}
+  if counts then keys[1] = "step" end
+  for _, k in ipairs(names) do keys[#keys + 1] = k end
+  cls.state_keys, cls.state_rules = cls.state_keys or keys, cls.state_rules or kinds
+  function cls.init_state(_, p, state)
+    if counts and state.step == nil then state.step = 0 end
+    for i = 1, nstate do
+      local k, t = names[i], state[names[i]]
+      if t == nil then
+        state[k] = crater().zeros_like(p)
+      elseif t:dtype() ~= p:dtype() or not t:is_contiguous() then   -- a loaded state
+        state[k] = t:to(p:dtype()):contiguous()
+      end
+    end
+  end
+  local args = {}
+  local function call(f, n, ...)
+    local m = select("#", ...)
+    for i = 1, m do args[n + i] = select(i, ...) end
+    return f(table.unpack(args, 1, n + m))
+  end
+  function cls.update(_, p, g, state, group)
+    if counts then state.step = state.step + 1 end
+    args[1], args[2] = p, g
+    for i = 1, nstate do args[i + 2] = state[names[i]] end
+    local f = group.maximize and maximizing() or plain
+    if scalars then call(f, nstate + 2, scalars(group, state)) else call(f, nstate + 2) end
+    for i = 1, nstate + 2 do args[i] = nil end   -- the optimizer, not this table, holds the tensors
+  end
+  return cls
+end
+
 --- Updates one parameter in place (every optimizer class defines it).
 -- @param p the parameter, @param grad its gradient, @param state its state table
 -- (empty at the first step), @param group its parameter group
