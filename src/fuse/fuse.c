@@ -105,7 +105,7 @@ static double lanes_total(const double *part) {
     for (size_t c = lo; c < hi; c++) {                                                        \
       int64_t c0 = (int64_t)c * CT_FUSE_CHUNK, c1 = c0 + CT_FUSE_CHUNK;                       \
       if (c1 > j->n) c1 = j->n;                                                               \
-      memset(part, 0, sizeof(double) * 8 * (size_t)pr->nsums);                                \
+      if (pr->nsums > 0) memset(part, 0, sizeof(double) * 8 * (size_t)pr->nsums);             \
       for (int64_t off = c0; off < c1; off += CT_FUSE_BLOCK) {                                \
         int64_t m = c1 - off < CT_FUSE_BLOCK ? c1 - off : CT_FUSE_BLOCK;                      \
         for (int k = 0; k < pr->nins; k++) {                                                  \

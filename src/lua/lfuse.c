@@ -138,7 +138,8 @@ static int t_fused_call(lua_State *L) {
   char *data[CT_FUSE_MAXARG];
   int first = 0;
   for (int i = 1; i <= n; i++) {
-    t[i - 1] = ct_lua_test(L, i);
+    int ty = lua_type(L, i);
+    t[i - 1] = ty == LUA_TUSERDATA ? ct_lua_test(L, i) : NULL;
     data[i - 1] = NULL;
     scal[i - 1] = 0;
     if (t[i - 1]) {
@@ -150,7 +151,7 @@ static int t_fused_call(lua_State *L) {
       else if (x->dtype != t[first - 1]->dtype)
         return ARGERR(L, i, "is %s but argument #%d '%s' is %s", ct_dtype_name(x->dtype), first,
                       param_name(L, first), ct_dtype_name(t[first - 1]->dtype));
-    } else if (lua_type(L, i) == LUA_TNUMBER) {
+    } else if (ty == LUA_TNUMBER) {
       sig[i - 1] = 's';
       scal[i - 1] = lua_tonumber(L, i);
     } else {
@@ -196,7 +197,9 @@ static int t_fused_call(lua_State *L) {
     int w = o->target;
     ct_err err;
     if (t[w] == NULL) return ARGERR(L, w + 1, "is written but is a number%s", "");
-    if (!ct_inplace_ok(t[w], &err)) return ARGERR(L, w + 1, "cannot be written: %s", err.msg);
+    /* contiguous, so not expanded: what is left to refuse is a view of a leaf in grad mode */
+    if (ct_grad_enabled && !ct_inplace_ok(t[w], &err))
+      return ARGERR(L, w + 1, "cannot be written: %s", err.msg);
     for (int i = 0; i < n; i++) {
       if (i == w || t[i] == NULL || !overlaps(t[i], t[w])) continue;
       bool written = false;
