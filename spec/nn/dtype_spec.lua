@@ -84,6 +84,18 @@ describe("Module:to", function()
     assert.are.equal("float32", m[1].weight:dtype())
   end)
 
+  it("replaces a buffer that is an op's result (found by the API fuzzer), keeps leaves", function()
+    local m = nn.Linear(2, 2)
+    m:register_buffer("scaled", m.weight * 2)   -- a non-leaf: its data cannot be swapped
+    local w = m.weight
+    m:double()
+    assert.are.equal("float64", m.scaled:dtype())
+    assert.is_true(rawequal(w, m.weight))
+    assert.are.same((w:detach() * 2):totable(), m.scaled:totable())
+    assert.has_error(function() m:register_parameter("p2", m.weight * 3) end,
+      "Linear:register_parameter: parameter p2 must be a leaf tensor, not an op's result (register x:detach())")
+  end)
+
   it("register_parameter and register_buffer take a tensor or nil only", function()
     local m = nn.Linear(2, 2)
     assert.has_error(function() m:register_parameter("w2", 5) end,

@@ -48,6 +48,10 @@ function Module:register_parameter(name, t)
     error(string.format("%s:register_parameter: parameter %s must be a tensor or nil, got %s", self.__name,
       tostring(name), type(t)), 2)
   end
+  if t ~= nil and not t.is_leaf then
+    error(string.format("%s:register_parameter: parameter %s must be a leaf tensor, not an op's result "
+      .. "(register x:detach())", self.__name, tostring(name)), 2)
+  end
   if t ~= nil then t.requires_grad = true end
   local known = false
   for _, n in ipairs(self._param_names) do if n == name then known = true end end
@@ -180,15 +184,27 @@ function Module:to(dtype)
           if t ~= nil and not done[t] and t:dtype() ~= "int64" and t:dtype() ~= dt then
             done[t] = true
             local g = t.grad
-            todo[#todo + 1] = { t, t:detach():to(dt), g and g:to(dt) }
+            -- a leaf keeps its identity; a buffer that is an op's result is replaced, as
+            -- PyTorch's module._apply replaces buffers
+            todo[#todo + 1] = { t, t:detach():to(dt), g and g:to(dt), m, n, t.is_leaf }
           end
         end
       end
     end
   end)
   for _, c in ipairs(todo) do
-    crater.core.set_data(c[1], c[2])
-    if c[3] ~= nil then c[1].grad = c[3] end
+    if c[6] then
+      crater.core.set_data(c[1], c[2])
+      if c[3] ~= nil then c[1].grad = c[3] end
+    else
+      for _, m in ipairs(self:modules()) do   -- every module that holds it
+        for _, kind in ipairs({ m._param_names, m._buffer_names }) do
+          for _, n in ipairs(kind) do
+            if rawequal(rawget(m, n), c[1]) then rawset(m, n, c[2]) end
+          end
+        end
+      end
+    end
   end
   return self
 end
