@@ -45,8 +45,8 @@ end
 local function tick_label(v, log)
   if log then
     local e = math.floor(v + 0.5)
-    if math.abs(v - e) < 1e-9 then return "1e" .. e end
-    return string.format("%.2g", 10 ^ v)
+    if math.abs(v - e) < 1e-9 and math.abs(e) > 3 then return "1e" .. e end
+    return string.format("%.3g", 10 ^ v)
   end
   if math.abs(v) < 1e-12 then return "0" end
   return string.format("%.4g", v)
