@@ -121,6 +121,11 @@ test-dist: all
 demo: all
 	$(EXE) examples/demo.lua
 
+# The course: every examples/tutorial/NN_*.lua, its text, pictures and script, on one page
+.PHONY: tutorial
+tutorial: all
+	$(EXE) examples/tutorial/build.lua out/tutorial
+
 bench: all
 	$(EXE) examples/bench/run.lua
 	@$(MAKE) --no-print-directory bench-dist
