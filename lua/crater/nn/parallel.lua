@@ -14,8 +14,9 @@
 --
 -- What is built: the reduction runs once backward has accumulated every gradient (a
 -- gradient hook queues it with crater.autograd.queue_callback), bucket by bucket. It does
--- not overlap with backward: crater's hooks see a gradient before it is accumulated, and
--- the MPI calls block. PyTorch overlaps the two; README.md says when that would pay.
+-- not overlap with backward: crater's engine runs the leaves' hooks only once it has
+-- walked the whole graph (it commits every .grad at the end), and the MPI calls block.
+-- PyTorch overlaps the two; README.md says when that would pay.
 -- A parameter that got no gradient on a rank counts as zeros there.
 local crater = require "crater"
 local Module = require "crater.nn.module"
