@@ -551,8 +551,13 @@ static int o_adafactor_means(lua_State *L) {
   af_job j = {.dt = a.dt, .g = ct_data(a.t[1]), .R = R, .C = C, .eps1 = NUM(6),
               .rowmean = vector_arg(L, 7, "adafactor_means", "rowmean", a.dt, B * R),
               .colmean = vector_arg(L, 8, "adafactor_means", "colmean", a.dt, B * C)};
-  ct_parallel_blocks(B * R, C, af_rowmeans, &j);
-  ct_parallel_blocks(B * C, R, af_colmeans, &j);
+  if (ct_get_num_threads() == 1) {   /* one pass: g read once */
+    if (a.dt == CT_F32) ct_optim_adafactor_means_f32(j.g, B, R, C, j.eps1, j.rowmean, j.colmean);
+    else ct_optim_adafactor_means_f64(j.g, B, R, C, j.eps1, j.rowmean, j.colmean);
+  } else {
+    ct_parallel_blocks(B * R, C, af_rowmeans, &j);
+    ct_parallel_blocks(B * C, R, af_colmeans, &j);
+  }
   return 0;
 }
 

@@ -264,6 +264,10 @@ void ct_optim_adan_f64(double *restrict p, const double *restrict g, double *res
 typedef struct ct_adafactor_args {
   double beta2t, eps1, den, lr, beta1, wd_lr;
 } ct_adafactor_args;
+void ct_optim_adafactor_means_f32(const float *restrict g, size_t B, size_t R, size_t C, double eps1,
+                                  float *restrict rowmean, float *restrict colmean);
+void ct_optim_adafactor_means_f64(const double *restrict g, size_t B, size_t R, size_t C, double eps1,
+                                  double *restrict rowmean, double *restrict colmean);
 void ct_optim_adafactor_rowmeans_f32(const float *restrict g, size_t C, size_t lo, size_t hi, double eps1,
                                      float *restrict rowmean);
 void ct_optim_adafactor_rowmeans_f64(const double *restrict g, size_t C, size_t lo, size_t hi, double eps1,
