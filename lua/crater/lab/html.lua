@@ -62,7 +62,8 @@ local function frame(x0, x1, y0, y1, o)
     local d = math.max(math.abs(y0) * 0.1, o.logy and 0.5 or 1e-12)
     y0, y1 = y0 - d, y1 + d
   end
-  local pw, ph = W - L - R, H - T - B
+  local width = o.width or W
+  local pw, ph = width - L - R, H - T - B
   local f = {}
   function f.x(v) return L + (v - x0) / (x1 - x0) * pw end
   function f.y(v) return T + ph - (v - y0) / (y1 - y0) * ph end
@@ -87,7 +88,7 @@ local function frame(x0, x1, y0, y1, o)
       .. 'text-anchor="end" dominant-baseline="middle">%s</text>', L, n2(py), L + pw, n2(py), L - 6, n2(py),
       esc(tick_label(v, o.logy)))
   end
-  s[#s + 1] = string.format('<text class="title" x="%d" y="20" text-anchor="middle">%s</text>', W // 2,
+  s[#s + 1] = string.format('<text class="title" x="%d" y="20" text-anchor="middle">%s</text>', width // 2,
     esc(o.title or ""))
   s[#s + 1] = string.format('<text x="%d" y="%d" text-anchor="middle">%s</text>', L + pw // 2, H - 8,
     esc(o.xlabel or ""))
@@ -97,11 +98,13 @@ local function frame(x0, x1, y0, y1, o)
 end
 
 local svg_id = 0
-local function svg_open(cls)
+local function svg_open(cls, width)
   svg_id = svg_id + 1
-  return string.format('<svg class="%s" viewBox="0 0 %d %d" xmlns="http://www.w3.org/2000/svg" role="img">'
-    .. '<defs><clipPath id="clip%d"><rect x="%d" y="%d" width="%d" height="%d"/></clipPath></defs>',
-    cls, W, H, svg_id, L, T, W - L - R, H - T - B), svg_id
+  width = width or W
+  return string.format('<svg class="%s" viewBox="0 0 %d %d" style="max-width:%dpx" '
+    .. 'xmlns="http://www.w3.org/2000/svg" role="img"><defs><clipPath id="clip%d"><rect x="%d" y="%d" '
+    .. 'width="%d" height="%d"/></clipPath></defs>', cls, width, H, width, svg_id, L, T, width - L - R, H - T - B),
+    svg_id
 end
 
 local function legend(items)
@@ -223,8 +226,11 @@ function M.contour(fn, traces, o)
   local lv = plot.levels(fn, zt, 16)
   local z = zt:totable()
   local w = fn.window
-  local f, axes = frame(w[1], w[2], w[3], w[4], {title = o.title or fn.name, xlabel = "x1", ylabel = "x2"})
-  local open, id = svg_open("chart contour")
+  -- one unit is as long along x1 as along x2 (gnuplot's "size ratio -1"), as wide as fits
+  local width = math.min(W, math.max(360, L + R + math.floor((H - T - B) * (w[2] - w[1]) / (w[4] - w[3]) + 0.5)))
+  local f, axes = frame(w[1], w[2], w[3], w[4], {title = o.title or fn.name, xlabel = "x1", ylabel = "x2",
+    width = width})
+  local open, id = svg_open("chart contour", width)
   local s = {open, axes, string.format('<g clip-path="url(#clip%d)">', id)}
   -- Shading: the value's band among the levels, as runs of equal cells along x.
   local dx, dy = (xs[2] - xs[1]), (ys[2] - ys[1])
