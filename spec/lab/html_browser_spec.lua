@@ -1,6 +1,6 @@
 -- The lab's HTML reports in a real browser: the demo's pages (`crater examples/demo.lua
--- DIR --quick`: every contestant of `make demo`, fewer steps and images) opened in
--- headless Chromium over the DevTools protocol. Skipped, saying why, only when no
+-- DIR --quick`: every contestant of `make demo`, fewer steps and images) and the course's
+-- page (examples/tutorial/build.lua) opened in headless Chromium over the DevTools protocol. Skipped, saying why, only when no
 -- Chromium is installed (make test's test-deps installs chromium-headless-shell).
 local chromium = require "spec.helpers.chromium"
 
@@ -57,6 +57,10 @@ describe("the lab's HTML reports in headless Chromium", function()
     for _, name in ipairs(PAGES) do
       pages[name] = browser:open(string.format("file://%s/%s/demo/%s/report.html", cwd, OUT, name))
     end
+    local t = io.popen(string.format("%s examples/tutorial/build.lua %s/tutorial 2>&1", EXE, OUT))
+    local tout = t:read("a")
+    assert(t:close(), tout)
+    pages.tutorial = browser:open(string.format("file://%s/%s/tutorial/index.html", cwd, OUT))
     os.execute("mkdir -p " .. OUT .. "/screenshots")
   end)
 
@@ -168,6 +172,27 @@ describe("the lab's HTML reports in headless Chromium", function()
       click(page, "document.querySelector('.legend input')")
       assert.equal(n, page:eval(shown), name)
     end
+  end)
+
+  it("renders the course's pictures, and its legends hide and show curves", function()
+    local page = pages.tutorial
+    local sizes = page:eval("Array.from(document.querySelectorAll('svg')).map(s => {"
+      .. " var r = s.getBoundingClientRect(); return r.width > 100 && r.height > 50; })")
+    assert.truthy(#sizes >= 10)
+    for i, ok in ipairs(sizes) do assert.is_true(ok, "svg " .. i) end
+    -- the square contour maps keep x1 and x2 at the same scale
+    local ratio = page:eval("(function () { var r = document.querySelector('svg.contour rect.plotarea')"
+      .. ".getBoundingClientRect(); return r.width / r.height; })()")
+    assert.truthy(math.abs(ratio - 1) < 0.02, ratio)
+    local label = page:eval("document.querySelectorAll('.legend input')[3].dataset.toggle")
+    local shown = "Array.from(document.querySelectorAll('svg g[data-label]')).filter(g =>"
+      .. " g.dataset.label === " .. string.format("%q", label) .. " && g.getBoundingClientRect().width > 0).length"
+    local n = page:eval(shown)
+    assert.truthy(n >= 1)
+    click(page, "document.querySelectorAll('.legend input')[3]")
+    assert.equal(0, page:eval(shown))
+    click(page, "document.querySelectorAll('.legend input')[3]")
+    assert.equal(n, page:eval(shown))
   end)
 
   it("logs no console errors and fetches nothing but the page itself", function()
