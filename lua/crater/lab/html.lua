@@ -62,8 +62,8 @@ local function frame(x0, x1, y0, y1, o)
     local d = math.max(math.abs(y0) * 0.1, o.logy and 0.5 or 1e-12)
     y0, y1 = y0 - d, y1 + d
   end
-  local width = o.width or W
-  local pw, ph = width - L - R, H - T - B
+  local width, height = o.width or W, o.height or H
+  local pw, ph = width - L - R, height - T - B
   local f = {}
   function f.x(v) return L + (v - x0) / (x1 - x0) * pw end
   function f.y(v) return T + ph - (v - y0) / (y1 - y0) * ph end
@@ -90,7 +90,7 @@ local function frame(x0, x1, y0, y1, o)
   end
   s[#s + 1] = string.format('<text class="title" x="%d" y="20" text-anchor="middle">%s</text>', width // 2,
     esc(o.title or ""))
-  s[#s + 1] = string.format('<text x="%d" y="%d" text-anchor="middle">%s</text>', L + pw // 2, H - 8,
+  s[#s + 1] = string.format('<text x="%d" y="%d" text-anchor="middle">%s</text>', L + pw // 2, height - 8,
     esc(o.xlabel or ""))
   s[#s + 1] = string.format('<text x="16" y="%d" text-anchor="middle" transform="rotate(-90 16 %d)">%s</text>',
     T + ph // 2, T + ph // 2, esc(o.ylabel or ""))
@@ -98,12 +98,13 @@ local function frame(x0, x1, y0, y1, o)
 end
 
 local svg_id = 0
-local function svg_open(cls, width)
+local function svg_open(cls, width, height)
   svg_id = svg_id + 1
-  width = width or W
+  width, height = width or W, height or H
   return string.format('<svg class="%s" viewBox="0 0 %d %d" style="max-width:%dpx" '
     .. 'xmlns="http://www.w3.org/2000/svg" role="img"><defs><clipPath id="clip%d"><rect x="%d" y="%d" '
-    .. 'width="%d" height="%d"/></clipPath></defs>', cls, width, H, width, svg_id, L, T, width - L - R, H - T - B),
+    .. 'width="%d" height="%d"/></clipPath></defs>', cls, width, height, width, svg_id, L, T, width - L - R,
+    height - T - B),
     svg_id
 end
 
@@ -227,10 +228,11 @@ function M.contour(fn, traces, o)
   local z = zt:totable()
   local w = fn.window
   -- one unit is as long along x1 as along x2 (gnuplot's "size ratio -1"), as wide as fits
-  local width = math.min(W, math.max(360, L + R + math.floor((H - T - B) * (w[2] - w[1]) / (w[4] - w[3]) + 0.5)))
+  local height = 580
+  local width = math.min(W, math.max(360, L + R + math.floor((height - T - B) * (w[2] - w[1]) / (w[4] - w[3]) + 0.5)))
   local f, axes = frame(w[1], w[2], w[3], w[4], {title = o.title or fn.name, xlabel = "x1", ylabel = "x2",
-    width = width})
-  local open, id = svg_open("chart contour", width)
+    width = width, height = height})
+  local open, id = svg_open("chart contour", width, height)
   local s = {open, axes, string.format('<g clip-path="url(#clip%d)">', id)}
   -- Shading: the value's band among the levels, as runs of equal cells along x.
   local dx, dy = (xs[2] - xs[1]), (ys[2] - ys[1])
@@ -239,6 +241,7 @@ function M.contour(fn, traces, o)
     for i, l in ipairs(lv) do if v >= l then k = i + 1 end end
     return math.min(#SHADES, 1 + (k - 1) * (#SHADES - 1) // #lv)
   end
+  s[#s + 1] = '<g shape-rendering="crispEdges">'   -- no anti-aliased seams between the runs
   for j = 1, n do
     local run_start, run_band = 1, nil
     for i = 1, n + 1 do
@@ -254,6 +257,7 @@ function M.contour(fn, traces, o)
       end
     end
   end
+  s[#s + 1] = "</g>"
   local gx = function(u) return f.x(xs[1] + u * dx) end
   local gy = function(v) return f.y(ys[1] + v * dy) end
   for _, c in ipairs(lv) do
