@@ -33,7 +33,8 @@ function M.launch(dir, o)
   os.execute("rm -rf " .. q(dir) .. " && mkdir -p " .. q(dir) .. " && mkfifo " .. q(dir .. "/in") .. " "
     .. q(dir .. "/out"))
   -- The shell opens fd 3 (in) before fd 4 (out); we open them in the same order.
-  os.execute(string.format("timeout %d %s --headless --no-sandbox --disable-gpu --hide-scrollbars "
+  -- The browser must not inherit `make asan`'s preloaded sanitizer runtime: it crashes under it.
+  os.execute(string.format("env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS timeout %d %s --headless --no-sandbox --disable-gpu --hide-scrollbars "
     .. "--no-first-run --user-data-dir=%s --remote-debugging-pipe 3<%s 4>%s 2>%s &", o.timeout or 120, q(prog),
     q(dir .. "/profile"), q(dir .. "/in"), q(dir .. "/out"), q(dir .. "/stderr.log")))
   local b = setmetatable({id = 0, queue = {}}, Browser)
