@@ -26,6 +26,26 @@ typedef struct ct_edge {
   int64_t shape[CT_MAXDIM];
 } ct_edge;
 
+/* A view's place in its storage (offset, shape, strides in elements): what as_strided
+ * needs to take the view again. */
+typedef struct ct_geometry {
+  int64_t offset;
+  int ndim;
+  int64_t shape[CT_MAXDIM], stride[CT_MAXDIM];
+} ct_geometry;
+
+/* What a node keeps for its backward besides saved tensors: one member per op family. */
+typedef union ct_node_args {
+  struct { int op; double a, b; } elementwise;   /* the unary or binary op; a unary op's scalars */
+  struct { int op, dim; bool keepdim; } reduce;  /* reductions (dim -1: all); max/min; softmax (op: log) */
+  struct { int dim; int64_t index; } dim;        /* narrow and select (index: start), gather & co */
+  struct { int d1, d2; } transpose;
+  struct { int perm[CT_MAXDIM]; } permute;
+  ct_geometry view;                              /* as_strided and CopySlices: the region */
+  struct { int64_t kh, kw, sh, sw, ph, pw, h, w; } window;   /* im2col/col2im: window, image size */
+  struct { int64_t n0, n1, l; } conv;            /* the conv output's (B, C, L) swap */
+} ct_node_args;
+
 struct ct_node {
   const ct_op *op;
   int refs, nin, nsaved;
@@ -33,8 +53,7 @@ struct ct_node {
   ct_tensor *saved[CT_MAXSAVE];
   uint64_t saved_version[CT_MAXSAVE];
   bool saved_is_out[CT_MAXSAVE];
-  double f[4];              /* op arguments */
-  int64_t i[2 * CT_MAXDIM + 2];   /* room for a view's geometry: offset, ndim, shape, strides */
+  ct_node_args arg;         /* the op's scalars and indices (nd->arg.<family>) */
   ct_node *inner;           /* CopySlices: the node of the in-place op it wraps (owned) */
   ct_tensor *retain_out;    /* the output whose .grad keeps this node's gradient (retain_grad; not owned) */
   /* frees what the node keeps outside C (a Lua backward): its saved state, or all when gone */
@@ -83,7 +102,7 @@ ct_node *ct_node_new(const ct_op *op, int nin, ct_err *err);
 void ct_edge_set(ct_edge *e, ct_tensor *x);
 /* e = a copy of src with its own references. */
 void ct_edge_copy(ct_edge *e, const ct_edge *src);
-/* Stores a view's geometry (offset within its storage, ndim, shape, strides) in nd->i. */
+/* Stores a view's geometry (offset within its storage, ndim, shape, strides) in nd->arg.view. */
 void ct_geometry_put(ct_node *nd, const ct_tensor *v);
 
 /* True when t is a gradient nobody else can see: held once, on its own contiguous

@@ -104,11 +104,12 @@ void ct_edge_copy(ct_edge *e, const ct_edge *src) {
 }
 
 void ct_geometry_put(ct_node *nd, const ct_tensor *v) {
-  nd->i[0] = v->offset;
-  nd->i[1] = v->ndim;
+  ct_geometry *g = &nd->arg.view;
+  g->offset = v->offset;
+  g->ndim = v->ndim;
   for (int k = 0; k < v->ndim; k++) {
-    nd->i[2 + k] = v->shape[k];
-    nd->i[2 + v->ndim + k] = v->stride[k];
+    g->shape[k] = v->shape[k];
+    g->stride[k] = v->stride[k];
   }
 }
 

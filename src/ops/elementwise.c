@@ -233,9 +233,9 @@ ct_tensor *ct_unary(ct_unary_op op, ct_tensor *x, double a, double b, ct_err *er
       ct_tensor_release(y);
       y = NULL;
     } else {
-      nd->i[0] = op;
-      nd->f[0] = a;
-      nd->f[1] = b;
+      nd->arg.elementwise.op = op;
+      nd->arg.elementwise.a = a;
+      nd->arg.elementwise.b = b;
     }
   }
   ct_tensor_release(cast);
@@ -283,8 +283,8 @@ static ct_tensor *grad_apply(ct_unary_op op, ct_tensor *g, double a, ct_err *err
 }
 
 static int unary_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
-  ct_unary_op op = (ct_unary_op)nd->i[0];
-  double a = nd->f[0], b = nd->f[1];
+  ct_unary_op op = (ct_unary_op)nd->arg.elementwise.op;
+  double a = nd->arg.elementwise.a, b = nd->arg.elementwise.b;
   ct_tensor *s = NULL;   /* x, or y for saves_out ops; nothing for the linear ones */
   if (!saves_nothing(op) && (s = ct_saved(nd, 0, err)) == NULL) return 0;
   ct_tensor *r = NULL, *t = NULL;
@@ -606,7 +606,7 @@ static ct_tensor *binary_out(ct_binary_op op, ct_tensor *a0, ct_tensor *b0, bool
     bool ok = n != NULL;
     if (ok && op != CT_B_ADD && op != CT_B_SUB) ok = ct_save(n, a, false, err) && ct_save(n, b, false, err);
     if (ok && (op == CT_B_POW || op == CT_B_DIV)) ok = ct_save(n, o, true, err);
-    if (ok) n->i[0] = op;
+    if (ok) n->arg.elementwise.op = op;
     else { ct_tensor_release(o); o = NULL; }
   }
   ct_tensor_release(a);
@@ -630,7 +630,7 @@ ct_tensor *ct_zeros_like(ct_tensor *x, ct_err *err) {
 }
 
 static int binary_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
-  ct_binary_op op = (ct_binary_op)nd->i[0];
+  ct_binary_op op = (ct_binary_op)nd->arg.elementwise.op;
   bool na = nd->edge[0].needs, nb = nd->edge[1].needs;
   if (op == CT_B_ADD) {
     if (na) { ct_tensor_retain(g); gin[0] = g; }
@@ -756,11 +756,11 @@ static int copy_slices_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_e
   if (inner->freed)
     return ct_fail(err, "trying to backward through the graph a second time (%s's saved tensors "
                         "were freed); pass retain_graph=true to the first backward", inner->op->name);
-  ct_tensor *gs = ct_as_strided(g, nd->i, err);   /* the region's gradient */
+  ct_tensor *gs = ct_as_strided(g, &nd->arg.view, err);   /* the region's gradient */
   if (gs == NULL) return 0;
   int ok = 1;
   if (nd->edge[0].needs) {   /* the base's old values count only outside the region */
-    ct_tensor *pad = ct_as_strided_pad(gs, nd->edge[0].ndim, nd->edge[0].shape, nd->i, err);
+    ct_tensor *pad = ct_as_strided_pad(gs, nd->edge[0].ndim, nd->edge[0].shape, &nd->arg.view, err);
     gin[0] = pad ? ct_sub(g, pad, err) : NULL;
     ct_tensor_release(pad);
     ok = gin[0] != NULL;

@@ -216,16 +216,19 @@ DEFINE_WINDOW_KERNELS(float, f32)
 DEFINE_WINDOW_KERNELS(double, f64)
 
 static void win_to_node(ct_node *nd, ct_win w, int64_t h, int64_t wd) {
-  int64_t v[8] = {w.kh, w.kw, w.sh, w.sw, w.ph, w.pw, h, wd};
-  memcpy(nd->i, v, sizeof v);
+  nd->arg.window.kh = w.kh; nd->arg.window.kw = w.kw;
+  nd->arg.window.sh = w.sh; nd->arg.window.sw = w.sw;
+  nd->arg.window.ph = w.ph; nd->arg.window.pw = w.pw;
+  nd->arg.window.h = h; nd->arg.window.w = wd;
 }
 static ct_win win_from_node(const ct_node *nd) {
-  ct_win w = {nd->i[0], nd->i[1], nd->i[2], nd->i[3], nd->i[4], nd->i[5]};
+  ct_win w = {nd->arg.window.kh, nd->arg.window.kw, nd->arg.window.sh, nd->arg.window.sw,
+              nd->arg.window.ph, nd->arg.window.pw};
   return w;
 }
 
 static int im2col_backward(ct_node *nd, ct_tensor *gout, ct_tensor **gin, ct_err *err) {
-  gin[0] = ct_col2im(gout, nd->i[6], nd->i[7], win_from_node(nd), err);
+  gin[0] = ct_col2im(gout, nd->arg.window.h, nd->arg.window.w, win_from_node(nd), err);
   return gin[0] != NULL;
 }
 static int col2im_backward(ct_node *nd, ct_tensor *gout, ct_tensor **gin, ct_err *err) {
@@ -571,7 +574,7 @@ static ct_tensor *swap_lead(ct_tensor *x, ct_tensor *bias, int64_t n0, int64_t n
     if (ct_needs_grad(nin, in)) {
       ct_node *nd = ct_record(&swap_op, y, nin, in, err);
       if (nd == NULL) { ct_tensor_release(y); y = NULL; }
-      else { nd->i[0] = n0; nd->i[1] = n1; nd->i[2] = l; }
+      else { nd->arg.conv.n0 = n0; nd->arg.conv.n1 = n1; nd->arg.conv.l = l; }
     }
   }
   ct_tensor_release(xc);
@@ -581,7 +584,7 @@ static ct_tensor *swap_lead(ct_tensor *x, ct_tensor *bias, int64_t n0, int64_t n
 
 /* gx = the swap back into x's shape; gbias = the sums of gx's n0 rows. */
 static int swap_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
-  int64_t n0 = nd->i[0], n1 = nd->i[1], l = nd->i[2];
+  int64_t n0 = nd->arg.conv.n0, n1 = nd->arg.conv.n1, l = nd->arg.conv.l;
   bool need_bias = nd->nin > 1 && nd->edge[1].needs;
   ct_tensor *gx = swap_lead(g, NULL, n1, n0, l, nd->edge[0].ndim, nd->edge[0].shape, err), *g2 = NULL;
   int ok = gx != NULL;

@@ -96,8 +96,8 @@ ct_tensor *ct_narrow_pad(ct_tensor *x, int ndim, const int64_t *shape, int dim, 
 /* A view of x (made contiguous, starting at its storage's first element) with the geometry
  * geom = {offset, ndim, shape..., strides...}; and its adjoint, zeros of 'shape' with g
  * summed into that geometry.  Used by autograd for views of tensors changed in place. */
-ct_tensor *ct_as_strided(ct_tensor *x, const int64_t *geom, ct_err *err);
-ct_tensor *ct_as_strided_pad(ct_tensor *g, int ndim, const int64_t *shape, const int64_t *geom,
+ct_tensor *ct_as_strided(ct_tensor *x, const ct_geometry *geom, ct_err *err);
+ct_tensor *ct_as_strided_pad(ct_tensor *g, int ndim, const int64_t *shape, const ct_geometry *geom,
                              ct_err *err);
 
 /* ---- reductions (dim < 0: over all elements, result 0-d) ---- */

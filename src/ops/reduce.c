@@ -161,7 +161,7 @@ ct_tensor *ct_reduce(ct_reduce_op op, ct_tensor *x, int dim, bool keepdim, ct_er
     bool ok = n != NULL;
     if (ok && (op == CT_R_PROD || op == CT_R_MAX || op == CT_R_MIN))
       ok = ct_save(n, src, false, err) && ct_save(n, y, true, err);
-    if (ok) { n->i[0] = op; n->i[1] = dim; n->i[2] = keepdim; }
+    if (ok) { n->arg.reduce.op = op; n->arg.reduce.dim = dim; n->arg.reduce.keepdim = keepdim; }
     else { ct_tensor_release(y); y = NULL; }
   }
   ct_tensor_release(cast);
@@ -183,9 +183,9 @@ static ct_tensor *unreduce(ct_tensor *g, const ct_edge *e, int dim, bool keepdim
 }
 
 static int reduce_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
-  ct_reduce_op op = (ct_reduce_op)nd->i[0];
-  int dim = (int)nd->i[1];
-  bool keepdim = nd->i[2];
+  ct_reduce_op op = (ct_reduce_op)nd->arg.reduce.op;
+  int dim = nd->arg.reduce.dim;
+  bool keepdim = nd->arg.reduce.keepdim;
   const ct_edge *e = &nd->edge[0];
   ct_tensor *ge = unreduce(g, e, dim, keepdim, err);
   if (ge == NULL) return 0;
@@ -245,8 +245,8 @@ ct_tensor *ct_argmaxmin(ct_tensor *x, int dim, bool keepdim, bool is_max, ct_err
 }
 
 static int maxmin_dim_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
-  int dim = (int)nd->i[0];
-  bool keepdim = nd->i[1];
+  int dim = nd->arg.reduce.dim;
+  bool keepdim = nd->arg.reduce.keepdim;
   ct_tensor *idx = ct_saved(nd, 0, err);
   if (idx == NULL) return 0;
   ct_tensor *gk = keepdim ? (ct_tensor_retain(g), g) : ct_unsqueeze(g, dim, err);
@@ -278,7 +278,7 @@ ct_tensor *ct_maxmin_dim(ct_tensor *x, int dim, bool keepdim, bool is_max, ct_te
     y = yy;
     ct_node *n = y ? ct_record(&op_maxmin_dim, y, 1, &x, err) : NULL;
     if (n == NULL || !ct_save(n, *indices, false, err)) { ct_tensor_release(y); y = NULL; }
-    else { n->i[0] = dim; n->i[1] = keepdim; }
+    else { n->arg.reduce.dim = dim; n->arg.reduce.keepdim = keepdim; }
   }
   if (y == NULL) { ct_tensor_release(*indices); *indices = NULL; }
   return y;
@@ -395,10 +395,10 @@ SOFTMAX_KERNEL(float, softmax_f32)
 SOFTMAX_KERNEL(double, softmax_f64)
 
 static int softmax_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
-  int dim = (int)nd->i[0];
+  int dim = nd->arg.reduce.dim;
   ct_tensor *y = ct_saved(nd, 0, err), *r = NULL;
   if (y == NULL) return 0;
-  if (!nd->i[1]) {   /* softmax: y (g - sum(g y)) */
+  if (!nd->arg.reduce.op) {   /* softmax: y (g - sum(g y)) */
     ct_tensor *gy = ct_mul(g, y, err), *s = gy ? ct_reduce(CT_R_SUM, gy, dim, true, err) : NULL;
     ct_tensor *d = s ? ct_sub(g, s, err) : NULL;
     r = d ? ct_mul(y, d, err) : NULL;
@@ -431,7 +431,7 @@ ct_tensor *ct_softmax(ct_tensor *x, int dim, bool log_, ct_err *err) {
   if (y && ct_needs_grad(1, &src)) {
     ct_node *n = ct_record(log_ ? &op_log_softmax : &op_softmax, y, 1, &src, err);
     if (n == NULL || !ct_save(n, y, true, err)) { ct_tensor_release(y); y = NULL; }
-    else { n->i[0] = dim < 0 ? 0 : dim; n->i[1] = log_; }
+    else { n->arg.reduce.dim = dim < 0 ? 0 : dim; n->arg.reduce.op = log_; }
   }
   ct_tensor_release(src);
   return y;

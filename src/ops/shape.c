@@ -33,13 +33,14 @@ static ct_tensor *make_view(ct_tensor *x, int ndim, const int64_t *shape, const 
   return v;
 }
 
-/* Records op for a single-input result; params go into node->i. On failure releases y. */
-static ct_tensor *record1(const ct_op *op, ct_tensor *y, ct_tensor *x, const int64_t *iv, int niv,
+/* Records op for a single-input result, keeping args (or nothing: NULL) in node->arg.
+ * On failure releases y. */
+static ct_tensor *record1(const ct_op *op, ct_tensor *y, ct_tensor *x, const ct_node_args *args,
                           ct_err *err) {
   if (y == NULL || !ct_needs_grad(1, &x)) return y;
   ct_node *nd = ct_record(op, y, 1, &x, err);
   if (nd == NULL) { ct_tensor_release(y); return NULL; }
-  for (int k = 0; k < niv; k++) nd->i[k] = iv[k];
+  if (args) nd->arg = *args;
   return y;
 }
 
@@ -87,7 +88,7 @@ ct_tensor *ct_view(ct_tensor *x, int ndim, const int64_t *shape, ct_err *err) {
     return ct_fail(err, "view of a non-contiguous tensor of shape %s (use reshape or contiguous)",
                    SHP(x)), NULL;
   ct_contiguous_strides(ndim, sh, st);
-  return record1(&op_view, make_view(x, ndim, sh, st, x->offset, err), x, NULL, 0, err);
+  return record1(&op_view, make_view(x, ndim, sh, st, x->offset, err), x, NULL, err);
 }
 
 ct_tensor *ct_reshape(ct_tensor *x, int ndim, const int64_t *shape, ct_err *err) {
@@ -121,7 +122,7 @@ ct_tensor *ct_squeeze(ct_tensor *x, int dim, ct_err *err) {
     sh[n] = x->shape[i];
     st[n++] = x->stride[i];
   }
-  return record1(&op_view, make_view(x, n, sh, st, x->offset, err), x, NULL, 0, err);
+  return record1(&op_view, make_view(x, n, sh, st, x->offset, err), x, NULL, err);
 }
 
 ct_tensor *ct_unsqueeze(ct_tensor *x, int dim, ct_err *err) {
@@ -137,13 +138,13 @@ ct_tensor *ct_unsqueeze(ct_tensor *x, int dim, ct_err *err) {
     }
     if (i < x->ndim) { sh[n] = x->shape[i]; st[n++] = x->stride[i]; }
   }
-  return record1(&op_view, make_view(x, n, sh, st, x->offset, err), x, NULL, 0, err);
+  return record1(&op_view, make_view(x, n, sh, st, x->offset, err), x, NULL, err);
 }
 
 /* ---- transpose / permute ---- */
 
 static int transpose_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
-  gin[0] = ct_transpose(g, (int)nd->i[0], (int)nd->i[1], err);
+  gin[0] = ct_transpose(g, nd->arg.transpose.d1, nd->arg.transpose.d2, err);
   return gin[0] != NULL;
 }
 static const ct_op op_transpose = {"TransposeBackward", transpose_backward};
@@ -157,19 +158,20 @@ ct_tensor *ct_transpose(ct_tensor *x, int d1, int d2, ct_err *err) {
   sh[d1] = x->shape[d2]; sh[d2] = x->shape[d1];
   st[d1] = x->stride[d2]; st[d2] = x->stride[d1];
   return record1(&op_transpose, make_view(x, x->ndim, sh, st, x->offset, err), x,
-                 (int64_t[]){d1, d2}, 2, err);
+                 &(ct_node_args){.transpose = {d1, d2}}, err);
 }
 
 static int permute_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
   int inv[CT_MAXDIM];
-  for (int i = 0; i < nd->edge[0].ndim; i++) inv[nd->i[i]] = i;
+  for (int i = 0; i < nd->edge[0].ndim; i++) inv[nd->arg.permute.perm[i]] = i;
   gin[0] = ct_permute(g, inv, err);
   return gin[0] != NULL;
 }
 static const ct_op op_permute = {"PermuteBackward", permute_backward};
 
 ct_tensor *ct_permute(ct_tensor *x, const int *dims, ct_err *err) {
-  int64_t sh[CT_MAXDIM], st[CT_MAXDIM], iv[CT_MAXDIM];
+  int64_t sh[CT_MAXDIM], st[CT_MAXDIM];
+  ct_node_args args;
   bool seen[CT_MAXDIM] = {false};
   for (int i = 0; i < x->ndim; i++) {
     if (!check_dim(dims[i], x->ndim, err)) return NULL;
@@ -177,15 +179,15 @@ ct_tensor *ct_permute(ct_tensor *x, const int *dims, ct_err *err) {
     seen[dims[i]] = true;
     sh[i] = x->shape[dims[i]];
     st[i] = x->stride[dims[i]];
-    iv[i] = dims[i];
+    args.permute.perm[i] = dims[i];
   }
-  return record1(&op_permute, make_view(x, x->ndim, sh, st, x->offset, err), x, iv, x->ndim, err);
+  return record1(&op_permute, make_view(x, x->ndim, sh, st, x->offset, err), x, &args, err);
 }
 
 /* ---- narrow / select and their adjoint (pad with zeros) ---- */
 
 static int narrow_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
-  gin[0] = ct_narrow_pad(g, nd->edge[0].ndim, nd->edge[0].shape, (int)nd->i[0], nd->i[1], err);
+  gin[0] = ct_narrow_pad(g, nd->edge[0].ndim, nd->edge[0].shape, nd->arg.dim.dim, nd->arg.dim.index, err);
   return gin[0] != NULL;
 }
 static const ct_op op_narrow = {"NarrowBackward", narrow_backward};
@@ -205,14 +207,14 @@ ct_tensor *ct_narrow(ct_tensor *x, int dim, int64_t start, int64_t len, ct_err *
   memcpy(sh, x->shape, sizeof sh);
   sh[dim] = len;
   return record1(&op_narrow, make_view(x, x->ndim, sh, x->stride, x->offset + start * x->stride[dim], err),
-                 x, (int64_t[]){dim, start}, 2, err);
+                 x, &(ct_node_args){.dim = {dim, start}}, err);
 }
 
 static ct_tensor *select_pad(ct_tensor *g, int ndim, const int64_t *shape, int dim, int64_t index,
                              ct_err *err);
 
 static int select_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
-  gin[0] = select_pad(g, nd->edge[0].ndim, nd->edge[0].shape, (int)nd->i[0], nd->i[1], err);
+  gin[0] = select_pad(g, nd->edge[0].ndim, nd->edge[0].shape, nd->arg.dim.dim, nd->arg.dim.index, err);
   return gin[0] != NULL;
 }
 static const ct_op op_select = {"SelectBackward", select_backward};
@@ -220,7 +222,7 @@ static const ct_op op_select = {"SelectBackward", select_backward};
 /* The adjoint of select: zeros of 'shape' with g written at 'index' of dim (one op, where
  * unsqueeze + narrow_pad made two; x[i] is everywhere in small problems). */
 static int select_pad_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
-  gin[0] = ct_select(g, (int)nd->i[0], nd->i[1], err);
+  gin[0] = ct_select(g, nd->arg.dim.dim, nd->arg.dim.index, err);
   return gin[0] != NULL;
 }
 static const ct_op op_select_pad = {"SelectPadBackward", select_pad_backward};
@@ -237,7 +239,7 @@ static ct_tensor *select_pad(ct_tensor *g, int ndim, const int64_t *shape, int d
   }
   slot.offset = index * y->stride[dim];
   ct_copy_into(&slot, g);
-  return record1(&op_select_pad, y, g, (int64_t[]){dim, index}, 2, err);
+  return record1(&op_select_pad, y, g, &(ct_node_args){.dim = {dim, index}}, err);
 }
 
 ct_tensor *ct_select(ct_tensor *x, int dim, int64_t index, ct_err *err) {
@@ -251,10 +253,10 @@ ct_tensor *ct_select(ct_tensor *x, int dim, int64_t index, ct_err *err) {
   for (int i = 0; i < x->ndim; i++)
     if (i != dim) { sh[n] = x->shape[i]; st[n++] = x->stride[i]; }
   return record1(&op_select, make_view(x, n, sh, st, x->offset + index * x->stride[dim], err), x,
-                 (int64_t[]){dim, index}, 2, err);
+                 &(ct_node_args){.dim = {dim, index}}, err);
 }
 
-/* ---- as_strided: a view given by its geometry (nd->i: offset, ndim, shape, strides) in
+/* ---- as_strided: a view given by its geometry (nd->arg.view: offset, shape, strides) in
  * the storage of a contiguous tensor.  A view whose base changed in place gets one as its
  * new grad_fn (ct_view_refresh), and CopySlices' backward takes the written region with it;
  * the pad is its adjoint.  Geometries never overlap (no expanded ones come here). ---- */
@@ -265,24 +267,20 @@ static ct_tensor *storage_shaped(ct_tensor *x, ct_err *err) {
   return ct_clone(x, err);
 }
 
-static void geometry_copy(ct_node *nd, const int64_t *geom) {
-  memcpy(nd->i, geom, sizeof(int64_t) * (size_t)(2 + 2 * geom[1]));
-}
 
 static int as_strided_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
-  gin[0] = ct_as_strided_pad(g, nd->edge[0].ndim, nd->edge[0].shape, nd->i, err);
+  gin[0] = ct_as_strided_pad(g, nd->edge[0].ndim, nd->edge[0].shape, &nd->arg.view, err);
   return gin[0] != NULL;
 }
 const ct_op ct_op_as_strided = {"AsStridedBackward", as_strided_backward};
 
-ct_tensor *ct_as_strided(ct_tensor *x, const int64_t *geom, ct_err *err) {
+ct_tensor *ct_as_strided(ct_tensor *x, const ct_geometry *geom, ct_err *err) {
   ct_tensor *base = storage_shaped(x, err);
   if (base == NULL) return NULL;
-  int nd = (int)geom[1];
-  ct_tensor *v = make_view(base, nd, geom + 2, geom + 2 + nd, geom[0], err);
+  ct_tensor *v = make_view(base, geom->ndim, geom->shape, geom->stride, geom->offset, err);
   if (v && ct_needs_grad(1, &base)) {
     ct_node *n = ct_record(&ct_op_as_strided, v, 1, &base, err);
-    if (n) geometry_copy(n, geom);
+    if (n) n->arg.view = *geom;
     else { ct_tensor_release(v); v = NULL; }
   }
   ct_tensor_release(base);
@@ -290,29 +288,29 @@ ct_tensor *ct_as_strided(ct_tensor *x, const int64_t *geom, ct_err *err) {
 }
 
 static int as_strided_pad_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
-  gin[0] = ct_as_strided(g, nd->i, err);
+  gin[0] = ct_as_strided(g, &nd->arg.view, err);
   return gin[0] != NULL;
 }
 static const ct_op op_as_strided_pad = {"AsStridedPadBackward", as_strided_pad_backward};
 
-ct_tensor *ct_as_strided_pad(ct_tensor *g, int ndim, const int64_t *shape, const int64_t *geom,
+ct_tensor *ct_as_strided_pad(ct_tensor *g, int ndim, const int64_t *shape, const ct_geometry *geom,
                              ct_err *err) {
   ct_tensor *y = ct_tensor_zeros(g->dtype, ndim, shape, err);
   if (y == NULL) return NULL;
   ct_tensor slot = *y;   /* a stack view of the region: no allocation, no refcount change */
-  slot.ndim = (int)geom[1];
-  for (int k = 0; k < slot.ndim; k++) { slot.shape[k] = geom[2 + k]; slot.stride[k] = geom[2 + slot.ndim + k]; }
-  slot.offset = geom[0];
+  slot.ndim = geom->ndim;
+  for (int k = 0; k < slot.ndim; k++) { slot.shape[k] = geom->shape[k]; slot.stride[k] = geom->stride[k]; }
+  slot.offset = geom->offset;
   ct_copy_into(&slot, g);
   if (!ct_needs_grad(1, &g)) return y;
   ct_node *n = ct_record(&op_as_strided_pad, y, 1, &g, err);
   if (n == NULL) { ct_tensor_release(y); return NULL; }
-  geometry_copy(n, geom);
+  n->arg.view = *geom;
   return y;
 }
 
 static int narrow_pad_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
-  gin[0] = ct_narrow(g, (int)nd->i[0], nd->i[1], nd->edge[0].shape[nd->i[0]], err);
+  gin[0] = ct_narrow(g, nd->arg.dim.dim, nd->arg.dim.index, nd->edge[0].shape[nd->arg.dim.dim], err);
   return gin[0] != NULL;
 }
 static const ct_op op_narrow_pad = {"NarrowPadBackward", narrow_pad_backward};
@@ -325,7 +323,7 @@ ct_tensor *ct_narrow_pad(ct_tensor *x, int ndim, const int64_t *shape, int dim, 
   slot.shape[dim] = x->shape[dim];
   slot.offset = start * y->stride[dim];
   ct_copy_into(&slot, x);
-  return record1(&op_narrow_pad, y, x, (int64_t[]){dim, start}, 2, err);
+  return record1(&op_narrow_pad, y, x, &(ct_node_args){.dim = {dim, start}}, err);
 }
 
 /* ---- expand and its adjoint ---- */
@@ -364,7 +362,7 @@ ct_tensor *ct_expand(ct_tensor *x, int ndim, const int64_t *shape, ct_err *err) 
     sh[i] = want;
     st[i] = (ix < 0 || (have == 1 && want != 1)) ? 0 : x->stride[ix];
   }
-  return record1(&op_expand, make_view(x, ndim, sh, st, x->offset, err), x, NULL, 0, err);
+  return record1(&op_expand, make_view(x, ndim, sh, st, x->offset, err), x, NULL, err);
 }
 
 static void accumulate_loop(char **p, const int64_t *s, int64_t n, void *ctx) {
@@ -401,7 +399,7 @@ ct_tensor *ct_sum_to(ct_tensor *x, int ndim, const int64_t *shape, ct_err *err) 
   ct_dtype dt = x->dtype;
   size_t es = ct_dtype_size(dt);
   ct_iterate(2, base, (size_t[]){es, es}, x->ndim, x->shape, st, accumulate_loop, &dt);
-  return record1(&op_sum_to, y, x, NULL, 0, err);
+  return record1(&op_sum_to, y, x, NULL, err);
 }
 
 /* ---- copies: contiguous, clone, detach, to ---- */
@@ -416,7 +414,7 @@ static const ct_op op_clone = {"CloneBackward", clone_backward};
 ct_tensor *ct_clone(ct_tensor *x, ct_err *err) {
   ct_tensor *y = ct_tensor_new(x->dtype, x->ndim, x->shape, err);
   if (y) ct_copy_into(y, x);
-  return record1(&op_clone, y, x, NULL, 0, err);
+  return record1(&op_clone, y, x, NULL, err);
 }
 
 ct_tensor *ct_contiguous(ct_tensor *x, ct_err *err) {
@@ -437,13 +435,13 @@ ct_tensor *ct_to(ct_tensor *x, ct_dtype dt, ct_err *err) {
   ct_tensor *y = ct_tensor_new(dt, x->ndim, x->shape, err);
   if (y) ct_copy_into(y, x);
   if (dt == CT_I64) return y;   /* integers carry no gradient */
-  return record1(&op_to, y, x, NULL, 0, err);
+  return record1(&op_to, y, x, NULL, err);
 }
 
 /* ---- cat / stack ---- */
 
 static int cat_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
-  int dim = (int)nd->i[0];
+  int dim = nd->arg.dim.dim;
   int64_t at = 0;
   for (int k = 0; k < nd->nin; k++) {
     int64_t len = nd->edge[k].shape[dim];
@@ -491,7 +489,7 @@ ct_tensor *ct_cat(int n, ct_tensor **xs, int dim, ct_err *err) {
   if (ct_needs_grad(n, xs)) {
     ct_node *nd = ct_record(&op_cat, y, n, xs, err);
     if (nd == NULL) { ct_tensor_release(y); return NULL; }
-    nd->i[0] = dim;
+    nd->arg.dim.dim = dim;
   }
   return y;
 }
@@ -575,7 +573,7 @@ static int gather_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *e
   ct_tensor *idx = ct_saved(nd, 0, err);
   if (idx == NULL) return 0;
   ct_tensor *z = ct_tensor_zeros(g->dtype, nd->edge[0].ndim, nd->edge[0].shape, err);
-  gin[0] = z ? ct_scatter_add(z, (int)nd->i[0], idx, g, err) : NULL;
+  gin[0] = z ? ct_scatter_add(z, nd->arg.dim.dim, idx, g, err) : NULL;
   ct_tensor_release(z);
   ct_tensor_release(idx);
   return gin[0] != NULL;
@@ -590,7 +588,7 @@ ct_tensor *ct_gather(ct_tensor *x, int dim, ct_tensor *index, ct_err *err) {
   if (ct_needs_grad(1, &x)) {
     ct_node *nd = ct_record(&op_gather, y, 1, &x, err);
     if (nd == NULL || !ct_save(nd, index, false, err)) { ct_tensor_release(y); return NULL; }
-    nd->i[0] = dim;
+    nd->arg.dim.dim = dim;
   }
   return y;
 }
@@ -600,7 +598,7 @@ static int scatter_add_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_e
   if (nd->edge[1].needs) {
     ct_tensor *idx = ct_saved(nd, 0, err);
     if (idx == NULL) return 0;
-    gin[1] = ct_gather(g, (int)nd->i[0], idx, err);
+    gin[1] = ct_gather(g, nd->arg.dim.dim, idx, err);
     ct_tensor_release(idx);
     if (gin[1] == NULL) return 0;
   }
@@ -621,7 +619,7 @@ ct_tensor *ct_scatter_add(ct_tensor *base, int dim, ct_tensor *index, ct_tensor 
   if (ct_needs_grad(2, in)) {
     ct_node *nd = ct_record(&op_scatter_add, y, 2, in, err);
     if (nd == NULL || !ct_save(nd, index, false, err)) { ct_tensor_release(y); return NULL; }
-    nd->i[0] = dim;
+    nd->arg.dim.dim = dim;
   }
   return y;
 }
@@ -632,7 +630,7 @@ static int index_select_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_
   ct_tensor *idx = ct_saved(nd, 0, err);
   if (idx == NULL) return 0;
   ct_tensor *z = ct_tensor_zeros(g->dtype, nd->edge[0].ndim, nd->edge[0].shape, err);
-  gin[0] = z ? ct_index_add(z, (int)nd->i[0], idx, g, err) : NULL;
+  gin[0] = z ? ct_index_add(z, nd->arg.dim.dim, idx, g, err) : NULL;
   ct_tensor_release(z);
   ct_tensor_release(idx);
   return gin[0] != NULL;
@@ -666,7 +664,7 @@ ct_tensor *ct_index_select(ct_tensor *x, int dim, ct_tensor *index, ct_err *err)
   if (ct_needs_grad(1, &x)) {
     ct_node *nd = ct_record(&op_index_select, y, 1, &x, err);
     if (nd == NULL || !ct_save(nd, index, false, err)) { ct_tensor_release(y); return NULL; }
-    nd->i[0] = dim;
+    nd->arg.dim.dim = dim;
   }
   return y;
 }
@@ -676,7 +674,7 @@ static int index_add_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err
   if (nd->edge[1].needs) {
     ct_tensor *idx = ct_saved(nd, 0, err);
     if (idx == NULL) return 0;
-    gin[1] = ct_index_select(g, (int)nd->i[0], idx, err);
+    gin[1] = ct_index_select(g, nd->arg.dim.dim, idx, err);
     ct_tensor_release(idx);
     if (gin[1] == NULL) return 0;
   }
@@ -713,7 +711,7 @@ ct_tensor *ct_index_add(ct_tensor *base, int dim, ct_tensor *index, ct_tensor *s
   if (ct_needs_grad(2, in)) {
     ct_node *nd = ct_record(&op_index_add, y, 2, in, err);
     if (nd == NULL || !ct_save(nd, index, false, err)) { ct_tensor_release(y); return NULL; }
-    nd->i[0] = dim;
+    nd->arg.dim.dim = dim;
   }
   return y;
 }
