@@ -237,6 +237,17 @@ describe("allclose", function()
     assert.is_true(crater.allclose(d({ 0 / 0 }), d({ 0 / 0 }), 1e-5, 1e-8, true))
     assert.is_true(crater.allclose(d({ { 1, 1 } }), d({ 1 })))
   end)
+
+  it("compares hugely expanded views by their one row, and still sees each difference", function()
+    local row = d({ { 1, 2, 3 } })
+    local huge = row:expand(2 ^ 61, 3)                  -- 2^61 x 3 elements, stride 0 in dim 1
+    assert.is_true(crater.allclose(huge, d({ 1, 2, 3 })))
+    assert.is_false(crater.allclose(huge, d({ 1, 2, 3.1 })))
+    assert.is_true(huge:allclose(row:expand(2 ^ 61, 3)))
+    -- only one side broadcast: every row is compared (4 rows, the third differs)
+    local rows = d({ { 1, 2, 3 }, { 1, 2, 3 }, { 1, 2, 4 }, { 1, 2, 3 } })
+    assert.is_false(crater.allclose(row:expand(4, 3), rows))
+  end)
 end)
 
 describe("in-place methods", function()
