@@ -117,6 +117,13 @@ describe("int64 arithmetic with Lua integers", function()
     assert.are.equal("float32", (x ^ 0.5):dtype())   -- a float power is a float result
   end)
 
+  it("finds a negative power in a hugely expanded exponent by looking at one row", function()
+    local msg = "pow: integers to negative integer powers are not allowed"
+    local e = crater.tensor({{1, -1}}, I64):expand(2 ^ 61, 2)   -- 2^62 elements, one row stored
+    assert.has_error(function() return crater.pow(crater.tensor({3}, I64), e) end, msg)
+    assert.has_error(function() return crater.tensor({3, 4}, I64) ^ e end, msg)
+  end)
+
   it("draws randint over the full int64 range", function()
     crater.manual_seed(7)
     local r = crater.randint(MIN, MAX, {4000})

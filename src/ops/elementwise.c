@@ -148,9 +148,11 @@ static void any_negative(char **p, const int64_t *s, int64_t n, void *vctx) {
 }
 static bool has_negative(const ct_tensor *t) {
   bool found = false;
-  int64_t st[1][CT_MAXDIM];
+  int64_t st[1][CT_MAXDIM], shape[CT_MAXDIM];
   memcpy(st[0], t->stride, sizeof st[0]);
-  ct_iterate(1, (char *[]){ct_data(t)}, (size_t[]){sizeof(int64_t)}, t->ndim, t->shape, st,
+  /* an expanded dimension repeats its elements: looking once is enough (2^62 rows of them) */
+  for (int d = 0; d < t->ndim; d++) shape[d] = t->stride[d] == 0 && t->shape[d] > 0 ? 1 : t->shape[d];
+  ct_iterate(1, (char *[]){ct_data(t)}, (size_t[]){sizeof(int64_t)}, t->ndim, shape, st,
              any_negative, &found);
   return found;
 }
