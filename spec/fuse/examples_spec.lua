@@ -81,3 +81,26 @@ describe("examples/fuse_signsgd.lua", function()
     assert.truthy(err:find("SignSGD: momentum must be in [0, 1), got 1", 1, true), err)
   end)
 end)
+
+describe("examples/demo.lua's Lion (the lab's Lua contestant)", function()
+  -- the class's source, cut from the demo (which races it, so it is not loaded whole)
+  local src = assert(io.open("examples/demo.lua")):read("a")
+  local cls = src:match("(local Lion = crater.optim.Optimizer:extend.-end%}%)\n)")
+  local Lion = assert(load("local crater = ...\n" .. cls .. "\nreturn Lion", "=demo Lion"))(crater)
+  for _, dtype in ipairs({"float32", "float64"}) do
+    it("gives the built-in Lion's bits over 20 steps, " .. dtype, function()
+      crater.manual_seed(4)
+      local p0 = crater.randn(500, {dtype = dtype})
+      local a, b = p0:clone():requires_grad_(), p0:clone():requires_grad_()
+      local oa = Lion({a}, {lr = 0.01, weight_decay = 0.1})
+      local ob = crater.optim.Lion({b}, {lr = 0.01, weight_decay = 0.1})
+      for t = 1, 20 do
+        local g = crater.randn(500, {dtype = dtype})
+        a.grad, b.grad = g, g:clone()
+        oa:step(); ob:step()
+        same_bits(a:detach(), b:detach(), "p at step " .. t)
+        same_bits(oa.state[a].exp_avg, ob.state[b].exp_avg, "m at step " .. t)
+      end
+    end)
+  end
+end)
