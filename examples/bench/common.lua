@@ -109,4 +109,14 @@ function bench.trainer(model, opt, crit, loader)
   end
 end
 
+--- Adam's update written for crater.fuse, in the order of the built-in kernel
+-- (src/optim/adam.c): p + (-(lr/bc1) * m) / (sqrt(v)/sqrt(bc2) + eps), so both give the same
+-- bits. fuse_step.lua and instr.lua race it against the kernel.
+function bench.fuse_adam(p, g, m, v, nstep, b1, b2, eps, bc2s)
+  m = b1 * m + (1 - b1) * g
+  v = b2 * v + (1 - b2) * g * g
+  p = p + nstep * m / (v:sqrt() / bc2s + eps)
+  return p, m, v
+end
+
 return bench

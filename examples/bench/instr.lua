@@ -39,6 +39,24 @@ function work.add2_grad(n)
   for _ = 1, n do local _ = a + b end
 end
 
+-- crater.fuse's VM against the built-in kernel: one Adam update of E elements per iteration,
+-- the VM's program written in the kernel's order (common.lua's bench.fuse_adam)
+local E = 65536
+local function adam_tensors()
+  crater.manual_seed(1)
+  return crater.randn(E), crater.randn(E) * 1e-3, crater.zeros(E), crater.zeros(E)
+end
+function work.fuse_vm(n)
+  local bench = dofile(arg[0]:match("^(.-)[^/]*$") .. "common.lua")
+  local adam = crater.fuse(bench.fuse_adam, {writes = {"p", "m", "v"}})
+  local p, g, m, v = adam_tensors()
+  for _ = 1, n do adam(p, g, m, v, -1e-3, 0.9, 0.999, 1e-8, 0.5) end
+end
+function work.adam_kernel(n)
+  local p, g, m, v = adam_tensors()
+  for t = 1, n do crater.core.adam_step(p, g, m, v, nil, 1e-3, 0.9, 0.999, 1e-8, 0, t, false, false, false) end
+end
+
 if arg[1] == "--work" then
   crater.set_num_threads(1)
   work[arg[2]](math.tointeger(arg[3]))
@@ -46,7 +64,8 @@ if arg[1] == "--work" then
 end
 
 local opts = { n1 = 500, n2 = 2500 }
-for i = 1, #arg, 2 do
+local fuse_only = arg[1] == "--fuse"
+for i = fuse_only and 2 or 1, #arg, 2 do
   local k = arg[i]:match("^%-%-(%w+)$")
   if not (k and opts[k] and math.tointeger(arg[i + 1])) then
     error("instr.lua: usage: instr.lua [--n1 N] [--n2 N]", 0)
@@ -95,6 +114,17 @@ end
 local function report(row, v, unit)
   print(string.format("BENCH instr.%s %.0f %.0f %.0f %s", row, v, v, v, unit))
   io.stdout:flush()
+end
+
+if fuse_only then   -- fuse_step.lua's note: instructions per element, Adam on 64K floats
+  opts.n1, opts.n2 = 10, 30
+  local vm, kernel = per_iter("fuse_vm") / E, per_iter("adam_kernel") / E
+  for row, v in pairs({fuse_vm = vm, fuse_adam_kernel = kernel}) do
+    print(string.format("BENCH instr.%s %.3g %.3g %.3g instr/elt", row, v, v, v))
+  end
+  print(string.format("# fuse: Adam on float32, instructions per element (callgrind, x86-64-v3): the VM %.1f, "
+    .. "the built-in kernel %.1f (%.1fx)", vm, kernel, vm / kernel))
+  return
 end
 
 local step, by = per_iter("rosenbrock", { "lua_gc", "t_gc", "ct_record", "t_backward" })

@@ -19,7 +19,7 @@
 -- OpenBLAS pools compete otherwise); the matmul rows run OpenBLAS on N threads instead.
 --
 -- Usage: crater examples/bench/run.lua [--only ops,matmul,...] [--no-torch] [--python /usr/bin/python3]
--- Sections: startup ops rosenbrock optim zoo matmul mlp cnn.
+-- Sections: startup ops rosenbrock optim zoo fuse matmul mlp cnn.
 local crater = rawget(_G, "crater") or require "crater"
 
 local DIR = arg[0]:match("^(.-)[^/]*$")
@@ -160,6 +160,7 @@ end
 -- the sections
 ----------------------------------------------------------------------------------------------
 local t_start = clock()
+local fuse_notes = {}   -- fuse_step.lua's same-run ratios, repeated under the table
 local function wanted(s) return opt.only == nil or opt.only[s] end
 local function banner(s)
   io.write(string.format("\n== %s  (at %.0f s)\n", s, clock() - t_start))
@@ -244,6 +245,15 @@ if wanted("zoo") then
   end
 end
 
+if wanted("fuse") then
+  banner("fuse: optimizers written in Lua with crater.fuse against the built-in kernels")
+  local lines = crater_child("fuse", DIR .. "fuse_step.lua")
+  for _, l in ipairs(lines) do
+    if l:match("^# fuse:") then fuse_notes[#fuse_notes + 1] = l end
+  end
+  missing.torch.fuse = "crater only (same-run ratios in the # fuse lines above)"
+end
+
 if wanted("matmul") then
   banner("matmul")
   for _, nt in ipairs({ 1, 2 }) do
@@ -295,7 +305,17 @@ local ROWS = {
   ["train.cnn.t2"] = { "", "≥0.8x" },
   ["rss.mlp"] = { "peak RSS, MLP training process", "≥1.67x (≤0.6 of torch), ≤280 MiB" },
   ["muon.ns.t2"] = { "Muon step 1024x1024, its 15 products, 2 thr", "≥90% sgemm" },
+  ["fuse.call2"] = { "2-element fused Adam update (crater.fuse)", "≤1 us" },
+  ["fuse.rosenbrock_10k"] = { "Rosenbrock, 10k steps, Adam in Lua (fuse)", "≤1.2x built-in" },
+  ["fuse.rosenbrock_ref_10k"] = { "Rosenbrock, 10k steps, built-in Adam (fuse script)" },
+  ["rss.fuse"] = { "peak RSS, fuse process" },
 }
+for _, nt in ipairs({ 1, 2 }) do
+  ROWS["fuse.adam.t" .. nt] = { "10M Adam in Lua (fuse), " .. nt .. " thr", "≤1.3x built-in" }
+  ROWS["fuse.adam_ref.t" .. nt] = { "10M Adam built-in (fuse script), " .. nt .. " thr" }
+  ROWS["fuse.adabelief.t" .. nt] = { "10M AdaBelief in Lua (fuse), " .. nt .. " thr", "≤1.3x built-in" }
+  ROWS["fuse.adabelief_ref.t" .. nt] = { "10M AdaBelief built-in (fuse script), " .. nt .. " thr" }
+end
 for kind in pairs(ZOO_LABEL) do
   for _, nt in ipairs({ 1, 2 }) do ROWS["optim." .. kind .. ".t" .. nt] = { "", "≥3x, ≥70% copy" } end
 end
@@ -453,4 +473,5 @@ local sep = {}
 for i = 1, #header do sep[i] = string.rep("-", width[i]) end
 io.write(line(sep), "\n")
 for _, r in ipairs(rows) do io.write(line(r), "\n") end
+if #fuse_notes > 0 then io.write("\n", table.concat(fuse_notes, "\n"), "\n") end
 io.write(string.format("\nmake bench took %.0f s\n", clock() - t_start))

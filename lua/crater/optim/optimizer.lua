@@ -442,35 +442,52 @@ end
 -- the program with the numbers `opts.scalars(group, state)` returns), `state_keys` and
 -- `state_rules` (for load_state_dict), and `maximize` (when the group has it: g is
 -- negated inside the program, at no extra pass).
--- @param fn the update, traced by crater.fuse
+-- An update whose formula changes with the step or an option (AdaBelief's rectification,
+-- its coupled or decoupled decay) gives `fn` as a table of such functions, all with the same
+-- parameters, and `opts.variant(group, state)` names the one a step runs; each is traced on
+-- its first use (examples/fuse_adabelief.lua).
+-- @param fn the update, traced by crater.fuse, or a table of them (with `opts.variant`)
 -- @param opts `{state = {names of the state tensors, in fn's order}, scalars = function(group,
--- state) return ... end, step = false}` (step = false: no `state.step` count)
+-- state) return ... end, step = false, variant = function(group, state) return key end}`
+-- (step = false: no `state.step` count; variant: the key of `fn` to run, after scalars)
 -- @usage local SignSGD = crater.optim.Optimizer:extend("SignSGD", {lr = 1e-2})
 -- SignSGD:fused_update(function(p, g, lr) return p - lr * g:sign() end,
 --   {scalars = function(group) return group.lr end, step = false})
 function Optimizer:fused_update(fn, opts)
   opts = opts or {}
   local cls, fuse = self, require "crater.fuse"
-  local names, scalars, counts = opts.state or {}, opts.scalars, opts.step ~= false
-  if type(fn) ~= "function" then error(cls.__name .. ": fused_update: expected a function", 2) end
+  local names, scalars, counts, variant = opts.state or {}, opts.scalars, opts.step ~= false, opts.variant
+  local fns = type(fn) == "table" and fn or {fn}
+  if type(fn) == "table" and type(variant) ~= "function" then
+    error(cls.__name .. ": fused_update: a table of updates needs variant = function(group, state)", 2)
+  end
+  if type(fn) ~= "table" and variant ~= nil then
+    error(cls.__name .. ": fused_update: variant needs a table of updates", 2)
+  end
+  for k, f in pairs(fns) do
+    if type(f) ~= "function" then
+      error(cls.__name .. ": fused_update: expected a function" .. (type(fn) == "table" and
+        " for variant '" .. tostring(k) .. "'" or ""), 2)
+    end
+  end
   if scalars ~= nil and type(scalars) ~= "function" then
     error(cls.__name .. ": fused_update: scalars must be a function of (group, state)", 2)
   end
   local nstate = #names
   local writes = {1}
   for i = 1, nstate do writes[i + 1] = i + 2 end
-  local plain = fuse(fn, {writes = writes, name = cls.__name})
-  local negated   -- for maximize: fn(p, -g, ...), traced on first use
-  local function maximizing()
-    if negated == nil then
-      local params = {}
-      for i = 1, debug.getinfo(fn, "u").nparams do params[i] = debug.getlocal(fn, i) end
+  local plain, negated = {}, {}   -- per variant; negated, for maximize, runs fn(p, -g, ...)
+  for k, f in pairs(fns) do plain[k] = fuse(f, {writes = writes, name = cls.__name}) end
+  local function maximizing(k)
+    if negated[k] == nil then
+      local f, params = fns[k], {}
+      for i = 1, debug.getinfo(f, "u").nparams do params[i] = debug.getlocal(f, i) end
       local plist = table.concat(params, ", ")
       local call = plist:gsub("^([^,]+), ([^,]+)", "%1, -%2", 1)
       local src = "local fn = ... return function(" .. plist .. ") return fn(" .. call .. ") end"
-      negated = fuse(load(src, "=maximize", "t")(fn), {writes = writes, name = cls.__name})
+      negated[k] = fuse(load(src, "=maximize", "t")(f), {writes = writes, name = cls.__name})
     end
-    return negated
+    return negated[k]
   end
   local kinds = {}
   for _, k in ipairs(names) do kinds[k] = "param" end
@@ -500,7 +517,10 @@ function Optimizer:fused_update(fn, opts)
     if counts then state.step = state.step + 1 end
     args[1], args[2] = p, g
     for i = 1, nstate do args[i + 2] = state[names[i]] end
-    local f = group.maximize and maximizing() or plain
+    local k = variant and variant(group, state) or 1
+    local f = plain[k]
+    if f == nil then error(string.format("%s: variant returned '%s', which names no update", cls.__name, tostring(k))) end
+    if group.maximize then f = maximizing(k) end
     if scalars then call(f, nstate + 2, scalars(group, state)) else call(f, nstate + 2) end
     for i = 1, nstate + 2 do args[i] = nil end   -- the optimizer, not this table, holds the tensors
   end
