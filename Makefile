@@ -27,7 +27,7 @@ CORE_SRC := $(wildcard src/core/*.c src/ops/*.c src/autograd/*.c src/optim/*.c s
 BIND_SRC := $(filter-out src/lua/ldistributed.c,$(wildcard src/lua/*.c))
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
 BIND_OBJ := $(BIND_SRC:%.c=$(BUILD)/obj/%.o)
-HEADERS  := $(wildcard src/*/*.h)
+HEADERS  := $(wildcard src/*/*.h) src/ops/ops.def
 
 LIB    := $(BUILD)/libcrater.a
 MODULE := $(BUILD)/lib/crater/core.so
