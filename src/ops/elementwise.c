@@ -124,6 +124,9 @@ static bool int_closed(ct_unary_op op, double a, double b) {
   return a == floor(a) && fabs(a) < 9e15;
 }
 
+/* An op whose table row says CT_DT_NOINT has no int64 kernel, as in PyTorch. */
+#define NO_INT_KERNEL "int64 tensors are not supported, as in PyTorch (convert with :to(\"float32\") first)"
+
 /* PyTorch refuses an int64 raised to a negative integer power (the result is not an integer). */
 #define NEGATIVE_POWER "integers to negative integer powers are not allowed"
 static void any_negative(char **p, const int64_t *s, int64_t n, void *vctx) {
@@ -175,6 +178,7 @@ static bool saves_nothing(ct_unary_op op) { return ct_unary_info[op].saves == CT
 ct_tensor *ct_unary(ct_unary_op op, ct_tensor *x, double a, double b, ct_err *err) {
   ct_tensor *src = x, *cast = NULL;
   if (op == CT_U_POW && negative_int_power(x, a)) return ct_fail(err, NEGATIVE_POWER), NULL;
+  if (x->dtype == CT_I64 && ct_unary_info[op].dtype == CT_DT_NOINT) return ct_fail(err, NO_INT_KERNEL), NULL;
   if (x->dtype == CT_I64 && !int_closed(op, a, b)) {
     cast = ct_to(x, CT_F32, err);
     if (cast == NULL) return NULL;
@@ -542,7 +546,12 @@ static ct_tensor *binary_out(ct_binary_op op, ct_tensor *a0, ct_tensor *b0, bool
     ct_tensor_release(b);
     return ct_fail(err, NEGATIVE_POWER), NULL;
   }
-  if (op == CT_B_DIV && a->dtype == CT_I64) {   /* true division, as PyTorch */
+  if (a->dtype == CT_I64 && ct_binary_info[op].dtype == CT_DT_NOINT) {
+    ct_tensor_release(a);
+    ct_tensor_release(b);
+    return ct_fail(err, NO_INT_KERNEL), NULL;
+  }
+  if (a->dtype == CT_I64 && ct_binary_info[op].dtype == CT_DT_FLOAT) {   /* true division, as PyTorch */
     ct_tensor *fa = ct_to(a, CT_F32, err), *fb = fa ? ct_to(b, CT_F32, err) : NULL;
     ct_tensor_release(a);
     ct_tensor_release(b);
@@ -780,10 +789,11 @@ int ct_binary_(ct_binary_op op, ct_tensor *x, ct_tensor *y, ct_err *err) {
   }
   ct_tensor *yc = y;
   if (y->dtype != x->dtype && (yc = ct_to(y, x->dtype, err)) == NULL) return 0;
-  if (x->dtype == CT_I64 && (op == CT_B_DIV || (op == CT_B_POW && has_negative(yc)))) {
+  ct_dtype_rule rule = ct_binary_info[op].dtype;
+  if (x->dtype == CT_I64 && (rule == CT_DT_FLOAT || rule == CT_DT_NOINT || (op == CT_B_POW && has_negative(yc)))) {
     if (yc != y) ct_tensor_release(yc);
-    return ct_fail(err, op == CT_B_DIV ? "result type float32 can't be cast to the desired output type int64"
-                                       : NEGATIVE_POWER);
+    return ct_fail(err, rule == CT_DT_FLOAT ? "result type float32 can't be cast to the desired output type int64"
+                        : rule == CT_DT_NOINT ? NO_INT_KERNEL : NEGATIVE_POWER);
   }
   binary_apply(x, x, yc, op);
   if (yc != y) ct_tensor_release(yc);
@@ -938,7 +948,7 @@ int ct_lerp_(ct_tensor *x, ct_tensor *end, double w, ct_err *err) {
   /* PyTorch has no integer lerp either ("lerp_kernel_scalar" not implemented for 'Long'):
    * a refusal, not a missing feature; truncating the float result would be a wrong answer */
   if (x->dtype == CT_I64)
-    return ct_fail(err, "int64 tensors are not supported, as in PyTorch (convert with :to(\"float32\") first)");
+    return ct_fail(err, NO_INT_KERNEL);
   return fused(F_LERP, x, end, NULL, w, err);
 }
 
