@@ -445,6 +445,28 @@ typedef struct { ct_binary_op op; } bin_ctx;
   case CT_B_GT: BLOOP(T, TO, u > v); break;               \
   case CT_B_GE: BLOOP(T, TO, u >= v); break;
 
+/* logaddexp: log(e^u + e^v) = max + log1p(e^-|u - v|), which never overflows; two equal
+ * infinities give themselves (inf - inf would be NaN), as PyTorch's _log_add_exp_helper.
+ * https://pytorch.org/docs/stable/generated/torch.logaddexp.html
+ * backward: d/du = 1 / (1 + e^(v - u)), d/dv = 1 / (1 + e^(u - v)) (PyTorch's
+ * derivatives.yaml), which stay 1 and 0 when u = inf > v. */
+#define EW_LOGADDEXP(T, u, v)                                                  \
+  ((u) == (v) && isinf(u) ? (u) : ((u) > (v) ? (u) : (v)) + log1p(exp(-fabs((u) - (v)))))
+static ct_tensor *logaddexp_part(ct_tensor *g, ct_tensor *u, ct_tensor *v, ct_err *err) {
+  ct_tensor *d = ct_sub(v, u, err);   /* g / (1 + e^(v - u)) */
+  ct_tensor *den = unc(CT_U_ADDS, unc(CT_U_EXP, d, 0, err), 1, err);
+  return den ? own1(ct_div(g, den, err), den) : NULL;
+}
+static int logaddexp_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
+  ct_tensor *a = ct_saved(nd, 0, err), *b = a ? ct_saved(nd, 1, err) : NULL;
+  bool ok = b != NULL;
+  if (ok && nd->edge[0].needs) ok = (gin[0] = logaddexp_part(g, a, b, err)) != NULL;
+  if (ok && nd->edge[1].needs) ok = (gin[1] = logaddexp_part(g, b, a, err)) != NULL;
+  ct_tensor_release(a);
+  ct_tensor_release(b);
+  return ok;
+}
+
 /* the comparisons' formulas (ops.def's kernel column) */
 #define CMP_EQ(T, u, v) ((u) == (v))
 #define CMP_NE(T, u, v) ((u) != (v))
