@@ -27,7 +27,7 @@ CORE_SRC := $(wildcard src/core/*.c src/ops/*.c src/autograd/*.c src/optim/*.c s
 BIND_SRC := $(filter-out src/lua/ldistributed.c,$(wildcard src/lua/*.c))
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
 BIND_OBJ := $(BIND_SRC:%.c=$(BUILD)/obj/%.o)
-HEADERS  := $(wildcard src/*/*.h)
+HEADERS  := $(wildcard src/*/*.h) src/ops/ops.def
 
 LIB    := $(BUILD)/libcrater.a
 MODULE := $(BUILD)/lib/crater/core.so
@@ -187,9 +187,9 @@ check-layers:
 
 # The HTML API reference (LDoc, Debian's lua-ldoc) in out/doc: the Lua modules from their
 # LDoc comments, crater.core from lua/crater/doc_core.lua (what `?help` reads).
-doc: doc-deps
+doc: all doc-deps
 	@rm -rf $(BUILD)/doc && mkdir -p $(BUILD)/doc/src out/doc && cp -r lua/crater $(BUILD)/doc/src/
-	lua5.4 spec/doc/core_reference.lua $(BUILD)/doc/src/crater/core.lua
+	CRATER_BUILD=$(BUILD) lua5.4 spec/doc/core_reference.lua $(BUILD)/doc/src/crater/core.lua
 	@printf 'project = "crater"\ntitle = "crater reference"\nfile = "%s"\ndir = "%s"\n' \
 	  "$(CURDIR)/$(BUILD)/doc/src/crater" "$(CURDIR)/out/doc" >$(BUILD)/doc/config.ld
 	ldoc -q -c $(BUILD)/doc/config.ld . 2>$(BUILD)/doc/ldoc.log || { cat $(BUILD)/doc/ldoc.log; exit 1; }

@@ -1,30 +1,15 @@
 --- Help for the functions and methods written in C (src/lua), keyed by their
 -- Lua name: `crater.zeros` and `x:narrow` look up "zeros" and "narrow".
 -- Each entry is {sig=, desc=, options = {{name, default, text}, ...}, example=}.
+-- The elementwise ops' entries are made from the op table (src/ops/ops.def, handed over
+-- as crater.core.internal.ops), the rest are written here.
 -- Lua functions are documented by their LDoc comments instead (crater.help).
+local core = require "crater.core"
 local ctor_opts = { { "dtype", '"float32"', '"float32", "float64" or "int64"' },
                     { "requires_grad", "false", "record operations for autograd" } }
 
 local function d (sig, desc, example, options)
   return { sig = sig, desc = desc, example = example, options = options }
-end
-
-local function unary (name, formula)
-  return d("crater." .. name .. "(x) / x:" .. name .. "()",
-    "Elementwise " .. formula .. "; returns a new tensor of x's shape and dtype.",
-    "x = crater.tensor({0.5, 1, 2})\ny = x:" .. name .. "()")
-end
-
-local function binary (name, formula)
-  return d("crater." .. name .. "(x, y) / x:" .. name .. "(y)",
-    "Elementwise " .. formula .. " with broadcasting; y may be a tensor or a number.",
-    "x = crater.ones(2, 3)\ny = x:" .. name .. "(crater.tensor({1, 2, 3}))")
-end
-
-local function compare (name, op)
-  return d("crater." .. name .. "(x, y) / x:" .. name .. "(y)",
-    "Elementwise x " .. op .. " y with broadcasting: an int64 tensor of 0s and 1s (crater has no bool dtype).",
-    "x = crater.tensor({1, 2, 3})\nm = x:" .. name .. "(2)")
 end
 
 local function reduce (name, what)
@@ -150,35 +135,6 @@ local doc = {
     'x = crater.arange(3):to("float64")'),
 
   -- math
-  add = d("crater.add(x, y, alpha?) / x:add(y, alpha?)", "x + alpha * y with broadcasting (alpha defaults to 1).",
-    "z = crater.ones(2, 3):add(crater.tensor({1, 2, 3}))\nz = x + 1"),
-  sub = binary("sub", "x - y"),
-  mul = binary("mul", "x * y"),
-  div = binary("div", "x / y"),
-  pow = binary("pow", "x ^ y"),
-  neg = unary("neg", "-x"),
-  abs = unary("abs", "|x|"),
-  sign = unary("sign", "sign(x) (-1, 0 or 1)"),
-  exp = unary("exp", "e^x"),
-  log = unary("log", "natural logarithm"),
-  log1p = unary("log1p", "log(1 + x), accurate near 0"),
-  sqrt = unary("sqrt", "square root"),
-  rsqrt = unary("rsqrt", "1 / sqrt(x)"),
-  sin = unary("sin", "sine"),
-  cos = unary("cos", "cosine"),
-  tanh = unary("tanh", "hyperbolic tangent"),
-  sigmoid = unary("sigmoid", "logistic sigmoid 1 / (1 + e^-x)"),
-  relu = unary("relu", "max(x, 0)"),
-  leaky_relu = d("crater.leaky_relu(x, slope?) / x:leaky_relu(slope?)",
-    "Elementwise x if x > 0 else slope * x (slope defaults to 0.01, as PyTorch).",
-    "y = crater.tensor({-1, 2}):leaky_relu(0.1)  -- -0.1 2"),
-  gelu = unary("gelu", "x * Phi(x) (the exact erf form, as PyTorch's default)"),
-  softplus = unary("softplus", "log(1 + e^x), computed stably"),
-  clamp = d("crater.clamp(x, min?, max?) / x:clamp(min?, max?)",
-    "Elementwise min(max(x, min), max); either bound may be nil.",
-    "crater.tensor({-2, 0, 2}):clamp(-1, 1)  -- -1 0 1"),
-  minimum = binary("minimum", "min(x, y)"),
-  maximum = binary("maximum", "max(x, y)"),
   where = d("crater.where(cond, x, y)", "Elementwise x where cond is nonzero, else y, with broadcasting.",
     "z = crater.where(x:gt(0), x, crater.zeros_like(x))"),
   matmul = d("crater.matmul(a, b) / a:matmul(b)",
@@ -232,8 +188,6 @@ local doc = {
   masked_fill = d("crater.masked_fill(x, mask, value) / x:masked_fill(mask, value)",
     "A copy of x with value where mask is nonzero (mask broadcasts).",
     "y = x:masked_fill(x:lt(0), 0)"),
-  eq = compare("eq", "=="), ne = compare("ne", "~="), lt = compare("lt", "<"),
-  le = compare("le", "<="), gt = compare("gt", ">"), ge = compare("ge", ">="),
   allclose = d("crater.allclose(a, b, {rtol=1e-5, atol=1e-8}) / a:allclose(b)",
     "Whether |a - b| <= atol + rtol * |b| holds for every element (a Lua boolean).",
     "crater.allclose(crater.tensor({1}), crater.tensor({1 + 1e-9}))  -- true",
@@ -243,19 +197,9 @@ local doc = {
   zero_ = inplace("zero_", "", "Sets every element to 0"),
   fill_ = inplace("fill_", "value", "Sets every element to value"),
   copy_ = inplace("copy_", "src", "Copies src (broadcast to x's shape, any dtype) into x"),
-  add_ = inplace("add_", "y, alpha?", "Adds alpha * y (alpha defaults to 1)"),
-  sub_ = inplace("sub_", "y, alpha?", "Subtracts alpha * y"),
-  mul_ = inplace("mul_", "y", "Multiplies by y (tensor or number)"),
-  div_ = inplace("div_", "y", "Divides by y (tensor or number)"),
   addcmul_ = inplace("addcmul_", "a, b, value?", "Adds value * a * b"),
   addcdiv_ = inplace("addcdiv_", "a, b, value?", "Adds value * a / b"),
   lerp_ = inplace("lerp_", "end, weight", "Moves toward end: x + weight * (end - x)"),
-  sqrt_ = inplace("sqrt_", "", "Takes the square root of each element"),
-  clamp_ = inplace("clamp_", "min?, max?", "Clamps each element to [min, max]"),
-  maximum_ = inplace("maximum_", "y", "Keeps the elementwise maximum of x and y"),
-  sign_ = inplace("sign_", "", "Replaces each element by its sign"),
-  neg_ = inplace("neg_", "", "Negates each element"),
-  exp_ = inplace("exp_", "", "Replaces each element by e^x"),
 
   -- autograd
   requires_grad = d("x.requires_grad",
@@ -301,9 +245,6 @@ local extra = {
     "crater.dot(crater.tensor({1, 2}), crater.tensor({3, 4}))  -- 11"),
   eigh = d("crater.eigh(a)", "Eigenvalues (ascending, 1-D) and eigenvectors (the columns of a matrix) of a symmetric float matrix, as torch.linalg.eigh reading the lower triangle (LAPACK syev through OpenBLAS); no gradient.",
     "local w, v = crater.eigh(crater.tensor({{2, 1}, {1, 2}}))  -- w = {1, 3}"),
-  erf = unary("erf", "error function erf(x)"),
-  leaky_relu_ = d("x:leaky_relu_(slope=0.01)", "In place: x where x > 0, else slope * x; returns x.",
-    "crater.tensor({-1, 2}):leaky_relu_(0.1)  -- -0.1 2"),
   expand_as = d("x:expand_as(y)", "x:expand(y:shape()): a broadcast view of x with y's shape.",
     "crater.tensor({1, 2}):expand_as(crater.zeros(3, 2))"),
   get_num_threads = d("crater.get_num_threads()", "The number of threads OpenBLAS and crater's loops use.",
@@ -351,5 +292,32 @@ local extra = {
     "crater.set_flush_denormal(true)"),
 }
 for k, v in pairs(extra) do if doc[k] == nil then doc[k] = v end end
+
+-- The op table's rows: crater.<name>, x:<name>() and the in-place x:<name>_().
+local dtype_note = {
+  int = "", ints = " (int64 stays int64 when the scalars are whole numbers)",
+  float = " (int64 computes in float32)", noint = " (int64 tensors are refused, as in PyTorch)",
+}
+for _, op in ipairs(core.internal.ops) do
+  local args = op.args
+  if op.arity == 1 then
+    doc[op.name] = d("crater." .. op.name .. "(x" .. (args ~= "" and ", " .. args or "") .. ") / x:" .. op.name
+      .. "(" .. args .. ")",
+      "Elementwise " .. op.doc .. "; returns a new tensor of x's shape and dtype" .. dtype_note[op.dtype] .. ".",
+      "x = crater.tensor({0.5, 1, 2})\ny = x:" .. op.name .. "()")
+  elseif op.dtype == "compare" then
+    doc[op.name] = d("crater." .. op.name .. "(x, y) / x:" .. op.name .. "(y)",
+      "Elementwise " .. op.doc .. " with broadcasting: an int64 tensor of 0s and 1s (crater has no bool dtype).",
+      "x = crater.tensor({1, 2, 3})\nm = x:" .. op.name .. "(2)")
+  else
+    doc[op.name] = d("crater." .. op.name .. "(x, " .. args .. ") / x:" .. op.name .. "(" .. args .. ")",
+      "Elementwise " .. op.doc .. ", with broadcasting and dtype promotion" .. dtype_note[op.dtype]
+        .. "; y may be a tensor or a number.",
+      "x = crater.ones(2, 3)\ny = x:" .. op.name .. "(crater.tensor({1, 2, 3}))")
+  end
+  if op.inplace then
+    doc[op.name .. "_"] = inplace(op.name .. "_", op.inplace > 0 and args or "", "Replaces x by " .. op.doc)
+  end
+end
 
 return doc

@@ -8,22 +8,31 @@
 local core = require "crater.core"
 
 local crater = { core = core, _VERSION = "crater 0.1.0" }
--- Internals of the binding (optimizer kernels, file and im2col helpers) stay in crater.core.
-local internal = {
-  bytes = true, from_bytes = true, check_path = true, read_file = true, file_kind = true, col2im = true,
-  im2col = true, crc32 = true, csv_read = true, gz_write = true, idx_read = true, isatty = true,
-  write_atomic = true, set_anomaly = true, fail_alloc = true, linear = true,
-  max_pool2d = true, avg_pool2d = true, Tensor_mt = true, backward = true, fail_io = true, io_log = true,
-  checked_grad = true, clear_grads = true, function_op = true, function_record = true, version = true,
-  check_list = true, prodigy_stats = true, lamb_stats = true, lars_norms = true, sum_squares = true,
-  adafactor_means = true, adafactor_factored = true, adafactor_factors = true, adafactor_vector = true,
-  raw_read = true, raw_peek = true, deflate = true, capi = true, set_data = true,
-  queue_callback = true, backward_running = true,
-  fuse_ops = true, fuse_maxreg = true, fuse_compile = true, fuse_new = true, fuse_sum = true,
+-- crater's public functions from crater.core: this list, and every row of the op table
+-- (src/ops/ops.def: crater.add, crater.exp, ...). Anything else the binding defines is an
+-- internal (optimizer kernels, file and im2col helpers, test hooks): crater.core.internal
+-- gathers those for the Lua modules and specs, and a new one never leaks into crater.
+local exports = {
+  "Tensor", "_conv_out", "addcdiv_", "addcmul_", "allclose", "arange", "argmax", "argmin", "bmm",
+  "cat", "clock", "clone", "contiguous", "copy_", "detach", "dim", "dot", "dtype", "eigh", "empty",
+  "enable_grad", "expand", "expand_as", "eye", "fill_", "flatten", "full", "gather", "get",
+  "get_default_dtype", "get_num_threads", "grad", "index_add", "index_select", "is_contiguous",
+  "is_grad_enabled", "is_tensor", "item", "lerp", "lerp_", "linspace", "log_softmax", "logsumexp",
+  "manual_seed", "masked_fill", "masked_fill_", "matmul", "max", "mean", "memory", "min", "mm",
+  "narrow", "nelement", "no_grad", "norm", "normal_", "numel", "ones", "permute", "prod", "rand",
+  "randint", "randn", "randperm", "register_hook", "reset_peak_memory", "reshape", "retain_grad",
+  "scatter_add", "select", "set_default_dtype", "set_flush_denormal", "set_grad_enabled",
+  "set_num_threads", "shape", "size", "softmax", "squeeze", "stack", "std", "stride", "sum", "t",
+  "tensor", "to", "totable", "transpose", "uniform_", "unsqueeze", "var", "view", "where", "zero_",
+  "zeros",
 }
+for _, name in ipairs(exports) do crater[name] = assert(core[name], name) end
+for _, op in ipairs(core.internal.ops) do crater[op.name] = core[op.name] end
+-- crater.core keeps them too (the binding's one table, which the Lua modules read)
 for k, v in pairs(core) do
-  if not internal[k] and not k:match("_step$") then crater[k] = v end
+  if crater[k] == nil and k ~= "internal" then core.internal[k] = v end
 end
+package.loaded["crater.core.internal"] = core.internal
 
 require("crater.tensor")(crater)
 

@@ -2,6 +2,9 @@
 -- written in C) as an LDoc module, from lua/crater/doc_core.lua, the table `?help` reads,
 -- so the HTML reference and the REPL's help cannot disagree.
 -- Usage: lua5.4 spec/doc/core_reference.lua OUT.lua
+-- doc_core reads the op table from the built crater.core
+package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+package.cpath = (os.getenv("CRATER_BUILD") or "build") .. "/lib/?.so;" .. package.cpath
 local doc = dofile("lua/crater/doc_core.lua")
 local out = assert(io.open(assert(arg[1], "usage: core_reference.lua OUT.lua"), "w"))
 out:write("--- crater's functions and tensor methods written in C (`crater.core`): tensors, their\n",

@@ -24,6 +24,8 @@ int luaopen_crater_core(lua_State *L) {
   lua_setfield(L, -2, "clock");
   lua_pushlightuserdata(L, (void *)&ct_lua_capi_table);
   lua_setfield(L, -2, "capi");
+  lua_newtable(L);   /* crater.core.internal: what the Lua modules use and scripts should not */
+  lua_setfield(L, -2, "internal");
   ct_lua_open_tensor(L);
   ct_lua_open_autograd(L);
   ct_lua_open_optim(L);

@@ -539,24 +539,23 @@ static int t_unary(lua_State *L) {
   default: break;
   }
   ct_err err;
-  return PUSH(L, ct_unary(op, x, a, b, &err), ct_unary_names[op]);
+  return PUSH(L, ct_unary(op, x, a, b, &err), ct_unary_info[op].name);
 }
 
 static int t_unary_(lua_State *L) {
   ct_unary_op op = (ct_unary_op)lua_tointeger(L, lua_upvalueindex(1));
   ct_tensor *x = ct_lua_check(L, 1);
-  int nargs = op == CT_U_CLAMP ? 2 : op == CT_U_LEAKY_RELU || op == CT_U_POW || op == CT_U_MULS ||
-              op == CT_U_DIVS || op == CT_U_ADDS ? 1 : 0;
+  int nargs = ct_unary_info[op].nargs;
   if (lua_gettop(L) > nargs + 1)
     return luaL_error(L, "%s_: expected at most %d argument%s after the tensor, got %d",
-                      ct_unary_names[op], nargs, nargs == 1 ? "" : "s", lua_gettop(L) - 1);
+                      ct_unary_info[op].name, nargs, nargs == 1 ? "" : "s", lua_gettop(L) - 1);
   double a = 0, b = 0;
   if (op == CT_U_CLAMP) { a = luaL_optnumber(L, 2, -INFINITY); b = luaL_optnumber(L, 3, INFINITY); }
   if (op == CT_U_LEAKY_RELU) a = luaL_optnumber(L, 2, 0.01);
   if (op == CT_U_POW || op == CT_U_MULS || op == CT_U_DIVS || op == CT_U_ADDS) a = luaL_checknumber(L, 2);
   ct_err err;
   if (!ct_unary_(op, x, a, b, &err)) {
-    lua_pushfstring(L, "%s_", ct_unary_names[op]);
+    lua_pushfstring(L, "%s_", ct_unary_info[op].name);
     return ct_lua_error(L, lua_tostring(L, -1), &err);
   }
   lua_settop(L, 1);
@@ -571,7 +570,7 @@ static int binary_dispatch(lua_State *L, ct_binary_op op, const char *fn) {
   /* an int64 with an integer past 2^53 (which no double holds) takes the exact tensor path */
   bool exact_int = a && a->dtype == CT_I64 && lua_isinteger(L, 2) &&
                    (lua_tointeger(L, 2) > (1LL << 53) || lua_tointeger(L, 2) < -(1LL << 53));
-  if (a && nb && !exact_int && !(a->dtype == CT_I64 && !lua_isinteger(L, 2) && op >= CT_B_EQ)) {
+  if (a && nb && !exact_int && !(a->dtype == CT_I64 && !lua_isinteger(L, 2) && ct_binary_info[op].dtype == CT_DT_CMP)) {
     double s = lua_tonumber(L, 2);
     switch (op) {
     case CT_B_ADD: return PUSH(L, ct_unary(CT_U_ADDS, a, s, 0, &err), fn);
@@ -609,10 +608,10 @@ static int t_binary(lua_State *L) {
     ct_tensor *x = operand(L, 1, NULL), *y = operand(L, 2, x);
     ct_err err;
     ct_tensor **box = ct_lua_newbox(L);
-    if ((*box = ct_scale(y, alpha, &err)) == NULL) return ct_lua_error(L, ct_binary_names[op], &err);
-    return PUSH(L, ct_binary(op, x, *box, &err), ct_binary_names[op]);
+    if ((*box = ct_scale(y, alpha, &err)) == NULL) return ct_lua_error(L, ct_binary_info[op].name, &err);
+    return PUSH(L, ct_binary(op, x, *box, &err), ct_binary_info[op].name);
   }
-  return binary_dispatch(L, op, ct_binary_names[op]);
+  return binary_dispatch(L, op, ct_binary_info[op].name);
 }
 
 static int t_add_mm(lua_State *L) { return binary_dispatch(L, CT_B_ADD, "add"); }
@@ -625,8 +624,6 @@ static int t_unm(lua_State *L) {
   return PUSH(L, ct_unary(CT_U_NEG, ct_lua_check(L, 1), 0, 0, &err), "neg");
 }
 
-/* pow(x, y): y a number or a tensor */
-static int t_pow(lua_State *L) { return binary_dispatch(L, CT_B_POW, "pow"); }
 
 /* 0-d tensors compare with numbers: x[1] < 3 */
 static double scalar_of(lua_State *L, int idx, const char *what) {
@@ -639,12 +636,21 @@ static double scalar_of(lua_State *L, int idx, const char *what) {
 static int t_lt_mm(lua_State *L) { lua_pushboolean(L, scalar_of(L, 1, "lt") < scalar_of(L, 2, "lt")); return 1; }
 static int t_le_mm(lua_State *L) { lua_pushboolean(L, scalar_of(L, 1, "le") <= scalar_of(L, 2, "le")); return 1; }
 
-/* in-place binary with a number or a tensor */
-static int binary_inplace(lua_State *L, ct_binary_op op, const char *fn) {
+/* x:<op>_(y): in-place binary with a number or a tensor (the table's rows with an
+ * in-place form; the upvalues are the op and the method's name) */
+static int t_binary_(lua_State *L) {
+  ct_binary_op op = (ct_binary_op)lua_tointeger(L, lua_upvalueindex(1));
   ct_tensor *x = ct_lua_check(L, 1);
   ct_err err;
-  int ok;
-  if (lua_type(L, 2) == LUA_TNUMBER && x->dtype != CT_I64 && op <= CT_B_DIV) {
+  int ok, nargs = ct_binary_info[op].nargs;
+  const char *fn = lua_tostring(L, lua_upvalueindex(2));
+  if (lua_gettop(L) > nargs + 1)
+    return luaL_error(L, "%s: expected at most %d argument%s after the tensor, got %d", fn, nargs,
+                      nargs == 1 ? "" : "s", lua_gettop(L) - 1);
+  if (op == CT_B_POW && lua_type(L, 2) == LUA_TNUMBER && !(x->dtype == CT_I64 && lua_isinteger(L, 2))) {
+    ok = ct_unary_(CT_U_POW, x, lua_tonumber(L, 2), 0, &err);
+  } else if (lua_type(L, 2) == LUA_TNUMBER && x->dtype != CT_I64 &&
+             (op == CT_B_ADD || op == CT_B_SUB || op == CT_B_MUL || op == CT_B_DIV)) {
     double s = lua_tonumber(L, 2);
     ct_unary_op u = op == CT_B_ADD ? CT_U_ADDS : op == CT_B_SUB ? CT_U_ADDS : op == CT_B_MUL ? CT_U_MULS : CT_U_DIVS;
     if (op == CT_B_SUB) s = -s;
@@ -662,23 +668,6 @@ static int binary_inplace(lua_State *L, ct_binary_op op, const char *fn) {
   if (!ok) return ct_lua_error(L, fn, &err);
   lua_settop(L, 1);
   return 1;
-}
-static int t_add_(lua_State *L) { return binary_inplace(L, CT_B_ADD, "add_"); }
-static int t_sub_(lua_State *L) { return binary_inplace(L, CT_B_SUB, "sub_"); }
-static int t_mul_(lua_State *L) { return binary_inplace(L, CT_B_MUL, "mul_"); }
-static int t_div_(lua_State *L) { return binary_inplace(L, CT_B_DIV, "div_"); }
-static int t_maximum_(lua_State *L) { return binary_inplace(L, CT_B_MAXIMUM, "maximum_"); }
-static int t_minimum_(lua_State *L) { return binary_inplace(L, CT_B_MINIMUM, "minimum_"); }
-static int t_pow_(lua_State *L) {
-  ct_tensor *t = ct_lua_check(L, 1);
-  if (lua_type(L, 2) == LUA_TNUMBER && !(t->dtype == CT_I64 && lua_isinteger(L, 2))) {
-    ct_tensor *x = ct_lua_check(L, 1);
-    ct_err err;
-    if (!ct_unary_(CT_U_POW, x, lua_tonumber(L, 2), 0, &err)) return ct_lua_error(L, "pow_", &err);
-    lua_settop(L, 1);
-    return 1;
-  }
-  return binary_inplace(L, CT_B_POW, "pow_");
 }
 
 static int t_addcmul_(lua_State *L) {
@@ -1259,9 +1248,7 @@ static const luaL_Reg methods[] = {
   {"shape", t_shape}, {"size", t_size}, {"stride", t_stride}, {"dim", t_dim}, {"numel", t_numel},
   {"nelement", t_numel}, {"dtype", t_dtype}, {"item", t_item}, {"totable", t_totable},
   {"is_contiguous", t_is_contiguous}, {"get", t_get},
-  {"pow", t_pow}, {"lerp", t_lerp},
-  {"add_", t_add_}, {"sub_", t_sub_}, {"mul_", t_mul_}, {"div_", t_div_}, {"pow_", t_pow_},
-  {"maximum_", t_maximum_}, {"minimum_", t_minimum_}, {"addcmul_", t_addcmul_},
+  {"lerp", t_lerp}, {"addcmul_", t_addcmul_},
   {"addcdiv_", t_addcdiv_}, {"lerp_", t_lerp_}, {"fill_", t_fill_}, {"zero_", t_zero_},
   {"copy_", t_copy_}, {"masked_fill_", t_masked_fill_}, {"uniform_", t_uniform_},
   {"normal_", t_normal_}, {"masked_fill", t_masked_fill}, {"where", t_where},
@@ -1303,8 +1290,7 @@ static const luaL_Reg functions[] = {
 /* The in-place methods refuse arguments they would ignore (x:zero_(v), x:mul_(2, 3)),
  * as PyTorch does: a call that looks meant to do something else fails before writing. */
 static const struct { const char *name; int nargs; } inplace_arity[] = {
-  {"add_", 2}, {"sub_", 2}, {"mul_", 1}, {"div_", 1}, {"pow_", 1}, {"maximum_", 1},
-  {"minimum_", 1}, {"addcmul_", 3}, {"addcdiv_", 3}, {"lerp_", 2}, {"fill_", 1}, {"zero_", 0},
+  {"addcmul_", 3}, {"addcdiv_", 3}, {"lerp_", 2}, {"fill_", 1}, {"zero_", 0},
   {"copy_", 1}, {"masked_fill_", 2}, {"uniform_", 2}, {"normal_", 2}};
 
 static int t_arity(lua_State *L) {
@@ -1333,6 +1319,63 @@ static void set_both(lua_State *L, int methods_idx, int core_idx, const char *na
   lua_setfield(L, core_idx, name);
 }
 
+/* Pushes row info as a Lua table {name=, arity=, node=, args=, grad=, doc=, inplace=,
+ * compare=, dtype=}: what doc_core.lua and the gradcheck spec read. */
+static void push_op_row(lua_State *L, const ct_opinfo *r, int arity) {
+  static const char *const rules[] = {"int", "ints", "float", "compare", "noint"};
+  lua_createtable(L, 0, 9);
+  lua_pushstring(L, r->name); lua_setfield(L, -2, "name");
+  lua_pushinteger(L, arity); lua_setfield(L, -2, "arity");
+  lua_pushstring(L, r->op.name); lua_setfield(L, -2, "node");
+  lua_pushstring(L, r->args); lua_setfield(L, -2, "args");
+  lua_pushstring(L, r->grad); lua_setfield(L, -2, "grad");
+  lua_pushstring(L, r->doc); lua_setfield(L, -2, "doc");
+  lua_pushstring(L, rules[r->dtype]); lua_setfield(L, -2, "dtype");
+  if (r->nargs >= 0) { lua_pushinteger(L, r->nargs); lua_setfield(L, -2, "inplace"); }
+}
+
+/* The op table (src/ops/ops.def): each public row becomes crater.<name> and x:<name>(),
+ * and x:<name>_() when it has an in-place form; core.internal.ops lists the rows (the
+ * internal scalar forms, which the operators use, have no doc and stay out). */
+static void open_op_table(lua_State *L, int m, int core) {
+  lua_getfield(L, core, "internal");
+  lua_newtable(L);
+  int list = lua_gettop(L), k = 0;
+  for (int i = 0; i < CT_U_COUNT; i++) {
+    const ct_opinfo *r = &ct_unary_info[i];
+    if (r->doc[0] == '\0') continue;
+    lua_pushinteger(L, i);
+    lua_pushcclosure(L, t_unary, 1);
+    set_both(L, m, core, r->name);
+    lua_pushfstring(L, "%s_", r->name);
+    lua_pushinteger(L, i);
+    lua_pushcclosure(L, t_unary_, 1);
+    lua_setfield(L, m, lua_tostring(L, -2));
+    lua_pop(L, 1);
+    push_op_row(L, r, 1);
+    lua_rawseti(L, list, ++k);
+  }
+  for (int i = 0; i < CT_B_COUNT; i++) {
+    const ct_opinfo *r = &ct_binary_info[i];
+    if (r->doc[0] == '\0') continue;
+    lua_pushinteger(L, i);
+    lua_pushcclosure(L, t_binary, 1);
+    set_both(L, m, core, r->name);
+    if (r->nargs >= 0) {
+      const char *name = lua_pushfstring(L, "%s_", r->name);
+      lua_pushinteger(L, i);
+      lua_pushvalue(L, -2);
+      lua_pushcclosure(L, t_binary_, 2);
+      lua_setfield(L, m, name);
+      lua_pop(L, 1);
+    }
+    push_op_row(L, r, 2);
+    lua_rawseti(L, list, ++k);
+  }
+  lua_setfield(L, -2, "ops");
+  lua_pop(L, 1);
+}
+
 void ct_lua_open_tensor(lua_State *L) {
   int core = lua_gettop(L);
   luaL_setfuncs(L, functions, 0);
@@ -1344,24 +1387,7 @@ void ct_lua_open_tensor(lua_State *L) {
   int m = lua_gettop(L);
   for (const luaL_Reg *r = methods; r->name; r++)
     if (r->func) { push_method(L, r); set_both(L, m, core, r->name); }
-  for (int i = 0; i < CT_U_COUNT; i++) {
-    if (strstr(ct_unary_names[i], "_scalar")) continue;   /* internal: the operators use them */
-    lua_pushinteger(L, i);
-    lua_pushcclosure(L, t_unary, 1);
-    set_both(L, m, core, ct_unary_names[i]);
-    lua_pushinteger(L, i);
-    lua_pushcclosure(L, t_unary_, 1);
-    lua_pushfstring(L, "%s_", ct_unary_names[i]);
-    lua_insert(L, -2);
-    lua_setfield(L, m, lua_tostring(L, -2));
-    lua_pop(L, 1);
-  }
-  for (int i = 0; i < CT_B_COUNT; i++) {
-    if (i == CT_B_POW) continue;
-    lua_pushinteger(L, i);
-    lua_pushcclosure(L, t_binary, 1);
-    set_both(L, m, core, ct_binary_names[i]);
-  }
+  open_op_table(L, m, core);
   static const char *rnames[] = {"sum", "mean", "prod", "max", "min"};
   for (int i = 0; i < 5; i++) {
     lua_pushinteger(L, i);

@@ -8,17 +8,23 @@
 #include "ops.h"
 #include "scalar.h"
 
-const char *const ct_unary_names[CT_U_COUNT] = {
-#define X(e, n) #n,
+/* The op table's rows (ops.def): each op's node {name, backward} and what the binding,
+ * the docs and the gradcheck spec read.  The backward functions are declared first. */
+#define X(e, nm, node, kernel, dt, sv, bw, ...) \
+  static int bw(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err);
+CT_UNARY_OPS(X)
+CT_BINARY_OPS(X)
+#undef X
+const ct_opinfo ct_unary_info[CT_U_COUNT] = {
+#define X(e, nm, node, kernel, dt, sv, bw, na, ar, gr, dc) [CT_U_##e] = {{node, bw}, #nm, dt, sv, na, ar, gr, dc},
   CT_UNARY_OPS(X)
 #undef X
 };
-const char *const ct_binary_names[CT_B_COUNT] = {
-#define X(e, n) #n,
+const ct_opinfo ct_binary_info[CT_B_COUNT] = {
+#define X(e, nm, node, kernel, dt, sv, bw, na, ar, gr, dc) [CT_B_##e] = {{node, bw}, #nm, dt, sv, na, ar, gr, dc},
   CT_BINARY_OPS(X)
 #undef X
 };
-
 
 /* A flat run over contiguous operands, split across threads when large. */
 typedef struct { ct_loop_fn fn; void *ctx; int nops; char *p[4]; size_t es[4]; } flat_job;
@@ -51,6 +57,13 @@ typedef struct { ct_unary_op op; double a, b; } un_ctx;
     else for (int64_t i = 0; i < n; i++) { T v = x[i * sx]; y[i * sy] = (EXPR); } \
   } while (0)
 
+/* one case of the float kernels' switch per row of the table (ops.def's kernel column) */
+#define UK(F) ULOOP(real, F(real, v, a, b))
+#define UK_POW /* squares and cubes multiply, as PyTorch's kernel does */         \
+  if (a == 2) ULOOP(real, CT_EW_POW2(real, v, a, b));                             \
+  else if (a == 3) ULOOP(real, CT_EW_POW3(real, v, a, b));                        \
+  else ULOOP(real, CT_EW_POW(real, v, a, b))
+#define UNARY_CASE(e, nm, node, kernel, ...) case CT_U_##e: kernel; break;
 #define UNARY_FLOAT_KERNEL(T, NAME)                                               \
   static void NAME(char **p, const int64_t *s, int64_t n, void *vctx) {          \
     un_ctx *c = vctx;                                                             \
@@ -58,36 +71,9 @@ typedef struct { ct_unary_op op; double a, b; } un_ctx;
     const T *x = (const T *)p[1];                                             \
     int64_t sy = s[0], sx = s[1];                                                 \
     const T a = (T)c->a, b = (T)c->b;                                             \
+    typedef T real;   /* for UNARY_CASE, which the table expands */              \
     switch (c->op) {                                                              \
-    case CT_U_NEG: ULOOP(T, CT_EW_NEG(T, v, a, b)); break;                        \
-    case CT_U_ABS: ULOOP(T, CT_EW_ABS(T, v, a, b)); break;                        \
-    case CT_U_SIGN: ULOOP(T, CT_EW_SIGN(T, v, a, b)); break;                      \
-    case CT_U_EXP: ULOOP(T, CT_EW_EXP(T, v, a, b)); break;                        \
-    case CT_U_LOG: ULOOP(T, CT_EW_LOG(T, v, a, b)); break;                        \
-    case CT_U_LOG1P: ULOOP(T, CT_EW_LOG1P(T, v, a, b)); break;                    \
-    case CT_U_SQRT: ULOOP(T, CT_EW_SQRT(T, v, a, b)); break;                      \
-    case CT_U_RSQRT: ULOOP(T, CT_EW_RSQRT(T, v, a, b)); break;                    \
-    case CT_U_SIN: ULOOP(T, CT_EW_SIN(T, v, a, b)); break;                        \
-    case CT_U_COS: ULOOP(T, CT_EW_COS(T, v, a, b)); break;                        \
-    case CT_U_TANH: ULOOP(T, CT_EW_TANH(T, v, a, b)); break;                      \
-    case CT_U_SIGMOID: ULOOP(T, CT_EW_SIGMOID(T, v, a, b)); break;                \
-    case CT_U_RELU: ULOOP(T, CT_EW_RELU(T, v, a, b)); break;                      \
-    case CT_U_ERF: ULOOP(T, CT_EW_ERF(T, v, a, b)); break;                        \
-    case CT_U_GELU: ULOOP(T, CT_EW_GELU(T, v, a, b)); break;                      \
-    case CT_U_LEAKY_RELU: ULOOP(T, CT_EW_LEAKY_RELU(T, v, a, b)); break;          \
-    case CT_U_SOFTPLUS: ULOOP(T, CT_EW_SOFTPLUS(T, v, a, b)); break;              \
-    case CT_U_CLAMP: ULOOP(T, CT_EW_CLAMP(T, v, a, b)); break;                    \
-    case CT_U_POW: /* squares and cubes multiply, as PyTorch's kernel does */    \
-      if (a == 2) ULOOP(T, CT_EW_POW2(T, v, a, b));                               \
-      else if (a == 3) ULOOP(T, CT_EW_POW3(T, v, a, b));                          \
-      else ULOOP(T, CT_EW_POW(T, v, a, b));                                       \
-      break;                                                                      \
-    case CT_U_RPOW: ULOOP(T, CT_EW_RPOW(T, v, a, b)); break;                      \
-    case CT_U_ADDS: ULOOP(T, CT_EW_ADDS(T, v, a, b)); break;                      \
-    case CT_U_MULS: ULOOP(T, CT_EW_MULS(T, v, a, b)); break;                      \
-    case CT_U_DIVS: ULOOP(T, CT_EW_DIVS(T, v, a, b)); break;                      \
-    case CT_U_RSUBS: ULOOP(T, CT_EW_RSUBS(T, v, a, b)); break;                    \
-    case CT_U_RDIVS: ULOOP(T, CT_EW_RDIVS(T, v, a, b)); break;                    \
+    CT_UNARY_OPS(UNARY_CASE)                                                      \
     default: break;                                                               \
     }                                                                             \
   }
@@ -128,16 +114,18 @@ static void unary_i64(char **p, const int64_t *s, int64_t n, void *vctx) {
   }
 }
 
-/* Ops that keep int64 when their scalars are whole numbers; the rest compute in float32. */
+/* Whether an int64 x stays int64 (the table's dtype rule; CT_DT_INTS when the scalars are
+ * whole numbers); the rest compute in float32. */
 static bool int_closed(ct_unary_op op, double a, double b) {
-  switch (op) {
-  case CT_U_NEG: case CT_U_ABS: case CT_U_SIGN: case CT_U_RELU: return true;
-  case CT_U_CLAMP: return (a == floor(a) || isinf(a)) && (b == floor(b) || isinf(b));
-  case CT_U_ADDS: case CT_U_MULS: case CT_U_RSUBS: return a == floor(a) && fabs(a) < 9e15;
-  case CT_U_POW: return a == floor(a) && a >= 0 && a < 9e15;   /* a < 0 is refused before */
-  default: return false;
-  }
+  if (ct_unary_info[op].dtype == CT_DT_INT) return true;
+  if (ct_unary_info[op].dtype != CT_DT_INTS) return false;
+  if (op == CT_U_CLAMP) return (a == floor(a) || isinf(a)) && (b == floor(b) || isinf(b));
+  if (op == CT_U_POW) return a == floor(a) && a >= 0 && a < 9e15;   /* a < 0 is refused before */
+  return a == floor(a) && fabs(a) < 9e15;
 }
+
+/* An op whose table row says CT_DT_NOINT has no int64 kernel, as in PyTorch. */
+#define NO_INT_KERNEL "int64 tensors are not supported, as in PyTorch (convert with :to(\"float32\") first)"
 
 /* PyTorch refuses an int64 raised to a negative integer power (the result is not an integer). */
 #define NEGATIVE_POWER "integers to negative integer powers are not allowed"
@@ -181,47 +169,18 @@ static void unary_apply(ct_tensor *y, ct_tensor *x, ct_unary_op op, double a, do
 
 /* ---- unary backward: one formula per op, built from ops ---- */
 
-/* PyTorch-style node names from the Lua names, made once: "leaky_relu" -> "LeakyReluBackward";
- * the scalar forms are named after their op ("add_scalar" -> "AddBackward"). */
-static const char *camel_name(char *out, size_t cap, const char *lua) {
-  size_t k = 0;
-  bool up = true;
-  for (const char *c = lua; *c && k + 9 < cap; c++) {
-    if (strcmp(c, "_scalar") == 0) break;
-    if (*c == '_') { up = true; continue; }
-    out[k++] = up && *c >= 'a' && *c <= 'z' ? (char)(*c - 'a' + 'A') : *c;
-    up = false;
-  }
-  memcpy(out + k, "Backward", 9);
-  return out;
-}
+static const ct_op *unary_op(ct_unary_op op) { return &ct_unary_info[op].op; }
 
-static int unary_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err);
-static ct_op unary_ops[CT_U_COUNT];
-static char unary_op_names[CT_U_COUNT][40];
-static const ct_op *unary_op(ct_unary_op op) {
-  if (unary_ops[op].name == NULL)
-    unary_ops[op] = (ct_op){camel_name(unary_op_names[op], sizeof unary_op_names[op], ct_unary_names[op]),
-                            unary_backward};
-  return &unary_ops[op];
-}
-
-/* Which ops save their result instead of their input. */
-static bool saves_out(ct_unary_op op) {
-  return op == CT_U_EXP || op == CT_U_SQRT || op == CT_U_RSQRT || op == CT_U_TANH ||
-         op == CT_U_SIGMOID || op == CT_U_RELU || op == CT_U_RPOW;
-}
-
-/* The linear ops' backward needs nothing saved, so x may change in place afterwards, as
- * in PyTorch (y = x * 2; x:add_(1); y:backward() works). */
-static bool saves_nothing(ct_unary_op op) {
-  return op == CT_U_NEG || op == CT_U_SIGN || op == CT_U_ADDS || op == CT_U_MULS ||
-         op == CT_U_DIVS || op == CT_U_RSUBS;
-}
+/* What backward reads (the table's saves): the result for exp, sqrt, tanh & co.; nothing
+ * for the linear ops, so x may change in place afterwards, as in PyTorch (y = x * 2;
+ * x:add_(1); y:backward() works). */
+static bool saves_out(ct_unary_op op) { return ct_unary_info[op].saves & CT_SAVE_OUT; }
+static bool saves_nothing(ct_unary_op op) { return ct_unary_info[op].saves == CT_SAVE_NONE; }
 
 ct_tensor *ct_unary(ct_unary_op op, ct_tensor *x, double a, double b, ct_err *err) {
   ct_tensor *src = x, *cast = NULL;
   if (op == CT_U_POW && negative_int_power(x, a)) return ct_fail(err, NEGATIVE_POWER), NULL;
+  if (x->dtype == CT_I64 && ct_unary_info[op].dtype == CT_DT_NOINT) return ct_fail(err, NO_INT_KERNEL), NULL;
   if (x->dtype == CT_I64 && !int_closed(op, a, b)) {
     cast = ct_to(x, CT_F32, err);
     if (cast == NULL) return NULL;
@@ -488,21 +447,47 @@ typedef struct { ct_binary_op op; } bin_ctx;
   case CT_B_GT: BLOOP(T, TO, u > v); break;               \
   case CT_B_GE: BLOOP(T, TO, u >= v); break;
 
+/* logaddexp: log(e^u + e^v) = max + log1p(e^-|u - v|), which never overflows; two equal
+ * infinities give themselves (inf - inf would be NaN), as PyTorch's _log_add_exp_helper.
+ * https://pytorch.org/docs/stable/generated/torch.logaddexp.html
+ * backward: d/du = 1 / (1 + e^(v - u)), d/dv = 1 / (1 + e^(u - v)) (PyTorch's
+ * derivatives.yaml), which stay 1 and 0 when u = inf > v. */
+#define EW_LOGADDEXP(T, u, v)                                                  \
+  ((u) == (v) && isinf(u) ? (u) : ((u) > (v) ? (u) : (v)) + log1p(exp(-fabs((u) - (v)))))
+static ct_tensor *logaddexp_part(ct_tensor *g, ct_tensor *u, ct_tensor *v, ct_err *err) {
+  ct_tensor *d = ct_sub(v, u, err);   /* g / (1 + e^(v - u)) */
+  ct_tensor *den = unc(CT_U_ADDS, unc(CT_U_EXP, d, 0, err), 1, err);
+  return den ? own1(ct_div(g, den, err), den) : NULL;
+}
+static int logaddexp_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
+  ct_tensor *a = ct_saved(nd, 0, err), *b = a ? ct_saved(nd, 1, err) : NULL;
+  bool ok = b != NULL;
+  if (ok && nd->edge[0].needs) ok = (gin[0] = logaddexp_part(g, a, b, err)) != NULL;
+  if (ok && nd->edge[1].needs) ok = (gin[1] = logaddexp_part(g, b, a, err)) != NULL;
+  ct_tensor_release(a);
+  ct_tensor_release(b);
+  return ok;
+}
+
+/* the comparisons' formulas (ops.def's kernel column) */
+#define CMP_EQ(T, u, v) ((u) == (v))
+#define CMP_NE(T, u, v) ((u) != (v))
+#define CMP_LT(T, u, v) ((u) < (v))
+#define CMP_LE(T, u, v) ((u) <= (v))
+#define CMP_GT(T, u, v) ((u) > (v))
+#define CMP_GE(T, u, v) ((u) >= (v))
+
+/* one case of the float kernel's switch per row of the table */
+#define BINARY_CASE(e, nm, node, kernel, ...) case CT_B_##e: BLOOP(real, real, kernel(real, u, v)); break;
 #define BINARY_FLOAT_KERNEL(T, NAME)                                                    \
   static void NAME(char **p, const int64_t *s, int64_t n, void *vctx) {                \
     bin_ctx *c = vctx;                                                                  \
     T *o = (T *)p[0];                                                                   \
     const T *a = (const T *)p[1], *b = (const T *)p[2];                                 \
     int64_t so = s[0], sa = s[1], sb = s[2];                                            \
+    typedef T real;   /* for BINARY_CASE */                                             \
     switch (c->op) {                                                                    \
-    case CT_B_ADD: BLOOP(T, T, CT_EW_ADD(T, u, v)); break;                              \
-    case CT_B_SUB: BLOOP(T, T, CT_EW_SUB(T, u, v)); break;                              \
-    case CT_B_MUL: BLOOP(T, T, CT_EW_MUL(T, u, v)); break;                              \
-    case CT_B_DIV: BLOOP(T, T, CT_EW_DIV(T, u, v)); break;                              \
-    case CT_B_POW: BLOOP(T, T, CT_EW_BPOW(T, u, v)); break;                             \
-    case CT_B_MINIMUM: BLOOP(T, T, CT_EW_MINIMUM(T, u, v)); break;                      \
-    case CT_B_MAXIMUM: BLOOP(T, T, CT_EW_MAXIMUM(T, u, v)); break;                      \
-    CMP_CASES(T, T)                                                                     \
+    CT_BINARY_OPS(BINARY_CASE)                                                          \
     default: break;                                                                     \
     }                                                                                   \
   }                                                                                     \
@@ -534,7 +519,7 @@ static void binary_i64(char **p, const int64_t *s, int64_t n, void *vctx) {
 }
 #define binary_i64_cmp binary_i64
 
-static bool is_cmp(ct_binary_op op) { return op >= CT_B_EQ; }
+static bool is_cmp(ct_binary_op op) { return ct_binary_info[op].dtype == CT_DT_CMP; }
 
 static void binary_apply(ct_tensor *o, ct_tensor *a, ct_tensor *b, ct_binary_op op) {
   bin_ctx c = {op};
@@ -558,15 +543,7 @@ static void binary_apply(ct_tensor *o, ct_tensor *a, ct_tensor *b, ct_binary_op 
   ct_iterate(3, base, es, o->ndim, o->shape, st, fn, &c);
 }
 
-static int binary_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err);
-static ct_op binary_ops[CT_B_COUNT];
-static char binary_op_names[CT_B_COUNT][40];
-static const ct_op *binary_op(ct_binary_op op) {
-  if (binary_ops[op].name == NULL)
-    binary_ops[op] = (ct_op){camel_name(binary_op_names[op], sizeof binary_op_names[op], ct_binary_names[op]),
-                             binary_backward};
-  return &binary_ops[op];
-}
+static const ct_op *binary_op(ct_binary_op op) { return &ct_binary_info[op].op; }
 
 /* Brings a and b to one dtype (new references in *pa, *pb). */
 static int promote_pair(ct_tensor *a, ct_tensor *b, ct_tensor **pa, ct_tensor **pb, ct_err *err) {
@@ -593,7 +570,12 @@ static ct_tensor *binary_out(ct_binary_op op, ct_tensor *a0, ct_tensor *b0, bool
     ct_tensor_release(b);
     return ct_fail(err, NEGATIVE_POWER), NULL;
   }
-  if (op == CT_B_DIV && a->dtype == CT_I64) {   /* true division, as PyTorch */
+  if (a->dtype == CT_I64 && ct_binary_info[op].dtype == CT_DT_NOINT) {
+    ct_tensor_release(a);
+    ct_tensor_release(b);
+    return ct_fail(err, NO_INT_KERNEL), NULL;
+  }
+  if (a->dtype == CT_I64 && ct_binary_info[op].dtype == CT_DT_FLOAT) {   /* true division, as PyTorch */
     ct_tensor *fa = ct_to(a, CT_F32, err), *fb = fa ? ct_to(b, CT_F32, err) : NULL;
     ct_tensor_release(a);
     ct_tensor_release(b);
@@ -606,8 +588,9 @@ static ct_tensor *binary_out(ct_binary_op op, ct_tensor *a0, ct_tensor *b0, bool
   if (o && !is_cmp(op) && ct_needs_grad(2, (ct_tensor *[]){a, b})) {
     ct_node *n = ct_record(binary_op(op), o, 2, (ct_tensor *[]){a, b}, err);
     bool ok = n != NULL;
-    if (ok && op != CT_B_ADD && op != CT_B_SUB) ok = ct_save(n, a, false, err) && ct_save(n, b, false, err);
-    if (ok && (op == CT_B_POW || op == CT_B_DIV)) ok = ct_save(n, o, true, err);
+    int saves = ct_binary_info[op].saves;
+    if (ok && (saves & CT_SAVE_IN)) ok = ct_save(n, a, false, err) && ct_save(n, b, false, err);
+    if (ok && (saves & CT_SAVE_OUT)) ok = ct_save(n, o, true, err);
     if (ok) n->arg.elementwise.op = op;
     else { ct_tensor_release(o); o = NULL; }
   }
@@ -646,7 +629,7 @@ static int binary_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *e
   }
   ct_tensor *a = ct_saved(nd, 0, err), *b = a ? ct_saved(nd, 1, err) : NULL, *o = NULL;
   if (b == NULL) { ct_tensor_release(a); return 0; }
-  if ((op == CT_B_POW || op == CT_B_DIV) && (o = ct_saved(nd, 2, err)) == NULL) {
+  if ((ct_binary_info[op].saves & CT_SAVE_OUT) && (o = ct_saved(nd, 2, err)) == NULL) {
     ct_tensor_release(a);
     ct_tensor_release(b);
     return 0;
@@ -830,10 +813,11 @@ int ct_binary_(ct_binary_op op, ct_tensor *x, ct_tensor *y, ct_err *err) {
   }
   ct_tensor *yc = y;
   if (y->dtype != x->dtype && (yc = ct_to(y, x->dtype, err)) == NULL) return 0;
-  if (x->dtype == CT_I64 && (op == CT_B_DIV || (op == CT_B_POW && has_negative(yc)))) {
+  ct_dtype_rule rule = ct_binary_info[op].dtype;
+  if (x->dtype == CT_I64 && (rule == CT_DT_FLOAT || rule == CT_DT_NOINT || (op == CT_B_POW && has_negative(yc)))) {
     if (yc != y) ct_tensor_release(yc);
-    return ct_fail(err, op == CT_B_DIV ? "result type float32 can't be cast to the desired output type int64"
-                                       : NEGATIVE_POWER);
+    return ct_fail(err, rule == CT_DT_FLOAT ? "result type float32 can't be cast to the desired output type int64"
+                        : rule == CT_DT_NOINT ? NO_INT_KERNEL : NEGATIVE_POWER);
   }
   binary_apply(x, x, yc, op);
   if (yc != y) ct_tensor_release(yc);
@@ -988,7 +972,7 @@ int ct_lerp_(ct_tensor *x, ct_tensor *end, double w, ct_err *err) {
   /* PyTorch has no integer lerp either ("lerp_kernel_scalar" not implemented for 'Long'):
    * a refusal, not a missing feature; truncating the float result would be a wrong answer */
   if (x->dtype == CT_I64)
-    return ct_fail(err, "int64 tensors are not supported, as in PyTorch (convert with :to(\"float32\") first)");
+    return ct_fail(err, NO_INT_KERNEL);
   return fused(F_LERP, x, end, NULL, w, err);
 }
 

@@ -8,30 +8,30 @@
 
 #include "../autograd/autograd.h"
 
-/* ---- elementwise unary, with up to two scalar parameters a, b ----
- * X(ENUM, lua_name) */
-#define CT_UNARY_OPS(X) \
-  X(NEG, neg) X(ABS, abs) X(SIGN, sign) X(EXP, exp) X(LOG, log) X(LOG1P, log1p) \
-  X(SQRT, sqrt) X(RSQRT, rsqrt) X(SIN, sin) X(COS, cos) X(TANH, tanh) \
-  X(SIGMOID, sigmoid) X(RELU, relu) X(ERF, erf) X(GELU, gelu) \
-  X(LEAKY_RELU, leaky_relu) /* a = negative slope */ \
-  X(SOFTPLUS, softplus)     /* a = beta, b = threshold */ \
-  X(CLAMP, clamp)           /* a = min, b = max (+-inf when absent) */ \
-  X(POW, pow_scalar)        /* x ^ a */ \
-  X(RPOW, rpow_scalar)      /* a ^ x */ \
-  X(ADDS, add_scalar)       /* x + a */ \
-  X(MULS, mul_scalar)       /* x * a */ \
-  X(DIVS, div_scalar)       /* x / a */ \
-  X(RSUBS, rsub_scalar)     /* a - x */ \
-  X(RDIVS, rdiv_scalar)     /* a / x */
+/* ---- the op table (ops.def): one row per elementwise op ---- */
+#include "ops.def"
+
+typedef enum { CT_DT_INT, CT_DT_INTS, CT_DT_FLOAT, CT_DT_CMP, CT_DT_NOINT } ct_dtype_rule;
+enum { CT_SAVE_NONE = 0, CT_SAVE_IN = 1, CT_SAVE_OUT = 2 };
+
+/* One row of the table: the node's name and backward, and what the binding, the docs and
+ * the gradcheck spec read. */
+typedef struct ct_opinfo {
+  ct_op op;                 /* {node name, backward} */
+  const char *name;         /* the Lua name */
+  ct_dtype_rule dtype;
+  int saves;                /* CT_SAVE_* bits */
+  int nargs;                /* scalars of the in-place form, or -1: none */
+  const char *args, *grad, *doc;
+} ct_opinfo;
 
 typedef enum {
-#define X(e, n) CT_U_##e,
+#define X(e, name, ...) CT_U_##e,
   CT_UNARY_OPS(X)
 #undef X
   CT_U_COUNT
 } ct_unary_op;
-extern const char *const ct_unary_names[CT_U_COUNT];
+extern const ct_opinfo ct_unary_info[CT_U_COUNT];
 
 ct_tensor *ct_unary(ct_unary_op op, ct_tensor *x, double a, double b, ct_err *err);
 /* 1 when x may be written in place: not an expanded view and, while grad mode is on, not
@@ -40,18 +40,13 @@ int ct_inplace_ok(const ct_tensor *x, ct_err *err);
 int ct_unary_(ct_unary_op op, ct_tensor *x, double a, double b, ct_err *err);
 
 /* ---- elementwise binary with broadcasting and dtype promotion ---- */
-#define CT_BINARY_OPS(X) \
-  X(ADD, add) X(SUB, sub) X(MUL, mul) X(DIV, div) X(POW, pow) \
-  X(MINIMUM, minimum) X(MAXIMUM, maximum) \
-  X(EQ, eq) X(NE, ne) X(LT, lt) X(LE, le) X(GT, gt) X(GE, ge)
-
 typedef enum {
-#define X(e, n) CT_B_##e,
+#define X(e, name, ...) CT_B_##e,
   CT_BINARY_OPS(X)
 #undef X
   CT_B_COUNT
 } ct_binary_op;
-extern const char *const ct_binary_names[CT_B_COUNT];
+extern const ct_opinfo ct_binary_info[CT_B_COUNT];
 
 /* Comparisons give int64 0/1 (crater has no bool dtype). */
 ct_tensor *ct_binary(ct_binary_op op, ct_tensor *a, ct_tensor *b, ct_err *err);
