@@ -44,6 +44,9 @@ function AdaBelief:init_state(p, state, group)
   if group.amsgrad and state.max_exp_avg_var == nil then state.max_exp_avg_var = zeros_like(p) end
 end
 
+-- what adabelief_step reads besides the group and the state: this step's mode and sizes
+local scalars = {decay = 1, sqrt_bc2 = 1, mode = 0, coef = 0}
+
 function AdaBelief:update(p, g, state, group)
   local t = state.step + 1
   state.step = t
@@ -65,8 +68,8 @@ function AdaBelief:update(p, g, state, group)
     end
   end
   local decay = group.fixed_decay and 1.0 - wd or 1.0 - lr * wd
-  core.adabelief_step(p, g, state.exp_avg, state.exp_avg_var, group.amsgrad and state.max_exp_avg_var or nil,
-    b1, b2, group.eps, wd, group.weight_decouple, decay, math.sqrt(bc2), mode, coef)
+  scalars.decay, scalars.sqrt_bc2, scalars.mode, scalars.coef = decay, math.sqrt(bc2), mode, coef
+  core.adabelief_step(self, p, g, state, group, scalars)
 end
 Optimizer.kernel_update(AdaBelief.update)
 

@@ -31,8 +31,7 @@ end
 
 function Adadelta:update(p, g, state, group)
   state.step = state.step + 1
-  core.adadelta_step(p, g, state.square_avg, state.acc_delta, group.lr, group.rho, group.eps,
-    group.weight_decay, group.maximize)
+  core.adadelta_step(self, p, g, state, group)
 end
 Optimizer.kernel_update(Adadelta.update)
 

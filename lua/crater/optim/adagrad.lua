@@ -45,8 +45,7 @@ end
 
 function Adagrad:update(p, g, state, group)
   state.step = state.step + 1
-  core.adagrad_step(p, g, state.sum, group.lr, group.lr_decay, group.weight_decay, group.eps,
-    state.step, group.maximize)
+  core.adagrad_step(self, p, g, state, group)
 end
 Optimizer.kernel_update(Adagrad.update)
 

@@ -41,10 +41,7 @@ end
 
 function Adam:update(p, g, state, group)
   state.step = state.step + 1
-  local betas = group.betas
-  core.adam_step(p, g, state.exp_avg, state.exp_avg_sq, group.amsgrad and state.max_exp_avg_sq or nil,
-    group.lr, betas[1], betas[2], group.eps, group.weight_decay, state.step, group.amsgrad,
-    group.maximize, self.decoupled)
+  core.adam_step(self, p, g, state, group)   -- reads group.lr, state.exp_avg, self.decoupled, ...
 end
 Optimizer.kernel_update(Adam.update)
 

@@ -30,9 +30,7 @@ end
 
 function Adamax:update(p, g, state, group)
   state.step = state.step + 1
-  local betas = group.betas
-  core.adamax_step(p, g, state.exp_avg, state.exp_inf, group.lr, betas[1], betas[2], group.eps,
-    group.weight_decay, state.step, group.maximize)
+  core.adamax_step(self, p, g, state, group)
 end
 Optimizer.kernel_update(Adamax.update)
 

@@ -95,6 +95,9 @@ function SF:begin_step()
     sched[group] = s
     s.lr, s.k = lr, k
     s.ckp1 = group.weight_sum ~= 0 and weight / group.weight_sum or 0   -- Python's ZeroDivisionError
+    if group.betas then   -- the AdamW kernel's bias corrections (SGDScheduleFree has no betas)
+      s.bc1, s.bc2 = 1 - group.inner_momentum ^ (k + 1), 1 - group.betas[2] ^ (k + 1)
+    end
     group.k = k + 1
   end
 end
@@ -108,10 +111,7 @@ function SF:init_state(p, state, group)
 end
 
 function SF:update(p, g, state, group)
-  local s, betas, im = self._sched[group], group.betas, group.inner_momentum
-  local k1 = s.k + 1
-  core.sf_adamw_step(p, g, state.z, state.exp_avg_sq, im ~= 0 and state.exp_avg or nil, s.lr,
-    betas[1], betas[2], group.eps, group.weight_decay, im, 1 - im ^ k1, 1 - betas[2] ^ k1, s.ckp1)
+  core.sf_adamw_step(self, p, g, state, group, self._sched[group])   -- s.lr, s.ckp1, s.bc1, s.bc2
 end
 Optimizer.kernel_update(SF.update)
 

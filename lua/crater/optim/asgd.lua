@@ -36,7 +36,7 @@ end
 function ASGD:update(p, g, state, group)
   local t = state.step + 1
   state.step = t
-  core.asgd_step(p, g, state.ax, state.eta, state.mu, group.lambd, group.weight_decay, group.maximize)
+  core.asgd_step(self, p, g, state, group)   -- with this step's state.eta and state.mu
   local lr = group.lr
   state.eta = f32(lr / (1 + group.lambd * lr * t) ^ group.alpha)
   state.mu = f32(1 / math.max(1, t - group.t0))

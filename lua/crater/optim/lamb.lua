@@ -31,15 +31,17 @@ function LAMB:init_state(p, state)
   end
 end
 
+local scalars = {step = 0}   -- lamb_step's step size, -lr * trust_ratio
+
 function LAMB:update(p, g, state, group)
   state.step = state.step + 1
-  local b, eps, wd = group.betas, group.eps, group.weight_decay
-  local pp, aa = core.lamb_stats(p, g, state.exp_avg, state.exp_avg_sq, b[1], b[2], eps, wd)
+  local pp, aa = core.lamb_stats(self, p, g, state, group)
   local weight_norm, adam_norm = math.min(math.sqrt(pp), 10), math.sqrt(aa)
   local trust = (weight_norm == 0 or adam_norm == 0) and 1 or weight_norm / adam_norm
   state.weight_norm, state.adam_norm, state.trust_ratio = weight_norm, adam_norm, trust
   if group.adam then trust = 1 end
-  core.lamb_step(p, state.exp_avg, state.exp_avg_sq, eps, wd, -group.lr * trust)
+  scalars.step = -group.lr * trust
+  core.lamb_step(self, p, g, state, group, scalars)
 end
 Optimizer.kernel_update(LAMB.update)
 

@@ -27,14 +27,17 @@ function LARS:init_state(p, state)
   if state.mu == nil then state.mu = (package.loaded.crater or require "crater").zeros_like(p) end
 end
 
+local scalars = {q = 1, scaled = false}   -- the trust ratio lars_step reads
+
 function LARS:update(p, g, state, group)
-  local scaled, q, wd = p:dim() > 1, 1, group.weight_decay
+  local scaled, q = p:dim() > 1, 1
   if scaled then
-    local pp, dd = core.lars_norms(p, g, wd)
+    local pp, dd = core.lars_norms(self, p, g, state, group)
     local pn, un = math.sqrt(pp), math.sqrt(dd)
     if pn > 0 and un > 0 then q = group.trust_coefficient * pn / un end
   end
-  core.lars_step(p, g, state.mu, group.lr, group.momentum, wd, q, scaled)
+  scalars.q, scalars.scaled = q, scaled
+  core.lars_step(self, p, g, state, group, scalars)
 end
 Optimizer.kernel_update(LARS.update)
 

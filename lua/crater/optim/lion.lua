@@ -24,7 +24,7 @@ function Lion:init_state(p, state)
 end
 
 function Lion:update(p, g, state, group)
-  core.lion_step(p, g, state.exp_avg, group.lr, group.betas[1], group.betas[2], group.weight_decay)
+  core.lion_step(self, p, g, state, group)
 end
 Optimizer.kernel_update(Lion.update)
 

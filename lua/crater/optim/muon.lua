@@ -68,18 +68,18 @@ local function workspaces(self, p, rows)
     local c, n = crater(), p:numel()
     local k = math.min(rows, n // rows)
     local opts = {dtype = p:dtype()}
-    w = {c.empty({n}, opts), c.empty({n}, opts), c.empty({k * k}, opts), c.empty({k * k}, opts)}
+    local nd = p:dim()
+    -- what muon_step reads besides the group and the state: the workspaces, the matrix
+    -- view's rows, the update's scale and the Newton-Schulz steps, fixed per parameter
+    w = {x = c.empty({n}, opts), y = c.empty({n}, opts), A = c.empty({k * k}, opts), B = c.empty({k * k}, opts),
+      rows = rows, scale = math.max(1, p:size(nd - 1) / p:size(nd)) ^ 0.5, steps = 5}
     ws[p] = w
   end
   return w
 end
 
 function Muon:update(p, g, state, group)
-  local rows, nd = p:size(1), p:dim()
-  local w = workspaces(self, p, rows)
-  local scale = math.max(1, p:size(nd - 1) / p:size(nd)) ^ 0.5
-  core.muon_step(p, g, state.momentum_buffer, w[1], w[2], w[3], w[4], rows, group.lr, group.weight_decay,
-    group.momentum, scale, 5)
+  core.muon_step(self, p, g, state, group, workspaces(self, p, p:size(1)))
 end
 Optimizer.kernel_update(Muon.update)
 

@@ -39,6 +39,9 @@ function NAdam:init_state(p, state, group)
   end
 end
 
+-- the momentum schedule the kernel reads besides the group and the state
+local scalars = {mu = 0, mu_next = 0, mu_product_next = 0}
+
 function NAdam:update(p, g, state, group)
   local t = state.step + 1
   state.step = t
@@ -46,10 +49,9 @@ function NAdam:update(p, g, state, group)
   local mu = beta1 * (1 - 0.5 * 0.96 ^ (t * psi))
   local mu_next = beta1 * (1 - 0.5 * 0.96 ^ ((t + 1) * psi))
   state.mu_product = f32(state.mu_product * f32(mu))
-  local mu_product_next = f32(f32(state.mu_product * f32(mu)) * f32(mu_next))
-  core.nadam_step(p, g, state.exp_avg, state.exp_avg_sq, group.lr, beta1, group.betas[2],
-    group.eps, group.weight_decay, t, mu, mu_next, state.mu_product, mu_product_next,
-    group.maximize, group.decoupled_weight_decay)
+  scalars.mu, scalars.mu_next = mu, mu_next
+  scalars.mu_product_next = f32(f32(state.mu_product * f32(mu)) * f32(mu_next))
+  core.nadam_step(self, p, g, state, group, scalars)
 end
 Optimizer.kernel_update(NAdam.update)
 

@@ -34,9 +34,7 @@ end
 
 function RAdam:update(p, g, state, group)
   state.step = state.step + 1
-  local betas = group.betas
-  core.radam_step(p, g, state.exp_avg, state.exp_avg_sq, group.lr, betas[1], betas[2], group.eps,
-    group.weight_decay, state.step, group.maximize, group.decoupled_weight_decay)
+  core.radam_step(self, p, g, state, group)
 end
 Optimizer.kernel_update(RAdam.update)
 

@@ -42,9 +42,7 @@ end
 
 function RMSprop:update(p, g, state, group)
   state.step = state.step + 1
-  core.rmsprop_step(p, g, state.square_avg, group.centered and state.grad_avg or nil,
-    group.momentum > 0 and state.momentum_buffer or nil, group.lr, group.alpha, group.eps,
-    group.weight_decay, group.momentum, group.centered, group.maximize)
+  core.rmsprop_step(self, p, g, state, group)
 end
 Optimizer.kernel_update(RMSprop.update)
 

@@ -45,9 +45,7 @@ end
 
 function Rprop:update(p, g, state, group)
   state.step = state.step + 1
-  local etas, sizes = group.etas, group.step_sizes
-  core.rprop_step(p, g, state.prev, state.step_size, etas[1], etas[2], sizes[1], sizes[2],
-    group.maximize)
+  core.rprop_step(self, p, g, state, group)
 end
 Optimizer.kernel_update(Rprop.update)
 

@@ -46,16 +46,18 @@ function SGD:init_state(p, state, group)
   end
 end
 
+-- what the kernel reads besides the group and the state, refilled before every call
+local scalars = {first = false}
+
 function SGD:update(p, g, state, group)
-  local buf, first = nil, false
+  local first = false
   if group.momentum ~= 0 then
-    buf = state.momentum_buffer
     local fresh = rawget(self, "_fresh_buffers")
     first = fresh ~= nil and fresh[p] == true
     if first then fresh[p] = nil end
   end
-  core.sgd_step(p, g, buf, group.lr, group.momentum, group.dampening, group.weight_decay,
-    group.nesterov, group.maximize, first)
+  scalars.first = first
+  core.sgd_step(self, p, g, state, group, scalars)
 end
 Optimizer.kernel_update(SGD.update)
 

@@ -50,6 +50,8 @@ end
 
 --- h = b2 * h + (1 - b2) * g * g for every parameter with a gradient; refused (changing
 -- nothing) when no parameter has one yet.
+local scalars = {rho_bs = 0}   -- what sophia_step reads besides the group and the state
+
 function SophiaG:update_hessian()
   local any = false
   for _, group in ipairs(self.param_groups) do
@@ -67,7 +69,7 @@ function SophiaG:update_hessian()
           local st = self.state[p] or {}
           self:init_state(p, st, group)
           self.state[p] = st
-          core.sophia_hessian_step(p, true, st.hessian, group.betas[2])
+          core.sophia_hessian_step(self, p, true, st, group)
         end
       end
     end
@@ -76,8 +78,8 @@ end
 
 function SophiaG:update(p, g, state, group)
   state.step = state.step + 1
-  core.sophia_step(p, g, state.exp_avg, state.hessian, group.lr, group.betas[1],
-    group.rho * (self._bs or 5120), group.weight_decay, group.maximize)
+  scalars.rho_bs = group.rho * (self._bs or 5120)
+  core.sophia_step(self, p, g, state, group, scalars)
 end
 Optimizer.kernel_update(SophiaG.update)
 
