@@ -25,7 +25,7 @@ for k, v in pairs(core) do
   if not internal[k] and not k:match("_step$") then crater[k] = v end
 end
 
-require("crater.tensor")(crater)
+for k, v in pairs(require "crater.tensor") do crater[k] = v end
 
 local submodules = {
   nn = "crater.nn", optim = "crater.optim", data = "crater.data", lab = "crater.lab",

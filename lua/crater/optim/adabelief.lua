@@ -25,6 +25,7 @@
 -- @tparam[opt=true] boolean degenerated_to_sgd an SGD-with-momentum step while rho < 5
 -- @usage local opt = crater.optim.AdaBelief(model:parameters(), {lr = 1e-3, weight_decay = 1e-2})
 local Optimizer = require "crater.optim.optimizer"
+local crater = require "crater"
 local core = require "crater.core"
 
 local AdaBelief = Optimizer:extend("AdaBelief", {lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-16,
@@ -37,7 +38,7 @@ AdaBelief.state_rules = {step = "count", exp_avg = "param", exp_avg_var = "param
 
 local ADAM, RECTIFIED, SGD, NONE = 0, 1, 2, 3   -- the kernel's modes (src/optim/optim.h)
 
-local function zeros_like(p) return (package.loaded.crater or require "crater").zeros_like(p) end
+local function zeros_like(p) return crater.zeros_like(p) end
 
 function AdaBelief:init_state(p, state, group)
   if state.step == nil then state.step, state.exp_avg, state.exp_avg_var = 0, zeros_like(p), zeros_like(p) end

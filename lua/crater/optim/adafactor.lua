@@ -40,7 +40,7 @@ Adafactor.state_rules = {step = "count", RMS = "number", exp_avg = "param", exp_
   exp_avg_sq_row = "float_tensor", exp_avg_sq_col = "float_tensor"}
 Adafactor.state_keys = {"step", "RMS"}
 
-local function crater() return package.loaded.crater or require "crater" end
+local crater = require "crater"
 
 function Adafactor:validate(group)
   Optimizer.validate(self, group)
@@ -63,7 +63,7 @@ local function split(p)
 end
 
 function Adafactor:init_state(p, state, group)
-  local C = crater()
+  local C = crater
   if state.step == nil then
     state.step, state.RMS = 0, 0
     if p:dim() >= 2 then
@@ -89,7 +89,7 @@ function Adafactor:_work(p, row, col)
   if work == nil then work = setmetatable({}, {__mode = "k"}); self._scratch = work end
   local w = work[p]
   if w == nil or w.rf:numel() ~= row:numel() or w.rf:dtype() ~= row:dtype() then
-    local C = crater()
+    local C = crater
     local B, R, Cs = split(p)
     -- the kernels' table besides the group and the state: these vectors, the B x R x C view,
     -- and the step's numbers (update writes them)

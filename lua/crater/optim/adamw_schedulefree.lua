@@ -41,14 +41,14 @@ SF.group_keys = {k = function() return 0 end, train_mode = function() return fal
   weight_sum = function() return 0.0 end, lr_max = function() return -1.0 end,
   scheduled_lr = function() return 0.0 end}
 
-local function crater() return package.loaded.crater or require "crater" end
+local crater = require "crater"
 
 --- The interpolation weight between y and x (betas[1]; SGDScheduleFree: momentum).
 function SF.mix(group) return group.betas[1] end
 
 -- Moves every parameter that has a z by lerp(p, z, w(mix)) and sets train_mode.
 local function switch(self, to_train)
-  crater().no_grad(function()
+  crater.no_grad(function()
     for _, group in ipairs(self.param_groups) do
       if group.train_mode ~= to_train then
         local b = self.mix(group)
@@ -104,10 +104,10 @@ end
 
 function SF:init_state(p, state, group)
   if state.z == nil then
-    local zeros_like = crater().zeros_like
+    local zeros_like = crater.zeros_like
     state.z, state.exp_avg_sq = p:clone(), zeros_like(p)
   end
-  if group.inner_momentum ~= 0 and state.exp_avg == nil then state.exp_avg = crater().zeros_like(p) end
+  if group.inner_momentum ~= 0 and state.exp_avg == nil then state.exp_avg = crater.zeros_like(p) end
 end
 
 function SF:update(p, g, state, group)

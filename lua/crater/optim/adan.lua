@@ -19,6 +19,7 @@
 -- @tparam[opt=false] boolean no_prox multiply by 1 - lr*wd instead of dividing by 1 + lr*wd
 -- @usage local opt = crater.optim.Adan(model:parameters(), {lr = 1e-3, weight_decay = 0.02})
 local Optimizer = require "crater.optim.optimizer"
+local crater = require "crater"
 local core = require "crater.core"
 
 local BETA = Optimizer.BETAS[2]
@@ -31,7 +32,7 @@ Adan.group_keys = {step = function() return nil end}   -- from the first step
 
 function Adan:init_state(p, state)
   if state.exp_avg == nil then
-    local zeros_like = (package.loaded.crater or require "crater").zeros_like
+    local zeros_like = crater.zeros_like
     state.exp_avg, state.exp_avg_sq, state.exp_avg_diff = zeros_like(p), zeros_like(p), zeros_like(p)
     state.neg_pre_grad = zeros_like(p)
     -- the first update sets neg_pre_grad from its gradient, as the reference's missing entry

@@ -16,6 +16,7 @@
 -- @tparam[opt=false] boolean maximize maximize the objective instead
 -- @usage local opt = crater.optim.ASGD(model:parameters(), {lr = 0.01, t0 = 100})
 local Optimizer = require "crater.optim.optimizer"
+local crater = require "crater"
 local core = require "crater.core"
 
 local ASGD = Optimizer:extend("ASGD", {lr = 1e-2, lambd = 1e-4, alpha = 0.75, t0 = 1e6,
@@ -28,7 +29,7 @@ local function f32(x) return (string.unpack("f", string.pack("f", x))) end
 
 function ASGD:init_state(p, state, group)
   if state.step == nil then
-    local zeros_like = (package.loaded.crater or require "crater").zeros_like
+    local zeros_like = crater.zeros_like
     state.step, state.eta, state.mu, state.ax = 0, f32(group.lr), 1.0, zeros_like(p)
   end
 end

@@ -16,6 +16,7 @@
 -- @tparam[opt=false] boolean adam trust ratio 1: plain Adam without bias correction
 -- @usage local opt = crater.optim.LAMB(model:parameters(), {lr = 2e-3, weight_decay = 0.01})
 local Optimizer = require "crater.optim.optimizer"
+local crater = require "crater"
 local core = require "crater.core"
 
 local LAMB = Optimizer:extend("LAMB", {lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-6, weight_decay = 0,
@@ -26,7 +27,7 @@ LAMB.state_rules = {step = "count", exp_avg = "param", exp_avg_sq = "param", wei
 
 function LAMB:init_state(p, state)
   if state.step == nil then
-    local zeros_like = (package.loaded.crater or require "crater").zeros_like
+    local zeros_like = crater.zeros_like
     state.step, state.exp_avg, state.exp_avg_sq = 0, zeros_like(p), zeros_like(p)
   end
 end

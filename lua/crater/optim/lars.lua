@@ -16,6 +16,7 @@
 -- @tparam[opt=0.001] number trust_coefficient the fraction of |p| a weight's step takes
 -- @usage local opt = crater.optim.LARS(model:parameters(), {lr = 1.0, weight_decay = 1e-6})
 local Optimizer = require "crater.optim.optimizer"
+local crater = require "crater"
 local core = require "crater.core"
 
 local LARS = Optimizer:extend("LARS", {lr = 0, weight_decay = 0, momentum = 0.9, trust_coefficient = 0.001},
@@ -24,7 +25,7 @@ LARS.state_keys = {"mu"}
 LARS.state_rules = {mu = "param"}
 
 function LARS:init_state(p, state)
-  if state.mu == nil then state.mu = (package.loaded.crater or require "crater").zeros_like(p) end
+  if state.mu == nil then state.mu = crater.zeros_like(p) end
 end
 
 local scalars = {q = 1, scaled = false}   -- the trust ratio lars_step reads

@@ -27,7 +27,7 @@ local Muon = Optimizer:extend("Muon", {lr = 0.02, weight_decay = 0, momentum = 0
 Muon.state_keys = {"momentum_buffer"}
 Muon.state_rules = {momentum_buffer = "param"}
 
-local function crater() return package.loaded.crater or require "crater" end
+local crater = require "crater"
 
 function Muon:validate(group)
   Optimizer.validate(self, group)
@@ -55,7 +55,7 @@ function Muon.newton_schulz(G, steps)
 end
 
 function Muon:init_state(p, state)
-  if state.momentum_buffer == nil then state.momentum_buffer = crater().zeros_like(p) end
+  if state.momentum_buffer == nil then state.momentum_buffer = crater.zeros_like(p) end
 end
 
 -- The Newton-Schulz workspaces of each parameter: X and Y (its size), A and B (k x k for
@@ -65,7 +65,7 @@ local function workspaces(self, p, rows)
   if ws == nil then ws = setmetatable({}, {__mode = "k"}); self._ns_workspaces = ws end
   local w = ws[p]
   if w == nil then
-    local c, n = crater(), p:numel()
+    local c, n = crater, p:numel()
     local k = math.min(rows, n // rows)
     local opts = {dtype = p:dtype()}
     local nd = p:dim()

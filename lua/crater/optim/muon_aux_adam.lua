@@ -37,7 +37,7 @@ end
 Aux.decoupled = true   -- adam_step reads it: AdamW's decay
 Aux.state_rules = {momentum_buffer = "param", step = "count", exp_avg = "param", exp_avg_sq = "param"}
 
-local function crater() return package.loaded.crater or require "crater" end
+local crater = require "crater"
 
 local function same(a, b)   -- numbers, or lists of numbers (betas)
   if type(a) ~= "table" or type(b) ~= "table" then return a == b end
@@ -64,7 +64,7 @@ function Aux:validate(group)
 end
 
 function Aux:init_state(p, state, group)
-  local C = crater()
+  local C = crater
   if group.use_muon then
     if state.momentum_buffer == nil then state.momentum_buffer = C.zeros_like(p) end
   elseif state.step == nil then

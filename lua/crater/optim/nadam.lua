@@ -21,6 +21,7 @@
 -- @tparam[opt=false] boolean maximize maximize the objective instead (2.x)
 -- @usage local opt = crater.optim.NAdam(model:parameters(), {lr = 2e-3})
 local Optimizer = require "crater.optim.optimizer"
+local crater = require "crater"
 local core = require "crater.core"
 
 local NAdam = Optimizer:extend("NAdam", {lr = 2e-3, betas = {0.9, 0.999}, eps = 1e-8,
@@ -33,7 +34,7 @@ local function f32(x) return (string.unpack("f", string.pack("f", x))) end
 
 function NAdam:init_state(p, state, group)
   if state.step == nil then
-    local zeros_like = (package.loaded.crater or require "crater").zeros_like
+    local zeros_like = crater.zeros_like
     -- one assignment: a failed allocation leaves the state empty, not half made
     state.exp_avg, state.exp_avg_sq, state.step, state.mu_product = zeros_like(p), zeros_like(p), 0, 1.0
   end

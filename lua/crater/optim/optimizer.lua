@@ -24,7 +24,7 @@ Optimizer.__index = Optimizer
 --- Marks a default that the user must give (SGD's lr, as PyTorch 1.13's `required`).
 Optimizer.required = setmetatable({}, {__tostring = function() return "<required>" end})
 
-local function crater() return package.loaded.crater or require "crater" end
+local crater = require "crater"
 
 local is_tensor = require("crater.core").is_tensor
 Optimizer.is_tensor = is_tensor
@@ -376,7 +376,7 @@ end
 -- @param closure optional function that recomputes the loss (called under enable_grad)
 function Optimizer:step(closure)
   local loss
-  if closure ~= nil then loss = crater().enable_grad(closure) end
+  if closure ~= nil then loss = crater.enable_grad(closure) end
   local grads = self:check_step()
   if grads == self._flags and self._ready == self.state then
     apply(self, grads)   -- kernels only, no state to make: nothing could record a graph
@@ -436,7 +436,7 @@ function Optimizer:fused_update(fn, opts)
     for i = 1, nstate do
       local k, t = names[i], state[names[i]]
       if t == nil then
-        state[k] = crater().zeros_like(p)
+        state[k] = crater.zeros_like(p)
       elseif t:dtype() ~= p:dtype() or not t:is_contiguous() then   -- a loaded state
         state[k] = t:to(p:dtype()):contiguous()
       end

@@ -47,19 +47,19 @@ Prodigy.group_keys = {d = function(g) return g.d0 end, d_max = function(g) retur
   d_numerator = function() return 0.0 end, k = function() return 0 end,
   d_hat = function() return nil end, d_denom = function() return nil end}   -- from the first step
 
-local function crater() return package.loaded.crater or require "crater" end
+local crater = require "crater"
 
 -- p.flatten()[::slice_p] as a new contiguous tensor
 local function sliced(p, slice_p)
   local flat = p:reshape(-1)
   if slice_p == 1 then return flat:clone() end
-  local C = crater()
+  local C = crater
   return flat:index_select(1, C.arange(1, flat:numel() + 1, slice_p, {dtype = "int64"}))
 end
 
 function Prodigy:init_state(p, state, group)
   if state.step == nil then
-    local C = crater()
+    local C = crater
     local ns = (p:numel() + group.slice_p - 1) // group.slice_p
     state.step = 0
     state.s = C.zeros(ns, {dtype = p:dtype()})
@@ -67,7 +67,7 @@ function Prodigy:init_state(p, state, group)
     state.p0 = p:ne(0):sum():item() > 0 and sliced(p, group.slice_p) or C.zeros({}, {dtype = p:dtype()})
     state.exp_avg_sq = C.zeros_like(p)
   end
-  if group.betas[1] > 0 and state.exp_avg == nil then state.exp_avg = crater().zeros_like(p) end
+  if group.betas[1] > 0 and state.exp_avg == nil then state.exp_avg = crater.zeros_like(p) end
 end
 
 -- what the kernels read besides the group and the state: the statistics pass's betas

@@ -14,6 +14,7 @@
 -- @usage local opt = crater.optim.Rprop(model:parameters(), {lr = 0.01})
 -- luacheck: ignore 581 (the "not (a <= b)" tests are there to treat NaN as PyTorch does)
 local Optimizer = require "crater.optim.optimizer"
+local crater = require "crater"
 local core = require "crater.core"
 
 local Rprop = Optimizer:extend("Rprop", {lr = 1e-2, etas = {0.5, 1.2}, step_sizes = {1e-6, 50},
@@ -36,7 +37,7 @@ end
 
 function Rprop:init_state(p, state, group)
   if state.step == nil then
-    local zeros_like = (package.loaded.crater or require "crater").zeros_like
+    local zeros_like = crater.zeros_like
     -- one assignment: a failed allocation leaves the state empty, not half made
     local prev, step_size = zeros_like(p), zeros_like(p):fill_(group.lr)
     state.step, state.prev, state.step_size = 0, prev, step_size

@@ -16,6 +16,7 @@
 -- @tparam[opt=false] boolean maximize maximize the objective instead
 -- @usage local opt = crater.optim.SGD(model:parameters(), {lr = 0.1, momentum = 0.9})
 local Optimizer = require "crater.optim.optimizer"
+local crater = require "crater"
 local core = require "crater.core"
 
 local SGD = Optimizer:extend("SGD", {lr = Optimizer.required, momentum = 0, dampening = 0,
@@ -36,7 +37,7 @@ end
 -- parameters whose buffer was just made are remembered until their update.
 function SGD:init_state(p, state, group)
   if group.momentum ~= 0 and state.momentum_buffer == nil then
-    state.momentum_buffer = (package.loaded.crater or require "crater").zeros_like(p)
+    state.momentum_buffer = crater.zeros_like(p)
     local fresh = rawget(self, "_fresh_buffers")
     if fresh == nil then
       fresh = setmetatable({}, {__mode = "k"})

@@ -25,11 +25,11 @@ local SophiaG = Optimizer:extend("SophiaG", {lr = 1e-4, betas = {0.965, 0.99}, r
 SophiaG.state_keys = {"step", "exp_avg", "hessian"}
 SophiaG.state_rules = {step = "count", exp_avg = "param", hessian = "param"}
 
-local function crater() return package.loaded.crater or require "crater" end
+local crater = require "crater"
 
 function SophiaG:init_state(p, state)
   if state.step == nil then
-    local z = crater().zeros_like
+    local z = crater.zeros_like
     state.exp_avg, state.hessian, state.step = z(p), z(p), 0
   end
 end
@@ -62,7 +62,7 @@ function SophiaG:update_hessian()
   if not any then
     error("SophiaG: update_hessian: no parameter has a gradient yet (call backward first)", 2)
   end
-  crater().no_grad(function()
+  crater.no_grad(function()
     for _, group in ipairs(self.param_groups) do
       for _, p in ipairs(group.params) do
         if p.grad ~= nil then
