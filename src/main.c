@@ -24,6 +24,8 @@
 #include "lauxlib.h"
 #include "lualib.h"
 
+#include "core/tensor.h"   /* ct_pool_take: Lua allocates from the core's small-block pool */
+
 #ifndef CRATER_VERSION
 #define CRATER_VERSION "0.1.0"
 #endif
@@ -600,36 +602,22 @@ static int pmain (lua_State *L) {
   return 1;
 }
 
-/* Lua's allocator with free lists for small blocks: a tensor's box and the closures
- * around an op are made and collected in bursts, where malloc's slow path showed up.
- * Blocks up to SMALL_MAX bytes are rounded up to 16-byte classes; a block is always
- * returned to the class of the size Lua says it has, which is the class it came from. */
-#define SMALL_MAX 256
-typedef struct free_block { struct free_block *next; } free_block;
-static free_block *free_lists[SMALL_MAX / 16 + 1];
-
-static size_t size_class (size_t n) { return (n + 15) / 16; }
-
+/* Lua's allocator on the core's small-block pool (ct_pool_take): a tensor's box and the
+ * closures around an op are made and collected in bursts, where malloc's slow path showed
+ * up.  A block is always returned with the size Lua says it has, the size it was taken
+ * with; blocks past CT_POOL_MAX go to malloc. */
 static void *crater_alloc (void *ud, void *ptr, size_t osize, size_t nsize) {
   (void)ud;
-  bool small_old = ptr != NULL && osize <= SMALL_MAX;
+  bool small_old = ptr != NULL && osize <= CT_POOL_MAX;
   if (nsize == 0) {
-    if (small_old) {
-      free_block *b = ptr;
-      size_t c = size_class(osize);
-      b->next = free_lists[c];
-      free_lists[c] = b;
-    } else {
-      free(ptr);
-    }
+    if (small_old) ct_pool_give(ptr, osize);
+    else free(ptr);
     return NULL;
   }
-  if (nsize <= SMALL_MAX) {
-    size_t c = size_class(nsize);
-    if (small_old && size_class(osize) == c) return ptr;
-    void *p;
-    if (free_lists[c]) { p = free_lists[c]; free_lists[c] = free_lists[c]->next; }
-    else if ((p = malloc(c * 16)) == NULL) return NULL;
+  if (nsize <= CT_POOL_MAX) {
+    if (small_old && (osize + 15) / 16 == (nsize + 15) / 16) return ptr;   /* same class */
+    void *p = ct_pool_take(nsize);
+    if (p == NULL) return NULL;
     if (ptr) {
       memcpy(p, ptr, osize < nsize ? osize : nsize);
       crater_alloc(ud, ptr, osize, 0);
@@ -637,7 +625,7 @@ static void *crater_alloc (void *ud, void *ptr, size_t osize, size_t nsize) {
     return p;
   }
   if (ptr == NULL || !small_old) return realloc(ptr, nsize);
-  void *p = malloc(nsize);   /* a small block grows past the classes */
+  void *p = malloc(nsize);   /* a small block grows past the pool's sizes */
   if (p == NULL) return NULL;
   memcpy(p, ptr, osize);
   crater_alloc(ud, ptr, osize, 0);

@@ -34,7 +34,7 @@ for k, v in pairs(core) do
 end
 package.loaded["crater.core.internal"] = core.internal
 
-require("crater.tensor")(crater)
+for k, v in pairs(require "crater.tensor") do crater[k] = v end
 
 local submodules = {
   nn = "crater.nn", optim = "crater.optim", data = "crater.data", lab = "crater.lab",

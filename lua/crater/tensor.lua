@@ -1,10 +1,14 @@
 --- Tensor sugar written in Lua: Torch7-style printing, the *_like constructors and small
 -- conveniences.  Everything numeric happens in C; printing reads at most a few hundred
--- elements because large tensors are elided.
+-- elements because large tensors are elided.  Requiring it adds the methods to every
+-- tensor; the table it returns holds the functions that crater (init.lua) exports:
+-- zeros_like and the other *_like constructors, Tensor, neg, no_grad, enable_grad.  It
+-- needs only crater.core, so any module may require it at its top.
 -- @module crater.tensor
+local core = require "crater.core"
 
-return function(crater)
-  local core = crater.core
+local crater = {}               -- what this module adds to crater's table
+do
   local T = core.Tensor          -- the method table of every tensor
   local mt = core.Tensor_mt
 
@@ -143,20 +147,20 @@ return function(crater)
     end
   end
   --- A tensor of zeros with x's shape and dtype. @param x a tensor @param opts `{dtype=, requires_grad=}`
-  crater.zeros_like = like(crater.zeros)
+  crater.zeros_like = like(core.zeros)
   --- A tensor of ones with x's shape and dtype. @param x a tensor @param opts `{dtype=, requires_grad=}`
-  crater.ones_like = like(crater.ones)
+  crater.ones_like = like(core.ones)
   --- Standard normal samples with x's shape. @param x a tensor @param opts `{dtype=, requires_grad=}`
-  crater.randn_like = like(crater.randn)
+  crater.randn_like = like(core.randn)
   --- Uniform [0,1) samples with x's shape. @param x a tensor @param opts `{dtype=, requires_grad=}`
-  crater.rand_like = like(crater.rand)
+  crater.rand_like = like(core.rand)
   --- An uninitialised (zeroed) tensor with x's shape. @param x a tensor @param opts `{dtype=}`
-  crater.empty_like = like(crater.empty)
+  crater.empty_like = like(core.empty)
   --- A tensor filled with v with x's shape and dtype.
   -- @param x a tensor @param v the value @param opts `{dtype=, requires_grad=}`
   function crater.full_like(x, v, opts)
     opts = opts or {}
-    return crater.full(x:shape(), v, { dtype = opts.dtype or x:dtype(), requires_grad = opts.requires_grad })
+    return core.full(x:shape(), v, { dtype = opts.dtype or x:dtype(), requires_grad = opts.requires_grad })
   end
   T.zeros_like, T.ones_like = crater.zeros_like, crater.ones_like
 
@@ -186,7 +190,9 @@ return function(crater)
 
   -- operators on the crater table for functional use
   crater.Tensor = T
-  crater.neg = crater.neg or T.neg
+  crater.neg = core.neg or T.neg
   crater.no_grad = core.no_grad
   crater.enable_grad = core.enable_grad
 end
+
+return crater

@@ -25,13 +25,32 @@ void ct_debug_fail_alloc(int64_t n, bool always) {
 /* Small blocks are recycled through per-size free lists: tensors are made and dropped
  * in bursts (Lua's collector frees thousands at once), where malloc's slow path showed
  * up as the largest cost of a small op.  The lists hold at most POOL_CAP bytes. */
-#define POOL_MAX 1024
+#define POOL_MAX CT_POOL_MAX
 #define POOL_CAP ((size_t)8 << 20)
 typedef struct pool_block { struct pool_block *next; } pool_block;
 static pool_block *pool[POOL_MAX / 16 + 1];
 static size_t pooled_bytes;
 
 static size_t pool_class(size_t n) { return (n + 15) / 16; }
+
+void *ct_pool_take(size_t n) {   /* 16-byte aligned, like malloc */
+  size_t c = pool_class(n ? n : 1);
+  if (pool[c] == NULL) return malloc(c * 16);
+  void *p = pool[c];
+  pool[c] = pool[c]->next;
+  pooled_bytes -= c * 16;
+  return p;
+}
+
+void ct_pool_give(void *p, size_t n) {
+  if (p == NULL) return;
+  if (pooled_bytes >= POOL_CAP) { free(p); return; }
+  size_t c = pool_class(n ? n : 1);
+  pool_block *b = p;
+  b->next = pool[c];
+  pool[c] = b;
+  pooled_bytes += c * 16;
+}
 
 /* Large blocks come straight from mmap and go back with munmap, and the last few freed
  * are kept for reuse.  In malloc's heap, small objects settled into the holes that
@@ -106,19 +125,7 @@ void *ct_malloc(size_t n, ct_err *err) {
     }
     fail_countdown--;
   }
-  void *p;
-  if (n <= POOL_MAX) {   /* 16-byte aligned, like malloc */
-    size_t c = pool_class(n ? n : 1);
-    if (pool[c]) {
-      p = pool[c];
-      pool[c] = pool[c]->next;
-      pooled_bytes -= c * 16;
-    } else {
-      p = malloc(c * 16);
-    }
-  } else {
-    p = over_limit(n) ? NULL : big_take(n);
-  }
+  void *p = n <= POOL_MAX ? ct_pool_take(n) : over_limit(n) ? NULL : big_take(n);
   if (p == NULL) {
     ct_fail(err, "not enough memory (allocation of %zu bytes failed)", n);
     return NULL;
@@ -132,16 +139,8 @@ void *ct_malloc(size_t n, ct_err *err) {
 void ct_free(void *p, size_t n) {
   if (p == NULL) return;
   mem.bytes -= (int64_t)n;
-  if (n > POOL_MAX) { big_give(p, n); return; }
-  if (n <= POOL_MAX && pooled_bytes < POOL_CAP) {
-    size_t c = pool_class(n ? n : 1);
-    pool_block *b = p;
-    b->next = pool[c];
-    pool[c] = b;
-    pooled_bytes += c * 16;
-    return;
-  }
-  free(p);
+  if (n > POOL_MAX) big_give(p, n);
+  else ct_pool_give(p, n);
 }
 
 ct_memstat ct_memory(void) { return mem; }

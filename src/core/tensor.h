@@ -52,6 +52,14 @@ void ct_free(void *p, size_t n);
 typedef struct ct_memstat { int64_t bytes, peak_bytes, tensors, allocated; } ct_memstat;
 ct_memstat ct_memory(void);
 void ct_memory_reset_peak(void);
+/* The small-block pool under ct_malloc, without its accounting or failure injection, for
+ * a host's own allocator: the crater executable gives Lua blocks from it, so the program
+ * and the module recycle small blocks the same way.  ct_pool_take(n) takes n <= CT_POOL_MAX
+ * bytes (16-byte aligned; NULL when malloc fails); ct_pool_give takes the block back with
+ * the size it was taken with.  Like ct_malloc, for the main thread only. */
+#define CT_POOL_MAX 1024
+void *ct_pool_take(size_t n);
+void ct_pool_give(void *p, size_t n);
 /* The n-th allocation from now fails (n = 0: the next); always: every later one too.
  * n < 0 turns injection off. */
 void ct_debug_fail_alloc(int64_t n, bool always);

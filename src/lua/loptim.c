@@ -1,10 +1,108 @@
 /* crater binding: the fused optimizer kernels of src/optim as crater.core.<name>_step.
- * Each checks its tensors (contiguous, one floating dtype, equal numel, no shared
- * storage), reads its scalars, runs one kernel and bumps the version of what it wrote.
- * The Lua classes in lua/crater/optim/ call these; the arithmetic is all in the kernels. */
+ * A call is core.<name>(opt, param, grad, state, group[, scalars]): each kernel reads its
+ * hyper-parameters by name through its field table, checks its tensors (contiguous, one
+ * floating dtype, equal numel, no shared storage), runs once and bumps the version of
+ * what it wrote.  The Lua classes in lua/crater/optim/ call these; the arithmetic is all
+ * in the kernels. */
+#include <stddef.h>
+
 #include "../optim/optim.h"
 #include "lbind.h"
 
+/* ---- named arguments ----
+ * The arguments' positions.  opt is the optimizer: its class's __name names it in errors,
+ * and a kernel may read a class constant from it (AdamW's decoupled).  state is the
+ * parameter's state table, whose tensors are read by name; scalars is a table the class
+ * fills with what it derives per step (bias corrections, schedules) when a kernel needs
+ * such values.  Reading by name costs a table look-up per field, about what the Lua side
+ * paid to pass them by position, and a swapped pair can no longer change the maths. */
+enum { OPT = 1, PARAM, GRAD, STATE, GROUP, SCALARS };
+
+/* What a field holds: a number, a boolean, a boolean that may be absent (false: an option
+ * that a class may not have, as MuonWithAuxAdam's groups have no amsgrad), an int, a size
+ * (an integer >= 0, as size_t), or a list of 2 or 3 numbers read into consecutive doubles
+ * (betas). */
+enum { NUM, BOOL, FLAG, INT, SIZE, NUM2, NUM3 };
+
+/* One named argument: table[name] read from the argument 'from' into the args struct at
+ * 'off' (the doubles or bool, or the int of INT). */
+typedef struct field {
+  const char *name;
+  unsigned char from, kind;
+  size_t off;
+} field;
+
+#define F(name, from, kind, type, member) {name, from, kind, offsetof(type, member)}
+/* NUM2 and NUM3 write beta1, beta2 (, beta3): they must follow each other */
+#define CONSECUTIVE(type, a, b) \
+  _Static_assert(offsetof(type, b) == offsetof(type, a) + sizeof(double), #type "." #a " then " #b)
+
+/* The optimizer's name for errors (its class's __name), else the kernel's. */
+static const char *who(lua_State *L, const char *fn) {
+  const char *name = NULL;
+  if (lua_istable(L, OPT)) {
+    if (lua_getfield(L, OPT, "__name") == LUA_TSTRING) name = lua_tostring(L, -1);
+    lua_pop(L, 1);   /* the class table keeps the string */
+  }
+  return name ? name : fn;
+}
+
+static const char *const from_label[] = {[OPT] = "", [STATE] = "state.", [GROUP] = "group.",
+                                         [SCALARS] = "scalars."};
+
+/* Raises "<Optimizer>: group.betas must be a list of 2 numbers, got nil (adam_step)". */
+static int bad_field(lua_State *L, const char *fn, const field *f, const char *must) {
+  return luaL_error(L, "%s: %s%s must be %s, got %s (%s)", who(L, fn), from_label[f->from], f->name,
+                    must, luaL_typename(L, -1), fn);
+}
+
+/* Reads every field of the list (ended by a NULL name) into args. */
+static void read_fields(lua_State *L, const char *fn, const field *f, void *args) {
+  for (; f->name != NULL; f++) {
+    if (!lua_istable(L, f->from))
+      luaL_error(L, "%s: %s expects %s as argument #%d (a table), got %s", who(L, fn), fn,
+                 f->from == SCALARS ? "the step's scalars" : f->from == GROUP ? "the param group"
+                 : f->from == STATE ? "the parameter's state" : "the optimizer",
+                 f->from, luaL_typename(L, f->from));
+    int t = lua_getfield(L, f->from, f->name);
+    char *dst = (char *)args + f->off;
+    switch (f->kind) {
+      case NUM:
+        if (t != LUA_TNUMBER) bad_field(L, fn, f, "a number");
+        *(double *)dst = lua_tonumber(L, -1);
+        break;
+      case BOOL: case FLAG:
+        if (t != LUA_TBOOLEAN && !(f->kind == FLAG && t == LUA_TNIL)) bad_field(L, fn, f, "a boolean");
+        *(bool *)dst = lua_toboolean(L, -1);
+        break;
+      case INT: {
+        lua_Integer v = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : (lua_Integer)INT32_MAX + 1;
+        if (v < INT32_MIN || v > INT32_MAX) bad_field(L, fn, f, "an integer");
+        *(int *)dst = (int)v;
+        break;
+      }
+      case SIZE:
+        if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0) bad_field(L, fn, f, "an integer >= 0");
+        *(size_t *)dst = (size_t)lua_tointeger(L, -1);
+        break;
+      default: {   /* NUM2, NUM3 */
+        int count = f->kind == NUM2 ? 2 : 3;
+        if (t != LUA_TTABLE) bad_field(L, fn, f, count == 2 ? "a list of 2 numbers" : "a list of 3 numbers");
+        for (int k = 0; k < count; k++) {
+          if (lua_geti(L, -1 - k, k + 1) != LUA_TNUMBER) {
+            lua_pop(L, k + 1);
+            bad_field(L, fn, f, count == 2 ? "a list of 2 numbers" : "a list of 3 numbers");
+          }
+          ((double *)dst)[k] = lua_tonumber(L, -1);
+        }
+        lua_pop(L, count);
+      }
+    }
+    lua_pop(L, 1);
+  }
+}
+
+/* ---- the tensors ---- */
 #define MAXARR 6
 
 typedef struct arrays {
@@ -14,48 +112,60 @@ typedef struct arrays {
   ct_dtype dt;
 } arrays;
 
-/* Reads 'count' tensor arguments starting at 1: the parameter, its gradient (true: the
- * parameter's .grad), then the state tensors; an argument whose bit is set in 'optional'
- * may be nil (its slot is NULL).  Raises "<fn>: <name> ..." unless all are contiguous, of
- * the parameter's floating dtype, of its number of elements, and on distinct storages. */
+/* Reads 'count' tensors: the parameter (argument 2), its gradient (argument 3; true: the
+ * parameter's .grad, read without a box), then state[names[i]] for i >= 2 whose bit is set
+ * in 'need' (the others are NULL: not used by this call).  Raises "<Optimizer>: state.<name>
+ * ..." unless all are tensors, contiguous, of the parameter's floating dtype, of its number
+ * of elements, and on distinct storages. */
 static void check_arrays(lua_State *L, const char *fn, const char *const *names, int count,
-                         unsigned optional, arrays *a) {
+                         unsigned need, arrays *a) {
   a->count = count;
-  for (int i = 0; i < count; i++) {
-    if ((optional >> i & 1u) && lua_isnoneornil(L, i + 1)) { a->t[i] = NULL; continue; }
-    if (i == 1 && lua_type(L, 2) == LUA_TBOOLEAN && lua_toboolean(L, 2)) {   /* true: param's .grad */
+  a->t[0] = ct_lua_check(L, PARAM);
+  if (count > 1) {
+    if (lua_type(L, GRAD) == LUA_TBOOLEAN && lua_toboolean(L, GRAD)) {   /* true: param's .grad */
       a->t[1] = a->t[0]->grad;
-      if (a->t[1] == NULL) luaL_error(L, "%s: param has no grad", fn);
-      continue;
+      if (a->t[1] == NULL) luaL_error(L, "%s: param has no grad (%s)", who(L, fn), fn);
+    } else {
+      a->t[1] = ct_lua_check(L, GRAD);
     }
-    a->t[i] = ct_lua_check(L, i + 1);
+  }
+  if (count > 2) luaL_checktype(L, STATE, LUA_TTABLE);
+  for (int i = 2; i < count; i++) {
+    a->t[i] = NULL;
+    if (!(need >> i & 1u)) continue;
+    lua_getfield(L, STATE, names[i]);
+    if ((a->t[i] = ct_lua_test(L, -1)) == NULL)
+      luaL_error(L, "%s: state.%s must be a tensor, got %s (%s)", who(L, fn), names[i], luaL_typename(L, -1), fn);
+    lua_pop(L, 1);   /* the state table keeps the box */
   }
   ct_tensor *p = a->t[0];
   if (p->dtype != CT_F32 && p->dtype != CT_F64)
-    luaL_error(L, "%s: param must be float32 or float64, got %s", fn, ct_dtype_name(p->dtype));
+    luaL_error(L, "%s: param must be float32 or float64, got %s (%s)", who(L, fn), ct_dtype_name(p->dtype), fn);
   a->dt = p->dtype;
   a->n = (size_t)ct_numel(p);
   for (int i = 0; i < count; i++) {
     ct_tensor *t = a->t[i];
     if (t == NULL) continue;
+    const char *st = i >= 2 ? "state." : "";
     if (t->dtype != a->dt)
-      luaL_error(L, "%s: %s is %s but param is %s", fn, names[i], ct_dtype_name(t->dtype),
-                 ct_dtype_name(a->dt));
+      luaL_error(L, "%s: %s%s is %s but param is %s (%s)", who(L, fn), st, names[i], ct_dtype_name(t->dtype),
+                 ct_dtype_name(a->dt), fn);
     if ((size_t)ct_numel(t) != a->n)
-      luaL_error(L, "%s: %s has %d elements but param has %d", fn, names[i],
-                 (int)ct_numel(t), (int)a->n);
-    if (!ct_is_contiguous(t)) luaL_error(L, "%s: %s must be contiguous", fn, names[i]);
+      luaL_error(L, "%s: %s%s has %d elements but param has %d (%s)", who(L, fn), st, names[i],
+                 (int)ct_numel(t), (int)a->n, fn);
+    if (!ct_is_contiguous(t)) luaL_error(L, "%s: %s%s must be contiguous (%s)", who(L, fn), st, names[i], fn);
     for (int j = 0; j < i; j++)   /* the kernels take restrict pointers */
       if (a->t[j] != NULL && a->t[j]->storage == t->storage && a->n > 0)
-        luaL_error(L, "%s: %s and %s share storage", fn, names[j], names[i]);
+        luaL_error(L, "%s: %s and %s share storage (%s)", who(L, fn), names[j], names[i], fn);
   }
 }
 
-/* Every array but the gradient (slot 1) is written. */
-static void bump_written(arrays *a) {
+/* The tensors whose bit is set in 'writes' get a new version. */
+static void bump_written(arrays *a, unsigned writes) {
   for (int i = 0; i < a->count; i++)
-    if (i != 1 && a->t[i] != NULL) ct_bump(a->t[i]);
+    if ((writes >> i & 1u) && a->t[i] != NULL) ct_bump(a->t[i]);
 }
+#define ALL_BUT_GRAD (~2u)
 
 /* A kernel call over elements [lo, hi) of the arrays, run by ct_optim_parallel. */
 typedef struct job {
@@ -107,176 +217,256 @@ RANGE4(ct_optim_sophia)
 RANGE3(ct_optim_sophia_hess)
 RANGE4(ct_optim_prodigy)
 RANGE3(ct_optim_lion)
-RANGE3(ct_optim_lamb)
 RANGE3(ct_optim_lars)
 RANGE5(ct_optim_adabelief)
 RANGE6(ct_optim_adan)
 
-/* Runs the kernel over all elements (split over threads) and bumps what it wrote. */
-#define RUN(kernel, a, o)                                          \
-  do {                                                             \
-    job j_ = {&(a), &(o)};                                         \
-    ct_optim_parallel((a).n, kernel##_range, &j_);                 \
-    bump_written(&(a));                                            \
-  } while (0)
+/* lamb_step's kernel reads p, m and v: the gradient (slot 1) is checked, not read */
+static void ct_optim_lamb_range(void *ctx, size_t lo, size_t hi) {
+  const job *j = ctx;
+  if (j->a->dt == CT_F32) ct_optim_lamb_f32(A32(0), A32(2), A32(3), hi - lo, j->args);
+  else ct_optim_lamb_f64(A64(0), A64(2), A64(3), hi - lo, j->args);
+}
 
-#define NUM(i) luaL_checknumber(L, i)
-#define BOOL(i) lua_toboolean(L, i)
+/* ---- the one-pass kernels, one row each ---- */
 
-static int o_sgd (lua_State *L) {
-  static const char *const names[] = {"param", "grad", "momentum_buffer"};
+/* Every kernel's arguments fit in this. */
+typedef union any_args {
+  ct_sgd_args sgd; ct_adam_args adam; ct_adagrad_args adagrad; ct_rmsprop_args rmsprop;
+  ct_adadelta_args adadelta; ct_adamax_args adamax; ct_nadam_args nadam; ct_radam_args radam;
+  ct_asgd_args asgd; ct_rprop_args rprop; ct_sf_adamw_args sf_adamw; ct_sf_sgd_args sf_sgd;
+  ct_sophia_args sophia; ct_prodigy_args prodigy; ct_lion_args lion; ct_lamb_args lamb;
+  ct_lars_args lars; ct_adabelief_args adabelief; ct_adan_args adan;
+} any_args;
+
+typedef struct kernel {
+  const char *fn;                      /* its name in crater.core */
+  const char *const *arrays;           /* param, grad, then the state tensors' names */
+  int count;                           /* of arrays */
+  const field *fields;
+  /* the state tensors this call uses (bits of 'arrays'); NULL: all of them.  May raise
+   * when the arguments do not fit together. */
+  unsigned (*need)(lua_State *L, const any_args *o);
+  unsigned writes;                     /* the arrays the kernel writes */
+  void (*range)(void *ctx, size_t lo, size_t hi);
+} kernel;
+
+/* core.<fn>(opt, param, grad, state, group[, scalars]): the kernel in upvalue 1. */
+static int o_step(lua_State *L) {
+  const kernel *k = lua_touserdata(L, lua_upvalueindex(1));
+  any_args o;
+  read_fields(L, k->fn, k->fields, &o);
+  unsigned need = k->need ? k->need(L, &o) : ~0u;
   arrays a;
-  check_arrays(L, "sgd_step", names, 3, 1u << 2, &a);
-  ct_sgd_args o = {.lr = NUM(4), .momentum = NUM(5), .dampening = NUM(6),
-                   .weight_decay = NUM(7), .nesterov = BOOL(8), .maximize = BOOL(9),
-                   .first = BOOL(10)};
-  RUN(ct_optim_sgd, a, o);
+  check_arrays(L, k->fn, k->arrays, k->count, need, &a);
+  job j = {&a, &o};
+  ct_optim_parallel(a.n, k->range, &j);
+  bump_written(&a, k->writes);
   return 0;
 }
 
-static int o_adam (lua_State *L) {
-  static const char *const names[] = {"param", "grad", "exp_avg", "exp_avg_sq",
-                                      "max_exp_avg_sq"};
-  arrays a;
-  check_arrays(L, "adam_step", names, 5, 1u << 4, &a);
-  ct_adam_args o = {.lr = NUM(6), .beta1 = NUM(7), .beta2 = NUM(8), .eps = NUM(9),
-                    .weight_decay = NUM(10), .step = NUM(11), .amsgrad = BOOL(12),
-                    .maximize = BOOL(13), .decoupled = BOOL(14)};
-  if (o.amsgrad && a.t[4] == NULL) return luaL_error(L, "adam_step: amsgrad needs max_exp_avg_sq");
-  RUN(ct_optim_adam, a, o);
-  return 0;
+#define G GROUP
+#define S STATE
+#define X SCALARS
+
+/* SGD: momentum_buffer only with momentum; 'first' (a new buffer takes d) is the class's */
+static const char *const sgd_arrays[] = {"param", "grad", "momentum_buffer"};
+static const field sgd_fields[] = {
+  F("lr", G, NUM, ct_sgd_args, lr), F("momentum", G, NUM, ct_sgd_args, momentum),
+  F("dampening", G, NUM, ct_sgd_args, dampening), F("weight_decay", G, NUM, ct_sgd_args, weight_decay),
+  F("nesterov", G, BOOL, ct_sgd_args, nesterov), F("maximize", G, BOOL, ct_sgd_args, maximize),
+  F("first", X, BOOL, ct_sgd_args, first), {NULL, 0, 0, 0}};
+static unsigned sgd_need(lua_State *L, const any_args *o) { return o->sgd.momentum != 0 ? ~0u : 3u; }
+
+/* Adam and AdamW (opt.decoupled); MuonWithAuxAdam's groups have no amsgrad or maximize */
+CONSECUTIVE(ct_adam_args, beta1, beta2);
+static const char *const adam_arrays[] = {"param", "grad", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
+static const field adam_fields[] = {
+  F("lr", G, NUM, ct_adam_args, lr), F("betas", G, NUM2, ct_adam_args, beta1),
+  F("eps", G, NUM, ct_adam_args, eps), F("weight_decay", G, NUM, ct_adam_args, weight_decay),
+  F("amsgrad", G, FLAG, ct_adam_args, amsgrad), F("maximize", G, FLAG, ct_adam_args, maximize),
+  F("step", S, NUM, ct_adam_args, step), F("decoupled", OPT, FLAG, ct_adam_args, decoupled),
+  {NULL, 0, 0, 0}};
+static unsigned adam_need(lua_State *L, const any_args *o) { return o->adam.amsgrad ? ~0u : ~(1u << 4); }
+
+static const char *const adagrad_arrays[] = {"param", "grad", "sum"};
+static const field adagrad_fields[] = {
+  F("lr", G, NUM, ct_adagrad_args, lr), F("lr_decay", G, NUM, ct_adagrad_args, lr_decay),
+  F("weight_decay", G, NUM, ct_adagrad_args, weight_decay), F("eps", G, NUM, ct_adagrad_args, eps),
+  F("maximize", G, BOOL, ct_adagrad_args, maximize), F("step", S, NUM, ct_adagrad_args, step),
+  {NULL, 0, 0, 0}};
+
+/* RMSprop: grad_avg only when centered, momentum_buffer only with momentum */
+static const char *const rmsprop_arrays[] = {"param", "grad", "square_avg", "grad_avg", "momentum_buffer"};
+static const field rmsprop_fields[] = {
+  F("lr", G, NUM, ct_rmsprop_args, lr), F("alpha", G, NUM, ct_rmsprop_args, alpha),
+  F("eps", G, NUM, ct_rmsprop_args, eps), F("weight_decay", G, NUM, ct_rmsprop_args, weight_decay),
+  F("momentum", G, NUM, ct_rmsprop_args, momentum), F("centered", G, BOOL, ct_rmsprop_args, centered),
+  F("maximize", G, BOOL, ct_rmsprop_args, maximize), {NULL, 0, 0, 0}};
+static unsigned rmsprop_need(lua_State *L, const any_args *o) {
+  return 7u | (o->rmsprop.centered ? 1u << 3 : 0) | (o->rmsprop.momentum > 0 ? 1u << 4 : 0);
 }
 
-static int o_adagrad (lua_State *L) {
-  static const char *const names[] = {"param", "grad", "sum"};
-  arrays a;
-  check_arrays(L, "adagrad_step", names, 3, 0, &a);
-  ct_adagrad_args o = {.lr = NUM(4), .lr_decay = NUM(5), .weight_decay = NUM(6),
-                       .eps = NUM(7), .step = NUM(8), .maximize = BOOL(9)};
-  RUN(ct_optim_adagrad, a, o);
-  return 0;
+static const char *const adadelta_arrays[] = {"param", "grad", "square_avg", "acc_delta"};
+static const field adadelta_fields[] = {
+  F("lr", G, NUM, ct_adadelta_args, lr), F("rho", G, NUM, ct_adadelta_args, rho),
+  F("eps", G, NUM, ct_adadelta_args, eps), F("weight_decay", G, NUM, ct_adadelta_args, weight_decay),
+  F("maximize", G, BOOL, ct_adadelta_args, maximize), {NULL, 0, 0, 0}};
+
+CONSECUTIVE(ct_adamax_args, beta1, beta2);
+static const char *const adamax_arrays[] = {"param", "grad", "exp_avg", "exp_inf"};
+static const field adamax_fields[] = {
+  F("lr", G, NUM, ct_adamax_args, lr), F("betas", G, NUM2, ct_adamax_args, beta1),
+  F("eps", G, NUM, ct_adamax_args, eps), F("weight_decay", G, NUM, ct_adamax_args, weight_decay),
+  F("maximize", G, BOOL, ct_adamax_args, maximize), F("step", S, NUM, ct_adamax_args, step),
+  {NULL, 0, 0, 0}};
+
+/* NAdam: the class keeps the momentum schedule (mu, mu_next, mu_product_next in scalars) */
+CONSECUTIVE(ct_nadam_args, beta1, beta2);
+static const char *const nadam_arrays[] = {"param", "grad", "exp_avg", "exp_avg_sq"};
+static const field nadam_fields[] = {
+  F("lr", G, NUM, ct_nadam_args, lr), F("betas", G, NUM2, ct_nadam_args, beta1),
+  F("eps", G, NUM, ct_nadam_args, eps), F("weight_decay", G, NUM, ct_nadam_args, weight_decay),
+  F("maximize", G, BOOL, ct_nadam_args, maximize),
+  F("decoupled_weight_decay", G, BOOL, ct_nadam_args, decoupled),
+  F("step", S, NUM, ct_nadam_args, step), F("mu_product", S, NUM, ct_nadam_args, mu_product),
+  F("mu", X, NUM, ct_nadam_args, mu), F("mu_next", X, NUM, ct_nadam_args, mu_next),
+  F("mu_product_next", X, NUM, ct_nadam_args, mu_product_next), {NULL, 0, 0, 0}};
+
+CONSECUTIVE(ct_radam_args, beta1, beta2);
+static const char *const radam_arrays[] = {"param", "grad", "exp_avg", "exp_avg_sq"};
+static const field radam_fields[] = {
+  F("lr", G, NUM, ct_radam_args, lr), F("betas", G, NUM2, ct_radam_args, beta1),
+  F("eps", G, NUM, ct_radam_args, eps), F("weight_decay", G, NUM, ct_radam_args, weight_decay),
+  F("maximize", G, BOOL, ct_radam_args, maximize),
+  F("decoupled_weight_decay", G, BOOL, ct_radam_args, decoupled), F("step", S, NUM, ct_radam_args, step),
+  {NULL, 0, 0, 0}};
+
+/* ASGD: eta and mu are the state's (PyTorch keeps them per parameter) */
+static const char *const asgd_arrays[] = {"param", "grad", "ax"};
+static const field asgd_fields[] = {
+  F("eta", S, NUM, ct_asgd_args, eta), F("mu", S, NUM, ct_asgd_args, mu),
+  F("lambd", G, NUM, ct_asgd_args, lambd), F("weight_decay", G, NUM, ct_asgd_args, weight_decay),
+  F("maximize", G, BOOL, ct_asgd_args, maximize), {NULL, 0, 0, 0}};
+
+CONSECUTIVE(ct_rprop_args, etaminus, etaplus);
+CONSECUTIVE(ct_rprop_args, step_min, step_max);
+static const char *const rprop_arrays[] = {"param", "grad", "prev", "step_size"};
+static const field rprop_fields[] = {
+  F("etas", G, NUM2, ct_rprop_args, etaminus), F("step_sizes", G, NUM2, ct_rprop_args, step_min),
+  F("maximize", G, BOOL, ct_rprop_args, maximize), {NULL, 0, 0, 0}};
+
+/* The schedule-free pair: the group's schedule of this step (lr after warmup, ckp1 and
+ * the bias corrections) is the class's, in scalars */
+CONSECUTIVE(ct_sf_adamw_args, beta1, beta2);
+static const char *const sf_adamw_arrays[] = {"param", "grad", "z", "exp_avg_sq", "exp_avg"};
+static const field sf_adamw_fields[] = {
+  F("lr", X, NUM, ct_sf_adamw_args, lr), F("betas", G, NUM2, ct_sf_adamw_args, beta1),
+  F("eps", G, NUM, ct_sf_adamw_args, eps), F("weight_decay", G, NUM, ct_sf_adamw_args, weight_decay),
+  F("inner_momentum", G, NUM, ct_sf_adamw_args, inner_momentum), F("bc1", X, NUM, ct_sf_adamw_args, bc1),
+  F("bc2", X, NUM, ct_sf_adamw_args, bc2), F("ckp1", X, NUM, ct_sf_adamw_args, ckp1), {NULL, 0, 0, 0}};
+static unsigned sf_adamw_need(lua_State *L, const any_args *o) {
+  return o->sf_adamw.inner_momentum != 0 ? ~0u : ~(1u << 4);
 }
 
-static int o_rmsprop (lua_State *L) {
-  static const char *const names[] = {"param", "grad", "square_avg", "grad_avg",
-                                      "momentum_buffer"};
-  arrays a;
-  check_arrays(L, "rmsprop_step", names, 5, 3u << 3, &a);
-  ct_rmsprop_args o = {.lr = NUM(6), .alpha = NUM(7), .eps = NUM(8), .weight_decay = NUM(9),
-                       .momentum = NUM(10), .centered = BOOL(11), .maximize = BOOL(12)};
-  if (o.centered && a.t[3] == NULL) return luaL_error(L, "rmsprop_step: centered needs grad_avg");
-  if (o.momentum > 0 && a.t[4] == NULL)
-    return luaL_error(L, "rmsprop_step: momentum needs momentum_buffer");
-  RUN(ct_optim_rmsprop, a, o);
-  return 0;
+static const char *const sf_sgd_arrays[] = {"param", "grad", "z"};
+static const field sf_sgd_fields[] = {
+  F("lr", X, NUM, ct_sf_sgd_args, lr), F("momentum", G, NUM, ct_sf_sgd_args, momentum),
+  F("weight_decay", G, NUM, ct_sf_sgd_args, weight_decay), F("ckp1", X, NUM, ct_sf_sgd_args, ckp1),
+  {NULL, 0, 0, 0}};
+
+/* SophiaG: rho_bs (rho times the batch's tokens) is the class's; the Hessian step reads
+ * only betas[2] and writes only the hessian */
+CONSECUTIVE(ct_sophia_args, beta1, beta2);
+static const char *const sophia_arrays[] = {"param", "grad", "exp_avg", "hessian"};
+static const field sophia_fields[] = {
+  F("lr", G, NUM, ct_sophia_args, lr), F("betas", G, NUM2, ct_sophia_args, beta1),
+  F("rho_bs", X, NUM, ct_sophia_args, rho_bs), F("weight_decay", G, NUM, ct_sophia_args, weight_decay),
+  F("maximize", G, BOOL, ct_sophia_args, maximize), {NULL, 0, 0, 0}};
+static const char *const sophia_hess_arrays[] = {"param", "grad", "hessian"};
+static const field sophia_hess_fields[] = {F("betas", G, NUM2, ct_sophia_args, beta1), {NULL, 0, 0, 0}};
+
+/* Prodigy's update pass: everything but the tensors is derived from the step's d */
+CONSECUTIVE(ct_prodigy_args, beta1, beta2);
+static const char *const prodigy_arrays[] = {"param", "grad", "exp_avg", "exp_avg_sq"};
+static const field prodigy_fields[] = {
+  F("dlr", X, NUM, ct_prodigy_args, dlr), F("d", X, NUM, ct_prodigy_args, d),
+  F("d_eps", X, NUM, ct_prodigy_args, d_eps), F("decoupled_wd", X, NUM, ct_prodigy_args, decoupled_wd),
+  F("l2", X, NUM, ct_prodigy_args, l2), F("betas", G, NUM2, ct_prodigy_args, beta1), {NULL, 0, 0, 0}};
+static unsigned prodigy_need(lua_State *L, const any_args *o) { return o->prodigy.beta1 > 0 ? ~0u : ~(1u << 2); }
+
+CONSECUTIVE(ct_lion_args, beta1, beta2);
+static const char *const lion_arrays[] = {"param", "grad", "exp_avg"};
+static const field lion_fields[] = {
+  F("lr", G, NUM, ct_lion_args, lr), F("betas", G, NUM2, ct_lion_args, beta1),
+  F("weight_decay", G, NUM, ct_lion_args, weight_decay), {NULL, 0, 0, 0}};
+
+/* LAMB's step p += step*a, with step = -lr*trust_ratio from the statistics pass */
+static const char *const lamb_step_arrays[] = {"param", "grad", "exp_avg", "exp_avg_sq"};
+static const field lamb_step_fields[] = {
+  F("eps", G, NUM, ct_lamb_args, eps), F("weight_decay", G, NUM, ct_lamb_args, weight_decay),
+  F("step", X, NUM, ct_lamb_args, step), {NULL, 0, 0, 0}};
+
+/* LARS: the trust ratio q and whether it scales (weights, not vectors) are the class's */
+static const char *const lars_arrays[] = {"param", "grad", "mu"};
+static const field lars_fields[] = {
+  F("lr", G, NUM, ct_lars_args, lr), F("momentum", G, NUM, ct_lars_args, momentum),
+  F("weight_decay", G, NUM, ct_lars_args, weight_decay), F("q", X, NUM, ct_lars_args, q),
+  F("scaled", X, BOOL, ct_lars_args, scaled), {NULL, 0, 0, 0}};
+
+/* AdaBelief: the mode (rectified or not), its step coefficient and the decay are the
+ * class's per step */
+CONSECUTIVE(ct_adabelief_args, beta1, beta2);
+static const char *const adabelief_arrays[] = {"param", "grad", "exp_avg", "exp_avg_var", "max_exp_avg_var"};
+static const field adabelief_fields[] = {
+  F("betas", G, NUM2, ct_adabelief_args, beta1), F("eps", G, NUM, ct_adabelief_args, eps),
+  F("weight_decay", G, NUM, ct_adabelief_args, weight_decay),
+  F("weight_decouple", G, BOOL, ct_adabelief_args, decoupled), F("amsgrad", G, BOOL, ct_adabelief_args, amsgrad),
+  F("decay", X, NUM, ct_adabelief_args, decay), F("sqrt_bc2", X, NUM, ct_adabelief_args, sqrt_bc2),
+  F("mode", X, INT, ct_adabelief_args, mode), F("coef", X, NUM, ct_adabelief_args, coef), {NULL, 0, 0, 0}};
+static unsigned adabelief_need(lua_State *L, const any_args *o) {
+  int mode = o->adabelief.mode;
+  if (mode < CT_ADABELIEF_ADAM || mode > CT_ADABELIEF_NONE)
+    luaL_error(L, "%s: scalars.mode must be one of the CT_ADABELIEF modes (0 to 3), got %d (adabelief_step)",
+               who(L, "adabelief_step"), mode);
+  return o->adabelief.amsgrad ? ~0u : ~(1u << 4);
 }
 
-static int o_adadelta (lua_State *L) {
-  static const char *const names[] = {"param", "grad", "square_avg", "acc_delta"};
-  arrays a;
-  check_arrays(L, "adadelta_step", names, 4, 0, &a);
-  ct_adadelta_args o = {.lr = NUM(5), .rho = NUM(6), .eps = NUM(7), .weight_decay = NUM(8),
-                        .maximize = BOOL(9)};
-  RUN(ct_optim_adadelta, a, o);
-  return 0;
-}
+/* Adan: the gradient clip factor and the bias corrections are the class's per step */
+CONSECUTIVE(ct_adan_args, beta1, beta2);
+CONSECUTIVE(ct_adan_args, beta2, beta3);
+static const char *const adan_arrays[] = {"param", "grad", "exp_avg", "exp_avg_sq", "exp_avg_diff", "neg_pre_grad"};
+static const field adan_fields[] = {
+  F("lr", G, NUM, ct_adan_args, lr), F("betas", G, NUM3, ct_adan_args, beta1),
+  F("eps", G, NUM, ct_adan_args, eps), F("weight_decay", G, NUM, ct_adan_args, weight_decay),
+  F("no_prox", G, BOOL, ct_adan_args, no_prox), F("clip", X, NUM, ct_adan_args, clip),
+  F("bc1", X, NUM, ct_adan_args, bc1), F("bc2", X, NUM, ct_adan_args, bc2),
+  F("sqrt_bc3", X, NUM, ct_adan_args, sqrt_bc3), F("first", X, BOOL, ct_adan_args, first), {NULL, 0, 0, 0}};
 
-static int o_adamax (lua_State *L) {
-  static const char *const names[] = {"param", "grad", "exp_avg", "exp_inf"};
-  arrays a;
-  check_arrays(L, "adamax_step", names, 4, 0, &a);
-  ct_adamax_args o = {.lr = NUM(5), .beta1 = NUM(6), .beta2 = NUM(7), .eps = NUM(8),
-                      .weight_decay = NUM(9), .step = NUM(10), .maximize = BOOL(11)};
-  RUN(ct_optim_adamax, a, o);
-  return 0;
-}
-
-static int o_nadam (lua_State *L) {
-  static const char *const names[] = {"param", "grad", "exp_avg", "exp_avg_sq"};
-  arrays a;
-  check_arrays(L, "nadam_step", names, 4, 0, &a);
-  ct_nadam_args o = {.lr = NUM(5), .beta1 = NUM(6), .beta2 = NUM(7), .eps = NUM(8),
-                     .weight_decay = NUM(9), .step = NUM(10), .mu = NUM(11),
-                     .mu_next = NUM(12), .mu_product = NUM(13), .mu_product_next = NUM(14),
-                     .maximize = BOOL(15), .decoupled = BOOL(16)};
-  RUN(ct_optim_nadam, a, o);
-  return 0;
-}
-
-static int o_radam (lua_State *L) {
-  static const char *const names[] = {"param", "grad", "exp_avg", "exp_avg_sq"};
-  arrays a;
-  check_arrays(L, "radam_step", names, 4, 0, &a);
-  ct_radam_args o = {.lr = NUM(5), .beta1 = NUM(6), .beta2 = NUM(7), .eps = NUM(8),
-                     .weight_decay = NUM(9), .step = NUM(10), .maximize = BOOL(11),
-                     .decoupled = BOOL(12)};
-  RUN(ct_optim_radam, a, o);
-  return 0;
-}
-
-static int o_asgd (lua_State *L) {
-  static const char *const names[] = {"param", "grad", "ax"};
-  arrays a;
-  check_arrays(L, "asgd_step", names, 3, 0, &a);
-  ct_asgd_args o = {.eta = NUM(4), .mu = NUM(5), .lambd = NUM(6), .weight_decay = NUM(7),
-                    .maximize = BOOL(8)};
-  RUN(ct_optim_asgd, a, o);
-  return 0;
-}
-
-static int o_rprop (lua_State *L) {
-  static const char *const names[] = {"param", "grad", "prev", "step_size"};
-  arrays a;
-  check_arrays(L, "rprop_step", names, 4, 0, &a);
-  ct_rprop_args o = {.etaminus = NUM(5), .etaplus = NUM(6), .step_min = NUM(7),
-                     .step_max = NUM(8), .maximize = BOOL(9)};
-  RUN(ct_optim_rprop, a, o);
-  return 0;
-}
-
-static int o_sf_adamw (lua_State *L) {
-  static const char *const names[] = {"param", "grad", "z", "exp_avg_sq", "exp_avg"};
-  arrays a;
-  check_arrays(L, "sf_adamw_step", names, 5, 1u << 4, &a);
-  ct_sf_adamw_args o = {.lr = NUM(6), .beta1 = NUM(7), .beta2 = NUM(8), .eps = NUM(9),
-                        .weight_decay = NUM(10), .inner_momentum = NUM(11), .bc1 = NUM(12),
-                        .bc2 = NUM(13), .ckp1 = NUM(14)};
-  if (o.inner_momentum != 0 && a.t[4] == NULL)
-    return luaL_error(L, "sf_adamw_step: inner_momentum needs exp_avg");
-  RUN(ct_optim_sf_adamw, a, o);
-  return 0;
-}
-
-static int o_sf_sgd (lua_State *L) {
-  static const char *const names[] = {"param", "grad", "z"};
-  arrays a;
-  check_arrays(L, "sf_sgd_step", names, 3, 0, &a);
-  ct_sf_sgd_args o = {.lr = NUM(4), .momentum = NUM(5), .weight_decay = NUM(6), .ckp1 = NUM(7)};
-  RUN(ct_optim_sf_sgd, a, o);
-  return 0;
-}
-
-static int o_sophia (lua_State *L) {
-  static const char *const names[] = {"param", "grad", "exp_avg", "hessian"};
-  arrays a;
-  check_arrays(L, "sophia_step", names, 4, 0, &a);
-  ct_sophia_args o = {.lr = NUM(5), .beta1 = NUM(6), .rho_bs = NUM(7), .weight_decay = NUM(8),
-                      .maximize = BOOL(9)};
-  RUN(ct_optim_sophia, a, o);
-  return 0;
-}
-
-/* sophia_hessian_step(param, grad, hessian, beta2): only the hessian is written. */
-static int o_sophia_hess (lua_State *L) {
-  static const char *const names[] = {"param", "grad", "hessian"};
-  arrays a;
-  check_arrays(L, "sophia_hessian_step", names, 3, 0, &a);
-  double beta2 = NUM(4);
-  job j = {&a, &beta2};
-  ct_optim_parallel(a.n, ct_optim_sophia_hess_range, &j);
-  ct_bump(a.t[2]);
-  return 0;
-}
+#define ROW(name, fn, need, writes, range) \
+  {fn, name##_arrays, (int)(sizeof name##_arrays / sizeof name##_arrays[0]), name##_fields, need, writes, range}
+static const kernel kernels[] = {
+  ROW(sgd, "sgd_step", sgd_need, ALL_BUT_GRAD, ct_optim_sgd_range),
+  ROW(adam, "adam_step", adam_need, ALL_BUT_GRAD, ct_optim_adam_range),
+  ROW(adagrad, "adagrad_step", NULL, ALL_BUT_GRAD, ct_optim_adagrad_range),
+  ROW(rmsprop, "rmsprop_step", rmsprop_need, ALL_BUT_GRAD, ct_optim_rmsprop_range),
+  ROW(adadelta, "adadelta_step", NULL, ALL_BUT_GRAD, ct_optim_adadelta_range),
+  ROW(adamax, "adamax_step", NULL, ALL_BUT_GRAD, ct_optim_adamax_range),
+  ROW(nadam, "nadam_step", NULL, ALL_BUT_GRAD, ct_optim_nadam_range),
+  ROW(radam, "radam_step", NULL, ALL_BUT_GRAD, ct_optim_radam_range),
+  ROW(asgd, "asgd_step", NULL, ALL_BUT_GRAD, ct_optim_asgd_range),
+  ROW(rprop, "rprop_step", NULL, ALL_BUT_GRAD, ct_optim_rprop_range),
+  ROW(sf_adamw, "sf_adamw_step", sf_adamw_need, ALL_BUT_GRAD, ct_optim_sf_adamw_range),
+  ROW(sf_sgd, "sf_sgd_step", NULL, ALL_BUT_GRAD, ct_optim_sf_sgd_range),
+  ROW(sophia, "sophia_step", NULL, ALL_BUT_GRAD, ct_optim_sophia_range),
+  ROW(sophia_hess, "sophia_hessian_step", NULL, 1u << 2, ct_optim_sophia_hess_range),
+  ROW(prodigy, "prodigy_step", prodigy_need, 1u, ct_optim_prodigy_range),
+  ROW(lion, "lion_step", NULL, ALL_BUT_GRAD, ct_optim_lion_range),
+  ROW(lamb_step, "lamb_step", NULL, 1u, ct_optim_lamb_range),
+  ROW(lars, "lars_step", NULL, ALL_BUT_GRAD, ct_optim_lars_range),
+  ROW(adabelief, "adabelief_step", adabelief_need, ALL_BUT_GRAD, ct_optim_adabelief_range),
+  ROW(adan, "adan_step", NULL, ALL_BUT_GRAD, ct_optim_adan_range),
+};
 
 /* Two sums over the elements, split into fixed blocks (their size depends only on n), one
  * partial per block, added in block order: the same bits on any thread count. */
@@ -327,34 +517,54 @@ static void prodigy_block(const blocked *b, size_t off, size_t len, double *sums
                                (double *)b->extra[0] + j, (double *)b->extra[1] + j0, len, o, sums);
 }
 
-/* prodigy_stats(param, grad, exp_avg|nil, exp_avg_sq, s, p0, beta1, beta2, beta3, l2,
- * m_alpha, v_alpha, s_alpha, slice_p) -> dot, sum|s|: the statistics pass (one thread: it
- * sums).  s holds every slice_p-th element; p0 as many, or one (the reference's 0-d p0). */
+/* The tensor table[name] at idx (borrowed: the table keeps it); raises naming it. */
+static ct_tensor *named_tensor(lua_State *L, int idx, const char *name, const char *fn) {
+  lua_getfield(L, idx, name);
+  ct_tensor *t = ct_lua_test(L, -1);
+  if (t == NULL)
+    luaL_error(L, "%s: %s%s must be a tensor, got %s (%s)", who(L, fn), from_label[idx], name,
+               luaL_typename(L, -1), fn);
+  lua_pop(L, 1);
+  return t;
+}
+
+/* Prodigy's statistics pass: betas, beta3, l2, the alphas are derived from the first group
+ * and the step's d, as the reference computes them. */
+static const field prodigy_stats_fields[] = {
+  F("beta1", X, NUM, ct_prodigy_stats_args, beta1), F("beta2", X, NUM, ct_prodigy_stats_args, beta2),
+  F("beta3", X, NUM, ct_prodigy_stats_args, beta3), F("l2", X, NUM, ct_prodigy_stats_args, l2),
+  F("m_alpha", X, NUM, ct_prodigy_stats_args, m_alpha), F("v_alpha", X, NUM, ct_prodigy_stats_args, v_alpha),
+  F("s_alpha", X, NUM, ct_prodigy_stats_args, s_alpha), F("slice_p", G, SIZE, ct_prodigy_stats_args, slice_p),
+  {NULL, 0, 0, 0}};
+
+/* prodigy_stats(opt, param, grad, state, group, scalars) -> dot, sum|s|: the statistics
+ * pass (in fixed blocks: it sums).  state.s holds every slice_p-th element; state.p0 as
+ * many, or one (the reference's 0-d p0); state.exp_avg is used when beta1 > 0. */
 static int o_prodigy_stats(lua_State *L) {
+  static const char *const fn = "prodigy_stats";
   static const char *const names[] = {"param", "grad", "exp_avg", "exp_avg_sq"};
+  ct_prodigy_stats_args o;
+  read_fields(L, fn, prodigy_stats_fields, &o);
+  if (o.slice_p < 1) return luaL_error(L, "%s: group.slice_p must be a positive integer (%s)", who(L, fn), fn);
   arrays a;
-  check_arrays(L, "prodigy_stats", names, 4, 1u << 2, &a);
-  ct_tensor *s = ct_lua_check(L, 5), *p0 = ct_lua_check(L, 6);
-  lua_Integer slice = luaL_checkinteger(L, 14);
-  luaL_argcheck(L, slice >= 1, 14, "slice_p must be a positive integer");
-  size_t ns = a.n == 0 ? 0 : (a.n - 1) / (size_t)slice + 1;
+  check_arrays(L, fn, names, 4, o.beta1 > 0 ? ~0u : ~(1u << 2), &a);
+  ct_tensor *s = named_tensor(L, STATE, "s", fn), *p0 = named_tensor(L, STATE, "p0", fn);
+  size_t ns = a.n == 0 ? 0 : (a.n - 1) / o.slice_p + 1;
   ct_tensor *extra[2] = {s, p0};
   for (int i = 0; i < 2; i++) {
     ct_tensor *t = extra[i];
     size_t n = (size_t)ct_numel(t);
     if (t->dtype != a.dt || !ct_is_contiguous(t) || (n != ns && !(i == 1 && n == 1)))
-      return luaL_error(L, "prodigy_stats: %s must be a contiguous %s tensor of %d elements",
-                        i ? "p0" : "s", ct_dtype_name(a.dt), (int)ns);
+      return luaL_error(L, "%s: state.%s must be a contiguous %s tensor of %d elements (%s)", who(L, fn),
+                        i ? "p0" : "s", ct_dtype_name(a.dt), (int)ns, fn);
     for (int k = 0; k < 4; k++)
       if (a.t[k] && a.t[k]->storage == t->storage)
-        return luaL_error(L, "prodigy_stats: %s and %s share storage", names[k], i ? "p0" : "s");
+        return luaL_error(L, "%s: %s and %s share storage (%s)", who(L, fn), names[k], i ? "p0" : "s", fn);
   }
-  if (s->storage == p0->storage) return luaL_error(L, "prodigy_stats: s and p0 share storage");
-  ct_prodigy_stats_args o = {.beta1 = NUM(7), .beta2 = NUM(8), .beta3 = NUM(9), .l2 = NUM(10),
-                             .m_alpha = NUM(11), .v_alpha = NUM(12), .s_alpha = NUM(13),
-                             .slice_p = (size_t)slice, .p0_scalar = ct_numel(p0) == 1};
+  if (s->storage == p0->storage) return luaL_error(L, "%s: s and p0 share storage (%s)", who(L, fn), fn);
+  o.p0_scalar = ct_numel(p0) == 1;
   double sums[2];
-  blocked b = {.a = &a, .args = &o, .n = a.n, .align = (size_t)slice, .run = prodigy_block,
+  blocked b = {.a = &a, .args = &o, .n = a.n, .align = o.slice_p, .run = prodigy_block,
                .extra = {ct_data(s), ct_data(p0)}};
   blocked_sums(&b, sums);
   if (a.t[2]) ct_bump(a.t[2]);
@@ -363,29 +573,6 @@ static int o_prodigy_stats(lua_State *L) {
   lua_pushnumber(L, sums[0]);
   lua_pushnumber(L, sums[1]);
   return 2;
-}
-
-/* prodigy_step(param, grad, exp_avg|nil, exp_avg_sq, dlr, d, d_eps, decoupled_wd, l2):
- * the update pass; only the parameter is written. */
-static int o_prodigy(lua_State *L) {
-  static const char *const names[] = {"param", "grad", "exp_avg", "exp_avg_sq"};
-  arrays a;
-  check_arrays(L, "prodigy_step", names, 4, 1u << 2, &a);
-  ct_prodigy_args o = {.dlr = NUM(5), .d = NUM(6), .d_eps = NUM(7), .decoupled_wd = NUM(8),
-                       .l2 = NUM(9)};
-  job j = {&a, &o};
-  ct_optim_parallel(a.n, ct_optim_prodigy_range, &j);
-  ct_bump(a.t[0]);
-  return 0;
-}
-
-static int o_lion(lua_State *L) {
-  static const char *const names[] = {"param", "grad", "exp_avg"};
-  arrays a;
-  check_arrays(L, "lion_step", names, 3, 0, &a);
-  ct_lion_args o = {.lr = NUM(4), .beta1 = NUM(5), .beta2 = NUM(6), .weight_decay = NUM(7)};
-  RUN(ct_optim_lion, a, o);
-  return 0;
 }
 
 /* the arrays of a one-thread pass (the sums must not depend on the thread count) */
@@ -402,13 +589,17 @@ static void lamb_block(const blocked *b, size_t off, size_t len, double *sums) {
                             (double *)ct_data(a->t[2]) + off, (double *)ct_data(a->t[3]) + off, len, b->args, sums);
 }
 
-/* lamb_stats(param, grad, exp_avg, exp_avg_sq, beta1, beta2, eps, weight_decay)
- * -> sum p^2, sum a^2 (m and v updated) */
+CONSECUTIVE(ct_lamb_args, beta1, beta2);
+static const field lamb_stats_fields[] = {
+  F("betas", G, NUM2, ct_lamb_args, beta1), F("eps", G, NUM, ct_lamb_args, eps),
+  F("weight_decay", G, NUM, ct_lamb_args, weight_decay), {NULL, 0, 0, 0}};
+
+/* lamb_stats(opt, param, grad, state, group) -> sum p^2, sum a^2 (m and v updated) */
 static int o_lamb_stats(lua_State *L) {
-  static const char *const names[] = {"param", "grad", "exp_avg", "exp_avg_sq"};
+  ct_lamb_args o = {0};
+  read_fields(L, "lamb_stats", lamb_stats_fields, &o);
   arrays a;
-  check_arrays(L, "lamb_stats", names, 4, 0, &a);
-  ct_lamb_args o = {.beta1 = NUM(5), .beta2 = NUM(6), .eps = NUM(7), .weight_decay = NUM(8)};
+  check_arrays(L, "lamb_stats", lamb_step_arrays, 4, ~0u, &a);
   double sums[2];
   blocked b = {.a = &a, .args = &o, .n = a.n, .run = lamb_block};
   blocked_sums(&b, sums);
@@ -419,84 +610,53 @@ static int o_lamb_stats(lua_State *L) {
   return 2;
 }
 
-/* lamb_step(param, exp_avg, exp_avg_sq, eps, weight_decay, step): p += step * a */
-static int o_lamb(lua_State *L) {
-  static const char *const names[] = {"param", "exp_avg", "exp_avg_sq"};
-  arrays a;
-  check_arrays(L, "lamb_step", names, 3, 0, &a);
-  ct_lamb_args o = {.eps = NUM(4), .weight_decay = NUM(5), .step = NUM(6)};
-  job j = {&a, &o};
-  ct_optim_parallel(a.n, ct_optim_lamb_range, &j);
-  ct_bump(a.t[0]);
-  return 0;
-}
+static const field lars_norms_fields[] = {F("weight_decay", G, NUM, ct_lars_args, weight_decay), {NULL, 0, 0, 0}};
 
-/* lars_norms(param, grad, weight_decay) -> sum p^2, sum (g + wd*p)^2 */
+/* lars_norms(opt, param, grad, state, group) -> sum p^2, sum (g + wd*p)^2 */
 static int o_lars_norms(lua_State *L) {
   static const char *const names[] = {"param", "grad"};
+  ct_lars_args o;
+  read_fields(L, "lars_norms", lars_norms_fields, &o);
   arrays a;
-  check_arrays(L, "lars_norms", names, 2, 0, &a);
-  double sums[2], wd = NUM(3);
-  if (a.dt == CT_F32) ct_optim_lars_norms_f32(P32(0), P32(1), a.n, wd, sums);
-  else ct_optim_lars_norms_f64(P64(0), P64(1), a.n, wd, sums);
+  check_arrays(L, "lars_norms", names, 2, ~0u, &a);
+  double sums[2];
+  if (a.dt == CT_F32) ct_optim_lars_norms_f32(P32(0), P32(1), a.n, o.weight_decay, sums);
+  else ct_optim_lars_norms_f64(P64(0), P64(1), a.n, o.weight_decay, sums);
   lua_pushnumber(L, sums[0]);
   lua_pushnumber(L, sums[1]);
   return 2;
 }
 
-/* lars_step(param, grad, mu, lr, momentum, weight_decay, q, scaled) */
-static int o_lars(lua_State *L) {
-  static const char *const names[] = {"param", "grad", "mu"};
-  arrays a;
-  check_arrays(L, "lars_step", names, 3, 0, &a);
-  ct_lars_args o = {.lr = NUM(4), .momentum = NUM(5), .weight_decay = NUM(6), .q = NUM(7),
-                    .scaled = BOOL(8)};
-  RUN(ct_optim_lars, a, o);
-  return 0;
-}
-
-/* adabelief_step(param, grad, exp_avg, exp_avg_var, max_exp_avg_var|nil, beta1, beta2, eps,
- * weight_decay, decoupled, decay, sqrt_bc2, mode, coef) */
-static int o_adabelief(lua_State *L) {
-  static const char *const names[] = {"param", "grad", "exp_avg", "exp_avg_var", "max_exp_avg_var"};
-  arrays a;
-  check_arrays(L, "adabelief_step", names, 5, 1u << 4, &a);
-  lua_Integer mode = luaL_checkinteger(L, 13);
-  luaL_argcheck(L, mode >= CT_ADABELIEF_ADAM && mode <= CT_ADABELIEF_NONE, 13, "unknown mode");
-  ct_adabelief_args o = {.beta1 = NUM(6), .beta2 = NUM(7), .eps = NUM(8), .weight_decay = NUM(9),
-                         .decoupled = BOOL(10), .decay = NUM(11), .sqrt_bc2 = NUM(12),
-                         .mode = (int)mode, .coef = NUM(14)};
-  RUN(ct_optim_adabelief, a, o);
-  return 0;
-}
-
-/* adan_step(param, grad, exp_avg, exp_avg_sq, exp_avg_diff, neg_pre_grad, lr, beta1, beta2,
- * beta3, eps, weight_decay, clip, bc1, bc2, sqrt_bc3, no_prox, first) */
-static int o_adan(lua_State *L) {
-  static const char *const names[] = {"param", "grad", "exp_avg", "exp_avg_sq", "exp_avg_diff",
-                                      "neg_pre_grad"};
-  arrays a;
-  check_arrays(L, "adan_step", names, 6, 0, &a);
-  ct_adan_args o = {.lr = NUM(7), .beta1 = NUM(8), .beta2 = NUM(9), .beta3 = NUM(10), .eps = NUM(11),
-                    .weight_decay = NUM(12), .clip = NUM(13), .bc1 = NUM(14), .bc2 = NUM(15),
-                    .sqrt_bc3 = NUM(16), .no_prox = BOOL(17), .first = BOOL(18)};
-  RUN(ct_optim_adan, a, o);
-  return 0;
-}
-
-/* A contiguous tensor argument of dtype dt and n elements, as a data pointer. */
-static void *vector_arg(lua_State *L, int idx, const char *fn, const char *name, ct_dtype dt, size_t n) {
-  ct_tensor *t = ct_lua_check(L, idx);
+/* scalars[name], a contiguous tensor of dtype dt and n elements, as a data pointer. */
+static void *vector_arg(lua_State *L, const char *fn, const char *name, ct_dtype dt, size_t n) {
+  ct_tensor *t = named_tensor(L, SCALARS, name, fn);
   if (t->dtype != dt || !ct_is_contiguous(t) || (size_t)ct_numel(t) != n)
-    luaL_error(L, "%s: %s must be a contiguous %s tensor of %d elements", fn, name, ct_dtype_name(dt), (int)n);
+    luaL_error(L, "%s: scalars.%s must be a contiguous %s tensor of %d elements (%s)", who(L, fn), name,
+               ct_dtype_name(dt), (int)n, fn);
   return ct_data(t);
 }
 
-static size_t size_arg(lua_State *L, int idx) {
-  lua_Integer v = luaL_checkinteger(L, idx);
-  luaL_argcheck(L, v >= 0, idx, "size must be >= 0");
-  return (size_t)v;
-}
+/* Adafactor's calls: (opt, param, grad, state, group, work), work being the parameter's
+ * table of scratch vectors (rowmean, colmean, rf, cf), its B x R x C view and the step's
+ * numbers, which the class writes into it. */
+typedef struct af_call {
+  ct_adafactor_args o;
+  size_t B, R, C;
+  bool write, momentum;   /* momentum: state.exp_avg is used (the group has a beta1) */
+} af_call;
+#define AF(name, kind, member) F(name, X, kind, af_call, member)
+static const field af_means_fields[] = {AF("B", SIZE, B), AF("R", SIZE, R), AF("C", SIZE, C),
+                                        AF("eps1", NUM, o.eps1), {NULL, 0, 0, 0}};
+static const field af_factors_fields[] = {AF("B", SIZE, B), AF("R", SIZE, R), AF("C", SIZE, C),
+                                          AF("beta2t", NUM, o.beta2t), {NULL, 0, 0, 0}};
+static const field af_factored_fields[] = {
+  AF("B", SIZE, B), AF("R", SIZE, R), AF("C", SIZE, C), AF("write", BOOL, write), AF("momentum", BOOL, momentum),
+  AF("den", NUM, o.den), AF("lr", NUM, o.lr), AF("beta1", NUM, o.beta1), AF("wd_lr", NUM, o.wd_lr),
+  {NULL, 0, 0, 0}};
+static const field af_vector_fields[] = {
+  AF("write", BOOL, write), AF("momentum", BOOL, momentum), AF("beta2t", NUM, o.beta2t), AF("eps1", NUM, o.eps1),
+  AF("den", NUM, o.den), AF("lr", NUM, o.lr), AF("beta1", NUM, o.beta1), AF("wd_lr", NUM, o.wd_lr),
+  {NULL, 0, 0, 0}};
 
 /* Adafactor's matrix passes, over ranges of its B*R rows (or B*C columns) that
  * ct_parallel_blocks splits among threads; each row's and column's sum keeps its order,
@@ -540,17 +700,20 @@ static void af_squares(void *ctx, size_t lo, size_t hi) {   /* blocks [lo, hi) o
   }
 }
 
-/* adafactor_means(param, grad, B, R, C, eps1, rowmean, colmean): the means of g^2 + eps1
- * over each row and each column of the B matrices. */
+/* adafactor_means(...): the means of g^2 + eps1 over each row and each column of the B
+ * matrices, into work.rowmean and work.colmean. */
 static int o_adafactor_means(lua_State *L) {
+  static const char *const fn = "adafactor_means";
   static const char *const names[] = {"param", "grad"};
+  af_call c;
+  read_fields(L, fn, af_means_fields, &c);
   arrays a;
-  check_arrays(L, "adafactor_means", names, 2, 0, &a);
-  size_t B = size_arg(L, 3), R = size_arg(L, 4), C = size_arg(L, 5);
-  if (B * R * C != a.n) return luaL_error(L, "adafactor_means: B*R*C is not the parameter's size");
-  af_job j = {.dt = a.dt, .g = ct_data(a.t[1]), .R = R, .C = C, .eps1 = NUM(6),
-              .rowmean = vector_arg(L, 7, "adafactor_means", "rowmean", a.dt, B * R),
-              .colmean = vector_arg(L, 8, "adafactor_means", "colmean", a.dt, B * C)};
+  check_arrays(L, fn, names, 2, ~0u, &a);
+  size_t B = c.B, R = c.R, C = c.C;
+  if (B * R * C != a.n) return luaL_error(L, "%s: B*R*C is not the parameter's size (%s)", who(L, fn), fn);
+  af_job j = {.dt = a.dt, .g = ct_data(a.t[1]), .R = R, .C = C, .eps1 = c.o.eps1,
+              .rowmean = vector_arg(L, fn, "rowmean", a.dt, B * R),
+              .colmean = vector_arg(L, fn, "colmean", a.dt, B * C)};
   if (ct_get_num_threads() == 1) {   /* one pass: g read once */
     if (a.dt == CT_F32) ct_optim_adafactor_means_f32(j.g, B, R, C, j.eps1, j.rowmean, j.colmean);
     else ct_optim_adafactor_means_f64(j.g, B, R, C, j.eps1, j.rowmean, j.colmean);
@@ -561,46 +724,57 @@ static int o_adafactor_means(lua_State *L) {
   return 0;
 }
 
-/* adafactor_factors(row, col, rowmean, colmean, rf, cf, B, R, C, beta2t): the factors'
- * EMAs (row, col written) and the step's factors rf, cf. */
+/* adafactor_factors(...): the factors' EMAs (state.exp_avg_sq_row and _col, written) and
+ * the step's factors work.rf, work.cf. */
 static int o_adafactor_factors(lua_State *L) {
-  ct_tensor *row = ct_lua_check(L, 1);
+  static const char *const fn = "adafactor_factors";
+  af_call c;
+  read_fields(L, fn, af_factors_fields, &c);
+  luaL_checktype(L, STATE, LUA_TTABLE);
+  ct_tensor *row = named_tensor(L, STATE, "exp_avg_sq_row", fn), *col = named_tensor(L, STATE, "exp_avg_sq_col", fn);
   ct_dtype dt = row->dtype;
-  if (dt != CT_F32 && dt != CT_F64) return luaL_error(L, "adafactor_factors: row must be float32 or float64");
-  size_t B = size_arg(L, 7), R = size_arg(L, 8), C = size_arg(L, 9);
-  static const char *const what[] = {"row", "col", "rowmean", "colmean", "rf", "cf"};
+  if (dt != CT_F32 && dt != CT_F64)
+    return luaL_error(L, "%s: state.exp_avg_sq_row must be float32 or float64 (%s)", who(L, fn), fn);
+  size_t B = c.B, R = c.R, C = c.C;
+  static const char *const what[] = {"exp_avg_sq_row", "exp_avg_sq_col", "rowmean", "colmean", "rf", "cf"};
+  ct_tensor *t[6] = {row, col};
   void *p[6];
   for (int i = 0; i < 6; i++) {
-    p[i] = vector_arg(L, i + 1, "adafactor_factors", what[i], dt, (i % 2 == 0 ? R : C) * B);
+    if (i >= 2) t[i] = named_tensor(L, SCALARS, what[i], fn);
+    if (t[i]->dtype != dt || !ct_is_contiguous(t[i]) || (size_t)ct_numel(t[i]) != (i % 2 == 0 ? R : C) * B)
+      return luaL_error(L, "%s: %s must be a contiguous %s tensor of %d elements (%s)", who(L, fn), what[i],
+                        ct_dtype_name(dt), (int)((i % 2 == 0 ? R : C) * B), fn);
+    p[i] = ct_data(t[i]);
     for (int j = 0; j < i; j++)
-      if (ct_lua_check(L, j + 1)->storage == ct_lua_check(L, i + 1)->storage)
-        return luaL_error(L, "adafactor_factors: %s and %s share storage", what[j], what[i]);
+      if (t[j]->storage == t[i]->storage)
+        return luaL_error(L, "%s: %s and %s share storage (%s)", who(L, fn), what[j], what[i], fn);
   }
-  if (dt == CT_F32) ct_optim_adafactor_factors_f32(p[0], p[1], p[2], p[3], p[4], p[5], B, R, C, NUM(10));
-  else ct_optim_adafactor_factors_f64(p[0], p[1], p[2], p[3], p[4], p[5], B, R, C, NUM(10));
-  ct_bump(ct_lua_check(L, 1));
-  ct_bump(ct_lua_check(L, 2));
+  if (dt == CT_F32) ct_optim_adafactor_factors_f32(p[0], p[1], p[2], p[3], p[4], p[5], B, R, C, c.o.beta2t);
+  else ct_optim_adafactor_factors_f64(p[0], p[1], p[2], p[3], p[4], p[5], B, R, C, c.o.beta2t);
+  ct_bump(row);
+  ct_bump(col);
   return 0;
 }
 
-/* adafactor_factored(param, grad, exp_avg|nil, rf, cf, B, R, C, write, den, lr, beta1, wd_lr)
- * -> sum u^2 when write is false (nothing written), else the step. */
+/* adafactor_factored(...) -> sum u^2 when work.write is false (nothing written), else the
+ * step (p and state.exp_avg written). */
 static int o_adafactor_factored(lua_State *L) {
+  static const char *const fn = "adafactor_factored";
   static const char *const names[] = {"param", "grad", "exp_avg"};
+  af_call c;
+  read_fields(L, fn, af_factored_fields, &c);
   arrays a;
-  check_arrays(L, "adafactor_factored", names, 3, 1u << 2, &a);
-  size_t B = size_arg(L, 6), R = size_arg(L, 7), C = size_arg(L, 8);
-  if (B * R * C != a.n) return luaL_error(L, "adafactor_factored: B*R*C is not the parameter's size");
-  bool write = BOOL(9);
-  ct_adafactor_args o = {.den = NUM(10), .lr = NUM(11), .beta1 = NUM(12), .wd_lr = NUM(13)};
+  check_arrays(L, fn, names, 3, c.momentum ? ~0u : ~(1u << 2), &a);
+  size_t B = c.B, R = c.R, C = c.C;
+  if (B * R * C != a.n) return luaL_error(L, "%s: B*R*C is not the parameter's size (%s)", who(L, fn), fn);
   af_job j = {.dt = a.dt, .p = ct_data(a.t[0]), .g = ct_data(a.t[1]), .m = a.t[2] ? ct_data(a.t[2]) : NULL,
-              .rf = vector_arg(L, 4, "adafactor_factored", "rf", a.dt, B * R),
-              .cf = vector_arg(L, 5, "adafactor_factored", "cf", a.dt, B * C), .R = R, .C = C, .rows = B * R,
-              .o = &o};
+              .rf = vector_arg(L, fn, "rf", a.dt, B * R),
+              .cf = vector_arg(L, fn, "cf", a.dt, B * C), .R = R, .C = C, .rows = B * R,
+              .o = &c.o};
   double ss = 0;
-  if (write) {
+  if (c.write) {
     ct_parallel_blocks(j.rows, C, af_write, &j);
-    bump_written(&a);
+    bump_written(&a, ALL_BUT_GRAD);
   } else {   /* blocks of about 64K elements, at most MAXBLOCKS of them */
     double part[MAXBLOCKS];
     size_t per = ((size_t)1 << 16) / (C > 0 ? C : 1);
@@ -616,61 +790,75 @@ static int o_adafactor_factored(lua_State *L) {
   return 1;
 }
 
-/* adafactor_vector(param, grad, exp_avg|nil, exp_avg_sq, write, beta2t, eps1, den, lr, beta1,
- * wd_lr) -> sum u^2 (write false: v updated), or the step (write true). */
+/* adafactor_vector(...) -> sum u^2 (work.write false: state.exp_avg_sq updated), or the
+ * step (write true). */
 static int o_adafactor_vector(lua_State *L) {
+  static const char *const fn = "adafactor_vector";
   static const char *const names[] = {"param", "grad", "exp_avg", "exp_avg_sq"};
+  af_call c;
+  read_fields(L, fn, af_vector_fields, &c);
   arrays a;
-  check_arrays(L, "adafactor_vector", names, 4, 1u << 2, &a);
-  bool write = BOOL(5);
-  ct_adafactor_args o = {.beta2t = NUM(6), .eps1 = NUM(7), .den = NUM(8), .lr = NUM(9), .beta1 = NUM(10),
-                         .wd_lr = NUM(11)};
+  check_arrays(L, fn, names, 4, c.momentum ? ~0u : ~(1u << 2), &a);
+  bool write = c.write;
   double ss = a.dt == CT_F32
-    ? ct_optim_adafactor_vector_f32(write ? P32(0) : NULL, P32(1), a.t[2] ? P32(2) : NULL, P32(3), a.n, &o)
-    : ct_optim_adafactor_vector_f64(write ? P64(0) : NULL, P64(1), a.t[2] ? P64(2) : NULL, P64(3), a.n, &o);
+    ? ct_optim_adafactor_vector_f32(write ? P32(0) : NULL, P32(1), a.t[2] ? P32(2) : NULL, P32(3), a.n, &c.o)
+    : ct_optim_adafactor_vector_f64(write ? P64(0) : NULL, P64(1), a.t[2] ? P64(2) : NULL, P64(3), a.n, &c.o);
   if (write) { ct_bump(a.t[0]); if (a.t[2]) ct_bump(a.t[2]); }
   else ct_bump(a.t[3]);
   lua_pushnumber(L, ss);
   return 1;
 }
 
-/* muon_step(param, grad, momentum_buffer, x, y, A, B, rows, lr, weight_decay, momentum,
- * scale, steps): the param viewed as rows x (numel/rows); x, y, A and B are the
- * Newton-Schulz workspaces (the Lua class keeps them per parameter). */
+/* Muon's call: the matrix view's rows, the scale and the Newton-Schulz steps are fixed per
+ * parameter, and kept with its workspaces (the table given as scalars). */
+typedef struct muon_call {
+  ct_muon_args o;
+  size_t rows;
+} muon_call;
+static const field muon_fields[] = {
+  F("lr", G, NUM, muon_call, o.lr), F("weight_decay", G, NUM, muon_call, o.weight_decay),
+  F("momentum", G, NUM, muon_call, o.momentum), F("scale", X, NUM, muon_call, o.scale),
+  F("steps", X, INT, muon_call, o.steps), F("rows", X, SIZE, muon_call, rows), {NULL, 0, 0, 0}};
+
+/* muon_step(opt, param, grad, state, group, work): the param viewed as rows x (numel/rows);
+ * work.x, y, A and B are the Newton-Schulz workspaces (the Lua class keeps them per
+ * parameter, with rows, scale and steps). */
 static int o_muon(lua_State *L) {
+  static const char *const fn = "muon_step";
   static const char *const names[] = {"param", "grad", "momentum_buffer"};
+  muon_call m;
+  read_fields(L, fn, muon_fields, &m);
   arrays a;
-  check_arrays(L, "muon_step", names, 3, 0, &a);
-  lua_Integer rows = luaL_checkinteger(L, 8);
-  if (rows < 1 || a.n == 0 || a.n % (size_t)rows != 0)
-    luaL_error(L, "muon_step: rows %I does not divide the param's %d elements", rows, (int)a.n);
-  size_t r = (size_t)rows, c = a.n / r, k = r < c ? r : c;
+  check_arrays(L, fn, names, 3, ~0u, &a);
+  if (m.rows < 1 || a.n == 0 || a.n % m.rows != 0)
+    luaL_error(L, "%s: rows %d does not divide the param's %d elements (%s)", who(L, fn), (int)m.rows, (int)a.n, fn);
+  size_t r = m.rows, c = a.n / r, k = r < c ? r : c;
   if (r > INT32_MAX || c > INT32_MAX)
-    luaL_error(L, "muon_step: a %dx%d matrix passes BLAS's int sizes", (int)r, (int)c);
+    luaL_error(L, "%s: a %dx%d matrix passes BLAS's int sizes (%s)", who(L, fn), (int)r, (int)c, fn);
   static const char *const ws[] = {"x", "y", "A", "B"};
   ct_tensor *w[4];
   for (int i = 0; i < 4; i++) {
-    w[i] = ct_lua_check(L, 4 + i);
+    w[i] = named_tensor(L, SCALARS, ws[i], fn);
     size_t need = i < 2 ? a.n : k * k;
     if (w[i]->dtype != a.dt || !ct_is_contiguous(w[i]) || (size_t)ct_numel(w[i]) != need)
-      luaL_error(L, "muon_step: workspace %s must be a contiguous %s tensor of %d elements", ws[i],
-                 ct_dtype_name(a.dt), (int)need);
+      luaL_error(L, "%s: workspace %s must be a contiguous %s tensor of %d elements (%s)", who(L, fn), ws[i],
+                 ct_dtype_name(a.dt), (int)need, fn);
     for (int j = 0; j < 3; j++)
-      if (w[i]->storage == a.t[j]->storage) luaL_error(L, "muon_step: workspace %s shares storage with %s", ws[i], names[j]);
+      if (w[i]->storage == a.t[j]->storage)
+        luaL_error(L, "%s: workspace %s shares storage with %s (%s)", who(L, fn), ws[i], names[j], fn);
     for (int j = 0; j < i; j++)
-      if (w[i]->storage == w[j]->storage) luaL_error(L, "muon_step: workspaces %s and %s share storage", ws[j], ws[i]);
+      if (w[i]->storage == w[j]->storage)
+        luaL_error(L, "%s: workspaces %s and %s share storage (%s)", who(L, fn), ws[j], ws[i], fn);
   }
-  lua_Integer steps = luaL_checkinteger(L, 13);
-  if (steps < 0 || steps > 100) luaL_error(L, "muon_step: steps must be in [0, 100], got %I", steps);
-  ct_muon_args o = {.lr = NUM(9), .weight_decay = NUM(10), .momentum = NUM(11), .scale = NUM(12),
-                    .steps = (int)steps};
+  if (m.o.steps < 0 || m.o.steps > 100)
+    luaL_error(L, "%s: scalars.steps must be in [0, 100], got %d (%s)", who(L, fn), m.o.steps, fn);
   if (a.dt == CT_F32)
     ct_optim_muon_f32(P32(0), P32(1), P32(2), (float *)ct_data(w[0]), (float *)ct_data(w[1]),
-                      (float *)ct_data(w[2]), (float *)ct_data(w[3]), r, c, &o);
+                      (float *)ct_data(w[2]), (float *)ct_data(w[3]), r, c, &m.o);
   else
     ct_optim_muon_f64(P64(0), P64(1), P64(2), (double *)ct_data(w[0]), (double *)ct_data(w[1]),
-                      (double *)ct_data(w[2]), (double *)ct_data(w[3]), r, c, &o);
-  bump_written(&a);
+                      (double *)ct_data(w[2]), (double *)ct_data(w[3]), r, c, &m.o);
+  bump_written(&a, ALL_BUT_GRAD);
   return 0;
 }
 
@@ -752,29 +940,9 @@ static int o_clear_grads(lua_State *L) {
 static const luaL_Reg optim_funcs[] = {
   {"checked_grad", o_checked_grad},
   {"clear_grads", o_clear_grads},
-  {"sgd_step", o_sgd},
-  {"adam_step", o_adam},
-  {"adagrad_step", o_adagrad},
-  {"rmsprop_step", o_rmsprop},
-  {"adadelta_step", o_adadelta},
-  {"adamax_step", o_adamax},
-  {"nadam_step", o_nadam},
-  {"radam_step", o_radam},
-  {"asgd_step", o_asgd},
-  {"rprop_step", o_rprop},
-  {"sf_adamw_step", o_sf_adamw},
-  {"sf_sgd_step", o_sf_sgd},
-  {"sophia_step", o_sophia},
-  {"sophia_hessian_step", o_sophia_hess},
   {"prodigy_stats", o_prodigy_stats},
-  {"prodigy_step", o_prodigy},
-  {"lion_step", o_lion},
   {"lamb_stats", o_lamb_stats},
-  {"lamb_step", o_lamb},
   {"lars_norms", o_lars_norms},
-  {"lars_step", o_lars},
-  {"adabelief_step", o_adabelief},
-  {"adan_step", o_adan},
   {"muon_step", o_muon},
   {"sum_squares", o_sum_squares},
   {"adafactor_means", o_adafactor_means},
@@ -784,4 +952,12 @@ static const luaL_Reg optim_funcs[] = {
   {NULL, NULL}
 };
 
-void ct_lua_open_optim(lua_State *L) { luaL_setfuncs(L, optim_funcs, 0); }
+/* Adds the functions above and one closure of o_step per row of 'kernels'. */
+void ct_lua_open_optim(lua_State *L) {
+  luaL_setfuncs(L, optim_funcs, 0);
+  for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++) {
+    lua_pushlightuserdata(L, (void *)&kernels[i]);
+    lua_pushcclosure(L, o_step, 1);
+    lua_setfield(L, -2, kernels[i].fn);
+  }
+}

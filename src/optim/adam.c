@@ -8,15 +8,11 @@
   void NAME(T *restrict p, const T *restrict g, T *restrict m, T *restrict v,            \
             T *restrict vmax, size_t n, const ct_adam_args *a) {                         \
     const double bc1 = 1 - pow(a->beta1, a->step), bc2 = 1 - pow(a->beta2, a->step);     \
-    const T b1 = (T)a->beta1, c1 = (T)(1 - a->beta1);                                    \
-    const T b2 = (T)a->beta2, c2 = (T)(1 - a->beta2);                                    \
+    CT_ADAM_CONSTANTS(T, k, a);                                                          \
     const T nstep = (T)-(a->lr / bc1), bc2s = (T)sqrt(bc2), eps = (T)a->eps;             \
-    const T sgn = a->maximize ? -1 : 1, wd = (T)a->weight_decay;                         \
-    const T decay = (T)(1 - a->lr * a->weight_decay);                                    \
-    const bool dec = a->decoupled, l2 = !a->decoupled && a->weight_decay != 0;           \
     const bool ams = a->amsgrad && vmax != NULL;                                         \
     for (size_t i = 0; i < n; i++) {                                                     \
-      CT_ADAM_MOMENTS(T)                                                                 \
+      CT_ADAM_MOMENTS(T, k, p, g, m, v, i, gi, mi, vi)                                   \
       if (ams) {                                                                         \
         vi = CT_NANMAX(vmax[i], vi);                                                     \
         vmax[i] = vi;                                                                    \

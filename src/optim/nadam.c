@@ -8,16 +8,12 @@
 #define NADAM(NAME, T, SQRT)                                                             \
   void NAME(T *restrict p, const T *restrict g, T *restrict m, T *restrict v, size_t n,  \
             const ct_nadam_args *a) {                                                    \
-    const T b1 = (T)a->beta1, c1 = (T)(1 - a->beta1);                                    \
-    const T b2 = (T)a->beta2, c2 = (T)(1 - a->beta2);                                    \
+    CT_ADAM_CONSTANTS(T, k, a);                                                          \
     const T bc2 = (T)(1 - pow(a->beta2, a->step)), eps = (T)a->eps;                      \
     const T k1 = (T)(-a->lr * (1 - a->mu) / (1 - a->mu_product));                        \
     const T k2 = (T)(-a->lr * a->mu_next / (1 - a->mu_product_next));                    \
-    const T sgn = a->maximize ? -1 : 1, wd = (T)a->weight_decay;                         \
-    const T decay = (T)(1 - a->lr * a->weight_decay);                                    \
-    const bool dec = a->decoupled, l2 = !a->decoupled && a->weight_decay != 0;           \
     for (size_t i = 0; i < n; i++) {                                                     \
-      CT_ADAM_MOMENTS(T)                                                                 \
+      CT_ADAM_MOMENTS(T, k, p, g, m, v, i, gi, mi, vi)                                   \
       T denom = SQRT(vi / bc2) + eps;                                                    \
       T pi = p[i] + (k1 * gi) / denom;                                                   \
       p[i] = pi + (k2 * mi) / denom;                                                     \

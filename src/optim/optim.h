@@ -153,7 +153,7 @@ void ct_optim_sf_sgd_f64(double *restrict y, const double *restrict g, double *r
 /* SophiaG (Liuhong99/Sophia sophia.py): p *= 1 - lr*wd; m = b1*m + (1-b1)*g;
  * p -= lr * sign(m) * min(|m| / (rho*bs*h + 1e-15), 1).  hess: h = b2*h + (1-b2)*g*g. */
 typedef struct ct_sophia_args {
-  double lr, beta1, rho_bs, weight_decay;
+  double lr, beta1, beta2, rho_bs, weight_decay;   /* beta2: the Hessian's EMA only */
   bool maximize;
 } ct_sophia_args;
 void ct_optim_sophia_f32(float *restrict p, const float *restrict g, float *restrict m,
@@ -161,9 +161,9 @@ void ct_optim_sophia_f32(float *restrict p, const float *restrict g, float *rest
 void ct_optim_sophia_f64(double *restrict p, const double *restrict g, double *restrict m,
                          double *restrict h, size_t n, const ct_sophia_args *a);
 void ct_optim_sophia_hess_f32(float *restrict unused, const float *restrict g, float *restrict h,
-                              size_t n, const double *beta2);
+                              size_t n, const ct_sophia_args *a);
 void ct_optim_sophia_hess_f64(double *restrict unused, const double *restrict g, double *restrict h,
-                              size_t n, const double *beta2);
+                              size_t n, const ct_sophia_args *a);
 
 /* Prodigy (konstmish/prodigy prodigy.py).  Statistics pass, g' = g + l2*p (l2: the
  * coupled weight decay, else 0): m = b1*m + m_alpha*g' (m NULL when beta1 == 0),
@@ -183,6 +183,7 @@ void ct_optim_prodigy_stats_f64(const double *restrict p, const double *restrict
                                 size_t n, const ct_prodigy_stats_args *a, double *sums);
 typedef struct ct_prodigy_args {
   double dlr, d, d_eps, decoupled_wd, l2;
+  double beta1, beta2;   /* the group's betas: m is NULL when beta1 == 0 */
 } ct_prodigy_args;
 void ct_optim_prodigy_f32(float *restrict p, const float *restrict g, const float *restrict m,
                           const float *restrict v, size_t n, const ct_prodigy_args *a);
@@ -238,7 +239,7 @@ enum { CT_ADABELIEF_ADAM, CT_ADABELIEF_RECTIFIED, CT_ADABELIEF_SGD, CT_ADABELIEF
 typedef struct ct_adabelief_args {
   double beta1, beta2, eps, weight_decay, decay, sqrt_bc2, coef;
   int mode;
-  bool decoupled;
+  bool decoupled, amsgrad;   /* amsgrad: smax is given */
 } ct_adabelief_args;
 void ct_optim_adabelief_f32(float *restrict p, const float *restrict g, float *restrict m,
                             float *restrict s, float *restrict smax, size_t n, const ct_adabelief_args *a);

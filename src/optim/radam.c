@@ -14,14 +14,10 @@
     const bool rectify = rho_t > 5;                                                      \
     const T rect = rectify ? (T)sqrt((rho_t - 4) * (rho_t - 2) * rho_inf /               \
                                      ((rho_inf - 4) * (rho_inf - 2) * rho_t)) : 1;       \
-    const T b1 = (T)a->beta1, c1 = (T)(1 - a->beta1);                                    \
-    const T b2 = (T)a->beta2, c2 = (T)(1 - a->beta2);                                    \
+    CT_ADAM_CONSTANTS(T, k, a);                                                          \
     const T tbc1 = (T)bc1, sbc2 = (T)sqrt(bc2), lr = (T)a->lr, eps = (T)a->eps;          \
-    const T sgn = a->maximize ? -1 : 1, wd = (T)a->weight_decay;                         \
-    const T decay = (T)(1 - a->lr * a->weight_decay);                                    \
-    const bool dec = a->decoupled, l2 = !a->decoupled && a->weight_decay != 0;           \
     for (size_t i = 0; i < n; i++) {                                                     \
-      CT_ADAM_MOMENTS(T)                                                                 \
+      CT_ADAM_MOMENTS(T, k, p, g, m, v, i, gi, mi, vi)                                   \
       T u = (mi / tbc1) * lr;                                                            \
       if (rectify) u = (u * ((1 / (SQRT(vi) + eps)) * sbc2)) * rect;                     \
       p[i] = p[i] - u;                                                                   \

@@ -24,8 +24,8 @@ SOPHIA(ct_optim_sophia_f64, double, fabs)
 
 #define SOPHIA_HESS(NAME, T)                                                             \
   void NAME(T *restrict unused, const T *restrict g, T *restrict h, size_t n,              \
-            const double *beta2) {                                                       \
-    const T b2 = (T)*beta2, c2 = (T)(1 - *beta2);                                        \
+            const ct_sophia_args *a) {                                                   \
+    const T b2 = (T)a->beta2, c2 = (T)(1 - a->beta2);                                    \
     (void)unused;                                                                        \
     for (size_t i = 0; i < n; i++) h[i] = h[i] * b2 + (c2 * g[i]) * g[i];                \
   }

@@ -14,7 +14,7 @@
 local CM = {__name = "ConfusionMatrix"}
 CM.__index = CM
 
-local function crater() return package.loaded.crater or require "crater" end
+local crater = require "crater"
 
 local function new(_, classes)
   local n, names
@@ -41,7 +41,7 @@ end
 
 -- a class index from a number or the argmax of a 1-D tensor
 local function index_of(self, v, what)
-  if crater().is_tensor(v) then
+  if crater.is_tensor(v) then
     if v:dim() ~= 1 or v:numel() ~= self.nclasses then
       error(string.format("ConfusionMatrix: add: %s must be a 1-D tensor of %d scores", what, self.nclasses), 3)
     end
@@ -69,7 +69,7 @@ end
 
 -- a batch as a list of class indices: (N) indices or (N, C) scores / one-hot rows
 local function indices(self, x, what)
-  if not crater().is_tensor(x) then error("ConfusionMatrix: batch_add: " .. what .. " must be a tensor", 3) end
+  if not crater.is_tensor(x) then error("ConfusionMatrix: batch_add: " .. what .. " must be a tensor", 3) end
   if x:dim() == 2 and x:size(2) ~= 1 then
     if x:size(2) ~= self.nclasses then
       error(string.format("ConfusionMatrix: batch_add: %s has %d columns for %d classes", what, x:size(2), self.nclasses), 3)

@@ -11,9 +11,8 @@
 -- Without an lr, a contestant takes the surface's suggested lr for its kind (`fn.lr.gradient`
 -- for the SGD family, `fn.lr.step` for the adaptive ones), else the preset's.
 local check_list = require "crater.list"
+local crater = require "crater"
 local M = {}
-
-local function optim() return (package.loaded.crater or require "crater").optim end
 
 -- kind: "gradient" when the step is lr * gradient, "step" when it is about lr, "free" when
 -- lr is only a scale (Adadelta, LBFGS): these keep their own default.
@@ -102,7 +101,7 @@ function M.resolve(spec, fn, who)
   if type(head) == "string" then
     local p = presets[head:lower()]
     if not p then unknown(who, head) end
-    class, kind, label = optim()[p.class], p.kind, label or head:lower()
+    class, kind, label = crater.optim[p.class], p.kind, label or head:lower()
     for k, v in pairs(p.opts) do opts[k] = v end
   elseif is_class(head) then
     local mt = getmetatable(head)
@@ -175,7 +174,7 @@ local function muon_groups(params)
 end
 
 function M.build(c, params, who)
-  if c.class == optim().MuonWithAuxAdam and type(params) == "table" then params = muon_groups(params) end
+  if c.class == crater.optim.MuonWithAuxAdam and type(params) == "table" then params = muon_groups(params) end
   local ok, opt = pcall(c.class, params, c.opts)
   if not ok then
     error(string.format("%s: %s: %s", who or "race", c.label, (tostring(opt):gsub("^[^:]*:%d+: ", ""))), 0)

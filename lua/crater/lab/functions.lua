@@ -12,6 +12,7 @@
 -- @usage local rb = crater.lab.functions.get("rosenbrock")
 -- local x = crater.tensor(rb.start, {dtype = "float64", requires_grad = true})
 -- rb.f(x):backward()   -- x.grad is the gradient at the classic start
+local crater = require "crater"
 local M = {}
 
 local pi, e = math.pi, math.exp(1)
@@ -159,7 +160,6 @@ define("quadratic", function(o)
     error("functions.get: quadratic's cond must be a number >= 1, got " .. tostring(cond), 3)
   end
   local rotate = o.rotate ~= false
-  local crater = package.loaded.crater or require "crater"
   local A = {}
   for i = 1, n do
     A[i] = filled(n, 0)

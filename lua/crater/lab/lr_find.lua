@@ -8,7 +8,7 @@ local train_race = require "crater.lab.train_race"
 
 local M = {}
 
-local function crater() return package.loaded.crater or require "crater" end
+local crater = require "crater"
 
 local Result = {}
 Result.__index = Result
@@ -54,7 +54,7 @@ function M.lr_find(o)
   local okc, c = pcall(contestants.resolve, o.optimizer or "sgd", nil, "lr_find")
   if not okc then error(c, 2) end
   c.opts.lr = start_lr
-  local C = crater()
+  local C = crater
   local loss_fn = o.loss or C.nn.CrossEntropyLoss()
   C.manual_seed(seed)
   local model = o.model_factory()

@@ -7,7 +7,7 @@
 -- The gnuplot program is `M.gnuplot`, by default $CRATER_GNUPLOT or "gnuplot".
 local M = {}
 
-local function crater() return package.loaded.crater or require "crater" end
+local crater = require "crater"
 
 M.gnuplot = os.getenv("CRATER_GNUPLOT") or "gnuplot"
 M.width, M.height = 1000, 720
@@ -115,7 +115,7 @@ end
 --- The values of fn on an n x n grid over its window, computed in one batched call.
 -- Returns xs, ys (lists) and z, a tensor of size n*n (row-major: y outer, x inner).
 function M.grid(fn, n)
-  local C = crater()
+  local C = crater
   n = n or 200
   local w = fn.window
   local xs = C.linspace(w[1], w[2], n, {dtype = "float64"})

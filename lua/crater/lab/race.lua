@@ -12,7 +12,7 @@ local functions = require "crater.lab.functions"
 
 local M = {}
 
-local function crater() return package.loaded.crater or require "crater" end
+local crater = require "crater"
 
 local function finite(v) return v == v and v ~= math.huge and v ~= -math.huge end
 
@@ -59,7 +59,7 @@ end
 -- Runs one contestant; returns its record.
 local function run_one(c, fn, start, steps, tol, sched, seed)
   sched = c.schedule or sched
-  local C = crater()
+  local C = crater
   local rec = {label = c.label, class_name = c.class.__name, preset = c.preset, iterates = {}, losses = {}, lrs = {},
                diverged = false}
   C.manual_seed(seed)
@@ -163,7 +163,7 @@ function M.race(o)
   if not ok2 then error(sched, 2) end
   local tol, seed = o.tol or 1e-4, o.seed or 0
   local r = setmetatable({kind = "race", fn = fn, start = start, steps = steps, tol = tol, seed = seed,
-    schedule = sched and sched.label, contestants = {}, version = crater()._VERSION,
+    schedule = sched and sched.label, contestants = {}, version = crater._VERSION,
     date = os.date("!%Y-%m-%d %H:%M:%S UTC")}, Results)
   -- under mpirun the contestants are spread over the ranks (crater.lab.spread)
   local okc, recs, ranks = pcall(require("crater.lab.spread").map, #list,

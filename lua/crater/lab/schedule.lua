@@ -8,19 +8,19 @@
 --   {"StepLR", step_size = 100, gamma = 0.5}   any crater.optim.lr_scheduler class by name
 --   function(opt, total_steps) return scheduler end
 -- @usage crater.lab.race{fn = "rosenbrock", optimizers = {"sgd"}, schedule = "cosine"}
+local crater = require "crater"
 local M = {}
 
-local function sched() return (package.loaded.crater or require "crater").optim.lr_scheduler end
 
 local short = {
-  cosine = function(opt, n) return sched().CosineAnnealingLR(opt, {T_max = n}) end,
-  step = function(opt, n) return sched().StepLR(opt, {step_size = math.max(1, n // 3), gamma = 0.1}) end,
-  exponential = function(opt, n) return sched().ExponentialLR(opt, {gamma = 0.01 ^ (1 / n)}) end,
+  cosine = function(opt, n) return crater.optim.lr_scheduler.CosineAnnealingLR(opt, {T_max = n}) end,
+  step = function(opt, n) return crater.optim.lr_scheduler.StepLR(opt, {step_size = math.max(1, n // 3), gamma = 0.1}) end,
+  exponential = function(opt, n) return crater.optim.lr_scheduler.ExponentialLR(opt, {gamma = 0.01 ^ (1 / n)}) end,
   warmup_cosine = function(opt, n)
-    return sched().WarmupCosineLR(opt, {warmup_steps = math.max(1, n // 10), total_steps = n + 1})
+    return crater.optim.lr_scheduler.WarmupCosineLR(opt, {warmup_steps = math.max(1, n // 10), total_steps = n + 1})
   end,
   onecycle = function(opt, n)
-    return sched().OneCycleLR(opt, {max_lr = opt.param_groups[1].lr, total_steps = n + 1})
+    return crater.optim.lr_scheduler.OneCycleLR(opt, {max_lr = opt.param_groups[1].lr, total_steps = n + 1})
   end,
 }
 
@@ -43,7 +43,7 @@ function M.resolve(spec, who)
   elseif type(spec) == "function" then
     return {label = "custom function", make = spec}
   elseif type(spec) == "table" and type(spec[1]) == "string" then
-    local cls = sched()[spec[1]]
+    local cls = crater.optim.lr_scheduler[spec[1]]
     if type(cls) ~= "table" then
       error(string.format("%s: crater.optim.lr_scheduler has no class '%s'", who, spec[1]), 0)
     end

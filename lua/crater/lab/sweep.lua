@@ -5,7 +5,7 @@
 local check_list = require "crater.list"
 local M = {}
 
-local function crater() return package.loaded.crater or require "crater" end
+local crater = require "crater"
 
 local function show(v)
   if type(v) == "table" then
@@ -45,7 +45,7 @@ local function random_settings(space, n, seed)
   local keys = {}
   for k in pairs(space) do keys[#keys + 1] = k end
   table.sort(keys)
-  local C = crater()
+  local C = crater
   C.manual_seed(seed)
   local u = C.rand(n * #keys, {dtype = "float64"}):totable()
   local out, j = {}, 0
@@ -108,7 +108,7 @@ function M.sweep(o)
   local lab = require "crater.lab"
   local values = {}
   for i = 1, #specs do values[i] = {} end
-  local C = crater()
+  local C = crater
   for si, seed in ipairs(seeds) do
     local r
     if o.fn then

@@ -9,7 +9,7 @@ local schedules = require "crater.lab.schedule"
 
 local M = {}
 
-local function crater() return package.loaded.crater or require "crater" end
+local crater = require "crater"
 
 local function finite(v) return v == v and v ~= math.huge and v ~= -math.huge end
 
@@ -26,13 +26,13 @@ function M.loader_of(data, batch_size, who)
   local test = data.test
   if test then test = {x = test.x or test[1], y = test.y or test[2]} end
   return function(seed)
-    return crater().data.DataLoader(x, y, {batch_size = bs, shuffle = true, seed = seed})
+    return crater.data.DataLoader(x, y, {batch_size = bs, shuffle = true, seed = seed})
   end, test, bs
 end
 
 -- Test loss and accuracy (argmax over dim 2) in batches of 1000, without recording a graph.
 local function evaluate(model, loss_fn, test)
-  local C = crater()
+  local C = crater
   if model.eval then model:eval() end
   local total, correct, n = 0, 0, test.x:size(1)
   C.no_grad(function()
@@ -82,7 +82,7 @@ function M.train_race(o)
   if not ok2 then error(list, 2) end
   local ok3, sched = pcall(schedules.resolve, o.schedule, "train_race")
   if not ok3 then error(sched, 2) end
-  local C = crater()
+  local C = crater
   local loss_fn = o.loss or C.nn.CrossEntropyLoss()
   local r = setmetatable({kind = "train_race", epochs = epochs, seed = seed, batch_size = bs,
     schedule = sched and sched.label, contestants = {}, version = C._VERSION,

@@ -3,7 +3,7 @@
 -- luacheck: ignore 581 (the "not (a <= b)" tests are there to treat NaN as PyTorch does)
 local M = {}
 
-local function crater() return package.loaded.crater or require "crater" end
+local crater = require "crater"
 local list = require "crater.list"
 
 -- The parameters (a tensor or a list of tensors) that have a gradient.
@@ -18,7 +18,7 @@ local function with_grads(parameters, fn)
   local grads = {}
   for i = 1, list(parameters, fn, "parameters", nil, 3) do
     local p = parameters[i]
-    if not crater().is_tensor(p) then error(string.format("%s: parameters[%d] is a %s, not a tensor", fn, i, type(p)), 3) end
+    if not crater.is_tensor(p) then error(string.format("%s: parameters[%d] is a %s, not a tensor", fn, i, type(p)), 3) end
     local g = p.grad
     if g ~= nil then grads[#grads + 1] = g end
   end
@@ -67,7 +67,7 @@ function M.clip_grad_norm_(parameters, max_norm, norm_type, error_if_nonfinite)
   end
   local coef = max_norm / (total + 1e-6)
   if not (coef >= 1) then   -- NaN stays NaN, as torch.clamp(max=1)
-    crater().no_grad(function()
+    crater.no_grad(function()
       for _, g in ipairs(grads) do g:mul_(coef) end
     end)
   end
@@ -83,7 +83,7 @@ function M.clip_grad_value_(parameters, clip_value)
   if type(clip_value) ~= "number" or not (clip_value >= 0) then
     error("clip_grad_value_: clip_value must be a non-negative number, got " .. tostring(clip_value), 2)
   end
-  crater().no_grad(function()
+  crater.no_grad(function()
     for _, g in ipairs(grads) do g:clamp_(-clip_value, clip_value) end
   end)
 end

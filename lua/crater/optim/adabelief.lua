@@ -25,6 +25,7 @@
 -- @tparam[opt=true] boolean degenerated_to_sgd an SGD-with-momentum step while rho < 5
 -- @usage local opt = crater.optim.AdaBelief(model:parameters(), {lr = 1e-3, weight_decay = 1e-2})
 local Optimizer = require "crater.optim.optimizer"
+local crater = require "crater"
 local core = require "crater.core"
 
 local AdaBelief = Optimizer:extend("AdaBelief", {lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-16,
@@ -37,12 +38,15 @@ AdaBelief.state_rules = {step = "count", exp_avg = "param", exp_avg_var = "param
 
 local ADAM, RECTIFIED, SGD, NONE = 0, 1, 2, 3   -- the kernel's modes (src/optim/optim.h)
 
-local function zeros_like(p) return (package.loaded.crater or require "crater").zeros_like(p) end
+local function zeros_like(p) return crater.zeros_like(p) end
 
 function AdaBelief:init_state(p, state, group)
   if state.step == nil then state.step, state.exp_avg, state.exp_avg_var = 0, zeros_like(p), zeros_like(p) end
   if group.amsgrad and state.max_exp_avg_var == nil then state.max_exp_avg_var = zeros_like(p) end
 end
+
+-- what adabelief_step reads besides the group and the state: this step's mode and sizes
+local scalars = {decay = 1, sqrt_bc2 = 1, mode = 0, coef = 0}
 
 function AdaBelief:update(p, g, state, group)
   local t = state.step + 1
@@ -65,8 +69,8 @@ function AdaBelief:update(p, g, state, group)
     end
   end
   local decay = group.fixed_decay and 1.0 - wd or 1.0 - lr * wd
-  core.adabelief_step(p, g, state.exp_avg, state.exp_avg_var, group.amsgrad and state.max_exp_avg_var or nil,
-    b1, b2, group.eps, wd, group.weight_decouple, decay, math.sqrt(bc2), mode, coef)
+  scalars.decay, scalars.sqrt_bc2, scalars.mode, scalars.coef = decay, math.sqrt(bc2), mode, coef
+  core.adabelief_step(self, p, g, state, group, scalars)
 end
 Optimizer.kernel_update(AdaBelief.update)
 

@@ -15,6 +15,7 @@
 -- @tparam[opt=false] boolean maximize maximize the objective instead
 -- @usage local opt = crater.optim.Adadelta(model:parameters())
 local Optimizer = require "crater.optim.optimizer"
+local crater = require "crater"
 local core = require "crater.core"
 
 local Adadelta = Optimizer:extend("Adadelta", {lr = 1.0, rho = 0.9, eps = 1e-6, weight_decay = 0,
@@ -24,15 +25,14 @@ Adadelta.state_rules = {step = "count", square_avg = "param", acc_delta = "param
 
 function Adadelta:init_state(p, state, group)
   if state.step == nil then
-    local zeros_like = (package.loaded.crater or require "crater").zeros_like
+    local zeros_like = crater.zeros_like
     state.step, state.square_avg, state.acc_delta = 0, zeros_like(p), zeros_like(p)
   end
 end
 
 function Adadelta:update(p, g, state, group)
   state.step = state.step + 1
-  core.adadelta_step(p, g, state.square_avg, state.acc_delta, group.lr, group.rho, group.eps,
-    group.weight_decay, group.maximize)
+  core.adadelta_step(self, p, g, state, group)
 end
 Optimizer.kernel_update(Adadelta.update)
 

@@ -40,7 +40,7 @@ Adafactor.state_rules = {step = "count", RMS = "number", exp_avg = "param", exp_
   exp_avg_sq_row = "float_tensor", exp_avg_sq_col = "float_tensor"}
 Adafactor.state_keys = {"step", "RMS"}
 
-local function crater() return package.loaded.crater or require "crater" end
+local crater = require "crater"
 
 function Adafactor:validate(group)
   Optimizer.validate(self, group)
@@ -63,7 +63,7 @@ local function split(p)
 end
 
 function Adafactor:init_state(p, state, group)
-  local C = crater()
+  local C = crater
   if state.step == nil then
     state.step, state.RMS = 0, 0
     if p:dim() >= 2 then
@@ -89,12 +89,19 @@ function Adafactor:_work(p, row, col)
   if work == nil then work = setmetatable({}, {__mode = "k"}); self._scratch = work end
   local w = work[p]
   if w == nil or w.rf:numel() ~= row:numel() or w.rf:dtype() ~= row:dtype() then
-    local C = crater()
-    w = {rowmean = C.empty_like(row), colmean = C.empty_like(col), rf = C.empty_like(row), cf = C.empty_like(col)}
+    local C = crater
+    local B, R, Cs = split(p)
+    -- the kernels' table besides the group and the state: these vectors, the B x R x C view,
+    -- and the step's numbers (update writes them)
+    w = {rowmean = C.empty_like(row), colmean = C.empty_like(col), rf = C.empty_like(row), cf = C.empty_like(col),
+      B = B, R = R, C = Cs}
     work[p] = w
   end
   return w
 end
+
+-- a vector parameter's table for the kernel (its numbers only), refilled at every step
+local vector_scalars = {}
 
 function Adafactor:update(p, g, state, group)
   local t = state.step + 1
@@ -108,24 +115,22 @@ function Adafactor:update(p, g, state, group)
   end
   local lr = (group.scale_parameter and math.max(group.eps[2], rms) or 1.0) * step_size
   local b2t = 1.0 - t ^ group.decay_rate
-  local eps1, b1 = group.eps[1], group.beta1 or 0
-  local m = group.beta1 and state.exp_avg or nil
-  local ss
+  local w = p:dim() >= 2 and self:_work(p, state.exp_avg_sq_row, state.exp_avg_sq_col) or vector_scalars
+  w.eps1, w.beta2t, w.momentum = group.eps[1], b2t, group.beta1 and true or false
+  -- the first pass sums u^2 and writes nothing (with den 1, lr 1); the second steps
+  w.write, w.den, w.lr, w.beta1, w.wd_lr = false, 1, 1, 0, 0
   if p:dim() >= 2 then
-    local B, R, C = split(p)
-    local row, col = state.exp_avg_sq_row, state.exp_avg_sq_col
-    local w = self:_work(p, row, col)
-    local rf, cf = w.rf, w.cf
-    core.adafactor_means(p, g, B, R, C, eps1, w.rowmean, w.colmean)
-    core.adafactor_factors(row, col, w.rowmean, w.colmean, rf, cf, B, R, C, b2t)
-    ss = core.adafactor_factored(p, g, m, rf, cf, B, R, C, false, 1, 1, 0, 0)
-    local den = math.max(math.sqrt(ss) / n ^ 0.5 / group.clip_threshold, 1.0)
-    core.adafactor_factored(p, g, m, rf, cf, B, R, C, true, den, lr, b1, group.weight_decay * lr)
+    core.adafactor_means(self, p, g, state, group, w)
+    core.adafactor_factors(self, p, g, state, group, w)
+    local ss = core.adafactor_factored(self, p, g, state, group, w)
+    w.write, w.den = true, math.max(math.sqrt(ss) / n ^ 0.5 / group.clip_threshold, 1.0)
+    w.lr, w.beta1, w.wd_lr = lr, group.beta1 or 0, group.weight_decay * lr
+    core.adafactor_factored(self, p, g, state, group, w)
   else
-    local v = state.exp_avg_sq
-    ss = core.adafactor_vector(p, g, m, v, false, b2t, eps1, 1, 1, 0, 0)
-    local den = math.max(math.sqrt(ss) / n ^ 0.5 / group.clip_threshold, 1.0)
-    core.adafactor_vector(p, g, m, v, true, b2t, eps1, den, lr, b1, group.weight_decay * lr)
+    local ss = core.adafactor_vector(self, p, g, state, group, w)
+    w.write, w.den = true, math.max(math.sqrt(ss) / n ^ 0.5 / group.clip_threshold, 1.0)
+    w.lr, w.beta1, w.wd_lr = lr, group.beta1 or 0, group.weight_decay * lr
+    core.adafactor_vector(self, p, g, state, group, w)
   end
 end
 Optimizer.kernel_update(Adafactor.update)

@@ -15,6 +15,7 @@
 -- @tparam[opt=false] boolean maximize maximize the objective instead
 -- @usage local opt = crater.optim.Adagrad(model:parameters(), {lr = 0.01})
 local Optimizer = require "crater.optim.optimizer"
+local crater = require "crater"
 local core = require "crater.core"
 
 local Adagrad = Optimizer:extend("Adagrad", {lr = 1e-2, lr_decay = 0, weight_decay = 0,
@@ -25,7 +26,6 @@ Adagrad.state_keys = {"step", "sum"}
 Adagrad.state_rules = {step = "count", sum = "param"}
 
 local function init_state(p, state, group)
-  local crater = package.loaded.crater or require "crater"
   state.step = 0
   state.sum = crater.zeros_like(p):fill_(group.initial_accumulator_value)
 end
@@ -45,8 +45,7 @@ end
 
 function Adagrad:update(p, g, state, group)
   state.step = state.step + 1
-  core.adagrad_step(p, g, state.sum, group.lr, group.lr_decay, group.weight_decay, group.eps,
-    state.step, group.maximize)
+  core.adagrad_step(self, p, g, state, group)
 end
 Optimizer.kernel_update(Adagrad.update)
 

@@ -17,6 +17,7 @@
 -- @tparam[opt=false] boolean maximize maximize the objective instead
 -- @usage local opt = crater.optim.Adam(model:parameters(), {lr = 1e-3, betas = {0.9, 0.999}})
 local Optimizer = require "crater.optim.optimizer"
+local crater = require "crater"
 local core = require "crater.core"
 
 local Adam = Optimizer:extend("Adam", {lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-8,
@@ -30,7 +31,7 @@ Adam.state_keys = function(group)
 end
 
 -- looked up only when state is made, not at every step
-local function zeros_like(p) return (package.loaded.crater or require "crater").zeros_like(p) end
+local function zeros_like(p) return crater.zeros_like(p) end
 
 function Adam:init_state(p, state, group)
   if state.step == nil then
@@ -41,10 +42,7 @@ end
 
 function Adam:update(p, g, state, group)
   state.step = state.step + 1
-  local betas = group.betas
-  core.adam_step(p, g, state.exp_avg, state.exp_avg_sq, group.amsgrad and state.max_exp_avg_sq or nil,
-    group.lr, betas[1], betas[2], group.eps, group.weight_decay, state.step, group.amsgrad,
-    group.maximize, self.decoupled)
+  core.adam_step(self, p, g, state, group)   -- reads group.lr, state.exp_avg, self.decoupled, ...
 end
 Optimizer.kernel_update(Adam.update)
 

@@ -14,6 +14,7 @@
 -- @tparam[opt=false] boolean maximize maximize the objective instead
 -- @usage local opt = crater.optim.Adamax(model:parameters(), {lr = 2e-3})
 local Optimizer = require "crater.optim.optimizer"
+local crater = require "crater"
 local core = require "crater.core"
 
 local Adamax = Optimizer:extend("Adamax", {lr = 2e-3, betas = {0.9, 0.999}, eps = 1e-8,
@@ -23,16 +24,14 @@ Adamax.state_rules = {step = "count", exp_avg = "param", exp_inf = "param"}
 
 function Adamax:init_state(p, state, group)
   if state.step == nil then
-    local zeros_like = (package.loaded.crater or require "crater").zeros_like
+    local zeros_like = crater.zeros_like
     state.step, state.exp_avg, state.exp_inf = 0, zeros_like(p), zeros_like(p)
   end
 end
 
 function Adamax:update(p, g, state, group)
   state.step = state.step + 1
-  local betas = group.betas
-  core.adamax_step(p, g, state.exp_avg, state.exp_inf, group.lr, betas[1], betas[2], group.eps,
-    group.weight_decay, state.step, group.maximize)
+  core.adamax_step(self, p, g, state, group)
 end
 Optimizer.kernel_update(Adamax.update)
 

@@ -41,14 +41,14 @@ SF.group_keys = {k = function() return 0 end, train_mode = function() return fal
   weight_sum = function() return 0.0 end, lr_max = function() return -1.0 end,
   scheduled_lr = function() return 0.0 end}
 
-local function crater() return package.loaded.crater or require "crater" end
+local crater = require "crater"
 
 --- The interpolation weight between y and x (betas[1]; SGDScheduleFree: momentum).
 function SF.mix(group) return group.betas[1] end
 
 -- Moves every parameter that has a z by lerp(p, z, w(mix)) and sets train_mode.
 local function switch(self, to_train)
-  crater().no_grad(function()
+  crater.no_grad(function()
     for _, group in ipairs(self.param_groups) do
       if group.train_mode ~= to_train then
         local b = self.mix(group)
@@ -95,23 +95,23 @@ function SF:begin_step()
     sched[group] = s
     s.lr, s.k = lr, k
     s.ckp1 = group.weight_sum ~= 0 and weight / group.weight_sum or 0   -- Python's ZeroDivisionError
+    if group.betas then   -- the AdamW kernel's bias corrections (SGDScheduleFree has no betas)
+      s.bc1, s.bc2 = 1 - group.inner_momentum ^ (k + 1), 1 - group.betas[2] ^ (k + 1)
+    end
     group.k = k + 1
   end
 end
 
 function SF:init_state(p, state, group)
   if state.z == nil then
-    local zeros_like = crater().zeros_like
+    local zeros_like = crater.zeros_like
     state.z, state.exp_avg_sq = p:clone(), zeros_like(p)
   end
-  if group.inner_momentum ~= 0 and state.exp_avg == nil then state.exp_avg = crater().zeros_like(p) end
+  if group.inner_momentum ~= 0 and state.exp_avg == nil then state.exp_avg = crater.zeros_like(p) end
 end
 
 function SF:update(p, g, state, group)
-  local s, betas, im = self._sched[group], group.betas, group.inner_momentum
-  local k1 = s.k + 1
-  core.sf_adamw_step(p, g, state.z, state.exp_avg_sq, im ~= 0 and state.exp_avg or nil, s.lr,
-    betas[1], betas[2], group.eps, group.weight_decay, im, 1 - im ^ k1, 1 - betas[2] ^ k1, s.ckp1)
+  core.sf_adamw_step(self, p, g, state, group, self._sched[group])   -- s.lr, s.ckp1, s.bc1, s.bc2
 end
 Optimizer.kernel_update(SF.update)
 

@@ -19,6 +19,7 @@
 -- @tparam[opt=false] boolean no_prox multiply by 1 - lr*wd instead of dividing by 1 + lr*wd
 -- @usage local opt = crater.optim.Adan(model:parameters(), {lr = 1e-3, weight_decay = 0.02})
 local Optimizer = require "crater.optim.optimizer"
+local crater = require "crater"
 local core = require "crater.core"
 
 local BETA = Optimizer.BETAS[2]
@@ -31,7 +32,7 @@ Adan.group_keys = {step = function() return nil end}   -- from the first step
 
 function Adan:init_state(p, state)
   if state.exp_avg == nil then
-    local zeros_like = (package.loaded.crater or require "crater").zeros_like
+    local zeros_like = crater.zeros_like
     state.exp_avg, state.exp_avg_sq, state.exp_avg_diff = zeros_like(p), zeros_like(p), zeros_like(p)
     state.neg_pre_grad = zeros_like(p)
     -- the first update sets neg_pre_grad from its gradient, as the reference's missing entry
@@ -57,14 +58,17 @@ function Adan:begin_step(grads)
   for _, group in ipairs(groups) do group.step = (group.step or 0) + 1 end
 end
 
+-- what adan_step reads besides the group and the state: the clip factor, bias corrections
+local scalars = {clip = 1, bc1 = 1, bc2 = 1, sqrt_bc3 = 1, first = false}
+
 function Adan:update(p, g, state, group)
   local b, k = group.betas, group.step
   local fresh = self._fresh
   local first = k == 1 or (fresh ~= nil and fresh[p] == true)
   if fresh then fresh[p] = nil end
-  core.adan_step(p, g, state.exp_avg, state.exp_avg_sq, state.exp_avg_diff, state.neg_pre_grad,
-    group.lr, b[1], b[2], b[3], group.eps, group.weight_decay, self._clip, 1 - b[1] ^ k, 1 - b[2] ^ k,
-    math.sqrt(1 - b[3] ^ k), group.no_prox, first)
+  local s = scalars
+  s.clip, s.bc1, s.bc2, s.sqrt_bc3, s.first = self._clip, 1 - b[1] ^ k, 1 - b[2] ^ k, math.sqrt(1 - b[3] ^ k), first
+  core.adan_step(self, p, g, state, group, s)
 end
 Optimizer.kernel_update(Adan.update)
 

@@ -16,6 +16,7 @@
 -- @tparam[opt=false] boolean maximize maximize the objective instead
 -- @usage local opt = crater.optim.ASGD(model:parameters(), {lr = 0.01, t0 = 100})
 local Optimizer = require "crater.optim.optimizer"
+local crater = require "crater"
 local core = require "crater.core"
 
 local ASGD = Optimizer:extend("ASGD", {lr = 1e-2, lambd = 1e-4, alpha = 0.75, t0 = 1e6,
@@ -28,7 +29,7 @@ local function f32(x) return (string.unpack("f", string.pack("f", x))) end
 
 function ASGD:init_state(p, state, group)
   if state.step == nil then
-    local zeros_like = (package.loaded.crater or require "crater").zeros_like
+    local zeros_like = crater.zeros_like
     state.step, state.eta, state.mu, state.ax = 0, f32(group.lr), 1.0, zeros_like(p)
   end
 end
@@ -36,7 +37,7 @@ end
 function ASGD:update(p, g, state, group)
   local t = state.step + 1
   state.step = t
-  core.asgd_step(p, g, state.ax, state.eta, state.mu, group.lambd, group.weight_decay, group.maximize)
+  core.asgd_step(self, p, g, state, group)   -- with this step's state.eta and state.mu
   local lr = group.lr
   state.eta = f32(lr / (1 + group.lambd * lr * t) ^ group.alpha)
   state.mu = f32(1 / math.max(1, t - group.t0))

@@ -39,11 +39,11 @@ function CMAES:add_param_group()
   error("CMAES: doesn't support per-parameter options (parameter groups)", 2)
 end
 
-local function crater() return package.loaded.crater or require "crater" end
+local crater = require "crater"
 
 -- The strategy's constants and matrices, made at the first step (optim.cmaes's preamble).
 local function setup(grp, params, closure)
-  local C = crater()
+  local C = crater
   local xmean = flat.get(params)
   local N, dtype = xmean:numel(), xmean:dtype()
   local lambda = grp.popsize or 4 + math.floor(3 * math.log(N))
@@ -73,7 +73,7 @@ end
 
 -- One generation: ask, evaluate, tell (optim.cmaes's loop body).
 local function generation(self, closure)
-  local C, grp = crater(), self.param_groups[1]
+  local C, grp = crater, self.param_groups[1]
   local params = grp.params
   local state = self.state[params[1]]
   local s = state.es or setup(grp, params, closure)

@@ -47,7 +47,7 @@ function DE:add_param_group()
   error("DE: doesn't support per-parameter options (parameter groups)", 2)
 end
 
-local function crater() return package.loaded.crater or require "crater" end
+local crater = require "crater"
 
 local function evaluate(self, v, closure, fx)
   local f = flat.value_at(self.param_groups[1].params, v, closure)
@@ -56,7 +56,7 @@ local function evaluate(self, v, closure, fx)
 end
 
 local function generation(self, closure, fx)
-  local C, grp = crater(), self.param_groups[1]
+  local C, grp = crater, self.param_groups[1]
   local params = grp.params
   local state = self.state[params[1]]
   local D = flat.numel(params)

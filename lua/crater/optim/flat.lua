@@ -4,7 +4,7 @@
 -- elements, reused between calls so a step allocates no vector.
 local M = {}
 
-local function crater() return package.loaded.crater or require "crater" end
+local crater = require "crater"
 
 --- The total element count of the parameters.
 function M.numel(params)
@@ -15,7 +15,7 @@ end
 
 --- A new zero vector of numel(params) elements in the parameters' dtype.
 function M.zeros(params)
-  return crater().zeros(M.numel(params), {dtype = params[1]:dtype()})
+  return crater.zeros(M.numel(params), {dtype = params[1]:dtype()})
 end
 
 -- Calls fn(p, slice) for each parameter p and its slice of the flat vector v.
@@ -55,7 +55,7 @@ function M.add(params, t, d)
 end
 
 --- Runs fn(...) with gradient recording off (the parameters are written in place).
-function M.no_grad(fn, ...) return crater().no_grad(fn, ...) end
+function M.no_grad(fn, ...) return crater.no_grad(fn, ...) end
 
 --- Runs fn(...) under no_grad as one step of opt: when it raises (a closure that fails or
 -- returns no loss halfway through a line search or a generation), the parameters go back
@@ -79,7 +79,7 @@ end
 
 --- Runs the closure with gradients enabled; returns its loss as a number.
 function M.evaluate(closure)
-  local loss = crater().enable_grad(closure)
+  local loss = crater.enable_grad(closure)
   if type(loss) == "number" then return loss end
   if loss == nil then error("the closure must return the loss", 0) end
   return loss:item()

@@ -16,6 +16,7 @@
 -- @tparam[opt=false] boolean adam trust ratio 1: plain Adam without bias correction
 -- @usage local opt = crater.optim.LAMB(model:parameters(), {lr = 2e-3, weight_decay = 0.01})
 local Optimizer = require "crater.optim.optimizer"
+local crater = require "crater"
 local core = require "crater.core"
 
 local LAMB = Optimizer:extend("LAMB", {lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-6, weight_decay = 0,
@@ -26,20 +27,22 @@ LAMB.state_rules = {step = "count", exp_avg = "param", exp_avg_sq = "param", wei
 
 function LAMB:init_state(p, state)
   if state.step == nil then
-    local zeros_like = (package.loaded.crater or require "crater").zeros_like
+    local zeros_like = crater.zeros_like
     state.step, state.exp_avg, state.exp_avg_sq = 0, zeros_like(p), zeros_like(p)
   end
 end
 
+local scalars = {step = 0}   -- lamb_step's step size, -lr * trust_ratio
+
 function LAMB:update(p, g, state, group)
   state.step = state.step + 1
-  local b, eps, wd = group.betas, group.eps, group.weight_decay
-  local pp, aa = core.lamb_stats(p, g, state.exp_avg, state.exp_avg_sq, b[1], b[2], eps, wd)
+  local pp, aa = core.lamb_stats(self, p, g, state, group)
   local weight_norm, adam_norm = math.min(math.sqrt(pp), 10), math.sqrt(aa)
   local trust = (weight_norm == 0 or adam_norm == 0) and 1 or weight_norm / adam_norm
   state.weight_norm, state.adam_norm, state.trust_ratio = weight_norm, adam_norm, trust
   if group.adam then trust = 1 end
-  core.lamb_step(p, state.exp_avg, state.exp_avg_sq, eps, wd, -group.lr * trust)
+  scalars.step = -group.lr * trust
+  core.lamb_step(self, p, g, state, group, scalars)
 end
 Optimizer.kernel_update(LAMB.update)
 

@@ -16,6 +16,7 @@
 -- @tparam[opt=0.001] number trust_coefficient the fraction of |p| a weight's step takes
 -- @usage local opt = crater.optim.LARS(model:parameters(), {lr = 1.0, weight_decay = 1e-6})
 local Optimizer = require "crater.optim.optimizer"
+local crater = require "crater"
 local core = require "crater.core"
 
 local LARS = Optimizer:extend("LARS", {lr = 0, weight_decay = 0, momentum = 0.9, trust_coefficient = 0.001},
@@ -24,17 +25,20 @@ LARS.state_keys = {"mu"}
 LARS.state_rules = {mu = "param"}
 
 function LARS:init_state(p, state)
-  if state.mu == nil then state.mu = (package.loaded.crater or require "crater").zeros_like(p) end
+  if state.mu == nil then state.mu = crater.zeros_like(p) end
 end
 
+local scalars = {q = 1, scaled = false}   -- the trust ratio lars_step reads
+
 function LARS:update(p, g, state, group)
-  local scaled, q, wd = p:dim() > 1, 1, group.weight_decay
+  local scaled, q = p:dim() > 1, 1
   if scaled then
-    local pp, dd = core.lars_norms(p, g, wd)
+    local pp, dd = core.lars_norms(self, p, g, state, group)
     local pn, un = math.sqrt(pp), math.sqrt(dd)
     if pn > 0 and un > 0 then q = group.trust_coefficient * pn / un end
   end
-  core.lars_step(p, g, state.mu, group.lr, group.momentum, wd, q, scaled)
+  scalars.q, scalars.scaled = q, scaled
+  core.lars_step(self, p, g, state, group, scalars)
 end
 Optimizer.kernel_update(LARS.update)
 

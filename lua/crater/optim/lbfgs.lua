@@ -39,7 +39,7 @@ LBFGS.state_rules = {func_evals = "count", n_iter = "count", d = "flat", t = "nu
   old_dirs = "flats", old_stps = "flats", ro = "numbers", H_diag = "number", prev_flat_grad = "flat",
   prev_loss = "number", al = "numbers"}
 
-local function crater() return package.loaded.crater or require "crater" end
+local crater = require "crater"
 local function dot(a, b) return (a * b):sum():item() end
 local function absmax(a)
   if a:numel() == 0 then error("LBFGS: the parameters have no elements (max of an empty gradient; PyTorch refuses it too)", 0) end
@@ -171,7 +171,7 @@ local function strong_wolfe(obj_func, x, t, d, f, g, gtd)
 end
 
 local function run(self, closure)
-  local C = crater()
+  local C = crater
   local group = self.param_groups[1]
   local params = group.params
   local lr, max_iter, max_eval = group.lr, group.max_iter, group.max_eval

@@ -12,6 +12,7 @@
 -- @tparam[opt=0] number weight_decay decoupled weight decay
 -- @usage local opt = crater.optim.Lion(model:parameters(), {lr = 3e-4, weight_decay = 0.1})
 local Optimizer = require "crater.optim.optimizer"
+local crater = require "crater"
 local core = require "crater.core"
 
 local Lion = Optimizer:extend("Lion", {lr = 1e-4, betas = {0.9, 0.99}, weight_decay = 0},
@@ -20,11 +21,11 @@ Lion.state_keys = {"exp_avg"}
 Lion.state_rules = {exp_avg = "param"}
 
 function Lion:init_state(p, state)
-  if state.exp_avg == nil then state.exp_avg = (package.loaded.crater or require "crater").zeros_like(p) end
+  if state.exp_avg == nil then state.exp_avg = crater.zeros_like(p) end
 end
 
 function Lion:update(p, g, state, group)
-  core.lion_step(p, g, state.exp_avg, group.lr, group.betas[1], group.betas[2], group.weight_decay)
+  core.lion_step(self, p, g, state, group)
 end
 Optimizer.kernel_update(Lion.update)
 

@@ -25,7 +25,7 @@ end
 local RULES = {k = {"integer", 1}, alpha = {"number", 0, 1}, pullback_momentum = {"choice", "none", "reset"}}
 local DEFAULTS = {k = 5, alpha = 0.8, pullback_momentum = "none"}
 
-local function crater() return package.loaded.crater or require "crater" end
+local crater = require "crater"
 
 local function new(_, inner, opts)
   if type(inner) ~= "table" or type(inner.step) ~= "function" or type(inner.param_groups) ~= "table" then
@@ -47,7 +47,7 @@ local function new(_, inner, opts)
   end
   local self = setmetatable({optimizer = inner, k = o.k, alpha = o.alpha, pullback_momentum = o.pullback_momentum,
     la_step = 0, state = setmetatable({}, {__mode = "k"})}, Lookahead)
-  crater().no_grad(function()
+  crater.no_grad(function()
     for _, group in ipairs(inner.param_groups) do
       for _, p in ipairs(group.params) do self.state[p] = {cached_params = p:clone()} end
     end
@@ -65,7 +65,7 @@ function Lookahead:step(closure)
   if self.la_step >= self.k then
     self.la_step = 0
     local a = self.alpha
-    crater().no_grad(function()
+    crater.no_grad(function()
       for _, group in ipairs(self.optimizer.param_groups) do
         for _, p in ipairs(group.params) do
           local st = self.state[p]
@@ -110,7 +110,7 @@ function Lookahead:load_state_dict(sd)
     end
     for i, p in ipairs(params) do
       local c = la.cached_params[i]
-      if not (crater().is_tensor(c) and c:numel() == p:numel()) then
+      if not (crater.is_tensor(c) and c:numel() == p:numel()) then
         error(string.format("Lookahead: load_state_dict: cached_params[%d] must be a tensor of %d elements", i, p:numel()), 2)
       end
     end

@@ -27,7 +27,7 @@ local Muon = Optimizer:extend("Muon", {lr = 0.02, weight_decay = 0, momentum = 0
 Muon.state_keys = {"momentum_buffer"}
 Muon.state_rules = {momentum_buffer = "param"}
 
-local function crater() return package.loaded.crater or require "crater" end
+local crater = require "crater"
 
 function Muon:validate(group)
   Optimizer.validate(self, group)
@@ -55,7 +55,7 @@ function Muon.newton_schulz(G, steps)
 end
 
 function Muon:init_state(p, state)
-  if state.momentum_buffer == nil then state.momentum_buffer = crater().zeros_like(p) end
+  if state.momentum_buffer == nil then state.momentum_buffer = crater.zeros_like(p) end
 end
 
 -- The Newton-Schulz workspaces of each parameter: X and Y (its size), A and B (k x k for
@@ -65,21 +65,21 @@ local function workspaces(self, p, rows)
   if ws == nil then ws = setmetatable({}, {__mode = "k"}); self._ns_workspaces = ws end
   local w = ws[p]
   if w == nil then
-    local c, n = crater(), p:numel()
+    local c, n = crater, p:numel()
     local k = math.min(rows, n // rows)
     local opts = {dtype = p:dtype()}
-    w = {c.empty({n}, opts), c.empty({n}, opts), c.empty({k * k}, opts), c.empty({k * k}, opts)}
+    local nd = p:dim()
+    -- what muon_step reads besides the group and the state: the workspaces, the matrix
+    -- view's rows, the update's scale and the Newton-Schulz steps, fixed per parameter
+    w = {x = c.empty({n}, opts), y = c.empty({n}, opts), A = c.empty({k * k}, opts), B = c.empty({k * k}, opts),
+      rows = rows, scale = math.max(1, p:size(nd - 1) / p:size(nd)) ^ 0.5, steps = 5}
     ws[p] = w
   end
   return w
 end
 
 function Muon:update(p, g, state, group)
-  local rows, nd = p:size(1), p:dim()
-  local w = workspaces(self, p, rows)
-  local scale = math.max(1, p:size(nd - 1) / p:size(nd)) ^ 0.5
-  core.muon_step(p, g, state.momentum_buffer, w[1], w[2], w[3], w[4], rows, group.lr, group.weight_decay,
-    group.momentum, scale, 5)
+  core.muon_step(self, p, g, state, group, workspaces(self, p, p:size(1)))
 end
 Optimizer.kernel_update(Muon.update)
 

@@ -34,9 +34,10 @@ local Aux = Optimizer:extend("MuonWithAuxAdam", {use_muon = Optimizer.required, 
 Aux.state_keys = function(group)
   return group.use_muon and {"momentum_buffer"} or {"step", "exp_avg", "exp_avg_sq"}
 end
+Aux.decoupled = true   -- adam_step reads it: AdamW's decay
 Aux.state_rules = {momentum_buffer = "param", step = "count", exp_avg = "param", exp_avg_sq = "param"}
 
-local function crater() return package.loaded.crater or require "crater" end
+local crater = require "crater"
 
 local function same(a, b)   -- numbers, or lists of numbers (betas)
   if type(a) ~= "table" or type(b) ~= "table" then return a == b end
@@ -63,7 +64,7 @@ function Aux:validate(group)
 end
 
 function Aux:init_state(p, state, group)
-  local C = crater()
+  local C = crater
   if group.use_muon then
     if state.momentum_buffer == nil then state.momentum_buffer = C.zeros_like(p) end
   elseif state.step == nil then
@@ -77,9 +78,7 @@ end
 function Aux:update(p, g, state, group)
   if group.use_muon then return Muon.update(self, p, g, state, group) end
   state.step = state.step + 1
-  local betas = group.betas
-  core.adam_step(p, g, state.exp_avg, state.exp_avg_sq, nil, group.lr, betas[1], betas[2], group.eps,
-    group.weight_decay, state.step, false, false, true)
+  core.adam_step(self, p, g, state, group)   -- no amsgrad or maximize in the group: false
 end
 Optimizer.kernel_update(Aux.update)
 

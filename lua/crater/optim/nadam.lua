@@ -21,6 +21,7 @@
 -- @tparam[opt=false] boolean maximize maximize the objective instead (2.x)
 -- @usage local opt = crater.optim.NAdam(model:parameters(), {lr = 2e-3})
 local Optimizer = require "crater.optim.optimizer"
+local crater = require "crater"
 local core = require "crater.core"
 
 local NAdam = Optimizer:extend("NAdam", {lr = 2e-3, betas = {0.9, 0.999}, eps = 1e-8,
@@ -33,11 +34,14 @@ local function f32(x) return (string.unpack("f", string.pack("f", x))) end
 
 function NAdam:init_state(p, state, group)
   if state.step == nil then
-    local zeros_like = (package.loaded.crater or require "crater").zeros_like
+    local zeros_like = crater.zeros_like
     -- one assignment: a failed allocation leaves the state empty, not half made
     state.exp_avg, state.exp_avg_sq, state.step, state.mu_product = zeros_like(p), zeros_like(p), 0, 1.0
   end
 end
+
+-- the momentum schedule the kernel reads besides the group and the state
+local scalars = {mu = 0, mu_next = 0, mu_product_next = 0}
 
 function NAdam:update(p, g, state, group)
   local t = state.step + 1
@@ -46,10 +50,9 @@ function NAdam:update(p, g, state, group)
   local mu = beta1 * (1 - 0.5 * 0.96 ^ (t * psi))
   local mu_next = beta1 * (1 - 0.5 * 0.96 ^ ((t + 1) * psi))
   state.mu_product = f32(state.mu_product * f32(mu))
-  local mu_product_next = f32(f32(state.mu_product * f32(mu)) * f32(mu_next))
-  core.nadam_step(p, g, state.exp_avg, state.exp_avg_sq, group.lr, beta1, group.betas[2],
-    group.eps, group.weight_decay, t, mu, mu_next, state.mu_product, mu_product_next,
-    group.maximize, group.decoupled_weight_decay)
+  scalars.mu, scalars.mu_next = mu, mu_next
+  scalars.mu_product_next = f32(f32(state.mu_product * f32(mu)) * f32(mu_next))
+  core.nadam_step(self, p, g, state, group, scalars)
 end
 Optimizer.kernel_update(NAdam.update)
 

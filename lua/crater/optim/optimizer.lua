@@ -14,6 +14,7 @@
 
 local core = require "crater.core"
 local rules = require "crater.optim.rules"
+local step_cache = require "crater.optim.step_cache"
 local list = require "crater.list"
 local no_grad, checked_grad, clear_grads = core.no_grad, core.checked_grad, core.clear_grads
 
@@ -23,7 +24,7 @@ Optimizer.__index = Optimizer
 --- Marks a default that the user must give (SGD's lr, as PyTorch 1.13's `required`).
 Optimizer.required = setmetatable({}, {__tostring = function() return "<required>" end})
 
-local function crater() return package.loaded.crater or require "crater" end
+local crater = require "crater"
 
 local is_tensor = require("crater.core").is_tensor
 Optimizer.is_tensor = is_tensor
@@ -260,58 +261,6 @@ function Optimizer:check_betas(group)
   self:check_option("betas", group.betas, Optimizer.BETAS)
 end
 
---- Checks every group's options and every gradient before a step changes anything.
--- Options are validated again only when one of the class's options changed since the
--- last step that passed: most steps change nothing, and validating cost more than the
--- fused update on small problems.  What a step compares is a function compiled for the
--- group from its validated values: each option's value (so a replaced table differs)
--- and each entry of a plain table (so `group.betas[1] = 0.8` differs too; one level
--- deep, as betas and etas are).  Compiled, the comparison costs a third of a loop over
--- the keys.
-local function option_keys(self)
-  local keys = {}
-  for k in pairs(self.defaults) do keys[#keys + 1] = k end
-  table.sort(keys)
-  return keys
-end
-
--- A value as a Lua literal when it has an exact one (numbers that are finite, booleans,
--- strings), else nil: the compiled test compares with constants where it can.
-local function literal(v)
-  local t = type(v)
-  if t == "number" then
-    if math.type(v) == "integer" then return string.format("%d", v) end
-    if v == v and v ~= math.huge and v ~= -math.huge then return string.format("%.17g", v) end
-  elseif t == "boolean" or t == "nil" then
-    return tostring(v)
-  elseif t == "string" then
-    return string.format("%q", v)
-  end
-end
-
-local function unchanged_test(group, keys)
-  local values, tests = {}, {}
-  local function expect(expr, v)
-    local lit = literal(v)
-    if lit == nil then
-      values[#values + 1] = v
-      lit = string.format("v[%d]", #values)
-    end
-    tests[#tests + 1] = expr .. " == " .. lit
-  end
-  for _, k in ipairs(keys) do
-    local v, field = group[k], string.format("g[%q]", k)
-    expect(field, v)
-    if type(v) == "table" and getmetatable(v) == nil then
-      tests[#tests + 1] = string.format("#%s == %d", field, #v)
-      for j = 1, #v do expect(string.format("%s[%d]", field, j), v[j]) end
-    end
-  end
-  local test = #tests > 0 and table.concat(tests, " and ") or "true"
-  local src = "local v = ... return function(g) return " .. test .. " end"
-  return assert(load(src, "=(optimizer options)", "t"))(values)
-end
-
 local function grad_error(self, i, g, p)
   if not same_shape(g, p) then
     return string.format("%s: the gradient of params[%d] has shape %s but the parameter has %s",
@@ -333,14 +282,17 @@ function Optimizer.kernel_update(update)
   return update
 end
 
---- Returns the gradients it checked, one per parameter in group order (false for none,
+--- Checks every group's options and every gradient before a step changes anything.
+-- Options are validated again only when one of the class's options changed since the
+-- last step that passed (crater.optim.step_cache says how that is seen).
+-- Returns the gradients it checked, one per parameter in group order (false for none,
 -- true for one the kernel reads itself): each `p.grad` makes a new box, so the step reads
 -- them once, here.  Raises at the caller of the function that called it (`step`), so call
 -- it directly from a step.
 function Optimizer:check_step()
   local checked, keys = self._checked, self._keys
   if checked == nil then
-    checked, keys = setmetatable({}, {__mode = "k"}), option_keys(self)
+    checked, keys = setmetatable({}, {__mode = "k"}), step_cache.keys(self.defaults)
     self._checked, self._keys = checked, keys
   end
   local boxed = not reads_grad[self.update]
@@ -354,7 +306,7 @@ function Optimizer:check_step()
     if unchanged == nil or not unchanged(group) then
       local ok, err = pcall(self.validate, self, group)
       if not ok then error(err, 3) end
-      checked[group] = unchanged_test(group, keys)
+      checked[group] = step_cache.unchanged_test(group, keys)
       self._ready = nil   -- new options may need new state (amsgrad, momentum)
     end
     local params = group.params
@@ -424,7 +376,7 @@ end
 -- @param closure optional function that recomputes the loss (called under enable_grad)
 function Optimizer:step(closure)
   local loss
-  if closure ~= nil then loss = crater().enable_grad(closure) end
+  if closure ~= nil then loss = crater.enable_grad(closure) end
   local grads = self:check_step()
   if grads == self._flags and self._ready == self.state then
     apply(self, grads)   -- kernels only, no state to make: nothing could record a graph
@@ -501,7 +453,7 @@ function Optimizer:fused_update(fn, opts)
     for i = 1, nstate do
       local k, t = names[i], state[names[i]]
       if t == nil then
-        state[k] = crater().zeros_like(p)
+        state[k] = crater.zeros_like(p)
       elseif t:dtype() ~= p:dtype() or not t:is_contiguous() then   -- a loaded state
         state[k] = t:to(p:dtype()):contiguous()
       end

@@ -47,19 +47,19 @@ Prodigy.group_keys = {d = function(g) return g.d0 end, d_max = function(g) retur
   d_numerator = function() return 0.0 end, k = function() return 0 end,
   d_hat = function() return nil end, d_denom = function() return nil end}   -- from the first step
 
-local function crater() return package.loaded.crater or require "crater" end
+local crater = require "crater"
 
 -- p.flatten()[::slice_p] as a new contiguous tensor
 local function sliced(p, slice_p)
   local flat = p:reshape(-1)
   if slice_p == 1 then return flat:clone() end
-  local C = crater()
+  local C = crater
   return flat:index_select(1, C.arange(1, flat:numel() + 1, slice_p, {dtype = "int64"}))
 end
 
 function Prodigy:init_state(p, state, group)
   if state.step == nil then
-    local C = crater()
+    local C = crater
     local ns = (p:numel() + group.slice_p - 1) // group.slice_p
     state.step = 0
     state.s = C.zeros(ns, {dtype = p:dtype()})
@@ -67,8 +67,13 @@ function Prodigy:init_state(p, state, group)
     state.p0 = p:ne(0):sum():item() > 0 and sliced(p, group.slice_p) or C.zeros({}, {dtype = p:dtype()})
     state.exp_avg_sq = C.zeros_like(p)
   end
-  if group.betas[1] > 0 and state.exp_avg == nil then state.exp_avg = crater().zeros_like(p) end
+  if group.betas[1] > 0 and state.exp_avg == nil then state.exp_avg = crater.zeros_like(p) end
 end
+
+-- what the kernels read besides the group and the state: the statistics pass's betas
+-- (the first group's), alphas and l2, and the update pass's sizes
+local stats = {beta1 = 0, beta2 = 0, beta3 = 0, l2 = 0, m_alpha = 0, v_alpha = 0, s_alpha = 0}
+local sizes = {dlr = 0, d = 0, d_eps = 0, decoupled_wd = 0, l2 = 0}
 
 -- The statistics pass over every parameter, then the new d: the reference's first loop.
 function Prodigy:begin_step(grads)
@@ -84,15 +89,15 @@ function Prodigy:begin_step(grads)
   local dlr = d * lr * bias_correction
   local d_numerator = first.d_numerator * beta3
   local delta_numerator, d_denom, n = 0.0, 0.0, 0
+  local s = stats
+  s.beta1, s.beta2, s.beta3, s.m_alpha, s.v_alpha = beta1, beta2, beta3, d * (1 - beta1), d * d * (1 - beta2)
   for _, group in ipairs(groups) do
-    local l2 = group.decouple and 0 or group.weight_decay
-    local s_alpha = group.safeguard_warmup and (d / group.d0) * d or (d / group.d0) * dlr
+    s.l2 = group.decouple and 0 or group.weight_decay
+    s.s_alpha = group.safeguard_warmup and (d / group.d0) * d or (d / group.d0) * dlr
     for _, p in ipairs(group.params) do
       n = n + 1
       if grads[n] and group.lr > 0 then
-        local st = self.state[p]
-        local dot, abs_s = core.prodigy_stats(p, grads[n], beta1 > 0 and st.exp_avg or nil, st.exp_avg_sq,
-          st.s, st.p0, beta1, beta2, beta3, l2, d * (1 - beta1), d * d * (1 - beta2), s_alpha, group.slice_p)
+        local dot, abs_s = core.prodigy_stats(self, p, grads[n], self.state[p], group, s)
         delta_numerator = delta_numerator + (d / group.d0) * dlr * dot
         d_denom = d_denom + abs_s
       end
@@ -132,10 +137,10 @@ end
 
 function Prodigy:update(p, g, state, group)
   state.step = state.step + 1
-  local d = group.d
-  core.prodigy_step(p, g, group.betas[1] > 0 and state.exp_avg or nil, state.exp_avg_sq,
-    self._dlr, d, d * group.eps, group.decouple and -group.weight_decay * self._dlr or 0,
-    group.decouple and 0 or group.weight_decay)
+  local d, s = group.d, sizes
+  s.dlr, s.d, s.d_eps = self._dlr, d, d * group.eps
+  s.decoupled_wd, s.l2 = group.decouple and -group.weight_decay * self._dlr or 0, group.decouple and 0 or group.weight_decay
+  core.prodigy_step(self, p, g, state, group, s)
 end
 Optimizer.kernel_update(Prodigy.update)
 

@@ -18,6 +18,7 @@
 -- @tparam[opt=false] boolean maximize maximize the objective instead (2.x)
 -- @usage local opt = crater.optim.RAdam(model:parameters(), {lr = 1e-3})
 local Optimizer = require "crater.optim.optimizer"
+local crater = require "crater"
 local core = require "crater.core"
 
 local RAdam = Optimizer:extend("RAdam", {lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-8,
@@ -27,16 +28,14 @@ RAdam.state_rules = {step = "count", exp_avg = "param", exp_avg_sq = "param"}
 
 function RAdam:init_state(p, state, group)
   if state.step == nil then
-    local zeros_like = (package.loaded.crater or require "crater").zeros_like
+    local zeros_like = crater.zeros_like
     state.step, state.exp_avg, state.exp_avg_sq = 0, zeros_like(p), zeros_like(p)
   end
 end
 
 function RAdam:update(p, g, state, group)
   state.step = state.step + 1
-  local betas = group.betas
-  core.radam_step(p, g, state.exp_avg, state.exp_avg_sq, group.lr, betas[1], betas[2], group.eps,
-    group.weight_decay, state.step, group.maximize, group.decoupled_weight_decay)
+  core.radam_step(self, p, g, state, group)
 end
 Optimizer.kernel_update(RAdam.update)
 

@@ -19,6 +19,7 @@
 -- @tparam[opt=false] boolean maximize maximize the objective instead
 -- @usage local opt = crater.optim.RMSprop(model:parameters(), {lr = 1e-3, centered = true})
 local Optimizer = require "crater.optim.optimizer"
+local crater = require "crater"
 local core = require "crater.core"
 
 local RMSprop = Optimizer:extend("RMSprop", {lr = 1e-2, alpha = 0.99, eps = 1e-8,
@@ -34,7 +35,7 @@ RMSprop.state_keys = function(group)
 end
 
 function RMSprop:init_state(p, state, group)
-  local zeros_like = (package.loaded.crater or require "crater").zeros_like
+  local zeros_like = crater.zeros_like
   if state.step == nil then state.step, state.square_avg = 0, zeros_like(p) end
   if group.momentum > 0 and state.momentum_buffer == nil then state.momentum_buffer = zeros_like(p) end
   if group.centered and state.grad_avg == nil then state.grad_avg = zeros_like(p) end
@@ -42,9 +43,7 @@ end
 
 function RMSprop:update(p, g, state, group)
   state.step = state.step + 1
-  core.rmsprop_step(p, g, state.square_avg, group.centered and state.grad_avg or nil,
-    group.momentum > 0 and state.momentum_buffer or nil, group.lr, group.alpha, group.eps,
-    group.weight_decay, group.momentum, group.centered, group.maximize)
+  core.rmsprop_step(self, p, g, state, group)
 end
 Optimizer.kernel_update(RMSprop.update)
 

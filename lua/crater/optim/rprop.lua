@@ -14,6 +14,7 @@
 -- @usage local opt = crater.optim.Rprop(model:parameters(), {lr = 0.01})
 -- luacheck: ignore 581 (the "not (a <= b)" tests are there to treat NaN as PyTorch does)
 local Optimizer = require "crater.optim.optimizer"
+local crater = require "crater"
 local core = require "crater.core"
 
 local Rprop = Optimizer:extend("Rprop", {lr = 1e-2, etas = {0.5, 1.2}, step_sizes = {1e-6, 50},
@@ -36,7 +37,7 @@ end
 
 function Rprop:init_state(p, state, group)
   if state.step == nil then
-    local zeros_like = (package.loaded.crater or require "crater").zeros_like
+    local zeros_like = crater.zeros_like
     -- one assignment: a failed allocation leaves the state empty, not half made
     local prev, step_size = zeros_like(p), zeros_like(p):fill_(group.lr)
     state.step, state.prev, state.step_size = 0, prev, step_size
@@ -45,9 +46,7 @@ end
 
 function Rprop:update(p, g, state, group)
   state.step = state.step + 1
-  local etas, sizes = group.etas, group.step_sizes
-  core.rprop_step(p, g, state.prev, state.step_size, etas[1], etas[2], sizes[1], sizes[2],
-    group.maximize)
+  core.rprop_step(self, p, g, state, group)
 end
 Optimizer.kernel_update(Rprop.update)
 

@@ -21,7 +21,7 @@ SAM.__index = function(self, k)
   return SAM[k]
 end
 
-local function crater() return package.loaded.crater or require "crater" end
+local crater = require "crater"
 
 local function new(_, params, base_class, opts)
   if type(base_class) ~= "table" or type(base_class.defaults) ~= "table" then
@@ -68,7 +68,7 @@ function SAM:zero_grad(...) return self.base_optimizer:zero_grad(...) end
 local function buffers(self, p)
   local st = self.state[p]
   if st == nil then
-    st = {old_p = crater().empty_like(p), e = crater().empty_like(p)}
+    st = {old_p = crater.empty_like(p), e = crater.empty_like(p)}
     self.state[p] = st
   end
   return st
@@ -96,7 +96,7 @@ local function grad_norm(self)
 end
 
 function SAM:first_step(zero_grad)
-  crater().no_grad(function()
+  crater.no_grad(function()
     local norm = grad_norm(self)
     for _, group in ipairs(self.param_groups) do
       local scale = group.rho / (norm + 1e-12)
@@ -118,7 +118,7 @@ function SAM:first_step(zero_grad)
 end
 
 function SAM:second_step(zero_grad)
-  crater().no_grad(function()
+  crater.no_grad(function()
     for _, group in ipairs(self.param_groups) do
       for _, p in ipairs(group.params) do
         local st = self.state[p]
@@ -136,7 +136,7 @@ function SAM:step(closure)
     error("SAM: step needs a closure that recomputes the loss and calls backward", 2)
   end
   self:first_step(true)
-  crater().enable_grad(closure)
+  crater.enable_grad(closure)
   self:second_step()
 end
 

@@ -16,6 +16,7 @@
 -- @tparam[opt=false] boolean maximize maximize the objective instead
 -- @usage local opt = crater.optim.SGD(model:parameters(), {lr = 0.1, momentum = 0.9})
 local Optimizer = require "crater.optim.optimizer"
+local crater = require "crater"
 local core = require "crater.core"
 
 local SGD = Optimizer:extend("SGD", {lr = Optimizer.required, momentum = 0, dampening = 0,
@@ -36,7 +37,7 @@ end
 -- parameters whose buffer was just made are remembered until their update.
 function SGD:init_state(p, state, group)
   if group.momentum ~= 0 and state.momentum_buffer == nil then
-    state.momentum_buffer = (package.loaded.crater or require "crater").zeros_like(p)
+    state.momentum_buffer = crater.zeros_like(p)
     local fresh = rawget(self, "_fresh_buffers")
     if fresh == nil then
       fresh = setmetatable({}, {__mode = "k"})
@@ -46,16 +47,18 @@ function SGD:init_state(p, state, group)
   end
 end
 
+-- what the kernel reads besides the group and the state, refilled before every call
+local scalars = {first = false}
+
 function SGD:update(p, g, state, group)
-  local buf, first = nil, false
+  local first = false
   if group.momentum ~= 0 then
-    buf = state.momentum_buffer
     local fresh = rawget(self, "_fresh_buffers")
     first = fresh ~= nil and fresh[p] == true
     if first then fresh[p] = nil end
   end
-  core.sgd_step(p, g, buf, group.lr, group.momentum, group.dampening, group.weight_decay,
-    group.nesterov, group.maximize, first)
+  scalars.first = first
+  core.sgd_step(self, p, g, state, group, scalars)
 end
 Optimizer.kernel_update(SGD.update)
 

@@ -30,8 +30,7 @@ function SGDSF:init_state(p, state)
 end
 
 function SGDSF:update(p, g, state, group)
-  local s = self._sched[group]
-  core.sf_sgd_step(p, g, state.z, s.lr, group.momentum, group.weight_decay, s.ckp1)
+  core.sf_sgd_step(self, p, g, state, group, self._sched[group])   -- s.lr, s.ckp1
 end
 Optimizer.kernel_update(SGDSF.update)
 

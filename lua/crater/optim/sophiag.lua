@@ -25,11 +25,11 @@ local SophiaG = Optimizer:extend("SophiaG", {lr = 1e-4, betas = {0.965, 0.99}, r
 SophiaG.state_keys = {"step", "exp_avg", "hessian"}
 SophiaG.state_rules = {step = "count", exp_avg = "param", hessian = "param"}
 
-local function crater() return package.loaded.crater or require "crater" end
+local crater = require "crater"
 
 function SophiaG:init_state(p, state)
   if state.step == nil then
-    local z = crater().zeros_like
+    local z = crater.zeros_like
     state.exp_avg, state.hessian, state.step = z(p), z(p), 0
   end
 end
@@ -50,6 +50,8 @@ end
 
 --- h = b2 * h + (1 - b2) * g * g for every parameter with a gradient; refused (changing
 -- nothing) when no parameter has one yet.
+local scalars = {rho_bs = 0}   -- what sophia_step reads besides the group and the state
+
 function SophiaG:update_hessian()
   local any = false
   for _, group in ipairs(self.param_groups) do
@@ -60,14 +62,14 @@ function SophiaG:update_hessian()
   if not any then
     error("SophiaG: update_hessian: no parameter has a gradient yet (call backward first)", 2)
   end
-  crater().no_grad(function()
+  crater.no_grad(function()
     for _, group in ipairs(self.param_groups) do
       for _, p in ipairs(group.params) do
         if p.grad ~= nil then
           local st = self.state[p] or {}
           self:init_state(p, st, group)
           self.state[p] = st
-          core.sophia_hessian_step(p, true, st.hessian, group.betas[2])
+          core.sophia_hessian_step(self, p, true, st, group)
         end
       end
     end
@@ -76,8 +78,8 @@ end
 
 function SophiaG:update(p, g, state, group)
   state.step = state.step + 1
-  core.sophia_step(p, g, state.exp_avg, state.hessian, group.lr, group.betas[1],
-    group.rho * (self._bs or 5120), group.weight_decay, group.maximize)
+  scalars.rho_bs = group.rho * (self._bs or 5120)
+  core.sophia_step(self, p, g, state, group, scalars)
 end
 Optimizer.kernel_update(SophiaG.update)
 

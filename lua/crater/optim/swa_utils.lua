@@ -17,12 +17,12 @@ local LRScheduler = require "crater.optim.lr_scheduler.base"
 
 local M = {}
 
-local function crater() return package.loaded.crater or require "crater" end
+local crater = require "crater"
 
 -- A copy of a module tree: tables copied (shared ones once), tensors cloned with their
 -- requires_grad, functions and metatables shared.
 local function copy_tree(v, memo)
-  if crater().is_tensor(v) then
+  if crater.is_tensor(v) then
     if memo[v] == nil then
       local c = v:detach():clone()
       if v.requires_grad then c.requires_grad = true end
@@ -73,7 +73,7 @@ function Averaged:update_parameters(model)
         i, theirs[i]:numel(), p:numel()), 2)
     end
   end
-  crater().no_grad(function()
+  crater.no_grad(function()
     for i, p in ipairs(mine) do
       local q = theirs[i]:detach()
       if self.n_averaged == 0 then p:copy_(q)
@@ -101,10 +101,10 @@ function M.update_bn(loader, model)
   local iter = type(loader) == "table" and loader.iter and function() return loader:iter() end
     or function() return ipairs(loader) end
   local ok, err = pcall(function()
-    crater().no_grad(function()
+    crater.no_grad(function()
       for a, b in iter() do
         local batch = b ~= nil and type(a) == "number" and b or a   -- ipairs gives (i, batch)
-        if type(batch) == "table" and not crater().is_tensor(batch) then batch = batch[1] end
+        if type(batch) == "table" and not crater.is_tensor(batch) then batch = batch[1] end
         model(batch)
       end
     end)

@@ -1,0 +1,63 @@
+--- The optimizer step's cache of validated options (used by Optimizer:check_step).
+-- Why it exists: a step must refuse bad options (a negative lr, betas out of range)
+-- before it changes anything, but most steps change no option, and running every rule
+-- of `validate` at every step cost more than the fused update itself on small problems
+-- (the Rosenbrock loop: two parameters, one kernel call). So each group is validated
+-- once, and later steps only ask "is every option still what passed?".
+-- How: `unchanged_test` compiles, from the group's validated values, a Lua function that
+-- compares each option with that value (a literal where it has an exact one, else an
+-- upvalue, so a replaced table differs) and each entry of a plain table (so
+-- `group.betas[1] = 0.8` differs too; one level deep, as betas and etas are).
+-- What it costs: one `load` of a short chunk per group whenever its options change (a
+-- scheduler changing lr every step pays it every step, about as much as validating), and
+-- the compiled test costs a third of a loop over the keys on a step that changes nothing.
+local M = {}
+
+--- The option names of a class (its defaults' keys), sorted: the order of the tests.
+function M.keys(defaults)
+  local keys = {}
+  for k in pairs(defaults) do keys[#keys + 1] = k end
+  table.sort(keys)
+  return keys
+end
+
+-- A value as a Lua literal when it has an exact one (numbers that are finite, booleans,
+-- strings), else nil: the compiled test compares with constants where it can.
+local function literal(v)
+  local t = type(v)
+  if t == "number" then
+    if math.type(v) == "integer" then return string.format("%d", v) end
+    if v == v and v ~= math.huge and v ~= -math.huge then return string.format("%.17g", v) end
+  elseif t == "boolean" or t == "nil" then
+    return tostring(v)
+  elseif t == "string" then
+    return string.format("%q", v)
+  end
+end
+
+--- Returns a function of a group that is true while every option named in `keys` (and
+-- every entry of an option that is a plain table) still holds the value it has now.
+function M.unchanged_test(group, keys)
+  local values, tests = {}, {}
+  local function expect(expr, v)
+    local lit = literal(v)
+    if lit == nil then
+      values[#values + 1] = v
+      lit = string.format("v[%d]", #values)
+    end
+    tests[#tests + 1] = expr .. " == " .. lit
+  end
+  for _, k in ipairs(keys) do
+    local v, field = group[k], string.format("g[%q]", k)
+    expect(field, v)
+    if type(v) == "table" and getmetatable(v) == nil then
+      tests[#tests + 1] = string.format("#%s == %d", field, #v)
+      for j = 1, #v do expect(string.format("%s[%d]", field, j), v[j]) end
+    end
+  end
+  local test = #tests > 0 and table.concat(tests, " and ") or "true"
+  local src = "local v = ... return function(g) return " .. test .. " end"
+  return assert(load(src, "=(optimizer options)", "t"))(values)
+end
+
+return M
