@@ -442,14 +442,6 @@ static int repl_call (lua_State *L, const char *fn, const char *s) {
   return result;
 }
 
-/* A wall clock in seconds, for :time. */
-static int wall_clock (lua_State *L) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
-  return 1;
-}
-
 /* Loads crater.repl and keeps {module, state} in the registry. */
 static int repl_init (lua_State *L) {
   lua_getglobal(L, "require");
@@ -459,9 +451,7 @@ static int repl_init (lua_State *L) {
   lua_pushvalue(L, -2);
   lua_rawseti(L, -2, 1);
   lua_getfield(L, -2, "new");
-  lua_createtable(L, 0, 3);
-  lua_pushcfunction(L, wall_clock);
-  lua_setfield(L, -2, "clock");
+  lua_createtable(L, 0, 2);
   const char *nocolor = getenv("NO_COLOR");   /* no-color.org: set and not empty */
   lua_pushboolean(L, isatty(STDOUT_FILENO) && (nocolor == NULL || nocolor[0] == '\0'));
   lua_setfield(L, -2, "color");

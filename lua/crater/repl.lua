@@ -26,12 +26,12 @@ $ cmd          run a shell command and print its output
 -- @tparam[opt] table opts
 -- @tparam[opt=false] boolean opts.color ANSI colours in the output
 -- @tparam[opt=_G] table opts.env the globals that chunks run in
--- @tparam[opt=os.clock] function opts.clock a wall clock in seconds
+-- @tparam[opt=crater.clock] function opts.clock a wall clock in seconds
 -- @tparam[opt=false] boolean opts.interactive install `help` and `crater.timing` as globals
 -- @return the state passed to eval_line and complete
 function repl.new (opts)
   opts = opts or {}
-  local state = { color = opts.color or false, env = opts.env or _G, clock = opts.clock or os.clock,
+  local state = { color = opts.color or false, env = opts.env or _G, clock = opts.clock or require("crater").clock,
                   timing = false, lines = {} }
   if opts.interactive then
     state.env.help = function (v) (state.env.print or print)(help.text(v, state.env)) end
