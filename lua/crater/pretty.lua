@@ -144,4 +144,7 @@ function pretty.format (v, opts)
   return format(v, { color = opts.color or false, depth = opts.depth or 3 }, 0, {})
 end
 
+--- A tensor's shape as error messages write it: `{2,3}`.
+function pretty.shape_str(t) return "{" .. table.concat(t:shape(), ",") .. "}" end
+
 return pretty

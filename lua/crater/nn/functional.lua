@@ -7,7 +7,7 @@ local list = require "crater.list"
 
 local F = {}
 
-local function shape_str(t) return "{" .. table.concat(t:shape(), ",") .. "}" end
+local shape_str = require("crater.pretty").shape_str
 F._shape_str = shape_str
 
 -- A size given as a number or a pair {h, w} (a list checked as every list is), as h, w.

@@ -48,11 +48,7 @@ local function sorted_keys(t)
   return table.concat(keys, ", ")
 end
 
-local function shape_str(t)
-  local s = {}
-  for d = 1, t:dim() do s[d] = tostring(t:size(d)) end
-  return "{" .. table.concat(s, ",") .. "}"
-end
+local shape_str = require("crater.pretty").shape_str
 
 local function same_shape(a, b)
   if a:dim() ~= b:dim() then return false end
