@@ -119,4 +119,19 @@ function bench.fuse_adam(p, g, m, v, nstep, b1, b2, eps, bc2s)
   return p, m, v
 end
 
+--- steps Adam-like steps of cls (lr = 1e-3) on the 2-D Rosenbrock function from (-1.5, 2):
+-- record f, backward, step, zero_grad, as torch_bench.py does; returns the end point.
+-- rosenbrock.lua times it with the built-in Adam, fuse_step.lua races a Lua Adam on it.
+function bench.rosenbrock(cls, steps)
+  local x = crater.tensor({ -1.5, 2 }, { requires_grad = true })
+  local opt = cls({ x }, { lr = 1e-3 })
+  for _ = 1, steps do
+    local f = (1 - x[1]) ^ 2 + 100 * (x[2] - x[1] ^ 2) ^ 2
+    f:backward()
+    opt:step()
+    opt:zero_grad()
+  end
+  return x
+end
+
 return bench

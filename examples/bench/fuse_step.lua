@@ -92,19 +92,7 @@ do
 end
 
 -- Rosenbrock, as rosenbrock.lua: forward, backward, step, zero_grad, 10,000 times
-local function rosenbrock(cls)
-  return function()
-    local x = crater.tensor({-1.5, 2}, {requires_grad = true})
-    local opt = cls({x}, {lr = 1e-3})
-    for _ = 1, o.steps do
-      local f = (1 - x[1]) ^ 2 + 100 * (x[2] - x[1] ^ 2) ^ 2
-      f:backward()
-      opt:step()
-      opt:zero_grad()
-    end
-    return x
-  end
-end
+local function rosenbrock(cls) return function() return bench.rosenbrock(cls, o.steps) end end
 do
   crater.set_num_threads(2)
   local lua_run, ref_run = rosenbrock(LuaAdam), rosenbrock(crater.optim.Adam)

@@ -7,17 +7,7 @@ local crater = rawget(_G, "crater") or require "crater"
 local bench = dofile(arg[0]:match("^(.-)[^/]*$") .. "common.lua")
 local o = bench.args({ reps = 5, steps = 10000 })
 
-local function run(steps)
-  local x = crater.tensor({ -1.5, 2 }, { requires_grad = true })
-  local opt = crater.optim.Adam({ x }, { lr = 1e-3 })
-  for _ = 1, steps do
-    local f = (1 - x[1]) ^ 2 + 100 * (x[2] - x[1] ^ 2) ^ 2
-    f:backward()
-    opt:step()
-    opt:zero_grad()
-  end
-  return x
-end
+local function run(steps) return bench.rosenbrock(crater.optim.Adam, steps) end
 
 crater.set_num_threads(2)
 run(1000)                                   -- warm-up
