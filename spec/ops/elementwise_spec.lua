@@ -290,6 +290,17 @@ describe("in-place methods", function()
     assert.same({ 3, 3 }, x:lerp_(d({ 1, 0 }), 0.75):totable())
   end)
 
+  it("softplus_ and leaky_relu_ take the same defaults and arguments as their out-of-place forms", function()
+    -- softplus(x) = log(1 + e^x), and x itself past the threshold 20 (beta = 1)
+    H.close(d({ 0, 1, 30 }):softplus_(), { math.log(2), math.log(1 + math.exp(1)), 30 }, 1e-15)
+    -- beta = 2: log(1 + e^(2x)) / 2; threshold 1 makes x = 1 (2x = 2 > 1) come out as itself
+    H.close(d({ 0, 1 }):softplus_(2), { math.log(2) / 2, math.log(1 + math.exp(2)) / 2 }, 1e-15)
+    H.close(d({ 0.25, 1 }):softplus_(2, 1), { math.log(1 + math.exp(0.5)) / 2, 1 }, 1e-15)
+    H.close(d({ -2, 3 }):leaky_relu_(), { -0.02, 3 }, 1e-15)
+    assert.has_error(function() d({ 1 }):softplus_(1, 20, 3) end,
+      "softplus_: expected at most 2 arguments after the tensor, got 3")
+  end)
+
   it("sqrt_ clamp_ maximum_ sign_ neg_ exp_", function()
     assert.same({ 2, 3 }, d({ 4, 9 }):sqrt_():totable())
     assert.same({ 0, 1, 2 }, d({ -1, 1, 5 }):clamp_(0, 2):totable())

@@ -523,21 +523,30 @@ static int t_get(lua_State *L) {
 
 /* ---------------- elementwise ops ---------------- */
 
-static int t_unary(lua_State *L) {
-  ct_unary_op op = (ct_unary_op)lua_tointeger(L, lua_upvalueindex(1));
-  ct_tensor *x = ct_lua_check(L, 1);
-  double a = 0, b = 0;
+/* The scalars a, b of unary op `op` from the Lua arguments after x, with the op's defaults:
+ * one parser for x:op() and x:op_() so that both forms take the same arguments. */
+static int unary_scalars(lua_State *L, ct_unary_op op, double *a, double *b) {
+  *a = 0, *b = 0;
   switch (op) {
-  case CT_U_LEAKY_RELU: a = luaL_optnumber(L, 2, 0.01); break;
-  case CT_U_SOFTPLUS: a = luaL_optnumber(L, 2, 1); b = luaL_optnumber(L, 3, 20); break;
+  case CT_U_LEAKY_RELU: *a = luaL_optnumber(L, 2, 0.01); break;
+  case CT_U_SOFTPLUS: *a = luaL_optnumber(L, 2, 1); *b = luaL_optnumber(L, 3, 20); break;
   case CT_U_CLAMP:
-    a = luaL_optnumber(L, 2, -INFINITY);
-    b = luaL_optnumber(L, 3, INFINITY);
+    *a = luaL_optnumber(L, 2, -INFINITY);
+    *b = luaL_optnumber(L, 3, INFINITY);
     if (lua_isnoneornil(L, 2) && lua_isnoneornil(L, 3))
       return luaL_error(L, "clamp: at least one of min and max must be given");
     break;
+  case CT_U_POW: case CT_U_MULS: case CT_U_DIVS: case CT_U_ADDS: *a = luaL_checknumber(L, 2); break;
   default: break;
   }
+  return 0;
+}
+
+static int t_unary(lua_State *L) {
+  ct_unary_op op = (ct_unary_op)lua_tointeger(L, lua_upvalueindex(1));
+  ct_tensor *x = ct_lua_check(L, 1);
+  double a, b;
+  unary_scalars(L, op, &a, &b);
   ct_err err;
   return PUSH(L, ct_unary(op, x, a, b, &err), ct_unary_info[op].name);
 }
@@ -549,10 +558,8 @@ static int t_unary_(lua_State *L) {
   if (lua_gettop(L) > nargs + 1)
     return luaL_error(L, "%s_: expected at most %d argument%s after the tensor, got %d",
                       ct_unary_info[op].name, nargs, nargs == 1 ? "" : "s", lua_gettop(L) - 1);
-  double a = 0, b = 0;
-  if (op == CT_U_CLAMP) { a = luaL_optnumber(L, 2, -INFINITY); b = luaL_optnumber(L, 3, INFINITY); }
-  if (op == CT_U_LEAKY_RELU) a = luaL_optnumber(L, 2, 0.01);
-  if (op == CT_U_POW || op == CT_U_MULS || op == CT_U_DIVS || op == CT_U_ADDS) a = luaL_checknumber(L, 2);
+  double a, b;
+  unary_scalars(L, op, &a, &b);
   ct_err err;
   if (!ct_unary_(op, x, a, b, &err)) {
     lua_pushfstring(L, "%s_", ct_unary_info[op].name);
