@@ -39,10 +39,15 @@ ct_node *ct_node_new(const ct_op *op, int nin, ct_err *err) {
   size_t size = sizeof(ct_node) + (size_t)nin * sizeof(ct_edge);
   ct_node *nd = ct_malloc(size, err);
   if (nd == NULL) return NULL;
-  memset(nd, 0, size);
+  /* the edges' shapes (most of the bytes) are written by ct_edge_set, not zeroed here */
+  memset(nd, 0, sizeof *nd);
   nd->op = op;
   nd->refs = 1;
   nd->nin = nin;
+  for (int k = 0; k < nin; k++) {
+    ct_edge *e = &nd->edge[k];
+    e->fn = NULL, e->leaf = NULL, e->needs = false, e->ndim = 0, e->dtype = CT_F32;
+  }
   return nd;
 }
 

@@ -62,12 +62,18 @@ static int bad_field(lua_State *L, const char *fn, const field *f, const char *m
  * string, about half of what a field read costs (an Adam step reads 8).  opt's fields go
  * through lua_gettable, as they may be class constants reached through __index. */
 static void read_fields(lua_State *L, const char *fn, const field *f, void *args, int keys) {
-  for (; f->name != NULL; f++, keys += keys != 0) {
-    if (!lua_istable(L, f->from))
+  int base = lua_gettop(L), seen = 0;   /* bit i: some field is read from argument i */
+  for (const field *g = f; g->name != NULL; g++) seen |= 1 << g->from;
+  for (int from = OPT; from <= SCALARS; from++)   /* before anything is pushed above them */
+    if ((seen >> from & 1) && !lua_istable(L, from))
       luaL_error(L, "%s: %s expects %s as argument #%d (a table), got %s", who(L, fn), fn,
-                 f->from == SCALARS ? "the step's scalars" : f->from == GROUP ? "the param group"
-                 : f->from == STATE ? "the parameter's state" : "the optimizer",
-                 f->from, luaL_typename(L, f->from));
+                 from == SCALARS ? "the step's scalars" : from == GROUP ? "the param group"
+                 : from == STATE ? "the parameter's state" : "the optimizer",
+                 from, luaL_typename(L, from));
+  for (; f->name != NULL; f++, keys += keys != 0) {
+    /* the values stay on the stack until the end, popped at once, 12 at most (Lua gives a
+     * C function 20 free slots) */
+    if (lua_gettop(L) - base >= 12) lua_settop(L, base);
     int t;
     if (keys == 0) t = lua_getfield(L, f->from, f->name);
     else {
@@ -107,8 +113,8 @@ static void read_fields(lua_State *L, const char *fn, const field *f, void *args
         lua_pop(L, count);
       }
     }
-    lua_pop(L, 1);
   }
+  lua_settop(L, base);
 }
 
 /* ---- the tensors ---- */
