@@ -1353,9 +1353,10 @@ typedef struct {
 #define ROW_SHAPE(...) ROW_FAMILY("shape", __VA_ARGS__)
 #define ROW_MATMUL(...) ROW_FAMILY("matmul", __VA_ARGS__)
 #define ROW_INDEX(...) ROW_FAMILY("index", __VA_ARGS__)
+#define ROW_NN(...) ROW_FAMILY("nn", __VA_ARGS__)
 static const op_row op_rows[] = {
   CT_UNARY_OPS(ROW_UNARY) CT_BINARY_OPS(ROW_BINARY) CT_REDUCE_OPS(ROW_REDUCE)
-  CT_SHAPE_OPS(ROW_SHAPE) CT_MATMUL_OPS(ROW_MATMUL) CT_INDEX_OPS(ROW_INDEX)
+  CT_SHAPE_OPS(ROW_SHAPE) CT_MATMUL_OPS(ROW_MATMUL) CT_INDEX_OPS(ROW_INDEX) CT_NN_OPS(ROW_NN)
 };
 
 static void set_string(lua_State *L, const char *k, const char *v) {
