@@ -808,11 +808,11 @@ static int t_allclose(lua_State *L) {
 
 static int t_reduce(lua_State *L) {
   ct_reduce_op op = (ct_reduce_op)lua_tointeger(L, lua_upvalueindex(1));
-  static const char *names[] = {"sum", "mean", "prod", "max", "min"};
+  const char *fn = lua_tostring(L, lua_upvalueindex(2));   /* the row's name */
   ct_tensor *x = ct_lua_check(L, 1);
   ct_err err;
   if ((op == CT_R_MAX || op == CT_R_MIN) && ct_lua_test(L, 2))   /* max(a, b) = maximum */
-    return PUSH(L, ct_binary(op == CT_R_MAX ? CT_B_MAXIMUM : CT_B_MINIMUM, x, ct_lua_check(L, 2), &err), names[op]);
+    return PUSH(L, ct_binary(op == CT_R_MAX ? CT_B_MAXIMUM : CT_B_MINIMUM, x, ct_lua_check(L, 2), &err), fn);
   int dim = opt_dim(L, 2, x->ndim);
   bool keepdim = lua_toboolean(L, 3);
   if ((op == CT_R_MAX || op == CT_R_MIN) && dim >= 0) {   /* values, 1-based indices */
@@ -820,32 +820,34 @@ static int t_reduce(lua_State *L) {
     ct_tensor **ibox = ct_lua_newbox(L);
     ct_tensor *idx = NULL;
     if ((*vbox = ct_maxmin_dim(x, dim, keepdim, op == CT_R_MAX, &idx, &err)) == NULL)
-      return ct_lua_error(L, names[op], &err);
+      return ct_lua_error(L, fn, &err);
     *ibox = ct_unary(CT_U_ADDS, idx, 1, 0, &err);   /* 1-based; idx stays saved for backward */
     ct_tensor_release(idx);
-    if (*ibox == NULL) return ct_lua_error(L, names[op], &err);
+    if (*ibox == NULL) return ct_lua_error(L, fn, &err);
     return 2;
   }
-  return PUSH(L, ct_reduce(op, x, dim, keepdim, &err), names[op]);
+  return PUSH(L, ct_reduce(op, x, dim, keepdim, &err), fn);
 }
 
 static int t_argmaxmin(lua_State *L) {
   bool is_max = lua_tointeger(L, lua_upvalueindex(1)) != 0;
+  const char *fn = lua_tostring(L, lua_upvalueindex(2));
   ct_tensor *x = ct_lua_check(L, 1);
   int dim = opt_dim(L, 2, x->ndim);
   bool keepdim = lua_toboolean(L, 3);   /* read before the box takes slot 3 */
   ct_err err;
   ct_tensor **box = ct_lua_newbox(L);
   if ((*box = ct_argmaxmin(x, dim, keepdim, is_max, &err)) == NULL)
-    return ct_lua_error(L, is_max ? "argmax" : "argmin", &err);
+    return ct_lua_error(L, fn, &err);
   if (!ct_unary_(CT_U_ADDS, *box, 1, 0, &err))   /* 1-based */
-    return ct_lua_error(L, is_max ? "argmax" : "argmin", &err);
+    return ct_lua_error(L, fn, &err);
   return 1;
 }
 
 /* var/std(dim?, {unbiased=true, correction=, keepdim=}) or (dim, unbiased, keepdim) */
 static int t_var_std(lua_State *L) {
   bool take_sqrt = lua_tointeger(L, lua_upvalueindex(1)) != 0;
+  const char *fn = lua_tostring(L, lua_upvalueindex(2));
   ct_tensor *x = ct_lua_check(L, 1);
   int dim = lua_type(L, 2) == LUA_TNUMBER ? check_dim(L, 2, x->ndim, false) : -1;
   int o = lua_type(L, 2) == LUA_TNUMBER ? 3 : 2;
@@ -864,7 +866,7 @@ static int t_var_std(lua_State *L) {
     keepdim = lua_toboolean(L, o + 1);
   }
   ct_err err;
-  return PUSH(L, ct_var(x, dim, correction, keepdim, take_sqrt, &err), take_sqrt ? "std" : "var");
+  return PUSH(L, ct_var(x, dim, correction, keepdim, take_sqrt, &err), fn);
 }
 
 static int t_norm(lua_State *L) {
@@ -893,10 +895,11 @@ static int t_logsumexp(lua_State *L) {
 
 static int t_softmax(lua_State *L) {
   bool log_ = lua_tointeger(L, lua_upvalueindex(1)) != 0;
+  const char *fn = lua_tostring(L, lua_upvalueindex(2));
   ct_tensor *x = ct_lua_check(L, 1);
   int dim = check_dim(L, 2, x->ndim, false);
   ct_err err;
-  return PUSH(L, ct_softmax(x, dim, log_, &err), log_ ? "log_softmax" : "softmax");
+  return PUSH(L, ct_softmax(x, dim, log_, &err), fn);
 }
 
 /* ---------------- matrix products ---------------- */
@@ -1079,7 +1082,7 @@ static int read_list(lua_State *L, int idx, ct_tensor **xs, int max, const char 
 
 static int t_cat_stack(lua_State *L) {
   bool stack = lua_tointeger(L, lua_upvalueindex(1)) != 0;
-  const char *fn = stack ? "stack" : "cat";
+  const char *fn = lua_tostring(L, lua_upvalueindex(2));
   ct_tensor *xs[256];
   int n = read_list(L, 1, xs, 256, fn);
   if (n == 0) return luaL_error(L, "%s: expected a non-empty list of tensors", fn);
