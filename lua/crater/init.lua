@@ -14,10 +14,10 @@ local crater = { core = core, _VERSION = "crater 0.1.0" }
 -- internal (optimizer kernels, file and im2col helpers, test hooks): crater.core.internal
 -- gathers those for the Lua modules and specs, and a new one never leaks into crater.
 local exports = {
-  "Tensor", "_conv_out", "arange", "clock", "dim", "dtype", "empty", "enable_grad", "eye", "full",
-  "get", "get_default_dtype", "get_num_threads", "grad", "is_contiguous", "is_grad_enabled",
-  "is_tensor", "item", "linspace", "manual_seed", "memory", "nelement", "no_grad", "numel", "ones",
-  "rand", "randint", "randn", "randperm", "register_hook", "reset_peak_memory", "retain_grad",
+  "Tensor", "arange", "clock", "dim", "dtype", "empty", "enable_grad", "eye", "full", "get",
+  "get_default_dtype", "get_num_threads", "grad", "is_contiguous", "is_grad_enabled", "is_tensor",
+  "item", "linspace", "manual_seed", "memory", "nelement", "no_grad", "numel", "ones", "rand",
+  "randint", "randn", "randperm", "register_hook", "reset_peak_memory", "retain_grad",
   "set_default_dtype", "set_flush_denormal", "set_grad_enabled", "set_num_threads", "shape",
   "size", "stride", "tensor", "totable", "zeros",
 }
@@ -25,7 +25,9 @@ for _, name in ipairs(exports) do crater[name] = assert(core[name], name) end
 for _, op in ipairs(core.internal.ops) do
   if op.kind ~= "internal" then crater[op.name] = core[op.name] end
 end
--- crater.core keeps them too (the binding's one table, which the Lua modules read)
+-- The op table's internal rows (im2col, linear, ...) are registered in crater.core.internal
+-- only; the other binding files' internals (optimizer kernels, file helpers) are still in
+-- crater.core too, where the Lua modules and specs read them, and are gathered here.
 for k, v in pairs(core) do
   if crater[k] == nil and k ~= "internal" then core.internal[k] = v end
 end

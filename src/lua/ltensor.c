@@ -1299,8 +1299,16 @@ void ct_lua_register(lua_State *L, int methods, int core, const ct_lua_reg *r, s
       lua_pushvalue(L, -1);
       lua_setfield(L, methods, r->name);
     }
-    if (r->kind & (CT_FUNCTION | CT_INTERNAL)) lua_setfield(L, core, r->name);
-    else lua_pop(L, 1);
+    if (r->kind & CT_INTERNAL) {   /* crater.core.internal's only */
+      lua_getfield(L, core, "internal");
+      lua_insert(L, -2);
+      lua_setfield(L, -2, r->name);
+      lua_pop(L, 1);
+    } else if (r->kind & CT_FUNCTION) {
+      lua_setfield(L, core, r->name);
+    } else {
+      lua_pop(L, 1);
+    }
   }
 }
 
