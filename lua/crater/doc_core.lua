@@ -1,8 +1,8 @@
 --- Help for the functions and methods written in C (src/lua), keyed by their
 -- Lua name: `crater.zeros` and `x:narrow` look up "zeros" and "narrow".
 -- Each entry is {sig=, desc=, options = {{name, default, text}, ...}, example=}.
--- The elementwise ops' entries are made from the op table (src/ops/ops.def, handed over
--- as crater.core.internal.ops), the rest are written here.
+-- The ops' entries are made from the op table (src/ops/ops.def, handed over as
+-- crater.core.internal.ops), with the examples written here; the rest are written here.
 -- Lua functions are documented by their LDoc comments instead (crater.help).
 local core = require "crater.core"
 local ctor_opts = { { "dtype", '"float32"', '"float32", "float64" or "int64"' },
@@ -10,13 +10,6 @@ local ctor_opts = { { "dtype", '"float32"', '"float32", "float64" or "int64"' },
 
 local function d (sig, desc, example, options)
   return { sig = sig, desc = desc, example = example, options = options }
-end
-
-local function reduce (name, what)
-  return d("crater." .. name .. "(x, dim?, {keepdim=false}) / x:" .. name .. "(dim?, {keepdim=false})",
-    "The " .. what .. " of all elements (a 0-d tensor), or over dimension dim (1-based).",
-    "x = crater.tensor({{1, 2}, {3, 4}})\nx:" .. name .. "()  x:" .. name .. "(1)",
-    { { "keepdim", "false", "keep the reduced dimension with size 1" } })
 end
 
 local function inplace (name, args, what)
@@ -102,105 +95,6 @@ local doc = {
   get = d("x:get(i, j, ...)", "The element at the given 1-based indices, as a Lua number.",
     "x = crater.tensor({{1, 2}, {3, 4}})\nx:get(2, 1)  -- 3"),
 
-  -- views
-  view = d("x:view(size...)", "A view of x with a new shape (one size may be -1); x must be contiguous enough.",
-    "x = crater.arange(6)\ny = x:view(2, 3)"),
-  reshape = d("x:reshape(size...)", "Like view, but copies when the memory layout requires it.",
-    "y = crater.arange(6):t():reshape(3, 2)"),
-  t = d("x:t()", "The transpose of a matrix (dims 1 and 2), as a view.",
-    "x = crater.zeros(2, 3)\nx:t():shape()  -- {3, 2}"),
-  transpose = d("x:transpose(d1, d2)", "A view with dimensions d1 and d2 swapped.",
-    "x = crater.zeros(2, 3, 4)\nx:transpose(1, 3):shape()  -- {4, 3, 2}"),
-  permute = d("x:permute(d1, d2, ...)", "A view with the dimensions reordered.",
-    "x = crater.zeros(2, 3, 4)\nx:permute(3, 1, 2):shape()  -- {4, 2, 3}"),
-  narrow = d("x:narrow(dim, start, length)",
-    "A view of length elements of dimension dim starting at start (1-based).",
-    "x = crater.arange(10)\nx:narrow(1, 3, 4)  -- 2 3 4 5"),
-  select = d("x:select(dim, i)", "The view at index i of dimension dim, with that dimension removed.",
-    "x = crater.tensor({{1, 2}, {3, 4}})\nx:select(2, 1)  -- 1 3"),
-  squeeze = d("x:squeeze(dim?)", "A view without dimensions of size 1 (or only dim, if it has size 1).",
-    "crater.zeros(1, 3, 1):squeeze():shape()  -- {3}"),
-  unsqueeze = d("x:unsqueeze(dim)", "A view with a new dimension of size 1 inserted at dim.",
-    "crater.zeros(3):unsqueeze(1):shape()  -- {1, 3}"),
-  expand = d("x:expand(size...)", "A view broadcasting size-1 dimensions to the given sizes (stride 0, no copy).",
-    "crater.tensor({{1}, {2}}):expand(2, 3)"),
-  flatten = d("x:flatten(start_dim?, end_dim?)", "Dimensions start_dim..end_dim merged into one (all by default).",
-    "crater.zeros(2, 3, 4):flatten(2):shape()  -- {2, 12}"),
-  contiguous = d("x:contiguous()", "x itself if contiguous, else a contiguous copy.", "y = x:t():contiguous()"),
-  clone = d("x:clone()", "A copy of x with its own storage (differentiable).",
-    "y = x:clone()\ny:fill_(0)  -- x unchanged"),
-  detach = d("x:detach()", "A view of x's data that does not require grad and has no grad_fn.",
-    "y = (w * 2):detach()"),
-  to = d("x:to(dtype)", "x converted to another dtype (a copy; x itself if already of that dtype).",
-    'x = crater.arange(3):to("float64")'),
-
-  -- math
-  where = d("crater.where(cond, x, y)", "Elementwise x where cond is nonzero, else y, with broadcasting.",
-    "z = crater.where(x:gt(0), x, crater.zeros_like(x))"),
-  matmul = d("crater.matmul(a, b) / a:matmul(b)",
-    "Matrix product as torch.matmul: 1-D dot products, 2-D matrix products and batched 3-D products (OpenBLAS).",
-    "a = crater.randn(2, 3)\nc = a:matmul(crater.randn(3, 4))  -- 2x4"),
-  mm = d("crater.mm(a, b) / a:mm(b)", "The product of two matrices (2-D only).",
-    "c = crater.eye(2):mm(crater.ones(2, 3))"),
-  bmm = d("crater.bmm(a, b) / a:bmm(b)", "Batched matrix product of (B,n,k) and (B,k,m) tensors.",
-    "c = crater.randn(4, 2, 3):bmm(crater.randn(4, 3, 5))"),
-  sum = reduce("sum", "sum"),
-  mean = reduce("mean", "mean"),
-  var = d("crater.var(x, dim?, {keepdim=false, unbiased=true}) / x:var(...)",
-    "The variance of all elements or over dim (unbiased by default, as PyTorch).",
-    "crater.tensor({1, 2, 3, 4}):var()  -- 1.6667",
-    { { "keepdim", "false", "keep the reduced dimension" }, { "unbiased", "true", "divide by n - 1" } }),
-  std = d("crater.std(x, dim?, {keepdim=false, unbiased=true}) / x:std(...)",
-    "The standard deviation of all elements or over dim (unbiased by default).",
-    "crater.tensor({1, 2, 3, 4}):std()",
-    { { "keepdim", "false", "keep the reduced dimension" }, { "unbiased", "true", "divide by n - 1" } }),
-  prod = reduce("prod", "product"),
-  max = d("crater.max(x, dim?, {keepdim=false}) / x:max(dim?)",
-    "The largest element (0-d tensor); over dim, the values and their 1-based indices.",
-    "x = crater.tensor({{1, 5}, {7, 2}})\nvalues, idx = x:max(2)",
-    { { "keepdim", "false", "keep the reduced dimension" } }),
-  min = d("crater.min(x, dim?, {keepdim=false}) / x:min(dim?)",
-    "The smallest element (0-d tensor); over dim, the values and their 1-based indices.",
-    "x = crater.tensor({{1, 5}, {7, 2}})\nvalues, idx = x:min(2)",
-    { { "keepdim", "false", "keep the reduced dimension" } }),
-  argmax = reduce("argmax", "1-based index (int64) of the largest element"),
-  argmin = reduce("argmin", "1-based index (int64) of the smallest element"),
-  norm = d("crater.norm(x, p?, dim?, {keepdim=false}) / x:norm(p?, dim?)",
-    "The p-norm (default 2) of all elements or over dim.", "crater.tensor({3, 4}):norm()  -- 5",
-    { { "keepdim", "false", "keep the reduced dimension" } }),
-  softmax = d("crater.softmax(x, dim) / x:softmax(dim)", "exp(x) / sum(exp(x)) over dim, computed stably.",
-    "p = crater.randn(4, 10):softmax(2)"),
-  log_softmax = d("crater.log_softmax(x, dim) / x:log_softmax(dim)", "x - logsumexp(x) over dim, computed stably.",
-    "logp = crater.randn(4, 10):log_softmax(2)"),
-  logsumexp = d("crater.logsumexp(x, dim, {keepdim=false}) / x:logsumexp(dim)",
-    "log(sum(exp(x))) over dim, without overflow.", "crater.tensor({1000, 1000}):logsumexp(1)  -- 1000.6931",
-    { { "keepdim", "false", "keep the reduced dimension" } }),
-  cat = d("crater.cat(list, dim?)", "The tensors of list joined along an existing dimension (default 1).",
-    "crater.cat({crater.zeros(2, 3), crater.ones(1, 3)}, 1)  -- 3x3"),
-  stack = d("crater.stack(list, dim?)", "The tensors of list (same shape) joined along a new dimension (default 1).",
-    "crater.stack({crater.zeros(3), crater.ones(3)})  -- 2x3"),
-  gather = d("crater.gather(x, dim, index) / x:gather(dim, index)",
-    "Values of x picked along dim by an int64 index tensor (1-based), as torch.gather.",
-    "x = crater.tensor({{1, 2}, {3, 4}})\nx:gather(2, crater.tensor({{2}, {1}}, {dtype = \"int64\"}))  -- {{2}, {3}}"),
-  index_select = d("crater.index_select(x, dim, index) / x:index_select(dim, index)",
-    "The slices of x along dim at the 1-based int64 indices, as a new tensor.",
-    "x:index_select(1, crater.tensor({3, 1}, {dtype = \"int64\"}))"),
-  masked_fill = d("crater.masked_fill(x, mask, value) / x:masked_fill(mask, value)",
-    "A copy of x with value where mask is nonzero (mask broadcasts).",
-    "y = x:masked_fill(x:lt(0), 0)"),
-  allclose = d("crater.allclose(a, b, {rtol=1e-5, atol=1e-8}) / a:allclose(b)",
-    "Whether |a - b| <= atol + rtol * |b| holds for every element (a Lua boolean).",
-    "crater.allclose(crater.tensor({1}), crater.tensor({1 + 1e-9}))  -- true",
-    { { "rtol", "1e-5", "relative tolerance" }, { "atol", "1e-8", "absolute tolerance" } }),
-
-  -- in place
-  zero_ = inplace("zero_", "", "Sets every element to 0"),
-  fill_ = inplace("fill_", "value", "Sets every element to value"),
-  copy_ = inplace("copy_", "src", "Copies src (broadcast to x's shape, any dtype) into x"),
-  addcmul_ = inplace("addcmul_", "a, b, value?", "Adds value * a * b"),
-  addcdiv_ = inplace("addcdiv_", "a, b, value?", "Adds value * a / b"),
-  lerp_ = inplace("lerp_", "end, weight", "Moves toward end: x + weight * (end - x)"),
-
   -- autograd
   requires_grad = d("x.requires_grad",
     "Whether operations on x are recorded for autograd; writable on leaves.",
@@ -241,41 +135,18 @@ local doc = {
 local extra = {
   nelement = d("x:nelement()", "Torch7's name for x:numel(): the number of elements.", "crater.zeros(2, 3):nelement()  -- 6"),
   clock = d("crater.clock()", "Monotonic wall-clock seconds (a float), for timing.", "t0 = crater.clock()\nprint(crater.clock() - t0)"),
-  dot = d("crater.dot(a, b) / a:dot(b)", "The dot product of two 1-D tensors of the same length (a 0-d tensor).",
-    "crater.dot(crater.tensor({1, 2}), crater.tensor({3, 4}))  -- 11"),
-  eigh = d("crater.eigh(a)", "Eigenvalues (ascending, 1-D) and eigenvectors (the columns of a matrix) of a symmetric float matrix, as torch.linalg.eigh reading the lower triangle (LAPACK syev through OpenBLAS); no gradient.",
-    "local w, v = crater.eigh(crater.tensor({{2, 1}, {1, 2}}))  -- w = {1, 3}"),
-  expand_as = d("x:expand_as(y)", "x:expand(y:shape()): a broadcast view of x with y's shape.",
-    "crater.tensor({1, 2}):expand_as(crater.zeros(3, 2))"),
   get_num_threads = d("crater.get_num_threads()", "The number of threads OpenBLAS and crater's loops use.",
     "print(crater.get_num_threads())"),
   is_grad_enabled = d("crater.is_grad_enabled()", "True unless inside crater.no_grad (or after set_grad_enabled(false)).",
     "crater.no_grad(function () print(crater.is_grad_enabled()) end)  -- false"),
   set_grad_enabled = d("crater.set_grad_enabled(flag)", "Turns recording on or off globally; returns the previous setting.",
     "local was = crater.set_grad_enabled(false)\ncrater.set_grad_enabled(was)"),
-  index_add = d("crater.index_add(x, dim, index, src) / x:index_add(dim, index, src)",
-    "A copy of x with src's slices added at the 1-based positions index (int64, 1-D) along dim; repeats accumulate.",
-    "crater.zeros(3):index_add(1, crater.tensor({1, 1}, {dtype = \"int64\"}), crater.ones(2))  -- 2 0 0"),
-  scatter_add = d("crater.scatter_add(x, dim, index, src) / x:scatter_add(dim, index, src)",
-    "A copy of x with each src element added at the 1-based position index gives along dim (the adjoint of gather).",
-    "crater.zeros(2, 3):scatter_add(2, crater.tensor({{1}, {3}}, {dtype = \"int64\"}), crater.ones(2, 1))"),
-  lerp = d("crater.lerp(x, y, w) / x:lerp(y, w)", "x + w * (y - x), elementwise; y a tensor or a number.",
-    "crater.zeros(2):lerp(crater.ones(2), 0.25)  -- 0.25 0.25"),
-  masked_fill_ = d("x:masked_fill_(mask, v)", "Writes v where mask (broadcast to x) is nonzero; returns x.",
-    "x = crater.zeros(3)\nx:masked_fill_(crater.tensor({1, 0, 1}), 7)  -- 7 0 7"),
   memory = d("crater.memory()", "Live C memory: {bytes=, tensors=, peak_bytes=}. collectgarbage('count') does not see it.",
     "collectgarbage()\nprint(crater.memory().bytes)"),
   reset_peak_memory = d("crater.reset_peak_memory()", "Sets peak_bytes of crater.memory() to the current live bytes.",
     "crater.reset_peak_memory()"),
-  normal_ = d("x:normal_(mean=0, std=1)", "Fills x in place with normal samples from crater's seeded generator.",
-    "crater.manual_seed(0)\nx = crater.empty(3):normal_(0, 0.1)"),
-  uniform_ = d("x:uniform_(lo=0, hi=1)", "Fills x in place with uniform samples in [lo, hi).",
-    "x = crater.empty(3):uniform_(-1, 1)"),
   stride = d("x:stride()", "The element strides of each dim, as a table (views share storage with other strides).",
     "crater.zeros(2, 3):t():stride()  -- {1, 3}"),
-  float = d("x:float()", 'x:to("float32").', "crater.tensor({1, 2}, {dtype = \"int64\"}):float()"),
-  double = d("x:double()", 'x:to("float64").', "crater.ones(2):double()"),
-  long = d("x:long()", 'x:to("int64") (truncating toward zero).', "crater.tensor({1.7, -1.7}):long()  -- 1 -1"),
   retain_grad = d("x:retain_grad()",
     "Keeps a non-leaf's gradient in x.grad during the next backwards (summed, as a leaf's); x.retains_grad tells.",
     "local y = x * 2\ny:retain_grad()\nlocal loss = (y * y):sum()\nloss:backward()\nprint(y.grad)  -- 4 * x"),
@@ -293,27 +164,109 @@ local extra = {
 }
 for k, v in pairs(extra) do if doc[k] == nil then doc[k] = v end end
 
+-- The examples of the op table's rows outside the elementwise families, by name (the
+-- elementwise ones are made alike), and the options of those that take an options table.
+local examples = {
+  sum = "x = crater.tensor({{1, 2}, {3, 4}})\nx:sum()  x:sum(1)  x:sum(2, true)",
+  mean = "x = crater.tensor({{1, 2}, {3, 4}})\nx:mean()  x:mean(1)",
+  prod = "x = crater.tensor({{1, 2}, {3, 4}})\nx:prod()  x:prod(2)",
+  max = "x = crater.tensor({{1, 5}, {7, 2}})\nvalues, idx = x:max(2)",
+  min = "x = crater.tensor({{1, 5}, {7, 2}})\nvalues, idx = x:min(2)",
+  argmax = "crater.tensor({{1, 5}, {7, 2}}):argmax(2)  -- {2, 1}",
+  argmin = "crater.tensor({{1, 5}, {7, 2}}):argmin(2)  -- {1, 2}",
+  var = "crater.tensor({1, 2, 3, 4}):var()  -- 1.6667",
+  std = "crater.tensor({1, 2, 3, 4}):std()",
+  norm = "crater.tensor({3, 4}):norm()  -- 5\ncrater.tensor({3, -4}):norm(\"inf\")  -- 4",
+  logsumexp = "crater.tensor({1000, 1000}):logsumexp(1)  -- 1000.6931",
+  softmax = "p = crater.randn(4, 10):softmax(2)",
+  log_softmax = "logp = crater.randn(4, 10):log_softmax(2)",
+  view = "x = crater.arange(6)\ny = x:view(2, 3)",
+  reshape = "y = crater.arange(6):view(2, 3):t():reshape(6)",
+  t = "x = crater.zeros(2, 3)\nx:t():shape()  -- {3, 2}",
+  transpose = "x = crater.zeros(2, 3, 4)\nx:transpose(1, 3):shape()  -- {4, 3, 2}",
+  permute = "x = crater.zeros(2, 3, 4)\nx:permute(3, 1, 2):shape()  -- {4, 2, 3}",
+  narrow = "x = crater.arange(10)\nx:narrow(1, 3, 4)  -- 2 3 4 5",
+  select = "x = crater.tensor({{1, 2}, {3, 4}})\nx:select(2, 1)  -- 1 3",
+  squeeze = "crater.zeros(1, 3, 1):squeeze():shape()  -- {3}",
+  unsqueeze = "crater.zeros(3):unsqueeze(1):shape()  -- {1, 3}",
+  expand = "crater.tensor({{1}, {2}}):expand(2, 3)",
+  expand_as = "crater.tensor({1, 2}):expand_as(crater.zeros(3, 2))",
+  flatten = "crater.zeros(2, 3, 4):flatten(2):shape()  -- {2, 12}",
+  contiguous = "y = x:t():contiguous()",
+  clone = "y = x:clone()\ny:fill_(0)  -- x unchanged",
+  detach = "y = (w * 2):detach()",
+  to = 'x = crater.arange(3):to("float64")',
+  float = 'crater.tensor({1, 2}, {dtype = "int64"}):float()',
+  double = "crater.ones(2):double()",
+  long = "crater.tensor({1.7, -1.7}):long()  -- 1 -1",
+  cat = "crater.cat({crater.zeros(2, 3), crater.ones(1, 3)}, 1)  -- 3x3",
+  stack = "crater.stack({crater.zeros(3), crater.ones(3)})  -- 2x3",
+  matmul = "a = crater.randn(2, 3)\nc = a:matmul(crater.randn(3, 4))  -- 2x4",
+  mm = "c = crater.eye(2):mm(crater.ones(2, 3))",
+  bmm = "c = crater.randn(4, 2, 3):bmm(crater.randn(4, 3, 5))",
+  dot = "crater.dot(crater.tensor({1, 2}), crater.tensor({3, 4}))  -- 11",
+  eigh = "local w, v = crater.eigh(crater.tensor({{2, 1}, {1, 2}}))  -- w = {1, 3}",
+  gather = 'x = crater.tensor({{1, 2}, {3, 4}})\nx:gather(2, crater.tensor({{2}, {1}}, {dtype = "int64"}))  -- {{2}, {3}}',
+  scatter_add = 'crater.zeros(2, 3):scatter_add(2, crater.tensor({{1}, {3}}, {dtype = "int64"}), crater.ones(2, 1))',
+  index_select = 'x:index_select(1, crater.tensor({3, 1}, {dtype = "int64"}))',
+  index_add = 'crater.zeros(3):index_add(1, crater.tensor({1, 1}, {dtype = "int64"}), crater.ones(2))  -- 2 0 0',
+  masked_fill = "y = x:masked_fill(x:lt(0), 0)",
+  where = "z = crater.where(x:gt(0), x, crater.zeros_like(x))\nz = x:where(x:gt(0), 0)",
+  lerp = "crater.zeros(2):lerp(crater.ones(2), 0.25)  -- 0.25 0.25",
+  allclose = "crater.allclose(crater.tensor({1}), crater.tensor({1 + 1e-9}))  -- true",
+  addcmul_ = "x = crater.zeros(3)\nx:addcmul_(crater.ones(3), crater.full({3}, 2), 0.5)  -- 1 1 1",
+  addcdiv_ = "x = crater.zeros(3)\nx:addcdiv_(crater.ones(3), crater.full({3}, 2))  -- 0.5 0.5 0.5",
+  lerp_ = "x = crater.zeros(3)\nx:lerp_(crater.ones(3), 0.1)",
+  fill_ = "x = crater.zeros(3)\nx:fill_(7)",
+  zero_ = "x = crater.ones(3)\nx:zero_()",
+  copy_ = "x = crater.zeros(2, 3)\nx:copy_(crater.tensor({1, 2, 3}))",
+  masked_fill_ = "x = crater.zeros(3)\nx:masked_fill_(crater.tensor({1, 0, 1}), 7)  -- 7 0 7",
+  uniform_ = "x = crater.empty(3):uniform_(-1, 1)",
+  normal_ = "crater.manual_seed(0)\nx = crater.empty(3):normal_(0, 0.1)",
+}
+local var_options = { { "unbiased", "true", "divide by n - 1" }, { "correction", "1", "divide by n - correction" },
+                      { "keepdim", "false", "keep the reduced dimension with size 1" } }
+local options = { var = var_options, std = var_options }
+
 -- The op table's rows: crater.<name>, x:<name>() and the in-place x:<name>_().
 local dtype_note = {
   int = "", ints = " (int64 stays int64 when the scalars are whole numbers)",
   float = " (int64 computes in float32)", noint = " (int64 tensors are refused, as in PyTorch)",
 }
+-- a doc line starts a sentence: "the sum ..." -> "The sum ...", but code stays ("x + w * ...")
+local function upper (s) return s:match("^%l+ ") and not s:match("^x ") and s:sub(1, 1):upper() .. s:sub(2) or s end
+-- crater.name(x, args) / x:name(args) as the row's kind says; views read best as methods
+local function signature (op)
+  local args = op.args
+  if op.kind == "function" then return "crater." .. op.name .. "(" .. args .. ")" end
+  local method = "x:" .. op.name .. "(" .. args .. ")"
+  if op.kind == "method" or op.family == "shape" then return method end
+  return "crater." .. op.name .. "(x" .. (args ~= "" and ", " .. args or "") .. ") / " .. method
+end
 for _, op in ipairs(core.internal.ops) do
   local args = op.args
-  if op.arity == 1 then
-    doc[op.name] = d("crater." .. op.name .. "(x" .. (args ~= "" and ", " .. args or "") .. ") / x:" .. op.name
-      .. "(" .. args .. ")",
+  if op.family == "unary" then
+    doc[op.name] = d(signature(op),
       "Elementwise " .. op.doc .. "; returns a new tensor of x's shape and dtype" .. dtype_note[op.dtype] .. ".",
       "x = crater.tensor({0.5, 1, 2})\ny = x:" .. op.name .. "()")
   elseif op.dtype == "compare" then
-    doc[op.name] = d("crater." .. op.name .. "(x, y) / x:" .. op.name .. "(y)",
+    doc[op.name] = d(signature(op),
       "Elementwise " .. op.doc .. " with broadcasting: an int64 tensor of 0s and 1s (crater has no bool dtype).",
       "x = crater.tensor({1, 2, 3})\nm = x:" .. op.name .. "(2)")
-  else
-    doc[op.name] = d("crater." .. op.name .. "(x, " .. args .. ") / x:" .. op.name .. "(" .. args .. ")",
+  elseif op.family == "binary" then
+    doc[op.name] = d(signature(op),
       "Elementwise " .. op.doc .. ", with broadcasting and dtype promotion" .. dtype_note[op.dtype]
         .. "; y may be a tensor or a number.",
       "x = crater.ones(2, 3)\ny = x:" .. op.name .. "(crater.tensor({1, 2, 3}))")
+  elseif op.kind ~= "internal" then
+    local desc = upper(op.doc) .. (op.name:match("_$")
+      and " in place and returns x. Refuses a leaf that requires grad outside crater.no_grad." or ".")
+    local e = doc[op.name]
+    if e then   -- a second row of the name (where's method form): one entry for both
+      e.sig, e.desc = e.sig .. " / " .. signature(op), e.desc .. " " .. desc
+    else
+      doc[op.name] = d(signature(op), desc, assert(examples[op.name], op.name), options[op.name])
+    end
   end
   if op.inplace then
     doc[op.name .. "_"] = inplace(op.name .. "_", op.inplace > 0 and args or "", "Replaces x by " .. op.doc)

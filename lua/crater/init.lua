@@ -8,27 +8,26 @@
 local core = require "crater.core"
 
 local crater = { core = core, _VERSION = "crater 0.1.0" }
--- crater's public functions from crater.core: this list, and every row of the op table
--- (src/ops/ops.def: crater.add, crater.exp, ...). Anything else the binding defines is an
+-- crater's public functions from crater.core: this list (facts, constructors, settings,
+-- autograd), and every row of the op table (src/ops/ops.def: crater.add, crater.sum,
+-- crater.matmul, ...) but the internal ones. Anything else the binding defines is an
 -- internal (optimizer kernels, file and im2col helpers, test hooks): crater.core.internal
 -- gathers those for the Lua modules and specs, and a new one never leaks into crater.
 local exports = {
-  "Tensor", "_conv_out", "addcdiv_", "addcmul_", "allclose", "arange", "argmax", "argmin", "bmm",
-  "cat", "clock", "clone", "contiguous", "copy_", "detach", "dim", "dot", "dtype", "eigh", "empty",
-  "enable_grad", "expand", "expand_as", "eye", "fill_", "flatten", "full", "gather", "get",
-  "get_default_dtype", "get_num_threads", "grad", "index_add", "index_select", "is_contiguous",
-  "is_grad_enabled", "is_tensor", "item", "lerp", "lerp_", "linspace", "log_softmax", "logsumexp",
-  "manual_seed", "masked_fill", "masked_fill_", "matmul", "max", "mean", "memory", "min", "mm",
-  "narrow", "nelement", "no_grad", "norm", "normal_", "numel", "ones", "permute", "prod", "rand",
-  "randint", "randn", "randperm", "register_hook", "reset_peak_memory", "reshape", "retain_grad",
-  "scatter_add", "select", "set_default_dtype", "set_flush_denormal", "set_grad_enabled",
-  "set_num_threads", "shape", "size", "softmax", "squeeze", "stack", "std", "stride", "sum", "t",
-  "tensor", "to", "totable", "transpose", "uniform_", "unsqueeze", "var", "view", "where", "zero_",
-  "zeros",
+  "Tensor", "arange", "clock", "dim", "dtype", "empty", "enable_grad", "eye", "full", "get",
+  "get_default_dtype", "get_num_threads", "grad", "is_contiguous", "is_grad_enabled", "is_tensor",
+  "item", "linspace", "manual_seed", "memory", "nelement", "no_grad", "numel", "ones", "rand",
+  "randint", "randn", "randperm", "register_hook", "reset_peak_memory", "retain_grad",
+  "set_default_dtype", "set_flush_denormal", "set_grad_enabled", "set_num_threads", "shape",
+  "size", "stride", "tensor", "totable", "zeros",
 }
 for _, name in ipairs(exports) do crater[name] = assert(core[name], name) end
-for _, op in ipairs(core.internal.ops) do crater[op.name] = core[op.name] end
--- crater.core keeps them too (the binding's one table, which the Lua modules read)
+for _, op in ipairs(core.internal.ops) do
+  if op.kind ~= "internal" then crater[op.name] = core[op.name] end
+end
+-- The op table's internal rows (im2col, linear, ...) are registered in crater.core.internal
+-- only; the other binding files' internals (optimizer kernels, file helpers) are still in
+-- crater.core too, where the Lua modules and specs read them, and are gathered here.
 for k, v in pairs(core) do
   if crater[k] == nil and k ~= "internal" then core.internal[k] = v end
 end

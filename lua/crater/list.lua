@@ -3,7 +3,7 @@
 -- "fn: what has a hole: element 2 is nil ..." (also a negative, huge or non-integer
 -- __len, or no table) at `level` (default 2: the caller of the function that asks; 0:
 -- no position, for messages that a pcall re-raises).
-local check = require("crater.core").check_list
+local check = require("crater.core").internal.check_list
 
 return function(t, fn, what, max, level)
   local ok, n = pcall(check, t, fn, what, max)

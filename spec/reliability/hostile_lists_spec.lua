@@ -3,7 +3,7 @@
 -- with an error naming the function and the argument; before, a negative __len reached
 -- C as a count (crater.stack read uninitialised memory) and a hole silently shortened
 -- the list (an optimizer dropped the parameters after it).  One check serves every entry
--- point: ct_lua_list in the binding, crater.core.check_list (crater.list) in Lua.
+-- point: ct_lua_list in the binding, crater.core.internal.check_list (crater.list) in Lua.
 local crater = require "crater"
 
 local function len(v) return setmetatable({}, { __len = function() return v end }) end

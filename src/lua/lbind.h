@@ -34,6 +34,21 @@ lua_Integer ct_lua_list(lua_State *L, int idx, lua_Integer max, const char *fn, 
 /* Parses a dtype name at idx ("float32", "float64", "int64"), or dflt when nil. */
 ct_dtype ct_lua_dtype(lua_State *L, int idx, ct_dtype dflt);
 
+/* One Lua function of the binding (the op table's rows, ops.def, and the rest): its name,
+ * C function, the integer its closure holds as upvalue 1 (-1: none; upvalue 2 is then the
+ * name), where it goes (kind: CT_METHOD x:<name>(), CT_FUNCTION crater.core.<name>, both,
+ * CT_INTERNAL crater.core.internal.<name> only; 0: nowhere) and, for an in-place method without a flag, the most arguments
+ * it takes after x (more are refused before it runs; -1: no check). */
+enum { CT_METHOD = 1, CT_FUNCTION = 2, CT_BOTH = 3, CT_INTERNAL = 4 };
+typedef struct ct_lua_reg {
+  const char *name;
+  lua_CFunction f;
+  int flag, kind, nargs;
+} ct_lua_reg;
+/* Registers n of them into the method table at methods, the table at core (crater.core) and,
+ * for CT_INTERNAL, core.internal only. */
+void ct_lua_register(lua_State *L, int methods, int core, const ct_lua_reg *r, size_t n);
+
 /* What a separately built module (crater.distributed, which links MPI) needs of the core,
  * as a table of functions: crater.core.capi is a light userdata pointing at it.  Such a
  * module does not link libcrater.a (that would be a second core, with its own allocator

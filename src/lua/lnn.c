@@ -73,15 +73,14 @@ static int t_conv_out (lua_State *L) {
   return ct_lua_push(L, ct_conv_out(y, b, n, ho, wo, &err), "conv_out", &err);
 }
 
-static const luaL_Reg nn_funcs[] = {
-  {"_conv_out", t_conv_out},   /* the underscore keeps it out of crater.* */
-  {"linear", t_linear},
-  {"set_flush_denormal", t_set_flush_denormal},
-  {"im2col", t_im2col},
-  {"col2im", t_col2im},
-  {"max_pool2d", t_max_pool2d},
-  {"avg_pool2d", t_avg_pool2d},
-  {NULL, NULL}
+/* the op table's nn rows (ops.def), and a setting */
+#define REG(e, nm, node, bw, bind, flag, kind, na, ...) {#nm, bind, flag, kind, na},
+static const ct_lua_reg nn_funcs[] = {
+  CT_NN_OPS(REG)
+  {"set_flush_denormal", t_set_flush_denormal, -1, CT_FUNCTION, -1},
 };
 
-void ct_lua_open_nn(lua_State *L) { luaL_setfuncs(L, nn_funcs, 0); }
+/* no methods: the rows are functions */
+void ct_lua_open_nn(lua_State *L) {
+  ct_lua_register(L, 0, lua_gettop(L), nn_funcs, sizeof nn_funcs / sizeof nn_funcs[0]);
+}

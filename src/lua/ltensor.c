@@ -821,11 +821,11 @@ static int t_allclose(lua_State *L) {
 
 static int t_reduce(lua_State *L) {
   ct_reduce_op op = (ct_reduce_op)lua_tointeger(L, lua_upvalueindex(1));
-  static const char *names[] = {"sum", "mean", "prod", "max", "min"};
+  const char *fn = lua_tostring(L, lua_upvalueindex(2));   /* the row's name */
   ct_tensor *x = ct_lua_check(L, 1);
   ct_err err;
   if ((op == CT_R_MAX || op == CT_R_MIN) && ct_lua_test(L, 2))   /* max(a, b) = maximum */
-    return PUSH(L, ct_binary(op == CT_R_MAX ? CT_B_MAXIMUM : CT_B_MINIMUM, x, ct_lua_check(L, 2), &err), names[op]);
+    return PUSH(L, ct_binary(op == CT_R_MAX ? CT_B_MAXIMUM : CT_B_MINIMUM, x, ct_lua_check(L, 2), &err), fn);
   int dim = opt_dim(L, 2, x->ndim);
   bool keepdim = lua_toboolean(L, 3);
   if ((op == CT_R_MAX || op == CT_R_MIN) && dim >= 0) {   /* values, 1-based indices */
@@ -833,32 +833,34 @@ static int t_reduce(lua_State *L) {
     ct_tensor **ibox = ct_lua_newbox(L);
     ct_tensor *idx = NULL;
     if ((*vbox = ct_maxmin_dim(x, dim, keepdim, op == CT_R_MAX, &idx, &err)) == NULL)
-      return ct_lua_error(L, names[op], &err);
+      return ct_lua_error(L, fn, &err);
     *ibox = ct_unary(CT_U_ADDS, idx, 1, 0, &err);   /* 1-based; idx stays saved for backward */
     ct_tensor_release(idx);
-    if (*ibox == NULL) return ct_lua_error(L, names[op], &err);
+    if (*ibox == NULL) return ct_lua_error(L, fn, &err);
     return 2;
   }
-  return PUSH(L, ct_reduce(op, x, dim, keepdim, &err), names[op]);
+  return PUSH(L, ct_reduce(op, x, dim, keepdim, &err), fn);
 }
 
 static int t_argmaxmin(lua_State *L) {
-  bool is_max = lua_toboolean(L, lua_upvalueindex(1));
+  bool is_max = lua_tointeger(L, lua_upvalueindex(1)) != 0;
+  const char *fn = lua_tostring(L, lua_upvalueindex(2));
   ct_tensor *x = ct_lua_check(L, 1);
   int dim = opt_dim(L, 2, x->ndim);
   bool keepdim = lua_toboolean(L, 3);   /* read before the box takes slot 3 */
   ct_err err;
   ct_tensor **box = ct_lua_newbox(L);
   if ((*box = ct_argmaxmin(x, dim, keepdim, is_max, &err)) == NULL)
-    return ct_lua_error(L, is_max ? "argmax" : "argmin", &err);
+    return ct_lua_error(L, fn, &err);
   if (!ct_unary_(CT_U_ADDS, *box, 1, 0, &err))   /* 1-based */
-    return ct_lua_error(L, is_max ? "argmax" : "argmin", &err);
+    return ct_lua_error(L, fn, &err);
   return 1;
 }
 
 /* var/std(dim?, {unbiased=true, correction=, keepdim=}) or (dim, unbiased, keepdim) */
 static int t_var_std(lua_State *L) {
-  bool take_sqrt = lua_toboolean(L, lua_upvalueindex(1));
+  bool take_sqrt = lua_tointeger(L, lua_upvalueindex(1)) != 0;
+  const char *fn = lua_tostring(L, lua_upvalueindex(2));
   ct_tensor *x = ct_lua_check(L, 1);
   int dim = lua_type(L, 2) == LUA_TNUMBER ? check_dim(L, 2, x->ndim, false) : -1;
   int o = lua_type(L, 2) == LUA_TNUMBER ? 3 : 2;
@@ -877,7 +879,7 @@ static int t_var_std(lua_State *L) {
     keepdim = lua_toboolean(L, o + 1);
   }
   ct_err err;
-  return PUSH(L, ct_var(x, dim, correction, keepdim, take_sqrt, &err), take_sqrt ? "std" : "var");
+  return PUSH(L, ct_var(x, dim, correction, keepdim, take_sqrt, &err), fn);
 }
 
 static int t_norm(lua_State *L) {
@@ -905,11 +907,12 @@ static int t_logsumexp(lua_State *L) {
 }
 
 static int t_softmax(lua_State *L) {
-  bool log_ = lua_toboolean(L, lua_upvalueindex(1));
+  bool log_ = lua_tointeger(L, lua_upvalueindex(1)) != 0;
+  const char *fn = lua_tostring(L, lua_upvalueindex(2));
   ct_tensor *x = ct_lua_check(L, 1);
   int dim = check_dim(L, 2, x->ndim, false);
   ct_err err;
-  return PUSH(L, ct_softmax(x, dim, log_, &err), log_ ? "log_softmax" : "softmax");
+  return PUSH(L, ct_softmax(x, dim, log_, &err), fn);
 }
 
 /* ---------------- matrix products ---------------- */
@@ -1091,8 +1094,8 @@ static int read_list(lua_State *L, int idx, ct_tensor **xs, int max, const char 
 }
 
 static int t_cat_stack(lua_State *L) {
-  bool stack = lua_toboolean(L, lua_upvalueindex(1));
-  const char *fn = stack ? "stack" : "cat";
+  bool stack = lua_tointeger(L, lua_upvalueindex(1)) != 0;
+  const char *fn = lua_tostring(L, lua_upvalueindex(2));
   ct_tensor *xs[256];
   int n = read_list(L, 1, xs, 256, fn);
   if (n == 0) return luaL_error(L, "%s: expected a non-empty list of tensors", fn);
@@ -1264,27 +1267,6 @@ static int t_newindex(lua_State *L) {
 
 /* ---------------- registration ---------------- */
 
-static const luaL_Reg methods[] = {
-  {"shape", t_shape}, {"size", t_size}, {"stride", t_stride}, {"dim", t_dim}, {"numel", t_numel},
-  {"nelement", t_numel}, {"dtype", t_dtype}, {"item", t_item}, {"totable", t_totable},
-  {"is_contiguous", t_is_contiguous}, {"get", t_get},
-  {"lerp", t_lerp}, {"addcmul_", t_addcmul_},
-  {"addcdiv_", t_addcdiv_}, {"lerp_", t_lerp_}, {"fill_", t_fill_}, {"zero_", t_zero_},
-  {"copy_", t_copy_}, {"masked_fill_", t_masked_fill_}, {"uniform_", t_uniform_},
-  {"normal_", t_normal_}, {"masked_fill", t_masked_fill}, {"where", t_where},
-  {"allclose", t_allclose}, {"var", NULL}, {"std", NULL}, {"norm", t_norm},
-  {"logsumexp", t_logsumexp}, {"matmul", t_matmul}, {"mm", t_mm}, {"bmm", t_bmm},
-  {"dot", t_dot}, {"view", t_view}, {"reshape", t_reshape}, {"t", t_t},
-  {"transpose", t_transpose}, {"permute", t_permute}, {"narrow", t_narrow},
-  {"select", t_select}, {"squeeze", t_squeeze}, {"unsqueeze", t_unsqueeze},
-  {"expand", t_expand}, {"expand_as", t_expand_as}, {"flatten", t_flatten},
-  {"contiguous", t_contiguous}, {"clone", t_clone}, {"detach", t_detach}, {"to", t_to},
-  {"gather", t_gather}, {"scatter_add", t_scatter_add}, {"index_select", t_index_select},
-  {"index_add", t_index_add}, {"argmax", NULL}, {"argmin", NULL}, {"softmax", NULL},
-  {"log_softmax", NULL}, {"cat", NULL}, {"stack", NULL},
-  {"float", NULL}, {"double", NULL}, {"long", NULL},
-  {NULL, NULL}};
-
 /* core.set_data(t, src): t takes src's data in place (nn.Module:to keeps its parameters'
  * identities, as PyTorch's `param.data = ...`). */
 static int t_set_data(lua_State *L) {
@@ -1300,19 +1282,9 @@ static int t_is_tensor(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg functions[] = {
-  {"tensor", t_tensor}, {"zeros", t_zeros}, {"ones", t_ones}, {"empty", t_empty},
-  {"full", t_full}, {"rand", t_rand}, {"randn", t_randn}, {"randint", t_randint},
-  {"eye", t_eye}, {"arange", t_arange}, {"linspace", t_linspace}, {"manual_seed", t_manual_seed},
-  {"check_list", t_check_list}, {"eigh", t_eigh}, {"set_default_dtype", t_set_default_dtype},
-  {"get_default_dtype", t_get_default_dtype}, {"set_data", t_set_data}, {"is_tensor", t_is_tensor}, {NULL, NULL}};
-
-/* The in-place methods refuse arguments they would ignore (x:zero_(v), x:mul_(2, 3)),
- * as PyTorch does: a call that looks meant to do something else fails before writing. */
-static const struct { const char *name; int nargs; } inplace_arity[] = {
-  {"addcmul_", 3}, {"addcdiv_", 3}, {"lerp_", 2}, {"fill_", 1}, {"zero_", 0},
-  {"copy_", 1}, {"masked_fill_", 2}, {"uniform_", 2}, {"normal_", 2}};
-
+/* An in-place method refuses arguments it would ignore (x:zero_(v), x:fill_(1, 2)), as
+ * PyTorch does: a call that looks meant to do something else fails before writing.  The
+ * upvalues: the method, its most arguments after x, its name. */
 static int t_arity(lua_State *L) {
   int n = (int)lua_tointeger(L, lua_upvalueindex(2));
   if (lua_gettop(L) > n + 1)
@@ -1321,84 +1293,127 @@ static int t_arity(lua_State *L) {
   return lua_tocfunction(L, lua_upvalueindex(1))(L);
 }
 
-static void push_method(lua_State *L, const luaL_Reg *r) {
-  lua_pushcfunction(L, r->func);
-  for (size_t i = 0; i < sizeof inplace_arity / sizeof inplace_arity[0]; i++)
-    if (strcmp(r->name, inplace_arity[i].name) == 0) {
-      lua_pushinteger(L, inplace_arity[i].nargs);
+void ct_lua_register(lua_State *L, int methods, int core, const ct_lua_reg *r, size_t n) {
+  for (; n > 0; n--, r++) {
+    if (r->kind == 0) continue;
+    if (r->flag >= 0) {
+      lua_pushinteger(L, r->flag);
+      lua_pushstring(L, r->name);
+      lua_pushcclosure(L, r->f, 2);
+    } else if (r->nargs >= 0) {
+      lua_pushcfunction(L, r->f);
+      lua_pushinteger(L, r->nargs);
       lua_pushstring(L, r->name);
       lua_pushcclosure(L, t_arity, 3);
-      return;
+    } else {
+      lua_pushcfunction(L, r->f);
     }
-}
-
-/* Sets fn (on top) as methods[name] and core[name]; pops it. */
-static void set_both(lua_State *L, int methods_idx, int core_idx, const char *name) {
-  lua_pushvalue(L, -1);
-  lua_setfield(L, methods_idx, name);
-  lua_setfield(L, core_idx, name);
-}
-
-/* Pushes row info as a Lua table {name=, arity=, node=, args=, grad=, doc=, inplace=,
- * compare=, dtype=}: what doc_core.lua and the gradcheck spec read. */
-static void push_op_row(lua_State *L, const ct_opinfo *r, int arity) {
-  static const char *const rules[] = {"int", "ints", "float", "compare", "noint"};
-  lua_createtable(L, 0, 9);
-  lua_pushstring(L, r->name); lua_setfield(L, -2, "name");
-  lua_pushinteger(L, arity); lua_setfield(L, -2, "arity");
-  lua_pushstring(L, r->op.name); lua_setfield(L, -2, "node");
-  lua_pushstring(L, r->args); lua_setfield(L, -2, "args");
-  lua_pushstring(L, r->grad); lua_setfield(L, -2, "grad");
-  lua_pushstring(L, r->doc); lua_setfield(L, -2, "doc");
-  lua_pushstring(L, rules[r->dtype]); lua_setfield(L, -2, "dtype");
-  if (r->nargs >= 0) { lua_pushinteger(L, r->nargs); lua_setfield(L, -2, "inplace"); }
-}
-
-/* The op table (src/ops/ops.def): each public row becomes crater.<name> and x:<name>(),
- * and x:<name>_() when it has an in-place form; core.internal.ops lists the rows (the
- * internal scalar forms, which the operators use, have no doc and stay out). */
-static void open_op_table(lua_State *L, int m, int core) {
-  lua_getfield(L, core, "internal");
-  lua_newtable(L);
-  int list = lua_gettop(L), k = 0;
-  for (int i = 0; i < CT_U_COUNT; i++) {
-    const ct_opinfo *r = &ct_unary_info[i];
-    if (r->doc[0] == '\0') continue;
-    lua_pushinteger(L, i);
-    lua_pushcclosure(L, t_unary, 1);
-    set_both(L, m, core, r->name);
-    lua_pushfstring(L, "%s_", r->name);
-    lua_pushinteger(L, i);
-    lua_pushcclosure(L, t_unary_, 1);
-    lua_setfield(L, m, lua_tostring(L, -2));
-    lua_pop(L, 1);
-    push_op_row(L, r, 1);
-    lua_rawseti(L, list, ++k);
-  }
-  for (int i = 0; i < CT_B_COUNT; i++) {
-    const ct_opinfo *r = &ct_binary_info[i];
-    if (r->doc[0] == '\0') continue;
-    lua_pushinteger(L, i);
-    lua_pushcclosure(L, t_binary, 1);
-    set_both(L, m, core, r->name);
-    if (r->nargs >= 0) {
-      const char *name = lua_pushfstring(L, "%s_", r->name);
-      lua_pushinteger(L, i);
-      lua_pushvalue(L, -2);
-      lua_pushcclosure(L, t_binary_, 2);
-      lua_setfield(L, m, name);
+    if (r->kind & CT_METHOD) {
+      lua_pushvalue(L, -1);
+      lua_setfield(L, methods, r->name);
+    }
+    if (r->kind & CT_INTERNAL) {   /* crater.core.internal's only */
+      lua_getfield(L, core, "internal");
+      lua_insert(L, -2);
+      lua_setfield(L, -2, r->name);
+      lua_pop(L, 1);
+    } else if (r->kind & CT_FUNCTION) {
+      lua_setfield(L, core, r->name);
+    } else {
       lua_pop(L, 1);
     }
-    push_op_row(L, r, 2);
-    lua_rawseti(L, list, ++k);
   }
-  lua_setfield(L, -2, "ops");
-  lua_pop(L, 1);
+}
+
+/* The op table's rows (ops.def) and the binding's other functions, registered by
+ * ct_lua_register.  An elementwise row with a doc is crater.<name> and x:<name>(), and
+ * x:<name>_() (unary: always; binary: when it has an in-place form); the internal scalar
+ * forms ("" doc: sizeof 1) are left out.  The closures' upvalues are the row's enum and
+ * its name. */
+#define PUBLIC(doc) (sizeof(doc) > 1)
+#define REG_UNARY(e, nm, node, kernel, dt, sv, bw, na, ar, gr, dc)                 \
+  {#nm, t_unary, CT_U_##e, PUBLIC(dc) ? CT_BOTH : 0, -1},                           \
+  {#nm "_", t_unary_, CT_U_##e, PUBLIC(dc) ? CT_METHOD : 0, -1},
+#define REG_BINARY(e, nm, node, kernel, dt, sv, bw, na, ar, gr, dc)                \
+  {#nm, t_binary, CT_B_##e, PUBLIC(dc) ? CT_BOTH : 0, -1},                          \
+  {#nm "_", t_binary_, CT_B_##e, PUBLIC(dc) && (na) >= 0 ? CT_METHOD : 0, -1},
+#define REG(e, nm, node, bw, bind, flag, kind, na, ...) {#nm, bind, flag, kind, na},
+static const ct_lua_reg registry[] = {
+  CT_UNARY_OPS(REG_UNARY) CT_BINARY_OPS(REG_BINARY)
+  CT_REDUCE_OPS(REG) CT_SHAPE_OPS(REG) CT_MATMUL_OPS(REG) CT_INDEX_OPS(REG)
+  /* not ops: facts, constructors, settings (their help is doc_core.lua's own) */
+  {"shape", t_shape, -1, CT_BOTH, -1}, {"size", t_size, -1, CT_BOTH, -1},
+  {"stride", t_stride, -1, CT_BOTH, -1}, {"dim", t_dim, -1, CT_BOTH, -1},
+  {"numel", t_numel, -1, CT_BOTH, -1}, {"nelement", t_numel, -1, CT_BOTH, -1},
+  {"dtype", t_dtype, -1, CT_BOTH, -1}, {"item", t_item, -1, CT_BOTH, -1},
+  {"totable", t_totable, -1, CT_BOTH, -1}, {"is_contiguous", t_is_contiguous, -1, CT_BOTH, -1},
+  {"get", t_get, -1, CT_BOTH, -1},
+  {"tensor", t_tensor, -1, CT_FUNCTION, -1}, {"zeros", t_zeros, -1, CT_FUNCTION, -1},
+  {"ones", t_ones, -1, CT_FUNCTION, -1}, {"empty", t_empty, -1, CT_FUNCTION, -1},
+  {"full", t_full, -1, CT_FUNCTION, -1}, {"rand", t_rand, -1, CT_FUNCTION, -1},
+  {"randn", t_randn, -1, CT_FUNCTION, -1}, {"randint", t_randint, -1, CT_FUNCTION, -1},
+  {"eye", t_eye, -1, CT_FUNCTION, -1}, {"arange", t_arange, -1, CT_FUNCTION, -1},
+  {"linspace", t_linspace, -1, CT_FUNCTION, -1}, {"manual_seed", t_manual_seed, -1, CT_FUNCTION, -1},
+  {"set_default_dtype", t_set_default_dtype, -1, CT_FUNCTION, -1},
+  {"get_default_dtype", t_get_default_dtype, -1, CT_FUNCTION, -1},
+  {"is_tensor", t_is_tensor, -1, CT_FUNCTION, -1},
+  {"check_list", t_check_list, -1, CT_INTERNAL, -1}, {"set_data", t_set_data, -1, CT_INTERNAL, -1},
+};
+
+/* What core.internal.ops lists of a row: {name=, family=, kind=, node=, args=, grad=, doc=}
+ * and, for the elementwise ones, {arity=, dtype=, inplace=}: what doc_core.lua and the
+ * gradcheck spec read.  dtype is -1 outside the elementwise families. */
+typedef struct {
+  const char *name, *family, *node, *args, *grad, *doc;
+  int kind, arity, dtype, inplace;
+} op_row;
+#define ROW_UNARY(e, nm, node, kernel, dt, sv, bw, na, ar, gr, dc) \
+  {#nm, "unary", node, ar, gr, dc, CT_BOTH, 1, dt, na},
+#define ROW_BINARY(e, nm, node, kernel, dt, sv, bw, na, ar, gr, dc) \
+  {#nm, "binary", node, ar, gr, dc, CT_BOTH, 2, dt, na},
+#define ROW_FAMILY(family, e, nm, node, bw, bind, flag, kind, na, ar, gr, dc) \
+  {#nm, family, node, ar, gr, dc, kind, 0, -1, -1},
+#define ROW_REDUCE(...) ROW_FAMILY("reduce", __VA_ARGS__)
+#define ROW_SHAPE(...) ROW_FAMILY("shape", __VA_ARGS__)
+#define ROW_MATMUL(...) ROW_FAMILY("matmul", __VA_ARGS__)
+#define ROW_INDEX(...) ROW_FAMILY("index", __VA_ARGS__)
+#define ROW_NN(...) ROW_FAMILY("nn", __VA_ARGS__)
+static const op_row op_rows[] = {
+  CT_UNARY_OPS(ROW_UNARY) CT_BINARY_OPS(ROW_BINARY) CT_REDUCE_OPS(ROW_REDUCE)
+  CT_SHAPE_OPS(ROW_SHAPE) CT_MATMUL_OPS(ROW_MATMUL) CT_INDEX_OPS(ROW_INDEX) CT_NN_OPS(ROW_NN)
+};
+
+static void set_string(lua_State *L, const char *k, const char *v) {
+  lua_pushstring(L, v);
+  lua_setfield(L, -2, k);
+}
+
+/* core.internal.ops: the rows with a doc (the internal scalar forms have none) */
+static void push_op_rows(lua_State *L) {
+  static const char *const rules[] = {"int", "ints", "float", "compare", "noint"};
+  static const char *const kinds[] = {"", "method", "function", "both", "internal"};
+  lua_newtable(L);
+  int k = 0;
+  for (size_t i = 0; i < sizeof op_rows / sizeof op_rows[0]; i++) {
+    const op_row *r = &op_rows[i];
+    if (r->doc[0] == '\0') continue;
+    lua_createtable(L, 0, 10);
+    set_string(L, "name", r->name);
+    set_string(L, "family", r->family);
+    set_string(L, "kind", kinds[r->kind]);
+    if (r->node) set_string(L, "node", r->node);
+    set_string(L, "args", r->args);
+    set_string(L, "grad", r->grad);
+    set_string(L, "doc", r->doc);
+    if (r->arity) { lua_pushinteger(L, r->arity); lua_setfield(L, -2, "arity"); }
+    if (r->dtype >= 0) set_string(L, "dtype", rules[r->dtype]);
+    if (r->arity && r->inplace >= 0) { lua_pushinteger(L, r->inplace); lua_setfield(L, -2, "inplace"); }
+    lua_rawseti(L, -2, ++k);
+  }
 }
 
 void ct_lua_open_tensor(lua_State *L) {
   int core = lua_gettop(L);
-  luaL_setfuncs(L, functions, 0);
   luaL_newmetatable(L, CT_TENSOR_MT);
   int mt = lua_gettop(L);
   lua_pushvalue(L, mt);
@@ -1413,32 +1428,11 @@ void ct_lua_open_tensor(lua_State *L) {
   }
   lua_newtable(L);   /* the method table, also crater.core.Tensor */
   int m = lua_gettop(L);
-  for (const luaL_Reg *r = methods; r->name; r++)
-    if (r->func) { push_method(L, r); set_both(L, m, core, r->name); }
-  open_op_table(L, m, core);
-  static const char *rnames[] = {"sum", "mean", "prod", "max", "min"};
-  for (int i = 0; i < 5; i++) {
-    lua_pushinteger(L, i);
-    lua_pushcclosure(L, t_reduce, 1);
-    set_both(L, m, core, rnames[i]);
-  }
-  struct { const char *name; lua_CFunction f; int flag; } flagged[] = {
-    {"argmax", t_argmaxmin, 1}, {"argmin", t_argmaxmin, 0}, {"softmax", t_softmax, 0},
-    {"log_softmax", t_softmax, 1}, {"cat", t_cat_stack, 0}, {"stack", t_cat_stack, 1},
-    {"var", t_var_std, 0}, {"std", t_var_std, 1}};
-  for (size_t i = 0; i < sizeof flagged / sizeof flagged[0]; i++) {
-    lua_pushboolean(L, flagged[i].flag);
-    lua_pushcclosure(L, flagged[i].f, 1);
-    set_both(L, m, core, flagged[i].name);
-  }
-  struct { const char *name; ct_dtype dt; } casts[] = {{"float", CT_F32}, {"double", CT_F64}, {"long", CT_I64}};
-  for (int i = 0; i < 3; i++) {
-    lua_pushinteger(L, casts[i].dt);
-    lua_pushcclosure(L, t_to_fixed, 1);
-    lua_setfield(L, m, casts[i].name);
-  }
-  lua_pushcfunction(L, t_where_method);   /* the method differs from crater.where(cond, x, y) */
-  lua_setfield(L, m, "where");
+  ct_lua_register(L, m, core, registry, sizeof registry / sizeof registry[0]);
+  lua_getfield(L, core, "internal");
+  push_op_rows(L);
+  lua_setfield(L, -2, "ops");
+  lua_pop(L, 1);
   /* metamethods */
   lua_pushvalue(L, m);
   lua_pushcclosure(L, t_index, 1);

@@ -73,9 +73,8 @@ static ct_tensor *blas_ready(ct_tensor *t, ct_err *err) {
   return ct_contig(t, true, err);
 }
 
-static int mm_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err);
-static const ct_op op_mm = {"MmBackward", mm_backward};
-static const ct_op op_bmm = {"BmmBackward", mm_backward};
+/* each row's graph node (ops.def), defined at the end, after the backward functions */
+static const ct_op matmul_ops[CT_MATMUL_COUNT];
 
 /* a (n,k) or (B,n,k); b (k,m) or (B,k,m) (a 2-D b is shared by every batch). */
 static ct_tensor *mm_core(ct_tensor *a0, ct_tensor *b0, ct_err *err) {
@@ -116,7 +115,7 @@ static ct_tensor *mm_core(ct_tensor *a0, ct_tensor *b0, ct_err *err) {
          b->stride + db - 2, n, k, m);
   }
   if (ct_needs_grad(2, in)) {
-    ct_node *nd = ct_record(da == 3 ? &op_bmm : &op_mm, y, 2, in, err);
+    ct_node *nd = ct_record(&matmul_ops[da == 3 ? CT_MATMUL_BMM : CT_MATMUL_MM], y, 2, in, err);
     if (nd == NULL || !ct_save(nd, a0, false, err) || !ct_save(nd, b0, false, err)) {
       ct_tensor_release(y);
       y = NULL;
@@ -263,3 +262,5 @@ fail:
   *values = NULL;
   return 0;
 }
+
+static const ct_op matmul_ops[CT_MATMUL_COUNT] = {CT_MATMUL_OPS(CT_OP_ROW)};

@@ -11,6 +11,9 @@
 #include <xmmintrin.h>
 #endif
 
+/* each row's graph node (ops.def), defined at the end, after the backward functions */
+static const ct_op nn_ops[CT_NN_COUNT];
+
 bool ct_set_flush_denormal(bool on) {
 #if defined(__SSE__)
   /* bit 15 = FTZ (results), bit 6 = DAZ (inputs) */
@@ -235,8 +238,6 @@ static int col2im_backward(ct_node *nd, ct_tensor *gout, ct_tensor **gin, ct_err
   gin[0] = ct_im2col(gout, win_from_node(nd), err);
   return gin[0] != NULL;
 }
-static const ct_op im2col_op = {"Im2colBackward", im2col_backward};
-static const ct_op col2im_op = {"Col2imBackward", col2im_backward};
 
 /* Records op over x when needed, with the window and the image size in the node. */
 static ct_tensor *finish(ct_tensor *out, const ct_op *op, ct_tensor *x, ct_win w, int64_t h,
@@ -292,7 +293,7 @@ ct_tensor *ct_im2col(ct_tensor *x, ct_win w, ct_err *err) {
     ct_parallel((size_t)(b * c * h * wd), window_range, &j);
   }
   ct_tensor_release(xc);
-  return out ? finish(out, &im2col_op, x, w, h, wd, err) : NULL;
+  return out ? finish(out, &nn_ops[CT_NN_IM2COL], x, w, h, wd, err) : NULL;
 }
 
 ct_tensor *ct_col2im(ct_tensor *cols, int64_t h, int64_t wd, ct_win w, ct_err *err) {
@@ -316,7 +317,7 @@ ct_tensor *ct_col2im(ct_tensor *cols, int64_t h, int64_t wd, ct_win w, ct_err *e
     ct_parallel((size_t)(b * c * h * wd), window_range, &j);
   }
   ct_tensor_release(cc);
-  return out ? finish(out, &col2im_op, cols, w, h, wd, err) : NULL;
+  return out ? finish(out, &nn_ops[CT_NN_COL2IM], cols, w, h, wd, err) : NULL;
 }
 
 /* take: (rows, hw) x and (rows, l) indices -> (rows, l); put: the adjoint.  Each is the
@@ -338,7 +339,6 @@ static int put_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err)
   ct_tensor_release(idx);
   return gin[0] != NULL;
 }
-static const ct_op take_op = {"MaxPool2dBackward", take_backward};
 static const ct_op put_op = {"MaxPool2dBackwardBackward", put_backward};
 
 /* Shared tail: record op over x with idx saved. */
@@ -399,7 +399,7 @@ static ct_tensor *take_rows(ct_tensor *x, ct_tensor *idx, int ndim, const int64_
     pool_run(&j, rows);
   }
   ct_tensor_release(xc);
-  return y ? record_idx(y, &take_op, x, idx, err) : NULL;
+  return y ? record_idx(y, &nn_ops[CT_NN_MAX_POOL2D], x, idx, err) : NULL;
 }
 
 static ct_tensor *put_rows(ct_tensor *g, ct_tensor *idx, int ndim, const int64_t *shape, ct_err *err) {
@@ -432,7 +432,7 @@ ct_tensor *ct_max_pool2d(ct_tensor *x, ct_win w, ct_err *err) {
                   .idx = (int64_t *)ct_data(idx), .hw = h * wd, .l = ho * wo, .h = h, .wd = wd,
                   .ho = ho, .wo = wo, .w = w};
     pool_run(&j, b * c);
-    out = record_idx(out, &take_op, x, idx, err);
+    out = record_idx(out, &nn_ops[CT_NN_MAX_POOL2D], x, idx, err);
   }
   ct_tensor_release(xc);
   ct_tensor_release(idx);
@@ -476,7 +476,6 @@ static int linear_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *e
   ct_tensor_release(w);
   return ok;
 }
-static const ct_op linear_op = {"LinearBackward", linear_backward};
 
 ct_tensor *ct_linear(ct_tensor *x, ct_tensor *w, ct_tensor *b, ct_err *err) {
   char xs[96], ws[96], bs[96];
@@ -512,7 +511,7 @@ ct_tensor *ct_linear(ct_tensor *x, ct_tensor *w, ct_tensor *b, ct_err *err) {
   ct_tensor *in[3] = {x, w, b};
   int nin = b ? 3 : 2;
   if (ct_needs_grad(nin, in)) {
-    ct_node *nd = ct_record(&linear_op, y, nin, in, err);
+    ct_node *nd = ct_record(&nn_ops[CT_NN_LINEAR], y, nin, in, err);
     if (nd == NULL || !ct_save(nd, x, false, err) || !ct_save(nd, w, false, err)) {
       ct_tensor_release(y);
       y = NULL;
@@ -557,11 +556,9 @@ static void swap_range(void *vj, size_t lo, size_t hi) {
   }
 }
 
-static int swap_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err);
-static const ct_op swap_op = {"ConvOutBackward", swap_backward};
 
 /* x (n0, n1, L) in any shape of that numel -> 'shape' holding (n1, n0, L), plus bias (n0)
- * or NULL.  Records swap_op with n0, n1, L in the node when x or bias needs a gradient. */
+ * or NULL.  Records ConvOutBackward with n0, n1, L in the node when x or bias needs a gradient. */
 static ct_tensor *swap_lead(ct_tensor *x, ct_tensor *bias, int64_t n0, int64_t n1, int64_t l, int ndim,
                             const int64_t *shape, ct_err *err) {
   ct_tensor *xc = ct_contig(x, false, err), *bc = xc && bias ? ct_contig(bias, false, err) : NULL, *y = NULL;
@@ -572,7 +569,7 @@ static ct_tensor *swap_lead(ct_tensor *x, ct_tensor *bias, int64_t n0, int64_t n
     ct_tensor *in[2] = {x, bias};
     int nin = bias ? 2 : 1;
     if (ct_needs_grad(nin, in)) {
-      ct_node *nd = ct_record(&swap_op, y, nin, in, err);
+      ct_node *nd = ct_record(&nn_ops[CT_NN_CONV_OUT], y, nin, in, err);
       if (nd == NULL) { ct_tensor_release(y); y = NULL; }
       else { nd->arg.conv.n0 = n0; nd->arg.conv.n1 = n1; nd->arg.conv.l = l; }
     }
@@ -610,3 +607,5 @@ ct_tensor *ct_conv_out(ct_tensor *y, ct_tensor *bias, int64_t b, int64_t ho, int
   int64_t shape[4] = {b, y->shape[0], ho, wo};
   return swap_lead(y, bias, y->shape[0], b, ho * wo, 4, shape, err);
 }
+
+static const ct_op nn_ops[CT_NN_COUNT] = {CT_NN_OPS(CT_OP_ROW)};

@@ -6,6 +6,13 @@
 
 #include "ops.h"
 
+enum {   /* the op table's rows (ops.def) */
+#define X(e, ...) CT_NN_##e,
+  CT_NN_OPS(X)
+#undef X
+  CT_NN_COUNT
+};
+
 /* Window geometry of a 2-D convolution or pooling: kernel, stride, padding. */
 typedef struct ct_win { int64_t kh, kw, sh, sw, ph, pw; } ct_win;
 

@@ -8,7 +8,7 @@
 
 #include "../autograd/autograd.h"
 
-/* ---- the op table (ops.def): one row per elementwise op ---- */
+/* ---- the op table (ops.def): one row per op; its families' enums below ---- */
 #include "ops.def"
 
 typedef enum { CT_DT_INT, CT_DT_INTS, CT_DT_FLOAT, CT_DT_CMP, CT_DT_NOINT } ct_dtype_rule;
@@ -24,6 +24,11 @@ typedef struct ct_opinfo {
   int nargs;                /* scalars of the in-place form, or -1: none */
   const char *args, *grad, *doc;
 } ct_opinfo;
+
+/* A row's graph node {name, backward}, for the families' ct_op arrays (in row order, which
+ * is their enums' order): each kernel file declares its array first and defines it after
+ * the backward functions. */
+#define CT_OP_ROW(e, name, node, backward, ...) {node, backward},
 
 typedef enum {
 #define X(e, name, ...) CT_U_##e,
@@ -69,6 +74,12 @@ int ct_copy_(ct_tensor *dst, ct_tensor *src, ct_err *err);  /* src broadcast to 
 int ct_masked_fill_(ct_tensor *x, ct_tensor *mask, double v, ct_err *err);
 
 /* ---- views (share storage) ---- */
+enum {   /* the table's rows */
+#define X(e, ...) CT_SHAPE_##e,
+  CT_SHAPE_OPS(X)
+#undef X
+  CT_SHAPE_COUNT
+};
 ct_tensor *ct_reshape(ct_tensor *x, int ndim, const int64_t *shape, ct_err *err); /* one -1 allowed */
 ct_tensor *ct_view(ct_tensor *x, int ndim, const int64_t *shape, ct_err *err);    /* never copies */
 ct_tensor *ct_transpose(ct_tensor *x, int d1, int d2, ct_err *err);
@@ -97,6 +108,12 @@ ct_tensor *ct_as_strided_pad(ct_tensor *g, int ndim, const int64_t *shape, const
 
 /* ---- reductions (dim < 0: over all elements, result 0-d) ---- */
 typedef enum { CT_R_SUM, CT_R_MEAN, CT_R_PROD, CT_R_MAX, CT_R_MIN } ct_reduce_op;
+enum {   /* the table's rows; the first five are ct_reduce's, in its order */
+#define X(e, ...) CT_REDUCE_##e,
+  CT_REDUCE_OPS(X)
+#undef X
+  CT_REDUCE_COUNT
+};
 ct_tensor *ct_reduce(ct_reduce_op op, ct_tensor *x, int dim, bool keepdim, ct_err *err);
 /* max/min over a dim with indices (int64, 0-based) */
 ct_tensor *ct_maxmin_dim(ct_tensor *x, int dim, bool keepdim, bool is_max, ct_tensor **indices,
@@ -109,6 +126,12 @@ ct_tensor *ct_logsumexp(ct_tensor *x, int dim, bool keepdim, ct_err *err);
 ct_tensor *ct_softmax(ct_tensor *x, int dim, bool log, ct_err *err);
 
 /* ---- matrix products (OpenBLAS) ---- */
+enum {   /* the table's rows */
+#define X(e, ...) CT_MATMUL_##e,
+  CT_MATMUL_OPS(X)
+#undef X
+  CT_MATMUL_COUNT
+};
 ct_tensor *ct_matmul(ct_tensor *a, ct_tensor *b, ct_err *err);   /* 1-D, 2-D, batched 3-D */
 ct_tensor *ct_mm(ct_tensor *a, ct_tensor *b, ct_err *err);       /* 2-D only */
 /* Eigenvalues (ascending) and eigenvectors (the columns) of the symmetric matrix a, as
@@ -121,6 +144,12 @@ int ct_blas_sizes(int64_t n, int64_t k, int64_t m, ct_err *err);
 void ct_blas_set_num_threads(int n);
 
 /* ---- joining and indexing ---- */
+enum {   /* the table's rows */
+#define X(e, ...) CT_INDEX_##e,
+  CT_INDEX_OPS(X)
+#undef X
+  CT_INDEX_COUNT
+};
 ct_tensor *ct_cat(int n, ct_tensor **xs, int dim, ct_err *err);
 ct_tensor *ct_stack(int n, ct_tensor **xs, int dim, ct_err *err);
 ct_tensor *ct_gather(ct_tensor *x, int dim, ct_tensor *index, ct_err *err);

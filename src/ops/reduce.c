@@ -124,12 +124,10 @@ static void reduce_range(void *vj, size_t lo, size_t hi) {
   else reduce_i64(j->op, (int64_t *)(j->y + yoff), (const int64_t *)(j->x + xoff), s);
 }
 
-static int reduce_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err);
-static const ct_op reduce_ops[] = {
-  [CT_R_SUM] = {"SumBackward", reduce_backward}, [CT_R_MEAN] = {"MeanBackward", reduce_backward},
-  [CT_R_PROD] = {"ProdBackward", reduce_backward}, [CT_R_MAX] = {"MaxBackward", reduce_backward},
-  [CT_R_MIN] = {"MinBackward", reduce_backward},
-};
+/* each row's graph node (ops.def), defined at the end, after the backward functions; the
+ * first five rows are ct_reduce's ops, in its order */
+static const ct_op reduce_ops[CT_REDUCE_COUNT];
+_Static_assert(CT_REDUCE_SUM == (int)CT_R_SUM && CT_REDUCE_MIN == (int)CT_R_MIN, "ct_reduce's ops lead the rows");
 
 ct_tensor *ct_reduce(ct_reduce_op op, ct_tensor *x, int dim, bool keepdim, ct_err *err) {
   if (!check_dim(dim, x, err)) return NULL;
@@ -308,7 +306,6 @@ static int count_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *er
   gin[0] = ct_tensor_zeros(g->dtype, nd->edge[0].ndim, nd->edge[0].shape, err);
   return gin[0] != NULL;
 }
-static const ct_op op_count = {"NormBackward", count_backward};
 
 ct_tensor *ct_norm(ct_tensor *x, double p, int dim, bool keepdim, ct_err *err) {
   if (!check_dim(dim, x, err)) return NULL;
@@ -322,7 +319,7 @@ ct_tensor *ct_norm(ct_tensor *x, double p, int dim, bool keepdim, ct_err *err) {
     ct_tensor *z = ct_tensor_scalar(x->dtype, 0, err), *nz = z ? ct_compare_as(CT_B_NE, a, z, err) : NULL;
     r = nz ? ct_reduce(CT_R_SUM, nz, dim, keepdim, err) : NULL;
     ct_tensor_release(z); ct_tensor_release(nz);
-    if (r && ct_needs_grad(1, &x) && ct_record(&op_count, r, 1, &x, err) == NULL) { ct_tensor_release(r); r = NULL; }
+    if (r && ct_needs_grad(1, &x) && ct_record(&reduce_ops[CT_REDUCE_NORM], r, 1, &x, err) == NULL) { ct_tensor_release(r); r = NULL; }
   }
   else if (p == 2) {   /* sqrt(sum x^2): the gradient at 0 is NaN, where PyTorch gives 0 */
     ct_tensor *sq = ct_mul(x, x, err), *s = sq ? ct_reduce(CT_R_SUM, sq, dim, keepdim, err) : NULL;
@@ -413,8 +410,6 @@ static int softmax_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *
   gin[0] = r;
   return r != NULL;
 }
-static const ct_op op_softmax = {"SoftmaxBackward", softmax_backward};
-static const ct_op op_log_softmax = {"LogSoftmaxBackward", softmax_backward};
 
 ct_tensor *ct_softmax(ct_tensor *x, int dim, bool log_, ct_err *err) {
   if (x->ndim == 0) dim = -1;
@@ -429,10 +424,12 @@ ct_tensor *ct_softmax(ct_tensor *x, int dim, bool log_, ct_err *err) {
   }
   ct_tensor_release(c);
   if (y && ct_needs_grad(1, &src)) {
-    ct_node *n = ct_record(log_ ? &op_log_softmax : &op_softmax, y, 1, &src, err);
+    ct_node *n = ct_record(&reduce_ops[log_ ? CT_REDUCE_LOG_SOFTMAX : CT_REDUCE_SOFTMAX], y, 1, &src, err);
     if (n == NULL || !ct_save(n, y, true, err)) { ct_tensor_release(y); y = NULL; }
     else { n->arg.reduce.dim = dim < 0 ? 0 : dim; n->arg.reduce.op = log_; }
   }
   ct_tensor_release(src);
   return y;
 }
+
+static const ct_op reduce_ops[CT_REDUCE_COUNT] = {CT_REDUCE_OPS(CT_OP_ROW)};

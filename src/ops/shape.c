@@ -44,13 +44,15 @@ static ct_tensor *record1(const ct_op *op, ct_tensor *y, ct_tensor *x, const ct_
   return y;
 }
 
+/* each row's graph node (ops.def), defined at the end, after the backward functions */
+static const ct_op shape_ops[CT_SHAPE_COUNT], index_ops[CT_INDEX_COUNT];
+
 /* ---- reshape / view: backward reshapes the gradient back ---- */
 
 static int view_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
   gin[0] = ct_reshape(g, nd->edge[0].ndim, nd->edge[0].shape, err);
   return gin[0] != NULL;
 }
-static const ct_op op_view = {"ViewBackward", view_backward};
 
 static int infer_shape(const ct_tensor *x, int ndim, const int64_t *in, int64_t *out, ct_err *err) {
   int64_t n = ct_numel(x);
@@ -88,7 +90,7 @@ ct_tensor *ct_view(ct_tensor *x, int ndim, const int64_t *shape, ct_err *err) {
     return ct_fail(err, "view of a non-contiguous tensor of shape %s (use reshape or contiguous)",
                    SHP(x)), NULL;
   ct_contiguous_strides(ndim, sh, st);
-  return record1(&op_view, make_view(x, ndim, sh, st, x->offset, err), x, NULL, err);
+  return record1(&shape_ops[CT_SHAPE_VIEW], make_view(x, ndim, sh, st, x->offset, err), x, NULL, err);
 }
 
 ct_tensor *ct_reshape(ct_tensor *x, int ndim, const int64_t *shape, ct_err *err) {
@@ -122,7 +124,7 @@ ct_tensor *ct_squeeze(ct_tensor *x, int dim, ct_err *err) {
     sh[n] = x->shape[i];
     st[n++] = x->stride[i];
   }
-  return record1(&op_view, make_view(x, n, sh, st, x->offset, err), x, NULL, err);
+  return record1(&shape_ops[CT_SHAPE_VIEW], make_view(x, n, sh, st, x->offset, err), x, NULL, err);
 }
 
 ct_tensor *ct_unsqueeze(ct_tensor *x, int dim, ct_err *err) {
@@ -138,7 +140,7 @@ ct_tensor *ct_unsqueeze(ct_tensor *x, int dim, ct_err *err) {
     }
     if (i < x->ndim) { sh[n] = x->shape[i]; st[n++] = x->stride[i]; }
   }
-  return record1(&op_view, make_view(x, n, sh, st, x->offset, err), x, NULL, err);
+  return record1(&shape_ops[CT_SHAPE_VIEW], make_view(x, n, sh, st, x->offset, err), x, NULL, err);
 }
 
 /* ---- transpose / permute ---- */
@@ -147,7 +149,6 @@ static int transpose_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err
   gin[0] = ct_transpose(g, nd->arg.transpose.d1, nd->arg.transpose.d2, err);
   return gin[0] != NULL;
 }
-static const ct_op op_transpose = {"TransposeBackward", transpose_backward};
 
 ct_tensor *ct_transpose(ct_tensor *x, int d1, int d2, ct_err *err) {
   if (x->ndim == 0 && d1 == 0 && d2 == 0) return ct_detach(x, err);
@@ -157,7 +158,7 @@ ct_tensor *ct_transpose(ct_tensor *x, int d1, int d2, ct_err *err) {
   memcpy(st, x->stride, sizeof st);
   sh[d1] = x->shape[d2]; sh[d2] = x->shape[d1];
   st[d1] = x->stride[d2]; st[d2] = x->stride[d1];
-  return record1(&op_transpose, make_view(x, x->ndim, sh, st, x->offset, err), x,
+  return record1(&shape_ops[CT_SHAPE_TRANSPOSE], make_view(x, x->ndim, sh, st, x->offset, err), x,
                  &(ct_node_args){.transpose = {d1, d2}}, err);
 }
 
@@ -167,7 +168,6 @@ static int permute_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *
   gin[0] = ct_permute(g, inv, err);
   return gin[0] != NULL;
 }
-static const ct_op op_permute = {"PermuteBackward", permute_backward};
 
 ct_tensor *ct_permute(ct_tensor *x, const int *dims, ct_err *err) {
   int64_t sh[CT_MAXDIM], st[CT_MAXDIM];
@@ -181,7 +181,7 @@ ct_tensor *ct_permute(ct_tensor *x, const int *dims, ct_err *err) {
     st[i] = x->stride[dims[i]];
     args.permute.perm[i] = dims[i];
   }
-  return record1(&op_permute, make_view(x, x->ndim, sh, st, x->offset, err), x, &args, err);
+  return record1(&shape_ops[CT_SHAPE_PERMUTE], make_view(x, x->ndim, sh, st, x->offset, err), x, &args, err);
 }
 
 /* ---- narrow / select and their adjoint (pad with zeros) ---- */
@@ -190,7 +190,6 @@ static int narrow_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *e
   gin[0] = ct_narrow_pad(g, nd->edge[0].ndim, nd->edge[0].shape, nd->arg.dim.dim, nd->arg.dim.index, err);
   return gin[0] != NULL;
 }
-static const ct_op op_narrow = {"NarrowBackward", narrow_backward};
 
 ct_tensor *ct_narrow(ct_tensor *x, int dim, int64_t start, int64_t len, ct_err *err) {
   if (!check_dim(dim, x->ndim, err)) return NULL;
@@ -206,7 +205,7 @@ ct_tensor *ct_narrow(ct_tensor *x, int dim, int64_t start, int64_t len, ct_err *
   int64_t sh[CT_MAXDIM];
   memcpy(sh, x->shape, sizeof sh);
   sh[dim] = len;
-  return record1(&op_narrow, make_view(x, x->ndim, sh, x->stride, x->offset + start * x->stride[dim], err),
+  return record1(&shape_ops[CT_SHAPE_NARROW], make_view(x, x->ndim, sh, x->stride, x->offset + start * x->stride[dim], err),
                  x, &(ct_node_args){.dim = {dim, start}}, err);
 }
 
@@ -217,7 +216,6 @@ static int select_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *e
   gin[0] = select_pad(g, nd->edge[0].ndim, nd->edge[0].shape, nd->arg.dim.dim, nd->arg.dim.index, err);
   return gin[0] != NULL;
 }
-static const ct_op op_select = {"SelectBackward", select_backward};
 
 /* The adjoint of select: zeros of 'shape' with g written at 'index' of dim (one op, where
  * unsqueeze + narrow_pad made two; x[i] is everywhere in small problems). */
@@ -252,7 +250,7 @@ ct_tensor *ct_select(ct_tensor *x, int dim, int64_t index, ct_err *err) {
   int n = 0;
   for (int i = 0; i < x->ndim; i++)
     if (i != dim) { sh[n] = x->shape[i]; st[n++] = x->stride[i]; }
-  return record1(&op_select, make_view(x, n, sh, st, x->offset + index * x->stride[dim], err), x,
+  return record1(&shape_ops[CT_SHAPE_SELECT], make_view(x, n, sh, st, x->offset + index * x->stride[dim], err), x,
                  &(ct_node_args){.dim = {dim, index}}, err);
 }
 
@@ -332,7 +330,6 @@ static int expand_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *e
   gin[0] = ct_sum_to(g, nd->edge[0].ndim, nd->edge[0].shape, err);
   return gin[0] != NULL;
 }
-static const ct_op op_expand = {"ExpandBackward", expand_backward};
 
 ct_tensor *ct_expand(ct_tensor *x, int ndim, const int64_t *shape, ct_err *err) {
   if (ndim < x->ndim || ndim > CT_MAXDIM) {
@@ -362,7 +359,7 @@ ct_tensor *ct_expand(ct_tensor *x, int ndim, const int64_t *shape, ct_err *err) 
     sh[i] = want;
     st[i] = (ix < 0 || (have == 1 && want != 1)) ? 0 : x->stride[ix];
   }
-  return record1(&op_expand, make_view(x, ndim, sh, st, x->offset, err), x, NULL, err);
+  return record1(&shape_ops[CT_SHAPE_EXPAND], make_view(x, ndim, sh, st, x->offset, err), x, NULL, err);
 }
 
 static void accumulate_loop(char **p, const int64_t *s, int64_t n, void *ctx) {
@@ -409,12 +406,11 @@ static int clone_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *er
   gin[0] = g;
   return 1;
 }
-static const ct_op op_clone = {"CloneBackward", clone_backward};
 
 ct_tensor *ct_clone(ct_tensor *x, ct_err *err) {
   ct_tensor *y = ct_tensor_new(x->dtype, x->ndim, x->shape, err);
   if (y) ct_copy_into(y, x);
-  return record1(&op_clone, y, x, NULL, err);
+  return record1(&shape_ops[CT_SHAPE_CLONE], y, x, NULL, err);
 }
 
 ct_tensor *ct_contiguous(ct_tensor *x, ct_err *err) {
@@ -428,14 +424,13 @@ static int to_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) 
   gin[0] = ct_to(g, nd->edge[0].dtype, err);
   return gin[0] != NULL;
 }
-static const ct_op op_to = {"ToBackward", to_backward};
 
 ct_tensor *ct_to(ct_tensor *x, ct_dtype dt, ct_err *err) {
   if (x->dtype == dt) { ct_tensor_retain(x); return x; }
   ct_tensor *y = ct_tensor_new(dt, x->ndim, x->shape, err);
   if (y) ct_copy_into(y, x);
   if (dt == CT_I64) return y;   /* integers carry no gradient */
-  return record1(&op_to, y, x, NULL, err);
+  return record1(&shape_ops[CT_SHAPE_TO], y, x, NULL, err);
 }
 
 /* ---- cat / stack ---- */
@@ -450,7 +445,6 @@ static int cat_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err)
   }
   return 1;
 }
-static const ct_op op_cat = {"CatBackward", cat_backward};
 
 ct_tensor *ct_cat(int n, ct_tensor **xs, int dim, ct_err *err) {
   if (n == 0) return ct_fail(err, "expected a non-empty list of tensors"), NULL;
@@ -487,7 +481,7 @@ ct_tensor *ct_cat(int n, ct_tensor **xs, int dim, ct_err *err) {
     at += xs[k]->shape[dim];
   }
   if (ct_needs_grad(n, xs)) {
-    ct_node *nd = ct_record(&op_cat, y, n, xs, err);
+    ct_node *nd = ct_record(&shape_ops[CT_SHAPE_CAT], y, n, xs, err);
     if (nd == NULL) { ct_tensor_release(y); return NULL; }
     nd->arg.dim.dim = dim;
   }
@@ -578,7 +572,6 @@ static int gather_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *e
   ct_tensor_release(idx);
   return gin[0] != NULL;
 }
-static const ct_op op_gather = {"GatherBackward", gather_backward};
 
 ct_tensor *ct_gather(ct_tensor *x, int dim, ct_tensor *index, ct_err *err) {
   if (!gather_check(x, dim, index, NULL, err)) return NULL;
@@ -586,7 +579,7 @@ ct_tensor *ct_gather(ct_tensor *x, int dim, ct_tensor *index, ct_err *err) {
   if (y == NULL) return NULL;
   index_walk(index, dim, x, y, 0);
   if (ct_needs_grad(1, &x)) {
-    ct_node *nd = ct_record(&op_gather, y, 1, &x, err);
+    ct_node *nd = ct_record(&index_ops[CT_INDEX_GATHER], y, 1, &x, err);
     if (nd == NULL || !ct_save(nd, index, false, err)) { ct_tensor_release(y); return NULL; }
     nd->arg.dim.dim = dim;
   }
@@ -604,7 +597,6 @@ static int scatter_add_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_e
   }
   return 1;
 }
-static const ct_op op_scatter_add = {"ScatterAddBackward", scatter_add_backward};
 
 ct_tensor *ct_scatter_add(ct_tensor *base, int dim, ct_tensor *index, ct_tensor *src, ct_err *err) {
   if (!gather_check(base, dim, index, src, err)) return NULL;
@@ -617,7 +609,7 @@ ct_tensor *ct_scatter_add(ct_tensor *base, int dim, ct_tensor *index, ct_tensor 
   index_walk(index, dim, y, src, 1);
   ct_tensor *in[2] = {base, src};
   if (ct_needs_grad(2, in)) {
-    ct_node *nd = ct_record(&op_scatter_add, y, 2, in, err);
+    ct_node *nd = ct_record(&index_ops[CT_INDEX_SCATTER_ADD], y, 2, in, err);
     if (nd == NULL || !ct_save(nd, index, false, err)) { ct_tensor_release(y); return NULL; }
     nd->arg.dim.dim = dim;
   }
@@ -635,7 +627,6 @@ static int index_select_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_
   ct_tensor_release(idx);
   return gin[0] != NULL;
 }
-static const ct_op op_index_select = {"IndexSelectBackward", index_select_backward};
 
 static int index1d_check(ct_tensor *x, int dim, ct_tensor *index, ct_err *err) {
   if (!check_dim(dim, x->ndim, err)) return 0;
@@ -662,7 +653,7 @@ ct_tensor *ct_index_select(ct_tensor *x, int dim, ct_tensor *index, ct_err *err)
     ct_copy_into(&dst, &src);
   }
   if (ct_needs_grad(1, &x)) {
-    ct_node *nd = ct_record(&op_index_select, y, 1, &x, err);
+    ct_node *nd = ct_record(&index_ops[CT_INDEX_INDEX_SELECT], y, 1, &x, err);
     if (nd == NULL || !ct_save(nd, index, false, err)) { ct_tensor_release(y); return NULL; }
     nd->arg.dim.dim = dim;
   }
@@ -680,7 +671,6 @@ static int index_add_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err
   }
   return 1;
 }
-static const ct_op op_index_add = {"IndexAddBackward", index_add_backward};
 
 ct_tensor *ct_index_add(ct_tensor *base, int dim, ct_tensor *index, ct_tensor *src, ct_err *err) {
   if (!index1d_check(base, dim, index, err)) return NULL;
@@ -709,7 +699,7 @@ ct_tensor *ct_index_add(ct_tensor *base, int dim, ct_tensor *index, ct_tensor *s
   }
   ct_tensor *in[2] = {base, src};
   if (ct_needs_grad(2, in)) {
-    ct_node *nd = ct_record(&op_index_add, y, 2, in, err);
+    ct_node *nd = ct_record(&index_ops[CT_INDEX_INDEX_ADD], y, 2, in, err);
     if (nd == NULL || !ct_save(nd, index, false, err)) { ct_tensor_release(y); return NULL; }
     nd->arg.dim.dim = dim;
   }
@@ -725,7 +715,6 @@ static int masked_fill_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_e
   ct_tensor_release(m);
   return gin[0] != NULL;
 }
-static const ct_op op_masked_fill = {"MaskedFillBackward", masked_fill_backward};
 
 ct_tensor *ct_masked_fill(ct_tensor *x, ct_tensor *mask, double v, ct_err *err) {
   ct_tensor *y = ct_tensor_new(x->dtype, x->ndim, x->shape, err);
@@ -737,7 +726,7 @@ ct_tensor *ct_masked_fill(ct_tensor *x, ct_tensor *mask, double v, ct_err *err) 
   ct_grad_enabled = saved;
   if (!ok) { ct_tensor_release(y); return NULL; }
   if (ct_needs_grad(1, &x)) {
-    ct_node *nd = ct_record(&op_masked_fill, y, 1, &x, err);
+    ct_node *nd = ct_record(&index_ops[CT_INDEX_MASKED_FILL], y, 1, &x, err);
     if (nd == NULL || !ct_save(nd, mask, false, err)) { ct_tensor_release(y); return NULL; }
   }
   return y;
@@ -762,7 +751,6 @@ static int where_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *er
   ct_tensor_release(c);
   return (!nd->edge[1].needs || gin[1]) && (!nd->edge[2].needs || gin[2]);
 }
-static const ct_op op_where = {"WhereBackward", where_backward};
 
 static void bstrides(const ct_tensor *t, int ndim, const int64_t *shape, int64_t *st) {
   for (int i = 0; i < ndim; i++) {
@@ -796,7 +784,7 @@ ct_tensor *ct_where(ct_tensor *cond, ct_tensor *a, ct_tensor *b, ct_err *err) {
     ct_iterate(4, base, (size_t[]){es, 8, es, es}, n2, s2, st, where_loop, &wc);
     ct_tensor *in[3] = {NULL, aa, bb};
     if (ct_needs_grad(3, in)) {
-      ct_node *nd = ct_record(&op_where, y, 3, in, err);
+      ct_node *nd = ct_record(&index_ops[CT_INDEX_WHERE], y, 3, in, err);
       if (nd == NULL || !ct_save(nd, c, false, err)) { ct_tensor_release(y); y = NULL; }
     }
   }
@@ -897,3 +885,6 @@ ct_tensor *ct_eye(int64_t n, int64_t m, ct_dtype dt, ct_err *err) {
   for (int64_t i = 0; i < n && i < m; i++) ct_set_at(y, (int64_t[]){i, i}, 1);
   return y;
 }
+
+static const ct_op shape_ops[CT_SHAPE_COUNT] = {CT_SHAPE_OPS(CT_OP_ROW)};
+static const ct_op index_ops[CT_INDEX_COUNT] = {CT_INDEX_OPS(CT_OP_ROW)};

@@ -2,7 +2,7 @@
 -- Losses follow torch.nn.functional (PyTorch 1.13) with 1-based int64 class targets and
 -- reduction = "mean" (default) | "sum" | "none".
 local crater = require "crater"
-local core = require "crater.core"
+local internal = require("crater.core").internal
 local list = require "crater.list"
 
 local F = {}
@@ -40,10 +40,10 @@ end
 -- ---------------------------------------------------------------- layers
 
 --- y = x W^T + b for x (..., in) and weight (out, in); a 2-D x of the weight's dtype
--- takes one fused GEMM (core.linear).
+-- takes one fused GEMM (internal.linear).
 function F.linear(x, weight, bias)
   if x:dim() == 2 and x:dtype() == weight:dtype() and (bias == nil or bias:dtype() == x:dtype()) then
-    return core.linear(x, weight, bias)
+    return internal.linear(x, weight, bias)
   end
   local y = x:matmul(weight:t())
   if bias ~= nil then y = y + bias end
@@ -64,13 +64,13 @@ function F.conv2d(x, weight, bias, o)
   end
   local cout, kh, kw = weight:size(1), weight:size(3), weight:size(4)
   local b, h, w = x:size(1), x:size(3), x:size(4)
-  local cols = core.im2col(x, kh, kw, sh, sw, ph, pw, "conv2d") -- (Cin*kh*kw, B*L)
+  local cols = internal.im2col(x, kh, kw, sh, sw, ph, pw, "conv2d") -- (Cin*kh*kw, B*L)
   local ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
   local y = weight:view(cout, -1):matmul(cols)                  -- (Cout, B*L): one GEMM
   if bias ~= nil and bias:dtype() ~= y:dtype() then   -- promotes, as PyTorch
     y, bias = y + bias:view(cout, 1), nil
   end
-  return core._conv_out(y, bias, b, ho, wo)                     -- (B, Cout, Ho, Wo) + bias
+  return internal._conv_out(y, bias, b, ho, wo)                     -- (B, Cout, Ho, Wo) + bias
 end
 
 local function win(k, o, fn)
@@ -85,14 +85,14 @@ end
 -- @tparam[opt=kernel_size] number stride
 -- @tparam[opt=0] number padding
 function F.max_pool2d(x, kernel_size, o)
-  return core.max_pool2d(x, win(kernel_size, o, "max_pool2d"))
+  return internal.max_pool2d(x, win(kernel_size, o, "max_pool2d"))
 end
 
 --- Average pooling over kernel windows of x (B,C,H,W) (padding counted as zeros).
 -- @tparam[opt=kernel_size] number stride
 -- @tparam[opt=0] number padding
 function F.avg_pool2d(x, kernel_size, o)
-  return core.avg_pool2d(x, win(kernel_size, o, "avg_pool2d"))
+  return internal.avg_pool2d(x, win(kernel_size, o, "avg_pool2d"))
 end
 
 function F.relu(x) return x:relu() end

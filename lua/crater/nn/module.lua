@@ -194,7 +194,7 @@ function Module:to(dtype)
   end)
   for _, c in ipairs(todo) do
     if c[6] then
-      crater.core.set_data(c[1], c[2])
+      crater.core.internal.set_data(c[1], c[2])
       if c[3] ~= nil then c[1].grad = c[3] end
     else
       for _, m in ipairs(self:modules()) do   -- every module that holds it

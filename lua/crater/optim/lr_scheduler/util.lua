@@ -20,10 +20,10 @@ local function fail(msg, ...)
 end
 B.fail = fail
 
---- #v for a list argument `name` (crater.core.check_list: no hole, a sane __len), raised
+--- #v for a list argument `name` (crater.core.internal.check_list: no hole, a sane __len), raised
 -- at the user's line as fail does.
 function B.list(who, name, v)
-  local ok, n = pcall(require("crater.core").check_list, v, who, name)
+  local ok, n = pcall(require("crater.core").internal.check_list, v, who, name)
   if not ok then fail(n) end
   return n
 end
