@@ -1418,11 +1418,11 @@ void ct_lua_open_tensor(lua_State *L) {
   int mt = lua_gettop(L);
   lua_pushvalue(L, mt);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &MT_KEY);
-  const void *registry = lua_topointer(L, LUA_REGISTRYINDEX);
-  if (mt_ref_registry == NULL || registry == mt_ref_registry) {   /* the first state, or it again */
+  const void *lua_registry = lua_topointer(L, LUA_REGISTRYINDEX);
+  if (mt_ref_registry == NULL || lua_registry == mt_ref_registry) {   /* the first state, or it again */
     lua_pushvalue(L, mt);
     mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    mt_ref_registry = registry;
+    mt_ref_registry = lua_registry;
   } else {
     mt_ref_off = true;
   }
