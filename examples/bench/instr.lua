@@ -6,6 +6,7 @@
 -- The Rosenbrock step is also run cut short after each phase, so the differences say where
 -- its instructions go; the collector's and the finalisers' share come from callgrind's
 -- inclusive counts of lua_gc and the box finaliser.
+-- Runs are made repeatable (see FIXED below): the same build gives the same counts.
 -- The build must not use AVX-512 (valgrind cannot decode it): the Makefile builds
 -- build-v3 with -march=x86-64-v3.
 -- Usage: build-v3/crater examples/bench/instr.lua [--n1 500] [--n2 2500]
@@ -79,6 +80,16 @@ assert(opts.n2 > opts.n1, "instr.lua: --n2 must exceed --n1")
 
 local EXE, SCRIPT = arg[-1], arg[0]
 local OUT = os.tmpname()
+-- One count per build: no address randomisation, and Lua's hash seed fixed by a time()
+-- that answers a constant (fixed_time.c, built by `make bench-instr` next to the exe).
+local SHIM = EXE:match("^(.-)[^/]*$") .. "fixed_time.so"
+local FIXED, shim = "", io.open(SHIM)
+if shim then shim:close() end
+if shim and os.execute("setarch -R true >/dev/null 2>&1") then
+  FIXED = "LD_PRELOAD=" .. SHIM .. " setarch -R "
+else
+  io.stderr:write("instr.lua: no " .. SHIM .. " or setarch: counts move by some hundreds between runs\n")
+end
 
 local function sh(cmd)
   local p = assert(io.popen(cmd .. " 2>&1"))
@@ -89,8 +100,8 @@ end
 
 -- Total instructions of one run, and the inclusive counts of the named functions.
 local function count(name, n, fns)
-  sh(string.format("valgrind --tool=callgrind --callgrind-out-file=%s %s %s --work %s %d",
-    OUT, EXE, SCRIPT, name, n))
+  sh(string.format("%svalgrind --tool=callgrind --callgrind-out-file=%s %s %s --work %s %d",
+    FIXED, OUT, EXE, SCRIPT, name, n))
   local ann = sh("callgrind_annotate --inclusive=yes --threshold=100 " .. OUT)
   os.remove(OUT)
   local total = ann:match("([%d,]+) %S* *PROGRAM TOTALS")
