@@ -350,17 +350,17 @@ describe("crater.core.fuse_compile checks the program it is given", function()
     return {nargs = 2, nregs = nregs or 1, consts = {}, sins = {}, ins = ins, outs = outs or {0, 0, 0}}
   end
   it("accepts a well-formed program", function()
-    assert.truthy(core.fuse_compile(prog({ADD, 0, -1, -2, 0, 0, 0})))
+    assert.truthy(core.fuse_compile(prog({ADD, 0, -1, -2, 0, 0, 0, 0, 0})))
   end)
   for what, p in pairs {
-    ["an argument out of range"] = prog({ADD, 0, -1, -3, 0, 0, 0}),
-    ["a register never written"] = prog({ADD, 0, -1, 1, 0, 0, 0}, nil, 2),
-    ["a destination that is an operand"] = prog({ADD, 0, -1, -2, 0, 0, 0, ADD, 0, 0, -1, 0, 0, 0}),
-    ["an unknown op"] = prog({999, 0, -1, -2, 0, 0, 0}),
-    ["a write from an argument"] = prog({ADD, 0, -1, -2, 0, 0, 0}, {0, -1, 0}),
-    ["a write to a missing argument"] = prog({ADD, 0, -1, -2, 0, 0, 0}, {0, 0, 5}),
-    ["too many registers"] = prog({ADD, 0, -1, -2, 0, 0, 0}, nil, 33),
-    ["a ragged list"] = prog({ADD, 0, -1, -2, 0, 0}),
+    ["an argument out of range"] = prog({ADD, 0, -1, -3, 0, 0, 0, 0, 0}),
+    ["a register never written"] = prog({ADD, 0, -1, 1, 0, 0, 0, 0, 0}, nil, 2),
+    ["a destination that is an operand"] = prog({ADD, 0, -1, -2, 0, 0, 0, 0, 0, ADD, 0, 0, -1, 0, 0, 0, 0, 0}),
+    ["an unknown op"] = prog({999, 0, -1, -2, 0, 0, 0, 0, 0}),
+    ["a write from an argument"] = prog({ADD, 0, -1, -2, 0, 0, 0, 0, 0}, {0, -1, 0}),
+    ["a write to a missing argument"] = prog({ADD, 0, -1, -2, 0, 0, 0, 0, 0}, {0, 0, 5}),
+    ["too many registers"] = prog({ADD, 0, -1, -2, 0, 0, 0, 0, 0}, nil, 33),
+    ["a ragged list"] = prog({ADD, 0, -1, -2, 0, 0, 0, 0}),
   } do
     it("refuses " .. what, function()
       assert.has_error(function() core.fuse_compile(p) end)
