@@ -346,11 +346,18 @@ local function parse_pattern(s)
 end
 
 local TLEAF, SLEAF = {x = 1, y = 2, z = 3}, {a = 1, b = 2, c = 3, d = 4}
-local PATTERNS = {}   -- in the VM's order: the larger first
-for name, info in pairs(SUPER) do
-  PATTERNS[#PATTERNS + 1] = {name = name, code = info[1], tree = parse_pattern(info[4])}
+local function size(tree)
+  if type(tree) == "string" then return 0 end
+  local n = 1
+  for _, sub in ipairs(tree) do n = n + size(sub) end
+  return n
 end
-table.sort(PATTERNS, function(p, q) return p.code < q.code end)
+local PATTERNS = {}   -- the larger first (a pattern's leaf may be what a larger one absorbs)
+for name, info in pairs(SUPER) do
+  local tree = parse_pattern(info[4])
+  PATTERNS[#PATTERNS + 1] = {name = name, code = info[1], tree = tree, size = size(tree)}
+end
+table.sort(PATTERNS, function(p, q) return p.size > q.size or p.size == q.size and p.code < q.code end)
 
 -- Binds the pattern's leaves to t's operands; an inner node is absorbed only when the
 -- pattern's root is its one user and it is not an output.

@@ -47,7 +47,7 @@
  * that order) on the traced DAG, and the expression computes it with the same per-op
  * macros, each op rounded to the dtype, so the bits are the op-by-op ones.  In the
  * expression, x y z are the operands' elements (of type T) and a b c d the scalars in T.
- * Larger rows come first: the tracer takes the first row that matches. */
+ * The tracer tries the larger patterns first. */
 #define CT_FUSE_SUPER(X) \
   X(ADAM_P, adam_p, 3, 3, "add(x,div(mul_scalar(y,a),add_scalar(div_scalar(sqrt(z),b),c)))",     \
     CT_EW_ADD(T, x, CT_EW_DIV(T, CT_EW_MULS(T, y, a, 0), SQDA(T, z, b, c))))                       \
