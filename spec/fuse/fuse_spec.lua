@@ -152,7 +152,7 @@ describe("crater.fuse: superinstructions give the op-by-op bits", function()
   for _, dtype in ipairs {"float32", "float64"} do
     for name, fn in pairs(SUPER_CASES) do
       it(name .. " in " .. dtype .. ", new, written in place, and with a written argument passed twice", function()
-        for _, n in ipairs {N, 1001} do   -- not multiples of the block
+        for _, n in ipairs {N, 1300} do   -- not multiples of the block (512 or 256 elements)
           local x, y, p = input(n, dtype, 1), input(n, dtype, 2), input(n, dtype, 3, true)
           local ops = compiled_ops(function()
             check(name, function(a, b, c, d) return fn(a, b, c, d) end, {x, y, p, 0.7, n = 4})

@@ -119,37 +119,37 @@ static double lanes_total(const double *part) {
 #define UN(T, E, EXPR) case CT_FUSE_##E: LOOP(CT_EW_##EXPR(T, px[i], a, b)) break;
 #define BIN(T, E, EXPR) case CT_FUSE_##E: LOOP(CT_EW_##EXPR(T, px[i], py[i])) break;
 #define CMP(T, E, OP) case CT_FUSE_##E: LOOP((T)(px[i] OP py[i])) break;
-#define SUPER(T, E, EXPR)                                                       \
-  case CT_FUSE_##E:                                                             \
-    _Pragma("GCC ivdep") for (int64_t i = 0; i < m; i++) {                      \
-      const T x = px[i], y = py[i], z = pz[i];   /* the unused ones are dead */ \
-      (void)y; (void)z;                                                         \
-      out[i] = (EXPR);                                                          \
-    }                                                                           \
+#define SUPER(T, E, EXPR)                                                                     \
+  case CT_FUSE_##E:                                                                           \
+    _Pragma("GCC ivdep") for (int64_t i = 0; i < m; i++) {                                    \
+      const T x = px[i], y = py[i], z = pz[i];   /* the unused ones are dead */               \
+      (void)y; (void)z;                                                                       \
+      out[i] = (EXPR);                                                                        \
+    }                                                                                         \
     break;
 
 /* One instruction over m elements: out = op(px, py, pz) with the scalars a, b, c, d. */
-#define EXEC(T)                                                                                 \
-  switch ((ct_fuse_opcode)in->op) {                                                             \
-  UN(T, NEG, NEG) UN(T, ABS, ABS) UN(T, SIGN, SIGN) UN(T, EXP, EXP) UN(T, LOG, LOG)             \
-  UN(T, LOG1P, LOG1P) UN(T, SQRT, SQRT) UN(T, RSQRT, RSQRT) UN(T, SIN, SIN) UN(T, COS, COS)     \
+#define EXEC(T)                                                                               \
+  switch ((ct_fuse_opcode)in->op) {                                                           \
+  UN(T, NEG, NEG) UN(T, ABS, ABS) UN(T, SIGN, SIGN) UN(T, EXP, EXP) UN(T, LOG, LOG)           \
+  UN(T, LOG1P, LOG1P) UN(T, SQRT, SQRT) UN(T, RSQRT, RSQRT) UN(T, SIN, SIN) UN(T, COS, COS)   \
   UN(T, TANH, TANH) UN(T, SIGMOID, SIGMOID) UN(T, RELU, RELU) UN(T, ERF, ERF) UN(T, GELU, GELU) \
-  UN(T, LEAKY_RELU, LEAKY_RELU) UN(T, SOFTPLUS, SOFTPLUS) UN(T, CLAMP, CLAMP)                   \
-  case CT_FUSE_POWS:   /* as ct_unary: squares and cubes multiply */                            \
-    if (a == 2) { LOOP(CT_EW_POW2(T, px[i], a, b)) }                                            \
-    else if (a == 3) { LOOP(CT_EW_POW3(T, px[i], a, b)) }                                       \
-    else { LOOP(CT_EW_POW(T, px[i], a, b)) }                                                    \
-    break;                                                                                      \
-  UN(T, RPOWS, RPOW) UN(T, ADDS, ADDS) UN(T, MULS, MULS) UN(T, DIVS, DIVS)                      \
-  UN(T, RSUBS, RSUBS) UN(T, RDIVS, RDIVS)                                                       \
-  BIN(T, ADD, ADD) BIN(T, SUB, SUB) BIN(T, MUL, MUL) BIN(T, DIV, DIV) BIN(T, POW, BPOW)         \
-  BIN(T, MINIMUM, MINIMUM) BIN(T, MAXIMUM, MAXIMUM)                                             \
-  CMP(T, EQ, ==) CMP(T, NE, !=) CMP(T, LT, <) CMP(T, LE, <=) CMP(T, GT, >) CMP(T, GE, >=)       \
-  case CT_FUSE_WHERE: LOOP(px[i] != (T)0 ? py[i] : pz[i]) break;                                \
-  case CT_FUSE_FULL: LOOP(a) break;                                                             \
-  case CT_FUSE_COPY: LOOP(px[i]) break;                                                         \
-  CT_FUSE_SUPER(SUPER_CASE)                                                                     \
-  default: break;                                                                               \
+  UN(T, LEAKY_RELU, LEAKY_RELU) UN(T, SOFTPLUS, SOFTPLUS) UN(T, CLAMP, CLAMP)                 \
+  case CT_FUSE_POWS:   /* as ct_unary: squares and cubes multiply */                          \
+    if (a == 2) { LOOP(CT_EW_POW2(T, px[i], a, b)) }                                          \
+    else if (a == 3) { LOOP(CT_EW_POW3(T, px[i], a, b)) }                                     \
+    else { LOOP(CT_EW_POW(T, px[i], a, b)) }                                                  \
+    break;                                                                                    \
+  UN(T, RPOWS, RPOW) UN(T, ADDS, ADDS) UN(T, MULS, MULS) UN(T, DIVS, DIVS)                    \
+  UN(T, RSUBS, RSUBS) UN(T, RDIVS, RDIVS)                                                     \
+  BIN(T, ADD, ADD) BIN(T, SUB, SUB) BIN(T, MUL, MUL) BIN(T, DIV, DIV) BIN(T, POW, BPOW)       \
+  BIN(T, MINIMUM, MINIMUM) BIN(T, MAXIMUM, MAXIMUM)                                           \
+  CMP(T, EQ, ==) CMP(T, NE, !=) CMP(T, LT, <) CMP(T, LE, <=) CMP(T, GT, >) CMP(T, GE, >=)     \
+  case CT_FUSE_WHERE: LOOP(px[i] != (T)0 ? py[i] : pz[i]) break;                              \
+  case CT_FUSE_FULL: LOOP(a) break;                                                           \
+  case CT_FUSE_COPY: LOOP(px[i]) break;                                                       \
+  CT_FUSE_SUPER(SUPER_CASE)                                                                   \
+  default: break;                                                                             \
   }
 
 /* One block of m elements at element offset off: every instruction, then the outputs.
@@ -160,23 +160,24 @@ static double lanes_total(const double *part) {
   static void NAME(void *vj, size_t lo, size_t hi) {                                          \
     const fuse_job *j = vj;                                                                   \
     const ct_fuse_prog *pr = j->pr;                                                           \
-    _Alignas(64) T regs[CT_FUSE_MAXREG * CT_FUSE_BLOCK];                                      \
+    enum { BLOCK = CT_FUSE_BLOCK_BYTES / sizeof(T) };                                         \
+    _Alignas(64) T regs[CT_FUSE_MAXREG * BLOCK];                                              \
     double part[CT_FUSE_MAXARG][8];                                                           \
     T *at[CT_FUSE_MAXARG];                                                                    \
-    for (size_t ch = lo; ch < hi; ch++) {                                                        \
-      int64_t c0 = (int64_t)ch * CT_FUSE_CHUNK, c1 = c0 + CT_FUSE_CHUNK;                       \
+    for (size_t ch = lo; ch < hi; ch++) {                                                     \
+      int64_t c0 = (int64_t)ch * CT_FUSE_CHUNK, c1 = c0 + CT_FUSE_CHUNK;                      \
       if (c1 > j->n) c1 = j->n;                                                               \
       if (pr->nsums > 0) memset(part, 0, sizeof(double) * 8 * (size_t)pr->nsums);             \
-      for (int64_t off = c0; off < c1; off += CT_FUSE_BLOCK) {                                \
-        int64_t m = c1 - off < CT_FUSE_BLOCK ? c1 - off : CT_FUSE_BLOCK;                      \
+      for (int64_t off = c0; off < c1; off += BLOCK) {                                        \
+        int64_t m = c1 - off < BLOCK ? c1 - off : BLOCK;                                      \
         for (int k = 0; k < pr->nargs; k++)                                                   \
           at[k] = j->args[k] ? (T *)(void *)j->args[k] + off : NULL;                          \
         for (int k = 0, spare = pr->nregs; k < pr->nins; k++) {                               \
           const ct_fuse_ins *in = &pr->ins[k];                                                \
           T *out;                                                                             \
-          if (in->dst >= 0) out = regs + (size_t)in->dst * CT_FUSE_BLOCK;                     \
+          if (in->dst >= 0) out = regs + (size_t)in->dst * BLOCK;                             \
           else if (!j->safe) out = at[-in->dst - 1];                                          \
-          else out = regs + (size_t)spare++ * CT_FUSE_BLOCK;                                  \
+          else out = regs + (size_t)spare++ * BLOCK;                                          \
           const T *px = OPND(T, in->a), *py = OPND(T, in->b), *pz = OPND(T, in->c);           \
           const T a = (T)j->sv[in->s0], b = (T)j->sv[in->s1];                                 \
           const T c = (T)j->sv[in->s2], d = (T)j->sv[in->s3];                                 \
@@ -184,7 +185,7 @@ static double lanes_total(const double *part) {
           EXEC(T)                                                                             \
           if (in->dst < 0) at[-in->dst - 1] = out;                                            \
         }                                                                                     \
-        for (int pass = 0; pass < 2; pass++)   /* sums and new tensors, then the writes */   \
+        for (int pass = 0; pass < 2; pass++)   /* sums and new tensors, then the writes */    \
           for (int k = 0; k < pr->nouts; k++) {                                               \
             const ct_fuse_out *o = &pr->outs[k];                                              \
             const T *src = OPND(T, o->src);                                                   \
@@ -198,10 +199,10 @@ static double lanes_total(const double *part) {
           }                                                                                   \
       }                                                                                       \
       for (int s = 0; s < pr->nsums; s++)                                                     \
-        j->partials[ch * (size_t)pr->nsums + (size_t)s] = lanes_total(part[s]);                \
+        j->partials[ch * (size_t)pr->nsums + (size_t)s] = lanes_total(part[s]);               \
     }                                                                                         \
   }
-#define OPND(T, r) ((r) >= 0 ? regs + (size_t)(r) * CT_FUSE_BLOCK : (const T *)at[-(r) - 1])
+#define OPND(T, r) ((r) >= 0 ? regs + (size_t)(r) * BLOCK : (const T *)at[-(r) - 1])
 #define SUPER_CASE(e, n, nt, ns, pat, expr) SUPER(T, e, expr)
 /* T is a macro here, so that the rows' expressions (fuse.h), which name T, get the type */
 #define T float

@@ -2,7 +2,7 @@
  * tensors of one shape, block by block (numexpr's design).  The program comes from a
  * traced Lua function (lua/crater/fuse.lua); this layer only checks and runs it.
  *
- * Registers hold one block of CT_FUSE_BLOCK elements of the program's dtype, so a
+ * Registers hold one block (CT_FUSE_BLOCK_BYTES) of the program's dtype, so a
  * program's registers stay in L1.  Every instruction is one loop over the block, written
  * with the same per-element formula as crater's op-by-op kernel (src/ops/scalar.h), so a
  * fused program gives the bits that running its ops one by one on tensors gives.
@@ -14,7 +14,7 @@
 
 #include "../core/tensor.h"
 
-#define CT_FUSE_BLOCK 256          /* elements per register */
+#define CT_FUSE_BLOCK_BYTES 2048   /* a register: 512 float32 or 256 float64 elements */
 #define CT_FUSE_CHUNK 65536        /* elements per thread work unit and per sum partial */
 #define CT_FUSE_MAXREG 32
 #define CT_FUSE_MAXARG 64
