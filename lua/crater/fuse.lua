@@ -138,7 +138,7 @@ local function arith(op, x, y)
   return tnode(op, x, y)
 end
 
--- minimum, maximum and the comparisons: a number becomes a tensor operand
+-- the other binary ops (minimum, logaddexp, the comparisons): a number becomes a tensor operand
 local function binary(op, x, y)
   x, y = lift(x, op), lift(y, op)
   if x.kind == "s" and y.kind == "s" then refuse("%s: give at least one tensor", op) end
@@ -196,8 +196,10 @@ for _, op in ipairs {"add", "sub"} do
   end
 end
 for _, op in ipairs {"mul", "div", "pow"} do methods[op] = function(x, y) return arith(op, x, y) end end
-for _, op in ipairs {"minimum", "maximum", "eq", "ne", "lt", "le", "gt", "ge"} do
-  methods[op] = function(x, y) return binary(op, x, y) end
+for name, info in pairs(OPS) do   -- minimum, maximum, logaddexp, the comparisons
+  if info[2] == 2 and info[3] == 0 and not methods[name] then
+    methods[name] = function(x, y) return binary(name, x, y) end
+  end
 end
 function methods.lerp(x, e, w)   -- x:lerp(e, w) is x + (e - x) * w, three ops
   self_tensor(x, "lerp")

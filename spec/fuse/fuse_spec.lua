@@ -83,6 +83,7 @@ local CASES = {
   pow = function(x, y, p) return p ^ y, x:pow(y), p:pow(x) end,
   minimum = function(x, y) return x:minimum(y), crater.minimum(x, y) end,
   maximum = function(x, y) return x:maximum(y), crater.maximum(y, x) end,
+  logaddexp = function(x, y) return x:logaddexp(y), crater.logaddexp(y, x), x:logaddexp(0), x:logaddexp(x) end,
   eq = function(x, y) return x:eq(y) * y, (x * 0):eq(0) * x end,
   ne = function(x, y) return x:ne(y) * y end, lt = function(x, y) return x:lt(y) * y + x end,
   le = function(x, y) return x:le(0) * y end, gt = function(x, y) return y * x:gt(y) end,

@@ -34,7 +34,7 @@
   X(MULS, mul_scalar, 1, 1) X(DIVS, div_scalar, 1, 1) X(RSUBS, rsub_scalar, 1, 1) \
   X(RDIVS, rdiv_scalar, 1, 1) \
   X(ADD, add, 2, 0) X(SUB, sub, 2, 0) X(MUL, mul, 2, 0) X(DIV, div, 2, 0) X(POW, pow, 2, 0) \
-  X(MINIMUM, minimum, 2, 0) X(MAXIMUM, maximum, 2, 0) \
+  X(MINIMUM, minimum, 2, 0) X(MAXIMUM, maximum, 2, 0) X(LOGADDEXP, logaddexp, 2, 0) \
   X(EQ, eq, 2, 0) X(NE, ne, 2, 0) X(LT, lt, 2, 0) X(LE, le, 2, 0) X(GT, gt, 2, 0) X(GE, ge, 2, 0) \
   X(WHERE, where, 3, 0)     /* where(c, u, v): c != 0 ? u : v */ \
   X(FULL, full, 0, 1)       /* a number as a tensor operand (a 0-d tensor op by op) */ \
