@@ -235,7 +235,7 @@ static double scalar_op(int op, double a, double b) {
 }
 
 int ct_fuse_run(const ct_fuse_prog *pr, ct_dtype dt, int64_t n, char *const *args,
-                const double *scal, char *const *news, double *sums, ct_err *err) {
+                const double *scal, char *const *news, double *sums, bool shared, ct_err *err) {
   double sv[MAXSCAL];
   sv[0] = 0;   /* read, unused, by the instructions without scalars when nscal is 0 */
   for (int k = 0; k < pr->nargs; k++) sv[k] = args[k] ? 0 : scal[k];
@@ -249,11 +249,7 @@ int ct_fuse_run(const ct_fuse_prog *pr, ct_dtype dt, int64_t n, char *const *arg
   size_t np = nchunks * (size_t)pr->nsums;
   if (np > sizeof small / sizeof small[0] && (partials = ct_malloc(np * sizeof(double), err)) == NULL)
     return 0;
-  bool safe = false;   /* a written argument also passed as another: keep its old elements */
-  for (int k = 0; k < pr->nins; k++)
-    for (int i = 0, t = -pr->ins[k].dst - 1; t >= 0 && i < pr->nargs; i++)
-      safe = safe || (i != t && args[i] != NULL && args[i] == args[t]);
-  fuse_job j = {pr, n, args, news, sv, partials, safe};
+  fuse_job j = {pr, n, args, news, sv, partials, shared};   /* shared: the safe mode */
   if (nchunks > 0) ct_parallel_blocks(nchunks, CT_FUSE_CHUNK, dt == CT_F32 ? run_f32 : run_f64, &j);
   for (int s = 0; s < pr->nsums; s++) {
     double t = 0;
@@ -271,5 +267,5 @@ int ct_fuse_sum(const ct_tensor *x, double *out, ct_err *err) {
   const ct_fuse_prog pr = {1, 0, 1, 0, 0, 0, 1, 0, 1, NULL, NULL, NULL, (ct_fuse_out *)&o};
   char *args[1] = {ct_data(x)};
   double scal[1] = {0};
-  return ct_fuse_run(&pr, x->dtype, ct_numel(x), args, scal, NULL, out, err);
+  return ct_fuse_run(&pr, x->dtype, ct_numel(x), args, scal, NULL, out, false, err);
 }

@@ -123,10 +123,12 @@ int ct_fuse_check(const ct_fuse_prog *pr, ct_err *err);
 
 /* Runs pr over n elements of dtype dt (float32 or float64).  args[i] is the data of
  * argument i (NULL for a scalar), scal[i] its number; news[k] the data of new tensor k;
- * sums[k] receives sum k.  The caller has checked shapes, dtypes, contiguity, aliasing.
+ * sums[k] receives sum k.  The caller has checked shapes, dtypes, contiguity, aliasing
+ * (a written argument shares no memory with another, unless both are the same elements
+ * and the other is only read), and says in shared whether that exception occurs.
  * Returns 0 with err only when the sums' partials cannot be allocated, before any write. */
 int ct_fuse_run(const ct_fuse_prog *pr, ct_dtype dt, int64_t n, char *const *args,
-                const double *scal, char *const *news, double *sums, ct_err *err);
+                const double *scal, char *const *news, double *sums, bool shared, ct_err *err);
 
 /* The whole-tensor sum that a fused program's sum outputs compute, of a contiguous x:
  * double lanes over fixed chunks, chunk totals added in order, so the value does not

@@ -136,7 +136,7 @@ static int t_fused_call(lua_State *L) {
   ct_tensor *t[CT_FUSE_MAXARG];
   double scal[CT_FUSE_MAXARG];
   char *data[CT_FUSE_MAXARG];
-  int first = 0;
+  int first = 0, nt = 0, ti[CT_FUSE_MAXARG];   /* ti: the tensor arguments' indices */
   for (int i = 1; i <= n; i++) {
     int ty = lua_type(L, i);
     t[i - 1] = ty == LUA_TUSERDATA ? ct_lua_test(L, i) : NULL;
@@ -147,6 +147,7 @@ static int t_fused_call(lua_State *L) {
       if (x->dtype == CT_I64)
         return ARGERR(L, i, "is an int64 tensor (fused programs run float32 or float64)%s", "");
       sig[i - 1] = x->dtype == CT_F32 ? 'f' : 'd';
+      ti[nt++] = i - 1;
       if (first == 0) first = i;
       else if (x->dtype != t[first - 1]->dtype)
         return ARGERR(L, i, "is %s but argument #%d '%s' is %s", ct_dtype_name(x->dtype), first,
@@ -191,6 +192,7 @@ static int t_fused_call(lua_State *L) {
                           "use crater.no_grad%s", "");
     data[i - 1] = ct_data(x);
   }
+  bool shared = false;   /* a written tensor also passed as a read one */
   for (int k = 0; k < pr->nouts; k++) {   /* the written tensors: none shared, none overlapping another */
     const ct_fuse_out *o = &pr->outs[k];
     if (o->kind != CT_FUSE_OUT_WRITE) continue;
@@ -200,14 +202,16 @@ static int t_fused_call(lua_State *L) {
     /* contiguous, so not expanded: what is left to refuse is a view of a leaf in grad mode */
     if (ct_grad_enabled && !ct_inplace_ok(t[w], &err))
       return ARGERR(L, w + 1, "cannot be written: %s", err.msg);
-    for (int i = 0; i < n; i++) {
-      if (i == w || t[i] == NULL || !overlaps(t[i], t[w])) continue;
+    for (int u = 0; u < nt; u++) {
+      int i = ti[u];
+      if (i == w || !overlaps(t[i], t[w])) continue;
       bool written = false;
       for (int q = 0; q < pr->nouts; q++)
         written = written || (pr->outs[q].kind == CT_FUSE_OUT_WRITE && pr->outs[q].target == i);
       if (written || data[i] != data[w])   /* the same elements may be read, never two writes */
         return ARGERR(L, w + 1, "is written but shares memory with argument #%d '%s'%s", i + 1,
                       param_name(L, i + 1), written ? " (also written)" : "");
+      shared = true;
     }
   }
   char *news[CT_FUSE_MAXARG];
@@ -220,7 +224,7 @@ static int t_fused_call(lua_State *L) {
     news[k] = ct_data(*box);
   }
   double sums[CT_FUSE_MAXARG];
-  if (!ct_fuse_run(pr, t0->dtype, ct_numel(t0), data, scal, news, sums, &err))
+  if (!ct_fuse_run(pr, t0->dtype, ct_numel(t0), data, scal, news, sums, shared, &err))
     return ct_lua_error(L, fused_name(L), &err);
   for (int k = 0; k < pr->nouts; k++)
     if (pr->outs[k].kind == CT_FUSE_OUT_WRITE) ct_bump(t[pr->outs[k].target]);
