@@ -2,9 +2,10 @@
 -- `crater.fuse(fn, {writes = {...}})` traces fn once per signature (the dtype, and which
 -- arguments are numbers) with symbolic tensors and scalars, records the elementwise ops
 -- it makes (`+ - * / ^`, unary minus, the elementwise methods and crater.X functions),
--- compiles them to a register program, and returns a function that runs the program over
--- its tensor arguments block by block (src/fuse/fuse.c), the blocks split across
--- crater's threads.  Each op is evaluated in the order, dtype and formula of crater's own
+-- compiles them to a register program (the runs of ops that match a superinstruction of
+-- fuse.h become one loop, and an output's last op writes straight into its argument), and
+-- returns a function that runs the program over its tensor arguments block by block
+-- (src/fuse/fuse.c), the blocks split across crater's threads.  Each op is evaluated in the order, dtype and formula of crater's own
 -- kernel, without FMA, so the results are bitwise those of calling fn on real tensors.
 -- Scalars (the numeric arguments and what fn computes from them) are computed in double
 -- at every call, as Lua computes them: changing lr never retraces.
