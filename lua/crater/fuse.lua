@@ -2,9 +2,10 @@
 -- `crater.fuse(fn, {writes = {...}})` traces fn once per signature (the dtype, and which
 -- arguments are numbers) with symbolic tensors and scalars, records the elementwise ops
 -- it makes (`+ - * / ^`, unary minus, the elementwise methods and crater.X functions),
--- compiles them to a register program, and returns a function that runs the program over
--- its tensor arguments block by block (src/fuse/fuse.c), the blocks split across
--- crater's threads.  Each op is evaluated in the order, dtype and formula of crater's own
+-- compiles them to a register program (the runs of ops that match a superinstruction of
+-- fuse.h become one loop, and an output's last op writes straight into its argument), and
+-- returns a function that runs the program over its tensor arguments block by block
+-- (src/fuse/fuse.c), the blocks split across crater's threads.  Each op is evaluated in the order, dtype and formula of crater's own
 -- kernel, without FMA, so the results are bitwise those of calling fn on real tensors.
 -- Scalars (the numeric arguments and what fn computes from them) are computed in double
 -- at every call, as Lua computes them: changing lr never retraces.
@@ -23,6 +24,7 @@
 local core = require "crater.core"
 
 local OPS = core.fuse_ops            -- the VM's op list: name -> {code, tensor operands, scalar operands}
+local SUPER = core.fuse_super        -- its superinstructions: the same, and the pattern
 local MAXREG = core.fuse_maxreg
 local fuse = {}
 
@@ -137,7 +139,7 @@ local function arith(op, x, y)
   return tnode(op, x, y)
 end
 
--- minimum, maximum and the comparisons: a number becomes a tensor operand
+-- the other binary ops (minimum, logaddexp, the comparisons): a number becomes a tensor operand
 local function binary(op, x, y)
   x, y = lift(x, op), lift(y, op)
   if x.kind == "s" and y.kind == "s" then refuse("%s: give at least one tensor", op) end
@@ -195,8 +197,10 @@ for _, op in ipairs {"add", "sub"} do
   end
 end
 for _, op in ipairs {"mul", "div", "pow"} do methods[op] = function(x, y) return arith(op, x, y) end end
-for _, op in ipairs {"minimum", "maximum", "eq", "ne", "lt", "le", "gt", "ge"} do
-  methods[op] = function(x, y) return binary(op, x, y) end
+for name, info in pairs(OPS) do   -- minimum, maximum, logaddexp, the comparisons
+  if info[2] == 2 and info[3] == 0 and not methods[name] then
+    methods[name] = function(x, y) return binary(name, x, y) end
+  end
 end
 function methods.lerp(x, e, w)   -- x:lerp(e, w) is x + (e - x) * w, three ops
   self_tensor(x, "lerp")
@@ -228,8 +232,8 @@ local function unsupported(k)
 end
 
 -- the fields of a node, which read as nil when absent
-local FIELDS = {kind = true, op = true, a = true, b = true, c = true, s0 = true, s1 = true, arg = true,
-  sop = true, value = true, full = true}
+local FIELDS = {kind = true, op = true, a = true, b = true, c = true, s0 = true, s1 = true, s2 = true,
+  s3 = true, arg = true, sop = true, value = true, full = true}
 
 Sym.__index = function(x, k)
   if FIELDS[k] then return nil end
@@ -325,6 +329,112 @@ end
 local SOPS = {add = 0, sub = 1, mul = 2, div = 3, pow = 4, neg = 5}
 local OUT_WRITE, OUT_NEW, OUT_SUM = 0, 1, 2
 
+-- A superinstruction's pattern, "add(x,mul_scalar(y,a))", as a tree: {op =, [1] =, ...}
+-- with the letters as leaves (x y z tensors, a b c d scalars).
+local function parse_pattern(s)
+  local pos = 1
+  local function expr()
+    local name = s:match("^[%a_]+", pos)
+    pos = pos + #name
+    if s:sub(pos, pos) ~= "(" then return name end
+    local t = {op = name}
+    repeat
+      pos = pos + 1
+      t[#t + 1] = expr()
+    until s:sub(pos, pos) ~= ","
+    pos = pos + 1   -- ")"
+    return t
+  end
+  return expr()
+end
+
+local TLEAF, SLEAF = {x = 1, y = 2, z = 3}, {a = 1, b = 2, c = 3, d = 4}
+local function size(tree)
+  if type(tree) == "string" then return 0 end
+  local n = 1
+  for _, sub in ipairs(tree) do n = n + size(sub) end
+  return n
+end
+local PATTERNS = {}   -- the larger first (a pattern's leaf may be what a larger one absorbs)
+for name, info in pairs(SUPER) do
+  local tree = parse_pattern(info[4])
+  PATTERNS[#PATTERNS + 1] = {name = name, code = info[1], tree = tree, size = size(tree)}
+end
+table.sort(PATTERNS, function(p, q) return p.size > q.size or p.size == q.size and p.code < q.code end)
+
+-- Binds the pattern's leaves to t's operands; an inner node is absorbed only when the
+-- pattern's root is its one user and it is not an output.
+local function match(pat, t, bind, uses, root)
+  if type(pat) == "string" then
+    local key = TLEAF[pat] and "t" .. TLEAF[pat] or "s" .. SLEAF[pat]
+    if (SLEAF[pat] ~= nil) ~= (t.kind == "s") then return false end
+    if bind[key] == nil then bind[key] = t end
+    return bind[key] == t
+  end
+  if t.kind == "s" or t.arg or t.op ~= pat.op or (not root and uses[t] ~= 1) then return false end
+  local nt = OPS[t.op][2]
+  local opnds = {t.a, t.b, t.c, t.s0, t.s1}
+  for i, sub in ipairs(pat) do
+    local x = opnds[i <= nt and i or i - nt + 3]
+    if x == nil or not match(sub, x, bind, uses, false) then return false end
+  end
+  if not root then bind[#bind + 1] = t end
+  return true
+end
+
+-- Rewrites the instructions in order (post-order) into superinstructions where a pattern
+-- matches, the users before their operands, so that the largest patterns win.
+local function fuse_super(order, outs)
+  local uses = {}
+  local function use(x) if x then uses[x] = (uses[x] or 0) + 1 end end
+  for _, t in ipairs(order) do use(t.a); use(t.b); use(t.c) end
+  for _, o in ipairs(outs) do uses[o.node] = math.huge end
+  local absorbed = {}
+  for i = #order, 1, -1 do
+    local t = order[i]
+    if not absorbed[t] then
+      for _, p in ipairs(PATTERNS) do
+        local bind = {}
+        if match(p.tree, t, bind, uses, true) then
+          for _, x in ipairs(bind) do absorbed[x] = true end
+          for _, k in ipairs {"b", "c", "s1", "s2", "s3"} do rawset(t, k, nil) end
+          for k, v in pairs {op = p.name, a = bind.t1, b = bind.t2, c = bind.t3, s0 = bind.s1, s1 = bind.s2,
+              s2 = bind.s3, s3 = bind.s4} do
+            rawset(t, k, v)
+          end
+          break
+        end
+      end
+    end
+  end
+  local kept = {}
+  for _, t in ipairs(order) do
+    if not absorbed[t] then kept[#kept + 1] = t end
+  end
+  return kept
+end
+
+-- The outputs written straight into their argument's memory by the instruction that
+-- computes them: when nothing after that instruction reads the argument's old elements.
+local function direct_writes(order, outs)
+  local pos, last_read = {}, {}
+  for i, t in ipairs(order) do
+    pos[t] = i
+    for _, k in ipairs {"a", "b", "c"} do
+      if t[k] and t[k].arg then last_read[t[k].arg] = i end
+    end
+  end
+  for _, o in ipairs(outs) do
+    if o.kind ~= OUT_WRITE and o.node.arg then last_read[o.node.arg] = math.huge end
+  end
+  local direct = {}   -- node -> the argument (1-based) it is written into
+  for _, o in ipairs(outs) do
+    local t, arg = o.node, o.target + 1
+    if o.kind == OUT_WRITE and not direct[t] and (last_read[arg] or 0) <= pos[t] then direct[t] = arg end
+  end
+  return direct
+end
+
 -- The DAG reachable from the outputs, as a register program for crater.core.fuse_compile.
 local function compile(nargs, outs)
   -- scalars: arguments first, then constants, then computed ones in dependency order
@@ -358,6 +468,8 @@ local function compile(nargs, outs)
     if o.kind == OUT_WRITE and o.node.arg then o.node = tnode("copy", o.node); outs[i] = o end
   end
   for _, o in ipairs(outs) do visit_t(o.node) end
+  order = fuse_super(order, outs)
+  local direct = direct_writes(order, outs)
   local sreg = {}
   for i, s in ipairs(consts) do sreg[s] = nargs + i - 1 end
   for i, s in ipairs(scomp) do
@@ -385,33 +497,38 @@ local function compile(nargs, outs)
     if not o.node.arg then last[o.node] = math.huge end
   end
   local reg, free, nregs = {}, {}, 0
+  local function opnd(x)
+    if x == nil then return 0 end
+    if x.arg then return -x.arg end
+    if direct[x] then return -direct[x] end
+    return reg[x]
+  end
   local ins = {}
   for i, t in ipairs(order) do
-    local r = table.remove(free)
-    if r == nil then r = nregs; nregs = nregs + 1 end
-    reg[t] = r
-    local function opnd(x)
-      if x == nil then return 0 end
-      if x.arg then return -x.arg end
-      return reg[x]
+    if not direct[t] then
+      local r = table.remove(free)
+      if r == nil then r = nregs; nregs = nregs + 1 end
+      reg[t] = r
     end
     local n = #ins
-    ins[n + 1], ins[n + 2], ins[n + 3], ins[n + 4] = OPS[t.op][1], r, opnd(t.a), opnd(t.b)
-    ins[n + 5], ins[n + 6], ins[n + 7] = opnd(t.c), sr(t.s0), sr(t.s1)
+    ins[n + 1], ins[n + 2], ins[n + 3], ins[n + 4], ins[n + 5] = (OPS[t.op] or SUPER[t.op])[1], opnd(t),
+      opnd(t.a), opnd(t.b), opnd(t.c)
+    ins[n + 6], ins[n + 7], ins[n + 8], ins[n + 9] = sr(t.s0), sr(t.s1), sr(t.s2), sr(t.s3)
     local dead = {}
     for _, k in ipairs {"a", "b", "c"} do
       local x = t[k]
-      if x and not x.arg and last[x] == i and not dead[x] then dead[x] = true; free[#free + 1] = reg[x] end
+      if x and reg[x] and last[x] == i and not dead[x] then dead[x] = true; free[#free + 1] = reg[x] end
     end
-    if last[t] == nil then free[#free + 1] = r end   -- computed but never used
+    if last[t] == nil and reg[t] then free[#free + 1] = reg[t] end   -- computed but never used
   end
-  if nregs > MAXREG then
-    refuse("the program needs %d live tensor values at once, more than %d", nregs, MAXREG)
+  local ndirect = 0
+  for _ in pairs(direct) do ndirect = ndirect + 1 end
+  if nregs + ndirect > MAXREG then
+    refuse("the program needs %d live tensor values at once, more than %d", nregs + ndirect, MAXREG)
   end
   local oflat = {}
   for _, o in ipairs(outs) do
-    local src = o.node.arg and -o.node.arg or reg[o.node]
-    oflat[#oflat + 1], oflat[#oflat + 2], oflat[#oflat + 3] = o.kind, src, o.target
+    oflat[#oflat + 1], oflat[#oflat + 2], oflat[#oflat + 3] = o.kind, opnd(o.node), o.target
   end
   local cvals = {}
   for i, s in ipairs(consts) do cvals[i] = s.value end

@@ -83,6 +83,7 @@ local CASES = {
   pow = function(x, y, p) return p ^ y, x:pow(y), p:pow(x) end,
   minimum = function(x, y) return x:minimum(y), crater.minimum(x, y) end,
   maximum = function(x, y) return x:maximum(y), crater.maximum(y, x) end,
+  logaddexp = function(x, y) return x:logaddexp(y), crater.logaddexp(y, x), x:logaddexp(0), x:logaddexp(x) end,
   eq = function(x, y) return x:eq(y) * y, (x * 0):eq(0) * x end,
   ne = function(x, y) return x:ne(y) * y end, lt = function(x, y) return x:lt(y) * y + x end,
   le = function(x, y) return x:le(0) * y end, gt = function(x, y) return y * x:gt(y) end,
@@ -108,6 +109,102 @@ describe("crater.fuse: every op gives the op-by-op bits", function()
       end)
     end
   end
+end)
+
+-- One case per superinstruction (fuse.h's CT_FUSE_SUPER), written as its pattern: the
+-- first result must compile to it.  x, y: any values; p: positive; s: a number.
+local SUPER_CASES = {
+  adam_p = function(x, y, p, s) return x + s * y / (p:sqrt() / 3 + 1e-8) end,
+  adamd_p = function(x, y, p, s) return x * 0.99 + s * y / (p:sqrt() / s + 1e-8) end,
+  rectd_p = function(x, y, p, s) return x * s + 0.1 * y / (p:sqrt() + 1e-3) end,
+  axpbyzc = function(x, y, p, s) return 0.9 * x + 0.1 * y * y + 1e-3, x * 0.9 + (s * y) * p + s end,
+  axpbyz = function(x, y, p, s) return s * x + (1 - s) * y * p end,
+  axpby = function(x, y, _, s) return 0.9 * x + s * y, 0.5 * y + 0.5 * x end,
+  lerp = function(x, y, _, s) return x:lerp(y, s), y:lerp(x, 0.1) end,
+  xpydz = function(x, y, p, s) return x + s * y / p end,
+  xmydz = function(x, y, p, s) return x - s * y / p end,
+  sqda = function(_, _, p, s) return p:sqrt() / s + 1e-8 end,
+  sqa = function(_, _, p, s) return p:sqrt() + s end,
+  axpy = function(x, y, _, s) return x + s * y, x:add(y, s) end,
+  xmay = function(x, y, _, s) return x - s * y, x - y * 3 end,
+}
+
+-- The opcodes of the programs that fuse_compile is given while fn runs.
+local function compiled_ops(fn)
+  local names, seen, orig = {}, {}, core.fuse_compile
+  for name, info in pairs(core.fuse_ops) do names[info[1]] = name end
+  for name, info in pairs(core.fuse_super) do names[info[1]] = name end
+  core.fuse_compile = function(spec)
+    for k = 1, #spec.ins, 9 do seen[names[spec.ins[k]]] = true end
+    return orig(spec)
+  end
+  local ok, err = pcall(fn)
+  core.fuse_compile = orig
+  assert(ok, err)
+  return seen
+end
+
+describe("crater.fuse: superinstructions give the op-by-op bits", function()
+  it("has a case for every superinstruction", function()
+    for name in pairs(core.fuse_super) do
+      assert.is_function(SUPER_CASES[name], "no spec case for superinstruction " .. name)
+    end
+  end)
+  for _, dtype in ipairs {"float32", "float64"} do
+    for name, fn in pairs(SUPER_CASES) do
+      it(name .. " in " .. dtype .. ", new, written in place, and with a written argument passed twice", function()
+        for _, n in ipairs {N, 1300} do   -- not multiples of the block (512 or 256 elements)
+          local x, y, p = input(n, dtype, 1), input(n, dtype, 2), input(n, dtype, 3, true)
+          local ops = compiled_ops(function()
+            check(name, function(a, b, c, d) return fn(a, b, c, d) end, {x, y, p, 0.7, n = 4})
+          end)
+          assert.is_true(ops[name], name .. " was not used")
+          for w = 1, 3 do   -- the first result written into argument w, the others new
+            local args = {x:clone(), y:clone(), p:clone(), 0.7}
+            local want = table.pack(fn(x, y, p, 0.7))
+            local fused = fuse(function(a, b, c, d) return fn(a, b, c, d) end, {writes = {w}})
+            local got = table.pack(fused(table.unpack(args)))
+            assert.equal(args[w], got[1])
+            for k = 1, want.n do assert_bitwise(got[k], want[k], name .. " written into #" .. w) end
+          end
+          -- x written, and also passed as y: y must keep its old elements to the end
+          local a = x:clone()
+          local want = table.pack(fn(x, x, p, 0.7))
+          local fused = fuse(function(u, v, c, d) return fn(u, v, c, d) end, {writes = {1}})
+          local got = table.pack(fused(a, a, p, 0.7))
+          for k = 1, want.n do assert_bitwise(got[k], want[k], name .. " with x passed twice") end
+        end
+      end)
+    end
+  end
+  it("an argument written in place and also passed as another keeps its old elements there", function()
+    for _, dtype in ipairs {"float32", "float64"} do
+      local x = input(N, dtype, 1)
+      local fn = function(m, g) return 0.9 * m + 0.1 * g, g * 2, fuse.sum(g) end
+      local f = fuse(fn, {writes = {"m"}})
+      local want = table.pack(fn(x, x))
+      local a = x:clone()
+      local got = table.pack(f(a, a))
+      assert_bitwise(got[1], want[1], "m")
+      assert_bitwise(got[2], want[2], "g * 2 reads the old m")
+      assert.equal(string.pack("n", fuse.sum(x)), string.pack("n", got[3]))
+    end
+  end)
+  it("a value used twice is not absorbed into a superinstruction", function()
+    local x, y = input(N, "float32", 1), input(N, "float32", 2)
+    local ops = compiled_ops(function()
+      check("shared", function(a, b) local t = 0.3 * b; return a + t, t * 2 end, {x, y})
+    end)
+    assert.is_nil(ops.axpy)
+  end)
+  it("a new output of a written argument keeps its old elements; a later read of it too", function()
+    local f = fuse(function(p, g) return p + 0.5 * g, p, p * 2 end, {writes = {"p"}})
+    local p, g = crater.tensor({1, 2, 3}), crater.tensor({2, 4, 6})
+    local _, old, twice = f(p, g)
+    assert.same({2, 4, 6}, p:totable())
+    assert.same({1, 2, 3}, old:totable())
+    assert.same({2, 4, 6}, twice:totable())
+  end)
 end)
 
 local updates = dofile("spec/fuse/updates.lua")
@@ -350,17 +447,17 @@ describe("crater.core.fuse_compile checks the program it is given", function()
     return {nargs = 2, nregs = nregs or 1, consts = {}, sins = {}, ins = ins, outs = outs or {0, 0, 0}}
   end
   it("accepts a well-formed program", function()
-    assert.truthy(core.fuse_compile(prog({ADD, 0, -1, -2, 0, 0, 0})))
+    assert.truthy(core.fuse_compile(prog({ADD, 0, -1, -2, 0, 0, 0, 0, 0})))
   end)
   for what, p in pairs {
-    ["an argument out of range"] = prog({ADD, 0, -1, -3, 0, 0, 0}),
-    ["a register never written"] = prog({ADD, 0, -1, 1, 0, 0, 0}, nil, 2),
-    ["a destination that is an operand"] = prog({ADD, 0, -1, -2, 0, 0, 0, ADD, 0, 0, -1, 0, 0, 0}),
-    ["an unknown op"] = prog({999, 0, -1, -2, 0, 0, 0}),
-    ["a write from an argument"] = prog({ADD, 0, -1, -2, 0, 0, 0}, {0, -1, 0}),
-    ["a write to a missing argument"] = prog({ADD, 0, -1, -2, 0, 0, 0}, {0, 0, 5}),
-    ["too many registers"] = prog({ADD, 0, -1, -2, 0, 0, 0}, nil, 33),
-    ["a ragged list"] = prog({ADD, 0, -1, -2, 0, 0}),
+    ["an argument out of range"] = prog({ADD, 0, -1, -3, 0, 0, 0, 0, 0}),
+    ["a register never written"] = prog({ADD, 0, -1, 1, 0, 0, 0, 0, 0}, nil, 2),
+    ["a destination that is an operand"] = prog({ADD, 0, -1, -2, 0, 0, 0, 0, 0, ADD, 0, 0, -1, 0, 0, 0, 0, 0}),
+    ["an unknown op"] = prog({999, 0, -1, -2, 0, 0, 0, 0, 0}),
+    ["a write from an argument"] = prog({ADD, 0, -1, -2, 0, 0, 0, 0, 0}, {0, -1, 0}),
+    ["a write to a missing argument"] = prog({ADD, 0, -1, -2, 0, 0, 0, 0, 0}, {0, 0, 5}),
+    ["too many registers"] = prog({ADD, 0, -1, -2, 0, 0, 0, 0, 0}, nil, 33),
+    ["a ragged list"] = prog({ADD, 0, -1, -2, 0, 0, 0, 0}),
   } do
     it("refuses " .. what, function()
       assert.has_error(function() core.fuse_compile(p) end)

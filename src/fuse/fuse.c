@@ -11,15 +11,32 @@
 
 #define MAXSCAL 256
 
+/* logaddexp's formula is elementwise.c's EW_LOGADDEXP, which scalar.h does not share
+ * yet; spec/fuse/fuse_spec.lua checks that both give the same bits.  Once scalar.h has
+ * CT_EW_LOGADDEXP, this copy steps aside. */
+#ifndef CT_EW_LOGADDEXP
+#define CT_EW_LOGADDEXP(T, u, v) \
+  ((u) == (v) && isinf(u) ? (u) : ((u) > (v) ? (u) : (v)) + log1p(exp(-fabs((u) - (v)))))
+#endif
+
 const char *const ct_fuse_op_names[CT_FUSE_NOPS] = {
 #define X(e, n, nt, ns) #n,
-  CT_FUSE_OPS(X)
+#define Y(e, n, nt, ns, pat, expr) #n,
+  CT_FUSE_OPS(X) CT_FUSE_SUPER(Y)
 #undef X
+#undef Y
 };
 const int ct_fuse_op_arity[CT_FUSE_NOPS][2] = {
 #define X(e, n, nt, ns) {nt, ns},
-  CT_FUSE_OPS(X)
+#define Y(e, n, nt, ns, pat, expr) {nt, ns},
+  CT_FUSE_OPS(X) CT_FUSE_SUPER(Y)
 #undef X
+#undef Y
+};
+const char *const ct_fuse_super_patterns[CT_FUSE_NOPS - CT_FUSE_NELEM] = {
+#define Y(e, n, nt, ns, pat, expr) pat,
+  CT_FUSE_SUPER(Y)
+#undef Y
 };
 
 int ct_fuse_check(const ct_fuse_prog *pr, ct_err *err) {
@@ -34,32 +51,44 @@ int ct_fuse_check(const ct_fuse_prog *pr, ct_err *err) {
         (s->op != CT_FUSE_S_NEG && (s->b < 0 || s->b >= d)))
       return ct_fail(err, "bad scalar instruction %d", k + 1);
   }
-  bool written[CT_FUSE_MAXREG] = {false};
+  bool written[CT_FUSE_MAXREG] = {false}, direct[CT_FUSE_MAXARG] = {false};
+  int ndirect = 0;
   for (int k = 0; k < pr->nins; k++) {
     const ct_fuse_ins *in = &pr->ins[k];
-    if (in->op < 0 || in->op >= CT_FUSE_NOPS || in->dst < 0 || in->dst >= pr->nregs)
+    if (in->op < 0 || in->op >= CT_FUSE_NOPS || in->dst >= pr->nregs ||
+        (in->dst < 0 && (-in->dst - 1 >= pr->nargs || direct[-in->dst - 1])))
       return ct_fail(err, "bad instruction %d", k + 1);
     int nt = ct_fuse_op_arity[in->op][0], ns = ct_fuse_op_arity[in->op][1];
-    const int16_t opnd[3] = {in->a, in->b, in->c}, sc[2] = {in->s0, in->s1};
-    for (int j = 0; j < nt; j++) {
+    const int16_t opnd[3] = {in->a, in->b, in->c}, sc[4] = {in->s0, in->s1, in->s2, in->s3};
+    for (int j = 0; j < 3; j++) {   /* the unused fields are 0 */
       int r = opnd[j];
-      if (r >= 0 ? (r >= pr->nregs || !written[r] || r == in->dst) : (-r - 1 >= pr->nargs))
+      if (j >= nt ? r != 0 : r >= 0 ? (r >= pr->nregs || !written[r] || r == in->dst) : (-r - 1 >= pr->nargs))
         return ct_fail(err, "bad operand %d of instruction %d", j + 1, k + 1);
     }
-    for (int j = 0; j < ns; j++)
-      if (sc[j] < 0 || sc[j] >= pr->nscal) return ct_fail(err, "bad scalar of instruction %d", k + 1);
-    written[in->dst] = true;
+    for (int j = 0; j < 4; j++)
+      if (j >= ns ? sc[j] != 0 : sc[j] < 0 || sc[j] >= pr->nscal)
+        return ct_fail(err, "bad scalar of instruction %d", k + 1);
+    if (in->dst >= 0) written[in->dst] = true;
+    else direct[-in->dst - 1] = true, ndirect++;
   }
+  if (pr->nregs + ndirect > CT_FUSE_MAXREG)   /* the safe mode's spare registers */
+    return ct_fail(err, "%d registers and %d direct writes, more than %d", pr->nregs, ndirect, CT_FUSE_MAXREG);
   int nnew = 0, nsums = 0;
+  bool claimed[CT_FUSE_MAXARG] = {false};
   for (int k = 0; k < pr->nouts; k++) {
     const ct_fuse_out *o = &pr->outs[k];
     bool ok = o->src >= 0 ? o->src < pr->nregs && written[o->src] : -o->src - 1 < pr->nargs;
-    if (o->kind == CT_FUSE_OUT_WRITE) ok = ok && o->src >= 0 && o->target >= 0 && o->target < pr->nargs;
+    if (o->kind == CT_FUSE_OUT_WRITE)
+      ok = ok && o->target >= 0 && o->target < pr->nargs && (o->src >= 0 || direct[-o->src - 1]) &&
+           (!direct[o->target] || o->src == -o->target - 1);
     else if (o->kind == CT_FUSE_OUT_NEW) ok = ok && o->target == nnew++;
     else if (o->kind == CT_FUSE_OUT_SUM) ok = ok && o->target == nsums++;
     else ok = false;
     if (!ok) return ct_fail(err, "bad output %d", k + 1);
+    if (o->kind == CT_FUSE_OUT_WRITE && o->src == -o->target - 1) claimed[o->target] = true;
   }
+  for (int t = 0; t < pr->nargs; t++)
+    if (direct[t] && !claimed[t]) return ct_fail(err, "argument %d written by an instruction is not an output", t + 1);
   if (nnew != pr->nnew || nsums != pr->nsums) return ct_fail(err, "bad output counts");
   return 1;
 }
@@ -70,6 +99,7 @@ typedef struct {
   char *const *args, *const *news;
   const double *sv;
   double *partials;   /* nsums per chunk */
+  bool safe;          /* direct writes go to spare registers (see RUN_KERNEL) */
 } fuse_job;
 
 /* Adds m values to the eight lanes; m is a multiple of 8 except at a chunk's end. */
@@ -89,79 +119,108 @@ static double lanes_total(const double *part) {
   return t;
 }
 
-#define UN(T, E, EXPR) \
-  case CT_FUSE_##E: for (int64_t i = 0; i < m; i++) { T v = x[i]; d[i] = (EXPR); } break;
-#define BIN(T, E, EXPR) \
-  case CT_FUSE_##E: for (int64_t i = 0; i < m; i++) { T u = x[i], v = y[i]; d[i] = (EXPR); } break;
-#define CMP(T, E, OP) BIN(T, E, (T)(u OP v))
+/* Every instruction is one loop over the block.  The destination may be an operand's own
+ * memory (an argument updated in place, element i from element i), which restrict would
+ * forbid: ivdep says that no element depends on another, so the loop vectorizes without
+ * the overlap test that would send that case to the scalar loop. */
+#define LOOP(EXPR) _Pragma("GCC ivdep") for (int64_t i = 0; i < m; i++) out[i] = (EXPR);
+#define UN(T, E, EXPR) case CT_FUSE_##E: LOOP(CT_EW_##EXPR(T, px[i], a, b)) break;
+#define BIN(T, E, EXPR) case CT_FUSE_##E: LOOP(CT_EW_##EXPR(T, px[i], py[i])) break;
+#define CMP(T, E, OP) case CT_FUSE_##E: LOOP((T)(px[i] OP py[i])) break;
+#define SUPER(T, E, EXPR)                                                                     \
+  case CT_FUSE_##E:                                                                           \
+    _Pragma("GCC ivdep") for (int64_t i = 0; i < m; i++) {                                    \
+      const T x = px[i], y = py[i], z = pz[i];   /* the unused ones are dead */               \
+      (void)y; (void)z;                                                                       \
+      out[i] = (EXPR);                                                                        \
+    }                                                                                         \
+    break;
 
-/* One block of m elements at element offset off: every instruction, then the outputs. */
+/* One instruction over m elements: out = op(px, py, pz) with the scalars a, b, c, d. */
+#define EXEC(T)                                                                               \
+  switch ((ct_fuse_opcode)in->op) {                                                           \
+  UN(T, NEG, NEG) UN(T, ABS, ABS) UN(T, SIGN, SIGN) UN(T, EXP, EXP) UN(T, LOG, LOG)           \
+  UN(T, LOG1P, LOG1P) UN(T, SQRT, SQRT) UN(T, RSQRT, RSQRT) UN(T, SIN, SIN) UN(T, COS, COS)   \
+  UN(T, TANH, TANH) UN(T, SIGMOID, SIGMOID) UN(T, RELU, RELU) UN(T, ERF, ERF) UN(T, GELU, GELU) \
+  UN(T, LEAKY_RELU, LEAKY_RELU) UN(T, SOFTPLUS, SOFTPLUS) UN(T, CLAMP, CLAMP)                 \
+  case CT_FUSE_POWS:   /* as ct_unary: squares and cubes multiply */                          \
+    if (a == 2) { LOOP(CT_EW_POW2(T, px[i], a, b)) }                                          \
+    else if (a == 3) { LOOP(CT_EW_POW3(T, px[i], a, b)) }                                     \
+    else { LOOP(CT_EW_POW(T, px[i], a, b)) }                                                  \
+    break;                                                                                    \
+  UN(T, RPOWS, RPOW) UN(T, ADDS, ADDS) UN(T, MULS, MULS) UN(T, DIVS, DIVS)                    \
+  UN(T, RSUBS, RSUBS) UN(T, RDIVS, RDIVS)                                                     \
+  BIN(T, ADD, ADD) BIN(T, SUB, SUB) BIN(T, MUL, MUL) BIN(T, DIV, DIV) BIN(T, POW, BPOW)       \
+  BIN(T, MINIMUM, MINIMUM) BIN(T, MAXIMUM, MAXIMUM) BIN(T, LOGADDEXP, LOGADDEXP)               \
+  CMP(T, EQ, ==) CMP(T, NE, !=) CMP(T, LT, <) CMP(T, LE, <=) CMP(T, GT, >) CMP(T, GE, >=)     \
+  case CT_FUSE_WHERE: LOOP(px[i] != (T)0 ? py[i] : pz[i]) break;                              \
+  case CT_FUSE_FULL: LOOP(a) break;                                                           \
+  case CT_FUSE_COPY: LOOP(px[i]) break;                                                       \
+  CT_FUSE_SUPER(SUPER_CASE)                                                                   \
+  default: break;                                                                             \
+  }
+
+/* One block of m elements at element offset off: every instruction, then the outputs.
+ * at[k] is where argument k's current elements are: its memory, or in the safe mode (an
+ * argument written is also passed as another argument, so its old elements must stay
+ * until the block's end) the spare register its writer fills, copied out at the end. */
 #define RUN_KERNEL(T, NAME, LANESFN)                                                          \
   static void NAME(void *vj, size_t lo, size_t hi) {                                          \
     const fuse_job *j = vj;                                                                   \
     const ct_fuse_prog *pr = j->pr;                                                           \
-    _Alignas(64) T regs[CT_FUSE_MAXREG * CT_FUSE_BLOCK];                                      \
+    enum { BLOCK = CT_FUSE_BLOCK_BYTES / sizeof(T) };                                         \
+    _Alignas(64) T regs[CT_FUSE_MAXREG * BLOCK];                                              \
     double part[CT_FUSE_MAXARG][8];                                                           \
-    for (size_t c = lo; c < hi; c++) {                                                        \
-      int64_t c0 = (int64_t)c * CT_FUSE_CHUNK, c1 = c0 + CT_FUSE_CHUNK;                       \
+    T *at[CT_FUSE_MAXARG];                                                                    \
+    for (size_t ch = lo; ch < hi; ch++) {                                                     \
+      int64_t c0 = (int64_t)ch * CT_FUSE_CHUNK, c1 = c0 + CT_FUSE_CHUNK;                      \
       if (c1 > j->n) c1 = j->n;                                                               \
       if (pr->nsums > 0) memset(part, 0, sizeof(double) * 8 * (size_t)pr->nsums);             \
-      for (int64_t off = c0; off < c1; off += CT_FUSE_BLOCK) {                                \
-        int64_t m = c1 - off < CT_FUSE_BLOCK ? c1 - off : CT_FUSE_BLOCK;                      \
-        for (int k = 0; k < pr->nins; k++) {                                                  \
+      for (int64_t off = c0; off < c1; off += BLOCK) {                                        \
+        int64_t m = c1 - off < BLOCK ? c1 - off : BLOCK;                                      \
+        for (int k = 0; k < pr->nargs; k++)                                                   \
+          at[k] = j->args[k] ? (T *)(void *)j->args[k] + off : NULL;                          \
+        for (int k = 0, spare = pr->nregs; k < pr->nins; k++) {                               \
           const ct_fuse_ins *in = &pr->ins[k];                                                \
-          T *restrict d = regs + (size_t)in->dst * CT_FUSE_BLOCK;                             \
-          const T *x = OPND(T, in->a), *y = OPND(T, in->b), *z = OPND(T, in->c);              \
+          T *out;                                                                             \
+          if (in->dst >= 0) out = regs + (size_t)in->dst * BLOCK;                             \
+          else if (!j->safe) out = at[-in->dst - 1];                                          \
+          else out = regs + (size_t)spare++ * BLOCK;                                          \
+          const T *px = OPND(T, in->a), *py = OPND(T, in->b), *pz = OPND(T, in->c);           \
           const T a = (T)j->sv[in->s0], b = (T)j->sv[in->s1];                                 \
-          switch ((ct_fuse_opcode)in->op) {                                                   \
-          UN(T, NEG, CT_EW_NEG(T, v, a, b)) UN(T, ABS, CT_EW_ABS(T, v, a, b))                 \
-          UN(T, SIGN, CT_EW_SIGN(T, v, a, b)) UN(T, EXP, CT_EW_EXP(T, v, a, b))               \
-          UN(T, LOG, CT_EW_LOG(T, v, a, b)) UN(T, LOG1P, CT_EW_LOG1P(T, v, a, b))             \
-          UN(T, SQRT, CT_EW_SQRT(T, v, a, b)) UN(T, RSQRT, CT_EW_RSQRT(T, v, a, b))           \
-          UN(T, SIN, CT_EW_SIN(T, v, a, b)) UN(T, COS, CT_EW_COS(T, v, a, b))                 \
-          UN(T, TANH, CT_EW_TANH(T, v, a, b)) UN(T, SIGMOID, CT_EW_SIGMOID(T, v, a, b))       \
-          UN(T, RELU, CT_EW_RELU(T, v, a, b)) UN(T, ERF, CT_EW_ERF(T, v, a, b))               \
-          UN(T, GELU, CT_EW_GELU(T, v, a, b)) UN(T, LEAKY_RELU, CT_EW_LEAKY_RELU(T, v, a, b)) \
-          UN(T, SOFTPLUS, CT_EW_SOFTPLUS(T, v, a, b)) UN(T, CLAMP, CT_EW_CLAMP(T, v, a, b))   \
-          case CT_FUSE_POWS:   /* as ct_unary: squares and cubes multiply */                  \
-            if (a == 2) for (int64_t i = 0; i < m; i++) { T v = x[i]; d[i] = CT_EW_POW2(T, v, a, b); } \
-            else if (a == 3) for (int64_t i = 0; i < m; i++) { T v = x[i]; d[i] = CT_EW_POW3(T, v, a, b); } \
-            else for (int64_t i = 0; i < m; i++) { T v = x[i]; d[i] = CT_EW_POW(T, v, a, b); } \
-            break;                                                                            \
-          UN(T, RPOWS, CT_EW_RPOW(T, v, a, b)) UN(T, ADDS, CT_EW_ADDS(T, v, a, b))            \
-          UN(T, MULS, CT_EW_MULS(T, v, a, b)) UN(T, DIVS, CT_EW_DIVS(T, v, a, b))             \
-          UN(T, RSUBS, CT_EW_RSUBS(T, v, a, b)) UN(T, RDIVS, CT_EW_RDIVS(T, v, a, b))         \
-          BIN(T, ADD, CT_EW_ADD(T, u, v)) BIN(T, SUB, CT_EW_SUB(T, u, v))                     \
-          BIN(T, MUL, CT_EW_MUL(T, u, v)) BIN(T, DIV, CT_EW_DIV(T, u, v))                     \
-          BIN(T, POW, CT_EW_BPOW(T, u, v)) BIN(T, MINIMUM, CT_EW_MINIMUM(T, u, v))            \
-          BIN(T, MAXIMUM, CT_EW_MAXIMUM(T, u, v))                                             \
-          CMP(T, EQ, ==) CMP(T, NE, !=) CMP(T, LT, <) CMP(T, LE, <=) CMP(T, GT, >) CMP(T, GE, >=) \
-          case CT_FUSE_WHERE:                                                                 \
-            for (int64_t i = 0; i < m; i++) d[i] = x[i] != (T)0 ? y[i] : z[i];                \
-            break;                                                                            \
-          case CT_FUSE_FULL: for (int64_t i = 0; i < m; i++) d[i] = a; break;                 \
-          case CT_FUSE_COPY: for (int64_t i = 0; i < m; i++) d[i] = x[i]; break;              \
-          default: break;                                                                     \
-          }                                                                                   \
+          const T c = (T)j->sv[in->s2], d = (T)j->sv[in->s3];                                 \
+          (void)c; (void)d;                                                                   \
+          EXEC(T)                                                                             \
+          if (in->dst < 0) at[-in->dst - 1] = out;                                            \
         }                                                                                     \
-        for (int k = 0; k < pr->nouts; k++) {                                                 \
-          const ct_fuse_out *o = &pr->outs[k];                                                \
-          const T *src = OPND(T, o->src);                                                     \
-          if (o->kind == CT_FUSE_OUT_SUM) LANESFN(part[o->target], src, m);                   \
-          else {                                                                              \
-            char *base = o->kind == CT_FUSE_OUT_WRITE ? j->args[o->target] : j->news[o->target]; \
-            memcpy((T *)(void *)base + off, src, sizeof(T) * (size_t)m);                      \
+        for (int pass = 0; pass < 2; pass++)   /* sums and new tensors, then the writes */    \
+          for (int k = 0; k < pr->nouts; k++) {                                               \
+            const ct_fuse_out *o = &pr->outs[k];                                              \
+            const T *src = OPND(T, o->src);                                                   \
+            if ((o->kind == CT_FUSE_OUT_WRITE) != (pass == 1)) continue;                      \
+            if (o->kind == CT_FUSE_OUT_SUM) LANESFN(part[o->target], src, m);                 \
+            else {                                                                            \
+              T *dst = (T *)(void *)(o->kind == CT_FUSE_OUT_WRITE ? j->args[o->target]        \
+                                                                   : j->news[o->target]) + off; \
+              if (dst != src) memcpy(dst, src, sizeof(T) * (size_t)m);                        \
+            }                                                                                 \
           }                                                                                   \
-        }                                                                                     \
       }                                                                                       \
       for (int s = 0; s < pr->nsums; s++)                                                     \
-        j->partials[c * (size_t)pr->nsums + (size_t)s] = lanes_total(part[s]);                \
+        j->partials[ch * (size_t)pr->nsums + (size_t)s] = lanes_total(part[s]);               \
     }                                                                                         \
   }
-#define OPND(T, r) ((r) >= 0 ? regs + (size_t)(r) * CT_FUSE_BLOCK : (const T *)(const void *)j->args[-(r) - 1] + off)
-RUN_KERNEL(float, run_f32, lanes_f32)
-RUN_KERNEL(double, run_f64, lanes_f64)
+#define OPND(T, r) ((r) >= 0 ? regs + (size_t)(r) * BLOCK : (const T *)at[-(r) - 1])
+#define SUPER_CASE(e, n, nt, ns, pat, expr) SUPER(T, e, expr)
+/* T is a macro here, so that the rows' expressions (fuse.h), which name T, get the type */
+#define T float
+RUN_KERNEL(T, run_f32, lanes_f32)
+#undef T
+#define T double
+RUN_KERNEL(T, run_f64, lanes_f64)
+#undef T
 #undef OPND
+#undef SUPER_CASE
 
 static double scalar_op(int op, double a, double b) {
   switch (op) {
@@ -176,7 +235,7 @@ static double scalar_op(int op, double a, double b) {
 }
 
 int ct_fuse_run(const ct_fuse_prog *pr, ct_dtype dt, int64_t n, char *const *args,
-                const double *scal, char *const *news, double *sums, ct_err *err) {
+                const double *scal, char *const *news, double *sums, bool shared, ct_err *err) {
   double sv[MAXSCAL];
   sv[0] = 0;   /* read, unused, by the instructions without scalars when nscal is 0 */
   for (int k = 0; k < pr->nargs; k++) sv[k] = args[k] ? 0 : scal[k];
@@ -190,7 +249,7 @@ int ct_fuse_run(const ct_fuse_prog *pr, ct_dtype dt, int64_t n, char *const *arg
   size_t np = nchunks * (size_t)pr->nsums;
   if (np > sizeof small / sizeof small[0] && (partials = ct_malloc(np * sizeof(double), err)) == NULL)
     return 0;
-  fuse_job j = {pr, n, args, news, sv, partials};
+  fuse_job j = {pr, n, args, news, sv, partials, shared};   /* shared: the safe mode */
   if (nchunks > 0) ct_parallel_blocks(nchunks, CT_FUSE_CHUNK, dt == CT_F32 ? run_f32 : run_f64, &j);
   for (int s = 0; s < pr->nsums; s++) {
     double t = 0;
@@ -208,5 +267,5 @@ int ct_fuse_sum(const ct_tensor *x, double *out, ct_err *err) {
   const ct_fuse_prog pr = {1, 0, 1, 0, 0, 0, 1, 0, 1, NULL, NULL, NULL, (ct_fuse_out *)&o};
   char *args[1] = {ct_data(x)};
   double scal[1] = {0};
-  return ct_fuse_run(&pr, x->dtype, ct_numel(x), args, scal, NULL, out, err);
+  return ct_fuse_run(&pr, x->dtype, ct_numel(x), args, scal, NULL, out, false, err);
 }

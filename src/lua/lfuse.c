@@ -1,5 +1,5 @@
 /* crater binding: crater.fuse's C half.  crater.core.fuse_ops lists the VM's ops for the
- * tracer; fuse_compile turns a traced program (flat integer lists) into a checked
+ * tracer, crater.core.fuse_super its superinstructions; fuse_compile turns a traced program (flat integer lists) into a checked
  * program; fuse_new makes the fused function, a C closure that finds the program for
  * its arguments' signature (dtypes, and which are numbers), tracing on a miss, checks
  * every argument, then runs the program once over the tensors.  fuse_sum is the sum the
@@ -54,7 +54,7 @@ static int field_int(lua_State *L, const char *k) {
   return (int)v;
 }
 
-/* fuse_compile{nargs=, nregs=, consts={...}, sins={op,dst,a,b, ...}, ins={op,dst,a,b,c,s0,s1,
+/* fuse_compile{nargs=, nregs=, consts={...}, sins={op,dst,a,b, ...}, ins={op,dst,a,b,c,s0,s1,s2,s3,
  * ...}, outs={kind,src,target, ...}} -> program */
 static int t_fuse_compile(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -67,10 +67,10 @@ static int t_fuse_compile(lua_State *L) {
   lua_getfield(L, 1, "consts");
   pr->nconst = (int)ct_lua_list(L, -1, 256, "fuse_compile", "consts");
   lua_pop(L, 1);
-  int nsins = (int)read_ints(L, "sins", NULL, 4 * 256), nins = (int)read_ints(L, "ins", NULL, 7 * 1024);
+  int nsins = (int)read_ints(L, "sins", NULL, 4 * 256), nins = (int)read_ints(L, "ins", NULL, 9 * 1024);
   int nouts = (int)read_ints(L, "outs", NULL, 3 * CT_FUSE_MAXARG);
-  luaL_argcheck(L, nsins % 4 == 0 && nins % 7 == 0 && nouts % 3 == 0, 1, "ragged program lists");
-  pr->nsins = nsins / 4; pr->nins = nins / 7; pr->nouts = nouts / 3;
+  luaL_argcheck(L, nsins % 4 == 0 && nins % 9 == 0 && nouts % 3 == 0, 1, "ragged program lists");
+  pr->nsins = nsins / 4; pr->nins = nins / 9; pr->nouts = nouts / 3;
   pr->nscal = pr->nargs + pr->nconst + pr->nsins;
   size_t bytes = sizeof(double) * (size_t)pr->nconst + sizeof(ct_fuse_ins) * (size_t)pr->nins +
                  sizeof(ct_fuse_sins) * (size_t)pr->nsins + sizeof(ct_fuse_out) * (size_t)pr->nouts + 1;
@@ -136,7 +136,7 @@ static int t_fused_call(lua_State *L) {
   ct_tensor *t[CT_FUSE_MAXARG];
   double scal[CT_FUSE_MAXARG];
   char *data[CT_FUSE_MAXARG];
-  int first = 0;
+  int first = 0, nt = 0, ti[CT_FUSE_MAXARG];   /* ti: the tensor arguments' indices */
   for (int i = 1; i <= n; i++) {
     int ty = lua_type(L, i);
     t[i - 1] = ty == LUA_TUSERDATA ? ct_lua_test(L, i) : NULL;
@@ -147,6 +147,7 @@ static int t_fused_call(lua_State *L) {
       if (x->dtype == CT_I64)
         return ARGERR(L, i, "is an int64 tensor (fused programs run float32 or float64)%s", "");
       sig[i - 1] = x->dtype == CT_F32 ? 'f' : 'd';
+      ti[nt++] = i - 1;
       if (first == 0) first = i;
       else if (x->dtype != t[first - 1]->dtype)
         return ARGERR(L, i, "is %s but argument #%d '%s' is %s", ct_dtype_name(x->dtype), first,
@@ -191,6 +192,7 @@ static int t_fused_call(lua_State *L) {
                           "use crater.no_grad%s", "");
     data[i - 1] = ct_data(x);
   }
+  bool shared = false;   /* a written tensor also passed as a read one */
   for (int k = 0; k < pr->nouts; k++) {   /* the written tensors: none shared, none overlapping another */
     const ct_fuse_out *o = &pr->outs[k];
     if (o->kind != CT_FUSE_OUT_WRITE) continue;
@@ -200,14 +202,16 @@ static int t_fused_call(lua_State *L) {
     /* contiguous, so not expanded: what is left to refuse is a view of a leaf in grad mode */
     if (ct_grad_enabled && !ct_inplace_ok(t[w], &err))
       return ARGERR(L, w + 1, "cannot be written: %s", err.msg);
-    for (int i = 0; i < n; i++) {
-      if (i == w || t[i] == NULL || !overlaps(t[i], t[w])) continue;
+    for (int u = 0; u < nt; u++) {
+      int i = ti[u];
+      if (i == w || !overlaps(t[i], t[w])) continue;
       bool written = false;
       for (int q = 0; q < pr->nouts; q++)
         written = written || (pr->outs[q].kind == CT_FUSE_OUT_WRITE && pr->outs[q].target == i);
       if (written || data[i] != data[w])   /* the same elements may be read, never two writes */
         return ARGERR(L, w + 1, "is written but shares memory with argument #%d '%s'%s", i + 1,
                       param_name(L, i + 1), written ? " (also written)" : "");
+      shared = true;
     }
   }
   char *news[CT_FUSE_MAXARG];
@@ -220,7 +224,7 @@ static int t_fused_call(lua_State *L) {
     news[k] = ct_data(*box);
   }
   double sums[CT_FUSE_MAXARG];
-  if (!ct_fuse_run(pr, t0->dtype, ct_numel(t0), data, scal, news, sums, &err))
+  if (!ct_fuse_run(pr, t0->dtype, ct_numel(t0), data, scal, news, sums, shared, &err))
     return ct_lua_error(L, fused_name(L), &err);
   for (int k = 0; k < pr->nouts; k++)
     if (pr->outs[k].kind == CT_FUSE_OUT_WRITE) ct_bump(t[pr->outs[k].target]);
@@ -267,13 +271,18 @@ void ct_lua_open_fuse(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   lua_newtable(L);   /* fuse_ops: name -> {code, tensor operands, scalar operands} */
+  lua_newtable(L);   /* fuse_super: the same, and the pattern */
   for (int k = 0; k < CT_FUSE_NOPS; k++) {
-    lua_createtable(L, 3, 0);
+    lua_createtable(L, 4, 0);
     lua_pushinteger(L, k); lua_rawseti(L, -2, 1);
     lua_pushinteger(L, ct_fuse_op_arity[k][0]); lua_rawseti(L, -2, 2);
     lua_pushinteger(L, ct_fuse_op_arity[k][1]); lua_rawseti(L, -2, 3);
-    lua_setfield(L, -2, ct_fuse_op_names[k]);
+    if (k >= CT_FUSE_NELEM) {
+      lua_pushstring(L, ct_fuse_super_patterns[k - CT_FUSE_NELEM]); lua_rawseti(L, -2, 4);
+    }
+    lua_setfield(L, k < CT_FUSE_NELEM ? -3 : -2, ct_fuse_op_names[k]);
   }
+  lua_setfield(L, -3, "fuse_super");
   lua_setfield(L, -2, "fuse_ops");
   lua_pushinteger(L, CT_FUSE_MAXREG); lua_setfield(L, -2, "fuse_maxreg");
   static const luaL_Reg fns[] = {{"fuse_compile", t_fuse_compile}, {"fuse_new", t_fuse_new},
