@@ -11,14 +11,6 @@
 
 #define MAXSCAL 256
 
-/* logaddexp's formula is elementwise.c's EW_LOGADDEXP, which scalar.h does not share
- * yet; spec/fuse/fuse_spec.lua checks that both give the same bits.  Once scalar.h has
- * CT_EW_LOGADDEXP, this copy steps aside. */
-#ifndef CT_EW_LOGADDEXP
-#define CT_EW_LOGADDEXP(T, u, v) \
-  ((u) == (v) && isinf(u) ? (u) : ((u) > (v) ? (u) : (v)) + log1p(exp(-fabs((u) - (v)))))
-#endif
-
 const char *const ct_fuse_op_names[CT_FUSE_NOPS] = {
 #define X(e, n, nt, ns) #n,
 #define Y(e, n, nt, ns, pat, expr) #n,

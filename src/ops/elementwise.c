@@ -447,13 +447,10 @@ typedef struct { ct_binary_op op; } bin_ctx;
   case CT_B_GT: BLOOP(T, TO, u > v); break;               \
   case CT_B_GE: BLOOP(T, TO, u >= v); break;
 
-/* logaddexp: log(e^u + e^v) = max + log1p(e^-|u - v|), which never overflows; two equal
- * infinities give themselves (inf - inf would be NaN), as PyTorch's _log_add_exp_helper.
+/* logaddexp (formula CT_EW_LOGADDEXP in scalar.h, shared with crater.fuse):
  * https://pytorch.org/docs/stable/generated/torch.logaddexp.html
  * backward: d/du = 1 / (1 + e^(v - u)), d/dv = 1 / (1 + e^(u - v)) (PyTorch's
  * derivatives.yaml), which stay 1 and 0 when u = inf > v. */
-#define EW_LOGADDEXP(T, u, v)                                                  \
-  ((u) == (v) && isinf(u) ? (u) : ((u) > (v) ? (u) : (v)) + log1p(exp(-fabs((u) - (v)))))
 static ct_tensor *logaddexp_part(ct_tensor *g, ct_tensor *u, ct_tensor *v, ct_err *err) {
   ct_tensor *d = ct_sub(v, u, err);   /* g / (1 + e^(v - u)) */
   ct_tensor *den = unc(CT_U_ADDS, unc(CT_U_EXP, d, 0, err), 1, err);

@@ -46,5 +46,9 @@
 #define CT_EW_BPOW(T, u, v)    pow(u, v)
 #define CT_EW_MINIMUM(T, u, v) (((u) != (u) || (v) != (v)) ? (u) + (v) : ((u) < (v) ? (u) : (v)))
 #define CT_EW_MAXIMUM(T, u, v) (((u) != (u) || (v) != (v)) ? (u) + (v) : ((u) > (v) ? (u) : (v)))
+/* log(e^u + e^v) = max + log1p(e^-|u - v|), which never overflows; two equal infinities
+ * give themselves (inf - inf would be NaN), as PyTorch's _log_add_exp_helper */
+#define CT_EW_LOGADDEXP(T, u, v) \
+  ((u) == (v) && isinf(u) ? (u) : ((u) > (v) ? (u) : (v)) + log1p(exp(-fabs((u) - (v)))))
 
 #endif
