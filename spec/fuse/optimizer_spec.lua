@@ -28,6 +28,30 @@ local function same_bits(a, b)
 end
 
 describe("Optimizer:fused_update", function()
+  it("passes no state tensor, or more than three, in fn's order", function()
+    local Plain = Optimizer:extend("Plain", {lr = 0.5})
+    Plain:fused_update(function(p, g, lr) return p - lr * g end,
+      {scalars = function(group) return group.lr end, step = false})
+    -- four sums of g with weights 1..4, then p - lr * (a + 2b + 3c + 4d) / 30 over two steps
+    local Four = Optimizer:extend("Four", {lr = 0.1})
+    Four:fused_update(function(p, g, a, b, c, d, lr, n)
+      a, b, c, d = a + g, b + 2 * g, c + 3 * g, d + 4 * g
+      return p - lr * (a + 2 * b + 3 * c + 4 * d) / 30 * n, a, b, c, d
+    end, {state = {"a", "b", "c", "d"}, scalars = function(group, state) return group.lr, state.step end})
+    local x, y = param({1, 2}), param({1, 2})
+    local plain, four = Plain({x}), Four({y})
+    x.grad, y.grad = crater.tensor({2, -4}, {dtype = "float64"}), crater.tensor({1, -1}, {dtype = "float64"})
+    plain:step()
+    assert.same({0, 4}, x:detach():totable())   -- 1 - 0.5 * 2, 2 + 0.5 * 4
+    four:step()   -- a = g, b = 2g, c = 3g, d = 4g: (1 + 4 + 9 + 16) g / 30 = g; p - 0.1 * g * 1
+    four:step()   -- sums twice g: p - 0.1 * 2g * 2
+    local st = four.state[y]
+    assert.same({2, -2}, st.a:totable())
+    assert.same({8, -8}, st.d:totable())
+    local want = {1 - 0.1 - 0.4, 2 + 0.1 + 0.4}
+    for i = 1, 2 do assert.is_true(math.abs(y:detach():totable()[i] - want[i]) < 1e-12) end
+  end)
+
   local gs = {}
   crater.manual_seed(2)
   for i = 1, 4 do gs[i] = crater.randn(5, {dtype = "float64"}) end

@@ -455,22 +455,31 @@ function Optimizer:fused_update(fn, opts)
       end
     end
   end
+  -- f(p, g, <state tensors>, <scalars>): up to three state tensors in one call with the
+  -- scalars' results passed straight through (a small problem's step is mostly this Lua);
+  -- more go through a table
+  local sc = scalars or function() end
+  local n1, n2, n3 = names[1], names[2], names[3]
   local args = {}
-  local function call(f, n, ...)
-    local m = select("#", ...)
-    for i = 1, m do args[n + i] = select(i, ...) end
-    return f(table.unpack(args, 1, n + m))
+  local function run(f, p, g, state, group)
+    if nstate == 0 then return f(p, g, sc(group, state)) end
+    if nstate == 1 then return f(p, g, state[n1], sc(group, state)) end
+    if nstate == 2 then return f(p, g, state[n1], state[n2], sc(group, state)) end
+    if nstate == 3 then return f(p, g, state[n1], state[n2], state[n3], sc(group, state)) end
+    local extra = table.pack(sc(group, state))
+    args[1], args[2] = p, g
+    for i = 1, nstate do args[i + 2] = state[names[i]] end
+    for i = 1, extra.n do args[nstate + 2 + i] = extra[i] end
+    f(table.unpack(args, 1, nstate + 2 + extra.n))
+    for i = 1, nstate + 2 + extra.n do args[i] = nil end   -- the optimizer, not this table, holds the tensors
   end
   function cls.update(_, p, g, state, group)
     if counts then state.step = state.step + 1 end
-    args[1], args[2] = p, g
-    for i = 1, nstate do args[i + 2] = state[names[i]] end
     local k = variant and variant(group, state) or 1
     local f = plain[k]
     if f == nil then error(string.format("%s: variant returned '%s', which names no update", cls.__name, tostring(k))) end
     if group.maximize then f = maximizing(k) end
-    if scalars then call(f, nstate + 2, scalars(group, state)) else call(f, nstate + 2) end
-    for i = 1, nstate + 2 do args[i] = nil end   -- the optimizer, not this table, holds the tensors
+    run(f, p, g, state, group)
   end
   return cls
 end
