@@ -1,7 +1,6 @@
 /* crater nn kernels: im2col / col2im (each the other's backward, so a convolution is
  * im2col + one OpenBLAS matmul and double backward works), and 2-D pooling.
  * Shapes are written (B,C,H,W) next to the pointers; L = Ho*Wo output positions. */
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -498,16 +497,9 @@ ct_tensor *ct_linear(ct_tensor *x, ct_tensor *w, ct_tensor *b, ct_err *err) {
     for (int64_t i = 0; i < n; i++) memcpy(ct_data(y) + (size_t)(i * m) * es, ct_data(bc), (size_t)m * es);
   else
     memset(ct_data(y), 0, (size_t)(n * m) * es);
-  if (n > 0 && m > 0 && k > 0) {
-    if (x->dtype == CT_F32)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)m, (int)k, 1.0f,
-                  (const float *)ct_data(xc), (int)k, (const float *)ct_data(wc), (int)k, 1.0f,
-                  (float *)ct_data(y), (int)m);
-    else
-      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)m, (int)k, 1.0,
-                  (const double *)ct_data(xc), (int)k, (const double *)ct_data(wc), (int)k, 1.0,
-                  (double *)ct_data(y), (int)m);
-  }
+  if (n > 0 && m > 0 && k > 0)
+    ct_gemm(x->dtype, false, true, (int)n, (int)m, (int)k, 1.0, ct_data(xc), (int)k, ct_data(wc), (int)k, 1.0,
+            ct_data(y), (int)m);
   ct_tensor *in[3] = {x, w, b};
   int nin = b ? 3 : 2;
   if (ct_needs_grad(nin, in)) {
