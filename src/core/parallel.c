@@ -19,10 +19,6 @@
 #define GRAIN ((size_t)1 << 18)   /* elements per thread below which threads don't pay */
 #define SPIN_NS 100000            /* how long an idle worker polls before it sleeps */
 
-typedef struct chunk {
-  size_t lo, hi;
-} chunk;
-
 static struct {
   pthread_mutex_t mu;        /* guards sleeping workers and the caller waiting */
   pthread_cond_t work, done;
@@ -32,9 +28,10 @@ static struct {
   atomic_int pending;        /* workers still running the job */
   int sleepers;              /* workers waiting on `work` (under mu) */
   bool waiting;              /* the caller waits on `done` (under mu) */
+  atomic_size_t next;        /* the next chunk to take */
+  size_t nchunks, per, n;    /* chunk k is [k*per, min(n, (k+1)*per)) */
   ct_range_fn fn;
   void *ctx;
-  chunk c[MAXTHREADS];
 } pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER,
           .busy = PTHREAD_MUTEX_INITIALIZER};
 
@@ -61,6 +58,17 @@ static bool spin_until(atomic_int *v, int want) {
   }
 }
 
+/* Runs chunks of the current job until none is left: a thread whose core is taken by
+ * another process does fewer, so a busy machine slows a job less than a fixed split. */
+static void take_chunks(void) {
+  for (;;) {
+    size_t k = atomic_fetch_add_explicit(&pool.next, 1, memory_order_relaxed);
+    if (k >= pool.nchunks) return;
+    size_t lo = k * pool.per, hi = lo + pool.per < pool.n ? lo + pool.per : pool.n;
+    pool.fn(pool.ctx, lo, hi);
+  }
+}
+
 static void *worker(void *arg) {
   int id = (int)(intptr_t)arg;
   in_pool = true;
@@ -73,7 +81,7 @@ static void *worker(void *arg) {
       pthread_mutex_unlock(&pool.mu);
     }
     atomic_store_explicit(&pool.go[id], 0, memory_order_relaxed);
-    pool.fn(pool.ctx, pool.c[id].lo, pool.c[id].hi);
+    take_chunks();
     if (atomic_fetch_sub_explicit(&pool.pending, 1, memory_order_acq_rel) == 1) {
       pthread_mutex_lock(&pool.mu);
       if (pool.waiting) pthread_cond_signal(&pool.done);
@@ -116,15 +124,18 @@ static int grow(int nt) {
   return pool.started + 1 < nt ? pool.started + 1 : nt;
 }
 
-/* Runs fn over [0, n) split into nt contiguous ranges whose bounds are multiples of align. */
-static void run_split(size_t n, int nt, size_t align, ct_range_fn fn, void *ctx) {
+/* Runs fn over [0, n) on nt threads, in up to 4 chunks per thread whose bounds are
+ * multiples of align and that hold at least `least` elements each. */
+static void run_split(size_t n, int nt, size_t align, size_t least, ct_range_fn fn, void *ctx) {
   if (in_pool || pthread_mutex_trylock(&pool.busy) != 0) { fn(ctx, 0, n); return; }
   nt = grow(nt);
-  size_t per = (n / (size_t)nt + align - 1) / align * align;
-  for (int i = 0; i < nt; i++) {
-    size_t lo = per * (size_t)i, hi = i == nt - 1 ? n : per * (size_t)(i + 1);
-    pool.c[i] = (chunk){lo < n ? lo : n, hi < n ? hi : n};
-  }
+  size_t nchunks = n / (least > align ? least : align);
+  if (nchunks > 4 * (size_t)nt) nchunks = 4 * (size_t)nt;
+  if (nchunks < (size_t)nt) nchunks = (size_t)nt;
+  pool.per = (n / nchunks + align - 1) / align * align;
+  pool.nchunks = (n + pool.per - 1) / pool.per;
+  pool.n = n;
+  atomic_store_explicit(&pool.next, 0, memory_order_relaxed);
   if (nt > 1) {
     pool.fn = fn;
     pool.ctx = ctx;
@@ -135,7 +146,7 @@ static void run_split(size_t n, int nt, size_t align, ct_range_fn fn, void *ctx)
     pthread_mutex_unlock(&pool.mu);
   }
   in_pool = true;
-  fn(ctx, pool.c[0].lo, pool.c[0].hi);
+  take_chunks();
   in_pool = false;
   if (nt > 1 && !spin_until(&pool.pending, 0)) {
     pthread_mutex_lock(&pool.mu);
@@ -180,7 +191,7 @@ void ct_parallel(size_t n, ct_range_fn fn, void *ctx) {
   if (n < 2 * GRAIN) { fn(ctx, 0, n); return; }   /* one chunk whatever the thread count */
   int nt = threads_for(n);
   if (nt <= 1) { fn(ctx, 0, n); return; }
-  run_split(n, nt, 16, fn, ctx);   /* 64-byte multiples: no false sharing */
+  run_split(n, nt, 16, GRAIN / 4, fn, ctx);   /* 64-byte multiples: no false sharing */
 }
 
 void ct_parallel_blocks(size_t nblocks, size_t block, ct_range_fn fn, void *ctx) {
@@ -188,5 +199,5 @@ void ct_parallel_blocks(size_t nblocks, size_t block, ct_range_fn fn, void *ctx)
   int nt = n < 2 * GRAIN ? 1 : threads_for(n);
   if (nt > (int)nblocks) nt = (int)nblocks;
   if (nt <= 1) { fn(ctx, 0, nblocks); return; }
-  run_split(nblocks, nt, 1, fn, ctx);
+  run_split(nblocks, nt, 1, 1, fn, ctx);
 }

@@ -18,18 +18,19 @@ __attribute__((constructor)) static void blas_single(void) { openblas_set_num_th
 typedef struct {
   ct_dtype dt;
   bool ta, tb, rows;   /* rows: split C's rows (A's), else its columns (B's) */
-  int m, n, k, lda, ldb, ldc;
+  int m, n, k, lda, ldb, ldc, per;   /* per: rows or columns in a block */
   double alpha, beta;
   const char *a, *b;
   char *c;
 } gemm_job;
 
-#define PANEL 16   /* rows or columns per block: whole register tiles, whole cache lines of C */
+#define PANEL 16                   /* a block is whole register tiles and cache lines of C */
+#define BLOCK_MACS ((size_t)1 << 22)   /* ~40 us: each block packs the other operand again */
 
 static void gemm_range(void *vj, size_t lo, size_t hi) {
   const gemm_job *j = vj;
   size_t es = ct_dtype_size(j->dt);
-  int total = j->rows ? j->m : j->n, i0 = (int)lo * PANEL, i1 = (int)hi * PANEL < total ? (int)hi * PANEL : total;
+  int total = j->rows ? j->m : j->n, i0 = (int)lo * j->per, i1 = (int)hi * j->per < total ? (int)hi * j->per : total;
   if (i1 <= i0) return;
   const char *a = j->a, *b = j->b;
   char *c = j->c;
@@ -54,11 +55,16 @@ static void gemm_range(void *vj, size_t lo, size_t hi) {
 
 void ct_gemm(ct_dtype dt, bool ta, bool tb, int m, int n, int k, double alpha, const void *a, int lda,
              const void *b, int ldb, double beta, void *c, int ldc) {
-  gemm_job j = {dt, ta, tb, m >= n, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c};
-  int total = j.rows ? m : n;
-  size_t panels = (size_t)(total + PANEL - 1) / PANEL;
+  bool rows = m >= n;
+  int total = rows ? m : n, other = rows ? n : m;
+  size_t panels = (size_t)(total + PANEL - 1) / PANEL, panel_macs = (size_t)PANEL * (size_t)other * (size_t)k;
+  /* blocks of at least BLOCK_MACS, but at least two blocks per thread when there is room */
+  size_t group = panel_macs > 0 ? (BLOCK_MACS + panel_macs - 1) / panel_macs : 1;
+  size_t room = panels / (2 * (size_t)ct_get_num_threads());
+  if (group > room) group = room > 0 ? room : 1;
+  gemm_job j = {dt, ta, tb, rows, m, n, k, lda, ldb, ldc, (int)group * PANEL, alpha, beta, a, b, c};
   /* a block's work counted in multiply-adds: small products stay on this thread */
-  ct_parallel_blocks(panels, (size_t)PANEL * (size_t)(j.rows ? n : m) * (size_t)k, gemm_range, &j);
+  ct_parallel_blocks((panels + group - 1) / group, group * panel_macs, gemm_range, &j);
 }
 
 /* How BLAS can read a (rows x cols) matrix with strides rs, cs: as is (row-major with
