@@ -81,8 +81,10 @@ static void valid_cols(int64_t wo, int64_t w, int64_t s, int64_t p, int64_t j, i
  * for stride 1, so are the reads.  col2im: x += the windows of cols (x zeroed first). */
 /* One candidate of a max window: it wins when larger, or when NaN and the best is not. */
 #define MAX_STEP(T, val, at)                                                                  \
-  { T v_ = (val); bool win_ = v_ > bv || (v_ != v_ && bv == bv);                              \
-    bv = win_ ? v_ : bv; best = win_ ? (at) : best; }
+  { T v_ = (val); int64_t win_ = -(int64_t)((v_ > bv) | ((v_ != v_) & (bv == bv)));          \
+    bv = v_ > bv ? v_ : bv;          /* a max instruction; NaN is taken below */              \
+    bv = v_ != v_ && win_ ? v_ : bv;                                                          \
+    best = (best & ~win_) | ((at) & win_); }   /* masks, not branches: ties are common */
 
 #define DEFINE_WINDOW_KERNELS(T, sfx)                                                           \
   static void im2col_##sfx(T *restrict cols, const T *restrict x, int64_t b, int64_t n0,      \
