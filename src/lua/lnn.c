@@ -83,6 +83,13 @@ static int t_conv2d (lua_State *L) {
   return ct_lua_push(L, ct_conv2d(x, w, b, sh, sw, ph, pw, &err), "conv2d", &err);
 }
 
+/* _relu(x) -> max(x, 0), float x */
+static int t_relu (lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1);
+  ct_err err;
+  return ct_lua_push(L, ct_relu(x, &err), "relu", &err);
+}
+
 /* the op table's nn rows (ops.def), and a setting */
 #define REG(e, nm, node, bw, bind, flag, kind, na, ...) {#nm, bind, flag, kind, na},
 static const ct_lua_reg nn_funcs[] = {

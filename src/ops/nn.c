@@ -823,4 +823,64 @@ ct_tensor *ct_conv2d(ct_tensor *x, ct_tensor *w, ct_tensor *bias, int64_t sh, in
   return y;
 }
 
+/* ---------------- relu: one pass each way, over the pool ---------------- */
+
+/* y = x > 0 ? x : 0 and gx = [y > 0] g, as x:relu() and its backward (a compare against a
+ * broadcast zero and a product, which run on one thread), in one split pass each. */
+typedef struct {
+  bool f64, backward;
+  char *y;
+  const char *x, *g;   /* forward: x; backward: x is y, g the gradient */
+} relu_job;
+
+static void relu_range(void *vj, size_t lo, size_t hi) {
+  relu_job *j = vj;
+  if (j->f64) {
+    double *restrict y = (double *)j->y;
+    const double *restrict x = (const double *)j->x, *restrict g = (const double *)j->g;
+    if (j->backward) for (size_t i = lo; i < hi; i++) y[i] = (x[i] > 0 ? 1.0 : 0.0) * g[i];
+    else for (size_t i = lo; i < hi; i++) y[i] = x[i] > 0 ? x[i] : 0;
+  } else {
+    float *restrict y = (float *)j->y;
+    const float *restrict x = (const float *)j->x, *restrict g = (const float *)j->g;
+    if (j->backward) for (size_t i = lo; i < hi; i++) y[i] = (x[i] > 0 ? 1.0f : 0.0f) * g[i];
+    else for (size_t i = lo; i < hi; i++) y[i] = x[i] > 0 ? x[i] : 0;
+  }
+}
+
+static ct_tensor *relu_pass(ct_tensor *x, ct_tensor *g, ct_err *err) {
+  ct_tensor *xc = ct_contig(x, false, err), *gc = xc && g ? ct_contig(g, false, err) : NULL, *y = NULL;
+  if (xc && (g == NULL || gc) && (y = ct_tensor_new(x->dtype, x->ndim, x->shape, err)) != NULL) {
+    relu_job j = {x->dtype == CT_F64, g != NULL, ct_data(y), ct_data(xc), gc ? ct_data(gc) : NULL};
+    ct_parallel((size_t)ct_numel(x), relu_range, &j);
+  }
+  ct_tensor_release(xc);
+  ct_tensor_release(gc);
+  return y;
+}
+
+static int relu_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
+  ct_tensor *y = ct_saved(nd, 0, err), *zero = NULL, *mask = NULL;
+  if (y == NULL) return 0;
+  if (ct_grad_enabled)   /* create_graph: from ops, differentiable again */
+    gin[0] = (zero = ct_tensor_zeros(y->dtype, 0, NULL, err)) && (mask = ct_compare_as(CT_B_GT, y, zero, err))
+                 ? ct_mul(mask, g, err) : NULL;
+  else
+    gin[0] = relu_pass(y, g, err);
+  ct_tensor_release(zero);
+  ct_tensor_release(mask);
+  ct_tensor_release(y);
+  return gin[0] != NULL;
+}
+
+ct_tensor *ct_relu(ct_tensor *x, ct_err *err) {
+  if (x->dtype == CT_I64) return ct_fail(err, "expected a float tensor, got int64"), NULL;
+  ct_tensor *y = relu_pass(x, NULL, err);
+  if (y && ct_needs_grad(1, &x)) {
+    ct_node *nd = ct_record(&nn_ops[CT_NN_RELU], y, 1, &x, err);
+    if (nd == NULL || !ct_save(nd, y, true, err)) { ct_tensor_release(y); y = NULL; }
+  }
+  return y;
+}
+
 static const ct_op nn_ops[CT_NN_COUNT] = {CT_NN_OPS(CT_OP_ROW)};

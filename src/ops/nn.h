@@ -53,6 +53,10 @@ ct_tensor *ct_conv_out(ct_tensor *y, ct_tensor *bias, int64_t b, int64_t ho, int
 ct_tensor *ct_conv2d(ct_tensor *x, ct_tensor *w, ct_tensor *bias, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
                      ct_err *err);
 
+/* max(x, 0) of a float x (NaN gives 0, as x:relu()), in one pass split over threads;
+ * backward gx = [y > 0] g, one pass too (from ops with create_graph).  Fails on int64. */
+ct_tensor *ct_relu(ct_tensor *x, ct_err *err);
+
 /* Flush subnormal floats to zero (FTZ and DAZ) on the calling thread, as
  * torch.set_flush_denormal; returns false where the CPU has no such mode. */
 bool ct_set_flush_denormal(bool on);

@@ -103,7 +103,10 @@ function F.avg_pool2d(x, kernel_size, o)
   return internal.avg_pool2d(x, win(kernel_size, o, "avg_pool2d"))
 end
 
-function F.relu(x) return x:relu() end
+function F.relu(x)   -- a float tensor in one pass each way over the threads (internal._relu)
+  if crater.is_tensor(x) and x:dtype() ~= "int64" then return internal._relu(x) end
+  return x:relu()
+end
 function F.leaky_relu(x, slope) return x:leaky_relu(slope or 0.01) end
 function F.sigmoid(x) return x:sigmoid() end
 function F.tanh(x) return x:tanh() end
