@@ -58,10 +58,11 @@ void ct_gemm(ct_dtype dt, bool ta, bool tb, int m, int n, int k, double alpha, c
   bool rows = m >= n;
   int total = rows ? m : n, other = rows ? n : m;
   size_t panels = (size_t)(total + PANEL - 1) / PANEL, panel_macs = (size_t)PANEL * (size_t)other * (size_t)k;
-  /* blocks of at least BLOCK_MACS, but at least two blocks per thread when there is room */
-  size_t group = panel_macs > 0 ? (BLOCK_MACS + panel_macs - 1) / panel_macs : 1;
-  size_t room = panels / (2 * (size_t)ct_get_num_threads());
-  if (group > room) group = room > 0 ? room : 1;
+  /* one block per thread, of at least BLOCK_MACS: each block packs the other operand
+   * again (two per thread, for balance on a busy machine, cost the MLP bench 4%) */
+  size_t per_thread = (size_t)ct_get_num_threads(), group = (panels + per_thread - 1) / per_thread;
+  size_t least = panel_macs > 0 ? (BLOCK_MACS + panel_macs - 1) / panel_macs : 1;
+  if (group < least) group = least;
   gemm_job j = {dt, ta, tb, rows, m, n, k, lda, ldb, ldc, (int)group * PANEL, alpha, beta, a, b, c};
   /* a block's work counted in multiply-adds: small products stay on this thread */
   ct_parallel_blocks((panels + group - 1) / group, group * panel_macs, gemm_range, &j);
