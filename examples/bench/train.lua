@@ -1,7 +1,11 @@
 --- Training throughput of the Fashion-MNIST examples' models (batch 128, Adam lr 1e-3) in
 -- samples per second, on 1 and 2 threads, and the peak resident memory of the MLP run.
 -- Prints `BENCH train.<model>.t<threads> <median> <min> <max> samples/s` lines (run.lua
--- reads them).  Usage: crater examples/bench/train.lua [mlp|cnn|all] [--quick]
+-- reads them), and the same rates as training FLOP/s, `train.<model>.gflops.t<threads>`,
+-- which run.lua sets beside the same run's sgemm rate: a product's forward is 2 flops per
+-- multiply-add, its backward twice that (input and weight gradients), but only the weight
+-- gradient for the first layer, whose input needs none.
+-- Usage: crater examples/bench/train.lua [mlp|cnn|all] [--quick]
 local crater = rawget(_G, "crater") or require "crater"
 local bench = dofile(arg[0]:match("^(.-)[^/]*$") .. "common.lua")
 local nn = crater.nn
@@ -21,6 +25,25 @@ local function models()
         nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10))
     end,
   }
+end
+
+--- Training flops per sample of a Sequential of Linear, Conv2d and parameter-free layers,
+-- from the sizes one sample (x, batch 1) takes through it.
+local function train_flops(model, x)
+  local flops, first = 0, true
+  crater.no_grad(function()
+    for _, m in ipairs(model:children()) do
+      local y = m(x)
+      local w = m.weight
+      if w then   -- Linear (out, in) or Conv2d (out, in, kh, kw): multiply-adds per output value
+        local macs = w:numel() * (w:dim() == 4 and y:numel() // w:size(1) or 1)
+        flops = flops + 2 * macs * (first and 2 or 3)
+        first = false
+      end
+      x = y
+    end
+  end)
+  return flops
 end
 
 crater.set_flush_denormal(true)
@@ -48,6 +71,9 @@ for _, name in ipairs({ "mlp", "cnn" }) do
         rates[r] = per * 128 / (clock() - t0)
       end
       bench.report("train." .. name .. ".t" .. threads, rates, "samples/s")
+      local flops = train_flops(model, xs:narrow(1, 1, 1))
+      bench.report("train." .. name .. ".gflops.t" .. threads, bench.map(rates, function(r) return r * flops / 1e9 end),
+        "GFLOP/s")
     end
     if name == "mlp" then
       local rss = bench.peak_rss()

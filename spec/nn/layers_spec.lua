@@ -130,6 +130,21 @@ describe("nn pooling", function()
     assert.same({ { { { 2.5, 1.75 }, { 1.75, 8.5 } } } }, nn.AvgPool2d(2)(x):totable())
   end)
 
+  it("MaxPool2d(2): ties go to the first element, NaN wins wherever it sits (by hand)", function()
+    local nan = 0 / 0
+    for _, dt in ipairs({ "float32", "float64" }) do
+      -- windows: a tie of 3s, a NaN last, a NaN first before a larger value, two NaNs
+      local x = crater.tensor({ { { { 3, 1, 1, 0 }, { 3, 3, 2, nan } },
+                                  { { nan, 9, nan, 1 }, { 8, 7, nan, 5 } } } }, { dtype = dt, requires_grad = true })
+      local y = nn.MaxPool2d(2)(x)
+      local v = y:totable()[1]
+      assert.same({ 3 }, { v[1][1][1] })
+      assert.is_true(v[1][1][2] ~= v[1][1][2] and v[2][1][1] ~= v[2][1][1] and v[2][1][2] ~= v[2][1][2])
+      y:sum():backward()   -- the gradient lands on each window's winner, the first of its kind
+      assert.same({ { { { 1, 0, 0, 0 }, { 0, 0, 0, 1 } }, { { 1, 0, 1, 0 }, { 0, 0, 0, 0 } } } }, x.grad:totable())
+    end
+  end)
+
   it("gradcheck in float64", function()
     local x = rnd(2, 2, 5, 5)
     assert.is_true(gradcheck(function(t) return F.max_pool2d(t, 3, { stride = 2, padding = 1 }) end, { x }))

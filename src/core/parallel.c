@@ -1,44 +1,161 @@
 /* crater core: splits a flat kernel's range over crater.set_num_threads() threads.
  * Large elementwise ops and optimizer steps are memory-bound, and on this 2-core machine
- * a second thread nearly halves them (examples/bench); small tensors stay on the caller. */
+ * a second thread nearly halves them (examples/bench); small tensors stay on the caller.
+ * The threads are a persistent pool: a job hands each worker its range, the caller runs
+ * the first, and the workers spin a little (~100 us) before they sleep, so the short
+ * jobs of a training step are handed over without a thread creation or a futex wake.
+ * The matrix products run on the same pool (src/ops/matmul.c keeps OpenBLAS on one
+ * thread), so no two pools spin against each other on the cores. */
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tensor.h"
 
 #define MAXTHREADS 16
 #define GRAIN ((size_t)1 << 18)   /* elements per thread below which threads don't pay */
+#define SPIN_NS 100000            /* how long an idle worker polls before it sleeps */
 
-typedef struct chunk {
+static struct {
+  pthread_mutex_t mu;        /* guards sleeping workers and the caller waiting */
+  pthread_cond_t work, done;
+  pthread_mutex_t busy;      /* one job at a time; another caller runs its job alone */
+  int started;               /* workers created (ids 1..started) */
+  atomic_int go[MAXTHREADS]; /* worker id has a range of the current job to run */
+  atomic_int pending;        /* workers still running the job */
+  int sleepers;              /* workers waiting on `work` (under mu) */
+  bool waiting;              /* the caller waits on `done` (under mu) */
+  atomic_size_t next;        /* the next chunk to take */
+  size_t nchunks, per, n;    /* chunk k is [k*per, min(n, (k+1)*per)) */
   ct_range_fn fn;
   void *ctx;
-  size_t lo, hi;
-} chunk;
+} pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER,
+          .busy = PTHREAD_MUTEX_INITIALIZER};
 
-static void *run_chunk(void *arg) {
-  chunk *c = arg;
-  c->fn(c->ctx, c->lo, c->hi);
+static _Thread_local bool in_pool;   /* a job's kernel that splits again runs alone */
+
+static double now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* Polls *v for about SPIN_NS; false if it did not become want meanwhile. */
+static bool spin_until(atomic_int *v, int want) {
+  double t0 = 0;
+  for (int i = 0;; i++) {
+    if (atomic_load_explicit(v, memory_order_acquire) == want) return true;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+    if ((i & 255) == 255) {
+      if (t0 == 0) t0 = now_ns();
+      else if (now_ns() - t0 > SPIN_NS) return false;
+    }
+  }
+}
+
+/* Runs chunks of the current job until none is left: a thread whose core is taken by
+ * another process does fewer, so a busy machine slows a job less than a fixed split. */
+static void take_chunks(void) {
+  for (;;) {
+    size_t k = atomic_fetch_add_explicit(&pool.next, 1, memory_order_relaxed);
+    if (k >= pool.nchunks) return;
+    size_t lo = k * pool.per, hi = lo + pool.per < pool.n ? lo + pool.per : pool.n;
+    pool.fn(pool.ctx, lo, hi);
+  }
+}
+
+static void *worker(void *arg) {
+  int id = (int)(intptr_t)arg;
+  in_pool = true;
+  for (;;) {
+    if (!spin_until(&pool.go[id], 1)) {
+      pthread_mutex_lock(&pool.mu);
+      pool.sleepers++;
+      while (atomic_load_explicit(&pool.go[id], memory_order_acquire) == 0) pthread_cond_wait(&pool.work, &pool.mu);
+      pool.sleepers--;
+      pthread_mutex_unlock(&pool.mu);
+    }
+    atomic_store_explicit(&pool.go[id], 0, memory_order_relaxed);
+    take_chunks();
+    if (atomic_fetch_sub_explicit(&pool.pending, 1, memory_order_acq_rel) == 1) {
+      pthread_mutex_lock(&pool.mu);
+      if (pool.waiting) pthread_cond_signal(&pool.done);
+      pthread_mutex_unlock(&pool.mu);
+    }
+  }
   return NULL;
 }
 
-/* Runs fn over [0, n) split into nt contiguous ranges whose bounds are multiples of align. */
-static void run_split(size_t n, int nt, size_t align, ct_range_fn fn, void *ctx) {
-  chunk c[MAXTHREADS];
-  pthread_t tid[MAXTHREADS];
-  bool started[MAXTHREADS] = {false};
-  size_t per = (n / (size_t)nt + align - 1) / align * align;
-  for (int i = 0; i < nt; i++) {
-    size_t lo = per * (size_t)i, hi = i == nt - 1 ? n : per * (size_t)(i + 1);
-    c[i] = (chunk){fn, ctx, lo < n ? lo : n, hi < n ? hi : n};
+/* After fork only the forking thread exists: the child starts a pool of its own. */
+static void atfork_child(void) {
+  pthread_mutex_init(&pool.mu, NULL);
+  pthread_mutex_init(&pool.busy, NULL);
+  pthread_cond_init(&pool.work, NULL);
+  pthread_cond_init(&pool.done, NULL);
+  pool.started = pool.sleepers = 0;
+  pool.waiting = false;
+  for (int i = 0; i < MAXTHREADS; i++) atomic_store(&pool.go[i], 0);
+}
+
+/* Workers 1..nt-1 exist afterwards, or as many as could be created; returns that count + 1.
+ * Workers block every signal, so that Ctrl-C and the like reach the Lua thread. */
+static int grow(int nt) {
+  static bool registered;
+  if (!registered) registered = pthread_atfork(NULL, NULL, atfork_child) == 0;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  while (pool.started < nt - 1) {
+    pthread_t tid;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    int ok = pthread_create(&tid, &at, worker, (void *)(intptr_t)(pool.started + 1)) == 0;
+    pthread_attr_destroy(&at);
+    if (!ok) break;
+    pool.started++;
   }
-  for (int i = 1; i < nt; i++)   /* a thread that cannot start runs on this one below */
-    started[i] = pthread_create(&tid[i], NULL, run_chunk, &c[i]) == 0;
-  run_chunk(&c[0]);
-  for (int i = 1; i < nt; i++) {
-    if (started[i]) pthread_join(tid[i], NULL);
-    else run_chunk(&c[i]);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return pool.started + 1 < nt ? pool.started + 1 : nt;
+}
+
+/* Runs fn over [0, n) on nt threads, in up to 4 chunks per thread whose bounds are
+ * multiples of align and that hold at least `least` elements each. */
+static void run_split(size_t n, int nt, size_t align, size_t least, ct_range_fn fn, void *ctx) {
+  if (in_pool || pthread_mutex_trylock(&pool.busy) != 0) { fn(ctx, 0, n); return; }
+  nt = grow(nt);
+  size_t nchunks = n / (least > align ? least : align);
+  if (nchunks > 4 * (size_t)nt) nchunks = 4 * (size_t)nt;
+  if (nchunks < (size_t)nt) nchunks = (size_t)nt;
+  pool.per = (n / nchunks + align - 1) / align * align;
+  pool.nchunks = (n + pool.per - 1) / pool.per;
+  pool.n = n;
+  atomic_store_explicit(&pool.next, 0, memory_order_relaxed);
+  if (nt > 1) {
+    pool.fn = fn;
+    pool.ctx = ctx;
+    atomic_store_explicit(&pool.pending, nt - 1, memory_order_relaxed);
+    for (int i = 1; i < nt; i++) atomic_store_explicit(&pool.go[i], 1, memory_order_release);
+    pthread_mutex_lock(&pool.mu);
+    if (pool.sleepers > 0) pthread_cond_broadcast(&pool.work);
+    pthread_mutex_unlock(&pool.mu);
   }
+  in_pool = true;
+  take_chunks();
+  in_pool = false;
+  if (nt > 1 && !spin_until(&pool.pending, 0)) {
+    pthread_mutex_lock(&pool.mu);
+    pool.waiting = true;
+    while (atomic_load_explicit(&pool.pending, memory_order_acquire) > 0) pthread_cond_wait(&pool.done, &pool.mu);
+    pool.waiting = false;
+    pthread_mutex_unlock(&pool.mu);
+  }
+  pthread_mutex_unlock(&pool.busy);
 }
 
 static int num_threads = 0;   /* 0: not asked yet */
@@ -74,7 +191,7 @@ void ct_parallel(size_t n, ct_range_fn fn, void *ctx) {
   if (n < 2 * GRAIN) { fn(ctx, 0, n); return; }   /* one chunk whatever the thread count */
   int nt = threads_for(n);
   if (nt <= 1) { fn(ctx, 0, n); return; }
-  run_split(n, nt, 16, fn, ctx);   /* 64-byte multiples: no false sharing */
+  run_split(n, nt, 16, GRAIN / 4, fn, ctx);   /* 64-byte multiples: no false sharing */
 }
 
 void ct_parallel_blocks(size_t nblocks, size_t block, ct_range_fn fn, void *ctx) {
@@ -82,5 +199,5 @@ void ct_parallel_blocks(size_t nblocks, size_t block, ct_range_fn fn, void *ctx)
   int nt = n < 2 * GRAIN ? 1 : threads_for(n);
   if (nt > (int)nblocks) nt = (int)nblocks;
   if (nt <= 1) { fn(ctx, 0, nblocks); return; }
-  run_split(nblocks, nt, 1, fn, ctx);
+  run_split(nblocks, nt, 1, 1, fn, ctx);
 }

@@ -73,6 +73,23 @@ static int t_conv_out (lua_State *L) {
   return ct_lua_push(L, ct_conv_out(y, b, n, ho, wo, &err), "conv_out", &err);
 }
 
+/* _conv2d(x, w, bias or nil, sh, sw, ph, pw) -> (B, Cout, Ho, Wo) */
+static int t_conv2d (lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1), *w = ct_lua_check(L, 2);
+  ct_tensor *b = lua_isnil(L, 3) ? NULL : ct_lua_check(L, 3);
+  lua_Integer sh = luaL_checkinteger(L, 4), sw = luaL_checkinteger(L, 5);
+  lua_Integer ph = luaL_checkinteger(L, 6), pw = luaL_checkinteger(L, 7);
+  ct_err err;
+  return ct_lua_push(L, ct_conv2d(x, w, b, sh, sw, ph, pw, &err), "conv2d", &err);
+}
+
+/* _relu(x) -> max(x, 0), float x */
+static int t_relu (lua_State *L) {
+  ct_tensor *x = ct_lua_check(L, 1);
+  ct_err err;
+  return ct_lua_push(L, ct_relu(x, &err), "relu", &err);
+}
+
 /* the op table's nn rows (ops.def), and a setting */
 #define REG(e, nm, node, bw, bind, flag, kind, na, ...) {#nm, bind, flag, kind, na},
 static const ct_lua_reg nn_funcs[] = {

@@ -9,8 +9,64 @@
 
 void openblas_set_num_threads(int n);
 
-/* The core owns the thread count (ct_set_num_threads); the binding passes it on here. */
-void ct_blas_set_num_threads(int n) { openblas_set_num_threads(n < 1 ? 1 : n); }
+/* The core owns the thread count (ct_set_num_threads); the binding passes it on here.
+ * OpenBLAS stays on one thread: ct_gemm splits the products over crater's own pool, so
+ * that OpenBLAS's workers, which spin after each call, never compete with it. */
+void ct_blas_set_num_threads(int n) { (void)n; openblas_set_num_threads(1); }
+__attribute__((constructor)) static void blas_single(void) { openblas_set_num_threads(1); }
+
+typedef struct {
+  ct_dtype dt;
+  bool ta, tb, rows;   /* rows: split C's rows (A's), else its columns (B's) */
+  int m, n, k, lda, ldb, ldc, per;   /* per: rows or columns in a block */
+  double alpha, beta;
+  const char *a, *b;
+  char *c;
+} gemm_job;
+
+#define PANEL 16                   /* a block is whole register tiles and cache lines of C */
+#define BLOCK_MACS ((size_t)1 << 22)   /* ~40 us: each block packs the other operand again */
+
+static void gemm_range(void *vj, size_t lo, size_t hi) {
+  const gemm_job *j = vj;
+  size_t es = ct_dtype_size(j->dt);
+  int total = j->rows ? j->m : j->n, i0 = (int)lo * j->per, i1 = (int)hi * j->per < total ? (int)hi * j->per : total;
+  if (i1 <= i0) return;
+  const char *a = j->a, *b = j->b;
+  char *c = j->c;
+  int m = j->m, n = j->n;
+  if (j->rows) {   /* A's rows i0..i1: row i of A is at i*lda, or column i of a transposed A */
+    a += (size_t)i0 * (j->ta ? 1 : (size_t)j->lda) * es;
+    c += (size_t)i0 * (size_t)j->ldc * es;
+    m = i1 - i0;
+  } else {         /* B's columns i0..i1 */
+    b += (size_t)i0 * (j->tb ? (size_t)j->ldb : 1) * es;
+    c += (size_t)i0 * es;
+    n = i1 - i0;
+  }
+  CBLAS_TRANSPOSE ta = j->ta ? CblasTrans : CblasNoTrans, tb = j->tb ? CblasTrans : CblasNoTrans;
+  if (j->dt == CT_F32)
+    cblas_sgemm(CblasRowMajor, ta, tb, m, n, j->k, (float)j->alpha, (const float *)a, j->lda,
+                (const float *)b, j->ldb, (float)j->beta, (float *)c, j->ldc);
+  else
+    cblas_dgemm(CblasRowMajor, ta, tb, m, n, j->k, j->alpha, (const double *)a, j->lda,
+                (const double *)b, j->ldb, j->beta, (double *)c, j->ldc);
+}
+
+void ct_gemm(ct_dtype dt, bool ta, bool tb, int m, int n, int k, double alpha, const void *a, int lda,
+             const void *b, int ldb, double beta, void *c, int ldc) {
+  bool rows = m >= n;
+  int total = rows ? m : n, other = rows ? n : m;
+  size_t panels = (size_t)(total + PANEL - 1) / PANEL, panel_macs = (size_t)PANEL * (size_t)other * (size_t)k;
+  /* one block per thread, of at least BLOCK_MACS: each block packs the other operand
+   * again (two per thread, for balance on a busy machine, cost the MLP bench 4%) */
+  size_t per_thread = (size_t)ct_get_num_threads(), group = (panels + per_thread - 1) / per_thread;
+  size_t least = panel_macs > 0 ? (BLOCK_MACS + panel_macs - 1) / panel_macs : 1;
+  if (group < least) group = least;
+  gemm_job j = {dt, ta, tb, rows, m, n, k, lda, ldb, ldc, (int)group * PANEL, alpha, beta, a, b, c};
+  /* a block's work counted in multiply-adds: small products stay on this thread */
+  ct_parallel_blocks((panels + group - 1) / group, group * panel_macs, gemm_range, &j);
+}
 
 /* How BLAS can read a (rows x cols) matrix with strides rs, cs: as is (row-major with
  * leading dim rs), as a transpose, or not at all (then the caller copies). */
@@ -32,14 +88,8 @@ static void gemm(ct_dtype dt, char *y, const char *a, const int64_t *as, const c
   blas_view(k, m, bs[0], bs[1], &tb, &ldb);
   if (n == 0 || m == 0) return;
   if (k == 0) { memset(y, 0, (size_t)(n * m) * ct_dtype_size(dt)); return; }
-  if (dt == CT_F32)
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                (int)n, (int)m, (int)k, 1.0f, (const float *)a, (int)lda, (const float *)b, (int)ldb,
-                0.0f, (float *)y, (int)m);
-  else if (dt == CT_F64)
-    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                (int)n, (int)m, (int)k, 1.0, (const double *)a, (int)lda, (const double *)b, (int)ldb,
-                0.0, (double *)y, (int)m);
+  if (dt != CT_I64)
+    ct_gemm(dt, ta, tb, (int)n, (int)m, (int)k, 1.0, a, (int)lda, b, (int)ldb, 0.0, y, (int)m);
   else {
     /* int64 products wrap, as PyTorch's: computed in uint64 (signed overflow is UB in C) */
     int64_t *o = (int64_t *)y;

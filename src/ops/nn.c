@@ -1,8 +1,11 @@
-/* crater nn kernels: im2col / col2im (each the other's backward, so a convolution is
- * im2col + one OpenBLAS matmul and double backward works), and 2-D pooling.
+/* crater nn kernels: im2col / col2im (each the other's backward, so that a convolution
+ * built from them and a matmul is differentiable to any order), 2-D pooling, linear, and
+ * conv2d, which runs im2col and a GEMM per image in cache and falls back on those ops
+ * for create_graph.
  * Shapes are written (B,C,H,W) next to the pointers; L = Ho*Wo output positions. */
-#include <cblas.h>
 #include <math.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "nn.h"
@@ -82,8 +85,10 @@ static void valid_cols(int64_t wo, int64_t w, int64_t s, int64_t p, int64_t j, i
  * for stride 1, so are the reads.  col2im: x += the windows of cols (x zeroed first). */
 /* One candidate of a max window: it wins when larger, or when NaN and the best is not. */
 #define MAX_STEP(T, val, at)                                                                  \
-  { T v_ = (val); bool win_ = v_ > bv || (v_ != v_ && bv == bv);                              \
-    bv = win_ ? v_ : bv; best = win_ ? (at) : best; }
+  { T v_ = (val); int64_t win_ = -(int64_t)((v_ > bv) | ((v_ != v_) & (bv == bv)));          \
+    bv = v_ > bv ? v_ : bv;          /* a max instruction; NaN is taken below */              \
+    bv = v_ != v_ && win_ ? v_ : bv;                                                          \
+    best = (best & ~win_) | ((at) & win_); }   /* masks, not branches: ties are common */
 
 #define DEFINE_WINDOW_KERNELS(T, sfx)                                                           \
   static void im2col_##sfx(T *restrict cols, const T *restrict x, int64_t b, int64_t n0,      \
@@ -477,16 +482,23 @@ static int linear_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *e
   return ok;
 }
 
-ct_tensor *ct_linear(ct_tensor *x, ct_tensor *w, ct_tensor *b, ct_err *err) {
+/* Checks a layer's x, w (both ndim-D, x's dim 1 = w's) and bias (w's dim 0) or NULL, all
+ * of one float dtype. */
+static int check_layer(const ct_tensor *x, const ct_tensor *w, const ct_tensor *b, int ndim, ct_err *err) {
   char xs[96], ws[96], bs[96];
-  if (x->ndim != 2 || w->ndim != 2 || x->shape[1] != w->shape[1] ||
+  if (x->ndim != ndim || w->ndim != ndim || x->shape[1] != w->shape[1] ||
       (b && (b->ndim != 1 || b->shape[0] != w->shape[0])))
     return ct_fail(err, "input %s does not match weight %s%s%s", ct_shape_str(xs, x->ndim, x->shape),
                    ct_shape_str(ws, w->ndim, w->shape), b ? " and bias " : "",
-                   b ? ct_shape_str(bs, b->ndim, b->shape) : ""), NULL;
+                   b ? ct_shape_str(bs, b->ndim, b->shape) : "");
   if (x->dtype == CT_I64 || x->dtype != w->dtype || (b && b->dtype != x->dtype))
     return ct_fail(err, "expected float operands of one dtype, got %s and %s", ct_dtype_name(x->dtype),
-                   ct_dtype_name(w->dtype)), NULL;
+                   ct_dtype_name(w->dtype));
+  return 1;
+}
+
+ct_tensor *ct_linear(ct_tensor *x, ct_tensor *w, ct_tensor *b, ct_err *err) {
+  if (!check_layer(x, w, b, 2, err)) return NULL;
   int64_t n = x->shape[0], k = x->shape[1], m = w->shape[0], shape[2] = {n, m};
   if (!ct_blas_sizes(n, k, m, err)) return NULL;
   ct_tensor *xc = ct_contig(x, false, err), *wc = xc ? ct_contig(w, false, err) : NULL;
@@ -498,16 +510,9 @@ ct_tensor *ct_linear(ct_tensor *x, ct_tensor *w, ct_tensor *b, ct_err *err) {
     for (int64_t i = 0; i < n; i++) memcpy(ct_data(y) + (size_t)(i * m) * es, ct_data(bc), (size_t)m * es);
   else
     memset(ct_data(y), 0, (size_t)(n * m) * es);
-  if (n > 0 && m > 0 && k > 0) {
-    if (x->dtype == CT_F32)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)m, (int)k, 1.0f,
-                  (const float *)ct_data(xc), (int)k, (const float *)ct_data(wc), (int)k, 1.0f,
-                  (float *)ct_data(y), (int)m);
-    else
-      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)m, (int)k, 1.0,
-                  (const double *)ct_data(xc), (int)k, (const double *)ct_data(wc), (int)k, 1.0,
-                  (double *)ct_data(y), (int)m);
-  }
+  if (n > 0 && m > 0 && k > 0)
+    ct_gemm(x->dtype, false, true, (int)n, (int)m, (int)k, 1.0, ct_data(xc), (int)k, ct_data(wc), (int)k, 1.0,
+            ct_data(y), (int)m);
   ct_tensor *in[3] = {x, w, b};
   int nin = b ? 3 : 2;
   if (ct_needs_grad(nin, in)) {
@@ -606,6 +611,276 @@ ct_tensor *ct_conv_out(ct_tensor *y, ct_tensor *bias, int64_t b, int64_t ho, int
                    (long long)wo), NULL;
   int64_t shape[4] = {b, y->shape[0], ho, wo};
   return swap_lead(y, bias, y->shape[0], b, ho * wo, 4, shape, err);
+}
+
+/* ---------------- conv2d: im2col and one GEMM per image, in cache ---------------- */
+
+/* One image at a time: its columns (K, L), K = C*kh*kw, stay in the core's cache (225 KB
+ * for 32 channels of 14x14 and a 3x3 kernel), and the GEMM W (Cout, K) x cols writes the
+ * image's (Cout, L) output in place, where im2col of the batch wrote a (K, B*L) matrix
+ * through memory, the GEMMs read it back and the result was swapped into (B, Cout, L).
+ * Images are split over threads, each in a slot of scratch buffers the caller allocated. */
+#define CONV_PARTS 16   /* partial sums of the weight gradient: a fixed count, the same bits on any thread count */
+
+typedef struct {
+  ct_dtype dt;
+  const char *x, *w, *g, *bias;   /* x (B,C,H,W), w (Cout,K), g (B,Cout,L) in backward */
+  char *y, *gx, *gw;              /* y; gx or NULL, gw (parts,Cout,K) or NULL */
+  int64_t b, c, h, wd, ho, wo, cout, k, per;   /* per: images in one part of the backward */
+  ct_win win;
+  char *scratch;                  /* nslots slots of slot bytes */
+  size_t slot;
+  atomic_int *busy;               /* whether a slot is taken */
+  int nslots;
+} conv_job;
+
+/* A free slot: at most nslots ranges run at once, so one is always free. */
+static char *slot_take(conv_job *j, int *slot) {
+  for (;;)
+    for (int i = 0; i < j->nslots; i++) {
+      int expect = 0;
+      if (atomic_compare_exchange_strong(&j->busy[i], &expect, 1)) {
+        *slot = i;
+        return j->scratch + (size_t)i * j->slot;
+      }
+    }
+}
+
+/* cols (K, L) of image n */
+static void im2col_one(const conv_job *j, char *cols, int64_t n) {
+  int64_t plane = j->c * j->h * j->wd;
+  if (j->dt == CT_F64)
+    im2col_f64((double *)cols, (const double *)j->x + n * plane, 1, 0, 1, j->c, j->h, j->wd, j->ho, j->wo, j->win);
+  else
+    im2col_f32((float *)cols, (const float *)j->x + n * plane, 1, 0, 1, j->c, j->h, j->wd, j->ho, j->wo, j->win);
+}
+
+static void conv_fwd_range(void *vj, size_t lo, size_t hi) {
+  conv_job *j = vj;
+  int slot;
+  char *cols = slot_take(j, &slot);
+  size_t es = ct_dtype_size(j->dt);
+  int64_t l = j->ho * j->wo;
+  for (int64_t n = (int64_t)lo; n < (int64_t)hi; n++) {
+    char *y = j->y + (size_t)(n * j->cout * l) * es;
+    im2col_one(j, cols, n);
+    for (int64_t co = 0; j->bias && co < j->cout; co++)   /* rows start as the bias: beta 1 adds */
+      for (int64_t q = 0; q < l; q++) {
+        if (j->dt == CT_F64) ((double *)y)[co * l + q] = ((const double *)j->bias)[co];
+        else ((float *)y)[co * l + q] = ((const float *)j->bias)[co];
+      }
+    ct_gemm(j->dt, false, false, (int)j->cout, (int)l, (int)j->k, 1.0, j->w, (int)j->k, cols, (int)l,
+            j->bias ? 1.0 : 0.0, y, (int)l);
+  }
+  atomic_store(&j->busy[slot], 0);
+}
+
+/* Parts lo..hi of the batch, per images each: the part's gw, and its images' gx,
+ * from its columns (K, per*L) and its gradient as (Cout, per*L), so that the products'
+ * inner sizes are per*L and Cout rather than one image's L. */
+static void conv_bwd_range(void *vj, size_t lo, size_t hi) {
+  conv_job *j = vj;
+  int slot;
+  char *cols = slot_take(j, &slot);
+  size_t es = ct_dtype_size(j->dt);
+  int64_t l = j->ho * j->wo, plane = j->c * j->h * j->wd;
+  char *gcols = cols + (size_t)(j->k * j->per * l) * es, *gp = gcols + (size_t)(j->k * j->per * l) * es;
+  for (int64_t p = (int64_t)lo; p < (int64_t)hi; p++) {
+    int64_t n0 = p * j->per, np = (n0 + j->per < j->b ? j->per : j->b - n0), gl = np * l;
+    for (int64_t n = 0; n < np; n++)   /* gp[co, n*L + q] = g[n0 + n, co, q] */
+      for (int64_t co = 0; co < j->cout; co++)
+        memcpy(gp + (size_t)(co * gl + n * l) * es, j->g + (size_t)(((n0 + n) * j->cout + co) * l) * es, (size_t)l * es);
+    if (j->gw) {   /* gw[p] = gp (Cout, per*L) x cols^T (per*L, K) */
+      if (j->dt == CT_F64)
+        im2col_f64((double *)cols, (const double *)j->x + n0 * plane, np, 0, np, j->c, j->h, j->wd, j->ho, j->wo, j->win);
+      else
+        im2col_f32((float *)cols, (const float *)j->x + n0 * plane, np, 0, np, j->c, j->h, j->wd, j->ho, j->wo, j->win);
+      ct_gemm(j->dt, false, true, (int)j->cout, (int)j->k, (int)gl, 1.0, gp, (int)gl, cols, (int)gl, 0.0,
+              j->gw + (size_t)(p * j->cout * j->k) * es, (int)j->k);
+    }
+    if (j->gx) {   /* gx of the part's images = col2im(W^T (K, Cout) x gp) */
+      ct_gemm(j->dt, true, false, (int)j->k, (int)gl, (int)j->cout, 1.0, j->w, (int)j->k, gp, (int)gl, 0.0,
+              gcols, (int)gl);
+      memset(j->gx + (size_t)(n0 * plane) * es, 0, (size_t)(np * plane) * es);
+      if (j->dt == CT_F64)
+        col2im_f64((double *)j->gx + n0 * plane, (const double *)gcols, np, 0, np, j->c, j->h, j->wd, j->ho, j->wo, j->win);
+      else
+        col2im_f32((float *)j->gx + n0 * plane, (const float *)gcols, np, 0, np, j->c, j->h, j->wd, j->ho, j->wo, j->win);
+    }
+  }
+  atomic_store(&j->busy[slot], 0);
+}
+
+/* Runs fn over nitems (each `work` multiply-adds) with scratch slots for every thread. */
+static int conv_run(conv_job *j, size_t nitems, size_t work, ct_range_fn fn, ct_err *err) {
+  int nt = ct_get_num_threads();
+  j->nslots = nt < 1 ? 1 : nt;
+  size_t es = ct_dtype_size(j->dt), l = (size_t)(j->ho * j->wo), bytes;
+  /* forward: one image's columns; backward: a part's columns, their gradient and gp */
+  size_t rows = j->per > 0 ? 2 * (size_t)j->k + (size_t)j->cout : (size_t)j->k, imgs = j->per > 0 ? (size_t)j->per : 1;
+  if (__builtin_mul_overflow(rows, l, &j->slot) || __builtin_mul_overflow(j->slot, imgs * es, &j->slot) ||
+      j->slot > SIZE_MAX - 63 || __builtin_mul_overflow((j->slot + 63) & ~(size_t)63, (size_t)j->nslots, &bytes))
+    return ct_fail(err, "not enough memory (scratch of %zu rows of %zu columns)", rows, l);
+  j->slot = (j->slot + 63) & ~(size_t)63;
+  atomic_int busy[j->nslots];
+  for (int i = 0; i < j->nslots; i++) atomic_init(&busy[i], 0);
+  j->busy = busy;
+  if ((j->scratch = ct_malloc(bytes, err)) == NULL) return 0;
+  ct_parallel_blocks(nitems, work, fn, j);
+  ct_free(j->scratch, bytes);
+  return 1;
+}
+
+/* gx, gw, gb built from differentiable ops (im2col, mm, col2im, the swap), for create_graph. */
+static int conv_backward_graph(ct_node *nd, ct_tensor *x, ct_tensor *w, ct_tensor *g, ct_tensor **gin, ct_err *err) {
+  ct_win win = win_from_node(nd);
+  int64_t b = g->shape[0], cout = g->shape[1], l = g->shape[2] * g->shape[3];
+  int64_t gshape[2] = {cout, b * l}, wshape[2] = {cout, -1};
+  ct_tensor *gy = swap_lead(g, NULL, b, cout, l, 2, gshape, err);   /* (Cout, B*L) */
+  ct_tensor *w2 = gy ? ct_reshape(w, 2, wshape, err) : NULL, *cols = NULL, *colst = NULL, *t = NULL, *w2t = NULL;
+  int ok = w2 != NULL;
+  if (ok && nd->edge[1].needs)
+    ok = (cols = ct_im2col(x, win, err)) && (colst = ct_transpose(cols, 0, 1, err)) && (t = ct_mm(gy, colst, err)) &&
+         (gin[1] = ct_reshape(t, w->ndim, w->shape, err));
+  if (ok && nd->nin > 2 && nd->edge[2].needs) ok = (gin[2] = ct_reduce(CT_R_SUM, gy, 1, false, err)) != NULL;
+  ct_tensor_release(t);
+  t = NULL;
+  if (ok && nd->edge[0].needs)
+    ok = (w2t = ct_transpose(w2, 0, 1, err)) && (t = ct_mm(w2t, gy, err)) &&
+         (gin[0] = ct_col2im(t, nd->arg.window.h, nd->arg.window.w, win, err));
+  ct_tensor *tmp[] = {gy, w2, cols, colst, t, w2t};
+  for (int i = 0; i < 6; i++) ct_tensor_release(tmp[i]);
+  return ok;
+}
+
+static int conv_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
+  ct_tensor *x = ct_saved(nd, 0, err), *w = x ? ct_saved(nd, 1, err) : NULL, *gc = NULL;
+  ct_tensor *gw = NULL, *gl = NULL, *xc = NULL, *wc = NULL;
+  int ok = w != NULL;
+  if (ok && ct_grad_enabled) { ok = conv_backward_graph(nd, x, w, g, gin, err); goto done; }
+  ok = ok && (xc = ct_contig(x, false, err)) && (wc = ct_contig(w, false, err));
+  bool need_x = nd->edge[0].needs, need_w = nd->edge[1].needs, need_b = nd->nin > 2 && nd->edge[2].needs;
+  int64_t b = g->shape[0], cout = g->shape[1], k = w->shape[1] * w->shape[2] * w->shape[3];
+  int64_t per = (b + CONV_PARTS - 1) / CONV_PARTS, parts = per > 0 ? (b + per - 1) / per : 0;
+  int64_t pw[3] = {parts, cout, k}, bcl[3] = {b, cout, g->shape[2] * g->shape[3]};
+  ok = ok && (gc = ct_contig(g, false, err)) && (!need_x || (gin[0] = ct_tensor_new(x->dtype, 4, x->shape, err))) &&
+       (gw = ct_tensor_new(x->dtype, 3, pw, err));
+  if (ok) {
+    conv_job j = {.dt = x->dtype, .x = ct_data(xc), .w = ct_data(wc), .g = ct_data(gc),
+                  .gx = need_x ? ct_data(gin[0]) : NULL, .gw = need_w ? ct_data(gw) : NULL, .b = b, .c = x->shape[1], .h = x->shape[2],
+                  .wd = x->shape[3], .ho = g->shape[2], .wo = g->shape[3], .cout = cout, .k = k,
+                  .per = per, .win = win_from_node(nd)};
+    ok = conv_run(&j, (size_t)parts, (size_t)(per * cout * k * g->shape[2] * g->shape[3] * 2), conv_bwd_range, err);
+  }
+  /* the parts' sums, added in part order */
+  if (ok && need_w) ok = (gin[1] = ct_reduce(CT_R_SUM, gw, 0, false, err)) != NULL;
+  if (ok && need_w) { ct_tensor *r = ct_reshape(gin[1], 4, w->shape, err); ct_tensor_release(gin[1]); ok = (gin[1] = r) != NULL; }
+  if (ok && need_b) {   /* gb: g summed over its positions, then over the images */
+    ct_tensor *v = ct_view(gc, 3, bcl, err);
+    ok = v && (gl = ct_reduce(CT_R_SUM, v, 2, false, err)) && (gin[2] = ct_reduce(CT_R_SUM, gl, 0, false, err));
+    ct_tensor_release(v);
+  }
+done:
+  ct_tensor_release(gc);
+  ct_tensor_release(gw);
+  ct_tensor_release(gl);
+  ct_tensor_release(xc);
+  ct_tensor_release(wc);
+  ct_tensor_release(x);
+  ct_tensor_release(w);
+  return ok;
+}
+
+ct_tensor *ct_conv2d(ct_tensor *x, ct_tensor *w, ct_tensor *bias, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
+                     ct_err *err) {
+  if (!check_layer(x, w, bias, 4, err)) return NULL;
+  ct_win win = {w->shape[2], w->shape[3], sh, sw, ph, pw};
+  int64_t ho = 0, wo = 0;
+  if (!check_input(x, win, &ho, &wo, err)) return NULL;
+  /* w's numel fits, so k does; b*c*ho*wo was checked, but b may be 0 */
+  int64_t b = x->shape[0], cout = w->shape[0], k = w->shape[1] * w->shape[2] * w->shape[3];
+  int64_t yshape[4] = {b, cout, ho, wo}, l = ct_shape_numel(2, yshape + 2, NULL);
+  if (l < 0 || !ct_blas_sizes(cout, k, l, err))
+    return l < 0 ? (ct_fail(err, "sizes overflow: %lldx%lld outputs", (long long)ho, (long long)wo), NULL) : NULL;
+  ct_tensor *xc = ct_contig(x, false, err), *wc = xc ? ct_contig(w, false, err) : NULL;
+  ct_tensor *bc = wc && bias ? ct_contig(bias, false, err) : NULL, *y = NULL;
+  if (wc && (bias == NULL || bc) && (y = ct_tensor_new(x->dtype, 4, yshape, err)) != NULL && b > 0 && cout > 0) {
+    conv_job j = {.dt = x->dtype, .x = ct_data(xc), .w = ct_data(wc), .bias = bc ? ct_data(bc) : NULL,
+                  .y = ct_data(y), .b = b, .c = x->shape[1], .h = x->shape[2], .wd = x->shape[3], .ho = ho,
+                  .wo = wo, .cout = cout, .k = k, .win = win};
+    if (!conv_run(&j, (size_t)b, (size_t)(cout * k * ho * wo), conv_fwd_range, err)) { ct_tensor_release(y); y = NULL; }
+  }
+  ct_tensor *in[3] = {x, w, bias};
+  int nin = bias ? 3 : 2;
+  if (y && ct_needs_grad(nin, in)) {
+    ct_node *nd = ct_record(&nn_ops[CT_NN_CONV2D], y, nin, in, err);
+    if (nd == NULL || !ct_save(nd, x, false, err) || !ct_save(nd, w, false, err)) { ct_tensor_release(y); y = NULL; }
+    else win_to_node(nd, win, x->shape[2], x->shape[3]);
+  }
+  ct_tensor_release(xc);
+  ct_tensor_release(wc);
+  ct_tensor_release(bc);
+  return y;
+}
+
+/* ---------------- relu: one pass each way, over the pool ---------------- */
+
+/* y = x > 0 ? x : 0 and gx = [y > 0] g, as x:relu() and its backward (a compare against a
+ * broadcast zero and a product, which run on one thread), in one split pass each. */
+typedef struct {
+  bool f64, backward;
+  char *y;
+  const char *x, *g;   /* forward: x; backward: x is y, g the gradient */
+} relu_job;
+
+static void relu_range(void *vj, size_t lo, size_t hi) {
+  relu_job *j = vj;
+  if (j->f64) {
+    double *restrict y = (double *)j->y;
+    const double *restrict x = (const double *)j->x, *restrict g = (const double *)j->g;
+    if (j->backward) for (size_t i = lo; i < hi; i++) y[i] = (x[i] > 0 ? 1.0 : 0.0) * g[i];
+    else for (size_t i = lo; i < hi; i++) y[i] = x[i] > 0 ? x[i] : 0;
+  } else {
+    float *restrict y = (float *)j->y;
+    const float *restrict x = (const float *)j->x, *restrict g = (const float *)j->g;
+    if (j->backward) for (size_t i = lo; i < hi; i++) y[i] = (x[i] > 0 ? 1.0f : 0.0f) * g[i];
+    else for (size_t i = lo; i < hi; i++) y[i] = x[i] > 0 ? x[i] : 0;
+  }
+}
+
+static ct_tensor *relu_pass(ct_tensor *x, ct_tensor *g, ct_err *err) {
+  ct_tensor *xc = ct_contig(x, false, err), *gc = xc && g ? ct_contig(g, false, err) : NULL, *y = NULL;
+  if (xc && (g == NULL || gc) && (y = ct_tensor_new(x->dtype, x->ndim, x->shape, err)) != NULL) {
+    relu_job j = {x->dtype == CT_F64, g != NULL, ct_data(y), ct_data(xc), gc ? ct_data(gc) : NULL};
+    ct_parallel((size_t)ct_numel(x), relu_range, &j);
+  }
+  ct_tensor_release(xc);
+  ct_tensor_release(gc);
+  return y;
+}
+
+static int relu_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
+  ct_tensor *y = ct_saved(nd, 0, err), *zero = NULL, *mask = NULL;
+  if (y == NULL) return 0;
+  if (ct_grad_enabled)   /* create_graph: from ops, differentiable again */
+    gin[0] = (zero = ct_tensor_zeros(y->dtype, 0, NULL, err)) && (mask = ct_compare_as(CT_B_GT, y, zero, err))
+                 ? ct_mul(mask, g, err) : NULL;
+  else
+    gin[0] = relu_pass(y, g, err);
+  ct_tensor_release(zero);
+  ct_tensor_release(mask);
+  ct_tensor_release(y);
+  return gin[0] != NULL;
+}
+
+ct_tensor *ct_relu(ct_tensor *x, ct_err *err) {
+  if (x->dtype == CT_I64) return ct_fail(err, "expected a float tensor, got int64"), NULL;
+  ct_tensor *y = relu_pass(x, NULL, err);
+  if (y && ct_needs_grad(1, &x)) {
+    ct_node *nd = ct_record(&nn_ops[CT_NN_RELU], y, 1, &x, err);
+    if (nd == NULL || !ct_save(nd, y, true, err)) { ct_tensor_release(y); y = NULL; }
+  }
+  return y;
 }
 
 static const ct_op nn_ops[CT_NN_COUNT] = {CT_NN_OPS(CT_OP_ROW)};

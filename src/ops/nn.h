@@ -44,6 +44,19 @@ ct_tensor *ct_linear(ct_tensor *x, ct_tensor *w, ct_tensor *b, ct_err *err);
  * integer y, sizes that do not match, or a bias not (Cout) of y's dtype. */
 ct_tensor *ct_conv_out(ct_tensor *y, ct_tensor *bias, int64_t b, int64_t ho, int64_t wo, ct_err *err);
 
+/* 2-D convolution (cross-correlation) of x (B,C,H,W) with w (Cout,C,kh,kw) plus bias (Cout)
+ * or NULL, stride sh x sw, zero padding ph x pw -> (B,Cout,Ho,Wo): im2col and one GEMM per
+ * image, images split over threads.  Backward: the same per image, the weight gradient
+ * summed in 16 fixed parts of the batch (the same bits on any thread count); with
+ * create_graph, from im2col, mm and col2im, so it is differentiable again.  Fails on
+ * shapes that do not match, integer or mixed dtypes, or a window that does not fit. */
+ct_tensor *ct_conv2d(ct_tensor *x, ct_tensor *w, ct_tensor *bias, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
+                     ct_err *err);
+
+/* max(x, 0) of a float x (NaN gives 0, as x:relu()), in one pass split over threads;
+ * backward gx = [y > 0] g, one pass too (from ops with create_graph).  Fails on int64. */
+ct_tensor *ct_relu(ct_tensor *x, ct_err *err);
+
 /* Flush subnormal floats to zero (FTZ and DAZ) on the calling thread, as
  * torch.set_flush_denormal; returns false where the CPU has no such mode. */
 bool ct_set_flush_denormal(bool on);

@@ -142,6 +142,11 @@ ct_tensor *ct_bmm(ct_tensor *a, ct_tensor *b, ct_err *err);      /* 3-D only */
 int ct_blas_sizes(int64_t n, int64_t k, int64_t m, ct_err *err);
 /* OpenBLAS's thread count (crater.set_num_threads sets the core's and this one). */
 void ct_blas_set_num_threads(int n);
+/* c = alpha op(a) op(b) + beta c for row-major float32 or float64 matrices (m x k times
+ * k x n, op a transpose when ta or tb), as cblas_?gemm, with OpenBLAS on one thread and
+ * c's rows or columns split over crater's threads: the same sums on any thread count. */
+void ct_gemm(ct_dtype dt, bool ta, bool tb, int m, int n, int k, double alpha, const void *a, int lda,
+             const void *b, int ldb, double beta, void *c, int ldc);
 
 /* ---- joining and indexing ---- */
 enum {   /* the table's rows */

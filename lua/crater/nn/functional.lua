@@ -51,7 +51,8 @@ function F.linear(x, weight, bias)
 end
 
 --- 2-D convolution (cross-correlation) of x (B,Cin,H,W) with weight (Cout,Cin,kh,kw):
--- im2col, then one product W (Cout, Cin*kh*kw) x cols (Cin*kh*kw, B*Ho*Wo).
+-- im2col and one product per image, in cache (core._conv2d), when the operands share a
+-- dtype; else im2col of the batch, then one product W (Cout, Cin*kh*kw) x cols.
 -- @tparam[opt=1] number stride
 -- @tparam[opt=0] number padding
 function F.conv2d(x, weight, bias, o)
@@ -64,6 +65,13 @@ function F.conv2d(x, weight, bias, o)
   end
   local cout, kh, kw = weight:size(1), weight:size(3), weight:size(4)
   local b, h, w = x:size(1), x:size(3), x:size(4)
+  -- images' sizes (every product of them fits) take the per-image kernel; hostile sizes
+  -- and mixed dtypes the batch path, whose ops report them
+  local M = 1 << 16
+  if x:dtype() == weight:dtype() and (bias == nil or bias:dtype() == x:dtype()) and x:size(2) > 0
+      and h <= M and w <= M and kh <= M and kw <= M and ph <= M and pw <= M and x:size(2) * kh * kw <= M * M then
+    return internal._conv2d(x, weight, bias, sh, sw, ph, pw)
+  end
   local cols = internal.im2col(x, kh, kw, sh, sw, ph, pw, "conv2d") -- (Cin*kh*kw, B*L)
   local ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
   local y = weight:view(cout, -1):matmul(cols)                  -- (Cout, B*L): one GEMM
@@ -95,7 +103,10 @@ function F.avg_pool2d(x, kernel_size, o)
   return internal.avg_pool2d(x, win(kernel_size, o, "avg_pool2d"))
 end
 
-function F.relu(x) return x:relu() end
+function F.relu(x)   -- a float tensor in one pass each way over the threads (internal._relu)
+  if crater.is_tensor(x) and x:dtype() ~= "int64" then return internal._relu(x) end
+  return x:relu()
+end
 function F.leaky_relu(x, slope) return x:leaky_relu(slope or 0.01) end
 function F.sigmoid(x) return x:sigmoid() end
 function F.tanh(x) return x:tanh() end

@@ -188,7 +188,7 @@ local function activation(name, fn, arg_repr)
 end
 
 --- ReLU(): max(x, 0).
-L.ReLU = activation("ReLU", function(_, x) return x:relu() end)
+L.ReLU = activation("ReLU", function(_, x) return F.relu(x) end)
 --- Sigmoid(): 1 / (1 + e^-x).
 L.Sigmoid = activation("Sigmoid", function(_, x) return x:sigmoid() end)
 --- Tanh(): the hyperbolic tangent.
