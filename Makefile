@@ -34,7 +34,7 @@ MODULE := $(BUILD)/lib/crater/core.so
 EXE    := $(BUILD)/crater
 DIST   := $(BUILD)/lib/crater/distributed.so
 
-.PHONY: test-dist bench-dist all deps test-deps ctest test asan valgrind demo bench bench-instr install lint check-layers doc doc-deps clean fuzz fuzz-deps fuzz-api
+.PHONY: test-dist bench-dist bench-base all deps test-deps ctest test asan valgrind demo bench bench-instr install lint check-layers doc doc-deps clean fuzz fuzz-deps fuzz-api
 all: deps $(LIB) $(MODULE) $(EXE) $(DIST)
 
 # Debian packages only: install the missing ones when root, else print the apt-get line.
@@ -126,9 +126,17 @@ demo: all
 tutorial: all
 	$(EXE) examples/tutorial/build.lua out/tutorial
 
-bench: all
-	$(EXE) examples/bench/run.lua
-	@$(MAKE) --no-print-directory bench-dist
+# `make bench BASE=<commit>` also builds that commit's tree in build-base/ and runs every
+# crater script on both builds in the same run (run.lua --base): old against new, one table.
+# BENCH_ARGS passes run.lua's options (`--only rosenbrock,ops --no-torch`).
+bench: all $(if $(BASE),bench-base)
+	$(EXE) examples/bench/run.lua $(BENCH_ARGS) $(if $(BASE),--base build-base/tree/build/crater)
+	@$(if $(BENCH_ARGS),,$(MAKE) --no-print-directory bench-dist)
+
+bench-base:
+	rm -rf build-base && mkdir -p build-base/tree
+	git archive $(BASE) | tar -x -C build-base/tree
+	$(MAKE) -C build-base/tree -j2 all >/dev/null
 
 # Section distributed (README.md, "Beyond one machine"): all_reduce between 2 ranks against
 # copy_, the MLP on 2 ranks x 1 thread against 1 rank x 2 threads, and the per-step compute

@@ -18,7 +18,12 @@
 -- with torch.set_num_threads(N) per row: its best configuration on 2 cores (the OpenMP and
 -- OpenBLAS pools compete otherwise); the matmul rows run OpenBLAS on N threads instead.
 --
+-- With --base EXE (`make bench BASE=<commit>` builds that commit's tree in build-base/), every
+-- crater script also runs on that build, right after this one's, and the table gains its
+-- column and the ratio: old build against new in one run.
+--
 -- Usage: crater examples/bench/run.lua [--only ops,matmul,...] [--no-torch] [--python /usr/bin/python3]
+--        [--base build-base/tree/build/crater]
 -- Sections: startup ops rosenbrock optim zoo fuse matmul mlp cnn.
 local crater = rawget(_G, "crater") or require "crater"
 
@@ -59,7 +64,7 @@ end
 ----------------------------------------------------------------------------------------------
 -- options
 ----------------------------------------------------------------------------------------------
-local opt = { only = nil, torch = true }
+local opt = { only = nil, torch = true, base = nil }
 do
   local i = 1
   while i <= #arg do
@@ -69,6 +74,7 @@ do
       i = i + 1
     elseif arg[i] == "--no-torch" then opt.torch = false
     elseif arg[i] == "--python" and arg[i + 1] then PYTHON = arg[i + 1]; i = i + 1
+    elseif arg[i] == "--base" and arg[i + 1] then opt.base = arg[i + 1]; i = i + 1
     else error("run.lua: unknown argument " .. arg[i]) end
     i = i + 1
   end
@@ -77,11 +83,12 @@ end
 ----------------------------------------------------------------------------------------------
 -- running commands and collecting BENCH lines
 ----------------------------------------------------------------------------------------------
--- results[side][name] = { med, lo, hi, unit, median_only = bool }; side is crater, torch or ref
-local results = { crater = {}, torch = {}, ref = {} }
+-- results[side][name] = { med, lo, hi, unit, median_only = bool }; side is crater, base (the
+-- --base build), torch or ref
+local results = { crater = {}, base = {}, torch = {}, ref = {} }
 local order = {}            -- row names in the order first seen
 local seen = {}
-local missing = { crater = {}, torch = {} }   -- section -> reason
+local missing = { crater = {}, base = {}, torch = {} }   -- section -> reason
 
 local function add(side, name, med, lo, hi, unit, median_only)
   results[side][name] = { med = med, lo = lo, hi = hi, unit = unit, median_only = median_only }
@@ -138,11 +145,26 @@ local function collect_optim_table(lines)
   return n
 end
 
+--- Runs a bench script under this build (side crater) and then, with --base, under the base
+-- build (this tree's script: the same workload on both); returns this build's output.
 local function crater_child(section, script, args)
-  local lines, ok = run(string.format("%s %s --child %s %s %s", q(EXE), q(DIR .. "run.lua"), section,
-    q(script), args or ""))
-  local n = collect("crater", lines)
-  if not ok and n == 0 then missing.crater[section] = "the script failed (output above)" end
+  local function child(exe, side)
+    local lines, ok = run(string.format("%s %s --child %s %s %s", q(exe), q(DIR .. "run.lua"), section,
+      q(script), args or ""))
+    local n = side == "crater" and collect(side, lines) or 0
+    if side == "base" then   -- its rows (optim table included) under base; references stay this run's
+      local mine, refs = results.crater, results.ref
+      results.crater, results.ref = {}, {}
+      collect("crater", lines)
+      if section == "optim" then collect_optim_table(lines) end
+      for k, v in pairs(results.crater) do results.base[k] = v; n = n + 1 end
+      results.crater, results.ref = mine, refs
+    end
+    if not ok and n == 0 then missing[side][section] = "the script failed (output above)" end
+    return lines, n
+  end
+  local lines, n = child(EXE, "crater")
+  if opt.base then child(opt.base, "base") end
   return lines, n
 end
 
@@ -415,6 +437,10 @@ end
 
 local header = { "workload", "unit", "crater median (min–max)", "PyTorch median (min–max)",
                  "crater advantage", "target", "reference", "crater / reference" }
+if opt.base then   -- the base build's column and this build's speed-up over it, after crater's
+  table.insert(header, 4, "base median (min–max)")
+  table.insert(header, 5, "speed-up over base")
+end
 -- torch's foreach rows go right after the row of the same step
 local ordered = {}
 for _, name in ipairs(order) do
@@ -433,7 +459,7 @@ for _, name in ipairs(ordered) do
   local t = results.torch[name]
   local alias = name:match("^(.-)%.foreach$")      -- torch-only foreach rows compare with crater's fused step
   if alias and not c then c = results.crater[alias] end
-  local unit = (c or t).unit
+  local unit = (c or t or results.base[name]).unit
   local adv = ""
   if c and t and c.med > 0 and t.med > 0 then
     adv = string.format("%.2fx", LOWER_IS_BETTER[unit] and t.med / c.med or c.med / t.med)
@@ -448,6 +474,15 @@ for _, name in ipairs(ordered) do
   rows[#rows + 1] = { label(name), unit, ccell, tcell, adv, target,
     refv and string.format("%s %s", num(refv), refname) or "",
     frac and string.format("%.0f%%", 100 * frac) or "" }
+  if opt.base then
+    local b = results.base[name]
+    local up = ""
+    if c and b and c.med > 0 and b.med > 0 then
+      up = string.format("%.2fx", LOWER_IS_BETTER[unit] and b.med / c.med or c.med / b.med)
+    end
+    table.insert(rows[#rows], 4, cell(b) or ("— " .. (missing.base[sec] or "not measured")))
+    table.insert(rows[#rows], 5, up)
+  end
 end
 
 local width = {}
@@ -478,6 +513,10 @@ if load1 and ncpu and load1 > 0.5 * ncpu then
     .. " cores, so every figure is slowed and noisy (2-thread rows most); re-run on an idle machine.\n", load1, ncpu))
 end
 io.write("crater: ", crater._VERSION or "?", ", ", EXE, " (OpenBLAS and crater's loops on the row's thread count).\n")
+if opt.base then
+  io.write("base: ", opt.base, ", each script run right after crater's; speed-up over base: base time /"
+    .. " crater time, or crater rate / base rate.\n")
+end
 io.write("PyTorch: ", torch_reason and ("missing, " .. torch_reason) or (TORCH_ENV .. ", torch.set_num_threads(N) per row; matmul rows with"
   .. " OpenBLAS on N threads"), ".\n")
 io.write("crater advantage: how many times better crater is (PyTorch time / crater time, or crater rate /"
