@@ -27,7 +27,8 @@ static int accumulate(ct_tensor **slot, ct_tensor *g, ct_err *err) {
 static ct_tensor *fit_to_input(ct_tensor *g, const ct_edge *e, ct_err *err) {
   ct_tensor *r = g;
   ct_tensor_retain(r);
-  bool same = r->ndim == e->ndim && memcmp(r->shape, e->shape, sizeof(int64_t) * (size_t)e->ndim) == 0;
+  bool same = r->ndim == e->ndim;   /* a loop, not memcmp: a call costs more than 1 or 2 dims */
+  for (int k = 0; same && k < e->ndim; k++) same = r->shape[k] == e->shape[k];
   if (!same) {
     ct_tensor *s = ct_sum_to(r, e->ndim, e->shape, err);
     ct_tensor_release(r);
@@ -280,7 +281,7 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
     n->gacc = NULL;
     ct_tensor *gin[8];   /* zeroed below for nin entries only: most nodes have one or two */
     ct_tensor **gins = n->nin <= 8 ? gin : NULL;
-    if (gins) memset(gins, 0, (size_t)n->nin * sizeof *gins);
+    for (int k = 0; gins && k < n->nin; k++) gins[k] = NULL;
     int good = 1;
     bool run = ninputs == 0 || n->needed;
     if (gout && !run_hook(n->hook, &gout, err)) good = 0;

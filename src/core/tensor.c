@@ -233,9 +233,22 @@ void ct_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride) {
   }
 }
 
+/* Every field but shape and stride, which whoever makes the tensor fills for its ndim dims
+ * (their other entries are never read): most of the struct's bytes, written at every op. */
 static void tensor_init(ct_tensor *t) {
-  memset(t, 0, sizeof *t);
+  t->storage = NULL;
+  t->offset = 0;
+  t->ndim = 0;
   t->refs = 1;
+  t->dtype = CT_F32;
+  t->requires_grad = false;
+  t->grad = NULL;
+  t->grad_fn = NULL;
+  t->hook = 0;
+  t->edges = 0;
+  t->view = false;
+  t->in_block = false;
+  t->view_history = 0;
   mem.tensors++;
 }
 
