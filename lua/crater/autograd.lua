@@ -5,6 +5,7 @@
 -- @module crater.autograd
 local crater = require "crater"
 local core = crater.core
+local internal = core.internal
 local list = require "crater.list"
 
 local M = {}
@@ -16,10 +17,10 @@ M.enable_grad = core.enable_grad
 --- From a hook during `x:backward()`, queues fn() to run once that backward has
 -- accumulated every gradient (PyTorch's engine queue_callback); DistributedDataParallel
 -- reduces its gradients there.  Outside a backward it is an error.
-M.queue_callback = core.queue_callback
+M.queue_callback = internal.queue_callback
 --- True while `x:backward()` runs (in its hooks); false elsewhere, including inside
 -- crater.grad, which fills no .grad.
-M.backward_running = core.backward_running
+M.backward_running = internal.backward_running
 
 local function as_list(v)
   if crater.is_tensor(v) then return { v } end
@@ -220,7 +221,7 @@ local saved = setmetatable({}, { __mode = "k" })
 function Ctx:save_for_backward(...)
   local tensors, versions = table.pack(...), {}
   for i = 1, tensors.n do
-    if crater.is_tensor(tensors[i]) then versions[i] = core.version(tensors[i]) end
+    if crater.is_tensor(tensors[i]) then versions[i] = internal.version(tensors[i]) end
   end
   self.saved_tensors = tensors
   saved[self] = { tensors = tensors, versions = versions }
@@ -232,10 +233,10 @@ local function check_saved(ctx, opname)
   if s == nil then return end
   for i, v in pairs(s.versions) do
     local t = s.tensors[i]
-    if core.version(t) ~= v then
+    if internal.version(t) ~= v then
       error(string.format("%s: one of the variables needed for gradient computation has been modified by an "
         .. "inplace operation: saved tensor %d of shape {%s} is at version %d; expected version %d instead",
-        opname, i, table.concat(t:shape(), ","), core.version(t), v), 0)
+        opname, i, table.concat(t:shape(), ","), internal.version(t), v), 0)
     end
   end
 end
@@ -261,7 +262,7 @@ function M.Function(name, def)
   if type(def) ~= "table" or type(def.forward) ~= "function" or type(def.backward) ~= "function" then
     error("Function: needs {forward = function(ctx, ...), backward = function(ctx, grad)}", 2)
   end
-  local op = core.function_op(name)
+  local op = internal.function_op(name)
   local F = { name = name }
   function F.apply(...)
     local args = table.pack(...)
@@ -282,7 +283,7 @@ function M.Function(name, def)
     end
     if not any then return out end
     out = out:detach()   -- its own tensor, even when forward returned an argument
-    core.function_record(out, inputs, op, function(grad)
+    internal.function_record(out, inputs, op, function(grad)
       check_saved(ctx, name .. "Backward")
       local grads = table.pack(def.backward(ctx, grad))
       local picked = {}
@@ -301,9 +302,9 @@ end
 -- @param ... its arguments
 -- @usage crater.autograd.detect_anomaly(function() loss:backward() end)
 function M.detect_anomaly(fn, ...)
-  local was = core.set_anomaly(true)
+  local was = internal.set_anomaly(true)
   local res = table.pack(pcall(fn, ...))
-  core.set_anomaly(was)
+  internal.set_anomaly(was)
   if not res[1] then error(res[2], 0) end
   return table.unpack(res, 2, res.n)
 end

@@ -26,6 +26,7 @@
 -- magic, version, length and checksum before decoding, and every size while decoding: a
 -- truncated, corrupted or foreign file is an error naming the file, never a crash.
 local core = require "crater.core"
+local internal = core.internal
 
 local M = {}
 
@@ -67,7 +68,7 @@ local function encode(v, out, seen, keys, depth)
     local parts = { string.pack("<c1BBB", "t", DTYPES[v:dtype()], v.requires_grad and 1 or 0, #shape) }
     for _, s in ipairs(shape) do parts[#parts + 1] = string.pack("<i8", s) end
     out[#out + 1] = table.concat(parts)
-    out[#out + 1] = core.bytes(v)
+    out[#out + 1] = internal.bytes(v)
   elseif tv == "table" then
     if seen[v] then error("save: the table at " .. where(keys, depth) .. " contains itself (a cycle)", 0) end
     if depth >= MAX_DEPTH then
@@ -109,7 +110,7 @@ function M.dumps(value)
   local out = {}
   encode(value, out, {}, {}, 0)
   local body = table.concat(out)
-  return string.pack(HEADER, MAGIC, VERSION, #body, core.crc32(body)) .. body
+  return string.pack(HEADER, MAGIC, VERSION, #body, internal.crc32(body)) .. body
 end
 
 -- An unsigned 64-bit field read with "I8" arrives as a negative Lua integer above 2^63-1.
@@ -146,7 +147,7 @@ local function decode_tensor(d)
   end
   local nbytes = numel * DTYPE_SIZE[code]
   need(d, nbytes, "tensor data")
-  local t = core.from_bytes(d.s:sub(d.pos, d.pos + nbytes - 1), dtype, shape)
+  local t = internal.from_bytes(d.s:sub(d.pos, d.pos + nbytes - 1), dtype, shape)
   d.pos = d.pos + nbytes
   if flags & 1 == 1 then
     if code == 2 then error("corrupt checkpoint (an int64 tensor flagged requires_grad)", 0) end
@@ -212,7 +213,7 @@ function M.loads(s)
   local body = s:sub(HEADER_SIZE + 1)
   if #body < len then error(string.format("truncated checkpoint (%d of %d body bytes)", #body, len), 0) end
   if #body > len then error(string.format("corrupt checkpoint (%d bytes after the end)", #body - len), 0) end
-  if core.crc32(body) ~= crc then error("corrupt checkpoint (checksum mismatch)", 0) end
+  if internal.crc32(body) ~= crc then error("corrupt checkpoint (checksum mismatch)", 0) end
   local d = { s = body, pos = 1 }
   local v = decode(d, 0)
   if d.pos ~= #body + 1 then error("corrupt checkpoint (trailing bytes in the body)", 0) end
@@ -227,7 +228,7 @@ function M.save(path, value)
   if type(path) ~= "string" then error("save: path must be a string, got " .. type(path), 2) end
   local ok, s = pcall(M.dumps, value)
   if not ok then error(tostring(s), 2) end
-  core.write_atomic(path, s)
+  internal.write_atomic(path, s)
 end
 
 --- Loads what crater.save wrote to path.  A missing, truncated, corrupted or foreign file
@@ -237,14 +238,14 @@ function M.load(path)
   if type(path) ~= "string" then error("load: path must be a string, got " .. type(path), 2) end
   -- the header first, then exactly the body it declares: never more than that is read
   local ok, v = pcall(function()
-    local head, size = core.read_file(path, "load", HEADER_SIZE, true)
+    local head, size = internal.read_file(path, "load", HEADER_SIZE, true)
     local s = head
     if #head == HEADER_SIZE and head:sub(1, #MAGIC) == MAGIC then
       local len = select(3, string.unpack(HEADER, head))
       if len < 0 or len > size - HEADER_SIZE then
         error(string.format("truncated checkpoint (%d of %s body bytes)", size - HEADER_SIZE, u64(len)), 0)
       end
-      s = core.read_file(path, "load", HEADER_SIZE + len)
+      s = internal.read_file(path, "load", HEADER_SIZE + len)
     end
     return M.loads(s)
   end)

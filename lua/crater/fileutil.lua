@@ -2,6 +2,7 @@
 -- crater.npz) share: the tensor test, errors that name the function and the file, and
 -- the atomic write under the caller's name.
 local core = require "crater.core"
+local internal = core.internal
 
 local M = {}
 
@@ -21,14 +22,14 @@ end
 
 --- Replaces path with the bytes s atomically (crater.save's writer); errors name fn.
 function M.write(fn, path, s)
-  local ok, err = pcall(core.write_atomic, path, s)
+  local ok, err = pcall(internal.write_atomic, path, s)
   if not ok then error((tostring(err):gsub("^save: ", fn .. ": ")), 3) end
 end
 
 --- Raises "fn: path must be a string" unless path is one.
 function M.check_path(fn, path)
   if type(path) ~= "string" then error(fn .. ": path must be a string, got " .. type(path), 3) end
-  core.check_path(path, fn)
+  internal.check_path(path, fn)
 end
 
 --- The names to read: the list `names` (each a string that `have` holds, else an error

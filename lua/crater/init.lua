@@ -10,9 +10,9 @@ local core = require "crater.core"
 local crater = { core = core, _VERSION = "crater 0.1.0" }
 -- crater's public functions from crater.core: this list (facts, constructors, settings,
 -- autograd), and every row of the op table (src/ops/ops.def: crater.add, crater.sum,
--- crater.matmul, ...) but the internal ones. Anything else the binding defines is an
--- internal (optimizer kernels, file and im2col helpers, test hooks): crater.core.internal
--- gathers those for the Lua modules and specs, and a new one never leaks into crater.
+-- crater.matmul, ...) but the internal ones. The binding registers its internals (optimizer
+-- kernels, file readers, im2col helpers, autograd and test hooks) in crater.core.internal
+-- only, where the Lua modules and specs read them, so that none leaks into crater.
 local exports = {
   "Tensor", "arange", "clock", "dim", "dtype", "empty", "enable_grad", "eye", "full", "get",
   "get_default_dtype", "get_num_threads", "grad", "is_contiguous", "is_grad_enabled", "is_tensor",
@@ -24,12 +24,6 @@ local exports = {
 for _, name in ipairs(exports) do crater[name] = assert(core[name], name) end
 for _, op in ipairs(core.internal.ops) do
   if op.kind ~= "internal" then crater[op.name] = core[op.name] end
-end
--- The op table's internal rows (im2col, linear, ...) are registered in crater.core.internal
--- only; the other binding files' internals (optimizer kernels, file helpers) are still in
--- crater.core too, where the Lua modules and specs read them, and are gathered here.
-for k, v in pairs(core) do
-  if crater[k] == nil and k ~= "internal" then core.internal[k] = v end
 end
 package.loaded["crater.core.internal"] = core.internal
 

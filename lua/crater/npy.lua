@@ -12,7 +12,7 @@
 -- (NumPy's own max_header_size), a header that is not exactly the three keys, and
 -- a shape whose byte count is not the data's.  Saving writes version 1.0, C order,
 -- '<f4', '<f8' or '<i8'.
-local core = require "crater.core"
+local internal = require("crater.core").internal
 local fu = require "crater.fileutil"
 
 local M = {}
@@ -159,12 +159,12 @@ function M.parse_header(s, avail)
            version = major }
 end
 
--- The tensor of the .npy bytes in region (see core.raw_read) of path, given its size.
+-- The tensor of the .npy bytes in region (see internal.raw_read) of path, given its size.
 function M._read(path, fn, region, avail)
-  local head = core.raw_peek(path, fn, region, math.min(avail, 12 + MAX_HEADER))
+  local head = internal.raw_peek(path, fn, region, math.min(avail, 12 + MAX_HEADER))
   local h = M.parse_header(head, avail)
   region.skip = h.skip
-  return core.raw_read(path, fn, region, h.kind, h.big, h.fortran, h.shape)
+  return internal.raw_read(path, fn, region, h.kind, h.big, h.fortran, h.shape)
 end
 
 
@@ -174,7 +174,7 @@ function M.load(path)
   local fn = "npy.load"
   fu.check_path(fn, path)
   return fu.call(fn, path, function()
-    local _, size = core.read_file(path, fn, 0, true)
+    local _, size = internal.read_file(path, fn, 0, true)
     return M._read(path, fn, { offset = 0, stored = size }, size)
   end)
 end
@@ -187,7 +187,7 @@ function M.dumps(t, fn)
   local h = string.format("{'descr': '%s', 'fortran_order': False, 'shape': %s, }", SAVE_DESCR[t:dtype()], tuple)
   -- padded with spaces and a newline so the data starts 64-aligned, as NumPy writes it
   h = h .. string.rep(" ", (64 - (10 + #h + 1) % 64) % 64) .. "\n"
-  return MAGIC .. "\1\0" .. string.pack("<I2", #h) .. h .. core.bytes(t)
+  return MAGIC .. "\1\0" .. string.pack("<I2", #h) .. h .. internal.bytes(t)
 end
 
 --- Saves t to a .npy file, atomically.

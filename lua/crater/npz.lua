@@ -7,7 +7,7 @@
 -- size are checked while it is read; zip64 sizes in a member's extra field (NumPy writes
 -- them) are read, zip64 archives (over 4 GiB or 65535 members), encryption and other
 -- methods are refused.  Each member gets the checks of crater.npy.
-local core = require "crater.core"
+local internal = require("crater.core").internal
 local fu = require "crater.fileutil"
 local npy = require "crater.npy"
 
@@ -18,7 +18,7 @@ local MAX_COMMENT = 65535
 
 -- Reads n bytes at offset of path (a stored region).
 local function read_at(path, fn, offset, n)
-  return core.raw_peek(path, fn, { offset = offset, stored = n }, n)
+  return internal.raw_peek(path, fn, { offset = offset, stored = n }, n)
 end
 
 -- The zip64 extended information extra field (id 1) of a central entry: the values that
@@ -48,7 +48,7 @@ end
 -- The members of the archive: a list of {name=, method=, crc=, csize=, size=, data=}
 -- (data: the offset of the member's bytes), after every structural check.
 local function members(path, fn)
-  local _, fsize = core.read_file(path, fn, 0, true)
+  local _, fsize = internal.read_file(path, fn, 0, true)
   if fsize < 22 then error(string.format("file of %d bytes is too short for a zip end record", fsize), 0) end
   local tail_len = math.min(fsize, 22 + MAX_COMMENT)
   local tail = read_at(path, fn, fsize - tail_len, tail_len)
@@ -179,10 +179,10 @@ function M.save(path, tensors, opts)
   local body, central, at = {}, {}, 0
   for _, k in ipairs(names) do
     local raw = npy.dumps(tensors[k], fn)
-    local data = compress and core.deflate(raw) or raw
+    local data = compress and internal.deflate(raw) or raw
     local name = k .. ".npy"
     if at + #data + 30 + #name > 0xfffffffe then error(fn .. ": the archive would pass 4 GiB (zip64 is not written)", 2) end
-    local crc, method = core.crc32(raw), compress and 8 or 0
+    local crc, method = internal.crc32(raw), compress and 8 or 0
     -- version 2.0, no flags, DOS time 1980-01-01 00:00 so that the same arrays make the same file
     body[#body + 1] = string.pack("<c4I2I2I2I2I2I4I4I4I2I2", LOC, 20, 0, method, 0, 0x21, crc, #data, #raw, #name, 0)
       .. name .. data

@@ -6,6 +6,7 @@
 -- rank 0 draws, unless {all_ranks = true}: then every rank does, its label prefixed with
 -- "[rank r]".
 local core = require "crater.core"
+local internal = core.internal
 
 -- This process's rank when crater.distributed is loaded and initialized, else nil.
 local function mpi_rank()
@@ -39,7 +40,7 @@ function Progress.new(n, o)
   local self = setmetatable({ desc = o.desc or "", total = o.total, k = 0, postfix = "",
                               file = o.file or io.stderr, start = core.clock(),
                               last_draw = -1, last_line = -1, last_decile = -1 }, Progress)
-  self.tty = o.file == nil and core.isatty(2)
+  self.tty = o.file == nil and internal.isatty(2)
   local rank = mpi_rank()
   if rank and o.all_ranks then self.desc = string.format("[rank %d] %s", rank, self.desc)
   elseif rank and rank ~= 0 then self.silent = true end

@@ -15,7 +15,7 @@
 -- dtypes: F32 and F64 load as themselves, F16 and BF16 become float32 (exactly), I64,
 -- I32, I16, I8, U8, U16, U32 and BOOL become int64; U64 and the F8 types are refused.
 -- Saving writes F32, F64 and I64.
-local core = require "crater.core"
+local internal = require("crater.core").internal
 local json = require "crater.json"
 local fu = require "crater.fileutil"
 
@@ -86,7 +86,7 @@ end
 -- Reads and checks the header; returns the entries by name, the metadata, the byte
 -- offset of the buffer, and the tensor names in file order.
 local function read_header(path, fn)
-  local head, size = core.read_file(path, fn, 8, true)
+  local head, size = internal.read_file(path, fn, 8, true)
   if #head < 8 then error(string.format("file of %d bytes is too short for the 8-byte header length", #head), 0) end
   local n = string.unpack("<i8", head)
   if n < 0 or n > MAX_HEADER then   -- negative: a u64 past 2^63
@@ -96,7 +96,7 @@ local function read_header(path, fn)
   if n > size - 8 then
     error(string.format("header length %d runs past the end of the file (%d bytes after the length)", n, size - 8), 0)
   end
-  local text = core.read_file(path, fn, 8 + n, true):sub(9)
+  local text = internal.read_file(path, fn, 8 + n, true):sub(9)
   if #text < n then error("the file shrank while it was read", 0) end
   if text:sub(1, 1) ~= "{" then error("header does not start with '{'", 0) end
   local ok, hdr = pcall(json.decode, text)
@@ -154,7 +154,7 @@ function M.load(path, names)
     local out = {}
     for _, n in ipairs(want) do
       local e = entries[n]
-      out[n] = core.raw_read(path, fn, { offset = base + e.first, stored = e.last - e.first }, e.kind, false, false,
+      out[n] = internal.raw_read(path, fn, { offset = base + e.first, stored = e.last - e.first }, e.kind, false, false,
         e.shape)
     end
     return out, meta
@@ -203,7 +203,7 @@ function M.save(path, tensors, metadata)
   local fields, data, at = {}, {}, 0
   for _, k in ipairs(names) do
     local t = tensors[k]
-    local bytes = core.bytes(t)
+    local bytes = internal.bytes(t)
     fields[#fields + 1] = string.format('%s:{"dtype":"%s","shape":[%s],"data_offsets":[%d,%d]}', json.quote(k),
       SAVE_DTYPES[t:dtype()], table.concat(t:shape(), ","), at, at + #bytes)
     data[#data + 1] = bytes

@@ -6,11 +6,12 @@
 -- needs only crater.core, so any module may require it at its top.
 -- @module crater.tensor
 local core = require "crater.core"
+local internal = core.internal
 
 local crater = {}               -- what this module adds to crater's table
 do
   local T = core.Tensor          -- the method table of every tensor
-  local mt = core.Tensor_mt
+  local mt = internal.Tensor_mt
 
   local SUMMARY = 1000           -- beyond this many elements, print the edges only
   local EDGE = 3
@@ -168,7 +169,7 @@ do
   function T.type(x) return "crater." .. x:dtype() end
 
   --- Runs backward from this tensor. See crater.backward.
-  T.backward = core.backward
+  T.backward = internal.backward
 
   --- Registers fn(grad) to run when the gradient of this tensor is computed; a returned tensor replaces it.
   T.register_hook = core.register_hook

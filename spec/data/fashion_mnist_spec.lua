@@ -16,8 +16,8 @@ os.execute("mkdir -p " .. dir)
 local function write_set(prefix, n, images_extra, labels)
   local img = {}
   for i = 1, n * 784 do img[i] = (i * 7) % 256 end
-  core.gz_write(dir .. "/" .. prefix .. "-images-idx3-ubyte.gz", idx_bytes({ n, 28, 28 }, img) .. (images_extra or ""))
-  core.gz_write(dir .. "/" .. prefix .. "-labels-idx1-ubyte.gz", idx_bytes({ n }, labels))
+  core.internal.gz_write(dir .. "/" .. prefix .. "-images-idx3-ubyte.gz", idx_bytes({ n, 28, 28 }, img) .. (images_extra or ""))
+  core.internal.gz_write(dir .. "/" .. prefix .. "-labels-idx1-ubyte.gz", idx_bytes({ n }, labels))
 end
 
 describe("crater.data.fashion_mnist on generated IDX files", function()
@@ -34,8 +34,8 @@ describe("crater.data.fashion_mnist on generated IDX files", function()
 
   it("refuses a truncated file, naming it", function()
     local full = idx_bytes({ 2, 28, 28 }, { 1, 2, 3 })     -- header promises 1568 bytes
-    core.gz_write(dir .. "/train-images-idx3-ubyte.gz", full)
-    core.gz_write(dir .. "/train-labels-idx1-ubyte.gz", idx_bytes({ 2 }, { 1, 2 }))
+    core.internal.gz_write(dir .. "/train-images-idx3-ubyte.gz", full)
+    core.internal.gz_write(dir .. "/train-labels-idx1-ubyte.gz", idx_bytes({ 2 }, { 1, 2 }))
     assert.error_matches(function() crater.data.fashion_mnist("train", { dir = dir }) end,
       "train-images-idx3-ubyte.gz: truncated IDX file (header promises 1568 data bytes, found 3)", 1, true)
   end)
@@ -47,7 +47,7 @@ describe("crater.data.fashion_mnist on generated IDX files", function()
   end)
 
   it("refuses a foreign file and a cut gzip stream", function()
-    core.gz_write(dir .. "/train-images-idx3-ubyte.gz", "PK\3\4 this is a zip archive")
+    core.internal.gz_write(dir .. "/train-images-idx3-ubyte.gz", "PK\3\4 this is a zip archive")
     assert.error_matches(function() crater.data.fashion_mnist("train", { dir = dir }) end,
       "not an IDX file (magic bytes 50 4b 03 04)", 1, true)
     -- a gzip file cut in half
@@ -60,11 +60,11 @@ describe("crater.data.fashion_mnist on generated IDX files", function()
   end)
 
   it("refuses images that are not 28x28 and label counts that differ", function()
-    core.gz_write(dir .. "/train-images-idx3-ubyte.gz", idx_bytes({ 1, 2, 2 }, { 1, 2, 3, 4 }))
+    core.internal.gz_write(dir .. "/train-images-idx3-ubyte.gz", idx_bytes({ 1, 2, 2 }, { 1, 2, 3, 4 }))
     assert.error_matches(function() crater.data.fashion_mnist("train", { dir = dir }) end,
       "holds images of shape {1,2,2}, expected {N,28,28}", 1, true)
     write_set("train", 2, nil, { 1 })
-    core.gz_write(dir .. "/train-labels-idx1-ubyte.gz", idx_bytes({ 1 }, { 1 }))
+    core.internal.gz_write(dir .. "/train-labels-idx1-ubyte.gz", idx_bytes({ 1 }, { 1 }))
     assert.error_matches(function() crater.data.fashion_mnist("train", { dir = dir }) end,
       "holds 1 labels for 2 images", 1, true)
   end)
@@ -80,8 +80,8 @@ describe("crater.data.fashion_mnist on generated IDX files", function()
   end)
 
   it("refuses a header whose sizes exceed the cap before allocating", function()
-    core.gz_write(dir .. "/big.gz", string.char(0, 0, 8, 2) .. string.pack(">I4>I4", 0x7fffffff, 0x7fffffff))
-    assert.error_matches(function() core.idx_read(dir .. "/big.gz", "float32", 1, 0, 1000) end,
+    core.internal.gz_write(dir .. "/big.gz", string.char(0, 0, 8, 2) .. string.pack(">I4>I4", 0x7fffffff, 0x7fffffff))
+    assert.error_matches(function() core.internal.idx_read(dir .. "/big.gz", "float32", 1, 0, 1000) end,
       "exceeds the limit of 1000 elements", 1, true)
   end)
 end)

@@ -127,7 +127,7 @@ local function snapshot(args)
     local a = args[i]
     if crater.is_tensor(a) then
       for _, b in ipairs(bases) do
-        if not seen[b] then seen[b] = true; snap[#snap + 1] = {b, crater.core.bytes(b)} end
+        if not seen[b] then seen[b] = true; snap[#snap + 1] = {b, crater.core.internal.bytes(b)} end
       end
       break
     end
@@ -175,7 +175,7 @@ local function try_call(name, f, args)
   if not ok then
     errors = errors + 1
     for _, s in ipairs(before) do
-      if crater.core.bytes(s[1]) ~= s[2] then
+      if crater.core.internal.bytes(s[1]) ~= s[2] then
         changed = changed + 1
         local d = {}
         for i = 1, args.n do d[i] = describe_arg(args[i]) end

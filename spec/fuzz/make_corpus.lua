@@ -25,7 +25,7 @@ for _, c in ipairs({{"t10k-images-idx3-ubyte.gz", 3}, {"t10k-labels-idx1-ubyte.g
   local body = raw:sub(4 + 4 * nd + 1, 4 + 4 * nd + c[2] * rec)
   local name = c[1]:gsub("%.gz$", "")
   write(dir .. "idx/" .. name, head .. body)
-  crater.core.gz_write(dir .. "idx/" .. name .. ".gz", head .. body)
+  crater.core.internal.gz_write(dir .. "idx/" .. name .. ".gz", head .. body)
 end
 
 -- checkpoints: the fuzzer reads byte 1 as a mode (even: the rest is a whole file; odd: the

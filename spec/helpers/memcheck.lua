@@ -69,9 +69,9 @@ function M.sweep(setup, call, verify, unchanged)
     for n = 0, 100000 do
       local base = M.snapshot()
       local args = setup()
-      core.fail_alloc(n, always)
+      core.internal.fail_alloc(n, always)
       local ok, res = pcall(call, args)
-      core.fail_alloc(nil)
+      core.internal.fail_alloc(nil)
       if ok then
         if verify then verify(args, res) end
         if count and count ~= n then

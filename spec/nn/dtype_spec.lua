@@ -63,9 +63,9 @@ describe("Module:to", function()
     for n = 0, 40 do
       local m = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
       m(crater.randn(5, 3)):sum():backward()
-      crater.core.fail_alloc(n)
+      crater.core.internal.fail_alloc(n)
       local ok = pcall(m.double, m)
-      crater.core.fail_alloc()
+      crater.core.internal.fail_alloc()
       if ok then break end
       failed = failed + 1
       for name, dt in pairs(all_dtypes(m)) do

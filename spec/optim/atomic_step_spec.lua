@@ -26,9 +26,9 @@ describe("an optimizer step that fails to allocate", function()
       local failures = 0
       for n = 0, 20 do
         local a, b, opt = setup()
-        core.fail_alloc(n, false)
+        core.internal.fail_alloc(n, false)
         local ok, err = pcall(opt.step, opt)
-        core.fail_alloc()
+        core.internal.fail_alloc()
         if ok then break end
         failures = failures + 1
         assert.truthy(tostring(err):find("not enough memory", 1, true))

@@ -226,9 +226,9 @@ describe("Optimizer errors, raised before any parameter changes", function()
     local state = {step = 1, exp_avg = crater.zeros(2, {dtype = "float64"}), exp_avg_sq = crater.zeros(2, {dtype = "float64"})}
     local group = {lr = 0.1, betas = {0.9, 0.999}, eps = 1e-8, weight_decay = 0, amsgrad = false, maximize = false}
     local opt = optim.Adam({param({0})})
-    raises(function() crater.core.adam_step(opt, p, true, state, group) end, "Adam: param has no grad (adam_step)")
+    raises(function() crater.core.internal.adam_step(opt, p, true, state, group) end, "Adam: param has no grad (adam_step)")
     set_grad(p, {1, -1})
-    crater.core.adam_step(opt, p, true, state, group)
+    crater.core.internal.adam_step(opt, p, true, state, group)
     assert.near(0.9, p:get(1), 1e-7)
     assert.near(2.1, p:get(2), 1e-7)
   end)
@@ -242,25 +242,25 @@ describe("Optimizer errors, raised before any parameter changes", function()
     local opt = optim.AdamW({param({0})})
     local state, group = args()
     group.lr = nil
-    raises(function() crater.core.adam_step(opt, p, crater.tensor({1, 1}, {dtype = "float64"}), state, group) end,
+    raises(function() crater.core.internal.adam_step(opt, p, crater.tensor({1, 1}, {dtype = "float64"}), state, group) end,
       "AdamW: group.lr must be a number, got nil (adam_step)")
     state, group = args()
     group.betas = {0.9}
-    raises(function() crater.core.adam_step(opt, p, crater.tensor({1, 1}, {dtype = "float64"}), state, group) end,
+    raises(function() crater.core.internal.adam_step(opt, p, crater.tensor({1, 1}, {dtype = "float64"}), state, group) end,
       "AdamW: group.betas must be a list of 2 numbers, got table (adam_step)")
     state, group = args()
     group.amsgrad = 1
-    raises(function() crater.core.adam_step(opt, p, crater.tensor({1, 1}, {dtype = "float64"}), state, group) end,
+    raises(function() crater.core.internal.adam_step(opt, p, crater.tensor({1, 1}, {dtype = "float64"}), state, group) end,
       "AdamW: group.amsgrad must be a boolean, got number (adam_step)")
     state, group = args()
     group.amsgrad = true   -- then state.max_exp_avg_sq must be there
-    raises(function() crater.core.adam_step(opt, p, crater.tensor({1, 1}, {dtype = "float64"}), state, group) end,
+    raises(function() crater.core.internal.adam_step(opt, p, crater.tensor({1, 1}, {dtype = "float64"}), state, group) end,
       "AdamW: state.max_exp_avg_sq must be a tensor, got nil (adam_step)")
     state, group = args()
     state.exp_avg = crater.zeros(2)
-    raises(function() crater.core.adam_step(opt, p, crater.tensor({1, 1}, {dtype = "float64"}), state, group) end,
+    raises(function() crater.core.internal.adam_step(opt, p, crater.tensor({1, 1}, {dtype = "float64"}), state, group) end,
       "AdamW: state.exp_avg is float32 but param is float64 (adam_step)")
-    raises(function() crater.core.nadam_step(optim.NAdam({param({0})}), p, crater.tensor({1, 1}, {dtype = "float64"}),
+    raises(function() crater.core.internal.nadam_step(optim.NAdam({param({0})}), p, crater.tensor({1, 1}, {dtype = "float64"}),
       {step = 1, mu_product = 1, exp_avg = crater.zeros(2, {dtype = "float64"}),
        exp_avg_sq = crater.zeros(2, {dtype = "float64"})}, optim.NAdam({param({0})}).param_groups[1]) end,
       "NAdam: nadam_step expects the step's scalars as argument #6 (a table), got no value")
@@ -272,7 +272,7 @@ describe("Optimizer errors, raised before any parameter changes", function()
     local p = param({1})
     local state = {step = 1, exp_avg = crater.zeros(1, {dtype = "float64"}), exp_avg_sq = crater.zeros(1, {dtype = "float64"})}
     local group = {weight_decay = 0.5, eps = 1e-8, betas = {0.9, 0.999}, lr = 0.1, maximize = false, amsgrad = false}
-    crater.core.adam_step(optim.AdamW({param({0})}), p, crater.tensor({1}, {dtype = "float64"}), state, group)
+    crater.core.internal.adam_step(optim.AdamW({param({0})}), p, crater.tensor({1}, {dtype = "float64"}), state, group)
     assert.near(0.85, p:get(1), 1e-8)   -- eps: the step is 0.1 / (1 + 1e-8)
   end)
 

@@ -300,11 +300,11 @@ describe("allocation failures", function()
     it("save: a failure leaves the previous file", function()
       crater.save(path, {old = true})
       local old = io.open(path, "rb"):read("a")
-      local saved = crater.core.write_atomic
+      local saved = crater.core.internal.write_atomic
       memcheck.sweep(function() return {v = value()} end, function(a) crater.save(path, a.v) end,
         function() assert.same({5, 6}, crater.load(path).b:totable()) end,
         function() assert.equal(old, io.open(path, "rb"):read("a")) end)
-      assert.equal(saved, crater.core.write_atomic)
+      assert.equal(saved, crater.core.internal.write_atomic)
     end)
     it("load", function()
       crater.save(path, value())

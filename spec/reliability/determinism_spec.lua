@@ -25,7 +25,7 @@ local function train(seed, threads, steps)
     losses[s] = loss:item()
   end
   local bytes = {}
-  for k, v in pairs(net:state_dict()) do bytes[k] = crater.core.bytes(v) end
+  for k, v in pairs(net:state_dict()) do bytes[k] = crater.core.internal.bytes(v) end
   return losses, bytes
 end
 

@@ -293,9 +293,9 @@ describe("class 6, autograd contract: a backward that runs out of memory", funct
     local y = x
     for _ = 1, 100 do y = y * 1 end   -- more nodes than the walk's first list holds
     local loss = y:sum()
-    crater.core.fail_alloc(0)
+    crater.core.internal.fail_alloc(0)
     local ok, err = pcall(function() loss:backward({retain_graph = true}) end)
-    crater.core.fail_alloc(nil)
+    crater.core.internal.fail_alloc(nil)
     assert.is_false(ok)
     assert.truthy(tostring(err):find("not enough memory", 1, true), tostring(err))
     assert.is_nil(x.grad)

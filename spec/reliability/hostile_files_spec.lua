@@ -47,12 +47,12 @@ describe("the gzip reader", function()
   teardown(function() os.remove(p) end)
   local gz
   setup(function()
-    core.gz_write(p, "\0\0\8\1" .. string.pack(">I4", 4) .. "\1\2\3\4")
+    core.internal.gz_write(p, "\0\0\8\1" .. string.pack(">I4", 4) .. "\1\2\3\4")
     gz = read(p)
   end)
   local function refuses(s, pattern)
     write(p, s)
-    local ok, err = pcall(core.idx_read, p, "float32", 1, 0)
+    local ok, err = pcall(core.internal.idx_read, p, "float32", 1, 0)
     assert.is_false(ok)
     assert.matches(pattern, err, 1, true)
   end
@@ -72,7 +72,7 @@ describe("the CSV reader on empty fields", function()
   teardown(function() os.remove(p) end)
   local function refuses(s, where)
     write(p, s)
-    local ok, err = pcall(core.csv_read, p, 0)
+    local ok, err = pcall(core.internal.csv_read, p, 0)
     assert.is_false(ok)
     assert.matches(where .. ": empty field", err, 1, true)
   end
@@ -100,7 +100,7 @@ describe("loading from a special file", function()
     {"load", function(p) return crater.load(p) end},
     {"csv", function(p) return crater.data.csv(p) end},
     {"csv", function(p) return crater.data.csv(p, {header = true}) end},
-    {"idx_read", function(p) return core.idx_read(p, "float32", 1, 0) end},
+    {"idx_read", function(p) return core.internal.idx_read(p, "float32", 1, 0) end},
   }
 
   it("refuses a FIFO, a link to one and a directory, naming the kind, without blocking", function()
@@ -167,7 +167,7 @@ describe("a path with a NUL byte", function()
       {"csv", function() crater.data.csv(p) end},
       {"csv", function() crater.data.csv(p, {header = true}) end},
       {"fashion_mnist", function() crater.data.fashion_mnist("train", {dir = p}) end},
-      {"idx_read", function() core.idx_read(p, "float32") end},
+      {"idx_read", function() core.internal.idx_read(p, "float32") end},
       {"report", function() require("crater.lab.report").mkdir(p) end},   -- every report goes through it
     }
     for _, c in ipairs(calls) do
@@ -200,7 +200,7 @@ describe("checkpoint nesting", function()
     -- a file holding 201 levels, made by hand, is refused by load
     local body = string.rep(string.pack("<c1I8", "T", 1) .. string.pack("<c1s8", "s", "k"), 201)
       .. string.pack("<c1I8", "T", 0)
-    write(p, string.pack("<c8I4I8I4", "CRATER\0\1", 1, #body, core.crc32(body)) .. body)
+    write(p, string.pack("<c8I4I8I4", "CRATER\0\1", 1, #body, core.internal.crc32(body)) .. body)
     ok, err = pcall(crater.load, p)
     assert.is_false(ok)
     assert.matches("tables nested too deeply: more than 200 levels", err, 1, true)
@@ -227,7 +227,7 @@ describe("the gzip reader after a member", function()
   local idx = "\0\0\8\1" .. string.pack(">I4", 4) .. "\1\2\3\4"
 
   local function gz(s)
-    core.gz_write(p, s)
+    core.internal.gz_write(p, s)
     return read(p)
   end
 
@@ -235,7 +235,7 @@ describe("the gzip reader after a member", function()
     local one = gz(idx)
     for _, junk in ipairs({"x", "\0", "\0\0\0\0\0\0\0\0", "garbage after the stream"}) do
       write(p, one .. junk)
-      local ok, err = pcall(core.idx_read, p, "float32", 1, 0)
+      local ok, err = pcall(core.internal.idx_read, p, "float32", 1, 0)
       assert.is_false(ok)
       assert.matches(string.format("junk after the gzip member (byte %d is 0x%02x", #one, junk:byte(1)), err, 1, true)
     end
@@ -244,9 +244,9 @@ describe("the gzip reader after a member", function()
   it("reads concatenated members as one stream, as gzip -d does", function()
     local a, b = gz(idx:sub(1, 5)), gz(idx:sub(6))
     write(p, a .. b)
-    assert.same({1, 2, 3, 4}, core.idx_read(p, "float32", 1, 0):totable())
+    assert.same({1, 2, 3, 4}, core.internal.idx_read(p, "float32", 1, 0):totable())
     write(p, a .. b:sub(1, 5))   -- a second member cut short
-    local ok, err = pcall(core.idx_read, p, "float32", 1, 0)
+    local ok, err = pcall(core.internal.idx_read, p, "float32", 1, 0)
     assert.is_false(ok)
     assert.matches("truncated gzip stream", err, 1, true)
   end)

@@ -109,7 +109,7 @@ end)
 
 describe("lists: the byte readers' size lists", function()
   it("refuses a bad __len", function()
-    err(function() return crater.core.from_bytes("", "float32", len(-1)) end, "from_bytes: the size list has length -1")
+    err(function() return crater.core.internal.from_bytes("", "float32", len(-1)) end, "from_bytes: the size list has length -1")
   end)
 end)
 

@@ -11,7 +11,7 @@ local NAN, INF = 0 / 0, math.huge
 
 -- x's bytes, shape and dtype: what a refused call must leave alone
 local function snapshot(x)
-  return {bytes = core.bytes(x), shape = table.concat(x:shape(), ","), dtype = x:dtype()}
+  return {bytes = core.internal.bytes(x), shape = table.concat(x:shape(), ","), dtype = x:dtype()}
 end
 
 local function assert_refused_unchanged(x, f, pattern)

@@ -54,11 +54,11 @@ describe("sizes: numel of constructors", function()
   end)
 
   it("from_bytes checks the sizes against the bytes before allocating", function()
-    err(function() core.from_bytes("", "float32", { P62, 4 }) end, "from_bytes: sizes overflow")
-    err(function() core.from_bytes("abcd", "float32", { 1 << 40 }) end,
+    err(function() core.internal.from_bytes("", "float32", { P62, 4 }) end, "from_bytes: sizes overflow")
+    err(function() core.internal.from_bytes("abcd", "float32", { 1 << 40 }) end,
       "from_bytes: 4 bytes do not make a float32 tensor of 1099511627776 elements")
-    err(function() core.from_bytes("abcd", "float64", { 1 << 61 }) end, "from_bytes: 4 bytes do not make a float64")
-    assert.are.same({ 1, 2 }, core.from_bytes(core.bytes(crater.tensor({ 1, 2 })), "float32", { 2 }):totable())
+    err(function() core.internal.from_bytes("abcd", "float64", { 1 << 61 }) end, "from_bytes: 4 bytes do not make a float64")
+    assert.are.same({ 1, 2 }, core.internal.from_bytes(core.internal.bytes(crater.tensor({ 1, 2 })), "float32", { 2 }):totable())
   end)
 end)
 

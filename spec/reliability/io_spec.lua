@@ -1,5 +1,5 @@
 -- I/O faults during crater.save: the n-th write, flush, fsync, close or rename of the
--- atomic writer fails with ENOSPC or EIO (crater.core.fail_io).  Every fault must be a Lua
+-- atomic writer fails with ENOSPC or EIO (crater.core.internal.fail_io).  Every fault must be a Lua
 -- error naming the cause, the previous checkpoint must stay loadable and byte-for-byte
 -- unchanged, no temporary file may be left beside it, and a failed fsync is never
 -- retried on the same file (nothing is renamed into place after any fault).
@@ -40,7 +40,7 @@ describe("crater.save under I/O faults", function()
     path = dir .. "/ckpt.ct"
   end)
   teardown(function()
-    core.fail_io(nil)
+    core.internal.fail_io(nil)
     os.execute("rm -rf '" .. dir .. "'")
   end)
   before_each(function()
@@ -57,16 +57,16 @@ describe("crater.save under I/O faults", function()
   end
 
   local function fault(n, kind, errname)
-    core.fail_io(n, kind, errname)
+    core.internal.fail_io(n, kind, errname)
     local ok, err = pcall(crater.save, path, new_value())
-    local log = core.io_log()
-    core.fail_io(nil)
+    local log = core.internal.io_log()
+    core.internal.fail_io(nil)
     return ok, err, log
   end
 
   it("writes with the steps w... f s c r d when nothing fails", function()
     crater.save(path, new_value())
-    assert.equal("wwwfscrd", core.io_log())
+    assert.equal("wwwfscrd", core.internal.io_log())
     assert.equal("new", crater.load(path).name)
   end)
 

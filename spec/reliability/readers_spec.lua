@@ -16,7 +16,7 @@ end
 
 -- a body with a valid header and checksum, so the decoder itself sees it
 local function wrap(body)
-  return string.pack("<c8I4I8I4", "CRATER\0\1", 1, #body, core.crc32(body)) .. body
+  return string.pack("<c8I4I8I4", "CRATER\0\1", 1, #body, core.internal.crc32(body)) .. body
 end
 
 local function refuses(s, pattern)
@@ -124,11 +124,11 @@ describe("the IDX reader", function()
 
   local function read_plain(s)
     write(p, s)
-    return pcall(core.idx_read, p, "float32", 1, 0)
+    return pcall(core.internal.idx_read, p, "float32", 1, 0)
   end
   local function read_gz(s)
-    core.gz_write(p, s)
-    return pcall(core.idx_read, p, "float32", 1, 0)
+    core.internal.gz_write(p, s)
+    return pcall(core.internal.idx_read, p, "float32", 1, 0)
   end
 
   it("reads the good file both ways", function()
@@ -188,13 +188,13 @@ describe("the IDX reader", function()
 
   it("refuses corrupt gzip data with zlib's reason", function()
     local gz = p .. ".gz"
-    core.gz_write(gz, good)
+    core.internal.gz_write(gz, good)
     local f = assert(io.open(gz, "rb"))
     local s = f:read("a")
     f:close()
     write(p, s:sub(1, 12) .. string.char(s:byte(13) ~ 0xff) .. s:sub(14))
     os.remove(gz)
-    local ok, err = pcall(core.idx_read, p, "float32", 1, 0)
+    local ok, err = pcall(core.internal.idx_read, p, "float32", 1, 0)
     assert.is_false(ok)
     assert.matches("idx_read: " .. p .. ": ", err, 1, true)
   end)

@@ -282,7 +282,7 @@ static void function_release(ct_node *nd, bool gone) {
   lua_settop(L, top);
 }
 
-/* core.function_op(name): the op of a new Function, "<name>Backward" */
+/* core.internal.function_op(name): the op of a new Function, "<name>Backward" */
 static int t_function_op(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
   lua_op *op = lua_newuserdatauv(L, sizeof *op, 0);
@@ -291,13 +291,13 @@ static int t_function_op(lua_State *L) {
   return 1;
 }
 
-/* core.function_record(out, inputs, op, backward): out's grad_fn becomes a node of op over
+/* core.internal.function_record(out, inputs, op, backward): out's grad_fn becomes a node of op over
  * the tensors in inputs, whose backward calls backward(grad). */
 static int t_function_record(lua_State *L) {
   ct_tensor *out = ct_lua_check(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   if (lua_type(L, 3) != LUA_TUSERDATA || lua_rawlen(L, 3) != sizeof(lua_op))
-    return luaL_argerror(L, 3, "a Function's op (from core.function_op)");
+    return luaL_argerror(L, 3, "a Function's op (from core.internal.function_op)");
   lua_op *op = lua_touserdata(L, 3);
   luaL_checktype(L, 4, LUA_TFUNCTION);
   int nin = (int)ct_lua_list(L, 2, 64, "function_record", "the inputs");
@@ -507,7 +507,7 @@ static int t_set_anomaly(lua_State *L) {
   return 1;
 }
 
-/* core.version(x): how many in-place writes x's storage has seen (saved-tensor checks) */
+/* core.internal.version(x): how many in-place writes x's storage has seen (saved-tensor checks) */
 static int t_version(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)ct_lua_check(L, 1)->storage->version);
   return 1;
@@ -583,18 +583,19 @@ static int t_from_bytes(lua_State *L) {
 }
 
 void ct_lua_open_autograd(lua_State *L) {
-  static const luaL_Reg fns[] = {
+  static const luaL_Reg pub[] = {
     {"grad", t_grad}, {"no_grad", t_no_grad}, {"enable_grad", t_enable_grad},
     {"set_grad_enabled", t_set_grad_enabled}, {"is_grad_enabled", t_is_grad_enabled},
-    {"set_anomaly", t_set_anomaly}, {"memory", t_memory}, {"reset_peak_memory", t_reset_peak},
-    {"fail_alloc", t_fail_alloc}, {"set_num_threads", t_set_num_threads},
-    {"get_num_threads", t_get_num_threads}, {"from_bytes", t_from_bytes},
-    {"backward", t_backward}, {"register_hook", t_register_hook}, {"bytes", t_storage_bytes},
-    {"retain_grad", t_retain_grad}, {"function_op", t_function_op},
+    {"memory", t_memory}, {"reset_peak_memory", t_reset_peak}, {"set_num_threads", t_set_num_threads},
+    {"get_num_threads", t_get_num_threads}, {"register_hook", t_register_hook},
+    {"retain_grad", t_retain_grad}, {NULL, NULL}};
+  static const luaL_Reg internal[] = {   /* crater.autograd's, checkpoint's and the specs' */
+    {"set_anomaly", t_set_anomaly}, {"fail_alloc", t_fail_alloc}, {"from_bytes", t_from_bytes},
+    {"backward", t_backward}, {"bytes", t_storage_bytes}, {"function_op", t_function_op},
     {"function_record", t_function_record}, {"version", t_version},
     {"queue_callback", t_queue_callback}, {"backward_running", t_backward_running},
     {NULL, NULL}};
-  luaL_setfuncs(L, fns, 0);
+  ct_lua_setfuncs(L, pub, internal);
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   main_state = lua_tothread(L, -1);
   lua_pop(L, 1);

@@ -48,6 +48,9 @@ typedef struct ct_lua_reg {
 /* Registers n of them into the method table at methods, the table at core (crater.core) and,
  * for CT_INTERNAL, core.internal only. */
 void ct_lua_register(lua_State *L, int methods, int core, const ct_lua_reg *r, size_t n);
+/* Sets pub (may be NULL) into the crater.core table at the top of the stack and internal
+ * into its core.internal: the binding files' plain luaL_Reg lists. */
+void ct_lua_setfuncs(lua_State *L, const luaL_Reg *pub, const luaL_Reg *internal);
 
 /* What a separately built module (crater.distributed, which links MPI) needs of the core,
  * as a table of functions: crater.core.capi is a light userdata pointing at it.  Such a

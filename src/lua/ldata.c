@@ -1,6 +1,6 @@
 /* crater binding: data and persistence helpers on crater.core: the IDX and CSV readers,
  * the atomic file writer, a regular-file reader, crc32 (the pieces lua/crater/checkpoint.lua
- * and lua/crater/data build on; a tensor's bytes are core.bytes/from_bytes), and the
+ * and lua/crater/data build on; a tensor's bytes are core.internal.bytes/from_bytes), and the
  * foreign-file pieces under crater.safetensors, crater.npy and crater.npz. */
 #include <errno.h>
 #include <stdio.h>
@@ -236,9 +236,11 @@ static int t_deflate (lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg data_funcs[] = {
+static const luaL_Reg data_public[] = {{"randperm", t_randperm}, {NULL, NULL}};
+
+/* crater.core.internal's: the readers and writers the Lua modules build on, and test hooks */
+static const luaL_Reg data_internal[] = {
   {"isatty", t_isatty},
-  {"randperm", t_randperm},
   {"idx_read", t_idx_read},
   {"gz_write", t_gz_write},
   {"csv_read", t_csv_read},
@@ -255,4 +257,4 @@ static const luaL_Reg data_funcs[] = {
   {NULL, NULL}
 };
 
-void ct_lua_open_data(lua_State *L) { luaL_setfuncs(L, data_funcs, 0); }
+void ct_lua_open_data(lua_State *L) { ct_lua_setfuncs(L, data_public, data_internal); }

@@ -921,7 +921,7 @@ static int o_sum_squares(lua_State *L) {
 
 /* ---- the per-step plumbing of Optimizer:step and zero_grad (lua/crater/optim/optimizer.lua) ---- */
 
-/* core.checked_grad(p, boxed) -> the gradient of p (a new box), or true instead when
+/* core.internal.checked_grad(p, boxed) -> the gradient of p (a new box), or true instead when
  * boxed is false; false when p has none; nil when its shape or dtype is not p's.
  * A box costs more than the fused update of a small parameter, and the kernels read
  * p.grad themselves when given true, so the built-in optimizers make none. */
@@ -938,7 +938,7 @@ static int o_checked_grad(lua_State *L) {
   return 1;
 }
 
-/* core.clear_grads(groups): every parameter's .grad = nil (zero_grad's default). */
+/* core.internal.clear_grads(groups): every parameter's .grad = nil (zero_grad's default). */
 static int o_clear_grads(lua_State *L) {
   lua_Integer ngroups = ct_lua_list(L, 1, LUA_MAXINTEGER, "zero_grad", "the param groups");
   for (lua_Integer gi = 1; gi <= ngroups; gi++) {
@@ -958,6 +958,7 @@ static int o_clear_grads(lua_State *L) {
   return 0;
 }
 
+/* crater.core.internal's, like the kernels: the optimizers in lua/crater/optim call them */
 static const luaL_Reg optim_funcs[] = {
   {"checked_grad", o_checked_grad},
   {"clear_grads", o_clear_grads},
@@ -973,9 +974,10 @@ static const luaL_Reg optim_funcs[] = {
   {NULL, NULL}
 };
 
-/* Adds the functions above and one closure of o_step per row of 'kernels'. */
+/* Adds the functions above and one closure of o_step per row of 'kernels' to crater.core.internal. */
 void ct_lua_open_optim(lua_State *L) {
-  luaL_setfuncs(L, optim_funcs, 0);
+  ct_lua_setfuncs(L, NULL, optim_funcs);
+  lua_getfield(L, -1, "internal");
   for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++) {
     const kernel *k = &kernels[i];
     int nf = 0;
@@ -987,4 +989,5 @@ void ct_lua_open_optim(lua_State *L) {
     lua_pushcclosure(L, o_step, 2 + nf + (k->count > 2 ? k->count - 2 : 0));
     lua_setfield(L, -2, kernels[i].fn);
   }
+  lua_pop(L, 1);
 }

@@ -139,7 +139,7 @@ lua_Integer ct_lua_list(lua_State *L, int idx, lua_Integer max, const char *fn, 
   return n;
 }
 
-/* core.check_list(t, fn, what, max?) -> #t: the same checks for the Lua modules */
+/* core.internal.check_list(t, fn, what, max?) -> #t: the same checks for the Lua modules */
 static int t_check_list(lua_State *L) {
   const char *fn = luaL_checkstring(L, 2), *what = luaL_checkstring(L, 3);
   lua_pushinteger(L, ct_lua_list(L, 1, luaL_optinteger(L, 4, LUA_MAXINTEGER), fn, what));
@@ -1267,7 +1267,7 @@ static int t_newindex(lua_State *L) {
 
 /* ---------------- registration ---------------- */
 
-/* core.set_data(t, src): t takes src's data in place (nn.Module:to keeps its parameters'
+/* core.internal.set_data(t, src): t takes src's data in place (nn.Module:to keeps its parameters'
  * identities, as PyTorch's `param.data = ...`). */
 static int t_set_data(lua_State *L) {
   ct_tensor *t = ct_lua_check(L, 1), *src = ct_lua_check(L, 2);
@@ -1291,6 +1291,13 @@ static int t_arity(lua_State *L) {
     return luaL_error(L, "%s: expected at most %d argument%s after the tensor, got %d",
                       lua_tostring(L, lua_upvalueindex(3)), n, n == 1 ? "" : "s", lua_gettop(L) - 1);
   return lua_tocfunction(L, lua_upvalueindex(1))(L);
+}
+
+void ct_lua_setfuncs(lua_State *L, const luaL_Reg *pub, const luaL_Reg *internal) {
+  if (pub) luaL_setfuncs(L, pub, 0);
+  lua_getfield(L, -1, "internal");
+  luaL_setfuncs(L, internal, 0);
+  lua_pop(L, 1);
 }
 
 void ct_lua_register(lua_State *L, int methods, int core, const ct_lua_reg *r, size_t n) {
@@ -1446,7 +1453,8 @@ void ct_lua_open_tensor(lua_State *L) {
   lua_pop(L, 1);
   lua_pushvalue(L, m);
   lua_setfield(L, core, "Tensor");      /* the method table: Lua adds sugar to it */
+  lua_getfield(L, core, "internal");
   lua_pushvalue(L, mt);
-  lua_setfield(L, core, "Tensor_mt");
+  lua_setfield(L, -2, "Tensor_mt");
   lua_settop(L, core);
 }

@@ -1,7 +1,7 @@
 --- crater.data: datasets and batching.  fashion_mnist reads Debian's dataset-fashion-mnist
 -- files (IDX, gzip) in C; DataLoader cuts tensors into (optionally shuffled) batches; csv
 -- reads a numeric CSV file into a tensor.
-local core = require "crater.core"
+local internal = require("crater.core").internal
 
 local data = {}
 data.DataLoader = require "crater.data.loader"
@@ -10,7 +10,7 @@ data.DistributedSampler = require "crater.data.sampler"
 local DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"
 
 local function exists(path)
-  return core.file_kind(path) ~= nil   -- stat, never open: a FIFO would block
+  return internal.file_kind(path) ~= nil   -- stat, never open: a FIFO would block
 end
 
 -- The path of an IDX file in dir, gzipped or not; nil when neither exists.
@@ -32,7 +32,7 @@ function data.fashion_mnist(split, o)
   if o ~= nil and type(o) ~= "table" then error("fashion_mnist: options must be a table, got " .. type(o), 2) end
   local dir = (o and o.dir) or DEFAULT_DIR
   if type(dir) ~= "string" then error("fashion_mnist: dir must be a string, got " .. type(dir), 2) end
-  local ok_path, msg = pcall(core.check_path, dir, "fashion_mnist")
+  local ok_path, msg = pcall(internal.check_path, dir, "fashion_mnist")
   if not ok_path then error(msg, 2) end
   local prefix = ({ train = "train", test = "t10k" })[split]
   if prefix == nil then
@@ -48,9 +48,9 @@ function data.fashion_mnist(split, o)
       what == "images" and 3 or 1, dir), 2)
   end
   local cap = 100000 * 28 * 28
-  local ok, images = pcall(core.idx_read, ipath, "float32", 1 / 255, 0, cap)
+  local ok, images = pcall(internal.idx_read, ipath, "float32", 1 / 255, 0, cap)
   if not ok then error("fashion_mnist: " .. tostring(images):gsub("^idx_read: ", ""), 2) end
-  local ok2, labels = pcall(core.idx_read, lpath, "int64", 1, 1, cap)
+  local ok2, labels = pcall(internal.idx_read, lpath, "int64", 1, 1, cap)
   if not ok2 then error("fashion_mnist: " .. tostring(labels):gsub("^idx_read: ", ""), 2) end
   local s = images:shape()
   if #s ~= 3 or s[2] ~= 28 or s[3] ~= 28 then
@@ -82,7 +82,7 @@ function data.csv(path, o)
   o = o or {}
   local names
   if o.header then
-    local ok, head = pcall(core.read_file, path, "csv", 1 << 20, true)   -- a header line is short
+    local ok, head = pcall(internal.read_file, path, "csv", 1 << 20, true)   -- a header line is short
     if not ok then error(head, 2) end
     local line = head:match("^[^\n]*")
     names = {}
@@ -90,7 +90,7 @@ function data.csv(path, o)
       names[#names + 1] = field:match("^%s*\"?(.-)\"?%s*$")
     end
   end
-  local ok, t = pcall(core.csv_read, path, o.header and 1 or 0)
+  local ok, t = pcall(internal.csv_read, path, o.header and 1 or 0)
   if not ok then error((tostring(t):gsub("^[^:]*:%d+: ", "")), 2) end
   local dtype = o.dtype or "float32"
   if dtype ~= "float64" then t = t:to(dtype) end

@@ -3,7 +3,7 @@
 -- crater version and the pictures, so that the run can be repeated.
 local M = {}
 
-local core = require "crater.core"
+local internal = require("crater.core").internal
 local plot = require "crater.lab.plot"
 local html = require "crater.lab.html"
 local describe = require("crater.lab.contestants").describe
@@ -11,7 +11,7 @@ local describe = require("crater.lab.contestants").describe
 --- Creates a folder and its parents (mkdir -p); raises if that fails.
 function M.mkdir(dir)
   if type(dir) ~= "string" or dir == "" then error("report: the output folder must be a path, got " .. tostring(dir), 3) end
-  local ok_path, msg = pcall(core.check_path, dir, "report")
+  local ok_path, msg = pcall(internal.check_path, dir, "report")
   if not ok_path then error(msg, 3) end
   local ok = os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'")
   if not ok then error("report: cannot create the folder " .. dir, 3) end

@@ -26,7 +26,7 @@
 -- @usage local opt = crater.optim.AdaBelief(model:parameters(), {lr = 1e-3, weight_decay = 1e-2})
 local Optimizer = require "crater.optim.optimizer"
 local crater = require "crater"
-local core = require "crater.core"
+local internal = require("crater.core").internal
 
 local AdaBelief = Optimizer:extend("AdaBelief", {lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-16,
   weight_decay = 0, amsgrad = false, weight_decouple = true, fixed_decay = false, rectify = true,
@@ -70,7 +70,7 @@ function AdaBelief:update(p, g, state, group)
   end
   local decay = group.fixed_decay and 1.0 - wd or 1.0 - lr * wd
   scalars.decay, scalars.sqrt_bc2, scalars.mode, scalars.coef = decay, math.sqrt(bc2), mode, coef
-  core.adabelief_step(self, p, g, state, group, scalars)
+  internal.adabelief_step(self, p, g, state, group, scalars)
 end
 Optimizer.kernel_update(AdaBelief.update)
 

@@ -16,7 +16,7 @@
 -- @usage local opt = crater.optim.Adadelta(model:parameters())
 local Optimizer = require "crater.optim.optimizer"
 local crater = require "crater"
-local core = require "crater.core"
+local internal = require("crater.core").internal
 
 local Adadelta = Optimizer:extend("Adadelta", {lr = 1.0, rho = 0.9, eps = 1e-6, weight_decay = 0,
   maximize = false}, {rho = {"number", 0, 1, what = "rho value"}})
@@ -32,7 +32,7 @@ end
 
 function Adadelta:update(p, g, state, group)
   state.step = state.step + 1
-  core.adadelta_step(self, p, g, state, group)
+  internal.adadelta_step(self, p, g, state, group)
 end
 Optimizer.kernel_update(Adadelta.update)
 

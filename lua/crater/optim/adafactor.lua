@@ -27,7 +27,7 @@
 -- @tparam[opt=false] boolean warmup_init grow the relative step from 1e-6
 -- @usage local opt = crater.optim.Adafactor(model:parameters())   -- T5's defaults
 local Optimizer = require "crater.optim.optimizer"
-local core = require "crater.core"
+local internal = require("crater.core").internal
 
 local NUM = {"number"}
 local Adafactor = Optimizer:extend("Adafactor", {lr = false, eps = {1e-30, 1e-3}, clip_threshold = 1.0,
@@ -107,7 +107,7 @@ function Adafactor:update(p, g, state, group)
   local t = state.step + 1
   state.step = t
   local n = p:numel()
-  local rms = math.sqrt(core.sum_squares(p)) / n ^ 0.5
+  local rms = math.sqrt(internal.sum_squares(p)) / n ^ 0.5
   state.RMS = rms
   local step_size = group.lr or 0
   if group.relative_step then
@@ -120,17 +120,17 @@ function Adafactor:update(p, g, state, group)
   -- the first pass sums u^2 and writes nothing (with den 1, lr 1); the second steps
   w.write, w.den, w.lr, w.beta1, w.wd_lr = false, 1, 1, 0, 0
   if p:dim() >= 2 then
-    core.adafactor_means(self, p, g, state, group, w)
-    core.adafactor_factors(self, p, g, state, group, w)
-    local ss = core.adafactor_factored(self, p, g, state, group, w)
+    internal.adafactor_means(self, p, g, state, group, w)
+    internal.adafactor_factors(self, p, g, state, group, w)
+    local ss = internal.adafactor_factored(self, p, g, state, group, w)
     w.write, w.den = true, math.max(math.sqrt(ss) / n ^ 0.5 / group.clip_threshold, 1.0)
     w.lr, w.beta1, w.wd_lr = lr, group.beta1 or 0, group.weight_decay * lr
-    core.adafactor_factored(self, p, g, state, group, w)
+    internal.adafactor_factored(self, p, g, state, group, w)
   else
-    local ss = core.adafactor_vector(self, p, g, state, group, w)
+    local ss = internal.adafactor_vector(self, p, g, state, group, w)
     w.write, w.den = true, math.max(math.sqrt(ss) / n ^ 0.5 / group.clip_threshold, 1.0)
     w.lr, w.beta1, w.wd_lr = lr, group.beta1 or 0, group.weight_decay * lr
-    core.adafactor_vector(self, p, g, state, group, w)
+    internal.adafactor_vector(self, p, g, state, group, w)
   end
 end
 Optimizer.kernel_update(Adafactor.update)

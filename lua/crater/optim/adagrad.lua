@@ -16,7 +16,7 @@
 -- @usage local opt = crater.optim.Adagrad(model:parameters(), {lr = 0.01})
 local Optimizer = require "crater.optim.optimizer"
 local crater = require "crater"
-local core = require "crater.core"
+local internal = require("crater.core").internal
 
 local Adagrad = Optimizer:extend("Adagrad", {lr = 1e-2, lr_decay = 0, weight_decay = 0,
   initial_accumulator_value = 0, eps = 1e-10, maximize = false},
@@ -45,7 +45,7 @@ end
 
 function Adagrad:update(p, g, state, group)
   state.step = state.step + 1
-  core.adagrad_step(self, p, g, state, group)
+  internal.adagrad_step(self, p, g, state, group)
 end
 Optimizer.kernel_update(Adagrad.update)
 

@@ -18,7 +18,7 @@
 -- @usage local opt = crater.optim.Adam(model:parameters(), {lr = 1e-3, betas = {0.9, 0.999}})
 local Optimizer = require "crater.optim.optimizer"
 local crater = require "crater"
-local core = require "crater.core"
+local internal = require("crater.core").internal
 
 local Adam = Optimizer:extend("Adam", {lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-8,
   weight_decay = 0, amsgrad = false, maximize = false}, {betas = Optimizer.BETAS})
@@ -42,7 +42,7 @@ end
 
 function Adam:update(p, g, state, group)
   state.step = state.step + 1
-  core.adam_step(self, p, g, state, group)   -- reads group.lr, state.exp_avg, self.decoupled, ...
+  internal.adam_step(self, p, g, state, group)   -- reads group.lr, state.exp_avg, self.decoupled, ...
 end
 Optimizer.kernel_update(Adam.update)
 

@@ -15,7 +15,7 @@
 -- @usage local opt = crater.optim.Adamax(model:parameters(), {lr = 2e-3})
 local Optimizer = require "crater.optim.optimizer"
 local crater = require "crater"
-local core = require "crater.core"
+local internal = require("crater.core").internal
 
 local Adamax = Optimizer:extend("Adamax", {lr = 2e-3, betas = {0.9, 0.999}, eps = 1e-8,
   weight_decay = 0, maximize = false}, {betas = Optimizer.BETAS})
@@ -31,7 +31,7 @@ end
 
 function Adamax:update(p, g, state, group)
   state.step = state.step + 1
-  core.adamax_step(self, p, g, state, group)
+  internal.adamax_step(self, p, g, state, group)
 end
 Optimizer.kernel_update(Adamax.update)
 

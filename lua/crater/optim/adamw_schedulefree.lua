@@ -26,7 +26,7 @@
 -- @usage local opt = crater.optim.AdamWScheduleFree(model:parameters(), {lr = 2.5e-3})
 -- opt:train(); ... training steps ...; opt:eval(); ... evaluate ...
 local Optimizer = require "crater.optim.optimizer"
-local core = require "crater.core"
+local internal = require("crater.core").internal
 
 local B1 = {"number", 0, 1, open = "both", what = "beta parameter"}
 local SF = Optimizer:extend("AdamWScheduleFree", {lr = 0.0025, betas = {0.9, 0.999}, eps = 1e-8,
@@ -111,7 +111,7 @@ function SF:init_state(p, state, group)
 end
 
 function SF:update(p, g, state, group)
-  core.sf_adamw_step(self, p, g, state, group, self._sched[group])   -- s.lr, s.ckp1, s.bc1, s.bc2
+  internal.sf_adamw_step(self, p, g, state, group, self._sched[group])   -- s.lr, s.ckp1, s.bc1, s.bc2
 end
 Optimizer.kernel_update(SF.update)
 

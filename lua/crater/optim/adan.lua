@@ -20,7 +20,7 @@
 -- @usage local opt = crater.optim.Adan(model:parameters(), {lr = 1e-3, weight_decay = 0.02})
 local Optimizer = require "crater.optim.optimizer"
 local crater = require "crater"
-local core = require "crater.core"
+local internal = require("crater.core").internal
 
 local BETA = Optimizer.BETAS[2]
 local Adan = Optimizer:extend("Adan", {lr = 1e-3, betas = {0.98, 0.92, 0.99}, eps = 1e-8,
@@ -49,7 +49,7 @@ function Adan:begin_step(grads)
     for _, group in ipairs(groups) do
       for _, p in ipairs(group.params) do
         n = n + 1
-        if grads[n] then sum = sum + core.sum_squares(p, true) end
+        if grads[n] then sum = sum + internal.sum_squares(p, true) end
       end
     end
     clip = math.min(self.defaults.max_grad_norm / (math.sqrt(sum) + groups[#groups].eps), 1.0)
@@ -68,7 +68,7 @@ function Adan:update(p, g, state, group)
   if fresh then fresh[p] = nil end
   local s = scalars
   s.clip, s.bc1, s.bc2, s.sqrt_bc3, s.first = self._clip, 1 - b[1] ^ k, 1 - b[2] ^ k, math.sqrt(1 - b[3] ^ k), first
-  core.adan_step(self, p, g, state, group, s)
+  internal.adan_step(self, p, g, state, group, s)
 end
 Optimizer.kernel_update(Adan.update)
 

@@ -17,7 +17,7 @@
 -- @usage local opt = crater.optim.ASGD(model:parameters(), {lr = 0.01, t0 = 100})
 local Optimizer = require "crater.optim.optimizer"
 local crater = require "crater"
-local core = require "crater.core"
+local internal = require("crater.core").internal
 
 local ASGD = Optimizer:extend("ASGD", {lr = 1e-2, lambd = 1e-4, alpha = 0.75, t0 = 1e6,
   weight_decay = 0, maximize = false},
@@ -37,7 +37,7 @@ end
 function ASGD:update(p, g, state, group)
   local t = state.step + 1
   state.step = t
-  core.asgd_step(self, p, g, state, group)   -- with this step's state.eta and state.mu
+  internal.asgd_step(self, p, g, state, group)   -- with this step's state.eta and state.mu
   local lr = group.lr
   state.eta = f32(lr / (1 + group.lambd * lr * t) ^ group.alpha)
   state.mu = f32(1 / math.max(1, t - group.t0))

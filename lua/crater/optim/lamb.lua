@@ -17,7 +17,7 @@
 -- @usage local opt = crater.optim.LAMB(model:parameters(), {lr = 2e-3, weight_decay = 0.01})
 local Optimizer = require "crater.optim.optimizer"
 local crater = require "crater"
-local core = require "crater.core"
+local internal = require("crater.core").internal
 
 local LAMB = Optimizer:extend("LAMB", {lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-6, weight_decay = 0,
   adam = false}, {betas = Optimizer.BETAS})
@@ -36,13 +36,13 @@ local scalars = {step = 0}   -- lamb_step's step size, -lr * trust_ratio
 
 function LAMB:update(p, g, state, group)
   state.step = state.step + 1
-  local pp, aa = core.lamb_stats(self, p, g, state, group)
+  local pp, aa = internal.lamb_stats(self, p, g, state, group)
   local weight_norm, adam_norm = math.min(math.sqrt(pp), 10), math.sqrt(aa)
   local trust = (weight_norm == 0 or adam_norm == 0) and 1 or weight_norm / adam_norm
   state.weight_norm, state.adam_norm, state.trust_ratio = weight_norm, adam_norm, trust
   if group.adam then trust = 1 end
   scalars.step = -group.lr * trust
-  core.lamb_step(self, p, g, state, group, scalars)
+  internal.lamb_step(self, p, g, state, group, scalars)
 end
 Optimizer.kernel_update(LAMB.update)
 

@@ -17,7 +17,7 @@
 -- @usage local opt = crater.optim.LARS(model:parameters(), {lr = 1.0, weight_decay = 1e-6})
 local Optimizer = require "crater.optim.optimizer"
 local crater = require "crater"
-local core = require "crater.core"
+local internal = require("crater.core").internal
 
 local LARS = Optimizer:extend("LARS", {lr = 0, weight_decay = 0, momentum = 0.9, trust_coefficient = 0.001},
   {momentum = {"number", 0, what = "momentum value"}, trust_coefficient = {"number", 0}})
@@ -33,12 +33,12 @@ local scalars = {q = 1, scaled = false}   -- the trust ratio lars_step reads
 function LARS:update(p, g, state, group)
   local scaled, q = p:dim() > 1, 1
   if scaled then
-    local pp, dd = core.lars_norms(self, p, g, state, group)
+    local pp, dd = internal.lars_norms(self, p, g, state, group)
     local pn, un = math.sqrt(pp), math.sqrt(dd)
     if pn > 0 and un > 0 then q = group.trust_coefficient * pn / un end
   end
   scalars.q, scalars.scaled = q, scaled
-  core.lars_step(self, p, g, state, group, scalars)
+  internal.lars_step(self, p, g, state, group, scalars)
 end
 Optimizer.kernel_update(LARS.update)
 

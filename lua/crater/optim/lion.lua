@@ -13,7 +13,7 @@
 -- @usage local opt = crater.optim.Lion(model:parameters(), {lr = 3e-4, weight_decay = 0.1})
 local Optimizer = require "crater.optim.optimizer"
 local crater = require "crater"
-local core = require "crater.core"
+local internal = require("crater.core").internal
 
 local Lion = Optimizer:extend("Lion", {lr = 1e-4, betas = {0.9, 0.99}, weight_decay = 0},
   {betas = Optimizer.BETAS, weight_decay = {"number", what = "weight_decay value"}})
@@ -25,7 +25,7 @@ function Lion:init_state(p, state)
 end
 
 function Lion:update(p, g, state, group)
-  core.lion_step(self, p, g, state, group)
+  internal.lion_step(self, p, g, state, group)
 end
 Optimizer.kernel_update(Lion.update)
 

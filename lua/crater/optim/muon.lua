@@ -20,7 +20,7 @@
 -- @tparam[opt=0.95] number momentum Nesterov momentum
 -- @usage local opt = crater.optim.Muon({model[1].weight, model[3].weight}, {lr = 0.02})
 local Optimizer = require "crater.optim.optimizer"
-local core = require "crater.core"
+local internal = require("crater.core").internal
 
 local Muon = Optimizer:extend("Muon", {lr = 0.02, weight_decay = 0, momentum = 0.95},
   {momentum = {"number", 0, 1, what = "momentum value"}})
@@ -79,7 +79,7 @@ local function workspaces(self, p, rows)
 end
 
 function Muon:update(p, g, state, group)
-  core.muon_step(self, p, g, state, group, workspaces(self, p, p:size(1)))
+  internal.muon_step(self, p, g, state, group, workspaces(self, p, p:size(1)))
 end
 Optimizer.kernel_update(Muon.update)
 

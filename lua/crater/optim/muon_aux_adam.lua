@@ -19,7 +19,7 @@
 --   {params = {model[1].weight, model[3].weight}, use_muon = true},
 --   {params = {model[1].bias, model[3].bias}, use_muon = false, lr = 3e-4}})
 local Optimizer = require "crater.optim.optimizer"
-local core = require "crater.core"
+local internal = require("crater.core").internal
 local Muon = require "crater.optim.muon"
 
 local OWN = {lr = {0.02, 3e-4}, momentum = {0.95, nil}, betas = {nil, {0.9, 0.95}},
@@ -78,7 +78,7 @@ end
 function Aux:update(p, g, state, group)
   if group.use_muon then return Muon.update(self, p, g, state, group) end
   state.step = state.step + 1
-  core.adam_step(self, p, g, state, group)   -- no amsgrad or maximize in the group: false
+  internal.adam_step(self, p, g, state, group)   -- no amsgrad or maximize in the group: false
 end
 Optimizer.kernel_update(Aux.update)
 

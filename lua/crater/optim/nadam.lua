@@ -22,7 +22,7 @@
 -- @usage local opt = crater.optim.NAdam(model:parameters(), {lr = 2e-3})
 local Optimizer = require "crater.optim.optimizer"
 local crater = require "crater"
-local core = require "crater.core"
+local internal = require("crater.core").internal
 
 local NAdam = Optimizer:extend("NAdam", {lr = 2e-3, betas = {0.9, 0.999}, eps = 1e-8,
   weight_decay = 0, momentum_decay = 4e-3, decoupled_weight_decay = false, maximize = false},
@@ -52,7 +52,7 @@ function NAdam:update(p, g, state, group)
   state.mu_product = f32(state.mu_product * f32(mu))
   scalars.mu, scalars.mu_next = mu, mu_next
   scalars.mu_product_next = f32(f32(state.mu_product * f32(mu)) * f32(mu_next))
-  core.nadam_step(self, p, g, state, group, scalars)
+  internal.nadam_step(self, p, g, state, group, scalars)
 end
 Optimizer.kernel_update(NAdam.update)
 

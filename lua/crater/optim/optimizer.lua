@@ -13,10 +13,11 @@
 -- local opt = Sign(model:parameters(), {lr = 0.1})
 
 local core = require "crater.core"
+local internal = core.internal
 local rules = require "crater.optim.rules"
 local step_cache = require "crater.optim.step_cache"
 local list = require "crater.list"
-local no_grad, checked_grad, clear_grads = core.no_grad, core.checked_grad, core.clear_grads
+local no_grad, checked_grad, clear_grads = core.no_grad, internal.checked_grad, internal.clear_grads
 
 local Optimizer = {__name = "Optimizer", defaults = {}}
 Optimizer.__index = Optimizer
@@ -271,7 +272,7 @@ end
 -- function, so a subclass that overrides update gets real gradients again.
 local reads_grad = setmetatable({}, {__mode = "k"})
 
---- Declares that `update` passes its `g` only to a `crater.core.*_step` kernel, as every
+--- Declares that `update` passes its `g` only to a `crater.core.internal.*_step` kernel, as every
 -- built-in does; the step then passes `true` for g and the kernel reads p.grad itself.
 function Optimizer.kernel_update(update)
   reads_grad[update] = true

@@ -30,7 +30,7 @@
 -- @tparam[opt=1] number slice_p use every slice_p-th element for the d statistics
 -- @usage local opt = crater.optim.Prodigy(model:parameters(), {weight_decay = 0.01})
 local Optimizer = require "crater.optim.optimizer"
-local core = require "crater.core"
+local internal = require("crater.core").internal
 
 local Prodigy = Optimizer:extend("Prodigy", {lr = 1.0, betas = {0.9, 0.999}, beta3 = false,
   eps = 1e-8, weight_decay = 0, decouple = true, use_bias_correction = false,
@@ -97,7 +97,7 @@ function Prodigy:begin_step(grads)
     for _, p in ipairs(group.params) do
       n = n + 1
       if grads[n] and group.lr > 0 then
-        local dot, abs_s = core.prodigy_stats(self, p, grads[n], self.state[p], group, s)
+        local dot, abs_s = internal.prodigy_stats(self, p, grads[n], self.state[p], group, s)
         delta_numerator = delta_numerator + (d / group.d0) * dlr * dot
         d_denom = d_denom + abs_s
       end
@@ -140,7 +140,7 @@ function Prodigy:update(p, g, state, group)
   local d, s = group.d, sizes
   s.dlr, s.d, s.d_eps = self._dlr, d, d * group.eps
   s.decoupled_wd, s.l2 = group.decouple and -group.weight_decay * self._dlr or 0, group.decouple and 0 or group.weight_decay
-  core.prodigy_step(self, p, g, state, group, s)
+  internal.prodigy_step(self, p, g, state, group, s)
 end
 Optimizer.kernel_update(Prodigy.update)
 

@@ -19,7 +19,7 @@
 -- @usage local opt = crater.optim.RAdam(model:parameters(), {lr = 1e-3})
 local Optimizer = require "crater.optim.optimizer"
 local crater = require "crater"
-local core = require "crater.core"
+local internal = require("crater.core").internal
 
 local RAdam = Optimizer:extend("RAdam", {lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-8,
   weight_decay = 0, decoupled_weight_decay = false, maximize = false}, {betas = Optimizer.BETAS})
@@ -35,7 +35,7 @@ end
 
 function RAdam:update(p, g, state, group)
   state.step = state.step + 1
-  core.radam_step(self, p, g, state, group)
+  internal.radam_step(self, p, g, state, group)
 end
 Optimizer.kernel_update(RAdam.update)
 

@@ -20,7 +20,7 @@
 -- @usage local opt = crater.optim.RMSprop(model:parameters(), {lr = 1e-3, centered = true})
 local Optimizer = require "crater.optim.optimizer"
 local crater = require "crater"
-local core = require "crater.core"
+local internal = require("crater.core").internal
 
 local RMSprop = Optimizer:extend("RMSprop", {lr = 1e-2, alpha = 0.99, eps = 1e-8,
   weight_decay = 0, momentum = 0, centered = false, maximize = false},
@@ -43,7 +43,7 @@ end
 
 function RMSprop:update(p, g, state, group)
   state.step = state.step + 1
-  core.rmsprop_step(self, p, g, state, group)
+  internal.rmsprop_step(self, p, g, state, group)
 end
 Optimizer.kernel_update(RMSprop.update)
 

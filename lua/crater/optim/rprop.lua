@@ -15,7 +15,7 @@
 -- luacheck: ignore 581 (the "not (a <= b)" tests are there to treat NaN as PyTorch does)
 local Optimizer = require "crater.optim.optimizer"
 local crater = require "crater"
-local core = require "crater.core"
+local internal = require("crater.core").internal
 
 local Rprop = Optimizer:extend("Rprop", {lr = 1e-2, etas = {0.5, 1.2}, step_sizes = {1e-6, 50},
   maximize = false}, {step_sizes = {"list", {"number", 0}, {"number", 0, inf = true}}})
@@ -46,7 +46,7 @@ end
 
 function Rprop:update(p, g, state, group)
   state.step = state.step + 1
-  core.rprop_step(self, p, g, state, group)
+  internal.rprop_step(self, p, g, state, group)
 end
 Optimizer.kernel_update(Rprop.update)
 

@@ -13,7 +13,7 @@
 -- @tparam table opts `rho = 0.05`, `adaptive = false` and the base class's options
 -- @usage local sam = crater.optim.SAM(model:parameters(), crater.optim.SGD, {lr = 0.1, momentum = 0.9})
 local rules = require "crater.optim.rules"
-local core = require "crater.core"
+local internal = require("crater.core").internal
 
 local SAM = {__name = "SAM"}
 SAM.__index = function(self, k)
@@ -82,12 +82,12 @@ local function grad_norm(self)
       if g ~= nil then
         if group.adaptive then            -- ||abs(p) * g||, as the reference
           local e = buffers(self, p).e
-          local n = math.sqrt(core.sum_squares(e:copy_(p):abs_():mul_(g)))
+          local n = math.sqrt(internal.sum_squares(e:copy_(p):abs_():mul_(g)))
           sum = sum + n * n
         elseif g:is_contiguous() then
-          sum = sum + core.sum_squares(p, true)
+          sum = sum + internal.sum_squares(p, true)
         else
-          sum = sum + core.sum_squares(g:contiguous())
+          sum = sum + internal.sum_squares(g:contiguous())
         end
       end
     end

@@ -17,7 +17,7 @@
 -- @usage local opt = crater.optim.SGD(model:parameters(), {lr = 0.1, momentum = 0.9})
 local Optimizer = require "crater.optim.optimizer"
 local crater = require "crater"
-local core = require "crater.core"
+local internal = require("crater.core").internal
 
 local SGD = Optimizer:extend("SGD", {lr = Optimizer.required, momentum = 0, dampening = 0,
   weight_decay = 0, nesterov = false, maximize = false},
@@ -58,7 +58,7 @@ function SGD:update(p, g, state, group)
     if first then fresh[p] = nil end
   end
   scalars.first = first
-  core.sgd_step(self, p, g, state, group, scalars)
+  internal.sgd_step(self, p, g, state, group, scalars)
 end
 Optimizer.kernel_update(SGD.update)
 

@@ -15,7 +15,7 @@
 -- opt:train(); ... training steps ...; opt:eval()
 local AdamWScheduleFree = require "crater.optim.adamw_schedulefree"
 local Optimizer = require "crater.optim.optimizer"
-local core = require "crater.core"
+local internal = require("crater.core").internal
 
 local SGDSF = AdamWScheduleFree:extend("SGDScheduleFree", {lr = 1.0, momentum = 0.9,
   weight_decay = 0, warmup_steps = 0, r = 0, weight_lr_power = 2},
@@ -30,7 +30,7 @@ function SGDSF:init_state(p, state)
 end
 
 function SGDSF:update(p, g, state, group)
-  core.sf_sgd_step(self, p, g, state, group, self._sched[group])   -- s.lr, s.ckp1
+  internal.sf_sgd_step(self, p, g, state, group, self._sched[group])   -- s.lr, s.ckp1
 end
 Optimizer.kernel_update(SGDSF.update)
 

@@ -17,7 +17,7 @@
 -- @tparam[opt=false] boolean maximize maximize the objective instead
 -- @usage local opt = crater.optim.SophiaG(model:parameters(), {lr = 2e-4})
 local Optimizer = require "crater.optim.optimizer"
-local core = require "crater.core"
+local internal = require("crater.core").internal
 
 local SophiaG = Optimizer:extend("SophiaG", {lr = 1e-4, betas = {0.965, 0.99}, rho = 0.04,
   weight_decay = 0.1, maximize = false},
@@ -69,7 +69,7 @@ function SophiaG:update_hessian()
           local st = self.state[p] or {}
           self:init_state(p, st, group)
           self.state[p] = st
-          core.sophia_hessian_step(self, p, true, st, group)
+          internal.sophia_hessian_step(self, p, true, st, group)
         end
       end
     end
@@ -79,7 +79,7 @@ end
 function SophiaG:update(p, g, state, group)
   state.step = state.step + 1
   scalars.rho_bs = group.rho * (self._bs or 5120)
-  core.sophia_step(self, p, g, state, group, scalars)
+  internal.sophia_step(self, p, g, state, group, scalars)
 end
 Optimizer.kernel_update(SophiaG.update)
 
