@@ -22,10 +22,11 @@
 -- crater.no_grad(adam, p, p.grad, m, v, 1e-3, 0.9, 0.999, 1e-8, bc1, bc2)
 
 local core = require "crater.core"
+local internal = core.internal   -- the VM's entry points, the tensor metatable
 
-local OPS = core.fuse_ops            -- the VM's op list: name -> {code, tensor operands, scalar operands}
-local SUPER = core.fuse_super        -- its superinstructions: the same, and the pattern
-local MAXREG = core.fuse_maxreg
+local OPS = internal.fuse_ops            -- the VM's op list: name -> {code, tensor operands, scalar operands}
+local SUPER = internal.fuse_super        -- its superinstructions: the same, and the pattern
+local MAXREG = internal.fuse_maxreg
 local fuse = {}
 
 -- ---------------------------------------------------------------- symbols
@@ -67,7 +68,7 @@ local function describe(x)
     if x.kind == "sum" then return "a fuse.sum" end
     return x.kind == "m" and "a comparison's result" or "a tensor"
   end
-  if core.Tensor_mt and getmetatable(x) == core.Tensor_mt then return "a crater.Tensor" end
+  if internal.Tensor_mt and getmetatable(x) == internal.Tensor_mt then return "a crater.Tensor" end
   return math.type(x) and "a number" or type(x)
 end
 
@@ -88,7 +89,7 @@ local function lift(x, what)
     return x
   end
   if math.type(x) then return const(x) end
-  if getmetatable(x) == core.Tensor_mt then
+  if getmetatable(x) == internal.Tensor_mt then
     refuse("%s: a tensor that is not an argument of the traced function (pass it as an argument)", what)
   end
   refuse("%s: expected a tensor or a number, got %s", what, describe(x))
@@ -279,8 +280,8 @@ Sym.__name = "crater.fuse symbol"
 -- @param x a tensor (while tracing, a tensor expression)
 function fuse.sum(x)
   if is_sym(x) then return node {kind = "sum", a = self_tensor(x, "fuse.sum")} end
-  if getmetatable(x) ~= core.Tensor_mt then error("fuse.sum: expected a tensor, got " .. describe(x), 2) end
-  return core.fuse_sum(x:is_contiguous() and x or x:contiguous())
+  if getmetatable(x) ~= internal.Tensor_mt then error("fuse.sum: expected a tensor, got " .. describe(x), 2) end
+  return internal.fuse_sum(x:is_contiguous() and x or x:contiguous())
 end
 
 -- crater.X functions while tracing: the elementwise ones record, the others refuse; on
@@ -435,7 +436,7 @@ local function direct_writes(order, outs)
   return direct
 end
 
--- The DAG reachable from the outputs, as a register program for crater.core.fuse_compile.
+-- The DAG reachable from the outputs, as a register program for crater.internal.fuse_compile.
 local function compile(nargs, outs)
   -- scalars: arguments first, then constants, then computed ones in dependency order
   local sidx, consts, sins, scomp = {}, {}, {}, {}
@@ -532,7 +533,7 @@ local function compile(nargs, outs)
   end
   local cvals = {}
   for i, s in ipairs(consts) do cvals[i] = s.value end
-  return core.fuse_compile {nargs = nargs, nregs = math.max(nregs, 1), consts = cvals, sins = sflat,
+  return internal.fuse_compile {nargs = nargs, nregs = math.max(nregs, 1), consts = cvals, sins = sflat,
     ins = ins, outs = oflat}
 end
 
@@ -642,7 +643,7 @@ function fuse.new(fn, opts)
     seen[i] = true
     writes[k] = i
   end
-  return core.fuse_new(function(sig) return trace(fn, sig, params, writes, name) end, params, name)
+  return internal.fuse_new(function(sig) return trace(fn, sig, params, writes, name) end, params, name)
 end
 
 return setmetatable(fuse, {__call = function(_, fn, opts) return fuse.new(fn, opts) end})

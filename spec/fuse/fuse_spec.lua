@@ -95,7 +95,7 @@ local CASES = {
 
 describe("crater.fuse: every op gives the op-by-op bits", function()
   it("has a case for every op of the VM's list", function()
-    for name in pairs(core.fuse_ops) do
+    for name in pairs(core.internal.fuse_ops) do
       assert.is_function(CASES[name], "no spec case for fused op " .. name)
     end
   end)
@@ -131,22 +131,22 @@ local SUPER_CASES = {
 
 -- The opcodes of the programs that fuse_compile is given while fn runs.
 local function compiled_ops(fn)
-  local names, seen, orig = {}, {}, core.fuse_compile
-  for name, info in pairs(core.fuse_ops) do names[info[1]] = name end
-  for name, info in pairs(core.fuse_super) do names[info[1]] = name end
-  core.fuse_compile = function(spec)
+  local names, seen, orig = {}, {}, core.internal.fuse_compile
+  for name, info in pairs(core.internal.fuse_ops) do names[info[1]] = name end
+  for name, info in pairs(core.internal.fuse_super) do names[info[1]] = name end
+  core.internal.fuse_compile = function(spec)
     for k = 1, #spec.ins, 9 do seen[names[spec.ins[k]]] = true end
     return orig(spec)
   end
   local ok, err = pcall(fn)
-  core.fuse_compile = orig
+  core.internal.fuse_compile = orig
   assert(ok, err)
   return seen
 end
 
 describe("crater.fuse: superinstructions give the op-by-op bits", function()
   it("has a case for every superinstruction", function()
-    for name in pairs(core.fuse_super) do
+    for name in pairs(core.internal.fuse_super) do
       assert.is_function(SUPER_CASES[name], "no spec case for superinstruction " .. name)
     end
   end)
@@ -343,9 +343,9 @@ describe("crater.fuse: sums, new outputs, the per-signature cache", function()
   it("bumps the version of written tensors, so autograd sees the change", function()
     local f = fuse(function(p) return p * 2 end, {writes = {"p"}})
     local p = crater.ones(2)
-    local v0 = core.version(p)
+    local v0 = core.internal.version(p)
     f(p)
-    assert.is_true(core.version(p) > v0)
+    assert.is_true(core.internal.version(p) > v0)
   end)
 end)
 
@@ -441,13 +441,13 @@ describe("crater.fuse: refusals", function()
   end)
 end)
 
-describe("crater.core.fuse_compile checks the program it is given", function()
-  local ADD = core.fuse_ops.add[1]
+describe("crater.core.internal.fuse_compile checks the program it is given", function()
+  local ADD = core.internal.fuse_ops.add[1]
   local function prog(ins, outs, nregs)
     return {nargs = 2, nregs = nregs or 1, consts = {}, sins = {}, ins = ins, outs = outs or {0, 0, 0}}
   end
   it("accepts a well-formed program", function()
-    assert.truthy(core.fuse_compile(prog({ADD, 0, -1, -2, 0, 0, 0, 0, 0})))
+    assert.truthy(core.internal.fuse_compile(prog({ADD, 0, -1, -2, 0, 0, 0, 0, 0})))
   end)
   for what, p in pairs {
     ["an argument out of range"] = prog({ADD, 0, -1, -3, 0, 0, 0, 0, 0}),
@@ -460,7 +460,7 @@ describe("crater.core.fuse_compile checks the program it is given", function()
     ["a ragged list"] = prog({ADD, 0, -1, -2, 0, 0, 0, 0}),
   } do
     it("refuses " .. what, function()
-      assert.has_error(function() core.fuse_compile(p) end)
+      assert.has_error(function() core.internal.fuse_compile(p) end)
     end)
   end
 end)

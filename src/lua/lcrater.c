@@ -34,14 +34,5 @@ int luaopen_crater_core(lua_State *L) {
   ct_lua_open_data(L);
   ct_lua_open_nn(L);
   ct_lua_open_fuse(L);
-  /* Still read from crater.core by lua/crater/fuse.lua and spec/fuse (crater.fuse's files): an
-   * alias each until they read core.internal; spec/core/internal_spec.lua lists them. */
-  static const char *const fuse_reads[] = {"Tensor_mt", "version"};
-  lua_getfield(L, -1, "internal");
-  for (size_t i = 0; i < sizeof fuse_reads / sizeof fuse_reads[0]; i++) {
-    lua_getfield(L, -1, fuse_reads[i]);
-    lua_setfield(L, -3, fuse_reads[i]);
-  }
-  lua_pop(L, 1);
   return 1;
 }

@@ -270,6 +270,7 @@ void ct_lua_open_fuse(lua_State *L) {
   lua_pushcfunction(L, prog_gc);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
+  lua_getfield(L, -1, "internal");   /* crater.fuse's entry points are internals */
   lua_newtable(L);   /* fuse_ops: name -> {code, tensor operands, scalar operands} */
   lua_newtable(L);   /* fuse_super: the same, and the pattern */
   for (int k = 0; k < CT_FUSE_NOPS; k++) {
@@ -288,4 +289,5 @@ void ct_lua_open_fuse(lua_State *L) {
   static const luaL_Reg fns[] = {{"fuse_compile", t_fuse_compile}, {"fuse_new", t_fuse_new},
                                  {"fuse_sum", t_fuse_sum}, {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
+  lua_pop(L, 1);
 }
