@@ -12,47 +12,51 @@
 
 void openblas_set_num_threads(int n);
 
-static double now (void) {
+static double now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static int cmp_double (const void *a, const void *b) {
+static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return (x > y) - (x < y);
 }
 
 /* prints the median, min and max of v[0..n-1] (sorted in place) */
-static void report (const char *name, double *v, int n, const char *unit) {
+static void report(const char *name, double *v, int n, const char *unit) {
   qsort(v, (size_t)n, sizeof *v, cmp_double);
   double med = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
   printf("BENCH %s %.6g %.6g %.6g %s\n", name, med, v[0], v[n - 1], unit);
 }
 
-typedef struct { float *dst; const float *src; size_t n; } chunk;
+typedef struct {
+  float *dst;
+  const float *src;
+  size_t n;
+} chunk;
 
-static void *copy_chunk (void *p) {
+static void *copy_chunk(void *p) {
   chunk *c = p;
   memcpy(c->dst, c->src, c->n * sizeof(float));
   return NULL;
 }
 
 /* copies src to dst with nt threads, one contiguous chunk each */
-static void copy_threads (float *dst, const float *src, size_t n, int nt) {
+static void copy_threads(float *dst, const float *src, size_t n, int nt) {
   pthread_t th[16];
   chunk c[16];
   size_t per = (n + (size_t)nt - 1) / (size_t)nt;
   for (int t = 0; t < nt; t++) {
     size_t lo = per * (size_t)t, hi = lo + per > n ? n : lo + per;
-    c[t] = (chunk){ dst + lo, src + lo, hi > lo ? hi - lo : 0 };
+    c[t] = (chunk){dst + lo, src + lo, hi > lo ? hi - lo : 0};
     if (t > 0) pthread_create(&th[t], NULL, copy_chunk, &c[t]);
   }
   copy_chunk(&c[0]);
   for (int t = 1; t < nt; t++) pthread_join(th[t], NULL);
 }
 
-int main (int argc, char **argv) {
+int main(int argc, char **argv) {
   if (argc != 5) {
     fprintf(stderr, "usage: blas_ref copy|sgemm <n> <threads> <reps>\n");
     return 2;
@@ -69,7 +73,7 @@ int main (int argc, char **argv) {
     float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float));
     if (!a || !b) return 1;
     for (size_t i = 0; i < n; i++) a[i] = (float)i, b[i] = 0;
-    copy_threads(b, a, n, nt);                                  /* warm-up, touches the pages */
+    copy_threads(b, a, n, nt); /* warm-up, touches the pages */
     for (int r = 0; r < reps; r++) {
       double t0 = now();
       copy_threads(b, a, n, nt);

@@ -35,20 +35,21 @@ static void element_counts_are_checked(void **state) {
 static void views_share_storage_and_stay_inside_it(void **state) {
   ct_err err;
   ct_tensor *x = f64_tensor(2, (int64_t[]){2, 3}, (double[]){1, 2, 3, 4, 5, 6});
-  ct_tensor *n = ct_narrow(x, 1, 1, 2, &err);   /* columns 1..2 */
+  ct_tensor *n = ct_narrow(x, 1, 1, 2, &err); /* columns 1..2 */
   assert_non_null(n);
   assert_ptr_equal(n->storage, x->storage);
   assert_int_equal(n->offset, 1);
   assert_false(ct_is_contiguous(n));
   assert_values(n, (double[]){2, 3, 5, 6}, 4, 0);
-  ct_set_at(n, (int64_t[]){1, 0}, 50);           /* writes x[1][1] */
+  ct_set_at(n, (int64_t[]){1, 0}, 50); /* writes x[1][1] */
   assert_values(x, (double[]){1, 2, 3, 4, 50, 6}, 6, 0);
   /* start + length past the dim, and start + length overflowing int64 */
   assert_null(ct_narrow(x, 1, 2, 2, &err));
   assert_null(ct_narrow(x, 1, 2, INT64_MAX, &err));
   /* a geometry reaching past the storage is refused by the one check every view passes */
   assert_int_equal(ct_check_view(x->storage, CT_F64, 1, (int64_t[]){7}, (int64_t[]){1}, 0, &err), 0);
-  assert_int_equal(ct_check_view(x->storage, CT_F64, 1, (int64_t[]){3}, (int64_t[]){2}, 2, &err), 0);   /* elements 2, 4, 6 */
+  assert_int_equal(ct_check_view(x->storage, CT_F64, 1, (int64_t[]){3}, (int64_t[]){2}, 2, &err),
+                   0); /* elements 2, 4, 6 */
   assert_int_equal(ct_check_view(x->storage, CT_F64, 1, (int64_t[]){3}, (int64_t[]){2}, 0, &err), 1);
   ct_tensor_release(n);
   ct_tensor_release(x);
@@ -65,7 +66,7 @@ static void transpose_then_contiguous_copies_in_logical_order(void **state) {
   assert_values(c, (double[]){1, 4, 2, 5, 3, 6}, 6, 0);
   ct_tensor *v = ct_view(c, 1, (int64_t[]){6}, &err);
   assert_ptr_equal(v->storage, c->storage);
-  assert_null(ct_view(t, 1, (int64_t[]){6}, &err));   /* a transpose cannot be flattened in place */
+  assert_null(ct_view(t, 1, (int64_t[]){6}, &err)); /* a transpose cannot be flattened in place */
   ct_tensor_release(v), ct_tensor_release(c), ct_tensor_release(t), ct_tensor_release(x);
 }
 
@@ -86,12 +87,12 @@ static void failed_allocation_reports_and_leaks_nothing(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(new_tensor_is_contiguous_row_major),
-    cmocka_unit_test(negative_size_and_too_many_dims_are_refused),
-    cmocka_unit_test(element_counts_are_checked),
-    cmocka_unit_test(views_share_storage_and_stay_inside_it),
-    cmocka_unit_test(transpose_then_contiguous_copies_in_logical_order),
-    cmocka_unit_test(failed_allocation_reports_and_leaks_nothing),
+      cmocka_unit_test(new_tensor_is_contiguous_row_major),
+      cmocka_unit_test(negative_size_and_too_many_dims_are_refused),
+      cmocka_unit_test(element_counts_are_checked),
+      cmocka_unit_test(views_share_storage_and_stay_inside_it),
+      cmocka_unit_test(transpose_then_contiguous_copies_in_logical_order),
+      cmocka_unit_test(failed_allocation_reports_and_leaks_nothing),
   };
   return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }

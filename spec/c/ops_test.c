@@ -14,7 +14,7 @@ static void add_broadcasts_a_column_against_a_row(void **state) {
   assert_int_equal(c->shape[1], 3);
   assert_values(c, (double[]){11, 12, 13, 21, 22, 23}, 6, 0);
   ct_tensor *bad = f64_tensor(1, (int64_t[]){4}, (double[]){0, 0, 0, 0});
-  assert_null(ct_binary(CT_B_ADD, c, bad, &err));   /* {2,3} and {4} do not broadcast */
+  assert_null(ct_binary(CT_B_ADD, c, bad, &err)); /* {2,3} and {4} do not broadcast */
   ct_tensor_release(bad), ct_tensor_release(c), ct_tensor_release(b), ct_tensor_release(a);
 }
 
@@ -26,7 +26,7 @@ static void matmul_of_2x3_and_3x2(void **state) {
   assert_non_null(c);
   /* [1 2 3; 4 5 6] [7 8; 9 10; 11 12] = [58 64; 139 154] */
   assert_values(c, (double[]){58, 64, 139, 154}, 4, 0);
-  assert_null(ct_matmul(a, a, &err));               /* {2,3} @ {2,3}: inner sizes differ */
+  assert_null(ct_matmul(a, a, &err)); /* {2,3} @ {2,3}: inner sizes differ */
   ct_tensor_release(c), ct_tensor_release(b), ct_tensor_release(a);
 }
 
@@ -73,11 +73,11 @@ static void nothing_records_with_grad_mode_off(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(add_broadcasts_a_column_against_a_row),
-    cmocka_unit_test(matmul_of_2x3_and_3x2),
-    cmocka_unit_test(softmax_rows_sum_to_one),
-    cmocka_unit_test(backward_of_sums_accumulates_into_the_leaf),
-    cmocka_unit_test(nothing_records_with_grad_mode_off),
+      cmocka_unit_test(add_broadcasts_a_column_against_a_row),
+      cmocka_unit_test(matmul_of_2x3_and_3x2),
+      cmocka_unit_test(softmax_rows_sum_to_one),
+      cmocka_unit_test(backward_of_sums_accumulates_into_the_leaf),
+      cmocka_unit_test(nothing_records_with_grad_mode_off),
   };
   return cmocka_run_group_tests_name("ops", tests, NULL, NULL);
 }

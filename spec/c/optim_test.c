@@ -27,7 +27,7 @@ static void adam_steps_follow_the_formula(void **state) {
   assert_true(fabs(p[1] - (2 + lr * 3 / (3 + eps))) < 1e-15);
   double g2[2] = {1, 1}, want[2];
   for (int i = 0; i < 2; i++) {
-    double m1 = (1 - b1) * g[i], v1 = (1 - b2) * g[i] * g[i];   /* after the first step */
+    double m1 = (1 - b1) * g[i], v1 = (1 - b2) * g[i] * g[i]; /* after the first step */
     double mi = b1 * m1 + (1 - b1) * g2[i], vi = b2 * v1 + (1 - b2) * g2[i] * g2[i];
     want[i] = p[i] - lr / (1 - b1 * b1) * mi / (sqrt(vi) / sqrt(1 - b2 * b2) + eps);
   }
@@ -38,8 +38,8 @@ static void adam_steps_follow_the_formula(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(sgd_momentum_two_steps),
-    cmocka_unit_test(adam_steps_follow_the_formula),
+      cmocka_unit_test(sgd_momentum_two_steps),
+      cmocka_unit_test(adam_steps_follow_the_formula),
   };
   return cmocka_run_group_tests_name("optim", tests, NULL, NULL);
 }

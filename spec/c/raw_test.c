@@ -29,7 +29,9 @@ static ct_tensor *read_all(ct_raw_kind k, bool big, bool fortran, int ndim, cons
 /* binary16 by its definition: (-1)^s 2^(e-15) (1 + m/1024), subnormals 2^-14 m/1024 */
 static double half_value(unsigned h) {
   unsigned s = h >> 15, e = (h >> 10) & 31, m = h & 1023;
-  double v = e == 0 ? ldexp(m / 1024.0, -14) : e == 31 ? (m ? NAN : INFINITY) : ldexp(1 + m / 1024.0, (int)e - 15);
+  double v = e == 0 ? ldexp(m / 1024.0, -14)
+      : e == 31     ? (m ? NAN : INFINITY)
+                    : ldexp(1 + m / 1024.0, (int)e - 15);
   return s ? -v : v;
 }
 
@@ -51,7 +53,7 @@ static void every_half_is_exact_in_both_byte_orders(void **state) {
       double want = half_value(h);
       uint32_t bits;
       memcpy(&bits, f + h, 4);
-      if (isnan(want)) {   /* sign and payload kept, as numpy's astype(float32) does */
+      if (isnan(want)) { /* sign and payload kept, as numpy's astype(float32) does */
         if (!isnan(f[h]) || (bits >> 31) != (h >> 15) || ((bits >> 13) & 1023) != (h & 1023))
           fail_msg("half 0x%04x: got bits 0x%08x", h, (unsigned)bits);
       } else if ((double)f[h] != want || !signbit(f[h]) != !signbit(want)) {
@@ -64,7 +66,10 @@ static void every_half_is_exact_in_both_byte_orders(void **state) {
 
 static void every_bfloat16_is_the_top_half_of_its_float(void **state) {
   unsigned char le[2 * 65536];
-  for (unsigned h = 0; h < 65536; h++) { le[2 * h] = (unsigned char)(h & 255); le[2 * h + 1] = (unsigned char)(h >> 8); }
+  for (unsigned h = 0; h < 65536; h++) {
+    le[2 * h] = (unsigned char)(h & 255);
+    le[2 * h + 1] = (unsigned char)(h >> 8);
+  }
   put(le, sizeof le);
   int64_t shape[1] = {65536};
   ct_err err;
@@ -84,31 +89,42 @@ static void narrow_integers_widen_with_their_sign(void **state) {
   put(b, sizeof b);
   int64_t shape[1] = {256}, half[1] = {128}, quarter[1] = {64};
   ct_err err;
-  ct_tensor *i8 = read_all(CT_RAW_I8, false, false, 1, shape, 256, &err), *u8 = read_all(CT_RAW_U8, false, false, 1, shape, 256, &err);
-  ct_tensor *i16 = read_all(CT_RAW_I16, true, false, 1, half, 256, &err), *u32 = read_all(CT_RAW_U32, false, false, 1, quarter, 256, &err);
-  ct_tensor *i32 = read_all(CT_RAW_I32, true, false, 1, quarter, 256, &err), *bo = read_all(CT_RAW_BOOL, false, false, 1, shape, 256, &err);
+  ct_tensor *i8 = read_all(CT_RAW_I8, false, false, 1, shape, 256, &err),
+            *u8 = read_all(CT_RAW_U8, false, false, 1, shape, 256, &err);
+  ct_tensor *i16 = read_all(CT_RAW_I16, true, false, 1, half, 256, &err),
+            *u32 = read_all(CT_RAW_U32, false, false, 1, quarter, 256, &err);
+  ct_tensor *i32 = read_all(CT_RAW_I32, true, false, 1, quarter, 256, &err),
+            *bo = read_all(CT_RAW_BOOL, false, false, 1, shape, 256, &err);
   assert_true(i8 && u8 && i16 && u32 && i32 && bo);
-  const int64_t *p8 = (const int64_t *)ct_data(i8), *pu8 = (const int64_t *)ct_data(u8), *pb = (const int64_t *)ct_data(bo);
+  const int64_t *p8 = (const int64_t *)ct_data(i8), *pu8 = (const int64_t *)ct_data(u8),
+                *pb = (const int64_t *)ct_data(bo);
   for (int i = 0; i < 256; i++) {
     assert_int_equal(p8[i], (int64_t)(int8_t)(unsigned char)i);
     assert_int_equal(pu8[i], i);
     assert_int_equal(pb[i], i != 0);
   }
-  for (int i = 0; i < 128; i++)   /* big-endian pairs (2i, 2i+1) */
-    assert_int_equal(((const int64_t *)ct_data(i16))[i], (int64_t)(int16_t)(uint16_t)(2 * i << 8 | (2 * i + 1)));
+  for (int i = 0; i < 128; i++) /* big-endian pairs (2i, 2i+1) */
+    assert_int_equal(((const int64_t *)ct_data(i16))[i],
+                     (int64_t)(int16_t)(uint16_t)(2 * i << 8 | (2 * i + 1)));
   for (int i = 0; i < 64; i++) {
-    uint32_t le = (uint32_t)(4 * i) | (uint32_t)(4 * i + 1) << 8 | (uint32_t)(4 * i + 2) << 16 | (uint32_t)(4 * i + 3) << 24;
-    uint32_t be = (uint32_t)(4 * i + 3) | (uint32_t)(4 * i + 2) << 8 | (uint32_t)(4 * i + 1) << 16 | (uint32_t)(4 * i) << 24;
+    uint32_t le = (uint32_t)(4 * i) | (uint32_t)(4 * i + 1) << 8 | (uint32_t)(4 * i + 2) << 16 |
+        (uint32_t)(4 * i + 3) << 24;
+    uint32_t be = (uint32_t)(4 * i + 3) | (uint32_t)(4 * i + 2) << 8 | (uint32_t)(4 * i + 1) << 16 |
+        (uint32_t)(4 * i) << 24;
     assert_int_equal(((const int64_t *)ct_data(u32))[i], (int64_t)le);
     assert_int_equal(((const int64_t *)ct_data(i32))[i], (int64_t)(int32_t)be);
   }
-  ct_tensor_release(i8); ct_tensor_release(u8); ct_tensor_release(i16);
-  ct_tensor_release(u32); ct_tensor_release(i32); ct_tensor_release(bo);
+  ct_tensor_release(i8);
+  ct_tensor_release(u8);
+  ct_tensor_release(i16);
+  ct_tensor_release(u32);
+  ct_tensor_release(i32);
+  ct_tensor_release(bo);
 }
 
 static void fortran_order_is_column_major(void **state) {
   int64_t v[24], shape[3] = {2, 3, 4};
-  for (int i = 0; i < 24; i++) v[i] = i;   /* element [i][j][k] sits at i + 2 j + 6 k */
+  for (int i = 0; i < 24; i++) v[i] = i; /* element [i][j][k] sits at i + 2 j + 6 k */
   put(v, sizeof v);
   ct_err err;
   ct_tensor *t = read_all(CT_RAW_I64, false, true, 3, shape, sizeof v, &err);
@@ -116,7 +132,8 @@ static void fortran_order_is_column_major(void **state) {
   assert_true(ct_is_contiguous(t));
   for (int i = 0; i < 2; i++)
     for (int j = 0; j < 3; j++)
-      for (int k = 0; k < 4; k++) assert_int_equal(((int64_t *)ct_data(t))[i * 12 + j * 4 + k], i + 2 * j + 6 * k);
+      for (int k = 0; k < 4; k++)
+        assert_int_equal(((int64_t *)ct_data(t))[i * 12 + j * 4 + k], i + 2 * j + 6 * k);
   ct_tensor_release(t);
 }
 
@@ -139,14 +156,14 @@ static void deflated_regions_check_their_end_and_crc(void **state) {
   assert_null(ct_raw_read(path, &r, CT_RAW_F64, false, false, 1, shape, &err));
   assert_error(&err, "CRC-32 mismatch");
   r.crc = crc;
-  r.stored = (int64_t)zlen - 1;   /* the last byte missing */
+  r.stored = (int64_t)zlen - 1; /* the last byte missing */
   assert_null(ct_raw_read(path, &r, CT_RAW_F64, false, false, 1, shape, &err));
   assert_true(strstr(err.msg, "deflate") != NULL);
   unsigned char more[16385];
   memcpy(more, z, zlen);
   more[zlen] = 0;
   put(more, zlen + 1);
-  r.stored = (int64_t)zlen + 1;   /* a byte after the stream */
+  r.stored = (int64_t)zlen + 1; /* a byte after the stream */
   assert_null(ct_raw_read(path, &r, CT_RAW_F64, false, false, 1, shape, &err));
   assert_error(&err, "after the end of the deflate stream");
 }
@@ -176,12 +193,12 @@ static void sizes_are_checked_before_allocating(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(every_half_is_exact_in_both_byte_orders),
-    cmocka_unit_test(every_bfloat16_is_the_top_half_of_its_float),
-    cmocka_unit_test(narrow_integers_widen_with_their_sign),
-    cmocka_unit_test(fortran_order_is_column_major),
-    cmocka_unit_test(deflated_regions_check_their_end_and_crc),
-    cmocka_unit_test(sizes_are_checked_before_allocating),
+      cmocka_unit_test(every_half_is_exact_in_both_byte_orders),
+      cmocka_unit_test(every_bfloat16_is_the_top_half_of_its_float),
+      cmocka_unit_test(narrow_integers_widen_with_their_sign),
+      cmocka_unit_test(fortran_order_is_column_major),
+      cmocka_unit_test(deflated_regions_check_their_end_and_crc),
+      cmocka_unit_test(sizes_are_checked_before_allocating),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

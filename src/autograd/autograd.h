@@ -13,13 +13,13 @@
 typedef int (*ct_backward_fn)(ct_node *nd, ct_tensor *gout, ct_tensor **gin, ct_err *err);
 
 typedef struct ct_op {
-  const char *name;         /* "MulBackward" */
+  const char *name; /* "MulBackward" */
   ct_backward_fn backward;
 } ct_op;
 
 typedef struct ct_edge {
-  ct_node *fn;              /* the input's grad_fn (owned), or NULL */
-  ct_tensor *leaf;          /* the input when it is a leaf that requires grad (owned), or NULL */
+  ct_node *fn; /* the input's grad_fn (owned), or NULL */
+  ct_tensor *leaf; /* the input when it is a leaf that requires grad (owned), or NULL */
   bool needs;
   int ndim;
   ct_dtype dtype;
@@ -36,38 +36,55 @@ typedef struct ct_geometry {
 
 /* What a node keeps for its backward besides saved tensors: one member per op family. */
 typedef union ct_node_args {
-  struct { int op; double a, b; } elementwise;   /* the unary or binary op; a unary op's scalars */
-  struct { int op, dim; bool keepdim; } reduce;  /* reductions (dim -1: all); max/min; softmax (op: log) */
-  struct { int dim; int64_t index; } dim;        /* narrow and select (index: start), gather & co */
-  struct { int d1, d2; } transpose;
-  struct { int perm[CT_MAXDIM]; } permute;
-  ct_geometry view;                              /* as_strided and CopySlices: the region */
-  struct { int64_t kh, kw, sh, sw, ph, pw, h, w; } window;   /* im2col/col2im: window, image size */
-  struct { int64_t n0, n1, l; } conv;            /* the conv output's (B, C, L) swap */
+  struct {
+    int op;
+    double a, b;
+  } elementwise; /* the unary or binary op; a unary op's scalars */
+  struct {
+    int op, dim;
+    bool keepdim;
+  } reduce; /* reductions (dim -1: all); max/min; softmax (op: log) */
+  struct {
+    int dim;
+    int64_t index;
+  } dim; /* narrow and select (index: start), gather & co */
+  struct {
+    int d1, d2;
+  } transpose;
+  struct {
+    int perm[CT_MAXDIM];
+  } permute;
+  ct_geometry view; /* as_strided and CopySlices: the region */
+  struct {
+    int64_t kh, kw, sh, sw, ph, pw, h, w;
+  } window; /* im2col/col2im: window, image size */
+  struct {
+    int64_t n0, n1, l;
+  } conv; /* the conv output's (B, C, L) swap */
 } ct_node_args;
 
 struct ct_node {
   const ct_op *op;
   int refs, nin, nsaved;
-  bool freed;               /* saved tensors released by a backward without retain_graph */
+  bool freed; /* saved tensors released by a backward without retain_graph */
   ct_tensor *saved[CT_MAXSAVE];
   uint64_t saved_version[CT_MAXSAVE];
   bool saved_is_out[CT_MAXSAVE];
-  ct_node_args arg;         /* the op's scalars and indices (nd->arg.<family>) */
-  ct_node *inner;           /* CopySlices: the node of the in-place op it wraps (owned) */
-  ct_tensor *retain_out;    /* the output whose .grad keeps this node's gradient (retain_grad; not owned) */
+  ct_node_args arg; /* the op's scalars and indices (nd->arg.<family>) */
+  ct_node *inner; /* CopySlices: the node of the in-place op it wraps (owned) */
+  ct_tensor *retain_out; /* the output whose .grad keeps this node's gradient (retain_grad; not owned) */
   /* frees what the node keeps outside C (a Lua backward): its saved state, or all when gone */
   void (*release)(ct_node *nd, bool gone);
-  int64_t hook;             /* binding's id of the hook list of the (non-leaf) output */
-  int64_t lua_state;        /* binding's id of a Lua backward (crater.autograd.Function) */
-  int edges;                /* graph edges holding it (they keep its Lua values alive) */
+  int64_t hook; /* binding's id of the hook list of the (non-leaf) output */
+  int64_t lua_state; /* binding's id of a Lua backward (crater.autograd.Function) */
+  int edges; /* graph edges holding it (they keep its Lua values alive) */
   /* engine scratch */
   ct_tensor *gacc;
   int deps;
-  bool needed;              /* crater.grad: on a path to one of the inputs */
-  bool busy;                /* in the graph of a backward running now */
+  bool needed; /* crater.grad: on a path to one of the inputs */
+  bool busy; /* in the graph of a backward running now */
   ct_node *link;
-  ct_edge edge[];           /* nin of them */
+  ct_edge edge[]; /* nin of them */
 };
 
 /* grad mode */
@@ -110,7 +127,7 @@ void ct_geometry_put(ct_node *nd, const ct_tensor *v);
  * result into t instead of making a new tensor, and a sum may grow in place. */
 static inline bool ct_grad_private(const ct_tensor *t) {
   return !ct_grad_enabled && t->refs == 1 && t->storage->refs == 1 && t->grad_fn == NULL &&
-         !t->requires_grad && ct_is_contiguous(t);
+      !t->requires_grad && ct_is_contiguous(t);
 }
 
 /* Makes out's grad_fn a new node of op over the inputs; returns the node (borrowed, out
@@ -142,9 +159,8 @@ extern ct_hook_pin_fn ct_hook_pin;
 /* Runs backward from roots (each with its gradient, or NULL for a 0-d root -> 1).
  * Without 'inputs' it accumulates into leaves' .grad; with them (crater.grad) it fills
  * results[i] (new references, NULL where unreachable) and leaves .grad alone. */
-int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_graph,
-                bool create_graph, int ninputs, ct_tensor **inputs, ct_tensor **results,
-                ct_err *err);
+int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_graph, bool create_graph,
+                int ninputs, ct_tensor **inputs, ct_tensor **results, ct_err *err);
 
 /* Checks a freshly computed value for NaN/Inf (anomaly mode). */
 int ct_check_finite(const ct_tensor *t, const char *what, const char *opname, ct_err *err);

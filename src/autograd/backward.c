@@ -14,7 +14,11 @@ static bool private_sum(const ct_tensor *s, const ct_tensor *g) {
 
 /* Adds g into *slot (a new reference is kept; g is borrowed). */
 static int accumulate(ct_tensor **slot, ct_tensor *g, ct_err *err) {
-  if (*slot == NULL) { ct_tensor_retain(g); *slot = g; return 1; }
+  if (*slot == NULL) {
+    ct_tensor_retain(g);
+    *slot = g;
+    return 1;
+  }
   if (private_sum(*slot, g)) return ct_add_(*slot, g, 1.0, err);
   ct_tensor *s = ct_add(*slot, g, err);
   if (s == NULL) return 0;
@@ -27,7 +31,7 @@ static int accumulate(ct_tensor **slot, ct_tensor *g, ct_err *err) {
 static ct_tensor *fit_to_input(ct_tensor *g, const ct_edge *e, ct_err *err) {
   ct_tensor *r = g;
   ct_tensor_retain(r);
-  bool same = r->ndim == e->ndim;   /* a loop, not memcmp: a call costs more than 1 or 2 dims */
+  bool same = r->ndim == e->ndim; /* a loop, not memcmp: a call costs more than 1 or 2 dims */
   for (int k = 0; same && k < e->ndim; k++) same = r->shape[k] == e->shape[k];
   if (!same) {
     ct_tensor *s = ct_sum_to(r, e->ndim, e->shape, err);
@@ -52,9 +56,11 @@ static int run_hook(int64_t hook, ct_tensor **g, ct_err *err) {
   if (repl == NULL) return 1;
   if (!ct_same_shape(repl, *g) || repl->dtype != (*g)->dtype) {
     char a[96], b[96];
-    ct_fail(err, "register_hook: a hook returned a gradient of shape %s (%s) for a gradient of shape %s "
-                 "(%s); a hook may not change the shape or dtype", ct_shape_str(a, repl->ndim, repl->shape),
-            ct_dtype_name(repl->dtype), ct_shape_str(b, (*g)->ndim, (*g)->shape), ct_dtype_name((*g)->dtype));
+    ct_fail(err,
+            "register_hook: a hook returned a gradient of shape %s (%s) for a gradient of shape %s "
+            "(%s); a hook may not change the shape or dtype",
+            ct_shape_str(a, repl->ndim, repl->shape), ct_dtype_name(repl->dtype),
+            ct_shape_str(b, (*g)->ndim, (*g)->shape), ct_dtype_name((*g)->dtype));
     ct_tensor_release(repl);
     return 0;
   }
@@ -66,10 +72,17 @@ static int run_hook(int64_t hook, ct_tensor **g, ct_err *err) {
 /* Leaf gradients of one backward are gathered here and written into .grad only once the
  * whole walk (and every allocation it needs) has succeeded, so a failed backward leaves
  * every .grad as it was. */
-typedef struct { ct_tensor *leaf, *g; bool add; } pending_leaf;   /* add: .grad += g at commit */
+typedef struct {
+  ct_tensor *leaf, *g;
+  bool add;
+} pending_leaf; /* add: .grad += g at commit */
 /* 'small' holds the first entries: most backwards reach a few leaves, and a small graph's
  * backward is short enough that two allocations showed. */
-typedef struct { pending_leaf *v; size_t n, cap; pending_leaf small[8]; } pending_list;
+typedef struct {
+  pending_leaf *v;
+  size_t n, cap;
+  pending_leaf small[8];
+} pending_list;
 
 static int pending_add(pending_list *pl, ct_tensor *leaf, ct_tensor *g, ct_err *err) {
   for (size_t i = 0; i < pl->n; i++)
@@ -96,7 +109,7 @@ static int pending_add(pending_list *pl, ct_tensor *leaf, ct_tensor *g, ct_err *
 static bool adds_in_place(const ct_tensor *leaf, const ct_tensor *g, bool create_graph) {
   const ct_tensor *lg = leaf->grad;
   return !create_graph && lg->grad_fn == NULL && !lg->requires_grad && lg->dtype == g->dtype &&
-         ct_same_shape(lg, g) && !ct_is_expanded(lg) && lg->storage != g->storage;
+      ct_same_shape(lg, g) && !ct_is_expanded(lg) && lg->storage != g->storage;
 }
 
 /* Runs the leaves' hooks (on each leaf's summed gradient), then turns each pending
@@ -109,11 +122,14 @@ static int pending_prepare(pending_list *pl, bool create_graph, ct_err *err) {
   for (size_t i = 0; i < pl->n; i++) {
     ct_tensor *leaf = pl->v[i].leaf, *g = pl->v[i].g, *r;
     if (leaf->grad == NULL) {
-      if (!create_graph && g->refs == 1 && g->storage->refs == 1 && ct_is_contiguous(g) &&
-          g->grad_fn == NULL)
+      if (!create_graph && g->refs == 1 && g->storage->refs == 1 && ct_is_contiguous(g) && g->grad_fn == NULL)
         continue;
       r = create_graph ? ct_clone(g, err) : ct_contig(g, true, err);
-      if (r && !create_graph) { ct_node_release(r->grad_fn); r->grad_fn = NULL; r->requires_grad = false; }
+      if (r && !create_graph) {
+        ct_node_release(r->grad_fn);
+        r->grad_fn = NULL;
+        r->requires_grad = false;
+      }
     } else if (adds_in_place(leaf, g, create_graph)) {
       pl->v[i].add = true;
       continue;
@@ -170,13 +186,12 @@ static void pending_free(pending_list *pl) {
   if (pl->v != pl->small) ct_free(pl->v, pl->cap * sizeof *pl->v);
 }
 
-int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_graph,
-                bool create_graph, int ninputs, ct_tensor **inputs, ct_tensor **results,
-                ct_err *err) {
+int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_graph, bool create_graph,
+                int ninputs, ct_tensor **inputs, ct_tensor **results, ct_err *err) {
   bool saved_mode = ct_grad_enabled;
-  ct_node *order = NULL, *stack = NULL;  /* 'link' threads the DFS stack, then the ready list */
+  ct_node *order = NULL, *stack = NULL; /* 'link' threads the DFS stack, then the ready list */
   int ok = 0;
-  ct_node *small[64];   /* the reachable nodes; from the heap only for bigger graphs */
+  ct_node *small[64]; /* the reachable nodes; from the heap only for bigger graphs */
   size_t nlist = 0, cap = sizeof small / sizeof small[0];
   ct_node **list = small;
   pending_list leaves;
@@ -189,7 +204,8 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
     if (!roots[r]->requires_grad)
       return ct_fail(err, "element %d of tensors does not require grad and does not have a grad_fn", r + 1);
     if (grads[r] == NULL && ct_numel(roots[r]) != 1)
-      return ct_fail(err, "grad can be implicitly created only for scalar outputs (got shape of %lld elements)",
+      return ct_fail(err,
+                     "grad can be implicitly created only for scalar outputs (got shape of %lld elements)",
                      (long long)ct_numel(roots[r]));
     if (grads[r] && ct_numel(grads[r]) != ct_numel(roots[r])) {
       char a[96], b[96];
@@ -201,8 +217,7 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
   if (ninputs > 0)
     for (int k = 0; k < ninputs; k++) {
       results[k] = NULL;
-      if (!inputs[k]->requires_grad)
-        return ct_fail(err, "input %d does not require grad", k + 1);
+      if (!inputs[k]->requires_grad) return ct_fail(err, "input %d does not require grad", k + 1);
     }
 
   /* collect reachable nodes and count, for each, how many consumers will feed it.  A
@@ -212,7 +227,7 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
     ct_node *n = roots[r]->grad_fn;
     if (n && n->busy) goto reentrant;
     if (n && n->deps == 0 && n->link == NULL && n != stack) {
-      n->deps = -1;   /* mark visited: deps is reset below */
+      n->deps = -1; /* mark visited: deps is reset below */
       n->link = stack;
       stack = n;
     }
@@ -223,7 +238,11 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
     n->link = NULL;
     if (nlist == cap) {
       ct_node **bigger = ct_malloc(2 * cap * sizeof *list, err);
-      if (bigger == NULL) { n->link = stack; stack = n; goto done; }
+      if (bigger == NULL) {
+        n->link = stack;
+        stack = n;
+        goto done;
+      }
       memcpy(bigger, list, cap * sizeof *list);
       if (list != small) ct_free(list, cap * sizeof *list);
       list = bigger;
@@ -232,11 +251,23 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
     list[nlist++] = n;
     for (int k = 0; k < n->nin; k++) {
       ct_node *m = n->edge[k].fn;
-      if (m && m->busy) { n->link = stack; stack = n; nlist--; goto reentrant; }
-      if (m && m->deps == 0) { m->deps = -1; m->link = stack; stack = m; }
+      if (m && m->busy) {
+        n->link = stack;
+        stack = n;
+        nlist--;
+        goto reentrant;
+      }
+      if (m && m->deps == 0) {
+        m->deps = -1;
+        m->link = stack;
+        stack = m;
+      }
     }
   }
-  for (size_t i = 0; i < nlist; i++) { list[i]->deps = 0; list[i]->busy = true; }
+  for (size_t i = 0; i < nlist; i++) {
+    list[i]->deps = 0;
+    list[i]->busy = true;
+  }
   for (size_t i = 0; i < nlist; i++)
     for (int k = 0; k < list[i]->nin; k++)
       if (list[i]->edge[k].fn) list[i]->edge[k].fn->deps++;
@@ -259,8 +290,7 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
     }
     int good;
     if (roots[r]->grad_fn) good = accumulate(&roots[r]->grad_fn->gacc, g, err);
-    else {   /* a leaf root: its gradient is the seed itself */
-      good = 1;
+    else { /* a leaf root: its gradient is the seed itself */ good = 1;
       for (int k = 0; k < ninputs; k++)
         if (inputs[k] == roots[r]) good = accumulate(&results[k], g, err);
       if (ninputs == 0) good = pending_add(&leaves, roots[r], g, err);
@@ -271,7 +301,10 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
 
   /* ready list: nodes whose consumers are all done */
   for (size_t i = 0; i < nlist; i++)
-    if (list[i]->deps == 0) { list[i]->link = order; order = list[i]; }
+    if (list[i]->deps == 0) {
+      list[i]->link = order;
+      order = list[i];
+    }
 
   while (order) {
     ct_node *n = order;
@@ -279,18 +312,18 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
     n->link = NULL;
     ct_tensor *gout = n->gacc;
     n->gacc = NULL;
-    ct_tensor *gin[8];   /* zeroed below for nin entries only: most nodes have one or two */
+    ct_tensor *gin[8]; /* zeroed below for nin entries only: most nodes have one or two */
     ct_tensor **gins = n->nin <= 8 ? gin : NULL;
     for (int k = 0; gins && k < n->nin; k++) gins[k] = NULL;
     int good = 1;
     bool run = ninputs == 0 || n->needed;
     if (gout && !run_hook(n->hook, &gout, err)) good = 0;
-    if (good && gout && n->retain_out)   /* retain_grad: .grad like a leaf's (crater.grad too, as PyTorch) */
+    if (good && gout && n->retain_out) /* retain_grad: .grad like a leaf's (crater.grad too, as PyTorch) */
       good = pending_add(&leaves, n->retain_out, gout, err);
     if (good && gout)
-      for (int k = 0; k < ninputs; k++)   /* crater.grad of a non-leaf input */
+      for (int k = 0; k < ninputs; k++) /* crater.grad of a non-leaf input */
         if (inputs[k]->grad_fn == n && !accumulate(&results[k], gout, err)) good = 0;
-    if (!run && gins != NULL) gins = NULL;   /* nothing below leads to an input */
+    if (!run && gins != NULL) gins = NULL; /* nothing below leads to an input */
     if (good && gout && run && gins == NULL) {
       gins = ct_malloc((size_t)n->nin * sizeof *gins, err);
       if (gins) memset(gins, 0, (size_t)n->nin * sizeof *gins);
@@ -298,8 +331,9 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
     }
     if (good && gout && run) {
       if (n->freed) {
-        good = ct_fail(err, "trying to backward through the graph a second time (%s's saved "
-                            "tensors were freed); pass retain_graph=true to the first backward",
+        good = ct_fail(err,
+                       "trying to backward through the graph a second time (%s's saved "
+                       "tensors were freed); pass retain_graph=true to the first backward",
                        n->op->name);
       } else {
         good = n->op->backward(n, gout, gins, err);
@@ -309,11 +343,11 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
         }
       }
     }
-    for (int k = 0; good && gins && k < n->nin; k++) {   /* gins is NULL when no gradient came */
+    for (int k = 0; good && gins && k < n->nin; k++) { /* gins is NULL when no gradient came */
       ct_edge *e = &n->edge[k];
       if (!e->needs || gins[k] == NULL) continue;
       ct_tensor *g = fit_to_input(gins[k], e, err);
-      if (g == NULL) {   /* a Lua backward's gradient of a shape that does not fit */
+      if (g == NULL) { /* a Lua backward's gradient of a shape that does not fit */
         ct_err e2 = *err;
         ct_fail(err, "%s: the gradient of input %d: %s", n->op->name, k + 1, e2.msg);
         good = 0;
@@ -326,7 +360,7 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
           good = run_hook(e->leaf->hook, &g, err);
           for (int q = 0; q < ninputs && good; q++)
             if (inputs[q] == e->leaf) good = accumulate(&results[q], g, err);
-        } else good = pending_add(&leaves, e->leaf, g, err);   /* its hook runs once, on the sum */
+        } else good = pending_add(&leaves, e->leaf, g, err); /* its hook runs once, on the sum */
       }
       ct_tensor_release(g);
     }
@@ -338,17 +372,21 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
     if (!retain_graph && run) ct_node_free_saved(n);
     for (int k = 0; k < n->nin; k++) {
       ct_node *m = n->edge[k].fn;
-      if (m && --m->deps == 0) { m->link = order; order = m; }
+      if (m && --m->deps == 0) {
+        m->link = order;
+        order = m;
+      }
     }
   }
   if (!pending_prepare(&leaves, create_graph, err) || !pending_commit(&leaves, err)) goto done;
   ok = 1;
   goto done;
 reentrant:
-  ct_fail(err, "a backward from a hook or a Function's backward reaches the graph of the backward "
-               "running (reentrant backward is not supported): run it after that one");
+  ct_fail(err,
+          "a backward from a hook or a Function's backward reaches the graph of the backward "
+          "running (reentrant backward is not supported): run it after that one");
 done:
-  while (stack) {   /* the nodes still on the DFS stack of a failed walk */
+  while (stack) { /* the nodes still on the DFS stack of a failed walk */
     ct_node *n = stack;
     stack = n->link;
     n->link = NULL;
@@ -356,7 +394,7 @@ done:
   }
   pending_free(&leaves);
   ct_grad_enabled = saved_mode;
-  for (size_t i = 0; i < nlist; i++) {   /* leave no scratch behind, even on failure */
+  for (size_t i = 0; i < nlist; i++) { /* leave no scratch behind, even on failure */
     list[i]->deps = 0;
     list[i]->needed = false;
     list[i]->busy = false;
@@ -366,6 +404,9 @@ done:
   }
   if (list != small) ct_free(list, cap * sizeof *list);
   if (!ok)
-    for (int k = 0; k < ninputs; k++) { ct_tensor_release(results[k]); results[k] = NULL; }
+    for (int k = 0; k < ninputs; k++) {
+      ct_tensor_release(results[k]);
+      results[k] = NULL;
+    }
   return ok;
 }

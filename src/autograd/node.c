@@ -16,7 +16,7 @@ bool ct_needs_grad(int n, ct_tensor *const *in) {
   for (int i = 0; i < n; i++) {
     if (in[i] == NULL) continue;
     if (in[i]->requires_grad) return true;
-    if (ct_view_stale(in[i])) {   /* its base may need grad since */
+    if (ct_view_stale(in[i])) { /* its base may need grad since */
       const ct_tensor *base = ct_view_base(in[i]);
       if (base && base->requires_grad) return true;
     }
@@ -124,11 +124,13 @@ extern const ct_op ct_op_as_strided;
 int ct_view_refresh(ct_tensor *x, ct_err *err) {
   ct_tensor *base = ct_view_base(x);
   if (base == NULL)
-    return ct_fail(err, "a view whose base was changed in place and then freed has no history "
-                        "left (keep the base, or take the view again)");
+    return ct_fail(err,
+                   "a view whose base was changed in place and then freed has no history "
+                   "left (keep the base, or take the view again)");
   if (ct_is_expanded(x))
-    return ct_fail(err, "an expanded view taken before its base changed in place cannot follow "
-                        "the base's new history (expand it again)");
+    return ct_fail(err,
+                   "an expanded view taken before its base changed in place cannot follow "
+                   "the base's new history (expand it again)");
   ct_node *nd = NULL;
   if (base->requires_grad) {
     if ((nd = ct_node_new(&ct_op_as_strided, 1, err)) == NULL) return 0;
@@ -156,7 +158,7 @@ ct_node *ct_record(const ct_op *op, ct_tensor *out, int nin, ct_tensor *const *i
 
 int ct_save(ct_node *nd, ct_tensor *t, bool is_out, ct_err *err) {
   int k = nd->nsaved;
-  if (is_out) {   /* a detached alias: the result owns the node, the node must not own it */
+  if (is_out) { /* a detached alias: the result owns the node, the node must not own it */
     ct_tensor *a = ct_tensor_alias(t, err);
     if (a == NULL) return 0;
     nd->saved[k] = a;
@@ -172,16 +174,24 @@ int ct_save(ct_node *nd, ct_tensor *t, bool is_out, ct_err *err) {
 
 ct_tensor *ct_saved(ct_node *nd, int k, ct_err *err) {
   if (nd->freed)
-    return ct_fail(err, "trying to backward through the graph a second time (or to read %s's "
-                        "saved tensors after they were freed); pass retain_graph=true to the first "
-                        "backward", nd->op->name), NULL;
+    return ct_fail(err,
+                   "trying to backward through the graph a second time (or to read %s's "
+                   "saved tensors after they were freed); pass retain_graph=true to the first "
+                   "backward",
+                   nd->op->name),
+           NULL;
   ct_tensor *t = nd->saved[k];
   if (t->storage->version != nd->saved_version[k])
-    return ct_fail(err, "one of the tensors needed by %s for the gradient was modified by an "
-                        "in-place operation (version %llu, saved at %llu)", nd->op->name,
-                   (unsigned long long)t->storage->version,
-                   (unsigned long long)nd->saved_version[k]), NULL;
-  if (!nd->saved_is_out[k]) { ct_tensor_retain(t); return t; }
+    return ct_fail(err,
+                   "one of the tensors needed by %s for the gradient was modified by an "
+                   "in-place operation (version %llu, saved at %llu)",
+                   nd->op->name, (unsigned long long)t->storage->version,
+                   (unsigned long long)nd->saved_version[k]),
+           NULL;
+  if (!nd->saved_is_out[k]) {
+    ct_tensor_retain(t);
+    return t;
+  }
   /* the op's own result: re-attach it to this node so a double backward can see it */
   ct_tensor *a = ct_tensor_alias(t, err);
   if (a == NULL) return NULL;
@@ -200,7 +210,10 @@ static void free_saved(ct_node *nd, bool gone) {
     nd->saved[k] = NULL;
   }
   nd->nsaved = 0;
-  if (nd->inner) { free_saved(nd->inner, false); nd->inner->freed = true; }
+  if (nd->inner) {
+    free_saved(nd->inner, false);
+    nd->inner->freed = true;
+  }
   if (nd->release) nd->release(nd, gone);
 }
 

@@ -16,26 +16,28 @@
 #include "tensor.h"
 
 #define MAXTHREADS 16
-#define GRAIN ((size_t)1 << 18)   /* elements per thread below which threads don't pay */
-#define SPIN_NS 100000            /* how long an idle worker polls before it sleeps */
+#define GRAIN ((size_t)1 << 18) /* elements per thread below which threads don't pay */
+#define SPIN_NS 100000 /* how long an idle worker polls before it sleeps */
 
 static struct {
-  pthread_mutex_t mu;        /* guards sleeping workers and the caller waiting */
+  pthread_mutex_t mu; /* guards sleeping workers and the caller waiting */
   pthread_cond_t work, done;
-  pthread_mutex_t busy;      /* one job at a time; another caller runs its job alone */
-  int started;               /* workers created (ids 1..started) */
+  pthread_mutex_t busy; /* one job at a time; another caller runs its job alone */
+  int started; /* workers created (ids 1..started) */
   atomic_int go[MAXTHREADS]; /* worker id has a range of the current job to run */
-  atomic_int pending;        /* workers still running the job */
-  int sleepers;              /* workers waiting on `work` (under mu) */
-  bool waiting;              /* the caller waits on `done` (under mu) */
-  atomic_size_t next;        /* the next chunk to take */
-  size_t nchunks, per, n;    /* chunk k is [k*per, min(n, (k+1)*per)) */
+  atomic_int pending; /* workers still running the job */
+  int sleepers; /* workers waiting on `work` (under mu) */
+  bool waiting; /* the caller waits on `done` (under mu) */
+  atomic_size_t next; /* the next chunk to take */
+  size_t nchunks, per, n; /* chunk k is [k*per, min(n, (k+1)*per)) */
   ct_range_fn fn;
   void *ctx;
-} pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER,
+} pool = {.mu = PTHREAD_MUTEX_INITIALIZER,
+          .work = PTHREAD_COND_INITIALIZER,
+          .done = PTHREAD_COND_INITIALIZER,
           .busy = PTHREAD_MUTEX_INITIALIZER};
 
-static _Thread_local bool in_pool;   /* a job's kernel that splits again runs alone */
+static _Thread_local bool in_pool; /* a job's kernel that splits again runs alone */
 
 static double now_ns(void) {
   struct timespec ts;
@@ -76,7 +78,8 @@ static void *worker(void *arg) {
     if (!spin_until(&pool.go[id], 1)) {
       pthread_mutex_lock(&pool.mu);
       pool.sleepers++;
-      while (atomic_load_explicit(&pool.go[id], memory_order_acquire) == 0) pthread_cond_wait(&pool.work, &pool.mu);
+      while (atomic_load_explicit(&pool.go[id], memory_order_acquire) == 0)
+        pthread_cond_wait(&pool.work, &pool.mu);
       pool.sleepers--;
       pthread_mutex_unlock(&pool.mu);
     }
@@ -127,7 +130,10 @@ static int grow(int nt) {
 /* Runs fn over [0, n) on nt threads, in up to 4 chunks per thread whose bounds are
  * multiples of align and that hold at least `least` elements each. */
 static void run_split(size_t n, int nt, size_t align, size_t least, ct_range_fn fn, void *ctx) {
-  if (in_pool || pthread_mutex_trylock(&pool.busy) != 0) { fn(ctx, 0, n); return; }
+  if (in_pool || pthread_mutex_trylock(&pool.busy) != 0) {
+    fn(ctx, 0, n);
+    return;
+  }
   nt = grow(nt);
   size_t nchunks = n / (least > align ? least : align);
   if (nchunks > 4 * (size_t)nt) nchunks = 4 * (size_t)nt;
@@ -151,14 +157,15 @@ static void run_split(size_t n, int nt, size_t align, size_t least, ct_range_fn 
   if (nt > 1 && !spin_until(&pool.pending, 0)) {
     pthread_mutex_lock(&pool.mu);
     pool.waiting = true;
-    while (atomic_load_explicit(&pool.pending, memory_order_acquire) > 0) pthread_cond_wait(&pool.done, &pool.mu);
+    while (atomic_load_explicit(&pool.pending, memory_order_acquire) > 0)
+      pthread_cond_wait(&pool.done, &pool.mu);
     pool.waiting = false;
     pthread_mutex_unlock(&pool.mu);
   }
   pthread_mutex_unlock(&pool.busy);
 }
 
-static int num_threads = 0;   /* 0: not asked yet */
+static int num_threads = 0; /* 0: not asked yet */
 
 void ct_set_num_threads(int n) { num_threads = n < 1 ? 1 : n; }
 
@@ -188,16 +195,25 @@ static int threads_for(size_t n) {
 }
 
 void ct_parallel(size_t n, ct_range_fn fn, void *ctx) {
-  if (n < 2 * GRAIN) { fn(ctx, 0, n); return; }   /* one chunk whatever the thread count */
+  if (n < 2 * GRAIN) {
+    fn(ctx, 0, n);
+    return;
+  } /* one chunk whatever the thread count */
   int nt = threads_for(n);
-  if (nt <= 1) { fn(ctx, 0, n); return; }
-  run_split(n, nt, 16, GRAIN / 4, fn, ctx);   /* 64-byte multiples: no false sharing */
+  if (nt <= 1) {
+    fn(ctx, 0, n);
+    return;
+  }
+  run_split(n, nt, 16, GRAIN / 4, fn, ctx); /* 64-byte multiples: no false sharing */
 }
 
 void ct_parallel_blocks(size_t nblocks, size_t block, ct_range_fn fn, void *ctx) {
   size_t n = nblocks * block;
   int nt = n < 2 * GRAIN ? 1 : threads_for(n);
   if (nt > (int)nblocks) nt = (int)nblocks;
-  if (nt <= 1) { fn(ctx, 0, nblocks); return; }
+  if (nt <= 1) {
+    fn(ctx, 0, nblocks);
+    return;
+  }
   run_split(nblocks, nt, 1, 1, fn, ctx);
 }

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 /* ---------------- allocator ---------------- */
 
 static ct_memstat mem;
@@ -27,13 +26,15 @@ void ct_debug_fail_alloc(int64_t n, bool always) {
  * up as the largest cost of a small op.  The lists hold at most POOL_CAP bytes. */
 #define POOL_MAX CT_POOL_MAX
 #define POOL_CAP ((size_t)8 << 20)
-typedef struct pool_block { struct pool_block *next; } pool_block;
+typedef struct pool_block {
+  struct pool_block *next;
+} pool_block;
 static pool_block *pool[POOL_MAX / 16 + 1];
 static size_t pooled_bytes;
 
 static size_t pool_class(size_t n) { return (n + 15) / 16; }
 
-void *ct_pool_take(size_t n) {   /* 16-byte aligned, like malloc */
+void *ct_pool_take(size_t n) { /* 16-byte aligned, like malloc */
   size_t c = pool_class(n ? n : 1);
   if (pool[c] == NULL) return malloc(c * 16);
   void *p = pool[c];
@@ -44,7 +45,10 @@ void *ct_pool_take(size_t n) {   /* 16-byte aligned, like malloc */
 
 void ct_pool_give(void *p, size_t n) {
   if (p == NULL) return;
-  if (pooled_bytes >= POOL_CAP) { free(p); return; }
+  if (pooled_bytes >= POOL_CAP) {
+    free(p);
+    return;
+  }
   size_t c = pool_class(n ? n : 1);
   pool_block *b = p;
   b->next = pool[c];
@@ -61,13 +65,16 @@ void ct_pool_give(void *p, size_t n) {
 #define MMAP_MIN ((size_t)64 << 10)
 #define BIG_SLOTS 128
 #define BIG_CAP ((size_t)1 << 30)
-static struct { void *p; size_t size; } big[BIG_SLOTS];
+static struct {
+  void *p;
+  size_t size;
+} big[BIG_SLOTS];
 static size_t big_bytes;
 
 static size_t big_round(size_t n) { return (n + 4095) & ~(size_t)4095; }
 
 static void *big_take(size_t n) {
-  if (n < MMAP_MIN) {   /* 64-byte alignment for the vector units */
+  if (n < MMAP_MIN) { /* 64-byte alignment for the vector units */
     size_t rounded = (n + 63) & ~(size_t)63;
     return aligned_alloc(64, rounded);
   }
@@ -85,19 +92,25 @@ static void *big_take(size_t n) {
 }
 
 static void big_give(void *p, size_t n) {
-  if (n < MMAP_MIN) { free(p); return; }
+  if (n < MMAP_MIN) {
+    free(p);
+    return;
+  }
   size_t size = big_round(n);
   int slot = -1;
   for (int i = 0; i < BIG_SLOTS && slot < 0; i++)
     if (big[i].p == NULL) slot = i;
   for (int i = 0; i < BIG_SLOTS && (slot < 0 || big_bytes + size > BIG_CAP); i++)
-    if (big[i].p) {   /* full: unmap cached blocks until this one fits */
+    if (big[i].p) { /* full: unmap cached blocks until this one fits */
       munmap(big[i].p, big[i].size);
       big_bytes -= big[i].size;
       big[i].p = NULL;
       slot = i;
     }
-  if (slot < 0 || size > BIG_CAP) { munmap(p, size); return; }
+  if (slot < 0 || size > BIG_CAP) {
+    munmap(p, size);
+    return;
+  }
   big[slot].p = p;
   big[slot].size = size;
   big_bytes += size;
@@ -161,10 +174,14 @@ int ct_fail(ct_err *err, const char *fmt, ...) {
 char *ct_shape_str(char *buf, int ndim, const int64_t *shape) {
   size_t k = 0;
   buf[k++] = '{';
-  for (int i = 0; i < ndim; i++) {   /* 8 sizes of 19 digits need more than 96 bytes */
+  for (int i = 0; i < ndim; i++) { /* 8 sizes of 19 digits need more than 96 bytes */
     char num[24];
     size_t len = (size_t)snprintf(num, sizeof num, i ? ",%lld" : "%lld", (long long)shape[i]);
-    if (k + len + 5 > 96) { memcpy(buf + k, "...", 3); k += 3; break; }   /* room for "...}" */
+    if (k + len + 5 > 96) {
+      memcpy(buf + k, "...", 3);
+      k += 3;
+      break;
+    } /* room for "...}" */
     memcpy(buf + k, num, len);
     k += len;
   }
@@ -192,7 +209,7 @@ ct_dtype ct_promote(ct_dtype a, ct_dtype b) {
  * padded so that the data keeps the block's alignment */
 static size_t storage_head(size_t nbytes) {
   return nbytes + sizeof(ct_storage) <= POOL_MAX ? (sizeof(ct_storage) + 15) & ~(size_t)15
-                                             : (sizeof(ct_storage) + 63) & ~(size_t)63;
+                                                 : (sizeof(ct_storage) + 63) & ~(size_t)63;
 }
 
 /* A small new tensor is one block: the struct, then its storage's header and data.  A
@@ -207,7 +224,10 @@ static ct_storage *home_storage(ct_tensor *t) { return (ct_storage *)((char *)t 
 
 static ct_storage *storage_new(size_t nbytes, ct_err *err) {
   size_t head = storage_head(nbytes);
-  if (nbytes > SIZE_MAX - head) { ct_fail(err, "not enough memory (size overflow)"); return NULL; }
+  if (nbytes > SIZE_MAX - head) {
+    ct_fail(err, "not enough memory (size overflow)");
+    return NULL;
+  }
   ct_storage *s = ct_malloc(head + nbytes, err);
   if (s == NULL) return NULL;
   s->data = (char *)s + head;
@@ -290,21 +310,21 @@ static ct_tensor *tensor_with_storage(size_t nbytes, ct_err *err) {
 int64_t ct_shape_numel(int ndim, const int64_t *shape, ct_err *err) {
   int64_t n = 1, nonzero = 1;
   for (int i = 0; i < ndim; i++) {
-    if (shape[i] < 0)
-      return ct_fail(err, "size %lld of dim %d is negative", (long long)shape[i], i + 1), -1;
+    if (shape[i] < 0) return ct_fail(err, "size %lld of dim %d is negative", (long long)shape[i], i + 1), -1;
     /* zeros skipped: a sub-product of an empty shape must fit too (flatten, reshape) */
     if (shape[i] > 0 && __builtin_mul_overflow(nonzero, shape[i], &nonzero)) {
       char buf[96];
       return ct_fail(err, "sizes overflow: shape %s has more than 2^63-1 elements%s",
-                     ct_shape_str(buf, ndim, shape), n ? "" : " (not counting its zero sizes)"), -1;
+                     ct_shape_str(buf, ndim, shape), n ? "" : " (not counting its zero sizes)"),
+             -1;
     }
     n = shape[i] ? n : 0;
   }
   return n ? nonzero : 0;
 }
 
-int ct_check_view(const ct_storage *s, ct_dtype dt, int ndim, const int64_t *shape,
-                  const int64_t *stride, int64_t offset, ct_err *err) {
+int ct_check_view(const ct_storage *s, ct_dtype dt, int ndim, const int64_t *shape, const int64_t *stride,
+                  int64_t offset, ct_err *err) {
   if (ndim < 0 || ndim > CT_MAXDIM)
     return ct_fail(err, "at most %d dimensions are supported, got %d", CT_MAXDIM, ndim);
   int64_t n = ct_shape_numel(ndim, shape, err);
@@ -313,17 +333,19 @@ int ct_check_view(const ct_storage *s, ct_dtype dt, int ndim, const int64_t *sha
   if (offset < 0 || offset > INT64_MAX / (int64_t)ct_dtype_size(dt))
     return ct_fail(err, "view of shape %s at offset %lld lies outside its storage",
                    ct_shape_str(buf, ndim, shape), (long long)offset);
-  if (n == 0) return 1;   /* addresses nothing */
+  if (n == 0) return 1; /* addresses nothing */
   int64_t lo = offset, hi = offset, span, have = (int64_t)(s->nbytes / ct_dtype_size(dt));
   bool over = false;
   for (int i = 0; i < ndim && !over; i++)
     over = __builtin_mul_overflow(shape[i] - 1, stride[i], &span) ||
-           (span < 0 ? __builtin_add_overflow(lo, span, &lo) : __builtin_add_overflow(hi, span, &hi));
+        (span < 0 ? __builtin_add_overflow(lo, span, &lo) : __builtin_add_overflow(hi, span, &hi));
   if (over || lo < 0 || hi >= have) {
     char sbuf[96];
-    return ct_fail(err, "view of shape %s with strides %s at offset %lld reaches outside its storage "
-                        "of %lld elements", ct_shape_str(buf, ndim, shape),
-                   ct_shape_str(sbuf, ndim, stride), (long long)offset, (long long)have);
+    return ct_fail(err,
+                   "view of shape %s with strides %s at offset %lld reaches outside its storage "
+                   "of %lld elements",
+                   ct_shape_str(buf, ndim, shape), ct_shape_str(sbuf, ndim, stride), (long long)offset,
+                   (long long)have);
   }
   return 1;
 }
@@ -336,7 +358,8 @@ ct_tensor *ct_tensor_new(ct_dtype dt, int ndim, const int64_t *shape, ct_err *er
   if (__builtin_mul_overflow(n, (int64_t)ct_dtype_size(dt), &bytes)) {
     char buf[96];
     return ct_fail(err, "sizes overflow: shape %s of %s needs more than 2^63-1 bytes",
-                   ct_shape_str(buf, ndim, shape), ct_dtype_name(dt)), NULL;
+                   ct_shape_str(buf, ndim, shape), ct_dtype_name(dt)),
+           NULL;
   }
   ct_tensor *t = tensor_with_storage((size_t)bytes, err);
   if (t == NULL) return NULL;
@@ -354,9 +377,16 @@ ct_tensor *ct_tensor_zeros(ct_dtype dt, int ndim, const int64_t *shape, ct_err *
 }
 
 static void fill_contig(char *p, ct_dtype dt, int64_t n, double v) {
-  if (dt == CT_F32) { float f = (float)v, *q = (float *)p; for (int64_t i = 0; i < n; i++) q[i] = f; }
-  else if (dt == CT_F64) { double *q = (double *)p; for (int64_t i = 0; i < n; i++) q[i] = v; }
-  else { int64_t k = ct_i64_of(v), *q = (int64_t *)p; for (int64_t i = 0; i < n; i++) q[i] = k; }
+  if (dt == CT_F32) {
+    float f = (float)v, *q = (float *)p;
+    for (int64_t i = 0; i < n; i++) q[i] = f;
+  } else if (dt == CT_F64) {
+    double *q = (double *)p;
+    for (int64_t i = 0; i < n; i++) q[i] = v;
+  } else {
+    int64_t k = ct_i64_of(v), *q = (int64_t *)p;
+    for (int64_t i = 0; i < n; i++) q[i] = k;
+  }
 }
 
 ct_tensor *ct_tensor_full(ct_dtype dt, int ndim, const int64_t *shape, double v, ct_err *err) {
@@ -397,7 +427,7 @@ void ct_tensor_release(ct_tensor *t) {
   mem.tensors--;
   ct_storage *s = t->storage;
   if (s && s->base == t) s->base = NULL;
-  if (t->in_block) {   /* the home block frees t too, unless a view still holds it */
+  if (t->in_block) { /* the home block frees t too, unless a view still holds it */
     ct_storage *home = home_storage(t);
     if (s != home) storage_release(s);
     storage_release(home);
@@ -444,9 +474,7 @@ static char *element(const ct_tensor *t, const int64_t *idx) {
   return (char *)t->storage->data + (size_t)off * ct_dtype_size(t->dtype);
 }
 
-double ct_get_at(const ct_tensor *t, const int64_t *idx) {
-  return load(element(t, idx), t->dtype);
-}
+double ct_get_at(const ct_tensor *t, const int64_t *idx) { return load(element(t, idx), t->dtype); }
 
 void ct_set_at(ct_tensor *t, const int64_t *idx, double v) {
   store(element(t, idx), t->dtype, v);
@@ -459,7 +487,10 @@ int64_t ct_get_at_i64(const ct_tensor *t, const int64_t *idx) {
 }
 
 void ct_set_at_i64(ct_tensor *t, const int64_t *idx, int64_t k) {
-  if (t->dtype != CT_I64) { ct_set_at(t, idx, (double)k); return; }
+  if (t->dtype != CT_I64) {
+    ct_set_at(t, idx, (double)k);
+    return;
+  }
   *(int64_t *)element(t, idx) = k;
   ct_bump(t);
 }
@@ -499,8 +530,11 @@ void ct_iterate(int nops, char **base, const size_t *elsize, int ndim, const int
   }
   int64_t inner_s[4];
   char *p[4];
-  if (nd == 0) {  /* a single element */
-    for (int k = 0; k < nops; k++) { p[k] = base[k]; inner_s[k] = 0; }
+  if (nd == 0) { /* a single element */
+    for (int k = 0; k < nops; k++) {
+      p[k] = base[k];
+      inner_s[k] = 0;
+    }
     fn(p, inner_s, 1, ctx);
     return;
   }
@@ -525,7 +559,10 @@ void ct_iterate(int nops, char **base, const size_t *elsize, int ndim, const int
 
 /* ---------------- copies ---------------- */
 
-typedef struct { ct_dtype d, s; size_t dsz, ssz; } copy_ctx;
+typedef struct {
+  ct_dtype d, s;
+  size_t dsz, ssz;
+} copy_ctx;
 
 static void copy_loop(char **p, const int64_t *s, int64_t n, void *vctx) {
   copy_ctx *c = vctx;
@@ -534,12 +571,14 @@ static void copy_loop(char **p, const int64_t *s, int64_t n, void *vctx) {
     return;
   }
   if (c->d == CT_F32 && c->s == CT_F32) {
-    float *d = (float *)p[0]; const float *x = (const float *)p[1];
+    float *d = (float *)p[0];
+    const float *x = (const float *)p[1];
     for (int64_t i = 0; i < n; i++) d[i * s[0]] = x[i * s[1]];
     return;
   }
-  if (c->d == CT_I64 && c->s == CT_I64) {   /* exact: never through double */
-    int64_t *d = (int64_t *)p[0]; const int64_t *x = (const int64_t *)p[1];
+  if (c->d == CT_I64 && c->s == CT_I64) { /* exact: never through double */
+    int64_t *d = (int64_t *)p[0];
+    const int64_t *x = (const int64_t *)p[1];
     for (int64_t i = 0; i < n; i++) d[i * s[0]] = x[i * s[1]];
     return;
   }
@@ -569,7 +608,10 @@ void ct_copy_into(ct_tensor *dst, const ct_tensor *src) {
 }
 
 ct_tensor *ct_contig(ct_tensor *t, bool always, ct_err *err) {
-  if (!always && ct_is_contiguous(t)) { ct_tensor_retain(t); return t; }
+  if (!always && ct_is_contiguous(t)) {
+    ct_tensor_retain(t);
+    return t;
+  }
   ct_tensor *c = ct_tensor_new(t->dtype, t->ndim, t->shape, err);
   if (c) ct_copy_into(c, t);
   return c;
@@ -591,7 +633,7 @@ uint64_t ct_rng_next(void) {
 
 double ct_rng_uniform(void) { return (double)(ct_rng_next() >> 11) * 0x1.0p-53; }
 
-double ct_rng_normal(void) {   /* Box-Muller, one value per call: simple and reproducible */
+double ct_rng_normal(void) { /* Box-Muller, one value per call: simple and reproducible */
   double u1 = ct_rng_uniform(), u2 = ct_rng_uniform();
   if (u1 < 1e-300) u1 = 1e-300;
   return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);

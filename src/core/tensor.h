@@ -12,7 +12,9 @@
 
 typedef enum { CT_F32 = 0, CT_F64 = 1, CT_I64 = 2 } ct_dtype;
 
-typedef struct ct_err { char msg[320]; } ct_err;
+typedef struct ct_err {
+  char msg[320];
+} ct_err;
 
 /* Refcounted bytes.  'version' counts in-place writes through any view, so autograd
  * can refuse a saved tensor that changed after it was saved. */
@@ -22,34 +24,36 @@ typedef struct ct_storage {
   size_t nbytes;
   int refs;
   uint64_t version;
-  uint64_t history;               /* in-place writes that changed the autograd history of a tensor on it */
-  ct_tensor *base;                /* the tensor it was made for, while that one lives (not owned) */
-  ct_tensor *block;               /* the tensor whose allocation holds this storage, or NULL */
+  uint64_t history; /* in-place writes that changed the autograd history of a tensor on it */
+  ct_tensor *base; /* the tensor it was made for, while that one lives (not owned) */
+  ct_tensor *block; /* the tensor whose allocation holds this storage, or NULL */
 } ct_storage;
 
-typedef struct ct_node ct_node;   /* the tape layer's graph node: the core only holds it */
+typedef struct ct_node ct_node; /* the tape layer's graph node: the core only holds it */
 
-struct ct_tensor {                /* a view into a storage */
-  ct_storage *storage;            /* holds one reference */
-  int64_t shape[CT_MAXDIM], stride[CT_MAXDIM], offset;  /* in elements */
+struct ct_tensor { /* a view into a storage */
+  ct_storage *storage; /* holds one reference */
+  int64_t shape[CT_MAXDIM], stride[CT_MAXDIM], offset; /* in elements */
   int ndim, refs;
   ct_dtype dtype;
-  bool requires_grad;             /* leaves: set by the user; results: set by autograd */
-  struct ct_tensor *grad;         /* owned; NULL until a backward reaches a leaf */
-  ct_node *grad_fn;               /* owned reference; NULL for leaves */
-  int64_t hook;                   /* binding's id of a Lua hook list, 0 for none */
-  int edges;                      /* graph edges holding it (they keep its hooks alive) */
-  bool view;                      /* made by a view op: its grad_fn is a view of its base's */
-  bool in_block;                  /* the struct lives in the block of the storage made with it */
-  uint64_t view_history;          /* storage->history when the view was taken */
+  bool requires_grad; /* leaves: set by the user; results: set by autograd */
+  struct ct_tensor *grad; /* owned; NULL until a backward reaches a leaf */
+  ct_node *grad_fn; /* owned reference; NULL for leaves */
+  int64_t hook; /* binding's id of a Lua hook list, 0 for none */
+  int edges; /* graph edges holding it (they keep its hooks alive) */
+  bool view; /* made by a view op: its grad_fn is a view of its base's */
+  bool in_block; /* the struct lives in the block of the storage made with it */
+  uint64_t view_history; /* storage->history when the view was taken */
 };
 
 /* ---- allocator with accounting (every C byte goes through here) ---- */
-void *ct_malloc(size_t n, ct_err *err);     /* NULL + "not enough memory" on failure */
+void *ct_malloc(size_t n, ct_err *err); /* NULL + "not enough memory" on failure */
 void ct_free(void *p, size_t n);
 /* allocated: every byte ever handed out (only grows), so a caller can see how much was
  * allocated between two points even when frees happened in between. */
-typedef struct ct_memstat { int64_t bytes, peak_bytes, tensors, allocated; } ct_memstat;
+typedef struct ct_memstat {
+  int64_t bytes, peak_bytes, tensors, allocated;
+} ct_memstat;
 ct_memstat ct_memory(void);
 void ct_memory_reset_peak(void);
 /* The small-block pool under ct_malloc, without its accounting or failure injection, for
@@ -65,11 +69,13 @@ void ct_pool_give(void *p, size_t n);
 void ct_debug_fail_alloc(int64_t n, bool always);
 
 /* ---- errors ---- */
-int ct_fail(ct_err *err, const char *fmt, ...);   /* fills err, returns 0 */
+int ct_fail(ct_err *err, const char *fmt, ...); /* fills err, returns 0 */
 /* Writes "{2,3}" into buf (at least 96 bytes) and returns buf. */
 char *ct_shape_str(char *buf, int ndim, const int64_t *shape);
 const char *ct_dtype_name(ct_dtype dt);
-static inline size_t ct_dtype_size(ct_dtype dt) { return dt == CT_F32 ? 4 : 8; }   /* inline: every kernel call asks */
+static inline size_t ct_dtype_size(ct_dtype dt) {
+  return dt == CT_F32 ? 4 : 8;
+} /* inline: every kernel call asks */
 ct_dtype ct_promote(ct_dtype a, ct_dtype b);
 
 /* ---- size arithmetic: every product or sum of sizes, strides and offsets is checked ---- */
@@ -80,8 +86,8 @@ int64_t ct_shape_numel(int ndim, const int64_t *shape, ct_err *err);
 /* 1 when a view of this geometry on s stays inside it: a valid shape (ct_shape_numel),
  * offset >= 0 and, unless empty, offset + sum((size-1)*|stride|) within s's elements,
  * all in checked arithmetic; else 0 with err.  Every view op goes through it. */
-int ct_check_view(const ct_storage *s, ct_dtype dt, int ndim, const int64_t *shape,
-                  const int64_t *stride, int64_t offset, ct_err *err);
+int ct_check_view(const ct_storage *s, ct_dtype dt, int ndim, const int64_t *shape, const int64_t *stride,
+                  int64_t offset, ct_err *err);
 
 /* ---- tensors ---- */
 /* A new contiguous tensor with uninitialised data; the caller owns it.  Fails on a
@@ -89,7 +95,7 @@ int ct_check_view(const ct_storage *s, ct_dtype dt, int ndim, const int64_t *sha
 ct_tensor *ct_tensor_new(ct_dtype dt, int ndim, const int64_t *shape, ct_err *err);
 ct_tensor *ct_tensor_zeros(ct_dtype dt, int ndim, const int64_t *shape, ct_err *err);
 ct_tensor *ct_tensor_full(ct_dtype dt, int ndim, const int64_t *shape, double v, ct_err *err);
-ct_tensor *ct_tensor_scalar(ct_dtype dt, double v, ct_err *err);   /* 0-d */
+ct_tensor *ct_tensor_scalar(ct_dtype dt, double v, ct_err *err); /* 0-d */
 /* An int64 tensor filled with k exactly (no trip through double). */
 ct_tensor *ct_tensor_full_i64(int ndim, const int64_t *shape, int64_t k, ct_err *err);
 /* A double as int64 the way a cast should be and C's is not: truncated, saturated at the
@@ -109,7 +115,7 @@ ct_tensor *ct_tensor_alias(ct_tensor *t, ct_err *err);
  * Graphs that saved t before see a newer version and refuse to run backward. */
 int ct_tensor_set_data(ct_tensor *t, ct_tensor *src, ct_err *err);
 static inline void ct_tensor_retain(ct_tensor *t) { t->refs++; }
-void ct_tensor_release(ct_tensor *t);       /* NULL is fine */
+void ct_tensor_release(ct_tensor *t); /* NULL is fine */
 /* The tape layer's teardown of a tensor's autograd state (its grad_fn and hook), which
  * the core holds but cannot interpret: installed by autograd when it first gives a
  * tensor either, so the core needs no autograd header. */
@@ -126,7 +132,7 @@ static inline bool ct_is_contiguous(const ct_tensor *t) {
   int64_t st = 1;
   bool ok = true;
   for (int i = t->ndim - 1; i >= 0; i--) {
-    if (t->shape[i] == 0) return true;   /* no elements: any strides will do, as PyTorch */
+    if (t->shape[i] == 0) return true; /* no elements: any strides will do, as PyTorch */
     if (t->shape[i] != 1 && t->stride[i] != st) ok = false;
     st *= t->shape[i];
   }
@@ -164,8 +170,8 @@ static inline void ct_bump(ct_tensor *t) { t->storage->version++; }
 
 /* ---- random numbers: a counter-based generator, the same on every machine ---- */
 void ct_manual_seed(uint64_t seed);
-uint64_t ct_rng_next(void);                 /* 64 random bits */
-double ct_rng_uniform(void);                /* [0,1) with 53 bits */
+uint64_t ct_rng_next(void); /* 64 random bits */
+double ct_rng_uniform(void); /* [0,1) with 53 bits */
 double ct_rng_normal(void);
 void ct_fill_uniform(ct_tensor *t, double lo, double hi);
 void ct_fill_normal(ct_tensor *t, double mean, double std);

@@ -33,21 +33,22 @@ static char *slurp(const char *path, size_t *len, ct_err *err) {
 }
 
 static int blank(const char *p, const char *end) {
-  for (; p < end; p++) if (*p != ' ' && *p != '\t' && *p != '\r') return 0;
+  for (; p < end; p++)
+    if (*p != ' ' && *p != '\t' && *p != '\r') return 0;
   return 1;
 }
 
 /* Parses the fields of [p, end) into out (when not NULL); returns the field count or
  * -1 with err naming the line and column of a bad field. */
-static int64_t parse_line(const char *path, int64_t lineno, const char *p, const char *end,
-                          double *out, ct_err *err) {
+static int64_t parse_line(const char *path, int64_t lineno, const char *p, const char *end, double *out,
+                          ct_err *err) {
   int64_t col = 0;
   for (;;) {
     const char *fe = memchr(p, ',', (size_t)(end - p));
     if (fe == NULL) fe = end;
     char *stop;
     while (p < fe && (*p == ' ' || *p == '\t')) p++;
-    if (blank(p, fe)) {   /* strtod would skip the newline and read the next line's number */
+    if (blank(p, fe)) { /* strtod would skip the newline and read the next line's number */
       ct_fail(err, "%s: line %lld, column %lld: empty field", path, (long long)lineno, (long long)col + 1);
       return -1;
     }
@@ -84,8 +85,8 @@ ct_tensor *ct_csv_read(const char *path, int skip, ct_err *err) {
         int64_t c = parse_line(path, lineno, p, le, out ? out + rows * cols : NULL, err);
         if (c < 0) goto fail;
         if (cols >= 0 && c != cols) {
-          ct_fail(err, "%s: line %lld has %lld fields, expected %lld", path, (long long)lineno,
-                  (long long)c, (long long)cols);
+          ct_fail(err, "%s: line %lld has %lld fields, expected %lld", path, (long long)lineno, (long long)c,
+                  (long long)cols);
           goto fail;
         }
         cols = c;
@@ -94,7 +95,10 @@ ct_tensor *ct_csv_read(const char *path, int skip, ct_err *err) {
       p = le + 1;
     }
     if (pass == 0) {
-      if (rows == 0) { ct_fail(err, "%s: no data rows", path); goto fail; }
+      if (rows == 0) {
+        ct_fail(err, "%s: no data rows", path);
+        goto fail;
+      }
       int64_t shape[2] = {rows, cols};
       if ((t = ct_tensor_new(CT_F64, 2, shape, err)) == NULL) goto fail;
     }

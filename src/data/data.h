@@ -11,8 +11,8 @@
  * big-endian int32 sizes) is checked before allocating: sizes must be positive and
  * their product at most max_elems; the data must hold exactly that many bytes (a short
  * or a longer file is an error).  Returns NULL with a message naming the file. */
-ct_tensor *ct_idx_read(const char *path, ct_dtype dt, double scale, double shift,
-                       int64_t max_elems, ct_err *err);
+ct_tensor *ct_idx_read(const char *path, ct_dtype dt, double scale, double shift, int64_t max_elems,
+                       ct_err *err);
 
 /* Writes len bytes to path through gzip (level 6): a helper for tests that make small
  * IDX files.  Returns 1, or 0 with err. */
@@ -37,7 +37,8 @@ int ct_file_open_read(const char *path, int64_t *size, ct_err *err);
 
 /* Reads up to len bytes of fd (the file path, for messages) at offset into buf (fewer only at the end of the file);
  * *got is the count.  Returns 1, or 0 with err on a read error. */
-int ct_file_read_at(int fd, const char *path, void *buf, size_t len, int64_t offset, size_t *got, ct_err *err);
+int ct_file_read_at(int fd, const char *path, void *buf, size_t len, int64_t offset, size_t *got,
+                    ct_err *err);
 
 /* "a directory", "a FIFO", ...: the kind of file a stat mode describes, for messages. */
 const char *ct_file_kind(unsigned mode);
@@ -57,12 +58,23 @@ ct_tensor *ct_randperm(int64_t n, uint64_t seed, int64_t base, ct_err *err);
 /* The element kinds those files hold; each becomes a crater dtype (ct_raw_dtype): floats
  * of 16 and 32 bits become float32, float64 stays, integers and bool become int64. */
 typedef enum {
-  CT_RAW_BOOL, CT_RAW_U8, CT_RAW_I8, CT_RAW_U16, CT_RAW_I16, CT_RAW_U32, CT_RAW_I32, CT_RAW_I64,
-  CT_RAW_F16, CT_RAW_BF16, CT_RAW_F32, CT_RAW_F64, CT_RAW_COUNT
+  CT_RAW_BOOL,
+  CT_RAW_U8,
+  CT_RAW_I8,
+  CT_RAW_U16,
+  CT_RAW_I16,
+  CT_RAW_U32,
+  CT_RAW_I32,
+  CT_RAW_I64,
+  CT_RAW_F16,
+  CT_RAW_BF16,
+  CT_RAW_F32,
+  CT_RAW_F64,
+  CT_RAW_COUNT
 } ct_raw_kind;
 size_t ct_raw_size(ct_raw_kind k);
 ct_dtype ct_raw_dtype(ct_raw_kind k);
-const char *ct_raw_name(ct_raw_kind k);   /* "float16", ... for messages */
+const char *ct_raw_name(ct_raw_kind k); /* "float16", ... for messages */
 
 /* Where one entry's bytes lie in a file: 'stored' bytes from 'offset', either the bytes
  * themselves or a raw deflate stream (zip method 8) of 'size' bytes.  The first 'skip'
@@ -90,6 +102,7 @@ int ct_raw_peek(const char *path, const ct_raw_region *r, void *buf, size_t n, s
 /* Raw deflate (zip method 8) of len bytes into out, which holds cap >= ct_raw_deflate_bound(len)
  * bytes; *outlen is the count.  Returns 1, or 0 with err. */
 size_t ct_raw_deflate_bound(size_t len);
-int ct_raw_deflate(const void *data, size_t len, int level, void *out, size_t cap, size_t *outlen, ct_err *err);
+int ct_raw_deflate(const void *data, size_t len, int level, void *out, size_t cap, size_t *outlen,
+                   ct_err *err);
 
 #endif

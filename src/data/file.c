@@ -50,16 +50,21 @@ static int write_all(FILE *f, const char *data, size_t len) {
 }
 
 const char *ct_file_kind(unsigned mode) {
-  return S_ISREG(mode) ? "a regular file" : S_ISDIR(mode) ? "a directory" : S_ISFIFO(mode) ? "a FIFO"
-         : S_ISCHR(mode) ? "a character device" : S_ISBLK(mode) ? "a block device"
-         : S_ISSOCK(mode) ? "a socket" : "a special file";
+  return S_ISREG(mode) ? "a regular file"
+      : S_ISDIR(mode)  ? "a directory"
+      : S_ISFIFO(mode) ? "a FIFO"
+      : S_ISCHR(mode)  ? "a character device"
+      : S_ISBLK(mode)  ? "a block device"
+      : S_ISSOCK(mode) ? "a socket"
+                       : "a special file";
 }
 
 /* path may be replaced only if it is absent, a regular file or a link to one: renaming
  * over a device, FIFO or directory would destroy it (as root, even under /dev). */
 static int dest_ok(const char *path, ct_err *err) {
   struct stat st;
-  if (lstat(path, &st) != 0) return errno == ENOENT ? 1 : ct_fail(err, "cannot stat %s (%s)", path, strerror(errno));
+  if (lstat(path, &st) != 0)
+    return errno == ENOENT ? 1 : ct_fail(err, "cannot stat %s (%s)", path, strerror(errno));
   if (S_ISLNK(st.st_mode) && stat(path, &st) != 0)
     return ct_fail(err, "%s is a symbolic link to a missing file, not a regular file", path);
   if (S_ISREG(st.st_mode)) return 1;
@@ -74,9 +79,9 @@ int ct_file_open_read(const char *path, int64_t *size, ct_err *err) {
     return -1;
   }
   struct stat st;
-  int ok = fstat(fd, &st) == 0 ? S_ISREG(st.st_mode) || ct_fail(err, "%s is %s, not a regular file", path,
-                                                                 ct_file_kind(st.st_mode))
-                               : ct_fail(err, "cannot stat %s (%s)", path, strerror(errno));
+  int ok = fstat(fd, &st) == 0
+      ? S_ISREG(st.st_mode) || ct_fail(err, "%s is %s, not a regular file", path, ct_file_kind(st.st_mode))
+      : ct_fail(err, "cannot stat %s (%s)", path, strerror(errno));
   if (!ok) {
     close(fd);
     return -1;
@@ -86,7 +91,8 @@ int ct_file_open_read(const char *path, int64_t *size, ct_err *err) {
   return fd;
 }
 
-int ct_file_read_at(int fd, const char *path, void *buf, size_t len, int64_t offset, size_t *got, ct_err *err) {
+int ct_file_read_at(int fd, const char *path, void *buf, size_t len, int64_t offset, size_t *got,
+                    ct_err *err) {
   *got = 0;
   while (*got < len) {
     ssize_t r = pread(fd, (char *)buf + *got, len - *got, (off_t)(offset + (int64_t)*got));
@@ -116,7 +122,7 @@ int ct_file_write_atomic(const char *path, const void *data, size_t len, ct_err 
     ct_fail(err, "cannot create a temporary file beside %s (%s)", path, strerror(errno));
     goto done;
   }
-  fchmod(fd, 0644);   /* mkstemp makes 0600; a checkpoint is an ordinary file */
+  fchmod(fd, 0644); /* mkstemp makes 0600; a checkpoint is an ordinary file */
   FILE *f = fdopen(fd, "wb");
   if (f == NULL) {
     ct_fail(err, "cannot write %s (%s)", tmp, strerror(errno));
@@ -126,21 +132,21 @@ int ct_file_write_atomic(const char *path, const void *data, size_t len, ct_err 
   }
   /* a failed fsync is not retried: the kernel may have dropped the dirty pages and
    * cleared the error, so a second fsync could succeed on lost data; start over */
-  if (!write_all(f, data, len) || io_fault(CT_IO_FLUSH) || fflush(f) != 0 ||
-      io_fault(CT_IO_FSYNC) || fsync(fileno(f)) != 0) {
+  if (!write_all(f, data, len) || io_fault(CT_IO_FLUSH) || fflush(f) != 0 || io_fault(CT_IO_FSYNC) ||
+      fsync(fileno(f)) != 0) {
     ct_fail(err, "cannot write %s (%s)", tmp, strerror(errno));
     fclose(f);
     unlink(tmp);
     goto done;
   }
-  int close_fault = io_fault(CT_IO_CLOSE);   /* f is closed even when the fault fires */
+  int close_fault = io_fault(CT_IO_CLOSE); /* f is closed even when the fault fires */
   if (fclose(f) != 0 || close_fault) {
     if (close_fault) errno = io_errno;
     ct_fail(err, "cannot write %s (%s)", tmp, strerror(errno));
     unlink(tmp);
     goto done;
   }
-  if (!dest_ok(path, err)) {   /* checked again: path may have changed while we wrote */
+  if (!dest_ok(path, err)) { /* checked again: path may have changed while we wrote */
     unlink(tmp);
     goto done;
   }

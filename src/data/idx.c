@@ -12,9 +12,9 @@
  * accept trailing junk after a member in silence; inflate on our own buffer lets us
  * refuse it, while concatenated members (valid gzip) are read as one stream. */
 typedef struct {
-  int fd, gzip, ended;   /* ended: the last member's trailer is checked, nothing follows */
+  int fd, gzip, ended; /* ended: the last member's trailer is checked, nothing follows */
   const char *path;
-  int64_t size, pos;     /* file length, next raw byte to read */
+  int64_t size, pos; /* file length, next raw byte to read */
   z_stream z;
   unsigned char in[1 << 15];
 } source;
@@ -41,15 +41,17 @@ static int src_read(source *s, unsigned char *buf, size_t n, size_t *got, ct_err
   while (s->z.avail_out > 0 && !s->ended) {
     if (!src_fill(s, err)) return 0;
     if (s->z.avail_in == 0)
-      return ct_fail(err, "%s: truncated gzip stream (it ends inside a member, before the CRC32/ISIZE trailer)", s->path);
+      return ct_fail(err,
+                     "%s: truncated gzip stream (it ends inside a member, before the CRC32/ISIZE trailer)",
+                     s->path);
     int r = inflate(&s->z, Z_NO_FLUSH);
-    if (r == Z_STREAM_END) {   /* zlib has checked this member's CRC32 and ISIZE */
+    if (r == Z_STREAM_END) { /* zlib has checked this member's CRC32 and ISIZE */
       if (!src_fill(s, err)) return 0;
       if (s->z.avail_in == 0) s->ended = 1;
-      else if (s->z.next_in[0] == 0x1f) inflateReset(&s->z);   /* another member */
+      else if (s->z.next_in[0] == 0x1f) inflateReset(&s->z); /* another member */
       else
-        return ct_fail(err, "%s: junk after the gzip member (byte %lld is 0x%02x, not a gzip header)", s->path,
-                       (long long)(s->pos - s->z.avail_in), s->z.next_in[0]);
+        return ct_fail(err, "%s: junk after the gzip member (byte %lld is 0x%02x, not a gzip header)",
+                       s->path, (long long)(s->pos - s->z.avail_in), s->z.next_in[0]);
     } else if (r != Z_OK && r != Z_BUF_ERROR) {
       return ct_fail(err, "%s: corrupt gzip data (%s)", s->path, s->z.msg ? s->z.msg : zError(r));
     }
@@ -70,8 +72,8 @@ static int short_read(ct_err *err, const char *path, const char *what) {
 }
 
 /* Writes bytes b[0..len) as elements start.. of out: byte * scale + shift. */
-static void convert(char *out, ct_dtype dt, int64_t start, const unsigned char *b, int64_t len,
-                    double scale, double shift) {
+static void convert(char *out, ct_dtype dt, int64_t start, const unsigned char *b, int64_t len, double scale,
+                    double shift) {
   if (dt == CT_F32) {
     float *o = (float *)out + start, fs = (float)scale, fb = (float)shift;
     for (int64_t i = 0; i < len; i++) o[i] = (float)b[i] * fs + fb;
@@ -84,8 +86,8 @@ static void convert(char *out, ct_dtype dt, int64_t start, const unsigned char *
   }
 }
 
-ct_tensor *ct_idx_read(const char *path, ct_dtype dt, double scale, double shift,
-                       int64_t max_elems, ct_err *err) {
+ct_tensor *ct_idx_read(const char *path, ct_dtype dt, double scale, double shift, int64_t max_elems,
+                       ct_err *err) {
   source src = {.path = path}, *s = &src;
   if ((s->fd = ct_file_open_read(path, &s->size, err)) < 0) return NULL;
   ct_tensor *t = NULL;
@@ -93,16 +95,19 @@ ct_tensor *ct_idx_read(const char *path, ct_dtype dt, double scale, double shift
   size_t got;
   if (!ct_file_read_at(s->fd, path, magic, 2, 0, &got, err)) goto done;
   s->gzip = got == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
-  if (s->gzip && inflateInit2(&s->z, 15 + 16) != Z_OK) {   /* 15 + 16: a gzip wrapper */
+  if (s->gzip && inflateInit2(&s->z, 15 + 16) != Z_OK) { /* 15 + 16: a gzip wrapper */
     s->gzip = 0;
     ct_fail(err, "%s: not enough memory for zlib", path);
     goto done;
   }
   int64_t shape[CT_MAXDIM], n = 1;
-  if (!read_exact(s, head, 4, &got, err)) { short_read(err, path, "not an IDX file, too short"); goto done; }
+  if (!read_exact(s, head, 4, &got, err)) {
+    short_read(err, path, "not an IDX file, too short");
+    goto done;
+  }
   if (head[0] != 0 || head[1] != 0 || head[3] == 0 || head[3] > CT_MAXDIM) {
-    ct_fail(err, "%s: not an IDX file (magic bytes %02x %02x %02x %02x)", path, head[0], head[1],
-            head[2], head[3]);
+    ct_fail(err, "%s: not an IDX file (magic bytes %02x %02x %02x %02x)", path, head[0], head[1], head[2],
+            head[3]);
     goto done;
   }
   if (head[2] != 0x08) {
@@ -110,11 +115,14 @@ ct_tensor *ct_idx_read(const char *path, ct_dtype dt, double scale, double shift
     goto done;
   }
   int nd = head[3];
-  if (!read_exact(s, head + 4, 4 * (size_t)nd, &got, err)) { short_read(err, path, "truncated IDX header"); goto done; }
+  if (!read_exact(s, head + 4, 4 * (size_t)nd, &got, err)) {
+    short_read(err, path, "truncated IDX header");
+    goto done;
+  }
   for (int d = 0; d < nd; d++) {
     const unsigned char *p = head + 4 + 4 * d;
     uint32_t sz = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-    if (sz == 0 || sz > (uint32_t)INT32_MAX || (int64_t)sz > max_elems / n) {   /* n * sz overflows? */
+    if (sz == 0 || sz > (uint32_t)INT32_MAX || (int64_t)sz > max_elems / n) { /* n * sz overflows? */
       ct_fail(err, "%s: IDX size %u of dim %d is zero or exceeds the limit of %lld elements", path,
               (unsigned)sz, d + 1, (long long)max_elems);
       goto done;
@@ -126,8 +134,8 @@ ct_tensor *ct_idx_read(const char *path, ct_dtype dt, double scale, double shift
    * exactly n bytes after the header, a gzip stream at most ~1032 bytes per input byte */
   int64_t head_len = 4 + 4 * (int64_t)nd;
   if (s->gzip ? n / 1032 > s->size : n > s->size - head_len) {
-    ct_fail(err, "%s: IDX header promises %lld data bytes, more than a %s file of %lld bytes can hold",
-            path, (long long)n, s->gzip ? "gzip" : "plain", (long long)s->size);
+    ct_fail(err, "%s: IDX header promises %lld data bytes, more than a %s file of %lld bytes can hold", path,
+            (long long)n, s->gzip ? "gzip" : "plain", (long long)s->size);
     goto done;
   }
   /* decode in chunks straight into the tensor: no second copy of the file in memory */

@@ -14,20 +14,20 @@
 const char *const ct_fuse_op_names[CT_FUSE_NOPS] = {
 #define X(e, n, nt, ns) #n,
 #define Y(e, n, nt, ns, pat, expr) #n,
-  CT_FUSE_OPS(X) CT_FUSE_SUPER(Y)
+    CT_FUSE_OPS(X) CT_FUSE_SUPER(Y)
 #undef X
 #undef Y
 };
 const int ct_fuse_op_arity[CT_FUSE_NOPS][2] = {
 #define X(e, n, nt, ns) {nt, ns},
 #define Y(e, n, nt, ns, pat, expr) {nt, ns},
-  CT_FUSE_OPS(X) CT_FUSE_SUPER(Y)
+    CT_FUSE_OPS(X) CT_FUSE_SUPER(Y)
 #undef X
 #undef Y
 };
 const char *const ct_fuse_super_patterns[CT_FUSE_NOPS - CT_FUSE_NELEM] = {
 #define Y(e, n, nt, ns, pat, expr) pat,
-  CT_FUSE_SUPER(Y)
+    CT_FUSE_SUPER(Y)
 #undef Y
 };
 
@@ -38,7 +38,7 @@ int ct_fuse_check(const ct_fuse_prog *pr, ct_err *err) {
     return ct_fail(err, "program sizes out of range (%d registers, %d scalars)", pr->nregs, pr->nscal);
   for (int k = 0; k < pr->nsins; k++) {
     const ct_fuse_sins *s = &pr->sins[k];
-    int d = pr->nargs + pr->nconst + k;   /* scalar instructions write in order */
+    int d = pr->nargs + pr->nconst + k; /* scalar instructions write in order */
     if (s->op < 0 || s->op >= CT_FUSE_S_NOPS || s->dst != d || s->a < 0 || s->a >= d ||
         (s->op != CT_FUSE_S_NEG && (s->b < 0 || s->b >= d)))
       return ct_fail(err, "bad scalar instruction %d", k + 1);
@@ -52,7 +52,7 @@ int ct_fuse_check(const ct_fuse_prog *pr, ct_err *err) {
       return ct_fail(err, "bad instruction %d", k + 1);
     int nt = ct_fuse_op_arity[in->op][0], ns = ct_fuse_op_arity[in->op][1];
     const int16_t opnd[3] = {in->a, in->b, in->c}, sc[4] = {in->s0, in->s1, in->s2, in->s3};
-    for (int j = 0; j < 3; j++) {   /* the unused fields are 0 */
+    for (int j = 0; j < 3; j++) { /* the unused fields are 0 */
       int r = opnd[j];
       if (j >= nt ? r != 0 : r >= 0 ? (r >= pr->nregs || !written[r] || r == in->dst) : (-r - 1 >= pr->nargs))
         return ct_fail(err, "bad operand %d of instruction %d", j + 1, k + 1);
@@ -63,8 +63,9 @@ int ct_fuse_check(const ct_fuse_prog *pr, ct_err *err) {
     if (in->dst >= 0) written[in->dst] = true;
     else direct[-in->dst - 1] = true, ndirect++;
   }
-  if (pr->nregs + ndirect > CT_FUSE_MAXREG)   /* the safe mode's spare registers */
-    return ct_fail(err, "%d registers and %d direct writes, more than %d", pr->nregs, ndirect, CT_FUSE_MAXREG);
+  if (pr->nregs + ndirect > CT_FUSE_MAXREG) /* the safe mode's spare registers */
+    return ct_fail(err, "%d registers and %d direct writes, more than %d", pr->nregs, ndirect,
+                   CT_FUSE_MAXREG);
   int nnew = 0, nsums = 0;
   bool claimed[CT_FUSE_MAXARG] = {false};
   for (int k = 0; k < pr->nouts; k++) {
@@ -72,7 +73,7 @@ int ct_fuse_check(const ct_fuse_prog *pr, ct_err *err) {
     bool ok = o->src >= 0 ? o->src < pr->nregs && written[o->src] : -o->src - 1 < pr->nargs;
     if (o->kind == CT_FUSE_OUT_WRITE)
       ok = ok && o->target >= 0 && o->target < pr->nargs && (o->src >= 0 || direct[-o->src - 1]) &&
-           (!direct[o->target] || o->src == -o->target - 1);
+          (!direct[o->target] || o->src == -o->target - 1);
     else if (o->kind == CT_FUSE_OUT_NEW) ok = ok && o->target == nnew++;
     else if (o->kind == CT_FUSE_OUT_SUM) ok = ok && o->target == nsums++;
     else ok = false;
@@ -80,7 +81,8 @@ int ct_fuse_check(const ct_fuse_prog *pr, ct_err *err) {
     if (o->kind == CT_FUSE_OUT_WRITE && o->src == -o->target - 1) claimed[o->target] = true;
   }
   for (int t = 0; t < pr->nargs; t++)
-    if (direct[t] && !claimed[t]) return ct_fail(err, "argument %d written by an instruction is not an output", t + 1);
+    if (direct[t] && !claimed[t])
+      return ct_fail(err, "argument %d written by an instruction is not an output", t + 1);
   if (nnew != pr->nnew || nsums != pr->nsums) return ct_fail(err, "bad output counts");
   return 1;
 }
@@ -90,17 +92,17 @@ typedef struct {
   int64_t n;
   char *const *args, *const *news;
   const double *sv;
-  double *partials;   /* nsums per chunk */
-  bool safe;          /* direct writes go to spare registers (see RUN_KERNEL) */
+  double *partials; /* nsums per chunk */
+  bool safe; /* direct writes go to spare registers (see RUN_KERNEL) */
 } fuse_job;
 
 /* Adds m values to the eight lanes; m is a multiple of 8 except at a chunk's end. */
-#define LANES(T, NAME)                                                   \
-  static void NAME(double *part, const T *x, int64_t m) {                \
-    int64_t k = 0;                                                       \
-    for (; k + 8 <= m; k += 8)                                           \
-      for (int q = 0; q < 8; q++) part[q] += (double)x[k + q];           \
-    for (int q = 0; k + q < m; q++) part[q] += (double)x[k + q];         \
+#define LANES(T, NAME)                                           \
+  static void NAME(double *part, const T *x, int64_t m) {        \
+    int64_t k = 0;                                               \
+    for (; k + 8 <= m; k += 8)                                   \
+      for (int q = 0; q < 8; q++) part[q] += (double)x[k + q];   \
+    for (int q = 0; k + q < m; q++) part[q] += (double)x[k + q]; \
   }
 LANES(float, lanes_f32)
 LANES(double, lanes_f64)
@@ -115,6 +117,8 @@ static double lanes_total(const double *part) {
  * memory (an argument updated in place, element i from element i), which restrict would
  * forbid: ivdep says that no element depends on another, so the loop vectorizes without
  * the overlap test that would send that case to the scalar loop. */
+/* clang-format cannot lay out _Pragma inside these macros */
+/* clang-format off */
 #define LOOP(EXPR) _Pragma("GCC ivdep") for (int64_t i = 0; i < m; i++) out[i] = (EXPR);
 #define UN(T, E, EXPR) case CT_FUSE_##E: LOOP(CT_EW_##EXPR(T, px[i], a, b)) break;
 #define BIN(T, E, EXPR) case CT_FUSE_##E: LOOP(CT_EW_##EXPR(T, px[i], py[i])) break;
@@ -152,57 +156,60 @@ static double lanes_total(const double *part) {
   default: break;                                                                             \
   }
 
+/* clang-format on */
+
 /* One block of m elements at element offset off: every instruction, then the outputs.
  * at[k] is where argument k's current elements are: its memory, or in the safe mode (an
  * argument written is also passed as another argument, so its old elements must stay
  * until the block's end) the spare register its writer fills, copied out at the end. */
-#define RUN_KERNEL(T, NAME, LANESFN)                                                          \
-  static void NAME(void *vj, size_t lo, size_t hi) {                                          \
-    const fuse_job *j = vj;                                                                   \
-    const ct_fuse_prog *pr = j->pr;                                                           \
-    enum { BLOCK = CT_FUSE_BLOCK_BYTES / sizeof(T) };                                         \
-    _Alignas(64) T regs[CT_FUSE_MAXREG * BLOCK];                                              \
-    double part[CT_FUSE_MAXARG][8];                                                           \
-    T *at[CT_FUSE_MAXARG];                                                                    \
-    for (size_t ch = lo; ch < hi; ch++) {                                                     \
-      int64_t c0 = (int64_t)ch * CT_FUSE_CHUNK, c1 = c0 + CT_FUSE_CHUNK;                      \
-      if (c1 > j->n) c1 = j->n;                                                               \
-      if (pr->nsums > 0) memset(part, 0, sizeof(double) * 8 * (size_t)pr->nsums);             \
-      for (int64_t off = c0; off < c1; off += BLOCK) {                                        \
-        int64_t m = c1 - off < BLOCK ? c1 - off : BLOCK;                                      \
-        for (int k = 0; k < pr->nargs; k++)                                                   \
-          at[k] = j->args[k] ? (T *)(void *)j->args[k] + off : NULL;                          \
-        for (int k = 0, spare = pr->nregs; k < pr->nins; k++) {                               \
-          const ct_fuse_ins *in = &pr->ins[k];                                                \
-          T *out;                                                                             \
-          if (in->dst >= 0) out = regs + (size_t)in->dst * BLOCK;                             \
-          else if (!j->safe) out = at[-in->dst - 1];                                          \
-          else out = regs + (size_t)spare++ * BLOCK;                                          \
-          const T *px = OPND(T, in->a), *py = OPND(T, in->b), *pz = OPND(T, in->c);           \
-          const T a = (T)j->sv[in->s0], b = (T)j->sv[in->s1];                                 \
-          const T c = (T)j->sv[in->s2], d = (T)j->sv[in->s3];                                 \
-          (void)c; (void)d;                                                                   \
-          EXEC(T)                                                                             \
-          if (in->dst < 0) at[-in->dst - 1] = out;                                            \
-        }                                                                                     \
-        for (int pass = 0; pass < 2; pass++)   /* sums and new tensors, then the writes */    \
-          for (int k = 0; k < pr->nouts; k++) {                                               \
-            const ct_fuse_out *o = &pr->outs[k];                                              \
-            const T *src = OPND(T, o->src);                                                   \
-            if ((o->kind == CT_FUSE_OUT_WRITE) != (pass == 1)) continue;                      \
-            if (o->kind == CT_FUSE_OUT_SUM) LANESFN(part[o->target], src, m);                 \
-            else {                                                                            \
-              T *dst = (T *)(void *)(o->kind == CT_FUSE_OUT_WRITE ? j->args[o->target]        \
-                                                                   : j->news[o->target]) + off; \
-              if (dst != src) memcpy(dst, src, sizeof(T) * (size_t)m);                        \
-            }                                                                                 \
-          }                                                                                   \
-      }                                                                                       \
-      for (int s = 0; s < pr->nsums; s++)                                                     \
-        j->partials[ch * (size_t)pr->nsums + (size_t)s] = lanes_total(part[s]);               \
-    }                                                                                         \
+#define RUN_KERNEL(T, NAME, LANESFN)                                                                      \
+  static void NAME(void *vj, size_t lo, size_t hi) {                                                      \
+    const fuse_job *j = vj;                                                                               \
+    const ct_fuse_prog *pr = j->pr;                                                                       \
+    enum { BLOCK = CT_FUSE_BLOCK_BYTES / sizeof(T) };                                                     \
+    _Alignas(64) T regs[CT_FUSE_MAXREG * BLOCK];                                                          \
+    double part[CT_FUSE_MAXARG][8];                                                                       \
+    T *at[CT_FUSE_MAXARG];                                                                                \
+    for (size_t ch = lo; ch < hi; ch++) {                                                                 \
+      int64_t c0 = (int64_t)ch * CT_FUSE_CHUNK, c1 = c0 + CT_FUSE_CHUNK;                                  \
+      if (c1 > j->n) c1 = j->n;                                                                           \
+      if (pr->nsums > 0) memset(part, 0, sizeof(double) * 8 * (size_t)pr->nsums);                         \
+      for (int64_t off = c0; off < c1; off += BLOCK) {                                                    \
+        int64_t m = c1 - off < BLOCK ? c1 - off : BLOCK;                                                  \
+        for (int k = 0; k < pr->nargs; k++) at[k] = j->args[k] ? (T *)(void *)j->args[k] + off : NULL;    \
+        for (int k = 0, spare = pr->nregs; k < pr->nins; k++) {                                           \
+          const ct_fuse_ins *in = &pr->ins[k];                                                            \
+          T *out;                                                                                         \
+          if (in->dst >= 0) out = regs + (size_t)in->dst * BLOCK;                                         \
+          else if (!j->safe) out = at[-in->dst - 1];                                                      \
+          else out = regs + (size_t)spare++ * BLOCK;                                                      \
+          const T *px = OPND(T, in->a), *py = OPND(T, in->b), *pz = OPND(T, in->c);                       \
+          const T a = (T)j->sv[in->s0], b = (T)j->sv[in->s1];                                             \
+          const T c = (T)j->sv[in->s2], d = (T)j->sv[in->s3];                                             \
+          (void)c;                                                                                        \
+          (void)d;                                                                                        \
+          EXEC(T)                                                                                         \
+          if (in->dst < 0) at[-in->dst - 1] = out;                                                        \
+        }                                                                                                 \
+        for (int pass = 0; pass < 2; pass++) /* sums and new tensors, then the writes */                  \
+          for (int k = 0; k < pr->nouts; k++) {                                                           \
+            const ct_fuse_out *o = &pr->outs[k];                                                          \
+            const T *src = OPND(T, o->src);                                                               \
+            if ((o->kind == CT_FUSE_OUT_WRITE) != (pass == 1)) continue;                                  \
+            if (o->kind == CT_FUSE_OUT_SUM) LANESFN(part[o->target], src, m);                             \
+            else {                                                                                        \
+              T *dst =                                                                                    \
+                  (T *)(void *)(o->kind == CT_FUSE_OUT_WRITE ? j->args[o->target] : j->news[o->target]) + \
+                  off;                                                                                    \
+              if (dst != src) memcpy(dst, src, sizeof(T) * (size_t)m);                                    \
+            }                                                                                             \
+          }                                                                                               \
+      }                                                                                                   \
+      for (int s = 0; s < pr->nsums; s++)                                                                 \
+        j->partials[ch * (size_t)pr->nsums + (size_t)s] = lanes_total(part[s]);                           \
+    }                                                                                                     \
   }
-#define OPND(T, r) ((r) >= 0 ? regs + (size_t)(r) * BLOCK : (const T *)at[-(r) - 1])
+#define OPND(T, r) ((r) >= 0 ? regs + (size_t)(r)*BLOCK : (const T *)at[-(r)-1])
 #define SUPER_CASE(e, n, nt, ns, pat, expr) SUPER(T, e, expr)
 /* T is a macro here, so that the rows' expressions (fuse.h), which name T, get the type */
 #define T float
@@ -226,10 +233,10 @@ static double scalar_op(int op, double a, double b) {
   }
 }
 
-int ct_fuse_run(const ct_fuse_prog *pr, ct_dtype dt, int64_t n, char *const *args,
-                const double *scal, char *const *news, double *sums, bool shared, ct_err *err) {
+int ct_fuse_run(const ct_fuse_prog *pr, ct_dtype dt, int64_t n, char *const *args, const double *scal,
+                char *const *news, double *sums, bool shared, ct_err *err) {
   double sv[MAXSCAL];
-  sv[0] = 0;   /* read, unused, by the instructions without scalars when nscal is 0 */
+  sv[0] = 0; /* read, unused, by the instructions without scalars when nscal is 0 */
   for (int k = 0; k < pr->nargs; k++) sv[k] = args[k] ? 0 : scal[k];
   for (int k = 0; k < pr->nconst; k++) sv[pr->nargs + k] = pr->consts[k];
   for (int k = 0; k < pr->nsins; k++) {
@@ -241,7 +248,7 @@ int ct_fuse_run(const ct_fuse_prog *pr, ct_dtype dt, int64_t n, char *const *arg
   size_t np = nchunks * (size_t)pr->nsums;
   if (np > sizeof small / sizeof small[0] && (partials = ct_malloc(np * sizeof(double), err)) == NULL)
     return 0;
-  fuse_job j = {pr, n, args, news, sv, partials, shared};   /* shared: the safe mode */
+  fuse_job j = {pr, n, args, news, sv, partials, shared}; /* shared: the safe mode */
   if (nchunks > 0) ct_parallel_blocks(nchunks, CT_FUSE_CHUNK, dt == CT_F32 ? run_f32 : run_f64, &j);
   for (int s = 0; s < pr->nsums; s++) {
     double t = 0;

@@ -14,8 +14,8 @@
 
 #include "../core/tensor.h"
 
-#define CT_FUSE_BLOCK_BYTES 2048   /* a register: 512 float32 or 256 float64 elements */
-#define CT_FUSE_CHUNK 65536        /* elements per thread work unit and per sum partial */
+#define CT_FUSE_BLOCK_BYTES 2048 /* a register: 512 float32 or 256 float64 elements */
+#define CT_FUSE_CHUNK 65536 /* elements per thread work unit and per sum partial */
 #define CT_FUSE_MAXREG 32
 #define CT_FUSE_MAXARG 64
 
@@ -24,6 +24,8 @@
  * switch comes from it.  Each row is an op of crater's op table under its Lua name, so
  * issue #18's ops.def can generate this list by selecting its elementwise rows.
  * X(ENUM, lua_name, tensor operands, scalar operands) */
+/* the tables are laid out by hand, a row a line or a few per line */
+/* clang-format off */
 #define CT_FUSE_OPS(X) \
   X(NEG, neg, 1, 0) X(ABS, abs, 1, 0) X(SIGN, sign, 1, 0) X(EXP, exp, 1, 0) X(LOG, log, 1, 0) \
   X(LOG1P, log1p, 1, 0) X(SQRT, sqrt, 1, 0) X(RSQRT, rsqrt, 1, 0) X(SIN, sin, 1, 0) \
@@ -77,39 +79,54 @@
 #define SQA(T, x, a) CT_EW_ADDS(T, CT_EW_SQRT(T, x, 0, 0), a, 0)
 #define AXPBYZ(T, x, y, z, a, b) CT_EW_ADD(T, CT_EW_MULS(T, x, a, 0), CT_EW_MUL(T, CT_EW_MULS(T, y, b, 0), z))
 
+/* clang-format on */
+
 typedef enum {
 #define X(e, n, nt, ns) CT_FUSE_##e,
   CT_FUSE_OPS(X)
 #undef X
 #define X(e, n, nt, ns, pat, expr) CT_FUSE_##e,
-  CT_FUSE_SUPER(X)
+      CT_FUSE_SUPER(X)
 #undef X
-  CT_FUSE_NOPS
+          CT_FUSE_NOPS
 } ct_fuse_opcode;
-#define CT_FUSE_NELEM (CT_FUSE_COPY + 1)   /* the elementwise ops; the superinstructions follow */
+#define CT_FUSE_NELEM (CT_FUSE_COPY + 1) /* the elementwise ops; the superinstructions follow */
 extern const char *const ct_fuse_op_names[CT_FUSE_NOPS];
-extern const int ct_fuse_op_arity[CT_FUSE_NOPS][2];   /* tensor, scalar operands */
+extern const int ct_fuse_op_arity[CT_FUSE_NOPS][2]; /* tensor, scalar operands */
 extern const char *const ct_fuse_super_patterns[CT_FUSE_NOPS - CT_FUSE_NELEM];
 
 /* Scalar program ops (double, as Lua computes them). */
-typedef enum { CT_FUSE_S_ADD, CT_FUSE_S_SUB, CT_FUSE_S_MUL, CT_FUSE_S_DIV, CT_FUSE_S_POW,
-               CT_FUSE_S_NEG, CT_FUSE_S_NOPS } ct_fuse_sop;
+typedef enum {
+  CT_FUSE_S_ADD,
+  CT_FUSE_S_SUB,
+  CT_FUSE_S_MUL,
+  CT_FUSE_S_DIV,
+  CT_FUSE_S_POW,
+  CT_FUSE_S_NEG,
+  CT_FUSE_S_NOPS
+} ct_fuse_sop;
 
 /* A tensor operand: r >= 0 is register r, r < 0 is argument -r-1: the argument's
  * elements, or, after an instruction whose dst is that argument, what it wrote there.
  * dst < 0 writes the argument straight into its memory (its WRITE output then has src ==
  * dst); the tracer does it only when nothing after reads the argument's old elements. */
-typedef struct { int16_t op, dst, a, b, c, s0, s1, s2, s3; } ct_fuse_ins;
-typedef struct { int16_t op, dst, a, b; } ct_fuse_sins;   /* scalar registers */
+typedef struct {
+  int16_t op, dst, a, b, c, s0, s1, s2, s3;
+} ct_fuse_ins;
+typedef struct {
+  int16_t op, dst, a, b;
+} ct_fuse_sins; /* scalar registers */
 typedef enum { CT_FUSE_OUT_WRITE, CT_FUSE_OUT_NEW, CT_FUSE_OUT_SUM } ct_fuse_outkind;
 /* src: a register (or an argument, for NEW and SUM); target: the argument written, or the
  * index among new tensors or among sums */
-typedef struct { int16_t kind, src, target; } ct_fuse_out;
+typedef struct {
+  int16_t kind, src, target;
+} ct_fuse_out;
 
 typedef struct ct_fuse_prog {
-  int nargs;            /* the traced function's parameters */
-  int nregs;            /* tensor registers */
-  int nscal;            /* scalar registers: nargs arguments, then nconst constants, then computed */
+  int nargs; /* the traced function's parameters */
+  int nregs; /* tensor registers */
+  int nscal; /* scalar registers: nargs arguments, then nconst constants, then computed */
   int nconst, nins, nsins, nouts, nnew, nsums;
   double *consts;
   ct_fuse_ins *ins;
@@ -127,8 +144,8 @@ int ct_fuse_check(const ct_fuse_prog *pr, ct_err *err);
  * (a written argument shares no memory with another, unless both are the same elements
  * and the other is only read), and says in shared whether that exception occurs.
  * Returns 0 with err only when the sums' partials cannot be allocated, before any write. */
-int ct_fuse_run(const ct_fuse_prog *pr, ct_dtype dt, int64_t n, char *const *args,
-                const double *scal, char *const *news, double *sums, bool shared, ct_err *err);
+int ct_fuse_run(const ct_fuse_prog *pr, ct_dtype dt, int64_t n, char *const *args, const double *scal,
+                char *const *news, double *sums, bool shared, ct_err *err);
 
 /* The whole-tensor sum that a fused program's sum outputs compute, of a contiguous x:
  * double lanes over fixed chunks, chunk totals added in order, so the value does not

@@ -16,7 +16,7 @@
  * state is kept past the call that got it (a coroutine dies and is freed): hooks run on
  * the thread that called backward, drops and pins (from anywhere in C) on the main thread. */
 static lua_State *main_state;
-static lua_State *run_state;     /* the thread of the backward running now */
+static lua_State *run_state; /* the thread of the backward running now */
 static int64_t last_id;
 static const char ORPHANS_KEY = 'o', OWNERS_KEY = 'w', DROPPED_KEY = 'd';
 
@@ -66,7 +66,7 @@ static int64_t attach(lua_State *L, int box, int value, int64_t id) {
   push_store(L, &OWNERS_KEY);
   lua_pushvalue(L, box);
   lua_rawseti(L, -2, id);
-  push_store(L, &ORPHANS_KEY);   /* adopted, if it was an orphan */
+  push_store(L, &ORPHANS_KEY); /* adopted, if it was an orphan */
   lua_pushnil(L);
   lua_rawseti(L, -2, id);
   lua_pop(L, 3);
@@ -91,7 +91,7 @@ static void drop(int64_t id) {
       }
       lua_pushnil(L);
       lua_rawseti(L, top + 3, id);
-    } else {   /* its box is unreachable, its finalizer not run yet: tell the finalizer */
+    } else { /* its box is unreachable, its finalizer not run yet: tell the finalizer */
       push_store(L, &DROPPED_KEY);
       lua_pushboolean(L, 1);
       lua_rawseti(L, -2, id);
@@ -110,7 +110,7 @@ static void pin(int64_t id, bool on) {
     if (attached(L, id) != LUA_TNIL) lua_rawseti(L, top + 1, id);
   } else {
     push_store(L, &OWNERS_KEY);
-    if (lua_rawgeti(L, -1, id) != LUA_TNIL) {   /* its box keeps it */
+    if (lua_rawgeti(L, -1, id) != LUA_TNIL) { /* its box keeps it */
       lua_pushnil(L);
       lua_rawseti(L, top + 1, id);
     }
@@ -119,7 +119,10 @@ static void pin(int64_t id, bool on) {
 }
 
 void ct_lua_hand_over(lua_State *L, int box) {
-  if (lua_getiuservalue(L, box, 1) != LUA_TTABLE) { lua_pop(L, 1); return; }
+  if (lua_getiuservalue(L, box, 1) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return;
+  }
   int u = lua_gettop(L);
   push_store(L, &ORPHANS_KEY);
   push_store(L, &OWNERS_KEY);
@@ -127,12 +130,12 @@ void ct_lua_hand_over(lua_State *L, int box) {
   lua_pushnil(L);
   while (lua_next(L, u)) {
     lua_Integer id = lua_tointeger(L, -2);
-    if (lua_rawgeti(L, u + 3, id) != LUA_TNIL) {   /* dropped meanwhile */
+    if (lua_rawgeti(L, u + 3, id) != LUA_TNIL) { /* dropped meanwhile */
       lua_pushnil(L);
       lua_rawseti(L, u + 3, id);
     } else {
       int t = lua_rawgeti(L, u + 2, id);
-      if (t == LUA_TNIL || lua_rawequal(L, -1, box)) {   /* still this box's */
+      if (t == LUA_TNIL || lua_rawequal(L, -1, box)) { /* still this box's */
         lua_pushvalue(L, -3);
         lua_rawseti(L, u + 1, id);
         lua_pushnil(L);
@@ -185,8 +188,10 @@ static int call_hooks(int64_t id, ct_tensor *grad, ct_tensor **out, ct_err *err)
     lua_pop(L, 1);
   }
   lua_settop(L, top);
-  if (cur == grad) { ct_tensor_release(cur); *out = NULL; }
-  else *out = cur;
+  if (cur == grad) {
+    ct_tensor_release(cur);
+    *out = NULL;
+  } else *out = cur;
   return 1;
 }
 
@@ -199,7 +204,7 @@ static int t_register_hook(lua_State *L) {
   if (*slot && attached(L, *slot) == LUA_TTABLE) {
     lua_pushvalue(L, 2);
     lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-    attach(L, 1, -1, *slot);   /* this box keeps it from now on (it may be an orphan) */
+    attach(L, 1, -1, *slot); /* this box keeps it from now on (it may be an orphan) */
   } else {
     lua_createtable(L, 1, 0);
     lua_pushvalue(L, 2);
@@ -228,18 +233,24 @@ static int t_retain_grad(lua_State *L) {
  * node keeps, as its attached value (id in lua_state), {backward closure, that userdata}: the
  * closure until the node's saved state is freed (after a backward without retain_graph),
  * the userdata as long as the node (nd->op points into it). */
-typedef struct { ct_op op; char name[64]; } lua_op;
+typedef struct {
+  ct_op op;
+  char name[64];
+} lua_op;
 
 /* Calls the node's Lua backward with the gradient; it returns one gradient (or nil) per
  * tensor input. */
 static int function_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
   lua_State *L = run_state;
-  if (L == NULL || !lua_checkstack(L, nd->nin + 4)) return ct_fail(err, "no Lua thread to run the backward on");
+  if (L == NULL || !lua_checkstack(L, nd->nin + 4))
+    return ct_fail(err, "no Lua thread to run the backward on");
   int top = lua_gettop(L);
   if (attached(L, nd->lua_state) != LUA_TTABLE || lua_rawgeti(L, -1, 1) != LUA_TFUNCTION) {
     lua_settop(L, top);
-    return ct_fail(err, "trying to backward through the graph a second time (%s's saved "
-                        "tensors were freed); pass retain_graph=true to the first backward", nd->op->name);
+    return ct_fail(err,
+                   "trying to backward through the graph a second time (%s's saved "
+                   "tensors were freed); pass retain_graph=true to the first backward",
+                   nd->op->name);
   }
   ct_tensor **box = ct_lua_newbox(L);
   ct_tensor_retain(g);
@@ -255,11 +266,17 @@ static int function_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err 
     if (t == NULL && !lua_isnil(L, first + k)) {
       ct_fail(err, "backward must return a tensor or nil for each tensor input, got %s for input %d",
               luaL_typename(L, first + k), k + 1);
-      for (int j = 0; j < k; j++) { ct_tensor_release(gin[j]); gin[j] = NULL; }
+      for (int j = 0; j < k; j++) {
+        ct_tensor_release(gin[j]);
+        gin[j] = NULL;
+      }
       lua_settop(L, top);
       return 0;
     }
-    if (t && nd->edge[k].needs) { ct_tensor_retain(t); gin[k] = t; }
+    if (t && nd->edge[k].needs) {
+      ct_tensor_retain(t);
+      gin[k] = t;
+    }
   }
   lua_settop(L, top);
   return 1;
@@ -272,7 +289,7 @@ static void function_release(ct_node *nd, bool gone) {
     nd->lua_state = 0;
     return;
   }
-  lua_State *L = main_state;   /* the saved state goes, the op stays */
+  lua_State *L = main_state; /* the saved state goes, the op stays */
   if (!lua_checkstack(L, 4)) return;
   int top = lua_gettop(L);
   if (attached(L, nd->lua_state) == LUA_TTABLE) {
@@ -362,11 +379,15 @@ static bool opt_bool(lua_State *L, int idx, const char *fn, const char *key, boo
 static const char CALLBACKS_KEY = 'c';
 static int backward_level;
 
-static int t_backward_running(lua_State *L) { lua_pushboolean(L, backward_level > 0); return 1; }
+static int t_backward_running(lua_State *L) {
+  lua_pushboolean(L, backward_level > 0);
+  return 1;
+}
 
 static int t_queue_callback(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  if (backward_level == 0) return luaL_error(L, "queue_callback: no backward is running (call it from a hook)");
+  if (backward_level == 0)
+    return luaL_error(L, "queue_callback: no backward is running (call it from a hook)");
   push_store(L, &CALLBACKS_KEY);
   if (lua_rawgeti(L, -1, backward_level) != LUA_TTABLE) {
     lua_pop(L, 1);
@@ -387,9 +408,7 @@ static void finish_callbacks(lua_State *L, int level, int run) {
   lua_pushnil(L);
   lua_rawseti(L, -3, level);
   if (t == LUA_TTABLE && run)
-    for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TFUNCTION; i++) {
-      lua_call(L, 0, 0);
-    }
+    for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TFUNCTION; i++) { lua_call(L, 0, 0); }
 }
 
 /* ct_backward with hooks and Lua backwards running on L, for this call only. */
@@ -407,13 +426,14 @@ static int t_backward(lua_State *L) {
   ct_tensor *x = ct_lua_check(L, 1);
   ct_tensor *g = ct_lua_test(L, 2);
   int opts = g ? 3 : (lua_istable(L, 2) ? 2 : 3);
-  if (!g && !lua_isnoneornil(L, 2) && !lua_istable(L, 2)) return luaL_typeerror(L, 2, "crater.Tensor, table or nil");
+  if (!g && !lua_isnoneornil(L, 2) && !lua_istable(L, 2))
+    return luaL_typeerror(L, 2, "crater.Tensor, table or nil");
   check_opts(L, opts, "backward", "retain_graph create_graph");
   bool create = opt_bool(L, opts, "backward", "create_graph", false);
   bool retain = opt_bool(L, opts, "backward", "retain_graph", create);
   ct_err err;
   int level = ++backward_level, top = lua_gettop(L);
-  finish_callbacks(L, level, 0);   /* a list a failed backward left behind */
+  finish_callbacks(L, level, 0); /* a list a failed backward left behind */
   lua_settop(L, top);
   int ok = run_backward(L, 1, &x, &g, retain, create, 0, NULL, NULL, &err);
   backward_level--;
@@ -428,7 +448,9 @@ static int t_backward(lua_State *L) {
 static int grad_tensors(lua_State *L, int idx, const char *what, int max, ct_tensor **t) {
   if ((t[0] = ct_lua_test(L, idx)) != NULL) return 1;
   lua_Integer n = ct_lua_list(L, idx, max, "grad", what);
-  if (n == 0) return luaL_error(L, "grad: %s must be a tensor or a list of 1 to %d tensors (its length is 0)", what, max);
+  if (n == 0)
+    return luaL_error(L, "grad: %s must be a tensor or a list of 1 to %d tensors (its length is 0)", what,
+                      max);
   for (int i = 0; i < n; i++) {
     lua_geti(L, idx, i + 1);
     if ((t[i] = ct_lua_test(L, -1)) == NULL)
@@ -444,32 +466,34 @@ static int t_grad(lua_State *L) {
   int no = grad_tensors(L, 1, "outputs", 64, outs);
   int ni = grad_tensors(L, 2, "inputs", 256, ins);
   check_opts(L, 3, "grad", "grad_outputs create_graph retain_graph allow_unused");
-  if (lua_istable(L, 3)) {   /* grad_outputs: a tensor, or a list of tensors (nil for implicit ones) */
+  if (lua_istable(L, 3)) { /* grad_outputs: a tensor, or a list of tensors (nil for implicit ones) */
     lua_getfield(L, 3, "grad_outputs");
     if (ct_lua_test(L, -1)) gouts[0] = ct_lua_test(L, -1);
     else if (lua_istable(L, -1))
       for (int i = 0; i < no; i++) {
         lua_geti(L, -1, i + 1);
         if ((gouts[i] = ct_lua_test(L, -1)) == NULL && !lua_isnil(L, -1))
-          return luaL_error(L, "grad: grad_outputs[%d] must be a tensor or nil, got %s", i + 1, luaL_typename(L, -1));
+          return luaL_error(L, "grad: grad_outputs[%d] must be a tensor or nil, got %s", i + 1,
+                            luaL_typename(L, -1));
         lua_pop(L, 1);
       }
     else if (!lua_isnil(L, -1))
-      return luaL_error(L, "grad: grad_outputs must be a tensor or a list of tensors, got %s", luaL_typename(L, -1));
+      return luaL_error(L, "grad: grad_outputs must be a tensor or a list of tensors, got %s",
+                        luaL_typename(L, -1));
     lua_pop(L, 1);
   }
   bool create = opt_bool(L, 3, "grad", "create_graph", false);
   bool retain = opt_bool(L, 3, "grad", "retain_graph", create);
   bool allow_unused = opt_bool(L, 3, "grad", "allow_unused", false);
   ct_err err;
-  int level = backward_level;   /* hooks inside crater.grad see no backward: it fills no .grad */
+  int level = backward_level; /* hooks inside crater.grad see no backward: it fills no .grad */
   backward_level = 0;
   int ok = run_backward(L, no, outs, gouts, retain, create, ni, ins, res, &err);
   backward_level = level;
   if (!ok) return ct_lua_error(L, "grad", &err);
   lua_createtable(L, ni, 0);
   int list = lua_gettop(L);
-  for (int i = 0; i < ni; i++) {   /* box every result first, so a raise below leaks nothing */
+  for (int i = 0; i < ni; i++) { /* box every result first, so a raise below leaks nothing */
     if (res[i] == NULL) continue;
     ct_tensor **box = ct_lua_newbox(L);
     *box = res[i];
@@ -500,7 +524,10 @@ static int t_set_grad_enabled(lua_State *L) {
   ct_grad_enabled = lua_toboolean(L, 1);
   return 1;
 }
-static int t_is_grad_enabled(lua_State *L) { lua_pushboolean(L, ct_grad_enabled); return 1; }
+static int t_is_grad_enabled(lua_State *L) {
+  lua_pushboolean(L, ct_grad_enabled);
+  return 1;
+}
 static int t_set_anomaly(lua_State *L) {
   lua_pushboolean(L, ct_anomaly_enabled);
   ct_anomaly_enabled = lua_toboolean(L, 1);
@@ -522,11 +549,14 @@ static int t_memory(lua_State *L) {
   lua_setfield(L, -2, "tensors");
   lua_pushinteger(L, m.peak_bytes);
   lua_setfield(L, -2, "peak_bytes");
-  lua_pushinteger(L, m.allocated);   /* only grows: what a step allocated, frees aside */
+  lua_pushinteger(L, m.allocated); /* only grows: what a step allocated, frees aside */
   lua_setfield(L, -2, "allocated_bytes");
   return 1;
 }
-static int t_reset_peak(lua_State *L) { ct_memory_reset_peak(); return 0; }
+static int t_reset_peak(lua_State *L) {
+  ct_memory_reset_peak();
+  return 0;
+}
 
 static int t_fail_alloc(lua_State *L) {
   ct_debug_fail_alloc(luaL_optinteger(L, 1, -1), lua_toboolean(L, 2));
@@ -537,15 +567,19 @@ static int t_fail_alloc(lua_State *L) {
 #define MAX_NUM_THREADS 1024
 static int t_set_num_threads(lua_State *L) {
   double v = luaL_checknumber(L, 1);
-  if (lua_gettop(L) > 1) return luaL_error(L, "set_num_threads: expected one argument, got %d", lua_gettop(L));
+  if (lua_gettop(L) > 1)
+    return luaL_error(L, "set_num_threads: expected one argument, got %d", lua_gettop(L));
   if (!(v >= 1 && v <= MAX_NUM_THREADS) || v != floor(v))
     return luaL_error(L, "set_num_threads: n must be an integer in [1, %d], got %s", MAX_NUM_THREADS,
                       luaL_tolstring(L, 1, NULL));
   ct_set_num_threads((int)v);
-  ct_blas_set_num_threads((int)v);   /* OpenBLAS keeps its own count */
+  ct_blas_set_num_threads((int)v); /* OpenBLAS keeps its own count */
   return 0;
 }
-static int t_get_num_threads(lua_State *L) { lua_pushinteger(L, ct_get_num_threads()); return 1; }
+static int t_get_num_threads(lua_State *L) {
+  lua_pushinteger(L, ct_get_num_threads());
+  return 1;
+}
 
 /* raw bytes of a tensor (contiguous, native little-endian) and back: for checkpoints */
 static int t_storage_bytes(lua_State *L) {
@@ -571,7 +605,7 @@ static int t_from_bytes(lua_State *L) {
     lua_pop(L, 1);
   }
   ct_err err;
-  int64_t numel = ct_shape_numel(n, shape, &err), need;   /* checked before allocating */
+  int64_t numel = ct_shape_numel(n, shape, &err), need; /* checked before allocating */
   if (numel < 0) return ct_lua_error(L, "from_bytes", &err);
   if (__builtin_mul_overflow(numel, (int64_t)ct_dtype_size(dt), &need) || (uint64_t)need != len)
     return luaL_error(L, "from_bytes: %I bytes do not make a %s tensor of %I elements", (LUAI_UACINT)len,
@@ -583,18 +617,30 @@ static int t_from_bytes(lua_State *L) {
 }
 
 void ct_lua_open_autograd(lua_State *L) {
-  static const luaL_Reg pub[] = {
-    {"grad", t_grad}, {"no_grad", t_no_grad}, {"enable_grad", t_enable_grad},
-    {"set_grad_enabled", t_set_grad_enabled}, {"is_grad_enabled", t_is_grad_enabled},
-    {"memory", t_memory}, {"reset_peak_memory", t_reset_peak}, {"set_num_threads", t_set_num_threads},
-    {"get_num_threads", t_get_num_threads}, {"register_hook", t_register_hook},
-    {"retain_grad", t_retain_grad}, {NULL, NULL}};
-  static const luaL_Reg internal[] = {   /* crater.autograd's, checkpoint's and the specs' */
-    {"set_anomaly", t_set_anomaly}, {"fail_alloc", t_fail_alloc}, {"from_bytes", t_from_bytes},
-    {"backward", t_backward}, {"bytes", t_storage_bytes}, {"function_op", t_function_op},
-    {"function_record", t_function_record}, {"version", t_version},
-    {"queue_callback", t_queue_callback}, {"backward_running", t_backward_running},
-    {NULL, NULL}};
+  static const luaL_Reg pub[] = {{"grad", t_grad},
+                                 {"no_grad", t_no_grad},
+                                 {"enable_grad", t_enable_grad},
+                                 {"set_grad_enabled", t_set_grad_enabled},
+                                 {"is_grad_enabled", t_is_grad_enabled},
+                                 {"memory", t_memory},
+                                 {"reset_peak_memory", t_reset_peak},
+                                 {"set_num_threads", t_set_num_threads},
+                                 {"get_num_threads", t_get_num_threads},
+                                 {"register_hook", t_register_hook},
+                                 {"retain_grad", t_retain_grad},
+                                 {NULL, NULL}};
+  static const luaL_Reg internal[] = {/* crater.autograd's, checkpoint's and the specs' */
+                                      {"set_anomaly", t_set_anomaly},
+                                      {"fail_alloc", t_fail_alloc},
+                                      {"from_bytes", t_from_bytes},
+                                      {"backward", t_backward},
+                                      {"bytes", t_storage_bytes},
+                                      {"function_op", t_function_op},
+                                      {"function_record", t_function_record},
+                                      {"version", t_version},
+                                      {"queue_callback", t_queue_callback},
+                                      {"backward_running", t_backward_running},
+                                      {NULL, NULL}};
   ct_lua_setfuncs(L, pub, internal);
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   main_state = lua_tothread(L, -1);
@@ -606,8 +652,8 @@ void ct_lua_open_autograd(lua_State *L) {
   ct_hook_call = call_hooks;
   ct_hook_drop = drop;
   ct_hook_pin = pin;
-  ct_autograd_release = ct_autograd_release_tensor;   /* tensors with hooks and no grad_fn */
-  lua_getfield(L, -1, "Tensor");   /* methods too */
+  ct_autograd_release = ct_autograd_release_tensor; /* tensors with hooks and no grad_fn */
+  lua_getfield(L, -1, "Tensor"); /* methods too */
   lua_pushcfunction(L, t_backward);
   lua_setfield(L, -2, "backward");
   lua_pushcfunction(L, t_register_hook);

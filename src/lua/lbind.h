@@ -58,22 +58,22 @@ void ct_lua_setfuncs(lua_State *L, const luaL_Reg *pub, const luaL_Reg *internal
  * and autograd mode); it reaches this core's functions through here. */
 #define CT_LUA_CAPI_VERSION 1
 typedef struct ct_lua_capi {
-  int version;                                              /* CT_LUA_CAPI_VERSION */
-  ct_tensor *(*test)(lua_State *L, int idx);                /* ct_lua_test */
-  ct_tensor **(*newbox)(lua_State *L);                      /* ct_lua_newbox */
+  int version; /* CT_LUA_CAPI_VERSION */
+  ct_tensor *(*test)(lua_State *L, int idx); /* ct_lua_test */
+  ct_tensor **(*newbox)(lua_State *L); /* ct_lua_newbox */
   ct_tensor *(*tensor_new)(ct_dtype dt, int ndim, const int64_t *shape, ct_err *err);
   char *(*shape_str)(char *buf, int ndim, const int64_t *shape);
   const char *(*dtype_name)(ct_dtype dt);
-  int (*inplace_ok)(const ct_tensor *x, ct_err *err);       /* ct_inplace_ok */
+  int (*inplace_ok)(const ct_tensor *x, ct_err *err); /* ct_inplace_ok */
 } ct_lua_capi;
 extern const ct_lua_capi ct_lua_capi_table;
 
 /* Each adds its functions to the table on top of the stack (crater.core). */
 void ct_lua_open_tensor(lua_State *L);
 void ct_lua_open_autograd(lua_State *L);
-void ct_lua_open_optim(lua_State *L);   /* src/lua/loptim.c */
-void ct_lua_open_data(lua_State *L);    /* src/lua/ldata.c: IDX reader, checkpoint I/O */
-void ct_lua_open_nn(lua_State *L);      /* src/lua/lnn.c: conv/pool kernels */
-void ct_lua_open_fuse(lua_State *L);    /* src/lua/lfuse.c: crater.fuse's programs */
+void ct_lua_open_optim(lua_State *L); /* src/lua/loptim.c */
+void ct_lua_open_data(lua_State *L); /* src/lua/ldata.c: IDX reader, checkpoint I/O */
+void ct_lua_open_nn(lua_State *L); /* src/lua/lnn.c: conv/pool kernels */
+void ct_lua_open_fuse(lua_State *L); /* src/lua/lfuse.c: crater.fuse's programs */
 
 #endif

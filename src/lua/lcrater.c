@@ -17,7 +17,8 @@ static int t_clock(lua_State *L) {
 }
 
 const ct_lua_capi ct_lua_capi_table = {
-  CT_LUA_CAPI_VERSION, ct_lua_test, ct_lua_newbox, ct_tensor_new, ct_shape_str, ct_dtype_name, ct_inplace_ok,
+    CT_LUA_CAPI_VERSION, ct_lua_test,   ct_lua_newbox, ct_tensor_new,
+    ct_shape_str,        ct_dtype_name, ct_inplace_ok,
 };
 
 int luaopen_crater_core(lua_State *L) {
@@ -26,7 +27,7 @@ int luaopen_crater_core(lua_State *L) {
   lua_setfield(L, -2, "clock");
   lua_pushlightuserdata(L, (void *)&ct_lua_capi_table);
   lua_setfield(L, -2, "capi");
-  lua_newtable(L);   /* crater.core.internal: what the Lua modules use and scripts should not */
+  lua_newtable(L); /* crater.core.internal: what the Lua modules use and scripts should not */
   lua_setfield(L, -2, "internal");
   ct_lua_open_tensor(L);
   ct_lua_open_autograd(L);

@@ -15,7 +15,7 @@
 
 /* The path at idx for fn: a C string cannot hold a NUL byte, so a path with one would
  * silently name another file. */
-static const char *check_path (lua_State *L, int idx, const char *fn) {
+static const char *check_path(lua_State *L, int idx, const char *fn) {
   size_t len;
   const char *path = luaL_checklstring(L, idx, &len);
   size_t nul = strlen(path);
@@ -24,7 +24,7 @@ static const char *check_path (lua_State *L, int idx, const char *fn) {
 }
 
 /* check_path(path, fn) -> path, or raises "fn: the path contains a NUL byte" */
-static int t_check_path (lua_State *L) {
+static int t_check_path(lua_State *L) {
   check_path(L, 1, luaL_checkstring(L, 2));
   lua_settop(L, 1);
   return 1;
@@ -34,13 +34,14 @@ static int t_check_path (lua_State *L) {
  * read (a directory, device or FIFO is refused without blocking).  With max, a file
  * longer than max bytes is refused, or with prefix only its first max bytes are read:
  * never more than a format's header declares. */
-static int t_read_file (lua_State *L) {
+static int t_read_file(lua_State *L) {
   const char *fn = luaL_checkstring(L, 2), *path = check_path(L, 1, fn);
   lua_Integer max = luaL_optinteger(L, 3, -1);
   int prefix = lua_toboolean(L, 4);
-  struct stat st;   /* sized from stat so the buffer (which may raise) exists before the fd */
+  struct stat st; /* sized from stat so the buffer (which may raise) exists before the fd */
   if (stat(path, &st) != 0) return luaL_error(L, "%s: cannot open %s (%s)", fn, path, strerror(errno));
-  if (!S_ISREG(st.st_mode)) return luaL_error(L, "%s: %s is %s, not a regular file", fn, path, ct_file_kind(st.st_mode));
+  if (!S_ISREG(st.st_mode))
+    return luaL_error(L, "%s: %s is %s, not a regular file", fn, path, ct_file_kind(st.st_mode));
   if (max >= 0 && st.st_size > max && !prefix)
     return luaL_error(L, "%s: %s is %I bytes, more than the %I its header declares", fn, path,
                       (LUAI_UACINT)st.st_size, (LUAI_UACINT)max);
@@ -49,19 +50,19 @@ static int t_read_file (lua_State *L) {
   char *buf = luaL_buffinitsize(L, &b, want);
   ct_err err;
   int64_t size;
-  int fd = ct_file_open_read(path, &size, &err);   /* checks again: path may have changed */
+  int fd = ct_file_open_read(path, &size, &err); /* checks again: path may have changed */
   if (fd < 0) return ct_lua_error(L, fn, &err);
   int ok = ct_file_read_at(fd, path, buf, want, 0, &got, &err);
   close(fd);
   if (!ok) return ct_lua_error(L, fn, &err);
-  luaL_pushresultsize(&b, got);   /* fewer bytes if it shrank: the format's checks see it */
+  luaL_pushresultsize(&b, got); /* fewer bytes if it shrank: the format's checks see it */
   lua_pushinteger(L, (lua_Integer)st.st_size);
   return 2;
 }
 
 /* file_kind(path) -> "a regular file", "a directory", "a FIFO", ... (links followed), or
  * nil when there is nothing there */
-static int t_file_kind (lua_State *L) {
+static int t_file_kind(lua_State *L) {
   struct stat st;
   if (stat(check_path(L, 1, "file_kind"), &st) != 0) return 0;
   lua_pushstring(L, ct_file_kind(st.st_mode));
@@ -69,7 +70,7 @@ static int t_file_kind (lua_State *L) {
 }
 
 /* idx_read(path, dtype, scale, shift, max_elems) -> tensor of byte*scale+shift */
-static int t_idx_read (lua_State *L) {
+static int t_idx_read(lua_State *L) {
   const char *path = check_path(L, 1, "idx_read");
   ct_dtype dt = ct_lua_dtype(L, 2, CT_F32);
   double scale = luaL_optnumber(L, 3, 1), shift = luaL_optnumber(L, 4, 0);
@@ -79,7 +80,7 @@ static int t_idx_read (lua_State *L) {
 }
 
 /* gz_write(path, bytes): gzip bytes into path */
-static int t_gz_write (lua_State *L) {
+static int t_gz_write(lua_State *L) {
   size_t len;
   const char *path = check_path(L, 1, "gz_write"), *s = luaL_checklstring(L, 2, &len);
   ct_err err;
@@ -88,7 +89,7 @@ static int t_gz_write (lua_State *L) {
 }
 
 /* csv_read(path, skip_lines) -> float64 (rows, cols) */
-static int t_csv_read (lua_State *L) {
+static int t_csv_read(lua_State *L) {
   const char *path = check_path(L, 1, "csv");
   lua_Integer skip = luaL_optinteger(L, 2, 0);
   luaL_argcheck(L, skip >= 0 && skip < 1000000, 2, "skip must be a small non-negative integer");
@@ -97,7 +98,7 @@ static int t_csv_read (lua_State *L) {
 }
 
 /* write_atomic(path, bytes): replace path (temporary file + fsync + rename) */
-static int t_write_atomic (lua_State *L) {
+static int t_write_atomic(lua_State *L) {
   size_t len;
   const char *path = check_path(L, 1, "save"), *s = luaL_checklstring(L, 2, &len);
   ct_err err;
@@ -109,10 +110,13 @@ static int t_write_atomic (lua_State *L) {
  * "rename", "dirsync" or "any") of the next atomic writes fails once with errno_name
  * ("ENOSPC", "EIO"); fail_io(nil) turns it off.  Returns nothing; io_log() returns the
  * steps the last write took, one letter each ("wfscrd"). */
-static int t_fail_io (lua_State *L) {
+static int t_fail_io(lua_State *L) {
   static const char *const kinds[] = {"write", "flush", "fsync", "close", "rename", "dirsync", "any", NULL};
   static const char *const errs[] = {"ENOSPC", "EIO", NULL};
-  if (lua_isnoneornil(L, 1)) { ct_debug_fail_io(-1, CT_IO_ANY, 0); return 0; }
+  if (lua_isnoneornil(L, 1)) {
+    ct_debug_fail_io(-1, CT_IO_ANY, 0);
+    return 0;
+  }
   lua_Integer n = luaL_checkinteger(L, 1);
   int kind = luaL_checkoption(L, 2, "any", kinds);
   int e = luaL_checkoption(L, 3, "EIO", errs) == 0 ? ENOSPC : EIO;
@@ -120,17 +124,17 @@ static int t_fail_io (lua_State *L) {
   return 0;
 }
 
-static int t_io_log (lua_State *L) {
+static int t_io_log(lua_State *L) {
   lua_pushstring(L, ct_debug_io_log());
   return 1;
 }
 
 /* crc32(bytes [, crc]) -> the zlib CRC-32 of bytes, continuing crc */
-static int t_crc32 (lua_State *L) {
+static int t_crc32(lua_State *L) {
   size_t len;
   const char *s = luaL_checklstring(L, 1, &len);
   uLong crc = (uLong)luaL_optinteger(L, 2, 0);
-  while (len > 0) {   /* zlib takes uInt lengths */
+  while (len > 0) { /* zlib takes uInt lengths */
     uInt n = len > (1u << 30) ? (1u << 30) : (uInt)len;
     crc = crc32(crc, (const Bytef *)s, n);
     s += n;
@@ -141,14 +145,14 @@ static int t_crc32 (lua_State *L) {
 }
 
 /* randperm(n, seed) -> int64 permutation of 1..n, a function of seed alone */
-static int t_randperm (lua_State *L) {
+static int t_randperm(lua_State *L) {
   lua_Integer n = luaL_checkinteger(L, 1), seed = luaL_checkinteger(L, 2);
   ct_err err;
   return ct_lua_push(L, ct_randperm(n, (uint64_t)seed, 1, &err), "randperm", &err);
 }
 
 /* isatty(fd) -> whether fd (0 stdin, 1 stdout, 2 stderr) is a terminal (crater.progress) */
-static int t_isatty (lua_State *L) {
+static int t_isatty(lua_State *L) {
   lua_Integer fd = luaL_optinteger(L, 1, 2);
   luaL_argcheck(L, fd >= 0 && fd <= 2, 1, "fd must be 0, 1 or 2");
   lua_pushboolean(L, isatty((int)fd));
@@ -156,7 +160,7 @@ static int t_isatty (lua_State *L) {
 }
 
 /* The integer field k of the table at idx (default dflt when absent), for raw_read. */
-static int64_t int_field (lua_State *L, int idx, const char *k, int64_t dflt) {
+static int64_t int_field(lua_State *L, int idx, const char *k, int64_t dflt) {
   int64_t v = dflt;
   if (lua_getfield(L, idx, k) != LUA_TNIL) {
     int isint;
@@ -167,7 +171,7 @@ static int64_t int_field (lua_State *L, int idx, const char *k, int64_t dflt) {
   return v;
 }
 
-static void check_region (lua_State *L, int idx, ct_raw_region *r) {
+static void check_region(lua_State *L, int idx, ct_raw_region *r) {
   luaL_checktype(L, idx, LUA_TTABLE);
   r->offset = int_field(L, idx, "offset", 0);
   r->stored = int_field(L, idx, "stored", 0);
@@ -182,9 +186,9 @@ static void check_region (lua_State *L, int idx, ct_raw_region *r) {
 /* raw_read(path, fn, region, kind, big_endian, fortran, shape) -> a tensor of the region's
  * elements (see ct_raw_read); kind is "float16", "bfloat16", "float32", "float64", "bool",
  * "uint8", "int8", ... "int64"; errors are raised as "fn: msg". */
-static int t_raw_read (lua_State *L) {
-  static const char *const names[] = {"bool", "uint8", "int8", "uint16", "int16", "uint32", "int32", "int64",
-                                      "float16", "bfloat16", "float32", "float64", NULL};
+static int t_raw_read(lua_State *L) {
+  static const char *const names[] = {"bool",  "uint8",   "int8",     "uint16",  "int16",   "uint32", "int32",
+                                      "int64", "float16", "bfloat16", "float32", "float64", NULL};
   const char *fn = luaL_checkstring(L, 2), *path = check_path(L, 1, fn);
   ct_raw_region r;
   check_region(L, 3, &r);
@@ -196,17 +200,19 @@ static int t_raw_read (lua_State *L) {
     lua_geti(L, 7, i + 1);
     int isint;
     shape[i] = (int64_t)lua_tointegerx(L, -1, &isint);
-    if (!isint || shape[i] < 0) return luaL_error(L, "%s: size %d of the shape is not a non-negative integer", fn, i + 1);
+    if (!isint || shape[i] < 0)
+      return luaL_error(L, "%s: size %d of the shape is not a non-negative integer", fn, i + 1);
     lua_pop(L, 1);
   }
   ct_err err;
   ct_tensor **box = ct_lua_newbox(L);
-  if ((*box = ct_raw_read(path, &r, k, big, fortran, n, shape, &err)) == NULL) return ct_lua_error(L, fn, &err);
+  if ((*box = ct_raw_read(path, &r, k, big, fortran, n, shape, &err)) == NULL)
+    return ct_lua_error(L, fn, &err);
   return 1;
 }
 
 /* raw_peek(path, fn, region, n) -> the first n (at most 1 MiB) uncompressed bytes of the region */
-static int t_raw_peek (lua_State *L) {
+static int t_raw_peek(lua_State *L) {
   const char *fn = luaL_checkstring(L, 2), *path = check_path(L, 1, fn);
   ct_raw_region r;
   check_region(L, 3, &r);
@@ -222,7 +228,7 @@ static int t_raw_peek (lua_State *L) {
 }
 
 /* deflate(bytes [, level]) -> the raw deflate stream (zip method 8) of bytes */
-static int t_deflate (lua_State *L) {
+static int t_deflate(lua_State *L) {
   size_t len, out;
   const char *s = luaL_checklstring(L, 1, &len);
   lua_Integer level = luaL_optinteger(L, 2, 6);
@@ -239,22 +245,20 @@ static int t_deflate (lua_State *L) {
 static const luaL_Reg data_public[] = {{"randperm", t_randperm}, {NULL, NULL}};
 
 /* crater.core.internal's: the readers and writers the Lua modules build on, and test hooks */
-static const luaL_Reg data_internal[] = {
-  {"isatty", t_isatty},
-  {"idx_read", t_idx_read},
-  {"gz_write", t_gz_write},
-  {"csv_read", t_csv_read},
-  {"write_atomic", t_write_atomic},
-  {"fail_io", t_fail_io},
-  {"io_log", t_io_log},
-  {"crc32", t_crc32},
-  {"check_path", t_check_path},
-  {"read_file", t_read_file},
-  {"file_kind", t_file_kind},
-  {"raw_read", t_raw_read},
-  {"raw_peek", t_raw_peek},
-  {"deflate", t_deflate},
-  {NULL, NULL}
-};
+static const luaL_Reg data_internal[] = {{"isatty", t_isatty},
+                                         {"idx_read", t_idx_read},
+                                         {"gz_write", t_gz_write},
+                                         {"csv_read", t_csv_read},
+                                         {"write_atomic", t_write_atomic},
+                                         {"fail_io", t_fail_io},
+                                         {"io_log", t_io_log},
+                                         {"crc32", t_crc32},
+                                         {"check_path", t_check_path},
+                                         {"read_file", t_read_file},
+                                         {"file_kind", t_file_kind},
+                                         {"raw_read", t_raw_read},
+                                         {"raw_peek", t_raw_peek},
+                                         {"deflate", t_deflate},
+                                         {NULL, NULL}};
 
 void ct_lua_open_data(lua_State *L) { ct_lua_setfuncs(L, data_public, data_internal); }

@@ -15,18 +15,26 @@
 
 int luaopen_crater_distributed(lua_State *L);
 
-static const ct_lua_capi *capi;        /* crater.core's functions (lbind.h) */
-static MPI_Comm comm = MPI_COMM_NULL;  /* a duplicate of MPI_COMM_WORLD: ours alone */
+static const ct_lua_capi *capi; /* crater.core's functions (lbind.h) */
+static MPI_Comm comm = MPI_COMM_NULL; /* a duplicate of MPI_COMM_WORLD: ours alone */
 static int me, nranks = 1, local_me, local_n = 1;
-static int started, ended;             /* init() ran; finalize() ran (MPI cannot restart) */
+static int started, ended; /* init() ran; finalize() ran (MPI cannot restart) */
 
 /* ---- the header every collective exchanges first ---- */
 
-enum { K_BARRIER, K_ALL_REDUCE, K_BROADCAST, K_ALL_GATHER, K_REDUCE_SCATTER, K_GATHER_BYTES,
-       K_BCAST_BYTES, K_QUEUE };
-static const char *const kind_names[] = {"barrier", "all_reduce", "broadcast", "all_gather",
-                                         "reduce_scatter", "all_gather_bytes", "broadcast_bytes",
-                                         "work_queue"};
+enum {
+  K_BARRIER,
+  K_ALL_REDUCE,
+  K_BROADCAST,
+  K_ALL_GATHER,
+  K_REDUCE_SCATTER,
+  K_GATHER_BYTES,
+  K_BCAST_BYTES,
+  K_QUEUE
+};
+static const char *const kind_names[] = {"barrier",         "all_reduce",     "broadcast",
+                                         "all_gather",      "reduce_scatter", "all_gather_bytes",
+                                         "broadcast_bytes", "work_queue"};
 enum { OP_SUM, OP_MEAN, OP_MAX, OP_MIN };
 static const char *const op_names[] = {"sum", "mean", "max", "min", NULL};
 
@@ -38,7 +46,7 @@ enum { H_KIND, H_BAD, H_DTYPE, H_NDIM, H_SHAPE, H_EXTRA = H_SHAPE + CT_MAXDIM, H
 typedef struct call {
   const char *fn;
   int64_t h[H_LEN];
-  char msg[MSG_LEN];                   /* this rank's local error, when h[H_BAD] */
+  char msg[MSG_LEN]; /* this rank's local error, when h[H_BAD] */
 } call;
 
 static void call_begin(lua_State *L, call *c, const char *fn, int kind) {
@@ -92,10 +100,15 @@ static int raise_mismatch(lua_State *L, const call *c, const int64_t *all, const
   int listed = 0, more = 0;
   for (int r = 1; r < nranks; r++) {
     if (!differs(all, all + (size_t)r * H_LEN)) continue;
-    if (listed++ < 4) { luaL_addstring(&b, ", "); show(&b, c, all + (size_t)r * H_LEN, r); }
-    else more++;
+    if (listed++ < 4) {
+      luaL_addstring(&b, ", ");
+      show(&b, c, all + (size_t)r * H_LEN, r);
+    } else more++;
   }
-  if (more) { lua_pushfstring(L, " (and %d more)", more); luaL_addvalue(&b); }
+  if (more) {
+    lua_pushfstring(L, " (and %d more)", more);
+    luaL_addvalue(&b);
+  }
   luaL_pushresult(&b);
   return lua_error(L);
 }
@@ -110,7 +123,8 @@ static void show_kind(luaL_Buffer *b, const call *c, const int64_t *h, int r) {
 }
 static void show_extra(luaL_Buffer *b, const call *c, const int64_t *h, int r) {
   int k = (int)c->h[H_KIND];
-  if (k == K_ALL_REDUCE || k == K_REDUCE_SCATTER) lua_pushfstring(b->L, "rank %d '%s'", r, op_names[h[H_EXTRA]]);
+  if (k == K_ALL_REDUCE || k == K_REDUCE_SCATTER)
+    lua_pushfstring(b->L, "rank %d '%s'", r, op_names[h[H_EXTRA]]);
   else lua_pushfstring(b->L, "rank %d root %d", r, (int)h[H_EXTRA]);
   luaL_addvalue(b);
 }
@@ -123,15 +137,19 @@ static const int64_t *exchange(lua_State *L, call *c, int tensors) {
   MPI_Allgather(c->h, H_LEN, MPI_INT64_T, all, H_LEN, MPI_INT64_T, comm);
   int nbad = 0, first = -1;
   for (int r = 0; r < nranks; r++)
-    if (all[(size_t)r * H_LEN + H_BAD]) { nbad++; if (first < 0) first = r; }
+    if (all[(size_t)r * H_LEN + H_BAD]) {
+      nbad++;
+      if (first < 0) first = r;
+    }
   char *msgs = NULL;
-  if (nbad) {   /* every rank saw the same flags, so every rank takes part in this one */
+  if (nbad) { /* every rank saw the same flags, so every rank takes part in this one */
     msgs = lua_newuserdatauv(L, (size_t)nranks * MSG_LEN, 0);
     MPI_Allgather(c->msg, MSG_LEN, MPI_CHAR, msgs, MSG_LEN, MPI_CHAR, comm);
   }
   for (int r = 1; r < nranks; r++)
     if (kind_differs(all, all + (size_t)r * H_LEN))
-      return raise_mismatch(L, c, all, "the ranks called different collectives", kind_differs, show_kind), NULL;
+      return raise_mismatch(L, c, all, "the ranks called different collectives", kind_differs, show_kind),
+             NULL;
   if (tensors)
     for (int r = 1; r < nranks; r++)
       if (tensor_differs(all, all + (size_t)r * H_LEN) && !all[H_BAD] && !all[(size_t)r * H_LEN + H_BAD])
@@ -143,9 +161,12 @@ static const int64_t *exchange(lua_State *L, call *c, int tensors) {
   }
   for (int r = 1; r < nranks; r++)
     if (extra_differs(all, all + (size_t)r * H_LEN))
-      return raise_mismatch(L, c, all, c->h[H_KIND] == K_ALL_REDUCE || c->h[H_KIND] == K_REDUCE_SCATTER
-                            ? "the ranks asked for different ops" : "the ranks named different roots",
-                            extra_differs, show_extra), NULL;
+      return raise_mismatch(L, c, all,
+                            c->h[H_KIND] == K_ALL_REDUCE || c->h[H_KIND] == K_REDUCE_SCATTER
+                                ? "the ranks asked for different ops"
+                                : "the ranks named different roots",
+                            extra_differs, show_extra),
+             NULL;
   if (msgs) lua_pop(L, 1);
   return all;
 }
@@ -169,9 +190,10 @@ static ct_tensor *tensor_arg(lua_State *L, int idx, call *c, int write) {
   for (int i = 0; i < t->ndim; i++) c->h[H_SHAPE + i] = t->shape[i];
   if (!ct_is_contiguous(t)) {
     char s1[128], s2[128];
-    bad(c, "argument #%d is not contiguous (sizes %s, strides %s): collectives work in place on "
-        "contiguous memory; use a :contiguous() copy", idx, capi->shape_str(s1, t->ndim, t->shape),
-        capi->shape_str(s2, t->ndim, t->stride));
+    bad(c,
+        "argument #%d is not contiguous (sizes %s, strides %s): collectives work in place on "
+        "contiguous memory; use a :contiguous() copy",
+        idx, capi->shape_str(s1, t->ndim, t->shape), capi->shape_str(s2, t->ndim, t->stride));
     return t;
   }
   ct_err err;
@@ -190,7 +212,10 @@ static int op_arg(lua_State *L, int idx, call *c) {
   if (t == LUA_TNIL || t == LUA_TNONE) return OP_SUM;
   if (t == LUA_TSTRING)
     for (int i = 0; op_names[i]; i++)
-      if (strcmp(op_names[i], lua_tostring(L, idx)) == 0) { c->h[H_EXTRA] = i; return i; }
+      if (strcmp(op_names[i], lua_tostring(L, idx)) == 0) {
+        c->h[H_EXTRA] = i;
+        return i;
+      }
   bad(c, "op must be \"sum\", \"mean\", \"max\" or \"min\", got %s%s%s", t == LUA_TSTRING ? "'" : "",
       t == LUA_TSTRING ? lua_tostring(L, idx) : lua_typename(L, t), t == LUA_TSTRING ? "'" : "");
   return OP_SUM;
@@ -201,7 +226,8 @@ static int root_arg(lua_State *L, int idx, call *c) {
   int isint;
   lua_Integer r = lua_tointegerx(L, idx, &isint);
   if (!isint || r < 0 || r >= nranks) {
-    bad(c, "argument #%d: root must be a rank from 0 to %d, got %s", idx, nranks - 1, luaL_tolstring(L, idx, NULL));
+    bad(c, "argument #%d: root must be a rank from 0 to %d, got %s", idx, nranks - 1,
+        luaL_tolstring(L, idx, NULL));
     lua_pop(L, 1);
     return 0;
   }
@@ -238,11 +264,11 @@ static int in_place(lua_State *L, const char *fn, int kind) {
   call_begin(L, &c, fn, kind);
   lua_settop(L, 2);
   ct_tensor *t = tensor_arg(L, 1, &c, 1);
-  int arg = kind == K_ALL_REDUCE ? op_arg(L, 2, &c) : root_arg(L, 2, &c);   /* op or root */
+  int arg = kind == K_ALL_REDUCE ? op_arg(L, 2, &c) : root_arg(L, 2, &c); /* op or root */
   if (t && kind == K_ALL_REDUCE && arg == OP_MEAN && t->dtype == CT_I64)
     bad(&c, "op 'mean' needs a float32 or float64 tensor, got int64 (use 'sum')");
   exchange(L, &c, 1);
-  assert(t != NULL);   /* a rank without a tensor made exchange() raise on all */
+  assert(t != NULL); /* a rank without a tensor made exchange() raise on all */
   int64_t n = ct_numel(t);
   size_t es = ct_dtype_size(t->dtype);
   for (int64_t at = 0; at < n; at += CHUNK) {
@@ -275,14 +301,15 @@ static int d_all_gather(lua_State *L) {
   call_begin(L, &c, "all_gather", K_ALL_GATHER);
   lua_settop(L, 1);
   ct_tensor *t = tensor_arg(L, 1, &c, 0), *out = NULL;
-  if (t && t->ndim == CT_MAXDIM) bad(&c, "argument #1 has %d dims; the stacked result would have one more", t->ndim);
+  if (t && t->ndim == CT_MAXDIM)
+    bad(&c, "argument #1 has %d dims; the stacked result would have one more", t->ndim);
   if (t && ct_numel(t) > INT_MAX) bad(&c, "argument #1 has more than %d elements", INT_MAX);
   int64_t shape[CT_MAXDIM] = {nranks};
   if (t) memcpy(shape + 1, t->shape, sizeof(int64_t) * (size_t)(t->ndim < CT_MAXDIM ? t->ndim : 0));
   out = new_result(L, &c, t ? t->dtype : CT_F32, t ? t->ndim + 1 : 1, shape);
   exchange(L, &c, 1);
   assert(t != NULL && out != NULL);
-  lua_pop(L, 1);   /* the headers: the result is on top */
+  lua_pop(L, 1); /* the headers: the result is on top */
   int k = (int)ct_numel(t);
   MPI_Allgather(ct_data(t), k, mpi_type(t->dtype), ct_data(out), k, mpi_type(t->dtype), comm);
   return 1;
@@ -300,7 +327,8 @@ static int d_reduce_scatter(lua_State *L) {
   int64_t shape[CT_MAXDIM];
   if (t && t->ndim == 0) bad(&c, "argument #1 is 0-d; it needs a first dimension to scatter");
   else if (t && t->shape[0] % nranks != 0)
-    bad(&c, "argument #1's first size %lld is not divisible by the world size %d", (long long)t->shape[0], nranks);
+    bad(&c, "argument #1's first size %lld is not divisible by the world size %d", (long long)t->shape[0],
+        nranks);
   if (t && op == OP_MEAN && t->dtype == CT_I64)
     bad(&c, "op 'mean' needs a float32 or float64 tensor, got int64 (use 'sum')");
   if (t && ct_numel(t) / nranks > INT_MAX) bad(&c, "argument #1 has more than %d elements per rank", INT_MAX);
@@ -345,7 +373,8 @@ static int d_all_gather_bytes(lua_State *L) {
     displs[r] = (int)total;
     total += counts[r];
   }
-  if (total > INT_MAX) return luaL_error(L, "all_gather_bytes: %I bytes in all, more than %d", (LUAI_UACINT)total, INT_MAX);
+  if (total > INT_MAX)
+    return luaL_error(L, "all_gather_bytes: %I bytes in all, more than %d", (LUAI_UACINT)total, INT_MAX);
   char *buf = lua_newuserdatauv(L, (size_t)total + 1, 0);
   MPI_Allgatherv(s, (int)len, MPI_CHAR, buf, counts, displs, MPI_CHAR, comm);
   lua_createtable(L, nranks, 0);
@@ -379,7 +408,12 @@ static int d_broadcast_bytes(lua_State *L) {
 /* ---- a shared counter for dynamic work queues (an MPI window on rank 0) ---- */
 
 #define QUEUE_MT "crater.distributed.WorkQueue"
-typedef struct { MPI_Win win; int64_t *base; int64_t n; int open; } queue;
+typedef struct {
+  MPI_Win win;
+  int64_t *base;
+  int64_t n;
+  int open;
+} queue;
 
 /* work_queue(n): every rank calls it; then q:next() hands out 1..n, each index to exactly
  * one rank, in the order the ranks ask (MPI_Fetch_and_op on rank 0's counter), and nil
@@ -389,21 +423,23 @@ static int d_work_queue(lua_State *L) {
   call_begin(L, &c, "work_queue", K_QUEUE);
   int isint;
   lua_Integer n = lua_tointegerx(L, 1, &isint);
-  if (!isint || n < 0) bad(&c, "argument #1: n must be a non-negative integer, got %s", luaL_tolstring(L, 1, NULL));
+  if (!isint || n < 0)
+    bad(&c, "argument #1: n must be a non-negative integer, got %s", luaL_tolstring(L, 1, NULL));
   c.h[H_EXTRA] = isint ? n : -1;
   exchange(L, &c, 0);
   queue *q = lua_newuserdatauv(L, sizeof *q, 0);
   q->open = 0;
   q->n = n;
   luaL_setmetatable(L, QUEUE_MT);
-  MPI_Win_allocate(me == 0 ? (MPI_Aint)sizeof(int64_t) : 0, sizeof(int64_t), MPI_INFO_NULL, comm, &q->base, &q->win);
+  MPI_Win_allocate(me == 0 ? (MPI_Aint)sizeof(int64_t) : 0, sizeof(int64_t), MPI_INFO_NULL, comm, &q->base,
+                   &q->win);
   if (me == 0) {
     MPI_Win_lock(MPI_LOCK_EXCLUSIVE, 0, 0, q->win);
     *q->base = 0;
     MPI_Win_unlock(0, q->win);
   }
   q->open = 1;
-  MPI_Barrier(comm);   /* nobody takes before the counter is zero */
+  MPI_Barrier(comm); /* nobody takes before the counter is zero */
   return 1;
 }
 
@@ -464,17 +500,44 @@ static int d_init(lua_State *L) {
 
 static void need_init(lua_State *L, const char *fn) {
   if (!started || ended)
-    luaL_error(L, "%s: crater.distributed.init() has not been called%s", fn, ended ? " (or finalize() has)" : "");
+    luaL_error(L, "%s: crater.distributed.init() has not been called%s", fn,
+               ended ? " (or finalize() has)" : "");
 }
-static int d_rank(lua_State *L) { need_init(L, "rank"); lua_pushinteger(L, me); return 1; }
-static int d_world_size(lua_State *L) { need_init(L, "world_size"); lua_pushinteger(L, nranks); return 1; }
-static int d_local_rank(lua_State *L) { need_init(L, "local_rank"); lua_pushinteger(L, local_me); return 1; }
-static int d_local_size(lua_State *L) { need_init(L, "local_size"); lua_pushinteger(L, local_n); return 1; }
-static int d_is_main(lua_State *L) { need_init(L, "is_main"); lua_pushboolean(L, me == 0); return 1; }
-static int d_is_initialized(lua_State *L) { lua_pushboolean(L, started && !ended); return 1; }
+static int d_rank(lua_State *L) {
+  need_init(L, "rank");
+  lua_pushinteger(L, me);
+  return 1;
+}
+static int d_world_size(lua_State *L) {
+  need_init(L, "world_size");
+  lua_pushinteger(L, nranks);
+  return 1;
+}
+static int d_local_rank(lua_State *L) {
+  need_init(L, "local_rank");
+  lua_pushinteger(L, local_me);
+  return 1;
+}
+static int d_local_size(lua_State *L) {
+  need_init(L, "local_size");
+  lua_pushinteger(L, local_n);
+  return 1;
+}
+static int d_is_main(lua_State *L) {
+  need_init(L, "is_main");
+  lua_pushboolean(L, me == 0);
+  return 1;
+}
+static int d_is_initialized(lua_State *L) {
+  lua_pushboolean(L, started && !ended);
+  return 1;
+}
 
 /* finalize(): MPI_Finalize (also done at exit); collectives are refused afterwards. */
-static int d_finalize(lua_State *L) { finalize_now(); return 0; }
+static int d_finalize(lua_State *L) {
+  finalize_now();
+  return 0;
+}
 
 /* abort(msg, code = 1): prints "crater: rank r of n: msg" and ends every rank of the job
  * (MPI_Abort); mpirun then exits non-zero.  Without init it just exits. */
@@ -496,7 +559,10 @@ static int d_on_uncaught(lua_State *L) {
   return 0;
 }
 
-static int d_gc_sentinel(lua_State *L) { finalize_now(); return 0; }
+static int d_gc_sentinel(lua_State *L) {
+  finalize_now();
+  return 0;
+}
 
 /* The module stays loaded until the process ends (RTLD_NODELETE: the atexit handler points
  * into it), and MPI's library is made global, as its plugins, opened later, expect (Lua
@@ -536,13 +602,25 @@ int luaopen_crater_distributed(lua_State *L) {
     lua_setfield(L, LUA_REGISTRYINDEX, "crater.distributed.sentinel");
   }
   lua_pop(L, 1);
-  static const luaL_Reg fns[] = {
-    {"init", d_init}, {"finalize", d_finalize}, {"rank", d_rank}, {"world_size", d_world_size},
-    {"local_rank", d_local_rank}, {"local_size", d_local_size}, {"is_main", d_is_main},
-    {"is_initialized", d_is_initialized}, {"barrier", d_barrier}, {"all_reduce", d_all_reduce},
-    {"broadcast", d_broadcast}, {"all_gather", d_all_gather}, {"reduce_scatter", d_reduce_scatter},
-    {"all_gather_bytes", d_all_gather_bytes}, {"broadcast_bytes", d_broadcast_bytes},
-    {"work_queue", d_work_queue}, {"abort", d_abort}, {"_on_uncaught", d_on_uncaught}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"init", d_init},
+                                 {"finalize", d_finalize},
+                                 {"rank", d_rank},
+                                 {"world_size", d_world_size},
+                                 {"local_rank", d_local_rank},
+                                 {"local_size", d_local_size},
+                                 {"is_main", d_is_main},
+                                 {"is_initialized", d_is_initialized},
+                                 {"barrier", d_barrier},
+                                 {"all_reduce", d_all_reduce},
+                                 {"broadcast", d_broadcast},
+                                 {"all_gather", d_all_gather},
+                                 {"reduce_scatter", d_reduce_scatter},
+                                 {"all_gather_bytes", d_all_gather_bytes},
+                                 {"broadcast_bytes", d_broadcast_bytes},
+                                 {"work_queue", d_work_queue},
+                                 {"abort", d_abort},
+                                 {"_on_uncaught", d_on_uncaught},
+                                 {NULL, NULL}};
   luaL_newlib(L, fns);
   /* the Lua half (printing, checkpoints, Lua values): require("crater.distributed_aux")(lib) */
   lua_getglobal(L, "require");

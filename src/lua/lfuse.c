@@ -14,7 +14,7 @@
 
 typedef struct {
   ct_fuse_prog pr;
-  size_t bytes;   /* the one block holding pr's arrays */
+  size_t bytes; /* the one block holding pr's arrays */
   void *block;
 } lua_prog;
 
@@ -70,17 +70,22 @@ static int t_fuse_compile(lua_State *L) {
   int nsins = (int)read_ints(L, "sins", NULL, 4 * 256), nins = (int)read_ints(L, "ins", NULL, 9 * 1024);
   int nouts = (int)read_ints(L, "outs", NULL, 3 * CT_FUSE_MAXARG);
   luaL_argcheck(L, nsins % 4 == 0 && nins % 9 == 0 && nouts % 3 == 0, 1, "ragged program lists");
-  pr->nsins = nsins / 4; pr->nins = nins / 9; pr->nouts = nouts / 3;
+  pr->nsins = nsins / 4;
+  pr->nins = nins / 9;
+  pr->nouts = nouts / 3;
   pr->nscal = pr->nargs + pr->nconst + pr->nsins;
   size_t bytes = sizeof(double) * (size_t)pr->nconst + sizeof(ct_fuse_ins) * (size_t)pr->nins +
-                 sizeof(ct_fuse_sins) * (size_t)pr->nsins + sizeof(ct_fuse_out) * (size_t)pr->nouts + 1;
+      sizeof(ct_fuse_sins) * (size_t)pr->nsins + sizeof(ct_fuse_out) * (size_t)pr->nouts + 1;
   ct_err err;
   if ((p->block = ct_malloc(bytes, &err)) == NULL) return ct_lua_error(L, "fuse", &err);
   p->bytes = bytes;
   char *b = p->block;
-  pr->consts = (double *)(void *)b; b += sizeof(double) * (size_t)pr->nconst;
-  pr->ins = (ct_fuse_ins *)(void *)b; b += sizeof(ct_fuse_ins) * (size_t)pr->nins;
-  pr->sins = (ct_fuse_sins *)(void *)b; b += sizeof(ct_fuse_sins) * (size_t)pr->nsins;
+  pr->consts = (double *)(void *)b;
+  b += sizeof(double) * (size_t)pr->nconst;
+  pr->ins = (ct_fuse_ins *)(void *)b;
+  b += sizeof(ct_fuse_ins) * (size_t)pr->nins;
+  pr->sins = (ct_fuse_sins *)(void *)b;
+  b += sizeof(ct_fuse_sins) * (size_t)pr->nsins;
   pr->outs = (ct_fuse_out *)(void *)b;
   lua_getfield(L, 1, "consts");
   for (int i = 0; i < pr->nconst; i++) {
@@ -101,10 +106,10 @@ static int t_fuse_compile(lua_State *L) {
 }
 
 static const char *param_name(lua_State *L, int i) {
-  lua_getiuservalue(L, lua_upvalueindex(1), 2);   /* names */
+  lua_getiuservalue(L, lua_upvalueindex(1), 2); /* names */
   lua_rawgeti(L, -1, i);
   const char *s = lua_tostring(L, -1);
-  lua_pop(L, 2);   /* the names table holds the string */
+  lua_pop(L, 2); /* the names table holds the string */
   return s ? s : "?";
 }
 
@@ -136,7 +141,7 @@ static int t_fused_call(lua_State *L) {
   ct_tensor *t[CT_FUSE_MAXARG];
   double scal[CT_FUSE_MAXARG];
   char *data[CT_FUSE_MAXARG];
-  int first = 0, nt = 0, ti[CT_FUSE_MAXARG];   /* ti: the tensor arguments' indices */
+  int first = 0, nt = 0, ti[CT_FUSE_MAXARG]; /* ti: the tensor arguments' indices */
   for (int i = 1; i <= n; i++) {
     int ty = lua_type(L, i);
     t[i - 1] = ty == LUA_TUSERDATA ? ct_lua_test(L, i) : NULL;
@@ -162,12 +167,12 @@ static int t_fused_call(lua_State *L) {
   lua_prog *prog = NULL;
   for (int k = 0; k < f->ncache && !prog; k++)
     if (memcmp(f->sig[k], sig, (size_t)n) == 0) prog = f->prog[k];
-  if (prog == NULL) {   /* trace for this signature; the tracer raises its refusals */
+  if (prog == NULL) { /* trace for this signature; the tracer raises its refusals */
     lua_getiuservalue(L, lua_upvalueindex(1), 1);
     lua_pushlstring(L, sig, (size_t)n);
     lua_call(L, 1, 1);
     prog = luaL_checkudata(L, -1, PROG_MT);
-    lua_getiuservalue(L, lua_upvalueindex(1), 4);   /* keeps the programs alive */
+    lua_getiuservalue(L, lua_upvalueindex(1), 4); /* keeps the programs alive */
     lua_pushvalue(L, -2);
     lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
     lua_pop(L, 2);
@@ -183,17 +188,20 @@ static int t_fused_call(lua_State *L) {
     if (x == NULL) continue;
     if (!ct_same_shape(x, t0)) {
       char a[96], b[96];
-      return ARGERR(L, i, "has shape %s but argument #%d '%s' has shape %s", ct_shape_str(a, x->ndim, x->shape),
-                    first, param_name(L, first), ct_shape_str(b, t0->ndim, t0->shape));
+      return ARGERR(L, i, "has shape %s but argument #%d '%s' has shape %s",
+                    ct_shape_str(a, x->ndim, x->shape), first, param_name(L, first),
+                    ct_shape_str(b, t0->ndim, t0->shape));
     }
     if (!ct_is_contiguous(x)) return ARGERR(L, i, "is not contiguous (call :contiguous() first)%s", "");
     if (ct_grad_enabled && x->requires_grad)
-      return ARGERR(L, i, "requires grad while grad mode is on: a fused call records no graph; "
-                          "use crater.no_grad%s", "");
+      return ARGERR(L, i,
+                    "requires grad while grad mode is on: a fused call records no graph; "
+                    "use crater.no_grad%s",
+                    "");
     data[i - 1] = ct_data(x);
   }
-  bool shared = false;   /* a written tensor also passed as a read one */
-  for (int k = 0; k < pr->nouts; k++) {   /* the written tensors: none shared, none overlapping another */
+  bool shared = false; /* a written tensor also passed as a read one */
+  for (int k = 0; k < pr->nouts; k++) { /* the written tensors: none shared, none overlapping another */
     const ct_fuse_out *o = &pr->outs[k];
     if (o->kind != CT_FUSE_OUT_WRITE) continue;
     int w = o->target;
@@ -208,7 +216,7 @@ static int t_fused_call(lua_State *L) {
       bool written = false;
       for (int q = 0; q < pr->nouts; q++)
         written = written || (pr->outs[q].kind == CT_FUSE_OUT_WRITE && pr->outs[q].target == i);
-      if (written || data[i] != data[w])   /* the same elements may be read, never two writes */
+      if (written || data[i] != data[w]) /* the same elements may be read, never two writes */
         return ARGERR(L, w + 1, "is written but shares memory with argument #%d '%s'%s", i + 1,
                       param_name(L, i + 1), written ? " (also written)" : "");
       shared = true;
@@ -217,7 +225,7 @@ static int t_fused_call(lua_State *L) {
   char *news[CT_FUSE_MAXARG];
   int base = lua_gettop(L);
   ct_err err;
-  for (int k = 0; k < pr->nnew; k++) {   /* boxes first: a failed allocation leaks nothing */
+  for (int k = 0; k < pr->nnew; k++) { /* boxes first: a failed allocation leaks nothing */
     ct_tensor **box = ct_lua_newbox(L);
     if ((*box = ct_tensor_new(t0->dtype, t0->ndim, t0->shape, &err)) == NULL)
       return ct_lua_error(L, fused_name(L), &err);
@@ -229,7 +237,7 @@ static int t_fused_call(lua_State *L) {
   for (int k = 0; k < pr->nouts; k++)
     if (pr->outs[k].kind == CT_FUSE_OUT_WRITE) ct_bump(t[pr->outs[k].target]);
   int nn = 0;
-  for (int k = 0; k < pr->nouts; k++) {   /* the results in the traced function's order */
+  for (int k = 0; k < pr->nouts; k++) { /* the results in the traced function's order */
     const ct_fuse_out *o = &pr->outs[k];
     if (o->kind == CT_FUSE_OUT_WRITE) lua_pushvalue(L, o->target + 1);
     else if (o->kind == CT_FUSE_OUT_NEW) lua_pushvalue(L, base + 1 + nn++);
@@ -247,10 +255,14 @@ static int t_fuse_new(lua_State *L) {
   fuser *f = lua_newuserdatauv(L, sizeof *f, 4);
   memset(f, 0, sizeof *f);
   f->nparams = (int)np;
-  lua_pushvalue(L, 1); lua_setiuservalue(L, -2, 1);
-  lua_pushvalue(L, 2); lua_setiuservalue(L, -2, 2);
-  lua_pushvalue(L, 3); lua_setiuservalue(L, -2, 3);
-  lua_newtable(L); lua_setiuservalue(L, -2, 4);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  lua_pushvalue(L, 2);
+  lua_setiuservalue(L, -2, 2);
+  lua_pushvalue(L, 3);
+  lua_setiuservalue(L, -2, 3);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, 4);
   lua_pushcclosure(L, t_fused_call, 1);
   return 1;
 }
@@ -270,24 +282,29 @@ void ct_lua_open_fuse(lua_State *L) {
   lua_pushcfunction(L, prog_gc);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
-  lua_getfield(L, -1, "internal");   /* crater.fuse's entry points are internals */
-  lua_newtable(L);   /* fuse_ops: name -> {code, tensor operands, scalar operands} */
-  lua_newtable(L);   /* fuse_super: the same, and the pattern */
+  lua_getfield(L, -1, "internal"); /* crater.fuse's entry points are internals */
+  lua_newtable(L); /* fuse_ops: name -> {code, tensor operands, scalar operands} */
+  lua_newtable(L); /* fuse_super: the same, and the pattern */
   for (int k = 0; k < CT_FUSE_NOPS; k++) {
     lua_createtable(L, 4, 0);
-    lua_pushinteger(L, k); lua_rawseti(L, -2, 1);
-    lua_pushinteger(L, ct_fuse_op_arity[k][0]); lua_rawseti(L, -2, 2);
-    lua_pushinteger(L, ct_fuse_op_arity[k][1]); lua_rawseti(L, -2, 3);
+    lua_pushinteger(L, k);
+    lua_rawseti(L, -2, 1);
+    lua_pushinteger(L, ct_fuse_op_arity[k][0]);
+    lua_rawseti(L, -2, 2);
+    lua_pushinteger(L, ct_fuse_op_arity[k][1]);
+    lua_rawseti(L, -2, 3);
     if (k >= CT_FUSE_NELEM) {
-      lua_pushstring(L, ct_fuse_super_patterns[k - CT_FUSE_NELEM]); lua_rawseti(L, -2, 4);
+      lua_pushstring(L, ct_fuse_super_patterns[k - CT_FUSE_NELEM]);
+      lua_rawseti(L, -2, 4);
     }
     lua_setfield(L, k < CT_FUSE_NELEM ? -3 : -2, ct_fuse_op_names[k]);
   }
   lua_setfield(L, -3, "fuse_super");
   lua_setfield(L, -2, "fuse_ops");
-  lua_pushinteger(L, CT_FUSE_MAXREG); lua_setfield(L, -2, "fuse_maxreg");
-  static const luaL_Reg fns[] = {{"fuse_compile", t_fuse_compile}, {"fuse_new", t_fuse_new},
-                                 {"fuse_sum", t_fuse_sum}, {NULL, NULL}};
+  lua_pushinteger(L, CT_FUSE_MAXREG);
+  lua_setfield(L, -2, "fuse_maxreg");
+  static const luaL_Reg fns[] = {
+      {"fuse_compile", t_fuse_compile}, {"fuse_new", t_fuse_new}, {"fuse_sum", t_fuse_sum}, {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
   lua_pop(L, 1);
 }

@@ -32,7 +32,8 @@ typedef struct field {
   size_t off;
 } field;
 
-#define F(name, from, kind, type, member) {name, from, kind, offsetof(type, member)}
+#define F(name, from, kind, type, member) \
+  { name, from, kind, offsetof(type, member) }
 /* NUM2 and NUM3 write beta1, beta2 (, beta3): they must follow each other */
 #define CONSECUTIVE(type, a, b) \
   _Static_assert(offsetof(type, b) == offsetof(type, a) + sizeof(double), #type "." #a " then " #b)
@@ -42,18 +43,18 @@ static const char *who(lua_State *L, const char *fn) {
   const char *name = NULL;
   if (lua_istable(L, OPT)) {
     if (lua_getfield(L, OPT, "__name") == LUA_TSTRING) name = lua_tostring(L, -1);
-    lua_pop(L, 1);   /* the class table keeps the string */
+    lua_pop(L, 1); /* the class table keeps the string */
   }
   return name ? name : fn;
 }
 
-static const char *const from_label[] = {[OPT] = "", [STATE] = "state.", [GROUP] = "group.",
-                                         [SCALARS] = "scalars."};
+static const char *const from_label[] = {
+    [OPT] = "", [STATE] = "state.", [GROUP] = "group.", [SCALARS] = "scalars."};
 
 /* Raises "<Optimizer>: group.betas must be a list of 2 numbers, got nil (adam_step)". */
 static int bad_field(lua_State *L, const char *fn, const field *f, const char *must) {
-  return luaL_error(L, "%s: %s%s must be %s, got %s (%s)", who(L, fn), from_label[f->from], f->name,
-                    must, luaL_typename(L, -1), fn);
+  return luaL_error(L, "%s: %s%s must be %s, got %s (%s)", who(L, fn), from_label[f->from], f->name, must,
+                    luaL_typename(L, -1), fn);
 }
 
 /* Reads every field of the list (ended by a NULL name) into args.  keys: 0, or the upvalue
@@ -62,13 +63,15 @@ static int bad_field(lua_State *L, const char *fn, const field *f, const char *m
  * string, about half of what a field read costs (an Adam step reads 8).  opt's fields go
  * through lua_gettable, as they may be class constants reached through __index. */
 static void read_fields(lua_State *L, const char *fn, const field *f, void *args, int keys) {
-  int base = lua_gettop(L), seen = 0;   /* bit i: some field is read from argument i */
+  int base = lua_gettop(L), seen = 0; /* bit i: some field is read from argument i */
   for (const field *g = f; g->name != NULL; g++) seen |= 1 << g->from;
-  for (int from = OPT; from <= SCALARS; from++)   /* before anything is pushed above them */
+  for (int from = OPT; from <= SCALARS; from++) /* before anything is pushed above them */
     if ((seen >> from & 1) && !lua_istable(L, from))
       luaL_error(L, "%s: %s expects %s as argument #%d (a table), got %s", who(L, fn), fn,
-                 from == SCALARS ? "the step's scalars" : from == GROUP ? "the param group"
-                 : from == STATE ? "the parameter's state" : "the optimizer",
+                 from == SCALARS     ? "the step's scalars"
+                     : from == GROUP ? "the param group"
+                     : from == STATE ? "the parameter's state"
+                                     : "the optimizer",
                  from, luaL_typename(L, from));
   for (; f->name != NULL; f++, keys += keys != 0) {
     /* the values stay on the stack until the end, popped at once, 12 at most (Lua gives a
@@ -82,36 +85,37 @@ static void read_fields(lua_State *L, const char *fn, const field *f, void *args
     }
     char *dst = (char *)args + f->off;
     switch (f->kind) {
-      case NUM:
-        if (t != LUA_TNUMBER) bad_field(L, fn, f, "a number");
-        *(double *)dst = lua_tonumber(L, -1);
-        break;
-      case BOOL: case FLAG:
-        if (t != LUA_TBOOLEAN && !(f->kind == FLAG && t == LUA_TNIL)) bad_field(L, fn, f, "a boolean");
-        *(bool *)dst = lua_toboolean(L, -1);
-        break;
-      case INT: {
-        lua_Integer v = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : (lua_Integer)INT32_MAX + 1;
-        if (v < INT32_MIN || v > INT32_MAX) bad_field(L, fn, f, "an integer");
-        *(int *)dst = (int)v;
-        break;
-      }
-      case SIZE:
-        if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0) bad_field(L, fn, f, "an integer >= 0");
-        *(size_t *)dst = (size_t)lua_tointeger(L, -1);
-        break;
-      default: {   /* NUM2, NUM3 */
-        int count = f->kind == NUM2 ? 2 : 3;
-        if (t != LUA_TTABLE) bad_field(L, fn, f, count == 2 ? "a list of 2 numbers" : "a list of 3 numbers");
-        for (int k = 0; k < count; k++) {
-          if (lua_geti(L, -1 - k, k + 1) != LUA_TNUMBER) {
-            lua_pop(L, k + 1);
-            bad_field(L, fn, f, count == 2 ? "a list of 2 numbers" : "a list of 3 numbers");
-          }
-          ((double *)dst)[k] = lua_tonumber(L, -1);
+    case NUM:
+      if (t != LUA_TNUMBER) bad_field(L, fn, f, "a number");
+      *(double *)dst = lua_tonumber(L, -1);
+      break;
+    case BOOL:
+    case FLAG:
+      if (t != LUA_TBOOLEAN && !(f->kind == FLAG && t == LUA_TNIL)) bad_field(L, fn, f, "a boolean");
+      *(bool *)dst = lua_toboolean(L, -1);
+      break;
+    case INT: {
+      lua_Integer v = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : (lua_Integer)INT32_MAX + 1;
+      if (v < INT32_MIN || v > INT32_MAX) bad_field(L, fn, f, "an integer");
+      *(int *)dst = (int)v;
+      break;
+    }
+    case SIZE:
+      if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0) bad_field(L, fn, f, "an integer >= 0");
+      *(size_t *)dst = (size_t)lua_tointeger(L, -1);
+      break;
+    default: { /* NUM2, NUM3 */
+      int count = f->kind == NUM2 ? 2 : 3;
+      if (t != LUA_TTABLE) bad_field(L, fn, f, count == 2 ? "a list of 2 numbers" : "a list of 3 numbers");
+      for (int k = 0; k < count; k++) {
+        if (lua_geti(L, -1 - k, k + 1) != LUA_TNUMBER) {
+          lua_pop(L, k + 1);
+          bad_field(L, fn, f, count == 2 ? "a list of 2 numbers" : "a list of 3 numbers");
         }
-        lua_pop(L, count);
+        ((double *)dst)[k] = lua_tonumber(L, -1);
       }
+      lua_pop(L, count);
+    }
     }
   }
   lua_settop(L, base);
@@ -132,12 +136,12 @@ typedef struct arrays {
  * in 'need' (the others are NULL: not used by this call).  Raises "<Optimizer>: state.<name>
  * ..." unless all are tensors, contiguous, of the parameter's floating dtype, of its number
  * of elements, and on distinct storages. */
-static void check_arrays(lua_State *L, const char *fn, const char *const *names, int count,
-                         unsigned need, arrays *a, int keys) {
+static void check_arrays(lua_State *L, const char *fn, const char *const *names, int count, unsigned need,
+                         arrays *a, int keys) {
   a->count = count;
   a->t[0] = ct_lua_check(L, PARAM);
   if (count > 1) {
-    if (lua_type(L, GRAD) == LUA_TBOOLEAN && lua_toboolean(L, GRAD)) {   /* true: param's .grad */
+    if (lua_type(L, GRAD) == LUA_TBOOLEAN && lua_toboolean(L, GRAD)) { /* true: param's .grad */
       a->t[1] = a->t[0]->grad;
       if (a->t[1] == NULL) luaL_error(L, "%s: param has no grad (%s)", who(L, fn), fn);
     } else {
@@ -149,17 +153,19 @@ static void check_arrays(lua_State *L, const char *fn, const char *const *names,
     a->t[i] = NULL;
     if (!(need >> i & 1u)) continue;
     if (keys == 0) lua_getfield(L, STATE, names[i]);
-    else {   /* names[i] interned at upvalue keys + i - 2, as read_fields' keys */
+    else { /* names[i] interned at upvalue keys + i - 2, as read_fields' keys */
       lua_pushvalue(L, lua_upvalueindex(keys + i - 2));
       lua_rawget(L, STATE);
     }
     if ((a->t[i] = ct_lua_test(L, -1)) == NULL)
-      luaL_error(L, "%s: state.%s must be a tensor, got %s (%s)", who(L, fn), names[i], luaL_typename(L, -1), fn);
-    lua_pop(L, 1);   /* the state table keeps the box */
+      luaL_error(L, "%s: state.%s must be a tensor, got %s (%s)", who(L, fn), names[i], luaL_typename(L, -1),
+                 fn);
+    lua_pop(L, 1); /* the state table keeps the box */
   }
   ct_tensor *p = a->t[0];
   if (p->dtype != CT_F32 && p->dtype != CT_F64)
-    luaL_error(L, "%s: param must be float32 or float64, got %s (%s)", who(L, fn), ct_dtype_name(p->dtype), fn);
+    luaL_error(L, "%s: param must be float32 or float64, got %s (%s)", who(L, fn), ct_dtype_name(p->dtype),
+               fn);
   a->dt = p->dtype;
   a->n = (size_t)ct_numel(p);
   for (int i = 0; i < count; i++) {
@@ -173,7 +179,7 @@ static void check_arrays(lua_State *L, const char *fn, const char *const *names,
       luaL_error(L, "%s: %s%s has %d elements but param has %d (%s)", who(L, fn), st, names[i],
                  (int)ct_numel(t), (int)a->n, fn);
     if (!ct_is_contiguous(t)) luaL_error(L, "%s: %s%s must be contiguous (%s)", who(L, fn), st, names[i], fn);
-    for (int j = 0; j < i; j++)   /* the kernels take restrict pointers */
+    for (int j = 0; j < i; j++) /* the kernels take restrict pointers */
       if (a->t[j] != NULL && a->t[j]->storage == t->storage && a->n > 0)
         luaL_error(L, "%s: %s and %s share storage (%s)", who(L, fn), names[j], names[i], fn);
   }
@@ -194,31 +200,29 @@ typedef struct job {
 
 #define A32(i) (j->a->t[i] ? (float *)ct_data(j->a->t[i]) + lo : NULL)
 #define A64(i) (j->a->t[i] ? (double *)ct_data(j->a->t[i]) + lo : NULL)
-#define RANGE3(kernel)                                                                    \
-  static void kernel##_range(void *ctx, size_t lo, size_t hi) {                           \
-    const job *j = ctx;                                                                   \
-    if (j->a->dt == CT_F32) kernel##_f32(A32(0), A32(1), A32(2), hi - lo, j->args);       \
-    else kernel##_f64(A64(0), A64(1), A64(2), hi - lo, j->args);                          \
+#define RANGE3(kernel)                                                              \
+  static void kernel##_range(void *ctx, size_t lo, size_t hi) {                     \
+    const job *j = ctx;                                                             \
+    if (j->a->dt == CT_F32) kernel##_f32(A32(0), A32(1), A32(2), hi - lo, j->args); \
+    else kernel##_f64(A64(0), A64(1), A64(2), hi - lo, j->args);                    \
   }
-#define RANGE4(kernel)                                                                    \
-  static void kernel##_range(void *ctx, size_t lo, size_t hi) {                           \
-    const job *j = ctx;                                                                   \
+#define RANGE4(kernel)                                                                      \
+  static void kernel##_range(void *ctx, size_t lo, size_t hi) {                             \
+    const job *j = ctx;                                                                     \
     if (j->a->dt == CT_F32) kernel##_f32(A32(0), A32(1), A32(2), A32(3), hi - lo, j->args); \
-    else kernel##_f64(A64(0), A64(1), A64(2), A64(3), hi - lo, j->args);                  \
+    else kernel##_f64(A64(0), A64(1), A64(2), A64(3), hi - lo, j->args);                    \
   }
-#define RANGE5(kernel)                                                                    \
-  static void kernel##_range(void *ctx, size_t lo, size_t hi) {                           \
-    const job *j = ctx;                                                                   \
-    if (j->a->dt == CT_F32)                                                               \
-      kernel##_f32(A32(0), A32(1), A32(2), A32(3), A32(4), hi - lo, j->args);             \
-    else kernel##_f64(A64(0), A64(1), A64(2), A64(3), A64(4), hi - lo, j->args);          \
+#define RANGE5(kernel)                                                                              \
+  static void kernel##_range(void *ctx, size_t lo, size_t hi) {                                     \
+    const job *j = ctx;                                                                             \
+    if (j->a->dt == CT_F32) kernel##_f32(A32(0), A32(1), A32(2), A32(3), A32(4), hi - lo, j->args); \
+    else kernel##_f64(A64(0), A64(1), A64(2), A64(3), A64(4), hi - lo, j->args);                    \
   }
-#define RANGE6(kernel)                                                                    \
-  static void kernel##_range(void *ctx, size_t lo, size_t hi) {                           \
-    const job *j = ctx;                                                                   \
-    if (j->a->dt == CT_F32)                                                               \
-      kernel##_f32(A32(0), A32(1), A32(2), A32(3), A32(4), A32(5), hi - lo, j->args);     \
-    else kernel##_f64(A64(0), A64(1), A64(2), A64(3), A64(4), A64(5), hi - lo, j->args);  \
+#define RANGE6(kernel)                                                                                      \
+  static void kernel##_range(void *ctx, size_t lo, size_t hi) {                                             \
+    const job *j = ctx;                                                                                     \
+    if (j->a->dt == CT_F32) kernel##_f32(A32(0), A32(1), A32(2), A32(3), A32(4), A32(5), hi - lo, j->args); \
+    else kernel##_f64(A64(0), A64(1), A64(2), A64(3), A64(4), A64(5), hi - lo, j->args);                    \
   }
 RANGE3(ct_optim_sgd)
 RANGE5(ct_optim_adam)
@@ -251,22 +255,36 @@ static void ct_optim_lamb_range(void *ctx, size_t lo, size_t hi) {
 
 /* Every kernel's arguments fit in this. */
 typedef union any_args {
-  ct_sgd_args sgd; ct_adam_args adam; ct_adagrad_args adagrad; ct_rmsprop_args rmsprop;
-  ct_adadelta_args adadelta; ct_adamax_args adamax; ct_nadam_args nadam; ct_radam_args radam;
-  ct_asgd_args asgd; ct_rprop_args rprop; ct_sf_adamw_args sf_adamw; ct_sf_sgd_args sf_sgd;
-  ct_sophia_args sophia; ct_prodigy_args prodigy; ct_lion_args lion; ct_lamb_args lamb;
-  ct_lars_args lars; ct_adabelief_args adabelief; ct_adan_args adan;
+  ct_sgd_args sgd;
+  ct_adam_args adam;
+  ct_adagrad_args adagrad;
+  ct_rmsprop_args rmsprop;
+  ct_adadelta_args adadelta;
+  ct_adamax_args adamax;
+  ct_nadam_args nadam;
+  ct_radam_args radam;
+  ct_asgd_args asgd;
+  ct_rprop_args rprop;
+  ct_sf_adamw_args sf_adamw;
+  ct_sf_sgd_args sf_sgd;
+  ct_sophia_args sophia;
+  ct_prodigy_args prodigy;
+  ct_lion_args lion;
+  ct_lamb_args lamb;
+  ct_lars_args lars;
+  ct_adabelief_args adabelief;
+  ct_adan_args adan;
 } any_args;
 
 typedef struct kernel {
-  const char *fn;                      /* its name in crater.core */
-  const char *const *arrays;           /* param, grad, then the state tensors' names */
-  int count;                           /* of arrays */
+  const char *fn; /* its name in crater.core */
+  const char *const *arrays; /* param, grad, then the state tensors' names */
+  int count; /* of arrays */
   const field *fields;
   /* the state tensors this call uses (bits of 'arrays'); NULL: all of them.  May raise
    * when the arguments do not fit together. */
   unsigned (*need)(lua_State *L, const any_args *o);
-  unsigned writes;                     /* the arrays the kernel writes */
+  unsigned writes; /* the arrays the kernel writes */
   void (*range)(void *ctx, size_t lo, size_t hi);
 } kernel;
 
@@ -292,159 +310,203 @@ static int o_step(lua_State *L) {
 
 /* SGD: momentum_buffer only with momentum; 'first' (a new buffer takes d) is the class's */
 static const char *const sgd_arrays[] = {"param", "grad", "momentum_buffer"};
-static const field sgd_fields[] = {
-  F("lr", G, NUM, ct_sgd_args, lr), F("momentum", G, NUM, ct_sgd_args, momentum),
-  F("dampening", G, NUM, ct_sgd_args, dampening), F("weight_decay", G, NUM, ct_sgd_args, weight_decay),
-  F("nesterov", G, BOOL, ct_sgd_args, nesterov), F("maximize", G, BOOL, ct_sgd_args, maximize),
-  F("first", X, BOOL, ct_sgd_args, first), {NULL, 0, 0, 0}};
+static const field sgd_fields[] = {F("lr", G, NUM, ct_sgd_args, lr),
+                                   F("momentum", G, NUM, ct_sgd_args, momentum),
+                                   F("dampening", G, NUM, ct_sgd_args, dampening),
+                                   F("weight_decay", G, NUM, ct_sgd_args, weight_decay),
+                                   F("nesterov", G, BOOL, ct_sgd_args, nesterov),
+                                   F("maximize", G, BOOL, ct_sgd_args, maximize),
+                                   F("first", X, BOOL, ct_sgd_args, first),
+                                   {NULL, 0, 0, 0}};
 static unsigned sgd_need(lua_State *L, const any_args *o) { return o->sgd.momentum != 0 ? ~0u : 3u; }
 
 /* Adam and AdamW (opt.decoupled); MuonWithAuxAdam's groups have no amsgrad or maximize */
 CONSECUTIVE(ct_adam_args, beta1, beta2);
 static const char *const adam_arrays[] = {"param", "grad", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
-static const field adam_fields[] = {
-  F("lr", G, NUM, ct_adam_args, lr), F("betas", G, NUM2, ct_adam_args, beta1),
-  F("eps", G, NUM, ct_adam_args, eps), F("weight_decay", G, NUM, ct_adam_args, weight_decay),
-  F("amsgrad", G, FLAG, ct_adam_args, amsgrad), F("maximize", G, FLAG, ct_adam_args, maximize),
-  F("step", S, NUM, ct_adam_args, step), F("decoupled", OPT, FLAG, ct_adam_args, decoupled),
-  {NULL, 0, 0, 0}};
+static const field adam_fields[] = {F("lr", G, NUM, ct_adam_args, lr),
+                                    F("betas", G, NUM2, ct_adam_args, beta1),
+                                    F("eps", G, NUM, ct_adam_args, eps),
+                                    F("weight_decay", G, NUM, ct_adam_args, weight_decay),
+                                    F("amsgrad", G, FLAG, ct_adam_args, amsgrad),
+                                    F("maximize", G, FLAG, ct_adam_args, maximize),
+                                    F("step", S, NUM, ct_adam_args, step),
+                                    F("decoupled", OPT, FLAG, ct_adam_args, decoupled),
+                                    {NULL, 0, 0, 0}};
 static unsigned adam_need(lua_State *L, const any_args *o) { return o->adam.amsgrad ? ~0u : ~(1u << 4); }
 
 static const char *const adagrad_arrays[] = {"param", "grad", "sum"};
-static const field adagrad_fields[] = {
-  F("lr", G, NUM, ct_adagrad_args, lr), F("lr_decay", G, NUM, ct_adagrad_args, lr_decay),
-  F("weight_decay", G, NUM, ct_adagrad_args, weight_decay), F("eps", G, NUM, ct_adagrad_args, eps),
-  F("maximize", G, BOOL, ct_adagrad_args, maximize), F("step", S, NUM, ct_adagrad_args, step),
-  {NULL, 0, 0, 0}};
+static const field adagrad_fields[] = {F("lr", G, NUM, ct_adagrad_args, lr),
+                                       F("lr_decay", G, NUM, ct_adagrad_args, lr_decay),
+                                       F("weight_decay", G, NUM, ct_adagrad_args, weight_decay),
+                                       F("eps", G, NUM, ct_adagrad_args, eps),
+                                       F("maximize", G, BOOL, ct_adagrad_args, maximize),
+                                       F("step", S, NUM, ct_adagrad_args, step),
+                                       {NULL, 0, 0, 0}};
 
 /* RMSprop: grad_avg only when centered, momentum_buffer only with momentum */
 static const char *const rmsprop_arrays[] = {"param", "grad", "square_avg", "grad_avg", "momentum_buffer"};
-static const field rmsprop_fields[] = {
-  F("lr", G, NUM, ct_rmsprop_args, lr), F("alpha", G, NUM, ct_rmsprop_args, alpha),
-  F("eps", G, NUM, ct_rmsprop_args, eps), F("weight_decay", G, NUM, ct_rmsprop_args, weight_decay),
-  F("momentum", G, NUM, ct_rmsprop_args, momentum), F("centered", G, BOOL, ct_rmsprop_args, centered),
-  F("maximize", G, BOOL, ct_rmsprop_args, maximize), {NULL, 0, 0, 0}};
+static const field rmsprop_fields[] = {F("lr", G, NUM, ct_rmsprop_args, lr),
+                                       F("alpha", G, NUM, ct_rmsprop_args, alpha),
+                                       F("eps", G, NUM, ct_rmsprop_args, eps),
+                                       F("weight_decay", G, NUM, ct_rmsprop_args, weight_decay),
+                                       F("momentum", G, NUM, ct_rmsprop_args, momentum),
+                                       F("centered", G, BOOL, ct_rmsprop_args, centered),
+                                       F("maximize", G, BOOL, ct_rmsprop_args, maximize),
+                                       {NULL, 0, 0, 0}};
 static unsigned rmsprop_need(lua_State *L, const any_args *o) {
   return 7u | (o->rmsprop.centered ? 1u << 3 : 0) | (o->rmsprop.momentum > 0 ? 1u << 4 : 0);
 }
 
 static const char *const adadelta_arrays[] = {"param", "grad", "square_avg", "acc_delta"};
-static const field adadelta_fields[] = {
-  F("lr", G, NUM, ct_adadelta_args, lr), F("rho", G, NUM, ct_adadelta_args, rho),
-  F("eps", G, NUM, ct_adadelta_args, eps), F("weight_decay", G, NUM, ct_adadelta_args, weight_decay),
-  F("maximize", G, BOOL, ct_adadelta_args, maximize), {NULL, 0, 0, 0}};
+static const field adadelta_fields[] = {F("lr", G, NUM, ct_adadelta_args, lr),
+                                        F("rho", G, NUM, ct_adadelta_args, rho),
+                                        F("eps", G, NUM, ct_adadelta_args, eps),
+                                        F("weight_decay", G, NUM, ct_adadelta_args, weight_decay),
+                                        F("maximize", G, BOOL, ct_adadelta_args, maximize),
+                                        {NULL, 0, 0, 0}};
 
 CONSECUTIVE(ct_adamax_args, beta1, beta2);
 static const char *const adamax_arrays[] = {"param", "grad", "exp_avg", "exp_inf"};
-static const field adamax_fields[] = {
-  F("lr", G, NUM, ct_adamax_args, lr), F("betas", G, NUM2, ct_adamax_args, beta1),
-  F("eps", G, NUM, ct_adamax_args, eps), F("weight_decay", G, NUM, ct_adamax_args, weight_decay),
-  F("maximize", G, BOOL, ct_adamax_args, maximize), F("step", S, NUM, ct_adamax_args, step),
-  {NULL, 0, 0, 0}};
+static const field adamax_fields[] = {F("lr", G, NUM, ct_adamax_args, lr),
+                                      F("betas", G, NUM2, ct_adamax_args, beta1),
+                                      F("eps", G, NUM, ct_adamax_args, eps),
+                                      F("weight_decay", G, NUM, ct_adamax_args, weight_decay),
+                                      F("maximize", G, BOOL, ct_adamax_args, maximize),
+                                      F("step", S, NUM, ct_adamax_args, step),
+                                      {NULL, 0, 0, 0}};
 
 /* NAdam: the class keeps the momentum schedule (mu, mu_next, mu_product_next in scalars) */
 CONSECUTIVE(ct_nadam_args, beta1, beta2);
 static const char *const nadam_arrays[] = {"param", "grad", "exp_avg", "exp_avg_sq"};
-static const field nadam_fields[] = {
-  F("lr", G, NUM, ct_nadam_args, lr), F("betas", G, NUM2, ct_nadam_args, beta1),
-  F("eps", G, NUM, ct_nadam_args, eps), F("weight_decay", G, NUM, ct_nadam_args, weight_decay),
-  F("maximize", G, BOOL, ct_nadam_args, maximize),
-  F("decoupled_weight_decay", G, BOOL, ct_nadam_args, decoupled),
-  F("step", S, NUM, ct_nadam_args, step), F("mu_product", S, NUM, ct_nadam_args, mu_product),
-  F("mu", X, NUM, ct_nadam_args, mu), F("mu_next", X, NUM, ct_nadam_args, mu_next),
-  F("mu_product_next", X, NUM, ct_nadam_args, mu_product_next), {NULL, 0, 0, 0}};
+static const field nadam_fields[] = {F("lr", G, NUM, ct_nadam_args, lr),
+                                     F("betas", G, NUM2, ct_nadam_args, beta1),
+                                     F("eps", G, NUM, ct_nadam_args, eps),
+                                     F("weight_decay", G, NUM, ct_nadam_args, weight_decay),
+                                     F("maximize", G, BOOL, ct_nadam_args, maximize),
+                                     F("decoupled_weight_decay", G, BOOL, ct_nadam_args, decoupled),
+                                     F("step", S, NUM, ct_nadam_args, step),
+                                     F("mu_product", S, NUM, ct_nadam_args, mu_product),
+                                     F("mu", X, NUM, ct_nadam_args, mu),
+                                     F("mu_next", X, NUM, ct_nadam_args, mu_next),
+                                     F("mu_product_next", X, NUM, ct_nadam_args, mu_product_next),
+                                     {NULL, 0, 0, 0}};
 
 CONSECUTIVE(ct_radam_args, beta1, beta2);
 static const char *const radam_arrays[] = {"param", "grad", "exp_avg", "exp_avg_sq"};
-static const field radam_fields[] = {
-  F("lr", G, NUM, ct_radam_args, lr), F("betas", G, NUM2, ct_radam_args, beta1),
-  F("eps", G, NUM, ct_radam_args, eps), F("weight_decay", G, NUM, ct_radam_args, weight_decay),
-  F("maximize", G, BOOL, ct_radam_args, maximize),
-  F("decoupled_weight_decay", G, BOOL, ct_radam_args, decoupled), F("step", S, NUM, ct_radam_args, step),
-  {NULL, 0, 0, 0}};
+static const field radam_fields[] = {F("lr", G, NUM, ct_radam_args, lr),
+                                     F("betas", G, NUM2, ct_radam_args, beta1),
+                                     F("eps", G, NUM, ct_radam_args, eps),
+                                     F("weight_decay", G, NUM, ct_radam_args, weight_decay),
+                                     F("maximize", G, BOOL, ct_radam_args, maximize),
+                                     F("decoupled_weight_decay", G, BOOL, ct_radam_args, decoupled),
+                                     F("step", S, NUM, ct_radam_args, step),
+                                     {NULL, 0, 0, 0}};
 
 /* ASGD: eta and mu are the state's (PyTorch keeps them per parameter) */
 static const char *const asgd_arrays[] = {"param", "grad", "ax"};
-static const field asgd_fields[] = {
-  F("eta", S, NUM, ct_asgd_args, eta), F("mu", S, NUM, ct_asgd_args, mu),
-  F("lambd", G, NUM, ct_asgd_args, lambd), F("weight_decay", G, NUM, ct_asgd_args, weight_decay),
-  F("maximize", G, BOOL, ct_asgd_args, maximize), {NULL, 0, 0, 0}};
+static const field asgd_fields[] = {F("eta", S, NUM, ct_asgd_args, eta),
+                                    F("mu", S, NUM, ct_asgd_args, mu),
+                                    F("lambd", G, NUM, ct_asgd_args, lambd),
+                                    F("weight_decay", G, NUM, ct_asgd_args, weight_decay),
+                                    F("maximize", G, BOOL, ct_asgd_args, maximize),
+                                    {NULL, 0, 0, 0}};
 
 CONSECUTIVE(ct_rprop_args, etaminus, etaplus);
 CONSECUTIVE(ct_rprop_args, step_min, step_max);
 static const char *const rprop_arrays[] = {"param", "grad", "prev", "step_size"};
-static const field rprop_fields[] = {
-  F("etas", G, NUM2, ct_rprop_args, etaminus), F("step_sizes", G, NUM2, ct_rprop_args, step_min),
-  F("maximize", G, BOOL, ct_rprop_args, maximize), {NULL, 0, 0, 0}};
+static const field rprop_fields[] = {F("etas", G, NUM2, ct_rprop_args, etaminus),
+                                     F("step_sizes", G, NUM2, ct_rprop_args, step_min),
+                                     F("maximize", G, BOOL, ct_rprop_args, maximize),
+                                     {NULL, 0, 0, 0}};
 
 /* The schedule-free pair: the group's schedule of this step (lr after warmup, ckp1 and
  * the bias corrections) is the class's, in scalars */
 CONSECUTIVE(ct_sf_adamw_args, beta1, beta2);
 static const char *const sf_adamw_arrays[] = {"param", "grad", "z", "exp_avg_sq", "exp_avg"};
-static const field sf_adamw_fields[] = {
-  F("lr", X, NUM, ct_sf_adamw_args, lr), F("betas", G, NUM2, ct_sf_adamw_args, beta1),
-  F("eps", G, NUM, ct_sf_adamw_args, eps), F("weight_decay", G, NUM, ct_sf_adamw_args, weight_decay),
-  F("inner_momentum", G, NUM, ct_sf_adamw_args, inner_momentum), F("bc1", X, NUM, ct_sf_adamw_args, bc1),
-  F("bc2", X, NUM, ct_sf_adamw_args, bc2), F("ckp1", X, NUM, ct_sf_adamw_args, ckp1), {NULL, 0, 0, 0}};
+static const field sf_adamw_fields[] = {F("lr", X, NUM, ct_sf_adamw_args, lr),
+                                        F("betas", G, NUM2, ct_sf_adamw_args, beta1),
+                                        F("eps", G, NUM, ct_sf_adamw_args, eps),
+                                        F("weight_decay", G, NUM, ct_sf_adamw_args, weight_decay),
+                                        F("inner_momentum", G, NUM, ct_sf_adamw_args, inner_momentum),
+                                        F("bc1", X, NUM, ct_sf_adamw_args, bc1),
+                                        F("bc2", X, NUM, ct_sf_adamw_args, bc2),
+                                        F("ckp1", X, NUM, ct_sf_adamw_args, ckp1),
+                                        {NULL, 0, 0, 0}};
 static unsigned sf_adamw_need(lua_State *L, const any_args *o) {
   return o->sf_adamw.inner_momentum != 0 ? ~0u : ~(1u << 4);
 }
 
 static const char *const sf_sgd_arrays[] = {"param", "grad", "z"};
-static const field sf_sgd_fields[] = {
-  F("lr", X, NUM, ct_sf_sgd_args, lr), F("momentum", G, NUM, ct_sf_sgd_args, momentum),
-  F("weight_decay", G, NUM, ct_sf_sgd_args, weight_decay), F("ckp1", X, NUM, ct_sf_sgd_args, ckp1),
-  {NULL, 0, 0, 0}};
+static const field sf_sgd_fields[] = {F("lr", X, NUM, ct_sf_sgd_args, lr),
+                                      F("momentum", G, NUM, ct_sf_sgd_args, momentum),
+                                      F("weight_decay", G, NUM, ct_sf_sgd_args, weight_decay),
+                                      F("ckp1", X, NUM, ct_sf_sgd_args, ckp1),
+                                      {NULL, 0, 0, 0}};
 
 /* SophiaG: rho_bs (rho times the batch's tokens) is the class's; the Hessian step reads
  * only betas[2] and writes only the hessian */
 CONSECUTIVE(ct_sophia_args, beta1, beta2);
 static const char *const sophia_arrays[] = {"param", "grad", "exp_avg", "hessian"};
-static const field sophia_fields[] = {
-  F("lr", G, NUM, ct_sophia_args, lr), F("betas", G, NUM2, ct_sophia_args, beta1),
-  F("rho_bs", X, NUM, ct_sophia_args, rho_bs), F("weight_decay", G, NUM, ct_sophia_args, weight_decay),
-  F("maximize", G, BOOL, ct_sophia_args, maximize), {NULL, 0, 0, 0}};
+static const field sophia_fields[] = {F("lr", G, NUM, ct_sophia_args, lr),
+                                      F("betas", G, NUM2, ct_sophia_args, beta1),
+                                      F("rho_bs", X, NUM, ct_sophia_args, rho_bs),
+                                      F("weight_decay", G, NUM, ct_sophia_args, weight_decay),
+                                      F("maximize", G, BOOL, ct_sophia_args, maximize),
+                                      {NULL, 0, 0, 0}};
 static const char *const sophia_hess_arrays[] = {"param", "grad", "hessian"};
 static const field sophia_hess_fields[] = {F("betas", G, NUM2, ct_sophia_args, beta1), {NULL, 0, 0, 0}};
 
 /* Prodigy's update pass: everything but the tensors is derived from the step's d */
 CONSECUTIVE(ct_prodigy_args, beta1, beta2);
 static const char *const prodigy_arrays[] = {"param", "grad", "exp_avg", "exp_avg_sq"};
-static const field prodigy_fields[] = {
-  F("dlr", X, NUM, ct_prodigy_args, dlr), F("d", X, NUM, ct_prodigy_args, d),
-  F("d_eps", X, NUM, ct_prodigy_args, d_eps), F("decoupled_wd", X, NUM, ct_prodigy_args, decoupled_wd),
-  F("l2", X, NUM, ct_prodigy_args, l2), F("betas", G, NUM2, ct_prodigy_args, beta1), {NULL, 0, 0, 0}};
-static unsigned prodigy_need(lua_State *L, const any_args *o) { return o->prodigy.beta1 > 0 ? ~0u : ~(1u << 2); }
+static const field prodigy_fields[] = {F("dlr", X, NUM, ct_prodigy_args, dlr),
+                                       F("d", X, NUM, ct_prodigy_args, d),
+                                       F("d_eps", X, NUM, ct_prodigy_args, d_eps),
+                                       F("decoupled_wd", X, NUM, ct_prodigy_args, decoupled_wd),
+                                       F("l2", X, NUM, ct_prodigy_args, l2),
+                                       F("betas", G, NUM2, ct_prodigy_args, beta1),
+                                       {NULL, 0, 0, 0}};
+static unsigned prodigy_need(lua_State *L, const any_args *o) {
+  return o->prodigy.beta1 > 0 ? ~0u : ~(1u << 2);
+}
 
 CONSECUTIVE(ct_lion_args, beta1, beta2);
 static const char *const lion_arrays[] = {"param", "grad", "exp_avg"};
-static const field lion_fields[] = {
-  F("lr", G, NUM, ct_lion_args, lr), F("betas", G, NUM2, ct_lion_args, beta1),
-  F("weight_decay", G, NUM, ct_lion_args, weight_decay), {NULL, 0, 0, 0}};
+static const field lion_fields[] = {F("lr", G, NUM, ct_lion_args, lr),
+                                    F("betas", G, NUM2, ct_lion_args, beta1),
+                                    F("weight_decay", G, NUM, ct_lion_args, weight_decay),
+                                    {NULL, 0, 0, 0}};
 
 /* LAMB's step p += step*a, with step = -lr*trust_ratio from the statistics pass */
 static const char *const lamb_step_arrays[] = {"param", "grad", "exp_avg", "exp_avg_sq"};
-static const field lamb_step_fields[] = {
-  F("eps", G, NUM, ct_lamb_args, eps), F("weight_decay", G, NUM, ct_lamb_args, weight_decay),
-  F("step", X, NUM, ct_lamb_args, step), {NULL, 0, 0, 0}};
+static const field lamb_step_fields[] = {F("eps", G, NUM, ct_lamb_args, eps),
+                                         F("weight_decay", G, NUM, ct_lamb_args, weight_decay),
+                                         F("step", X, NUM, ct_lamb_args, step),
+                                         {NULL, 0, 0, 0}};
 
 /* LARS: the trust ratio q and whether it scales (weights, not vectors) are the class's */
 static const char *const lars_arrays[] = {"param", "grad", "mu"};
-static const field lars_fields[] = {
-  F("lr", G, NUM, ct_lars_args, lr), F("momentum", G, NUM, ct_lars_args, momentum),
-  F("weight_decay", G, NUM, ct_lars_args, weight_decay), F("q", X, NUM, ct_lars_args, q),
-  F("scaled", X, BOOL, ct_lars_args, scaled), {NULL, 0, 0, 0}};
+static const field lars_fields[] = {F("lr", G, NUM, ct_lars_args, lr),
+                                    F("momentum", G, NUM, ct_lars_args, momentum),
+                                    F("weight_decay", G, NUM, ct_lars_args, weight_decay),
+                                    F("q", X, NUM, ct_lars_args, q),
+                                    F("scaled", X, BOOL, ct_lars_args, scaled),
+                                    {NULL, 0, 0, 0}};
 
 /* AdaBelief: the mode (rectified or not), its step coefficient and the decay are the
  * class's per step */
 CONSECUTIVE(ct_adabelief_args, beta1, beta2);
 static const char *const adabelief_arrays[] = {"param", "grad", "exp_avg", "exp_avg_var", "max_exp_avg_var"};
-static const field adabelief_fields[] = {
-  F("betas", G, NUM2, ct_adabelief_args, beta1), F("eps", G, NUM, ct_adabelief_args, eps),
-  F("weight_decay", G, NUM, ct_adabelief_args, weight_decay),
-  F("weight_decouple", G, BOOL, ct_adabelief_args, decoupled), F("amsgrad", G, BOOL, ct_adabelief_args, amsgrad),
-  F("decay", X, NUM, ct_adabelief_args, decay), F("sqrt_bc2", X, NUM, ct_adabelief_args, sqrt_bc2),
-  F("mode", X, INT, ct_adabelief_args, mode), F("coef", X, NUM, ct_adabelief_args, coef), {NULL, 0, 0, 0}};
+static const field adabelief_fields[] = {F("betas", G, NUM2, ct_adabelief_args, beta1),
+                                         F("eps", G, NUM, ct_adabelief_args, eps),
+                                         F("weight_decay", G, NUM, ct_adabelief_args, weight_decay),
+                                         F("weight_decouple", G, BOOL, ct_adabelief_args, decoupled),
+                                         F("amsgrad", G, BOOL, ct_adabelief_args, amsgrad),
+                                         F("decay", X, NUM, ct_adabelief_args, decay),
+                                         F("sqrt_bc2", X, NUM, ct_adabelief_args, sqrt_bc2),
+                                         F("mode", X, INT, ct_adabelief_args, mode),
+                                         F("coef", X, NUM, ct_adabelief_args, coef),
+                                         {NULL, 0, 0, 0}};
 static unsigned adabelief_need(lua_State *L, const any_args *o) {
   int mode = o->adabelief.mode;
   if (mode < CT_ADABELIEF_ADAM || mode > CT_ADABELIEF_NONE)
@@ -456,37 +518,46 @@ static unsigned adabelief_need(lua_State *L, const any_args *o) {
 /* Adan: the gradient clip factor and the bias corrections are the class's per step */
 CONSECUTIVE(ct_adan_args, beta1, beta2);
 CONSECUTIVE(ct_adan_args, beta2, beta3);
-static const char *const adan_arrays[] = {"param", "grad", "exp_avg", "exp_avg_sq", "exp_avg_diff", "neg_pre_grad"};
-static const field adan_fields[] = {
-  F("lr", G, NUM, ct_adan_args, lr), F("betas", G, NUM3, ct_adan_args, beta1),
-  F("eps", G, NUM, ct_adan_args, eps), F("weight_decay", G, NUM, ct_adan_args, weight_decay),
-  F("no_prox", G, BOOL, ct_adan_args, no_prox), F("clip", X, NUM, ct_adan_args, clip),
-  F("bc1", X, NUM, ct_adan_args, bc1), F("bc2", X, NUM, ct_adan_args, bc2),
-  F("sqrt_bc3", X, NUM, ct_adan_args, sqrt_bc3), F("first", X, BOOL, ct_adan_args, first), {NULL, 0, 0, 0}};
+static const char *const adan_arrays[] = {"param",      "grad",         "exp_avg",
+                                          "exp_avg_sq", "exp_avg_diff", "neg_pre_grad"};
+static const field adan_fields[] = {F("lr", G, NUM, ct_adan_args, lr),
+                                    F("betas", G, NUM3, ct_adan_args, beta1),
+                                    F("eps", G, NUM, ct_adan_args, eps),
+                                    F("weight_decay", G, NUM, ct_adan_args, weight_decay),
+                                    F("no_prox", G, BOOL, ct_adan_args, no_prox),
+                                    F("clip", X, NUM, ct_adan_args, clip),
+                                    F("bc1", X, NUM, ct_adan_args, bc1),
+                                    F("bc2", X, NUM, ct_adan_args, bc2),
+                                    F("sqrt_bc3", X, NUM, ct_adan_args, sqrt_bc3),
+                                    F("first", X, BOOL, ct_adan_args, first),
+                                    {NULL, 0, 0, 0}};
 
-#define ROW(name, fn, need, writes, range) \
-  {fn, name##_arrays, (int)(sizeof name##_arrays / sizeof name##_arrays[0]), name##_fields, need, writes, range}
+#define ROW(name, fn, need, writes, range)                                                                 \
+  {                                                                                                        \
+    fn, name##_arrays, (int)(sizeof name##_arrays / sizeof name##_arrays[0]), name##_fields, need, writes, \
+        range                                                                                              \
+  }
 static const kernel kernels[] = {
-  ROW(sgd, "sgd_step", sgd_need, ALL_BUT_GRAD, ct_optim_sgd_range),
-  ROW(adam, "adam_step", adam_need, ALL_BUT_GRAD, ct_optim_adam_range),
-  ROW(adagrad, "adagrad_step", NULL, ALL_BUT_GRAD, ct_optim_adagrad_range),
-  ROW(rmsprop, "rmsprop_step", rmsprop_need, ALL_BUT_GRAD, ct_optim_rmsprop_range),
-  ROW(adadelta, "adadelta_step", NULL, ALL_BUT_GRAD, ct_optim_adadelta_range),
-  ROW(adamax, "adamax_step", NULL, ALL_BUT_GRAD, ct_optim_adamax_range),
-  ROW(nadam, "nadam_step", NULL, ALL_BUT_GRAD, ct_optim_nadam_range),
-  ROW(radam, "radam_step", NULL, ALL_BUT_GRAD, ct_optim_radam_range),
-  ROW(asgd, "asgd_step", NULL, ALL_BUT_GRAD, ct_optim_asgd_range),
-  ROW(rprop, "rprop_step", NULL, ALL_BUT_GRAD, ct_optim_rprop_range),
-  ROW(sf_adamw, "sf_adamw_step", sf_adamw_need, ALL_BUT_GRAD, ct_optim_sf_adamw_range),
-  ROW(sf_sgd, "sf_sgd_step", NULL, ALL_BUT_GRAD, ct_optim_sf_sgd_range),
-  ROW(sophia, "sophia_step", NULL, ALL_BUT_GRAD, ct_optim_sophia_range),
-  ROW(sophia_hess, "sophia_hessian_step", NULL, 1u << 2, ct_optim_sophia_hess_range),
-  ROW(prodigy, "prodigy_step", prodigy_need, 1u, ct_optim_prodigy_range),
-  ROW(lion, "lion_step", NULL, ALL_BUT_GRAD, ct_optim_lion_range),
-  ROW(lamb_step, "lamb_step", NULL, 1u, ct_optim_lamb_range),
-  ROW(lars, "lars_step", NULL, ALL_BUT_GRAD, ct_optim_lars_range),
-  ROW(adabelief, "adabelief_step", adabelief_need, ALL_BUT_GRAD, ct_optim_adabelief_range),
-  ROW(adan, "adan_step", NULL, ALL_BUT_GRAD, ct_optim_adan_range),
+    ROW(sgd, "sgd_step", sgd_need, ALL_BUT_GRAD, ct_optim_sgd_range),
+    ROW(adam, "adam_step", adam_need, ALL_BUT_GRAD, ct_optim_adam_range),
+    ROW(adagrad, "adagrad_step", NULL, ALL_BUT_GRAD, ct_optim_adagrad_range),
+    ROW(rmsprop, "rmsprop_step", rmsprop_need, ALL_BUT_GRAD, ct_optim_rmsprop_range),
+    ROW(adadelta, "adadelta_step", NULL, ALL_BUT_GRAD, ct_optim_adadelta_range),
+    ROW(adamax, "adamax_step", NULL, ALL_BUT_GRAD, ct_optim_adamax_range),
+    ROW(nadam, "nadam_step", NULL, ALL_BUT_GRAD, ct_optim_nadam_range),
+    ROW(radam, "radam_step", NULL, ALL_BUT_GRAD, ct_optim_radam_range),
+    ROW(asgd, "asgd_step", NULL, ALL_BUT_GRAD, ct_optim_asgd_range),
+    ROW(rprop, "rprop_step", NULL, ALL_BUT_GRAD, ct_optim_rprop_range),
+    ROW(sf_adamw, "sf_adamw_step", sf_adamw_need, ALL_BUT_GRAD, ct_optim_sf_adamw_range),
+    ROW(sf_sgd, "sf_sgd_step", NULL, ALL_BUT_GRAD, ct_optim_sf_sgd_range),
+    ROW(sophia, "sophia_step", NULL, ALL_BUT_GRAD, ct_optim_sophia_range),
+    ROW(sophia_hess, "sophia_hessian_step", NULL, 1u << 2, ct_optim_sophia_hess_range),
+    ROW(prodigy, "prodigy_step", prodigy_need, 1u, ct_optim_prodigy_range),
+    ROW(lion, "lion_step", NULL, ALL_BUT_GRAD, ct_optim_lion_range),
+    ROW(lamb_step, "lamb_step", NULL, 1u, ct_optim_lamb_range),
+    ROW(lars, "lars_step", NULL, ALL_BUT_GRAD, ct_optim_lars_range),
+    ROW(adabelief, "adabelief_step", adabelief_need, ALL_BUT_GRAD, ct_optim_adabelief_range),
+    ROW(adan, "adan_step", NULL, ALL_BUT_GRAD, ct_optim_adan_range),
 };
 
 /* Two sums over the elements, split into fixed blocks (their size depends only on n), one
@@ -495,10 +566,10 @@ static const kernel kernels[] = {
 typedef struct blocked {
   const arrays *a;
   const void *args;
-  size_t n, block, align;   /* blocks start at multiples of align (0: 1) */
+  size_t n, block, align; /* blocks start at multiples of align (0: 1) */
   double (*part)[2];
-  void *extra[2];            /* arrays indexed per aligned element (Prodigy's s and p0) */
-  void (*run)(const struct blocked *b, size_t lo, size_t n, double *sums);   /* one block */
+  void *extra[2]; /* arrays indexed per aligned element (Prodigy's s and p0) */
+  void (*run)(const struct blocked *b, size_t lo, size_t n, double *sums); /* one block */
 } blocked;
 
 static void blocked_range(void *ctx, size_t lo, size_t hi) {
@@ -521,21 +592,26 @@ static void blocked_sums(blocked *b, double *sums) {
   b->part = part;
   ct_parallel_blocks(nblocks, block, blocked_range, b);
   sums[0] = sums[1] = 0;
-  for (size_t k = 0; k < nblocks; k++) { sums[0] += part[k][0]; sums[1] += part[k][1]; }
+  for (size_t k = 0; k < nblocks; k++) {
+    sums[0] += part[k][0];
+    sums[1] += part[k][1];
+  }
 }
 
 static void prodigy_block(const blocked *b, size_t off, size_t len, double *sums) {
   const arrays *a = b->a;
   const ct_prodigy_stats_args *o = b->args;
-  size_t j = off / o->slice_p, j0 = o->p0_scalar ? 0 : j;   /* the block's first sliced element */
+  size_t j = off / o->slice_p, j0 = o->p0_scalar ? 0 : j; /* the block's first sliced element */
   if (a->dt == CT_F32)
     ct_optim_prodigy_stats_f32((float *)ct_data(a->t[0]) + off, (float *)ct_data(a->t[1]) + off,
-                               a->t[2] ? (float *)ct_data(a->t[2]) + off : NULL, (float *)ct_data(a->t[3]) + off,
-                               (float *)b->extra[0] + j, (float *)b->extra[1] + j0, len, o, sums);
+                               a->t[2] ? (float *)ct_data(a->t[2]) + off : NULL,
+                               (float *)ct_data(a->t[3]) + off, (float *)b->extra[0] + j,
+                               (float *)b->extra[1] + j0, len, o, sums);
   else
     ct_optim_prodigy_stats_f64((double *)ct_data(a->t[0]) + off, (double *)ct_data(a->t[1]) + off,
-                               a->t[2] ? (double *)ct_data(a->t[2]) + off : NULL, (double *)ct_data(a->t[3]) + off,
-                               (double *)b->extra[0] + j, (double *)b->extra[1] + j0, len, o, sums);
+                               a->t[2] ? (double *)ct_data(a->t[2]) + off : NULL,
+                               (double *)ct_data(a->t[3]) + off, (double *)b->extra[0] + j,
+                               (double *)b->extra[1] + j0, len, o, sums);
 }
 
 /* The tensor table[name] at idx (borrowed: the table keeps it); raises naming it. */
@@ -551,12 +627,15 @@ static ct_tensor *named_tensor(lua_State *L, int idx, const char *name, const ch
 
 /* Prodigy's statistics pass: betas, beta3, l2, the alphas are derived from the first group
  * and the step's d, as the reference computes them. */
-static const field prodigy_stats_fields[] = {
-  F("beta1", X, NUM, ct_prodigy_stats_args, beta1), F("beta2", X, NUM, ct_prodigy_stats_args, beta2),
-  F("beta3", X, NUM, ct_prodigy_stats_args, beta3), F("l2", X, NUM, ct_prodigy_stats_args, l2),
-  F("m_alpha", X, NUM, ct_prodigy_stats_args, m_alpha), F("v_alpha", X, NUM, ct_prodigy_stats_args, v_alpha),
-  F("s_alpha", X, NUM, ct_prodigy_stats_args, s_alpha), F("slice_p", G, SIZE, ct_prodigy_stats_args, slice_p),
-  {NULL, 0, 0, 0}};
+static const field prodigy_stats_fields[] = {F("beta1", X, NUM, ct_prodigy_stats_args, beta1),
+                                             F("beta2", X, NUM, ct_prodigy_stats_args, beta2),
+                                             F("beta3", X, NUM, ct_prodigy_stats_args, beta3),
+                                             F("l2", X, NUM, ct_prodigy_stats_args, l2),
+                                             F("m_alpha", X, NUM, ct_prodigy_stats_args, m_alpha),
+                                             F("v_alpha", X, NUM, ct_prodigy_stats_args, v_alpha),
+                                             F("s_alpha", X, NUM, ct_prodigy_stats_args, s_alpha),
+                                             F("slice_p", G, SIZE, ct_prodigy_stats_args, slice_p),
+                                             {NULL, 0, 0, 0}};
 
 /* prodigy_stats(opt, param, grad, state, group, scalars) -> dot, sum|s|: the statistics
  * pass (in fixed blocks: it sums).  state.s holds every slice_p-th element; state.p0 as
@@ -566,7 +645,8 @@ static int o_prodigy_stats(lua_State *L) {
   static const char *const names[] = {"param", "grad", "exp_avg", "exp_avg_sq"};
   ct_prodigy_stats_args o;
   read_fields(L, fn, prodigy_stats_fields, &o, 0);
-  if (o.slice_p < 1) return luaL_error(L, "%s: group.slice_p must be a positive integer (%s)", who(L, fn), fn);
+  if (o.slice_p < 1)
+    return luaL_error(L, "%s: group.slice_p must be a positive integer (%s)", who(L, fn), fn);
   arrays a;
   check_arrays(L, fn, names, 4, o.beta1 > 0 ? ~0u : ~(1u << 2), &a, 0);
   ct_tensor *s = named_tensor(L, STATE, "s", fn), *p0 = named_tensor(L, STATE, "p0", fn);
@@ -585,7 +665,11 @@ static int o_prodigy_stats(lua_State *L) {
   if (s->storage == p0->storage) return luaL_error(L, "%s: s and p0 share storage (%s)", who(L, fn), fn);
   o.p0_scalar = ct_numel(p0) == 1;
   double sums[2];
-  blocked b = {.a = &a, .args = &o, .n = a.n, .align = o.slice_p, .run = prodigy_block,
+  blocked b = {.a = &a,
+               .args = &o,
+               .n = a.n,
+               .align = o.slice_p,
+               .run = prodigy_block,
                .extra = {ct_data(s), ct_data(p0)}};
   blocked_sums(&b, sums);
   if (a.t[2]) ct_bump(a.t[2]);
@@ -604,16 +688,19 @@ static void lamb_block(const blocked *b, size_t off, size_t len, double *sums) {
   const arrays *a = b->a;
   if (a->dt == CT_F32)
     ct_optim_lamb_stats_f32((float *)ct_data(a->t[0]) + off, (float *)ct_data(a->t[1]) + off,
-                            (float *)ct_data(a->t[2]) + off, (float *)ct_data(a->t[3]) + off, len, b->args, sums);
+                            (float *)ct_data(a->t[2]) + off, (float *)ct_data(a->t[3]) + off, len, b->args,
+                            sums);
   else
     ct_optim_lamb_stats_f64((double *)ct_data(a->t[0]) + off, (double *)ct_data(a->t[1]) + off,
-                            (double *)ct_data(a->t[2]) + off, (double *)ct_data(a->t[3]) + off, len, b->args, sums);
+                            (double *)ct_data(a->t[2]) + off, (double *)ct_data(a->t[3]) + off, len, b->args,
+                            sums);
 }
 
 CONSECUTIVE(ct_lamb_args, beta1, beta2);
-static const field lamb_stats_fields[] = {
-  F("betas", G, NUM2, ct_lamb_args, beta1), F("eps", G, NUM, ct_lamb_args, eps),
-  F("weight_decay", G, NUM, ct_lamb_args, weight_decay), {NULL, 0, 0, 0}};
+static const field lamb_stats_fields[] = {F("betas", G, NUM2, ct_lamb_args, beta1),
+                                          F("eps", G, NUM, ct_lamb_args, eps),
+                                          F("weight_decay", G, NUM, ct_lamb_args, weight_decay),
+                                          {NULL, 0, 0, 0}};
 
 /* lamb_stats(opt, param, grad, state, group) -> sum p^2, sum a^2 (m and v updated) */
 static int o_lamb_stats(lua_State *L) {
@@ -631,7 +718,8 @@ static int o_lamb_stats(lua_State *L) {
   return 2;
 }
 
-static const field lars_norms_fields[] = {F("weight_decay", G, NUM, ct_lars_args, weight_decay), {NULL, 0, 0, 0}};
+static const field lars_norms_fields[] = {F("weight_decay", G, NUM, ct_lars_args, weight_decay),
+                                          {NULL, 0, 0, 0}};
 
 /* lars_norms(opt, param, grad, state, group) -> sum p^2, sum (g + wd*p)^2 */
 static int o_lars_norms(lua_State *L) {
@@ -663,21 +751,27 @@ static void *vector_arg(lua_State *L, const char *fn, const char *name, ct_dtype
 typedef struct af_call {
   ct_adafactor_args o;
   size_t B, R, C;
-  bool write, momentum;   /* momentum: state.exp_avg is used (the group has a beta1) */
+  bool write, momentum; /* momentum: state.exp_avg is used (the group has a beta1) */
 } af_call;
 #define AF(name, kind, member) F(name, X, kind, af_call, member)
-static const field af_means_fields[] = {AF("B", SIZE, B), AF("R", SIZE, R), AF("C", SIZE, C),
-                                        AF("eps1", NUM, o.eps1), {NULL, 0, 0, 0}};
-static const field af_factors_fields[] = {AF("B", SIZE, B), AF("R", SIZE, R), AF("C", SIZE, C),
-                                          AF("beta2t", NUM, o.beta2t), {NULL, 0, 0, 0}};
-static const field af_factored_fields[] = {
-  AF("B", SIZE, B), AF("R", SIZE, R), AF("C", SIZE, C), AF("write", BOOL, write), AF("momentum", BOOL, momentum),
-  AF("den", NUM, o.den), AF("lr", NUM, o.lr), AF("beta1", NUM, o.beta1), AF("wd_lr", NUM, o.wd_lr),
-  {NULL, 0, 0, 0}};
+static const field af_means_fields[] = {
+    AF("B", SIZE, B), AF("R", SIZE, R), AF("C", SIZE, C), AF("eps1", NUM, o.eps1), {NULL, 0, 0, 0}};
+static const field af_factors_fields[] = {
+    AF("B", SIZE, B), AF("R", SIZE, R), AF("C", SIZE, C), AF("beta2t", NUM, o.beta2t), {NULL, 0, 0, 0}};
+static const field af_factored_fields[] = {AF("B", SIZE, B),
+                                           AF("R", SIZE, R),
+                                           AF("C", SIZE, C),
+                                           AF("write", BOOL, write),
+                                           AF("momentum", BOOL, momentum),
+                                           AF("den", NUM, o.den),
+                                           AF("lr", NUM, o.lr),
+                                           AF("beta1", NUM, o.beta1),
+                                           AF("wd_lr", NUM, o.wd_lr),
+                                           {NULL, 0, 0, 0}};
 static const field af_vector_fields[] = {
-  AF("write", BOOL, write), AF("momentum", BOOL, momentum), AF("beta2t", NUM, o.beta2t), AF("eps1", NUM, o.eps1),
-  AF("den", NUM, o.den), AF("lr", NUM, o.lr), AF("beta1", NUM, o.beta1), AF("wd_lr", NUM, o.wd_lr),
-  {NULL, 0, 0, 0}};
+    AF("write", BOOL, write),  AF("momentum", BOOL, momentum), AF("beta2t", NUM, o.beta2t),
+    AF("eps1", NUM, o.eps1),   AF("den", NUM, o.den),          AF("lr", NUM, o.lr),
+    AF("beta1", NUM, o.beta1), AF("wd_lr", NUM, o.wd_lr),      {NULL, 0, 0, 0}};
 
 /* Adafactor's matrix passes, over ranges of its B*R rows (or B*C columns) that
  * ct_parallel_blocks splits among threads; each row's and column's sum keeps its order,
@@ -707,16 +801,17 @@ static void af_colmeans(void *ctx, size_t lo, size_t hi) {
 
 static double af_rows(const af_job *j, void *p, size_t lo, size_t hi) {
   return j->dt == CT_F32
-    ? ct_optim_adafactor_factored_f32(p, j->g, j->m, j->rf, j->cf, j->R, j->C, lo, hi, j->o)
-    : ct_optim_adafactor_factored_f64(p, j->g, j->m, j->rf, j->cf, j->R, j->C, lo, hi, j->o);
+      ? ct_optim_adafactor_factored_f32(p, j->g, j->m, j->rf, j->cf, j->R, j->C, lo, hi, j->o)
+      : ct_optim_adafactor_factored_f64(p, j->g, j->m, j->rf, j->cf, j->R, j->C, lo, hi, j->o);
 }
 
 static void af_write(void *ctx, size_t lo, size_t hi) { af_rows(ctx, ((const af_job *)ctx)->p, lo, hi); }
 
-static void af_squares(void *ctx, size_t lo, size_t hi) {   /* blocks [lo, hi) of rows */
+static void af_squares(void *ctx, size_t lo, size_t hi) { /* blocks [lo, hi) of rows */
   const af_job *j = ctx;
   for (size_t k = lo; k < hi; k++) {
-    size_t r0 = k * j->rows_per_block, r1 = r0 + j->rows_per_block < j->rows ? r0 + j->rows_per_block : j->rows;
+    size_t r0 = k * j->rows_per_block,
+           r1 = r0 + j->rows_per_block < j->rows ? r0 + j->rows_per_block : j->rows;
     j->part[k] = af_rows(j, NULL, r0, r1);
   }
 }
@@ -732,10 +827,14 @@ static int o_adafactor_means(lua_State *L) {
   check_arrays(L, fn, names, 2, ~0u, &a, 0);
   size_t B = c.B, R = c.R, C = c.C;
   if (B * R * C != a.n) return luaL_error(L, "%s: B*R*C is not the parameter's size (%s)", who(L, fn), fn);
-  af_job j = {.dt = a.dt, .g = ct_data(a.t[1]), .R = R, .C = C, .eps1 = c.o.eps1,
+  af_job j = {.dt = a.dt,
+              .g = ct_data(a.t[1]),
+              .R = R,
+              .C = C,
+              .eps1 = c.o.eps1,
               .rowmean = vector_arg(L, fn, "rowmean", a.dt, B * R),
               .colmean = vector_arg(L, fn, "colmean", a.dt, B * C)};
-  if (ct_get_num_threads() == 1) {   /* one pass: g read once */
+  if (ct_get_num_threads() == 1) { /* one pass: g read once */
     if (a.dt == CT_F32) ct_optim_adafactor_means_f32(j.g, B, R, C, j.eps1, j.rowmean, j.colmean);
     else ct_optim_adafactor_means_f64(j.g, B, R, C, j.eps1, j.rowmean, j.colmean);
   } else {
@@ -752,7 +851,8 @@ static int o_adafactor_factors(lua_State *L) {
   af_call c;
   read_fields(L, fn, af_factors_fields, &c, 0);
   luaL_checktype(L, STATE, LUA_TTABLE);
-  ct_tensor *row = named_tensor(L, STATE, "exp_avg_sq_row", fn), *col = named_tensor(L, STATE, "exp_avg_sq_col", fn);
+  ct_tensor *row = named_tensor(L, STATE, "exp_avg_sq_row", fn),
+            *col = named_tensor(L, STATE, "exp_avg_sq_col", fn);
   ct_dtype dt = row->dtype;
   if (dt != CT_F32 && dt != CT_F64)
     return luaL_error(L, "%s: state.exp_avg_sq_row must be float32 or float64 (%s)", who(L, fn), fn);
@@ -788,15 +888,21 @@ static int o_adafactor_factored(lua_State *L) {
   check_arrays(L, fn, names, 3, c.momentum ? ~0u : ~(1u << 2), &a, 0);
   size_t B = c.B, R = c.R, C = c.C;
   if (B * R * C != a.n) return luaL_error(L, "%s: B*R*C is not the parameter's size (%s)", who(L, fn), fn);
-  af_job j = {.dt = a.dt, .p = ct_data(a.t[0]), .g = ct_data(a.t[1]), .m = a.t[2] ? ct_data(a.t[2]) : NULL,
+  af_job j = {.dt = a.dt,
+              .p = ct_data(a.t[0]),
+              .g = ct_data(a.t[1]),
+              .m = a.t[2] ? ct_data(a.t[2]) : NULL,
               .rf = vector_arg(L, fn, "rf", a.dt, B * R),
-              .cf = vector_arg(L, fn, "cf", a.dt, B * C), .R = R, .C = C, .rows = B * R,
+              .cf = vector_arg(L, fn, "cf", a.dt, B * C),
+              .R = R,
+              .C = C,
+              .rows = B * R,
               .o = &c.o};
   double ss = 0;
   if (c.write) {
     ct_parallel_blocks(j.rows, C, af_write, &j);
     bump_written(&a, ALL_BUT_GRAD);
-  } else {   /* blocks of about 64K elements, at most MAXBLOCKS of them */
+  } else { /* blocks of about 64K elements, at most MAXBLOCKS of them */
     double part[MAXBLOCKS];
     size_t per = ((size_t)1 << 16) / (C > 0 ? C : 1);
     j.rows_per_block = per > 0 ? per : 1;
@@ -821,11 +927,14 @@ static int o_adafactor_vector(lua_State *L) {
   arrays a;
   check_arrays(L, fn, names, 4, c.momentum ? ~0u : ~(1u << 2), &a, 0);
   bool write = c.write;
-  double ss = a.dt == CT_F32
-    ? ct_optim_adafactor_vector_f32(write ? P32(0) : NULL, P32(1), a.t[2] ? P32(2) : NULL, P32(3), a.n, &c.o)
-    : ct_optim_adafactor_vector_f64(write ? P64(0) : NULL, P64(1), a.t[2] ? P64(2) : NULL, P64(3), a.n, &c.o);
-  if (write) { ct_bump(a.t[0]); if (a.t[2]) ct_bump(a.t[2]); }
-  else ct_bump(a.t[3]);
+  double ss = a.dt == CT_F32 ? ct_optim_adafactor_vector_f32(write ? P32(0) : NULL, P32(1),
+                                                             a.t[2] ? P32(2) : NULL, P32(3), a.n, &c.o)
+                             : ct_optim_adafactor_vector_f64(write ? P64(0) : NULL, P64(1),
+                                                             a.t[2] ? P64(2) : NULL, P64(3), a.n, &c.o);
+  if (write) {
+    ct_bump(a.t[0]);
+    if (a.t[2]) ct_bump(a.t[2]);
+  } else ct_bump(a.t[3]);
   lua_pushnumber(L, ss);
   return 1;
 }
@@ -836,10 +945,13 @@ typedef struct muon_call {
   ct_muon_args o;
   size_t rows;
 } muon_call;
-static const field muon_fields[] = {
-  F("lr", G, NUM, muon_call, o.lr), F("weight_decay", G, NUM, muon_call, o.weight_decay),
-  F("momentum", G, NUM, muon_call, o.momentum), F("scale", X, NUM, muon_call, o.scale),
-  F("steps", X, INT, muon_call, o.steps), F("rows", X, SIZE, muon_call, rows), {NULL, 0, 0, 0}};
+static const field muon_fields[] = {F("lr", G, NUM, muon_call, o.lr),
+                                    F("weight_decay", G, NUM, muon_call, o.weight_decay),
+                                    F("momentum", G, NUM, muon_call, o.momentum),
+                                    F("scale", X, NUM, muon_call, o.scale),
+                                    F("steps", X, INT, muon_call, o.steps),
+                                    F("rows", X, SIZE, muon_call, rows),
+                                    {NULL, 0, 0, 0}};
 
 /* muon_step(opt, param, grad, state, group, work): the param viewed as rows x (numel/rows);
  * work.x, y, A and B are the Newton-Schulz workspaces (the Lua class keeps them per
@@ -852,7 +964,8 @@ static int o_muon(lua_State *L) {
   arrays a;
   check_arrays(L, fn, names, 3, ~0u, &a, 0);
   if (m.rows < 1 || a.n == 0 || a.n % m.rows != 0)
-    luaL_error(L, "%s: rows %d does not divide the param's %d elements (%s)", who(L, fn), (int)m.rows, (int)a.n, fn);
+    luaL_error(L, "%s: rows %d does not divide the param's %d elements (%s)", who(L, fn), (int)m.rows,
+               (int)a.n, fn);
   size_t r = m.rows, c = a.n / r, k = r < c ? r : c;
   if (r > INT32_MAX || c > INT32_MAX)
     luaL_error(L, "%s: a %dx%d matrix passes BLAS's int sizes (%s)", who(L, fn), (int)r, (int)c, fn);
@@ -910,7 +1023,8 @@ static int o_sum_squares(lua_State *L) {
     return luaL_error(L, "sum_squares: tensor must be contiguous float32 or float64, got %s%s",
                       ct_is_contiguous(t) ? "" : "non-contiguous ", ct_dtype_name(t->dtype));
   double part[MAXBLOCKS], ss = 0;
-  sumsq_job j = {.x = ct_data(t), .dt = t->dtype, .n = (size_t)ct_numel(t), .block = (size_t)1 << 16, .part = part};
+  sumsq_job j = {
+      .x = ct_data(t), .dt = t->dtype, .n = (size_t)ct_numel(t), .block = (size_t)1 << 16, .part = part};
   if ((j.n + j.block - 1) / j.block > MAXBLOCKS) j.block = (j.n + MAXBLOCKS - 1) / MAXBLOCKS;
   size_t nblocks = (j.n + j.block - 1) / j.block;
   ct_parallel_blocks(nblocks, j.block, sumsq_blocks, &j);
@@ -959,20 +1073,18 @@ static int o_clear_grads(lua_State *L) {
 }
 
 /* crater.core.internal's, like the kernels: the optimizers in lua/crater/optim call them */
-static const luaL_Reg optim_funcs[] = {
-  {"checked_grad", o_checked_grad},
-  {"clear_grads", o_clear_grads},
-  {"prodigy_stats", o_prodigy_stats},
-  {"lamb_stats", o_lamb_stats},
-  {"lars_norms", o_lars_norms},
-  {"muon_step", o_muon},
-  {"sum_squares", o_sum_squares},
-  {"adafactor_means", o_adafactor_means},
-  {"adafactor_factored", o_adafactor_factored},
-  {"adafactor_factors", o_adafactor_factors},
-  {"adafactor_vector", o_adafactor_vector},
-  {NULL, NULL}
-};
+static const luaL_Reg optim_funcs[] = {{"checked_grad", o_checked_grad},
+                                       {"clear_grads", o_clear_grads},
+                                       {"prodigy_stats", o_prodigy_stats},
+                                       {"lamb_stats", o_lamb_stats},
+                                       {"lars_norms", o_lars_norms},
+                                       {"muon_step", o_muon},
+                                       {"sum_squares", o_sum_squares},
+                                       {"adafactor_means", o_adafactor_means},
+                                       {"adafactor_factored", o_adafactor_factored},
+                                       {"adafactor_factors", o_adafactor_factors},
+                                       {"adafactor_vector", o_adafactor_vector},
+                                       {NULL, NULL}};
 
 /* Adds the functions above and one closure of o_step per row of 'kernels' to crater.core.internal. */
 void ct_lua_open_optim(lua_State *L) {

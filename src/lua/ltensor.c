@@ -21,8 +21,7 @@ static bool mt_ref_off;
 static void push_metatable(lua_State *L) {
   if (!mt_ref_off && lua_topointer(L, LUA_REGISTRYINDEX) == mt_ref_registry)
     lua_rawgeti(L, LUA_REGISTRYINDEX, mt_ref);
-  else
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &MT_KEY);
+  else lua_rawgetp(L, LUA_REGISTRYINDEX, &MT_KEY);
 }
 
 /* A tensor looks like 16 bytes to Lua's collector, which therefore never hurries to
@@ -60,12 +59,15 @@ static void collect_if_due(lua_State *L) {
 /* A box is the tensor and a tag: the box's own address scrambled with a constant, so no
  * other userdata passes for a box by accident.  Checking size and tag takes two API calls
  * where comparing metatables took four, and a Rosenbrock step tests some forty boxes. */
-typedef struct { ct_tensor *t; uintptr_t tag; } tensor_box;
+typedef struct {
+  ct_tensor *t;
+  uintptr_t tag;
+} tensor_box;
 #define BOX_KEY ((uintptr_t)0x9e3779b97f4a7c15u)
 
 ct_tensor **ct_lua_newbox(lua_State *L) {
   collect_if_due(L);
-  tensor_box *b = lua_newuserdatauv(L, sizeof *b, 1);   /* the user value: hooks and such */
+  tensor_box *b = lua_newuserdatauv(L, sizeof *b, 1); /* the user value: hooks and such */
   b->t = NULL;
   b->tag = (uintptr_t)b ^ BOX_KEY;
   push_metatable(L);
@@ -74,7 +76,7 @@ ct_tensor **ct_lua_newbox(lua_State *L) {
 }
 
 static ct_tensor **test_box(lua_State *L, int idx) {
-  tensor_box *b = lua_touserdata(L, idx);   /* light userdata has length 0: never read below */
+  tensor_box *b = lua_touserdata(L, idx); /* light userdata has length 0: never read below */
   if (b == NULL || lua_rawlen(L, idx) != sizeof *b || b->tag != ((uintptr_t)b ^ BOX_KEY)) return NULL;
   return &b->t;
 }
@@ -91,9 +93,7 @@ ct_tensor *ct_lua_check(lua_State *L, int idx) {
   return *box;
 }
 
-int ct_lua_error(lua_State *L, const char *fn, ct_err *err) {
-  return luaL_error(L, "%s: %s", fn, err->msg);
-}
+int ct_lua_error(lua_State *L, const char *fn, ct_err *err) { return luaL_error(L, "%s: %s", fn, err->msg); }
 
 int ct_lua_push(lua_State *L, ct_tensor *t, const char *fn, ct_err *err) {
   if (t == NULL) return ct_lua_error(L, fn, err);
@@ -112,15 +112,19 @@ ct_dtype ct_lua_dtype(lua_State *L, int idx, ct_dtype dflt) {
 lua_Integer ct_lua_list(lua_State *L, int idx, lua_Integer max, const char *fn, const char *what) {
   idx = lua_absindex(L, idx);
   if (!lua_istable(L, idx)) luaL_error(L, "%s: %s must be a table, got %s", fn, what, luaL_typename(L, idx));
-  lua_len(L, idx);   /* __len may answer anything */
+  lua_len(L, idx); /* __len may answer anything */
   int isint = 0;
   lua_Integer n = lua_type(L, -1) == LUA_TNUMBER ? lua_tointegerx(L, -1, &isint) : 0;
   if (!isint)
     luaL_error(L, "%s: the length of %s is not an integer (got %s)", fn, what,
                lua_type(L, -1) == LUA_TNUMBER ? luaL_tolstring(L, -1, NULL) : luaL_typename(L, -1));
   lua_pop(L, 1);
-  if (n < 0 || n > max) luaL_error(L, "%s: %s has length %I (expected 0 to %I)", fn, what, (LUAI_UACINT)n, (LUAI_UACINT)max);
-  if (luaL_getmetafield(L, idx, "__len") != LUA_TNIL) { lua_pop(L, 1); return n; }
+  if (n < 0 || n > max)
+    luaL_error(L, "%s: %s has length %I (expected 0 to %I)", fn, what, (LUAI_UACINT)n, (LUAI_UACINT)max);
+  if (luaL_getmetafield(L, idx, "__len") != LUA_TNIL) {
+    lua_pop(L, 1);
+    return n;
+  }
   /* # of a plain table is any border: the list is whole when keys 1..n are all there and
    * no integer key lies beyond */
   lua_Integer count = 0, beyond = 0;
@@ -132,7 +136,10 @@ lua_Integer ct_lua_list(lua_State *L, int idx, lua_Integer max, const char *fn, 
   }
   if (count < n || beyond) {
     lua_Integer hole = 1;
-    while (hole <= n && lua_rawgeti(L, idx, hole) != LUA_TNIL) { lua_pop(L, 1); hole++; }
+    while (hole <= n && lua_rawgeti(L, idx, hole) != LUA_TNIL) {
+      lua_pop(L, 1);
+      hole++;
+    }
     luaL_error(L, "%s: %s has a hole: element %I is nil (a list needs elements 1 to %I)", fn, what,
                (LUAI_UACINT)hole, (LUAI_UACINT)(beyond ? beyond : n));
   }
@@ -165,8 +172,9 @@ static int check_dim(lua_State *L, int idx, int ndim, bool extra) {
   int n = (ndim ? ndim : 1) + (extra ? 1 : 0);
   if (d < 0) d += n + 1;
   if (d < 1 || d > n)
-    return luaL_argerror(L, idx, lua_pushfstring(L, "dimension %d out of range (the tensor has %d dims)",
-                                                 (int)luaL_checkinteger(L, idx), ndim));
+    return luaL_argerror(L, idx,
+                         lua_pushfstring(L, "dimension %d out of range (the tensor has %d dims)",
+                                         (int)luaL_checkinteger(L, idx), ndim));
   return (int)d - 1;
 }
 
@@ -211,14 +219,15 @@ static int read_sizes(lua_State *L, int idx, int64_t *shape, int *next, bool all
 static ct_dtype opt_dtype(lua_State *L, int idx, ct_dtype dflt) {
   if (!lua_istable(L, idx)) return dflt;
   lua_getfield(L, idx, "dtype");
-  if (!lua_isnil(L, -1)) {   /* name the options argument, not a stack slot */
+  if (!lua_isnil(L, -1)) { /* name the options argument, not a stack slot */
     const char *s = lua_tostring(L, -1);
     static const char *const ok[] = {"float32", "float64", "int64", "float", "double", "long"};
     bool known = false;
     for (size_t k = 0; s && k < sizeof ok / sizeof ok[0]; k++) known = known || strcmp(s, ok[k]) == 0;
     if (!known)
-      luaL_argerror(L, idx, lua_pushfstring(L, "unknown dtype '%s' (expected float32, float64 or int64)",
-                                            s ? s : luaL_typename(L, -1)));
+      luaL_argerror(L, idx,
+                    lua_pushfstring(L, "unknown dtype '%s' (expected float32, float64 or int64)",
+                                    s ? s : luaL_typename(L, -1)));
   }
   ct_dtype dt = ct_lua_dtype(L, -1, dflt);
   lua_pop(L, 1);
@@ -256,13 +265,12 @@ static int t_get_default_dtype(lua_State *L) {
 static ct_tensor *operand(lua_State *L, int idx, const ct_tensor *like) {
   ct_tensor *t = ct_lua_test(L, idx);
   if (t) return t;
-  if (lua_type(L, idx) != LUA_TNUMBER)
-    luaL_typeerror(L, idx, "crater.Tensor or number");
+  if (lua_type(L, idx) != LUA_TNUMBER) luaL_typeerror(L, idx, "crater.Tensor or number");
   ct_err err;
   ct_dtype dt = like ? like->dtype : default_float;
   if (dt == CT_I64 && !lua_isinteger(L, idx)) dt = default_float;
-  ct_tensor **box = ct_lua_newbox(L);   /* left on the stack; collected later */
-  *box = dt == CT_I64 ? ct_tensor_full_i64(0, NULL, lua_tointeger(L, idx), &err)   /* exact */
+  ct_tensor **box = ct_lua_newbox(L); /* left on the stack; collected later */
+  *box = dt == CT_I64 ? ct_tensor_full_i64(0, NULL, lua_tointeger(L, idx), &err) /* exact */
                       : ct_tensor_scalar(dt, lua_tonumber(L, idx), &err);
   if (*box == NULL) ct_lua_error(L, "tensor", &err);
   lua_replace(L, idx);
@@ -271,7 +279,7 @@ static ct_tensor *operand(lua_State *L, int idx, const ct_tensor *like) {
 
 /* ---------------- constructors ---------------- */
 
-static int make_filled(lua_State *L, const char *fn, int mode) {  /* 0 zeros 1 ones 2 empty 3 rand 4 randn */
+static int make_filled(lua_State *L, const char *fn, int mode) { /* 0 zeros 1 ones 2 empty 3 rand 4 randn */
   int64_t shape[CT_MAXDIM];
   int next, n = read_sizes(L, 1, shape, &next, false, fn);
   if (!lua_isnoneornil(L, next) && !lua_istable(L, next))
@@ -280,8 +288,8 @@ static int make_filled(lua_State *L, const char *fn, int mode) {  /* 0 zeros 1 o
   ct_err err;
   ct_tensor **box = ct_lua_newbox(L);
   *box = mode == 0 ? ct_tensor_zeros(dt, n, shape, &err)
-       : mode == 1 ? ct_tensor_full(dt, n, shape, 1, &err)
-       : ct_tensor_new(dt, n, shape, &err);
+      : mode == 1  ? ct_tensor_full(dt, n, shape, 1, &err)
+                   : ct_tensor_new(dt, n, shape, &err);
   if (*box == NULL) return ct_lua_error(L, fn, &err);
   if (mode == 2 && (*box)->dtype != CT_I64) memset((*box)->storage->data, 0, (*box)->storage->nbytes);
   if (mode == 3) ct_fill_uniform(*box, 0, 1);
@@ -320,7 +328,7 @@ static int t_randint(lua_State *L) {
   ct_tensor **box = ct_lua_newbox(L);
   if ((*box = ct_tensor_new(dt, n, shape, &err)) == NULL) return ct_lua_error(L, "randint", &err);
   int64_t cnt = ct_numel(*box);
-  uint64_t range = (uint64_t)hi - (uint64_t)lo;   /* in uint64: the full int64 range fits */
+  uint64_t range = (uint64_t)hi - (uint64_t)lo; /* in uint64: the full int64 range fits */
   for (int64_t i = 0; i < cnt; i++) {
     int64_t k = (int64_t)((uint64_t)lo + ct_rng_next() % range);
     if (dt == CT_I64) ((int64_t *)(*box)->storage->data)[i] = k;
@@ -355,15 +363,14 @@ static int t_arange(lua_State *L) {
     b = a;
     a = 0;
   }
-  ct_dtype dt = opt_dtype(L, opts, default_float);   /* the default float dtype unless asked */
+  ct_dtype dt = opt_dtype(L, opts, default_float); /* the default float dtype unless asked */
   ct_err err;
   ct_tensor **box = ct_lua_newbox(L);
-  if (dt == CT_I64 && all_int)   /* exact: the integers never pass through double */
+  if (dt == CT_I64 && all_int) /* exact: the integers never pass through double */
     *box = ct_arange_i64(opts == 2 ? 0 : lua_tointeger(L, 1), lua_tointeger(L, opts == 2 ? 1 : 2),
                          opts == 4 ? lua_tointeger(L, 3) : 1, &err);
   else *box = ct_arange(a, b, step, dt, &err);
-  if (*box == NULL)
-    return ct_lua_error(L, "arange", &err);
+  if (*box == NULL) return ct_lua_error(L, "arange", &err);
   apply_requires_grad(L, opts, *box);
   return 1;
 }
@@ -377,31 +384,43 @@ static int t_linspace(lua_State *L) {
 
 /* crater.tensor(nested table or number, opts) */
 static void nested_shape(lua_State *L, int idx, int depth, int64_t *shape, int *ndim) {
-  if (lua_type(L, idx) == LUA_TNUMBER || lua_type(L, idx) == LUA_TBOOLEAN) { *ndim = depth; return; }
-  if (!lua_istable(L, idx)) luaL_error(L, "tensor: expected numbers or nested tables, got %s", luaL_typename(L, idx));
+  if (lua_type(L, idx) == LUA_TNUMBER || lua_type(L, idx) == LUA_TBOOLEAN) {
+    *ndim = depth;
+    return;
+  }
+  if (!lua_istable(L, idx))
+    luaL_error(L, "tensor: expected numbers or nested tables, got %s", luaL_typename(L, idx));
   if (depth == CT_MAXDIM) luaL_error(L, "tensor: too many dimensions (at most %d)", CT_MAXDIM);
   shape[depth] = (int64_t)ct_lua_list(L, idx, LUA_MAXINTEGER, "tensor", "the nested table");
-  if (shape[depth] == 0) { *ndim = depth + 1; return; }
+  if (shape[depth] == 0) {
+    *ndim = depth + 1;
+    return;
+  }
   lua_geti(L, idx, 1);
   nested_shape(L, lua_gettop(L), depth + 1, shape, ndim);
   lua_pop(L, 1);
 }
 
-static void nested_fill(lua_State *L, int idx, int depth, const int64_t *shape, int ndim,
-                        ct_tensor *t, int64_t *pos) {
+static void nested_fill(lua_State *L, int idx, int depth, const int64_t *shape, int ndim, ct_tensor *t,
+                        int64_t *pos) {
   if (depth == ndim) {
     double v;
     if (lua_type(L, idx) == LUA_TNUMBER) v = lua_tonumber(L, idx);
     else if (lua_type(L, idx) == LUA_TBOOLEAN) v = lua_toboolean(L, idx);
-    else { luaL_error(L, "tensor: ragged nested table (expected a number at depth %d)", depth + 1); return; }
+    else {
+      luaL_error(L, "tensor: ragged nested table (expected a number at depth %d)", depth + 1);
+      return;
+    }
     char *p = (char *)t->storage->data + (size_t)(*pos)++ * ct_dtype_size(t->dtype);
     if (t->dtype == CT_F32) *(float *)p = (float)v;
     else if (t->dtype == CT_F64) *(double *)p = v;
-    else *(int64_t *)p = lua_isinteger(L, idx) ? lua_tointeger(L, idx) : ct_i64_of(v);   /* exact */
+    else *(int64_t *)p = lua_isinteger(L, idx) ? lua_tointeger(L, idx) : ct_i64_of(v); /* exact */
     return;
   }
-  if (!lua_istable(L, idx) || ct_lua_list(L, idx, LUA_MAXINTEGER, "tensor", "the nested table") != shape[depth])
-    luaL_error(L, "tensor: ragged nested table (expected %d elements at depth %d)", (int)shape[depth], depth + 1);
+  if (!lua_istable(L, idx) ||
+      ct_lua_list(L, idx, LUA_MAXINTEGER, "tensor", "the nested table") != shape[depth])
+    luaL_error(L, "tensor: ragged nested table (expected %d elements at depth %d)", (int)shape[depth],
+               depth + 1);
   for (int64_t i = 1; i <= shape[depth]; i++) {
     lua_geti(L, idx, i);
     nested_fill(L, lua_gettop(L), depth + 1, shape, ndim, t, pos);
@@ -412,7 +431,7 @@ static void nested_fill(lua_State *L, int idx, int depth, const int64_t *shape, 
 static int t_tensor(lua_State *L) {
   ct_tensor *src = ct_lua_test(L, 1);
   ct_err err;
-  if (src) {   /* crater.tensor(t): a copy */
+  if (src) { /* crater.tensor(t): a copy */
     ct_tensor **box = ct_lua_newbox(L);
     ct_tensor *c = ct_tensor_new(opt_dtype(L, 2, src->dtype), src->ndim, src->shape, &err);
     if ((*box = c) == NULL) return ct_lua_error(L, "tensor", &err);
@@ -467,16 +486,28 @@ static int t_stride(lua_State *L) {
   return 1;
 }
 
-static int t_dim(lua_State *L) { lua_pushinteger(L, ct_lua_check(L, 1)->ndim); return 1; }
-static int t_numel(lua_State *L) { lua_pushinteger(L, ct_numel(ct_lua_check(L, 1))); return 1; }
+static int t_dim(lua_State *L) {
+  lua_pushinteger(L, ct_lua_check(L, 1)->ndim);
+  return 1;
+}
+static int t_numel(lua_State *L) {
+  lua_pushinteger(L, ct_numel(ct_lua_check(L, 1)));
+  return 1;
+}
 static int t_len(lua_State *L) {
   ct_tensor *t = ct_lua_check(L, 1);
   if (t->ndim == 0) return luaL_error(L, "len() of a 0-d tensor");
   lua_pushinteger(L, t->shape[0]);
   return 1;
 }
-static int t_dtype(lua_State *L) { lua_pushstring(L, ct_dtype_name(ct_lua_check(L, 1)->dtype)); return 1; }
-static int t_is_contiguous(lua_State *L) { lua_pushboolean(L, ct_is_contiguous(ct_lua_check(L, 1))); return 1; }
+static int t_dtype(lua_State *L) {
+  lua_pushstring(L, ct_dtype_name(ct_lua_check(L, 1)->dtype));
+  return 1;
+}
+static int t_is_contiguous(lua_State *L) {
+  lua_pushboolean(L, ct_is_contiguous(ct_lua_check(L, 1)));
+  return 1;
+}
 
 /* Element idx as a Lua number: int64 exactly, as an integer. */
 static void push_elem(lua_State *L, const ct_tensor *t, const int64_t *idx) {
@@ -487,8 +518,9 @@ static void push_elem(lua_State *L, const ct_tensor *t, const int64_t *idx) {
 static int t_item(lua_State *L) {
   ct_tensor *t = ct_lua_check(L, 1);
   if (ct_numel(t) != 1)
-    return luaL_error(L, "item: a tensor with %I elements cannot be converted to a number", (LUAI_UACINT)ct_numel(t));
-  push_elem(L, t, (int64_t[CT_MAXDIM]){0});   /* every size is 1 */
+    return luaL_error(L, "item: a tensor with %I elements cannot be converted to a number",
+                      (LUAI_UACINT)ct_numel(t));
+  push_elem(L, t, (int64_t[CT_MAXDIM]){0}); /* every size is 1 */
   return 1;
 }
 
@@ -513,15 +545,15 @@ static int t_totable(lua_State *L) {
 /* x:get(i, j, ...) -> number, 1-based, bounds-checked */
 static void read_index(lua_State *L, ct_tensor *t, int first, int64_t *idx) {
   int n = lua_gettop(L) - first + 1;
-  if (n != t->ndim)
-    luaL_error(L, "get: expected %d indices for a %d-d tensor, got %d", t->ndim, t->ndim, n);
+  if (n != t->ndim) luaL_error(L, "get: expected %d indices for a %d-d tensor, got %d", t->ndim, t->ndim, n);
   for (int d = 0; d < t->ndim; d++) {
     lua_Integer i = luaL_checkinteger(L, first + d);
-    if (i < 0) i = i + t->shape[d] + 1;   /* in this order: a size may be 2^63-1 */
+    if (i < 0) i = i + t->shape[d] + 1; /* in this order: a size may be 2^63-1 */
     if (i < 1 || i > t->shape[d])
-      luaL_argerror(L, first + d, lua_pushfstring(L, "index %I out of range for size %I of dim %d",
-                                                  (LUAI_UACINT)luaL_checkinteger(L, first + d),
-                                                  (LUAI_UACINT)t->shape[d], d + 1));
+      luaL_argerror(L, first + d,
+                    lua_pushfstring(L, "index %I out of range for size %I of dim %d",
+                                    (LUAI_UACINT)luaL_checkinteger(L, first + d), (LUAI_UACINT)t->shape[d],
+                                    d + 1));
     idx[d] = i - 1;
   }
 }
@@ -542,14 +574,20 @@ static int unary_scalars(lua_State *L, ct_unary_op op, double *a, double *b) {
   *a = 0, *b = 0;
   switch (op) {
   case CT_U_LEAKY_RELU: *a = luaL_optnumber(L, 2, 0.01); break;
-  case CT_U_SOFTPLUS: *a = luaL_optnumber(L, 2, 1); *b = luaL_optnumber(L, 3, 20); break;
+  case CT_U_SOFTPLUS:
+    *a = luaL_optnumber(L, 2, 1);
+    *b = luaL_optnumber(L, 3, 20);
+    break;
   case CT_U_CLAMP:
     *a = luaL_optnumber(L, 2, -INFINITY);
     *b = luaL_optnumber(L, 3, INFINITY);
     if (lua_isnoneornil(L, 2) && lua_isnoneornil(L, 3))
       return luaL_error(L, "clamp: at least one of min and max must be given");
     break;
-  case CT_U_POW: case CT_U_MULS: case CT_U_DIVS: case CT_U_ADDS: *a = luaL_checknumber(L, 2); break;
+  case CT_U_POW:
+  case CT_U_MULS:
+  case CT_U_DIVS:
+  case CT_U_ADDS: *a = luaL_checknumber(L, 2); break;
   default: break;
   }
   return 0;
@@ -589,15 +627,20 @@ static int binary_dispatch(lua_State *L, ct_binary_op op, const char *fn) {
   bool na = !a && lua_type(L, 1) == LUA_TNUMBER, nb = !b && lua_type(L, 2) == LUA_TNUMBER;
   /* an int64 with an integer past 2^53 (which no double holds) takes the exact tensor path */
   bool exact_int = a && a->dtype == CT_I64 && lua_isinteger(L, 2) &&
-                   (lua_tointeger(L, 2) > (1LL << 53) || lua_tointeger(L, 2) < -(1LL << 53));
-  if (a && nb && !exact_int && !(a->dtype == CT_I64 && !lua_isinteger(L, 2) && ct_binary_info[op].dtype == CT_DT_CMP)) {
+      (lua_tointeger(L, 2) > (1LL << 53) || lua_tointeger(L, 2) < -(1LL << 53));
+  if (a && nb && !exact_int &&
+      !(a->dtype == CT_I64 && !lua_isinteger(L, 2) && ct_binary_info[op].dtype == CT_DT_CMP)) {
     double s = lua_tonumber(L, 2);
     switch (op) {
     case CT_B_ADD: return PUSH(L, ct_unary(CT_U_ADDS, a, s, 0, &err), fn);
     case CT_B_SUB: return PUSH(L, ct_unary(CT_U_ADDS, a, -s, 0, &err), fn);
     case CT_B_MUL: return PUSH(L, ct_unary(CT_U_MULS, a, s, 0, &err), fn);
-    case CT_B_DIV: if (a->dtype != CT_I64) return PUSH(L, ct_unary(CT_U_DIVS, a, s, 0, &err), fn); break;
-    case CT_B_POW: if (a->dtype != CT_I64) return PUSH(L, ct_unary(CT_U_POW, a, s, 0, &err), fn); break;
+    case CT_B_DIV:
+      if (a->dtype != CT_I64) return PUSH(L, ct_unary(CT_U_DIVS, a, s, 0, &err), fn);
+      break;
+    case CT_B_POW:
+      if (a->dtype != CT_I64) return PUSH(L, ct_unary(CT_U_POW, a, s, 0, &err), fn);
+      break;
     default: break;
     }
   }
@@ -608,7 +651,9 @@ static int binary_dispatch(lua_State *L, ct_binary_op op, const char *fn) {
     case CT_B_SUB: return PUSH(L, ct_unary(CT_U_RSUBS, b, s, 0, &err), fn);
     case CT_B_MUL: return PUSH(L, ct_unary(CT_U_MULS, b, s, 0, &err), fn);
     case CT_B_DIV: return PUSH(L, ct_unary(CT_U_RDIVS, b, s, 0, &err), fn);
-    case CT_B_POW: if (s > 0) return PUSH(L, ct_unary(CT_U_RPOW, b, s, 0, &err), fn); break;
+    case CT_B_POW:
+      if (s > 0) return PUSH(L, ct_unary(CT_U_RPOW, b, s, 0, &err), fn);
+      break;
     default: break;
     }
   }
@@ -623,7 +668,7 @@ static int binary_dispatch(lua_State *L, ct_binary_op op, const char *fn) {
 
 static int t_binary(lua_State *L) {
   ct_binary_op op = (ct_binary_op)lua_tointeger(L, lua_upvalueindex(1));
-  if ((op == CT_B_ADD || op == CT_B_SUB) && lua_type(L, 3) == LUA_TNUMBER) {  /* add(x, y, alpha) */
+  if ((op == CT_B_ADD || op == CT_B_SUB) && lua_type(L, 3) == LUA_TNUMBER) { /* add(x, y, alpha) */
     double alpha = lua_tonumber(L, 3);
     ct_tensor *x = operand(L, 1, NULL), *y = operand(L, 2, x);
     ct_err err;
@@ -644,17 +689,23 @@ static int t_unm(lua_State *L) {
   return PUSH(L, ct_unary(CT_U_NEG, ct_lua_check(L, 1), 0, 0, &err), "neg");
 }
 
-
 /* 0-d tensors compare with numbers: x[1] < 3 */
 static double scalar_of(lua_State *L, int idx, const char *what) {
   if (lua_type(L, idx) == LUA_TNUMBER) return lua_tonumber(L, idx);
   ct_tensor *t = ct_lua_check(L, idx);
   if (ct_numel(t) != 1)
-    luaL_error(L, "%s: only one-element tensors compare with '<' and '<=' (got %I elements)", what, (LUAI_UACINT)ct_numel(t));
+    luaL_error(L, "%s: only one-element tensors compare with '<' and '<=' (got %I elements)", what,
+               (LUAI_UACINT)ct_numel(t));
   return ct_get_flat(t, 0);
 }
-static int t_lt_mm(lua_State *L) { lua_pushboolean(L, scalar_of(L, 1, "lt") < scalar_of(L, 2, "lt")); return 1; }
-static int t_le_mm(lua_State *L) { lua_pushboolean(L, scalar_of(L, 1, "le") <= scalar_of(L, 2, "le")); return 1; }
+static int t_lt_mm(lua_State *L) {
+  lua_pushboolean(L, scalar_of(L, 1, "lt") < scalar_of(L, 2, "lt"));
+  return 1;
+}
+static int t_le_mm(lua_State *L) {
+  lua_pushboolean(L, scalar_of(L, 1, "le") <= scalar_of(L, 2, "le"));
+  return 1;
+}
 
 /* x:<op>_(y): in-place binary with a number or a tensor (the table's rows with an
  * in-place form; the upvalues are the op and the method's name) */
@@ -672,7 +723,10 @@ static int t_binary_(lua_State *L) {
   } else if (lua_type(L, 2) == LUA_TNUMBER && x->dtype != CT_I64 &&
              (op == CT_B_ADD || op == CT_B_SUB || op == CT_B_MUL || op == CT_B_DIV)) {
     double s = lua_tonumber(L, 2);
-    ct_unary_op u = op == CT_B_ADD ? CT_U_ADDS : op == CT_B_SUB ? CT_U_ADDS : op == CT_B_MUL ? CT_U_MULS : CT_U_DIVS;
+    ct_unary_op u = op == CT_B_ADD ? CT_U_ADDS
+        : op == CT_B_SUB           ? CT_U_ADDS
+        : op == CT_B_MUL           ? CT_U_MULS
+                                   : CT_U_DIVS;
     if (op == CT_B_SUB) s = -s;
     if (op == CT_B_ADD || op == CT_B_SUB) s *= luaL_optnumber(L, 3, 1);
     ok = ct_unary_(u, x, s, 0, &err);
@@ -765,7 +819,8 @@ static int t_uniform_(lua_State *L) {
   ct_tensor *x = ct_lua_check(L, 1);
   double a = luaL_optnumber(L, 2, 0), b = luaL_optnumber(L, 3, 1);
   if (!isfinite(a) || !isfinite(b) || !isfinite(b - a))
-    return luaL_error(L, "uniform_: from and to must be finite with a finite to - from, got from=%f, to=%f", a, b);
+    return luaL_error(L, "uniform_: from and to must be finite with a finite to - from, got from=%f, to=%f",
+                      a, b);
   if (a > b) return luaL_error(L, "uniform_: expects a [from, to) range, but found from=%f > to=%f", a, b);
   ct_err err;
   if (!ct_fill_(x, 0, &err)) return ct_lua_error(L, "uniform_", &err);
@@ -778,7 +833,8 @@ static int t_normal_(lua_State *L) {
   ct_tensor *x = ct_lua_check(L, 1);
   double mean = luaL_optnumber(L, 2, 0), std = luaL_optnumber(L, 3, 1);
   if (!isfinite(mean)) return luaL_error(L, "normal_: mean must be finite, got %f", mean);
-  if (!(std >= 0) || !isfinite(std)) return luaL_error(L, "normal_: expects a finite std >= 0, but found std=%f", std);
+  if (!(std >= 0) || !isfinite(std))
+    return luaL_error(L, "normal_: expects a finite std >= 0, but found std=%f", std);
   ct_err err;
   if (!ct_fill_(x, 0, &err)) return ct_lua_error(L, "normal_", &err);
   ct_fill_normal(x, mean, std);
@@ -813,7 +869,8 @@ static int t_where_method(lua_State *L) {
 
 static int t_allclose(lua_State *L) {
   ct_tensor *a = ct_lua_check(L, 1), *b = operand(L, 2, a);
-  lua_pushboolean(L, ct_allclose(a, b, luaL_optnumber(L, 3, 1e-5), luaL_optnumber(L, 4, 1e-8), lua_toboolean(L, 5)));
+  lua_pushboolean(
+      L, ct_allclose(a, b, luaL_optnumber(L, 3, 1e-5), luaL_optnumber(L, 4, 1e-8), lua_toboolean(L, 5)));
   return 1;
 }
 
@@ -821,20 +878,20 @@ static int t_allclose(lua_State *L) {
 
 static int t_reduce(lua_State *L) {
   ct_reduce_op op = (ct_reduce_op)lua_tointeger(L, lua_upvalueindex(1));
-  const char *fn = lua_tostring(L, lua_upvalueindex(2));   /* the row's name */
+  const char *fn = lua_tostring(L, lua_upvalueindex(2)); /* the row's name */
   ct_tensor *x = ct_lua_check(L, 1);
   ct_err err;
-  if ((op == CT_R_MAX || op == CT_R_MIN) && ct_lua_test(L, 2))   /* max(a, b) = maximum */
+  if ((op == CT_R_MAX || op == CT_R_MIN) && ct_lua_test(L, 2)) /* max(a, b) = maximum */
     return PUSH(L, ct_binary(op == CT_R_MAX ? CT_B_MAXIMUM : CT_B_MINIMUM, x, ct_lua_check(L, 2), &err), fn);
   int dim = opt_dim(L, 2, x->ndim);
   bool keepdim = lua_toboolean(L, 3);
-  if ((op == CT_R_MAX || op == CT_R_MIN) && dim >= 0) {   /* values, 1-based indices */
+  if ((op == CT_R_MAX || op == CT_R_MIN) && dim >= 0) { /* values, 1-based indices */
     ct_tensor **vbox = ct_lua_newbox(L);
     ct_tensor **ibox = ct_lua_newbox(L);
     ct_tensor *idx = NULL;
     if ((*vbox = ct_maxmin_dim(x, dim, keepdim, op == CT_R_MAX, &idx, &err)) == NULL)
       return ct_lua_error(L, fn, &err);
-    *ibox = ct_unary(CT_U_ADDS, idx, 1, 0, &err);   /* 1-based; idx stays saved for backward */
+    *ibox = ct_unary(CT_U_ADDS, idx, 1, 0, &err); /* 1-based; idx stays saved for backward */
     ct_tensor_release(idx);
     if (*ibox == NULL) return ct_lua_error(L, fn, &err);
     return 2;
@@ -847,12 +904,11 @@ static int t_argmaxmin(lua_State *L) {
   const char *fn = lua_tostring(L, lua_upvalueindex(2));
   ct_tensor *x = ct_lua_check(L, 1);
   int dim = opt_dim(L, 2, x->ndim);
-  bool keepdim = lua_toboolean(L, 3);   /* read before the box takes slot 3 */
+  bool keepdim = lua_toboolean(L, 3); /* read before the box takes slot 3 */
   ct_err err;
   ct_tensor **box = ct_lua_newbox(L);
-  if ((*box = ct_argmaxmin(x, dim, keepdim, is_max, &err)) == NULL)
-    return ct_lua_error(L, fn, &err);
-  if (!ct_unary_(CT_U_ADDS, *box, 1, 0, &err))   /* 1-based */
+  if ((*box = ct_argmaxmin(x, dim, keepdim, is_max, &err)) == NULL) return ct_lua_error(L, fn, &err);
+  if (!ct_unary_(CT_U_ADDS, *box, 1, 0, &err)) /* 1-based */
     return ct_lua_error(L, fn, &err);
   return 1;
 }
@@ -931,7 +987,8 @@ static int t_bmm(lua_State *L) {
 }
 static int t_dot(lua_State *L) {
   ct_tensor *a = ct_lua_check(L, 1), *b = ct_lua_check(L, 2);
-  if (a->ndim != 1 || b->ndim != 1) return luaL_error(L, "dot: expected 1-D tensors, got %d-D and %d-D", a->ndim, b->ndim);
+  if (a->ndim != 1 || b->ndim != 1)
+    return luaL_error(L, "dot: expected 1-D tensors, got %d-D and %d-D", a->ndim, b->ndim);
   ct_err err;
   return PUSH(L, ct_matmul(a, b, &err), "dot");
 }
@@ -940,7 +997,7 @@ static int t_dot(lua_State *L) {
 static int t_eigh(lua_State *L) {
   ct_tensor *a = ct_lua_check(L, 1), *w, *v;
   ct_err err;
-  ct_tensor **wbox = ct_lua_newbox(L), **vbox = ct_lua_newbox(L);   /* boxes first: a raise cannot leak */
+  ct_tensor **wbox = ct_lua_newbox(L), **vbox = ct_lua_newbox(L); /* boxes first: a raise cannot leak */
   if (!ct_eigh(a, &w, &v, &err)) return ct_lua_error(L, "eigh", &err);
   *wbox = w;
   *vbox = v;
@@ -996,10 +1053,11 @@ static int t_narrow(lua_State *L) {
   int dim = check_dim(L, 2, x->ndim, false);
   lua_Integer start = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
   if (x->ndim == 0) return luaL_error(L, "narrow: cannot narrow a 0-d tensor");
-  if (start < 0) start = start + x->shape[dim] + 1;   /* in this order: a size may be 2^63-1 */
+  if (start < 0) start = start + x->shape[dim] + 1; /* in this order: a size may be 2^63-1 */
   if (start < 1 || start - 1 > x->shape[dim])
-    return luaL_argerror(L, 3, lua_pushfstring(L, "start %I out of range for size %I",
-                                               (LUAI_UACINT)luaL_checkinteger(L, 3), (LUAI_UACINT)x->shape[dim]));
+    return luaL_argerror(L, 3,
+                         lua_pushfstring(L, "start %I out of range for size %I",
+                                         (LUAI_UACINT)luaL_checkinteger(L, 3), (LUAI_UACINT)x->shape[dim]));
   if (len < 0) return luaL_argerror(L, 4, "length must be non-negative");
   ct_err err;
   return PUSH(L, ct_narrow(x, dim, start - 1, len, &err), "narrow");
@@ -1012,8 +1070,10 @@ static int t_select(lua_State *L) {
   lua_Integer i = luaL_checkinteger(L, 3);
   if (i < 0) i = i + x->shape[dim] + 1;
   if (i < 1 || i > x->shape[dim])
-    return luaL_argerror(L, 3, lua_pushfstring(L, "index %I out of range for size %I of dim %d",
-                                               (LUAI_UACINT)luaL_checkinteger(L, 3), (LUAI_UACINT)x->shape[dim], dim + 1));
+    return luaL_argerror(L, 3,
+                         lua_pushfstring(L, "index %I out of range for size %I of dim %d",
+                                         (LUAI_UACINT)luaL_checkinteger(L, 3), (LUAI_UACINT)x->shape[dim],
+                                         dim + 1));
   ct_err err;
   return PUSH(L, ct_select(x, dim, i - 1, &err), "select");
 }
@@ -1030,8 +1090,9 @@ static int t_unsqueeze(lua_State *L) {
   lua_Integer d = luaL_checkinteger(L, 2);
   if (d < 0) d += x->ndim + 2;
   if (d < 1 || d > x->ndim + 1)
-    return luaL_argerror(L, 2, lua_pushfstring(L, "dimension %d out of range (the result has %d dims)",
-                                               (int)luaL_checkinteger(L, 2), x->ndim + 1));
+    return luaL_argerror(L, 2,
+                         lua_pushfstring(L, "dimension %d out of range (the result has %d dims)",
+                                         (int)luaL_checkinteger(L, 2), x->ndim + 1));
   return PUSH(L, ct_unsqueeze(x, (int)d - 1, &err), "unsqueeze");
 }
 
@@ -1088,7 +1149,7 @@ static int read_list(lua_State *L, int idx, ct_tensor **xs, int max, const char 
     lua_geti(L, idx, i + 1);
     xs[i] = ct_lua_test(L, -1);
     if (xs[i] == NULL) luaL_error(L, "%s: element %d of the list is not a tensor", fn, i + 1);
-    lua_pop(L, 1);   /* still referenced by the list */
+    lua_pop(L, 1); /* still referenced by the list */
   }
   return n;
 }
@@ -1107,7 +1168,8 @@ static int t_cat_stack(lua_State *L) {
 /* 1-based index tensor -> 0-based copy in a box on the stack */
 static ct_tensor *zero_based(lua_State *L, int idx, const char *fn) {
   ct_tensor *t = ct_lua_check(L, idx);
-  if (t->dtype != CT_I64) luaL_error(L, "%s: index must be an int64 tensor, got %s", fn, ct_dtype_name(t->dtype));
+  if (t->dtype != CT_I64)
+    luaL_error(L, "%s: index must be an int64 tensor, got %s", fn, ct_dtype_name(t->dtype));
   ct_err err;
   ct_tensor **box = ct_lua_newbox(L);
   if ((*box = ct_unary(CT_U_ADDS, t, -1, 0, &err)) == NULL) ct_lua_error(L, fn, &err);
@@ -1152,10 +1214,9 @@ static int t_index_add(lua_State *L) {
 static ct_tensor *index_view(lua_State *L, ct_tensor *x, int key) {
   ct_err err;
   int n = 1;
-  bool tab = lua_istable(L, key);   /* asked once: each API call costs more than the select */
+  bool tab = lua_istable(L, key); /* asked once: each API call costs more than the select */
   if (tab) n = (int)ct_lua_list(L, key, CT_MAXDIM, "index", "the index list");
-  if (n > x->ndim)
-    luaL_error(L, "index: %d indices for a %d-d tensor", n, x->ndim);
+  if (n > x->ndim) luaL_error(L, "index: %d indices for a %d-d tensor", n, x->ndim);
   ct_tensor **box = ct_lua_newbox(L);
   ct_tensor_retain(x);
   *box = x;
@@ -1176,7 +1237,8 @@ static ct_tensor *index_view(lua_State *L, ct_tensor *x, int key) {
     lua_Integer given = i;
     if (i < 0) i = i + size + 1;
     if (i < 1 || i > size)
-      luaL_error(L, "index: index %I out of range for size %I of dim %d", (LUAI_UACINT)given, (LUAI_UACINT)size, k + 1);
+      luaL_error(L, "index: index %I out of range for size %I of dim %d", (LUAI_UACINT)given,
+                 (LUAI_UACINT)size, k + 1);
     ct_tensor *v = ct_select(*box, 0, i - 1, &err);
     if (v == NULL) ct_lua_error(L, "index", &err);
     ct_tensor_release(*box);
@@ -1191,7 +1253,7 @@ static int t_index(lua_State *L) {
   int kt = lua_type(L, 2);
   if (kt == LUA_TSTRING) {
     lua_pushvalue(L, 2);
-    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;   /* a method */
+    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1; /* a method */
     const char *k = lua_tostring(L, 2);
     ct_tensor *x = *box;
     if (x == NULL) return luaL_error(L, "tensor was released");
@@ -1204,8 +1266,14 @@ static int t_index(lua_State *L) {
       *g = x->grad;
       return 1;
     }
-    if (strcmp(k, "requires_grad") == 0) { lua_pushboolean(L, x->requires_grad); return 1; }
-    if (strcmp(k, "is_leaf") == 0) { lua_pushboolean(L, x->grad_fn == NULL); return 1; }
+    if (strcmp(k, "requires_grad") == 0) {
+      lua_pushboolean(L, x->requires_grad);
+      return 1;
+    }
+    if (strcmp(k, "is_leaf") == 0) {
+      lua_pushboolean(L, x->grad_fn == NULL);
+      return 1;
+    }
     if (strcmp(k, "retains_grad") == 0) {
       lua_pushboolean(L, x->grad_fn && x->grad_fn->retain_out == x);
       return 1;
@@ -1220,7 +1288,8 @@ static int t_index(lua_State *L) {
   }
   if (kt == LUA_TNUMBER || kt == LUA_TTABLE) {
     if (*box == NULL) return luaL_error(L, "tensor was released");
-    if (kt == LUA_TNUMBER && !lua_isinteger(L, 2)) return luaL_error(L, "index: %f is not an integer", lua_tonumber(L, 2));
+    if (kt == LUA_TNUMBER && !lua_isinteger(L, 2))
+      return luaL_error(L, "index: %f is not an integer", lua_tonumber(L, 2));
     index_view(L, *box, 2);
     return 1;
   }
@@ -1258,9 +1327,9 @@ static int t_newindex(lua_State *L) {
   if (lua_type(L, 2) != LUA_TNUMBER && !lua_istable(L, 2))
     return luaL_error(L, "index: expected an integer or a table of integers");
   ct_tensor *v = index_view(L, x, 2);
-  int ok = lua_isinteger(L, 3) ? ct_fill_i64_(v, lua_tointeger(L, 3), &err)   /* exact into int64 */
-         : lua_type(L, 3) == LUA_TNUMBER ? ct_fill_(v, lua_tonumber(L, 3), &err)
-         : ct_copy_(v, ct_lua_check(L, 3), &err);
+  int ok = lua_isinteger(L, 3)        ? ct_fill_i64_(v, lua_tointeger(L, 3), &err) /* exact into int64 */
+      : lua_type(L, 3) == LUA_TNUMBER ? ct_fill_(v, lua_tonumber(L, 3), &err)
+                                      : ct_copy_(v, ct_lua_check(L, 3), &err);
   if (!ok) return ct_lua_error(L, "index assignment", &err);
   return 0;
 }
@@ -1319,7 +1388,7 @@ void ct_lua_register(lua_State *L, int methods, int core, const ct_lua_reg *r, s
       lua_pushvalue(L, -1);
       lua_setfield(L, methods, r->name);
     }
-    if (r->kind & CT_INTERNAL) {   /* crater.core.internal's only */
+    if (r->kind & CT_INTERNAL) { /* crater.core.internal's only */
       lua_getfield(L, core, "internal");
       lua_insert(L, -2);
       lua_setfield(L, -2, r->name);
@@ -1338,33 +1407,45 @@ void ct_lua_register(lua_State *L, int methods, int core, const ct_lua_reg *r, s
  * forms ("" doc: sizeof 1) are left out.  The closures' upvalues are the row's enum and
  * its name. */
 #define PUBLIC(doc) (sizeof(doc) > 1)
-#define REG_UNARY(e, nm, node, kernel, dt, sv, bw, na, ar, gr, dc)                 \
-  {#nm, t_unary, CT_U_##e, PUBLIC(dc) ? CT_BOTH : 0, -1},                           \
-  {#nm "_", t_unary_, CT_U_##e, PUBLIC(dc) ? CT_METHOD : 0, -1},
-#define REG_BINARY(e, nm, node, kernel, dt, sv, bw, na, ar, gr, dc)                \
-  {#nm, t_binary, CT_B_##e, PUBLIC(dc) ? CT_BOTH : 0, -1},                          \
-  {#nm "_", t_binary_, CT_B_##e, PUBLIC(dc) && (na) >= 0 ? CT_METHOD : 0, -1},
+#define REG_UNARY(e, nm, node, kernel, dt, sv, bw, na, ar, gr, dc) \
+  {#nm, t_unary, CT_U_##e, PUBLIC(dc) ? CT_BOTH : 0, -1},          \
+      {#nm "_", t_unary_, CT_U_##e, PUBLIC(dc) ? CT_METHOD : 0, -1},
+#define REG_BINARY(e, nm, node, kernel, dt, sv, bw, na, ar, gr, dc) \
+  {#nm, t_binary, CT_B_##e, PUBLIC(dc) ? CT_BOTH : 0, -1},          \
+      {#nm "_", t_binary_, CT_B_##e, PUBLIC(dc) && (na) >= 0 ? CT_METHOD : 0, -1},
 #define REG(e, nm, node, bw, bind, flag, kind, na, ...) {#nm, bind, flag, kind, na},
 static const ct_lua_reg registry[] = {
-  CT_UNARY_OPS(REG_UNARY) CT_BINARY_OPS(REG_BINARY)
-  CT_REDUCE_OPS(REG) CT_SHAPE_OPS(REG) CT_MATMUL_OPS(REG) CT_INDEX_OPS(REG)
-  /* not ops: facts, constructors, settings (their help is doc_core.lua's own) */
-  {"shape", t_shape, -1, CT_BOTH, -1}, {"size", t_size, -1, CT_BOTH, -1},
-  {"stride", t_stride, -1, CT_BOTH, -1}, {"dim", t_dim, -1, CT_BOTH, -1},
-  {"numel", t_numel, -1, CT_BOTH, -1}, {"nelement", t_numel, -1, CT_BOTH, -1},
-  {"dtype", t_dtype, -1, CT_BOTH, -1}, {"item", t_item, -1, CT_BOTH, -1},
-  {"totable", t_totable, -1, CT_BOTH, -1}, {"is_contiguous", t_is_contiguous, -1, CT_BOTH, -1},
-  {"get", t_get, -1, CT_BOTH, -1},
-  {"tensor", t_tensor, -1, CT_FUNCTION, -1}, {"zeros", t_zeros, -1, CT_FUNCTION, -1},
-  {"ones", t_ones, -1, CT_FUNCTION, -1}, {"empty", t_empty, -1, CT_FUNCTION, -1},
-  {"full", t_full, -1, CT_FUNCTION, -1}, {"rand", t_rand, -1, CT_FUNCTION, -1},
-  {"randn", t_randn, -1, CT_FUNCTION, -1}, {"randint", t_randint, -1, CT_FUNCTION, -1},
-  {"eye", t_eye, -1, CT_FUNCTION, -1}, {"arange", t_arange, -1, CT_FUNCTION, -1},
-  {"linspace", t_linspace, -1, CT_FUNCTION, -1}, {"manual_seed", t_manual_seed, -1, CT_FUNCTION, -1},
-  {"set_default_dtype", t_set_default_dtype, -1, CT_FUNCTION, -1},
-  {"get_default_dtype", t_get_default_dtype, -1, CT_FUNCTION, -1},
-  {"is_tensor", t_is_tensor, -1, CT_FUNCTION, -1},
-  {"check_list", t_check_list, -1, CT_INTERNAL, -1}, {"set_data", t_set_data, -1, CT_INTERNAL, -1},
+    CT_UNARY_OPS(REG_UNARY) CT_BINARY_OPS(REG_BINARY) CT_REDUCE_OPS(REG) CT_SHAPE_OPS(REG) CT_MATMUL_OPS(REG)
+        CT_INDEX_OPS(REG)
+    /* not ops: facts, constructors, settings (their help is doc_core.lua's own) */
+    {"shape", t_shape, -1, CT_BOTH, -1},
+    {"size", t_size, -1, CT_BOTH, -1},
+    {"stride", t_stride, -1, CT_BOTH, -1},
+    {"dim", t_dim, -1, CT_BOTH, -1},
+    {"numel", t_numel, -1, CT_BOTH, -1},
+    {"nelement", t_numel, -1, CT_BOTH, -1},
+    {"dtype", t_dtype, -1, CT_BOTH, -1},
+    {"item", t_item, -1, CT_BOTH, -1},
+    {"totable", t_totable, -1, CT_BOTH, -1},
+    {"is_contiguous", t_is_contiguous, -1, CT_BOTH, -1},
+    {"get", t_get, -1, CT_BOTH, -1},
+    {"tensor", t_tensor, -1, CT_FUNCTION, -1},
+    {"zeros", t_zeros, -1, CT_FUNCTION, -1},
+    {"ones", t_ones, -1, CT_FUNCTION, -1},
+    {"empty", t_empty, -1, CT_FUNCTION, -1},
+    {"full", t_full, -1, CT_FUNCTION, -1},
+    {"rand", t_rand, -1, CT_FUNCTION, -1},
+    {"randn", t_randn, -1, CT_FUNCTION, -1},
+    {"randint", t_randint, -1, CT_FUNCTION, -1},
+    {"eye", t_eye, -1, CT_FUNCTION, -1},
+    {"arange", t_arange, -1, CT_FUNCTION, -1},
+    {"linspace", t_linspace, -1, CT_FUNCTION, -1},
+    {"manual_seed", t_manual_seed, -1, CT_FUNCTION, -1},
+    {"set_default_dtype", t_set_default_dtype, -1, CT_FUNCTION, -1},
+    {"get_default_dtype", t_get_default_dtype, -1, CT_FUNCTION, -1},
+    {"is_tensor", t_is_tensor, -1, CT_FUNCTION, -1},
+    {"check_list", t_check_list, -1, CT_INTERNAL, -1},
+    {"set_data", t_set_data, -1, CT_INTERNAL, -1},
 };
 
 /* What core.internal.ops lists of a row: {name=, family=, kind=, node=, args=, grad=, doc=}
@@ -1385,10 +1466,8 @@ typedef struct {
 #define ROW_MATMUL(...) ROW_FAMILY("matmul", __VA_ARGS__)
 #define ROW_INDEX(...) ROW_FAMILY("index", __VA_ARGS__)
 #define ROW_NN(...) ROW_FAMILY("nn", __VA_ARGS__)
-static const op_row op_rows[] = {
-  CT_UNARY_OPS(ROW_UNARY) CT_BINARY_OPS(ROW_BINARY) CT_REDUCE_OPS(ROW_REDUCE)
-  CT_SHAPE_OPS(ROW_SHAPE) CT_MATMUL_OPS(ROW_MATMUL) CT_INDEX_OPS(ROW_INDEX) CT_NN_OPS(ROW_NN)
-};
+static const op_row op_rows[] = {CT_UNARY_OPS(ROW_UNARY) CT_BINARY_OPS(ROW_BINARY) CT_REDUCE_OPS(
+    ROW_REDUCE) CT_SHAPE_OPS(ROW_SHAPE) CT_MATMUL_OPS(ROW_MATMUL) CT_INDEX_OPS(ROW_INDEX) CT_NN_OPS(ROW_NN)};
 
 static void set_string(lua_State *L, const char *k, const char *v) {
   lua_pushstring(L, v);
@@ -1412,9 +1491,15 @@ static void push_op_rows(lua_State *L) {
     set_string(L, "args", r->args);
     set_string(L, "grad", r->grad);
     set_string(L, "doc", r->doc);
-    if (r->arity) { lua_pushinteger(L, r->arity); lua_setfield(L, -2, "arity"); }
+    if (r->arity) {
+      lua_pushinteger(L, r->arity);
+      lua_setfield(L, -2, "arity");
+    }
     if (r->dtype >= 0) set_string(L, "dtype", rules[r->dtype]);
-    if (r->arity && r->inplace >= 0) { lua_pushinteger(L, r->inplace); lua_setfield(L, -2, "inplace"); }
+    if (r->arity && r->inplace >= 0) {
+      lua_pushinteger(L, r->inplace);
+      lua_setfield(L, -2, "inplace");
+    }
     lua_rawseti(L, -2, ++k);
   }
 }
@@ -1426,14 +1511,14 @@ void ct_lua_open_tensor(lua_State *L) {
   lua_pushvalue(L, mt);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &MT_KEY);
   const void *lua_registry = lua_topointer(L, LUA_REGISTRYINDEX);
-  if (mt_ref_registry == NULL || lua_registry == mt_ref_registry) {   /* the first state, or it again */
+  if (mt_ref_registry == NULL || lua_registry == mt_ref_registry) { /* the first state, or it again */
     lua_pushvalue(L, mt);
     mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     mt_ref_registry = lua_registry;
   } else {
     mt_ref_off = true;
   }
-  lua_newtable(L);   /* the method table, also crater.core.Tensor */
+  lua_newtable(L); /* the method table, also crater.core.Tensor */
   int m = lua_gettop(L);
   ct_lua_register(L, m, core, registry, sizeof registry / sizeof registry[0]);
   lua_getfield(L, core, "internal");
@@ -1444,15 +1529,24 @@ void ct_lua_open_tensor(lua_State *L) {
   lua_pushvalue(L, m);
   lua_pushcclosure(L, t_index, 1);
   lua_setfield(L, mt, "__index");
-  static const luaL_Reg meta[] = {
-    {"__newindex", t_newindex}, {"__gc", t_gc}, {"__close", t_gc}, {"__len", t_len},
-    {"__add", t_add_mm}, {"__sub", t_sub_mm}, {"__mul", t_mul_mm}, {"__div", t_div_mm},
-    {"__pow", t_pow_mm}, {"__unm", t_unm}, {"__lt", t_lt_mm}, {"__le", t_le_mm}, {NULL, NULL}};
+  static const luaL_Reg meta[] = {{"__newindex", t_newindex},
+                                  {"__gc", t_gc},
+                                  {"__close", t_gc},
+                                  {"__len", t_len},
+                                  {"__add", t_add_mm},
+                                  {"__sub", t_sub_mm},
+                                  {"__mul", t_mul_mm},
+                                  {"__div", t_div_mm},
+                                  {"__pow", t_pow_mm},
+                                  {"__unm", t_unm},
+                                  {"__lt", t_lt_mm},
+                                  {"__le", t_le_mm},
+                                  {NULL, NULL}};
   lua_pushvalue(L, mt);
   luaL_setfuncs(L, meta, 0);
   lua_pop(L, 1);
   lua_pushvalue(L, m);
-  lua_setfield(L, core, "Tensor");      /* the method table: Lua adds sugar to it */
+  lua_setfield(L, core, "Tensor"); /* the method table: Lua adds sugar to it */
   lua_getfield(L, core, "internal");
   lua_pushvalue(L, mt);
   lua_setfield(L, -2, "Tensor_mt");

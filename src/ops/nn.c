@@ -32,15 +32,18 @@ bool ct_set_flush_denormal(bool on) {
 int64_t ct_win_out(int64_t in, int64_t k, int64_t s, int64_t p) {
   int64_t span;
   if (__builtin_mul_overflow(p, 2, &span) || __builtin_add_overflow(span, in, &span)) return -2;
-  span -= k;   /* k > 0 and span >= -k: cannot overflow */
+  span -= k; /* k > 0 and span >= -k: cannot overflow */
   return span < 0 ? -1 : span / s + 1;
 }
 
 /* The binding prefixes every message here with the function's name. */
 static int check_win(ct_win w, ct_err *err) {
-  if (w.kh <= 0 || w.kw <= 0) return ct_fail(err, "kernel size must be positive, got %lldx%lld", (long long)w.kh, (long long)w.kw);
-  if (w.sh <= 0 || w.sw <= 0) return ct_fail(err, "stride must be positive, got %lldx%lld", (long long)w.sh, (long long)w.sw);
-  if (w.ph < 0 || w.pw < 0) return ct_fail(err, "padding must be non-negative, got %lldx%lld", (long long)w.ph, (long long)w.pw);
+  if (w.kh <= 0 || w.kw <= 0)
+    return ct_fail(err, "kernel size must be positive, got %lldx%lld", (long long)w.kh, (long long)w.kw);
+  if (w.sh <= 0 || w.sw <= 0)
+    return ct_fail(err, "stride must be positive, got %lldx%lld", (long long)w.sh, (long long)w.sw);
+  if (w.ph < 0 || w.pw < 0)
+    return ct_fail(err, "padding must be non-negative, got %lldx%lld", (long long)w.ph, (long long)w.pw);
   return 1;
 }
 
@@ -52,27 +55,27 @@ static int check_input(const ct_tensor *x, ct_win w, int64_t *ho, int64_t *wo, c
   if (x->ndim != 4)
     return ct_fail(err, "expected a 4-D input (B,C,H,W), got shape %s", ct_shape_str(buf, x->ndim, x->shape));
   if (x->dtype == CT_I64) return ct_fail(err, "expected a float tensor, got int64");
-  if (x->shape[2] == 0 || x->shape[3] == 0)   /* as PyTorch: only B or C may be 0 */
+  if (x->shape[2] == 0 || x->shape[3] == 0) /* as PyTorch: only B or C may be 0 */
     return ct_fail(err, "expected an image of non-zero height and width, got shape %s",
                    ct_shape_str(buf, x->ndim, x->shape));
   *ho = ct_win_out(x->shape[2], w.kh, w.sh, w.ph);
   *wo = ct_win_out(x->shape[3], w.kw, w.sw, w.pw);
   int64_t out[4] = {x->shape[0], x->shape[1], *ho, *wo};
   if (*ho == -2 || *wo == -2 || (*ho > 0 && *wo > 0 && ct_shape_numel(4, out, NULL) < 0))
-    return ct_fail(err, "sizes overflow: input %s with kernel %lldx%lld, stride %lldx%lld and padding "
-                        "%lldx%lld gives more than 2^63-1 outputs", ct_shape_str(buf, x->ndim, x->shape),
-                   (long long)w.kh, (long long)w.kw, (long long)w.sh, (long long)w.sw, (long long)w.ph,
-                   (long long)w.pw);
+    return ct_fail(err,
+                   "sizes overflow: input %s with kernel %lldx%lld, stride %lldx%lld and padding "
+                   "%lldx%lld gives more than 2^63-1 outputs",
+                   ct_shape_str(buf, x->ndim, x->shape), (long long)w.kh, (long long)w.kw, (long long)w.sh,
+                   (long long)w.sw, (long long)w.ph, (long long)w.pw);
   if (*ho <= 0 || *wo <= 0)
-    return ct_fail(err, "kernel %lldx%lld (padding %lldx%lld) is larger than the input %s",
-                   (long long)w.kh, (long long)w.kw, (long long)w.ph, (long long)w.pw,
-                   ct_shape_str(buf, x->ndim, x->shape));
+    return ct_fail(err, "kernel %lldx%lld (padding %lldx%lld) is larger than the input %s", (long long)w.kh,
+                   (long long)w.kw, (long long)w.ph, (long long)w.pw, ct_shape_str(buf, x->ndim, x->shape));
   return 1;
 }
 
 /* The output columns ow whose input column ow*s - p + j lies in [0, w): [*lo, *hi). */
 static void valid_cols(int64_t wo, int64_t w, int64_t s, int64_t p, int64_t j, int64_t *lo, int64_t *hi) {
-  int64_t a = p - j > 0 ? (p - j - 1) / s + 1 : 0;        /* first ow with ow*s >= p - j (s may be 2^63-1) */
+  int64_t a = p - j > 0 ? (p - j - 1) / s + 1 : 0; /* first ow with ow*s >= p - j (s may be 2^63-1) */
   int64_t b = w - 1 + p - j < 0 ? 0 : (w - 1 + p - j) / s + 1;
   *lo = a < wo ? a : wo;
   *hi = b < wo ? b : wo;
@@ -84,154 +87,168 @@ static void valid_cols(int64_t wo, int64_t w, int64_t s, int64_t p, int64_t j, i
  * so one GEMM W (Cout, C*kh*kw) x cols serves the whole batch, writes are contiguous and,
  * for stride 1, so are the reads.  col2im: x += the windows of cols (x zeroed first). */
 /* One candidate of a max window: it wins when larger, or when NaN and the best is not. */
-#define MAX_STEP(T, val, at)                                                                  \
-  { T v_ = (val); int64_t win_ = -(int64_t)((v_ > bv) | ((v_ != v_) & (bv == bv)));          \
-    bv = v_ > bv ? v_ : bv;          /* a max instruction; NaN is taken below */              \
-    bv = v_ != v_ && win_ ? v_ : bv;                                                          \
-    best = (best & ~win_) | ((at) & win_); }   /* masks, not branches: ties are common */
+#define MAX_STEP(T, val, at)                                            \
+  {                                                                     \
+    T v_ = (val);                                                       \
+    int64_t win_ = -(int64_t)((v_ > bv) | ((v_ != v_) & (bv == bv)));   \
+    bv = v_ > bv ? v_ : bv; /* a max instruction; NaN is taken below */ \
+    bv = v_ != v_ && win_ ? v_ : bv;                                    \
+    best = (best & ~win_) | ((at)&win_);                                \
+  } /* masks, not branches: ties are common */
 
-#define DEFINE_WINDOW_KERNELS(T, sfx)                                                           \
-  static void im2col_##sfx(T *restrict cols, const T *restrict x, int64_t b, int64_t n0,      \
-                           int64_t n1, int64_t c, int64_t h, int64_t wd, int64_t ho,            \
-                           int64_t wo, ct_win w) {                                              \
-    int64_t l = ho * wo;                                                                        \
-    for (int64_t ch = 0; ch < c; ch++)                                                          \
-      for (int64_t i = 0; i < w.kh; i++)                                                        \
-        for (int64_t j = 0; j < w.kw; j++) {                                                    \
-          int64_t lo, hi;                                                                       \
-          valid_cols(wo, wd, w.sw, w.pw, j, &lo, &hi);                                          \
-          T *r = cols + ((ch * w.kh + i) * w.kw + j) * b * l;                                   \
-          if (w.sh == 1 && w.sw == 1 && wo == wd) {                                             \
+#define DEFINE_WINDOW_KERNELS(T, sfx)                                                                 \
+  static void im2col_##sfx(T *restrict cols, const T *restrict x, int64_t b, int64_t n0, int64_t n1,  \
+                           int64_t c, int64_t h, int64_t wd, int64_t ho, int64_t wo, ct_win w) {      \
+    int64_t l = ho * wo;                                                                              \
+    for (int64_t ch = 0; ch < c; ch++)                                                                \
+      for (int64_t i = 0; i < w.kh; i++)                                                              \
+        for (int64_t j = 0; j < w.kw; j++) {                                                          \
+          int64_t lo, hi;                                                                             \
+          valid_cols(wo, wd, w.sw, w.pw, j, &lo, &hi);                                                \
+          T *r = cols + ((ch * w.kh + i) * w.kw + j) * b * l;                                         \
+          if (w.sh == 1 && w.sw == 1 && wo == wd) {                                                   \
             /* stride 1, width kept: output l reads input l + off, so one copy per image,      \
              * clipped to the plane, then zeros where the column falls outside the row */      \
-            int64_t off = (i - w.ph) * wd + j - w.pw, a = off < 0 ? -off : 0;                   \
-            int64_t e = h * wd - off < l ? h * wd - off : l;                                    \
-            if (e < a) e = a;                                                                   \
-            for (int64_t n = n0; n < n1; n++) {                                                 \
-              const T *xp = x + (n * c + ch) * h * wd;                                          \
-              T *rp = r + n * l;                                                                \
-              memset(rp, 0, (size_t)a * sizeof(T));                                             \
-              memcpy(rp + a, xp + a + off, (size_t)(e - a) * sizeof(T));                        \
-              memset(rp + e, 0, (size_t)(l - e) * sizeof(T));                                   \
-              if (lo > 0 || hi < wo)                                                            \
-                for (int64_t oh = 0; oh < ho; oh++) {                                           \
-                  for (int64_t ow = 0; ow < lo; ow++) rp[oh * wo + ow] = 0;                     \
-                  for (int64_t ow = hi; ow < wo; ow++) rp[oh * wo + ow] = 0;                    \
-                }                                                                               \
-            }                                                                                   \
-            continue;                                                                           \
-          }                                                                                     \
-          for (int64_t n = n0; n < n1; n++) {                                                   \
-            const T *xp = x + (n * c + ch) * h * wd;                                            \
-            for (int64_t oh = 0; oh < ho; oh++) {                                               \
-              int64_t hr = oh * w.sh - w.ph + i;                                                \
-              T *rp = r + n * l + oh * wo;                                                      \
-              if (hr < 0 || hr >= h) { for (int64_t ow = 0; ow < wo; ow++) rp[ow] = 0; continue; } \
-              const T *xr = xp + hr * wd - w.pw + j;                                            \
-              for (int64_t ow = 0; ow < lo; ow++) rp[ow] = 0;                                   \
-              if (w.sw == 1) for (int64_t ow = lo; ow < hi; ow++) rp[ow] = xr[ow];              \
-              else for (int64_t ow = lo; ow < hi; ow++) rp[ow] = xr[ow * w.sw];                 \
-              for (int64_t ow = hi; ow < wo; ow++) rp[ow] = 0;                                  \
-            }                                                                                   \
-          }                                                                                     \
-        }                                                                                       \
-  }                                                                                             \
-  static void col2im_##sfx(T *restrict x, const T *restrict cols, int64_t b, int64_t n0,      \
-                           int64_t n1, int64_t c, int64_t h, int64_t wd, int64_t ho,            \
-                           int64_t wo, ct_win w) {                                              \
-    int64_t l = ho * wo;                                                                        \
-    for (int64_t ch = 0; ch < c; ch++)                                                          \
-      for (int64_t i = 0; i < w.kh; i++)                                                        \
-        for (int64_t j = 0; j < w.kw; j++) {                                                    \
-          int64_t lo, hi;                                                                       \
-          valid_cols(wo, wd, w.sw, w.pw, j, &lo, &hi);                                          \
-          const T *r = cols + ((ch * w.kh + i) * w.kw + j) * b * l;                             \
-          for (int64_t n = n0; n < n1; n++) {                                                   \
-            T *xp = x + (n * c + ch) * h * wd;                                                  \
-            for (int64_t oh = 0; oh < ho; oh++) {                                               \
-              int64_t hr = oh * w.sh - w.ph + i;                                                \
-              if (hr < 0 || hr >= h) continue;                                                  \
-              const T *rp = r + n * l + oh * wo;                                                \
-              T *xr = xp + hr * wd - w.pw + j;                                                  \
-              if (w.sw == 1) for (int64_t ow = lo; ow < hi; ow++) xr[ow] += rp[ow];             \
-              else for (int64_t ow = lo; ow < hi; ow++) xr[ow * w.sw] += rp[ow];                \
-            }                                                                                   \
-          }                                                                                     \
-        }                                                                                       \
-  }                                                                                             \
-  /* planes n0..n1 of x (BC,H,W): idx (BC,L) of each window's winner, y (BC,L) its value */ \
-  static void maxidx_##sfx(int64_t *restrict idx, T *restrict y, const T *restrict x,          \
-                           int64_t n0, int64_t n1, int64_t h, int64_t wd, int64_t ho,           \
-                           int64_t wo, ct_win w) {                                              \
-    idx += n0 * ho * wo;                                                                        \
-    y += n0 * ho * wo;                                                                          \
-    if (w.kh == 2 && w.kw == 2 && w.sh == 2 && w.sw == 2 && w.ph == 0 && w.pw == 0) {          \
-      /* the common 2x2 pooling: four candidates, first wins ties, NaN propagates */           \
-      for (int64_t n = n0; n < n1; n++) {                                                       \
-        const T *xp = x + n * h * wd;                                                           \
-        for (int64_t oh = 0; oh < ho; oh++)                                                     \
-          for (int64_t ow = 0; ow < wo; ow++) {                                                 \
-            int64_t p0 = 2 * oh * wd + 2 * ow, best = p0;                                       \
-            const T *r0 = xp + p0, *r1 = r0 + wd;                                               \
-            T bv = r0[0];      /* values in registers, so the compares become selects */       \
-            MAX_STEP(T, r0[1], p0 + 1)                                                          \
-            MAX_STEP(T, r1[0], p0 + wd)                                                         \
-            MAX_STEP(T, r1[1], p0 + wd + 1)                                                     \
-            *idx++ = best;                                                                      \
-            *y++ = bv;                                                                          \
-          }                                                                                     \
-      }                                                                                         \
-      return;                                                                                   \
-    }                                                                                           \
-    for (int64_t n = n0; n < n1; n++) {                                                         \
-      const T *xp = x + n * h * wd;                                                             \
-      for (int64_t oh = 0; oh < ho; oh++) {                                                     \
-        int64_t i0 = oh * w.sh - w.ph, i1 = i0 + w.kh;                                          \
-        if (i0 < 0) i0 = 0;                                                                     \
-        if (i1 > h) i1 = h;                                                                     \
-        for (int64_t ow = 0; ow < wo; ow++) {                                                   \
-          int64_t j0 = ow * w.sw - w.pw, j1 = j0 + w.kw;                                        \
-          if (j0 < 0) j0 = 0;                                                                   \
-          if (j1 > wd) j1 = wd;                                                                 \
-          int64_t best = i0 * wd + j0;                                                          \
-          T bv = xp[best];                                                                      \
-          for (int64_t i = i0; i < i1; i++)                                                     \
-            for (int64_t j = j0; j < j1; j++) {                                                 \
-              T v = xp[i * wd + j];                                                             \
-              if (v > bv || (v != v && bv == bv)) { bv = v; best = i * wd + j; }                \
-            }                                                                                   \
-          *idx++ = best;                                                                        \
-          *y++ = bv;                                                                            \
-        }                                                                                       \
-      }                                                                                         \
-    }                                                                                           \
-  }                                                                                             \
+            int64_t off = (i - w.ph) * wd + j - w.pw, a = off < 0 ? -off : 0;                         \
+            int64_t e = h * wd - off < l ? h * wd - off : l;                                          \
+            if (e < a) e = a;                                                                         \
+            for (int64_t n = n0; n < n1; n++) {                                                       \
+              const T *xp = x + (n * c + ch) * h * wd;                                                \
+              T *rp = r + n * l;                                                                      \
+              memset(rp, 0, (size_t)a * sizeof(T));                                                   \
+              memcpy(rp + a, xp + a + off, (size_t)(e - a) * sizeof(T));                              \
+              memset(rp + e, 0, (size_t)(l - e) * sizeof(T));                                         \
+              if (lo > 0 || hi < wo)                                                                  \
+                for (int64_t oh = 0; oh < ho; oh++) {                                                 \
+                  for (int64_t ow = 0; ow < lo; ow++) rp[oh * wo + ow] = 0;                           \
+                  for (int64_t ow = hi; ow < wo; ow++) rp[oh * wo + ow] = 0;                          \
+                }                                                                                     \
+            }                                                                                         \
+            continue;                                                                                 \
+          }                                                                                           \
+          for (int64_t n = n0; n < n1; n++) {                                                         \
+            const T *xp = x + (n * c + ch) * h * wd;                                                  \
+            for (int64_t oh = 0; oh < ho; oh++) {                                                     \
+              int64_t hr = oh * w.sh - w.ph + i;                                                      \
+              T *rp = r + n * l + oh * wo;                                                            \
+              if (hr < 0 || hr >= h) {                                                                \
+                for (int64_t ow = 0; ow < wo; ow++) rp[ow] = 0;                                       \
+                continue;                                                                             \
+              }                                                                                       \
+              const T *xr = xp + hr * wd - w.pw + j;                                                  \
+              for (int64_t ow = 0; ow < lo; ow++) rp[ow] = 0;                                         \
+              if (w.sw == 1)                                                                          \
+                for (int64_t ow = lo; ow < hi; ow++) rp[ow] = xr[ow];                                 \
+              else                                                                                    \
+                for (int64_t ow = lo; ow < hi; ow++) rp[ow] = xr[ow * w.sw];                          \
+              for (int64_t ow = hi; ow < wo; ow++) rp[ow] = 0;                                        \
+            }                                                                                         \
+          }                                                                                           \
+        }                                                                                             \
+  }                                                                                                   \
+  static void col2im_##sfx(T *restrict x, const T *restrict cols, int64_t b, int64_t n0, int64_t n1,  \
+                           int64_t c, int64_t h, int64_t wd, int64_t ho, int64_t wo, ct_win w) {      \
+    int64_t l = ho * wo;                                                                              \
+    for (int64_t ch = 0; ch < c; ch++)                                                                \
+      for (int64_t i = 0; i < w.kh; i++)                                                              \
+        for (int64_t j = 0; j < w.kw; j++) {                                                          \
+          int64_t lo, hi;                                                                             \
+          valid_cols(wo, wd, w.sw, w.pw, j, &lo, &hi);                                                \
+          const T *r = cols + ((ch * w.kh + i) * w.kw + j) * b * l;                                   \
+          for (int64_t n = n0; n < n1; n++) {                                                         \
+            T *xp = x + (n * c + ch) * h * wd;                                                        \
+            for (int64_t oh = 0; oh < ho; oh++) {                                                     \
+              int64_t hr = oh * w.sh - w.ph + i;                                                      \
+              if (hr < 0 || hr >= h) continue;                                                        \
+              const T *rp = r + n * l + oh * wo;                                                      \
+              T *xr = xp + hr * wd - w.pw + j;                                                        \
+              if (w.sw == 1)                                                                          \
+                for (int64_t ow = lo; ow < hi; ow++) xr[ow] += rp[ow];                                \
+              else                                                                                    \
+                for (int64_t ow = lo; ow < hi; ow++) xr[ow * w.sw] += rp[ow];                         \
+            }                                                                                         \
+          }                                                                                           \
+        }                                                                                             \
+  }                                                                                                   \
+  /* planes n0..n1 of x (BC,H,W): idx (BC,L) of each window's winner, y (BC,L) its value */           \
+  static void maxidx_##sfx(int64_t *restrict idx, T *restrict y, const T *restrict x, int64_t n0,     \
+                           int64_t n1, int64_t h, int64_t wd, int64_t ho, int64_t wo, ct_win w) {     \
+    idx += n0 * ho * wo;                                                                              \
+    y += n0 * ho * wo;                                                                                \
+    if (w.kh == 2 && w.kw == 2 && w.sh == 2 && w.sw == 2 && w.ph == 0 && w.pw == 0) {                 \
+      /* the common 2x2 pooling: four candidates, first wins ties, NaN propagates */                  \
+      for (int64_t n = n0; n < n1; n++) {                                                             \
+        const T *xp = x + n * h * wd;                                                                 \
+        for (int64_t oh = 0; oh < ho; oh++)                                                           \
+          for (int64_t ow = 0; ow < wo; ow++) {                                                       \
+            int64_t p0 = 2 * oh * wd + 2 * ow, best = p0;                                             \
+            const T *r0 = xp + p0, *r1 = r0 + wd;                                                     \
+            T bv = r0[0]; /* values in registers, so the compares become selects */                   \
+            MAX_STEP(T, r0[1], p0 + 1)                                                                \
+            MAX_STEP(T, r1[0], p0 + wd)                                                               \
+            MAX_STEP(T, r1[1], p0 + wd + 1)                                                           \
+            *idx++ = best;                                                                            \
+            *y++ = bv;                                                                                \
+          }                                                                                           \
+      }                                                                                               \
+      return;                                                                                         \
+    }                                                                                                 \
+    for (int64_t n = n0; n < n1; n++) {                                                               \
+      const T *xp = x + n * h * wd;                                                                   \
+      for (int64_t oh = 0; oh < ho; oh++) {                                                           \
+        int64_t i0 = oh * w.sh - w.ph, i1 = i0 + w.kh;                                                \
+        if (i0 < 0) i0 = 0;                                                                           \
+        if (i1 > h) i1 = h;                                                                           \
+        for (int64_t ow = 0; ow < wo; ow++) {                                                         \
+          int64_t j0 = ow * w.sw - w.pw, j1 = j0 + w.kw;                                              \
+          if (j0 < 0) j0 = 0;                                                                         \
+          if (j1 > wd) j1 = wd;                                                                       \
+          int64_t best = i0 * wd + j0;                                                                \
+          T bv = xp[best];                                                                            \
+          for (int64_t i = i0; i < i1; i++)                                                           \
+            for (int64_t j = j0; j < j1; j++) {                                                       \
+              T v = xp[i * wd + j];                                                                   \
+              if (v > bv || (v != v && bv == bv)) {                                                   \
+                bv = v;                                                                               \
+                best = i * wd + j;                                                                    \
+              }                                                                                       \
+            }                                                                                         \
+          *idx++ = best;                                                                              \
+          *y++ = bv;                                                                                  \
+        }                                                                                             \
+      }                                                                                               \
+    }                                                                                                 \
+  }                                                                                                   \
   /* rows r0..r1 of y[r, k] = x[r, idx[r, k]] and of its adjoint gx[r, idx[r, k]] += g[r, k]    \
-   * (gx's rows are zeroed here, so that the zeroing is split over threads too) */             \
-  static void take_##sfx(T *restrict y, const T *restrict x, const int64_t *restrict idx,      \
-                         int64_t r0, int64_t r1, int64_t hw, int64_t l) {                       \
-    for (int64_t r = r0; r < r1; r++)                                                           \
-      for (int64_t k = 0; k < l; k++) y[r * l + k] = x[r * hw + idx[r * l + k]];                \
-  }                                                                                             \
-  static void put_##sfx(T *restrict gx, const T *restrict g, const int64_t *restrict idx,      \
-                        int64_t r0, int64_t r1, int64_t hw, int64_t l) {                        \
-    memset(gx + r0 * hw, 0, (size_t)((r1 - r0) * hw) * sizeof(T));                              \
-    for (int64_t r = r0; r < r1; r++)                                                           \
-      for (int64_t k = 0; k < l; k++) gx[r * hw + idx[r * l + k]] += g[r * l + k];             \
+   * (gx's rows are zeroed here, so that the zeroing is split over threads too) */     \
+  static void take_##sfx(T *restrict y, const T *restrict x, const int64_t *restrict idx, int64_t r0, \
+                         int64_t r1, int64_t hw, int64_t l) {                                         \
+    for (int64_t r = r0; r < r1; r++)                                                                 \
+      for (int64_t k = 0; k < l; k++) y[r * l + k] = x[r * hw + idx[r * l + k]];                      \
+  }                                                                                                   \
+  static void put_##sfx(T *restrict gx, const T *restrict g, const int64_t *restrict idx, int64_t r0, \
+                        int64_t r1, int64_t hw, int64_t l) {                                          \
+    memset(gx + r0 * hw, 0, (size_t)((r1 - r0) * hw) * sizeof(T));                                    \
+    for (int64_t r = r0; r < r1; r++)                                                                 \
+      for (int64_t k = 0; k < l; k++) gx[r * hw + idx[r * l + k]] += g[r * l + k];                    \
   }
 
 DEFINE_WINDOW_KERNELS(float, f32)
 DEFINE_WINDOW_KERNELS(double, f64)
 
 static void win_to_node(ct_node *nd, ct_win w, int64_t h, int64_t wd) {
-  nd->arg.window.kh = w.kh; nd->arg.window.kw = w.kw;
-  nd->arg.window.sh = w.sh; nd->arg.window.sw = w.sw;
-  nd->arg.window.ph = w.ph; nd->arg.window.pw = w.pw;
-  nd->arg.window.h = h; nd->arg.window.w = wd;
+  nd->arg.window.kh = w.kh;
+  nd->arg.window.kw = w.kw;
+  nd->arg.window.sh = w.sh;
+  nd->arg.window.sw = w.sw;
+  nd->arg.window.ph = w.ph;
+  nd->arg.window.pw = w.pw;
+  nd->arg.window.h = h;
+  nd->arg.window.w = wd;
 }
 static ct_win win_from_node(const ct_node *nd) {
-  ct_win w = {nd->arg.window.kh, nd->arg.window.kw, nd->arg.window.sh, nd->arg.window.sw,
-              nd->arg.window.ph, nd->arg.window.pw};
+  ct_win w = {nd->arg.window.kh, nd->arg.window.kw, nd->arg.window.sh,
+              nd->arg.window.sw, nd->arg.window.ph, nd->arg.window.pw};
   return w;
 }
 
@@ -245,11 +262,14 @@ static int col2im_backward(ct_node *nd, ct_tensor *gout, ct_tensor **gin, ct_err
 }
 
 /* Records op over x when needed, with the window and the image size in the node. */
-static ct_tensor *finish(ct_tensor *out, const ct_op *op, ct_tensor *x, ct_win w, int64_t h,
-                         int64_t wd, ct_err *err) {
+static ct_tensor *finish(ct_tensor *out, const ct_op *op, ct_tensor *x, ct_win w, int64_t h, int64_t wd,
+                         ct_err *err) {
   if (ct_needs_grad(1, &x)) {
     ct_node *nd = ct_record(op, out, 1, &x, err);
-    if (nd == NULL) { ct_tensor_release(out); return NULL; }
+    if (nd == NULL) {
+      ct_tensor_release(out);
+      return NULL;
+    }
     win_to_node(nd, w, h, wd);
   }
   return out;
@@ -266,8 +286,8 @@ typedef struct {
 
 static void window_range(void *vj, size_t lo, size_t hi) {
   window_job *j = vj;
-  size_t per = (size_t)(j->c * j->h * j->wd);   /* an item of ct_parallel is one element */
-  if (per == 0) return;   /* no channels: nothing to read or write */
+  size_t per = (size_t)(j->c * j->h * j->wd); /* an item of ct_parallel is one element */
+  if (per == 0) return; /* no channels: nothing to read or write */
   int64_t n0 = (int64_t)((lo + per - 1) / per), n1 = (int64_t)((hi + per - 1) / per);
   if (j->im2col && j->f64)
     im2col_f64((double *)j->cols, (const double *)j->x, j->b, n0, n1, j->c, j->h, j->wd, j->ho, j->wo, j->w);
@@ -275,8 +295,7 @@ static void window_range(void *vj, size_t lo, size_t hi) {
     im2col_f32((float *)j->cols, (const float *)j->x, j->b, n0, n1, j->c, j->h, j->wd, j->ho, j->wo, j->w);
   else if (j->f64)
     col2im_f64((double *)j->x, (const double *)j->cols, j->b, n0, n1, j->c, j->h, j->wd, j->ho, j->wo, j->w);
-  else
-    col2im_f32((float *)j->x, (const float *)j->cols, j->b, n0, n1, j->c, j->h, j->wd, j->ho, j->wo, j->w);
+  else col2im_f32((float *)j->x, (const float *)j->cols, j->b, n0, n1, j->c, j->h, j->wd, j->ho, j->wo, j->w);
 }
 
 ct_tensor *ct_im2col(ct_tensor *x, ct_win w, ct_err *err) {
@@ -286,11 +305,13 @@ ct_tensor *ct_im2col(ct_tensor *x, ct_win w, ct_err *err) {
   int64_t rows = ct_shape_numel(3, (int64_t[]){c, w.kh, w.kw}, NULL);
   if (rows < 0) {
     char buf[96];
-    return ct_fail(err, "sizes overflow: %lld channels of kernel %lldx%lld (input %s) make more than "
-                        "2^63-1 rows", (long long)c, (long long)w.kh, (long long)w.kw,
-                   ct_shape_str(buf, x->ndim, x->shape)), NULL;
+    return ct_fail(err,
+                   "sizes overflow: %lld channels of kernel %lldx%lld (input %s) make more than "
+                   "2^63-1 rows",
+                   (long long)c, (long long)w.kh, (long long)w.kw, ct_shape_str(buf, x->ndim, x->shape)),
+           NULL;
   }
-  int64_t shape[2] = {rows, b * ho * wo};   /* b*ho*wo: checked by check_input */
+  int64_t shape[2] = {rows, b * ho * wo}; /* b*ho*wo: checked by check_input */
   ct_tensor *xc = ct_contig(x, false, err), *out = NULL;
   if (xc == NULL) return NULL;
   if ((out = ct_tensor_new(x->dtype, 2, shape, err)) != NULL) {
@@ -311,8 +332,9 @@ ct_tensor *ct_col2im(ct_tensor *cols, int64_t h, int64_t wd, ct_win w, ct_err *e
   if (cols->ndim != 2 || cols->dtype == CT_I64 || h < 0 || wd < 0 || kk <= 0 || l <= 0 ||
       cols->shape[1] % l != 0 || cols->shape[0] % kk != 0)
     return ct_fail(err, "columns of shape %s do not fit a %lldx%lld image with kernel %lldx%lld",
-                   ct_shape_str(buf, cols->ndim, cols->shape), (long long)h, (long long)wd,
-                   (long long)w.kh, (long long)w.kw), NULL;
+                   ct_shape_str(buf, cols->ndim, cols->shape), (long long)h, (long long)wd, (long long)w.kh,
+                   (long long)w.kw),
+           NULL;
   int64_t b = cols->shape[1] / l, c = cols->shape[0] / kk;
   int64_t shape[4] = {b, c, h, wd};
   ct_tensor *cc = ct_contig(cols, false, err), *out = NULL;
@@ -350,7 +372,10 @@ static const ct_op put_op = {"MaxPool2dBackwardBackward", put_backward};
 static ct_tensor *record_idx(ct_tensor *out, const ct_op *op, ct_tensor *x, ct_tensor *idx, ct_err *err) {
   if (ct_needs_grad(1, &x)) {
     ct_node *nd = ct_record(op, out, 1, &x, err);
-    if (nd == NULL || !ct_save(nd, idx, false, err)) { ct_tensor_release(out); return NULL; }
+    if (nd == NULL || !ct_save(nd, idx, false, err)) {
+      ct_tensor_release(out);
+      return NULL;
+    }
   }
   return out;
 }
@@ -361,21 +386,22 @@ typedef enum { POOL_MAXIDX, POOL_TAKE, POOL_PUT } pool_kind;
 typedef struct {
   pool_kind kind;
   bool f64;
-  char *y;                 /* maxidx, take: y (rows,l); put: gx (rows,hw) */
-  const char *x;           /* maxidx, take: x (rows,hw); put: g (rows,l) */
-  int64_t *idx;            /* (rows,l) */
+  char *y; /* maxidx, take: y (rows,l); put: gx (rows,hw) */
+  const char *x; /* maxidx, take: x (rows,hw); put: g (rows,l) */
+  int64_t *idx; /* (rows,l) */
   int64_t hw, l, h, wd, ho, wo;
   ct_win w;
 } pool_job;
 
 static void pool_range(void *vj, size_t lo, size_t hi) {
   pool_job *j = vj;
-  size_t per = (size_t)(j->hw > j->l ? j->hw : j->l);   /* items: elements of the larger side */
+  size_t per = (size_t)(j->hw > j->l ? j->hw : j->l); /* items: elements of the larger side */
   if (per == 0) per = 1;
   int64_t r0 = (int64_t)((lo + per - 1) / per), r1 = (int64_t)((hi + per - 1) / per);
   switch (j->kind) {
   case POOL_MAXIDX:
-    if (j->f64) maxidx_f64(j->idx, (double *)j->y, (const double *)j->x, r0, r1, j->h, j->wd, j->ho, j->wo, j->w);
+    if (j->f64)
+      maxidx_f64(j->idx, (double *)j->y, (const double *)j->x, r0, r1, j->h, j->wd, j->ho, j->wo, j->w);
     else maxidx_f32(j->idx, (float *)j->y, (const float *)j->x, r0, r1, j->h, j->wd, j->ho, j->wo, j->w);
     break;
   case POOL_TAKE:
@@ -395,12 +421,18 @@ static void pool_run(pool_job *j, int64_t rows) {
 
 /* x: any shape whose numel is rows*hw (contiguous after ct_contig); result 'shape'. */
 static ct_tensor *take_rows(ct_tensor *x, ct_tensor *idx, int ndim, const int64_t *shape, ct_err *err) {
-  int64_t l = idx->shape[idx->ndim - 1], rows = ct_numel(idx) / (l ? l : 1), hw = ct_numel(x) / (rows ? rows : 1);
+  int64_t l = idx->shape[idx->ndim - 1], rows = ct_numel(idx) / (l ? l : 1),
+          hw = ct_numel(x) / (rows ? rows : 1);
   ct_tensor *xc = ct_contig(x, false, err), *y = NULL;
   if (xc == NULL) return NULL;
   if ((y = ct_tensor_new(x->dtype, ndim, shape, err)) != NULL) {
-    pool_job j = {.kind = POOL_TAKE, .f64 = x->dtype == CT_F64, .y = ct_data(y), .x = ct_data(xc),
-                  .idx = (int64_t *)ct_data(idx), .hw = hw, .l = l};
+    pool_job j = {.kind = POOL_TAKE,
+                  .f64 = x->dtype == CT_F64,
+                  .y = ct_data(y),
+                  .x = ct_data(xc),
+                  .idx = (int64_t *)ct_data(idx),
+                  .hw = hw,
+                  .l = l};
     pool_run(&j, rows);
   }
   ct_tensor_release(xc);
@@ -411,9 +443,14 @@ static ct_tensor *put_rows(ct_tensor *g, ct_tensor *idx, int ndim, const int64_t
   int64_t l = idx->shape[idx->ndim - 1], rows = ct_numel(idx) / (l ? l : 1);
   ct_tensor *gc = ct_contig(g, false, err), *y = NULL;
   if (gc == NULL) return NULL;
-  if ((y = ct_tensor_new(g->dtype, ndim, shape, err)) != NULL) {   /* put zeroes its rows */
-    pool_job j = {.kind = POOL_PUT, .f64 = g->dtype == CT_F64, .y = ct_data(y), .x = ct_data(gc),
-                  .idx = (int64_t *)ct_data(idx), .hw = ct_numel(y) / (rows ? rows : 1), .l = l};
+  if ((y = ct_tensor_new(g->dtype, ndim, shape, err)) != NULL) { /* put zeroes its rows */
+    pool_job j = {.kind = POOL_PUT,
+                  .f64 = g->dtype == CT_F64,
+                  .y = ct_data(y),
+                  .x = ct_data(gc),
+                  .idx = (int64_t *)ct_data(idx),
+                  .hw = ct_numel(y) / (rows ? rows : 1),
+                  .l = l};
     pool_run(&j, rows);
   }
   ct_tensor_release(gc);
@@ -424,8 +461,9 @@ ct_tensor *ct_max_pool2d(ct_tensor *x, ct_win w, ct_err *err) {
   int64_t ho = 0, wo = 0;
   if (!check_input(x, w, &ho, &wo, err)) return NULL;
   if (w.ph > w.kh / 2 || w.pw > w.kw / 2)
-    return ct_fail(err, "padding %lldx%lld must be at most half the kernel %lldx%lld",
-                   (long long)w.ph, (long long)w.pw, (long long)w.kh, (long long)w.kw), NULL;
+    return ct_fail(err, "padding %lldx%lld must be at most half the kernel %lldx%lld", (long long)w.ph,
+                   (long long)w.pw, (long long)w.kh, (long long)w.kw),
+           NULL;
   int64_t b = x->shape[0], c = x->shape[1], h = x->shape[2], wd = x->shape[3];
   int64_t ishape[3] = {b, c, ho * wo}, oshape[4] = {b, c, ho, wo};
   ct_tensor *xc = ct_contig(x, false, err), *idx = NULL, *out = NULL;
@@ -433,9 +471,18 @@ ct_tensor *ct_max_pool2d(ct_tensor *x, ct_win w, ct_err *err) {
   /* one pass finds each winner and copies its value: the result is take_rows(x, idx) */
   if ((idx = ct_tensor_new(CT_I64, 3, ishape, err)) != NULL &&
       (out = ct_tensor_new(x->dtype, 4, oshape, err)) != NULL) {
-    pool_job j = {.kind = POOL_MAXIDX, .f64 = x->dtype == CT_F64, .y = ct_data(out), .x = ct_data(xc),
-                  .idx = (int64_t *)ct_data(idx), .hw = h * wd, .l = ho * wo, .h = h, .wd = wd,
-                  .ho = ho, .wo = wo, .w = w};
+    pool_job j = {.kind = POOL_MAXIDX,
+                  .f64 = x->dtype == CT_F64,
+                  .y = ct_data(out),
+                  .x = ct_data(xc),
+                  .idx = (int64_t *)ct_data(idx),
+                  .hw = h * wd,
+                  .l = ho * wo,
+                  .h = h,
+                  .wd = wd,
+                  .ho = ho,
+                  .wo = wo,
+                  .w = w};
     pool_run(&j, b * c);
     out = record_idx(out, &nn_ops[CT_NN_MAX_POOL2D], x, idx, err);
   }
@@ -448,8 +495,9 @@ ct_tensor *ct_avg_pool2d(ct_tensor *x, ct_win w, ct_err *err) {
   int64_t ho = 0, wo = 0;
   if (!check_input(x, w, &ho, &wo, err)) return NULL;
   if (w.ph > w.kh / 2 || w.pw > w.kw / 2)
-    return ct_fail(err, "padding %lldx%lld must be at most half the kernel %lldx%lld",
-                   (long long)w.ph, (long long)w.pw, (long long)w.kh, (long long)w.kw), NULL;
+    return ct_fail(err, "padding %lldx%lld must be at most half the kernel %lldx%lld", (long long)w.ph,
+                   (long long)w.pw, (long long)w.kh, (long long)w.kw),
+           NULL;
   int64_t b = x->shape[0], c = x->shape[1], h = x->shape[2], wd = x->shape[3];
   int64_t one[4] = {b * c, 1, h, wd}, oshape[4] = {b, c, ho, wo};
   ct_tensor *x1 = NULL, *cols = NULL, *m = NULL, *out = NULL;
@@ -470,11 +518,11 @@ done:
 static int linear_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
   ct_tensor *x = ct_saved(nd, 0, err), *w = x ? ct_saved(nd, 1, err) : NULL, *gt = NULL;
   int ok = w != NULL;
-  if (ok && nd->edge[0].needs) ok = (gin[0] = ct_mm(g, w, err)) != NULL;            /* (N,in) */
-  if (ok && nd->edge[1].needs) {                                                    /* (out,in) */
+  if (ok && nd->edge[0].needs) ok = (gin[0] = ct_mm(g, w, err)) != NULL; /* (N,in) */
+  if (ok && nd->edge[1].needs) { /* (out,in) */
     ok = (gt = ct_transpose(g, 0, 1, err)) != NULL && (gin[1] = ct_mm(gt, x, err)) != NULL;
   }
-  if (ok && nd->nin > 2 && nd->edge[2].needs)                                        /* (out) */
+  if (ok && nd->nin > 2 && nd->edge[2].needs) /* (out) */
     ok = (gin[2] = ct_reduce(CT_R_SUM, g, 0, false, err)) != NULL;
   ct_tensor_release(gt);
   ct_tensor_release(x);
@@ -506,10 +554,9 @@ ct_tensor *ct_linear(ct_tensor *x, ct_tensor *w, ct_tensor *b, ct_err *err) {
   if (wc == NULL || (b && bc == NULL)) goto done;
   if ((y = ct_tensor_new(x->dtype, 2, shape, err)) == NULL) goto done;
   size_t es = ct_dtype_size(x->dtype);
-  if (bc)   /* every row starts as the bias; the GEMM adds onto it (beta = 1) */
+  if (bc) /* every row starts as the bias; the GEMM adds onto it (beta = 1) */
     for (int64_t i = 0; i < n; i++) memcpy(ct_data(y) + (size_t)(i * m) * es, ct_data(bc), (size_t)m * es);
-  else
-    memset(ct_data(y), 0, (size_t)(n * m) * es);
+  else memset(ct_data(y), 0, (size_t)(n * m) * es);
   if (n > 0 && m > 0 && k > 0)
     ct_gemm(x->dtype, false, true, (int)n, (int)m, (int)k, 1.0, ct_data(xc), (int)k, ct_data(wc), (int)k, 1.0,
             ct_data(y), (int)m);
@@ -547,7 +594,7 @@ static void swap_range(void *vj, size_t lo, size_t hi) {
   for (int64_t r = r0; r < r1; r++) {
     int64_t i = r / j->n0, k = r % j->n0, src = (k * j->n1 + i) * l;
     size_t es = j->f64 ? sizeof(double) : sizeof(float);
-    if (j->bias == NULL)   /* a plain copy: adding 0 would turn -0 into +0 */
+    if (j->bias == NULL) /* a plain copy: adding 0 would turn -0 into +0 */
       memcpy(j->y + (size_t)(r * l) * es, j->x + (size_t)src * es, (size_t)l * es);
     else if (j->f64) {
       double *restrict o = (double *)j->y + r * l, v = ((const double *)j->bias)[k];
@@ -560,7 +607,6 @@ static void swap_range(void *vj, size_t lo, size_t hi) {
     }
   }
 }
-
 
 /* x (n0, n1, L) in any shape of that numel -> 'shape' holding (n1, n0, L), plus bias (n0)
  * or NULL.  Records ConvOutBackward with n0, n1, L in the node when x or bias needs a gradient. */
@@ -575,8 +621,14 @@ static ct_tensor *swap_lead(ct_tensor *x, ct_tensor *bias, int64_t n0, int64_t n
     int nin = bias ? 2 : 1;
     if (ct_needs_grad(nin, in)) {
       ct_node *nd = ct_record(&nn_ops[CT_NN_CONV_OUT], y, nin, in, err);
-      if (nd == NULL) { ct_tensor_release(y); y = NULL; }
-      else { nd->arg.conv.n0 = n0; nd->arg.conv.n1 = n1; nd->arg.conv.l = l; }
+      if (nd == NULL) {
+        ct_tensor_release(y);
+        y = NULL;
+      } else {
+        nd->arg.conv.n0 = n0;
+        nd->arg.conv.n1 = n1;
+        nd->arg.conv.l = l;
+      }
     }
   }
   ct_tensor_release(xc);
@@ -592,9 +644,13 @@ static int swap_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err
   int ok = gx != NULL;
   if (ok && need_bias) {
     int64_t rows[2] = {n0, n1 * l};
-    ok = (g2 = ct_view(gx, 2, rows, err)) != NULL && (gin[1] = ct_reduce(CT_R_SUM, g2, 1, false, err)) != NULL;
+    ok =
+        (g2 = ct_view(gx, 2, rows, err)) != NULL && (gin[1] = ct_reduce(CT_R_SUM, g2, 1, false, err)) != NULL;
   }
-  if (ok && nd->edge[0].needs) { gin[0] = gx; gx = NULL; }
+  if (ok && nd->edge[0].needs) {
+    gin[0] = gx;
+    gx = NULL;
+  }
   ct_tensor_release(gx);
   ct_tensor_release(g2);
   return ok;
@@ -603,12 +659,13 @@ static int swap_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err
 ct_tensor *ct_conv_out(ct_tensor *y, ct_tensor *bias, int64_t b, int64_t ho, int64_t wo, ct_err *err) {
   char ys[96], bs[96];
   if (y->ndim != 2 || y->dtype == CT_I64 || b < 0 || ho <= 0 || wo <= 0 ||
-      ct_shape_numel(3, (int64_t[]){b, ho, wo}, NULL) != y->shape[1] ||   /* -1 on overflow */
+      ct_shape_numel(3, (int64_t[]){b, ho, wo}, NULL) != y->shape[1] || /* -1 on overflow */
       (bias && (bias->ndim != 1 || bias->shape[0] != y->shape[0] || bias->dtype != y->dtype)))
-    return ct_fail(err, "%s (%s)%s%s does not fit %lld images of %lldx%lld", ct_shape_str(ys, y->ndim, y->shape),
-                   ct_dtype_name(y->dtype), bias ? " with bias " : "",
+    return ct_fail(err, "%s (%s)%s%s does not fit %lld images of %lldx%lld",
+                   ct_shape_str(ys, y->ndim, y->shape), ct_dtype_name(y->dtype), bias ? " with bias " : "",
                    bias ? ct_shape_str(bs, bias->ndim, bias->shape) : "", (long long)b, (long long)ho,
-                   (long long)wo), NULL;
+                   (long long)wo),
+           NULL;
   int64_t shape[4] = {b, y->shape[0], ho, wo};
   return swap_lead(y, bias, y->shape[0], b, ho * wo, 4, shape, err);
 }
@@ -620,17 +677,18 @@ ct_tensor *ct_conv_out(ct_tensor *y, ct_tensor *bias, int64_t b, int64_t ho, int
  * image's (Cout, L) output in place, where im2col of the batch wrote a (K, B*L) matrix
  * through memory, the GEMMs read it back and the result was swapped into (B, Cout, L).
  * Images are split over threads, each in a slot of scratch buffers the caller allocated. */
-#define CONV_PARTS 16   /* partial sums of the weight gradient: a fixed count, the same bits on any thread count */
+#define CONV_PARTS \
+  16 /* partial sums of the weight gradient: a fixed count, the same bits on any thread count */
 
 typedef struct {
   ct_dtype dt;
-  const char *x, *w, *g, *bias;   /* x (B,C,H,W), w (Cout,K), g (B,Cout,L) in backward */
-  char *y, *gx, *gw;              /* y; gx or NULL, gw (parts,Cout,K) or NULL */
-  int64_t b, c, h, wd, ho, wo, cout, k, per;   /* per: images in one part of the backward */
+  const char *x, *w, *g, *bias; /* x (B,C,H,W), w (Cout,K), g (B,Cout,L) in backward */
+  char *y, *gx, *gw; /* y; gx or NULL, gw (parts,Cout,K) or NULL */
+  int64_t b, c, h, wd, ho, wo, cout, k, per; /* per: images in one part of the backward */
   ct_win win;
-  char *scratch;                  /* nslots slots of slot bytes */
+  char *scratch; /* nslots slots of slot bytes */
   size_t slot;
-  atomic_int *busy;               /* whether a slot is taken */
+  atomic_int *busy; /* whether a slot is taken */
   int nslots;
 } conv_job;
 
@@ -650,9 +708,11 @@ static char *slot_take(conv_job *j, int *slot) {
 static void im2col_one(const conv_job *j, char *cols, int64_t n) {
   int64_t plane = j->c * j->h * j->wd;
   if (j->dt == CT_F64)
-    im2col_f64((double *)cols, (const double *)j->x + n * plane, 1, 0, 1, j->c, j->h, j->wd, j->ho, j->wo, j->win);
+    im2col_f64((double *)cols, (const double *)j->x + n * plane, 1, 0, 1, j->c, j->h, j->wd, j->ho, j->wo,
+               j->win);
   else
-    im2col_f32((float *)cols, (const float *)j->x + n * plane, 1, 0, 1, j->c, j->h, j->wd, j->ho, j->wo, j->win);
+    im2col_f32((float *)cols, (const float *)j->x + n * plane, 1, 0, 1, j->c, j->h, j->wd, j->ho, j->wo,
+               j->win);
 }
 
 static void conv_fwd_range(void *vj, size_t lo, size_t hi) {
@@ -664,7 +724,7 @@ static void conv_fwd_range(void *vj, size_t lo, size_t hi) {
   for (int64_t n = (int64_t)lo; n < (int64_t)hi; n++) {
     char *y = j->y + (size_t)(n * j->cout * l) * es;
     im2col_one(j, cols, n);
-    for (int64_t co = 0; j->bias && co < j->cout; co++)   /* rows start as the bias: beta 1 adds */
+    for (int64_t co = 0; j->bias && co < j->cout; co++) /* rows start as the bias: beta 1 adds */
       for (int64_t q = 0; q < l; q++) {
         if (j->dt == CT_F64) ((double *)y)[co * l + q] = ((const double *)j->bias)[co];
         else ((float *)y)[co * l + q] = ((const float *)j->bias)[co];
@@ -687,25 +747,30 @@ static void conv_bwd_range(void *vj, size_t lo, size_t hi) {
   char *gcols = cols + (size_t)(j->k * j->per * l) * es, *gp = gcols + (size_t)(j->k * j->per * l) * es;
   for (int64_t p = (int64_t)lo; p < (int64_t)hi; p++) {
     int64_t n0 = p * j->per, np = (n0 + j->per < j->b ? j->per : j->b - n0), gl = np * l;
-    for (int64_t n = 0; n < np; n++)   /* gp[co, n*L + q] = g[n0 + n, co, q] */
+    for (int64_t n = 0; n < np; n++) /* gp[co, n*L + q] = g[n0 + n, co, q] */
       for (int64_t co = 0; co < j->cout; co++)
-        memcpy(gp + (size_t)(co * gl + n * l) * es, j->g + (size_t)(((n0 + n) * j->cout + co) * l) * es, (size_t)l * es);
-    if (j->gw) {   /* gw[p] = gp (Cout, per*L) x cols^T (per*L, K) */
+        memcpy(gp + (size_t)(co * gl + n * l) * es, j->g + (size_t)(((n0 + n) * j->cout + co) * l) * es,
+               (size_t)l * es);
+    if (j->gw) { /* gw[p] = gp (Cout, per*L) x cols^T (per*L, K) */
       if (j->dt == CT_F64)
-        im2col_f64((double *)cols, (const double *)j->x + n0 * plane, np, 0, np, j->c, j->h, j->wd, j->ho, j->wo, j->win);
+        im2col_f64((double *)cols, (const double *)j->x + n0 * plane, np, 0, np, j->c, j->h, j->wd, j->ho,
+                   j->wo, j->win);
       else
-        im2col_f32((float *)cols, (const float *)j->x + n0 * plane, np, 0, np, j->c, j->h, j->wd, j->ho, j->wo, j->win);
+        im2col_f32((float *)cols, (const float *)j->x + n0 * plane, np, 0, np, j->c, j->h, j->wd, j->ho,
+                   j->wo, j->win);
       ct_gemm(j->dt, false, true, (int)j->cout, (int)j->k, (int)gl, 1.0, gp, (int)gl, cols, (int)gl, 0.0,
               j->gw + (size_t)(p * j->cout * j->k) * es, (int)j->k);
     }
-    if (j->gx) {   /* gx of the part's images = col2im(W^T (K, Cout) x gp) */
+    if (j->gx) { /* gx of the part's images = col2im(W^T (K, Cout) x gp) */
       ct_gemm(j->dt, true, false, (int)j->k, (int)gl, (int)j->cout, 1.0, j->w, (int)j->k, gp, (int)gl, 0.0,
               gcols, (int)gl);
       memset(j->gx + (size_t)(n0 * plane) * es, 0, (size_t)(np * plane) * es);
       if (j->dt == CT_F64)
-        col2im_f64((double *)j->gx + n0 * plane, (const double *)gcols, np, 0, np, j->c, j->h, j->wd, j->ho, j->wo, j->win);
+        col2im_f64((double *)j->gx + n0 * plane, (const double *)gcols, np, 0, np, j->c, j->h, j->wd, j->ho,
+                   j->wo, j->win);
       else
-        col2im_f32((float *)j->gx + n0 * plane, (const float *)gcols, np, 0, np, j->c, j->h, j->wd, j->ho, j->wo, j->win);
+        col2im_f32((float *)j->gx + n0 * plane, (const float *)gcols, np, 0, np, j->c, j->h, j->wd, j->ho,
+                   j->wo, j->win);
     }
   }
   atomic_store(&j->busy[slot], 0);
@@ -717,9 +782,11 @@ static int conv_run(conv_job *j, size_t nitems, size_t work, ct_range_fn fn, ct_
   j->nslots = nt < 1 ? 1 : nt;
   size_t es = ct_dtype_size(j->dt), l = (size_t)(j->ho * j->wo), bytes;
   /* forward: one image's columns; backward: a part's columns, their gradient and gp */
-  size_t rows = j->per > 0 ? 2 * (size_t)j->k + (size_t)j->cout : (size_t)j->k, imgs = j->per > 0 ? (size_t)j->per : 1;
+  size_t rows = j->per > 0 ? 2 * (size_t)j->k + (size_t)j->cout : (size_t)j->k,
+         imgs = j->per > 0 ? (size_t)j->per : 1;
   if (__builtin_mul_overflow(rows, l, &j->slot) || __builtin_mul_overflow(j->slot, imgs * es, &j->slot) ||
-      j->slot > SIZE_MAX - 63 || __builtin_mul_overflow((j->slot + 63) & ~(size_t)63, (size_t)j->nslots, &bytes))
+      j->slot > SIZE_MAX - 63 ||
+      __builtin_mul_overflow((j->slot + 63) & ~(size_t)63, (size_t)j->nslots, &bytes))
     return ct_fail(err, "not enough memory (scratch of %zu rows of %zu columns)", rows, l);
   j->slot = (j->slot + 63) & ~(size_t)63;
   atomic_int busy[j->nslots];
@@ -732,22 +799,24 @@ static int conv_run(conv_job *j, size_t nitems, size_t work, ct_range_fn fn, ct_
 }
 
 /* gx, gw, gb built from differentiable ops (im2col, mm, col2im, the swap), for create_graph. */
-static int conv_backward_graph(ct_node *nd, ct_tensor *x, ct_tensor *w, ct_tensor *g, ct_tensor **gin, ct_err *err) {
+static int conv_backward_graph(ct_node *nd, ct_tensor *x, ct_tensor *w, ct_tensor *g, ct_tensor **gin,
+                               ct_err *err) {
   ct_win win = win_from_node(nd);
   int64_t b = g->shape[0], cout = g->shape[1], l = g->shape[2] * g->shape[3];
   int64_t gshape[2] = {cout, b * l}, wshape[2] = {cout, -1};
-  ct_tensor *gy = swap_lead(g, NULL, b, cout, l, 2, gshape, err);   /* (Cout, B*L) */
-  ct_tensor *w2 = gy ? ct_reshape(w, 2, wshape, err) : NULL, *cols = NULL, *colst = NULL, *t = NULL, *w2t = NULL;
+  ct_tensor *gy = swap_lead(g, NULL, b, cout, l, 2, gshape, err); /* (Cout, B*L) */
+  ct_tensor *w2 = gy ? ct_reshape(w, 2, wshape, err) : NULL, *cols = NULL, *colst = NULL, *t = NULL,
+            *w2t = NULL;
   int ok = w2 != NULL;
   if (ok && nd->edge[1].needs)
-    ok = (cols = ct_im2col(x, win, err)) && (colst = ct_transpose(cols, 0, 1, err)) && (t = ct_mm(gy, colst, err)) &&
-         (gin[1] = ct_reshape(t, w->ndim, w->shape, err));
+    ok = (cols = ct_im2col(x, win, err)) && (colst = ct_transpose(cols, 0, 1, err)) &&
+        (t = ct_mm(gy, colst, err)) && (gin[1] = ct_reshape(t, w->ndim, w->shape, err));
   if (ok && nd->nin > 2 && nd->edge[2].needs) ok = (gin[2] = ct_reduce(CT_R_SUM, gy, 1, false, err)) != NULL;
   ct_tensor_release(t);
   t = NULL;
   if (ok && nd->edge[0].needs)
     ok = (w2t = ct_transpose(w2, 0, 1, err)) && (t = ct_mm(w2t, gy, err)) &&
-         (gin[0] = ct_col2im(t, nd->arg.window.h, nd->arg.window.w, win, err));
+        (gin[0] = ct_col2im(t, nd->arg.window.h, nd->arg.window.w, win, err));
   ct_tensor *tmp[] = {gy, w2, cols, colst, t, w2t};
   for (int i = 0; i < 6; i++) ct_tensor_release(tmp[i]);
   return ok;
@@ -757,27 +826,49 @@ static int conv_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err
   ct_tensor *x = ct_saved(nd, 0, err), *w = x ? ct_saved(nd, 1, err) : NULL, *gc = NULL;
   ct_tensor *gw = NULL, *gl = NULL, *xc = NULL, *wc = NULL;
   int ok = w != NULL;
-  if (ok && ct_grad_enabled) { ok = conv_backward_graph(nd, x, w, g, gin, err); goto done; }
+  if (ok && ct_grad_enabled) {
+    ok = conv_backward_graph(nd, x, w, g, gin, err);
+    goto done;
+  }
   ok = ok && (xc = ct_contig(x, false, err)) && (wc = ct_contig(w, false, err));
   bool need_x = nd->edge[0].needs, need_w = nd->edge[1].needs, need_b = nd->nin > 2 && nd->edge[2].needs;
   int64_t b = g->shape[0], cout = g->shape[1], k = w->shape[1] * w->shape[2] * w->shape[3];
   int64_t per = (b + CONV_PARTS - 1) / CONV_PARTS, parts = per > 0 ? (b + per - 1) / per : 0;
   int64_t pw[3] = {parts, cout, k}, bcl[3] = {b, cout, g->shape[2] * g->shape[3]};
-  ok = ok && (gc = ct_contig(g, false, err)) && (!need_x || (gin[0] = ct_tensor_new(x->dtype, 4, x->shape, err))) &&
-       (gw = ct_tensor_new(x->dtype, 3, pw, err));
+  ok = ok && (gc = ct_contig(g, false, err)) &&
+      (!need_x || (gin[0] = ct_tensor_new(x->dtype, 4, x->shape, err))) &&
+      (gw = ct_tensor_new(x->dtype, 3, pw, err));
   if (ok) {
-    conv_job j = {.dt = x->dtype, .x = ct_data(xc), .w = ct_data(wc), .g = ct_data(gc),
-                  .gx = need_x ? ct_data(gin[0]) : NULL, .gw = need_w ? ct_data(gw) : NULL, .b = b, .c = x->shape[1], .h = x->shape[2],
-                  .wd = x->shape[3], .ho = g->shape[2], .wo = g->shape[3], .cout = cout, .k = k,
-                  .per = per, .win = win_from_node(nd)};
-    ok = conv_run(&j, (size_t)parts, (size_t)(per * cout * k * g->shape[2] * g->shape[3] * 2), conv_bwd_range, err);
+    conv_job j = {.dt = x->dtype,
+                  .x = ct_data(xc),
+                  .w = ct_data(wc),
+                  .g = ct_data(gc),
+                  .gx = need_x ? ct_data(gin[0]) : NULL,
+                  .gw = need_w ? ct_data(gw) : NULL,
+                  .b = b,
+                  .c = x->shape[1],
+                  .h = x->shape[2],
+                  .wd = x->shape[3],
+                  .ho = g->shape[2],
+                  .wo = g->shape[3],
+                  .cout = cout,
+                  .k = k,
+                  .per = per,
+                  .win = win_from_node(nd)};
+    ok = conv_run(&j, (size_t)parts, (size_t)(per * cout * k * g->shape[2] * g->shape[3] * 2), conv_bwd_range,
+                  err);
   }
   /* the parts' sums, added in part order */
   if (ok && need_w) ok = (gin[1] = ct_reduce(CT_R_SUM, gw, 0, false, err)) != NULL;
-  if (ok && need_w) { ct_tensor *r = ct_reshape(gin[1], 4, w->shape, err); ct_tensor_release(gin[1]); ok = (gin[1] = r) != NULL; }
-  if (ok && need_b) {   /* gb: g summed over its positions, then over the images */
+  if (ok && need_w) {
+    ct_tensor *r = ct_reshape(gin[1], 4, w->shape, err);
+    ct_tensor_release(gin[1]);
+    ok = (gin[1] = r) != NULL;
+  }
+  if (ok && need_b) { /* gb: g summed over its positions, then over the images */
     ct_tensor *v = ct_view(gc, 3, bcl, err);
-    ok = v && (gl = ct_reduce(CT_R_SUM, v, 2, false, err)) && (gin[2] = ct_reduce(CT_R_SUM, gl, 0, false, err));
+    ok = v && (gl = ct_reduce(CT_R_SUM, v, 2, false, err)) &&
+        (gin[2] = ct_reduce(CT_R_SUM, gl, 0, false, err));
     ct_tensor_release(v);
   }
 done:
@@ -791,8 +882,8 @@ done:
   return ok;
 }
 
-ct_tensor *ct_conv2d(ct_tensor *x, ct_tensor *w, ct_tensor *bias, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
-                     ct_err *err) {
+ct_tensor *ct_conv2d(ct_tensor *x, ct_tensor *w, ct_tensor *bias, int64_t sh, int64_t sw, int64_t ph,
+                     int64_t pw, ct_err *err) {
   if (!check_layer(x, w, bias, 4, err)) return NULL;
   ct_win win = {w->shape[2], w->shape[3], sh, sw, ph, pw};
   int64_t ho = 0, wo = 0;
@@ -801,21 +892,39 @@ ct_tensor *ct_conv2d(ct_tensor *x, ct_tensor *w, ct_tensor *bias, int64_t sh, in
   int64_t b = x->shape[0], cout = w->shape[0], k = w->shape[1] * w->shape[2] * w->shape[3];
   int64_t yshape[4] = {b, cout, ho, wo}, l = ct_shape_numel(2, yshape + 2, NULL);
   if (l < 0 || !ct_blas_sizes(cout, k, l, err))
-    return l < 0 ? (ct_fail(err, "sizes overflow: %lldx%lld outputs", (long long)ho, (long long)wo), NULL) : NULL;
+    return l < 0 ? (ct_fail(err, "sizes overflow: %lldx%lld outputs", (long long)ho, (long long)wo), NULL)
+                 : NULL;
   ct_tensor *xc = ct_contig(x, false, err), *wc = xc ? ct_contig(w, false, err) : NULL;
   ct_tensor *bc = wc && bias ? ct_contig(bias, false, err) : NULL, *y = NULL;
-  if (wc && (bias == NULL || bc) && (y = ct_tensor_new(x->dtype, 4, yshape, err)) != NULL && b > 0 && cout > 0) {
-    conv_job j = {.dt = x->dtype, .x = ct_data(xc), .w = ct_data(wc), .bias = bc ? ct_data(bc) : NULL,
-                  .y = ct_data(y), .b = b, .c = x->shape[1], .h = x->shape[2], .wd = x->shape[3], .ho = ho,
-                  .wo = wo, .cout = cout, .k = k, .win = win};
-    if (!conv_run(&j, (size_t)b, (size_t)(cout * k * ho * wo), conv_fwd_range, err)) { ct_tensor_release(y); y = NULL; }
+  if (wc && (bias == NULL || bc) && (y = ct_tensor_new(x->dtype, 4, yshape, err)) != NULL && b > 0 &&
+      cout > 0) {
+    conv_job j = {.dt = x->dtype,
+                  .x = ct_data(xc),
+                  .w = ct_data(wc),
+                  .bias = bc ? ct_data(bc) : NULL,
+                  .y = ct_data(y),
+                  .b = b,
+                  .c = x->shape[1],
+                  .h = x->shape[2],
+                  .wd = x->shape[3],
+                  .ho = ho,
+                  .wo = wo,
+                  .cout = cout,
+                  .k = k,
+                  .win = win};
+    if (!conv_run(&j, (size_t)b, (size_t)(cout * k * ho * wo), conv_fwd_range, err)) {
+      ct_tensor_release(y);
+      y = NULL;
+    }
   }
   ct_tensor *in[3] = {x, w, bias};
   int nin = bias ? 3 : 2;
   if (y && ct_needs_grad(nin, in)) {
     ct_node *nd = ct_record(&nn_ops[CT_NN_CONV2D], y, nin, in, err);
-    if (nd == NULL || !ct_save(nd, x, false, err) || !ct_save(nd, w, false, err)) { ct_tensor_release(y); y = NULL; }
-    else win_to_node(nd, win, x->shape[2], x->shape[3]);
+    if (nd == NULL || !ct_save(nd, x, false, err) || !ct_save(nd, w, false, err)) {
+      ct_tensor_release(y);
+      y = NULL;
+    } else win_to_node(nd, win, x->shape[2], x->shape[3]);
   }
   ct_tensor_release(xc);
   ct_tensor_release(wc);
@@ -830,7 +939,7 @@ ct_tensor *ct_conv2d(ct_tensor *x, ct_tensor *w, ct_tensor *bias, int64_t sh, in
 typedef struct {
   bool f64, backward;
   char *y;
-  const char *x, *g;   /* forward: x; backward: x is y, g the gradient */
+  const char *x, *g; /* forward: x; backward: x is y, g the gradient */
 } relu_job;
 
 static void relu_range(void *vj, size_t lo, size_t hi) {
@@ -838,13 +947,17 @@ static void relu_range(void *vj, size_t lo, size_t hi) {
   if (j->f64) {
     double *restrict y = (double *)j->y;
     const double *restrict x = (const double *)j->x, *restrict g = (const double *)j->g;
-    if (j->backward) for (size_t i = lo; i < hi; i++) y[i] = (x[i] > 0 ? 1.0 : 0.0) * g[i];
-    else for (size_t i = lo; i < hi; i++) y[i] = x[i] > 0 ? x[i] : 0;
+    if (j->backward)
+      for (size_t i = lo; i < hi; i++) y[i] = (x[i] > 0 ? 1.0 : 0.0) * g[i];
+    else
+      for (size_t i = lo; i < hi; i++) y[i] = x[i] > 0 ? x[i] : 0;
   } else {
     float *restrict y = (float *)j->y;
     const float *restrict x = (const float *)j->x, *restrict g = (const float *)j->g;
-    if (j->backward) for (size_t i = lo; i < hi; i++) y[i] = (x[i] > 0 ? 1.0f : 0.0f) * g[i];
-    else for (size_t i = lo; i < hi; i++) y[i] = x[i] > 0 ? x[i] : 0;
+    if (j->backward)
+      for (size_t i = lo; i < hi; i++) y[i] = (x[i] > 0 ? 1.0f : 0.0f) * g[i];
+    else
+      for (size_t i = lo; i < hi; i++) y[i] = x[i] > 0 ? x[i] : 0;
   }
 }
 
@@ -862,11 +975,11 @@ static ct_tensor *relu_pass(ct_tensor *x, ct_tensor *g, ct_err *err) {
 static int relu_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
   ct_tensor *y = ct_saved(nd, 0, err), *zero = NULL, *mask = NULL;
   if (y == NULL) return 0;
-  if (ct_grad_enabled)   /* create_graph: from ops, differentiable again */
+  if (ct_grad_enabled) /* create_graph: from ops, differentiable again */
     gin[0] = (zero = ct_tensor_zeros(y->dtype, 0, NULL, err)) && (mask = ct_compare_as(CT_B_GT, y, zero, err))
-                 ? ct_mul(mask, g, err) : NULL;
-  else
-    gin[0] = relu_pass(y, g, err);
+        ? ct_mul(mask, g, err)
+        : NULL;
+  else gin[0] = relu_pass(y, g, err);
   ct_tensor_release(zero);
   ct_tensor_release(mask);
   ct_tensor_release(y);
@@ -878,7 +991,10 @@ ct_tensor *ct_relu(ct_tensor *x, ct_err *err) {
   ct_tensor *y = relu_pass(x, NULL, err);
   if (y && ct_needs_grad(1, &x)) {
     ct_node *nd = ct_record(&nn_ops[CT_NN_RELU], y, 1, &x, err);
-    if (nd == NULL || !ct_save(nd, y, true, err)) { ct_tensor_release(y); y = NULL; }
+    if (nd == NULL || !ct_save(nd, y, true, err)) {
+      ct_tensor_release(y);
+      y = NULL;
+    }
   }
   return y;
 }

@@ -6,15 +6,17 @@
 
 #include "ops.h"
 
-enum {   /* the op table's rows (ops.def) */
+enum { /* the op table's rows (ops.def) */
 #define X(e, ...) CT_NN_##e,
-  CT_NN_OPS(X)
+       CT_NN_OPS(X)
 #undef X
-  CT_NN_COUNT
+           CT_NN_COUNT
 };
 
 /* Window geometry of a 2-D convolution or pooling: kernel, stride, padding. */
-typedef struct ct_win { int64_t kh, kw, sh, sw, ph, pw; } ct_win;
+typedef struct ct_win {
+  int64_t kh, kw, sh, sw, ph, pw;
+} ct_win;
 
 /* x (B,C,H,W) -> cols (C*kh*kw, B*L), L = Ho*Wo: row (c, i, j), in a conv weight's
  * view(cout, -1) order, holds that window element at every output position of every
@@ -50,8 +52,8 @@ ct_tensor *ct_conv_out(ct_tensor *y, ct_tensor *bias, int64_t b, int64_t ho, int
  * summed in 16 fixed parts of the batch (the same bits on any thread count); with
  * create_graph, from im2col, mm and col2im, so it is differentiable again.  Fails on
  * shapes that do not match, integer or mixed dtypes, or a window that does not fit. */
-ct_tensor *ct_conv2d(ct_tensor *x, ct_tensor *w, ct_tensor *bias, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
-                     ct_err *err);
+ct_tensor *ct_conv2d(ct_tensor *x, ct_tensor *w, ct_tensor *bias, int64_t sh, int64_t sw, int64_t ph,
+                     int64_t pw, ct_err *err);
 
 /* max(x, 0) of a float x (NaN gives 0, as x:relu()), in one pass split over threads;
  * backward gx = [y > 0] g, one pass too (from ops with create_graph).  Fails on int64. */

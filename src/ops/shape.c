@@ -24,7 +24,10 @@ static ct_tensor *make_view(ct_tensor *x, int ndim, const int64_t *shape, const 
   ct_tensor *v = ct_tensor_alias(x, err);
   if (v == NULL) return NULL;
   v->ndim = ndim;
-  for (int i = 0; i < ndim; i++) { v->shape[i] = shape[i]; v->stride[i] = stride[i]; }
+  for (int i = 0; i < ndim; i++) {
+    v->shape[i] = shape[i];
+    v->stride[i] = stride[i];
+  }
   v->offset = offset;
   /* a view of the storage's own tensor (directly or through views) follows its history;
    * a view of a detached alias does not, as in PyTorch */
@@ -39,7 +42,10 @@ static ct_tensor *record1(const ct_op *op, ct_tensor *y, ct_tensor *x, const ct_
                           ct_err *err) {
   if (y == NULL || !ct_needs_grad(1, &x)) return y;
   ct_node *nd = ct_record(op, y, 1, &x, err);
-  if (nd == NULL) { ct_tensor_release(y); return NULL; }
+  if (nd == NULL) {
+    ct_tensor_release(y);
+    return NULL;
+  }
   if (args) nd->arg = *args;
   return y;
 }
@@ -67,7 +73,7 @@ static int infer_shape(const ct_tensor *x, int ndim, const int64_t *in, int64_t 
     }
     out[i] = in[i] == -1 ? 1 : in[i];
   }
-  int64_t known = ct_shape_numel(ndim, out, NULL);   /* -1 when the sizes overflow: no match */
+  int64_t known = ct_shape_numel(ndim, out, NULL); /* -1 when the sizes overflow: no match */
   if (infer >= 0) out[infer] = -1;
   if (known < 0) goto bad;
   if (infer >= 0) {
@@ -79,16 +85,16 @@ static int infer_shape(const ct_tensor *x, int ndim, const int64_t *in, int64_t 
   return 1;
 bad:;
   char want[96];
-  return ct_fail(err, "shape %s is invalid for input of size %lld (shape %s)",
-                 ct_shape_str(want, ndim, in), (long long)n, SHP(x));
+  return ct_fail(err, "shape %s is invalid for input of size %lld (shape %s)", ct_shape_str(want, ndim, in),
+                 (long long)n, SHP(x));
 }
 
 ct_tensor *ct_view(ct_tensor *x, int ndim, const int64_t *shape, ct_err *err) {
   int64_t sh[CT_MAXDIM], st[CT_MAXDIM];
   if (!infer_shape(x, ndim, shape, sh, err)) return NULL;
   if (!ct_is_contiguous(x))
-    return ct_fail(err, "view of a non-contiguous tensor of shape %s (use reshape or contiguous)",
-                   SHP(x)), NULL;
+    return ct_fail(err, "view of a non-contiguous tensor of shape %s (use reshape or contiguous)", SHP(x)),
+           NULL;
   ct_contiguous_strides(ndim, sh, st);
   return record1(&shape_ops[CT_SHAPE_VIEW], make_view(x, ndim, sh, st, x->offset, err), x, NULL, err);
 }
@@ -110,7 +116,7 @@ ct_tensor *ct_flatten(ct_tensor *x, int start, int end, ct_err *err) {
   int64_t sh[CT_MAXDIM];
   int n = 0;
   for (int i = 0; i < start; i++) sh[n++] = x->shape[i];
-  sh[n++] = ct_shape_numel(end - start + 1, x->shape + start, NULL);   /* fits: x's shape passed it */
+  sh[n++] = ct_shape_numel(end - start + 1, x->shape + start, NULL); /* fits: x's shape passed it */
   for (int i = end + 1; i < x->ndim; i++) sh[n++] = x->shape[i];
   return ct_reshape(x, n, sh, err);
 }
@@ -138,7 +144,10 @@ ct_tensor *ct_unsqueeze(ct_tensor *x, int dim, ct_err *err) {
       sh[n] = 1;
       st[n++] = i < x->ndim ? x->shape[i] * x->stride[i] : 1;
     }
-    if (i < x->ndim) { sh[n] = x->shape[i]; st[n++] = x->stride[i]; }
+    if (i < x->ndim) {
+      sh[n] = x->shape[i];
+      st[n++] = x->stride[i];
+    }
   }
   return record1(&shape_ops[CT_SHAPE_VIEW], make_view(x, n, sh, st, x->offset, err), x, NULL, err);
 }
@@ -156,8 +165,10 @@ ct_tensor *ct_transpose(ct_tensor *x, int d1, int d2, ct_err *err) {
   int64_t sh[CT_MAXDIM], st[CT_MAXDIM];
   memcpy(sh, x->shape, sizeof sh);
   memcpy(st, x->stride, sizeof st);
-  sh[d1] = x->shape[d2]; sh[d2] = x->shape[d1];
-  st[d1] = x->stride[d2]; st[d2] = x->stride[d1];
+  sh[d1] = x->shape[d2];
+  sh[d2] = x->shape[d1];
+  st[d1] = x->stride[d2];
+  st[d2] = x->stride[d1];
   return record1(&shape_ops[CT_SHAPE_TRANSPOSE], make_view(x, x->ndim, sh, st, x->offset, err), x,
                  &(ct_node_args){.transpose = {d1, d2}}, err);
 }
@@ -197,16 +208,18 @@ ct_tensor *ct_narrow(ct_tensor *x, int dim, int64_t start, int64_t len, ct_err *
   int64_t end;
   if (start >= 0 && len >= 0 && __builtin_add_overflow(start, len, &end))
     return ct_fail(err, "start + length (%llu + %lld) overflows for dim %d of size %lld",
-                   (unsigned long long)start + 1, (long long)len, dim + 1, (long long)x->shape[dim]), NULL;
+                   (unsigned long long)start + 1, (long long)len, dim + 1, (long long)x->shape[dim]),
+           NULL;
   if (start < 0 || len < 0 || end > x->shape[dim])
     return ct_fail(err, "range [%lld, %lld] out of bounds for size %lld of dim %d (shape %s)",
-                   (long long)start + 1, (long long)(start + len), (long long)x->shape[dim],
-                   dim + 1, SHP(x)), NULL;
+                   (long long)start + 1, (long long)(start + len), (long long)x->shape[dim], dim + 1, SHP(x)),
+           NULL;
   int64_t sh[CT_MAXDIM];
   memcpy(sh, x->shape, sizeof sh);
   sh[dim] = len;
-  return record1(&shape_ops[CT_SHAPE_NARROW], make_view(x, x->ndim, sh, x->stride, x->offset + start * x->stride[dim], err),
-                 x, &(ct_node_args){.dim = {dim, start}}, err);
+  return record1(&shape_ops[CT_SHAPE_NARROW],
+                 make_view(x, x->ndim, sh, x->stride, x->offset + start * x->stride[dim], err), x,
+                 &(ct_node_args){.dim = {dim, start}}, err);
 }
 
 static ct_tensor *select_pad(ct_tensor *g, int ndim, const int64_t *shape, int dim, int64_t index,
@@ -229,7 +242,7 @@ static ct_tensor *select_pad(ct_tensor *g, int ndim, const int64_t *shape, int d
                              ct_err *err) {
   ct_tensor *y = ct_tensor_zeros(g->dtype, ndim, shape, err);
   if (y == NULL) return NULL;
-  ct_tensor slot = *y;   /* a stack view of the slice, without dim */
+  ct_tensor slot = *y; /* a stack view of the slice, without dim */
   slot.ndim = ndim - 1;
   for (int i = dim; i < ndim - 1; i++) {
     slot.shape[i] = y->shape[i + 1];
@@ -244,13 +257,18 @@ ct_tensor *ct_select(ct_tensor *x, int dim, int64_t index, ct_err *err) {
   if (x->ndim == 0) return ct_fail(err, "cannot index a 0-d tensor"), NULL;
   if (!check_dim(dim, x->ndim, err)) return NULL;
   if (index < 0 || index >= x->shape[dim])
-    return ct_fail(err, "index %lld out of range for size %lld of dim %d (shape %s)",
-                   (long long)index + 1, (long long)x->shape[dim], dim + 1, SHP(x)), NULL;
+    return ct_fail(err, "index %lld out of range for size %lld of dim %d (shape %s)", (long long)index + 1,
+                   (long long)x->shape[dim], dim + 1, SHP(x)),
+           NULL;
   int64_t sh[CT_MAXDIM], st[CT_MAXDIM];
   int n = 0;
   for (int i = 0; i < x->ndim; i++)
-    if (i != dim) { sh[n] = x->shape[i]; st[n++] = x->stride[i]; }
-  return record1(&shape_ops[CT_SHAPE_SELECT], make_view(x, n, sh, st, x->offset + index * x->stride[dim], err), x,
+    if (i != dim) {
+      sh[n] = x->shape[i];
+      st[n++] = x->stride[i];
+    }
+  return record1(&shape_ops[CT_SHAPE_SELECT],
+                 make_view(x, n, sh, st, x->offset + index * x->stride[dim], err), x,
                  &(ct_node_args){.dim = {dim, index}}, err);
 }
 
@@ -261,10 +279,12 @@ ct_tensor *ct_select(ct_tensor *x, int dim, int64_t index, ct_err *err) {
 
 /* x as a contiguous tensor whose storage starts at its first element (a new reference) */
 static ct_tensor *storage_shaped(ct_tensor *x, ct_err *err) {
-  if (ct_is_contiguous(x) && x->offset == 0) { ct_tensor_retain(x); return x; }
+  if (ct_is_contiguous(x) && x->offset == 0) {
+    ct_tensor_retain(x);
+    return x;
+  }
   return ct_clone(x, err);
 }
-
 
 static int as_strided_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
   gin[0] = ct_as_strided_pad(g, nd->edge[0].ndim, nd->edge[0].shape, &nd->arg.view, err);
@@ -279,7 +299,10 @@ ct_tensor *ct_as_strided(ct_tensor *x, const ct_geometry *geom, ct_err *err) {
   if (v && ct_needs_grad(1, &base)) {
     ct_node *n = ct_record(&ct_op_as_strided, v, 1, &base, err);
     if (n) n->arg.view = *geom;
-    else { ct_tensor_release(v); v = NULL; }
+    else {
+      ct_tensor_release(v);
+      v = NULL;
+    }
   }
   ct_tensor_release(base);
   return v;
@@ -295,14 +318,20 @@ ct_tensor *ct_as_strided_pad(ct_tensor *g, int ndim, const int64_t *shape, const
                              ct_err *err) {
   ct_tensor *y = ct_tensor_zeros(g->dtype, ndim, shape, err);
   if (y == NULL) return NULL;
-  ct_tensor slot = *y;   /* a stack view of the region: no allocation, no refcount change */
+  ct_tensor slot = *y; /* a stack view of the region: no allocation, no refcount change */
   slot.ndim = geom->ndim;
-  for (int k = 0; k < slot.ndim; k++) { slot.shape[k] = geom->shape[k]; slot.stride[k] = geom->stride[k]; }
+  for (int k = 0; k < slot.ndim; k++) {
+    slot.shape[k] = geom->shape[k];
+    slot.stride[k] = geom->stride[k];
+  }
   slot.offset = geom->offset;
   ct_copy_into(&slot, g);
   if (!ct_needs_grad(1, &g)) return y;
   ct_node *n = ct_record(&op_as_strided_pad, y, 1, &g, err);
-  if (n == NULL) { ct_tensor_release(y); return NULL; }
+  if (n == NULL) {
+    ct_tensor_release(y);
+    return NULL;
+  }
   n->arg.view = *geom;
   return y;
 }
@@ -313,11 +342,10 @@ static int narrow_pad_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_er
 }
 static const ct_op op_narrow_pad = {"NarrowPadBackward", narrow_pad_backward};
 
-ct_tensor *ct_narrow_pad(ct_tensor *x, int ndim, const int64_t *shape, int dim, int64_t start,
-                         ct_err *err) {
+ct_tensor *ct_narrow_pad(ct_tensor *x, int ndim, const int64_t *shape, int dim, int64_t start, ct_err *err) {
   ct_tensor *y = ct_tensor_zeros(x->dtype, ndim, shape, err);
   if (y == NULL) return NULL;
-  ct_tensor slot = *y;   /* a stack view of the slice: no allocation, no refcount change */
+  ct_tensor slot = *y; /* a stack view of the slice: no allocation, no refcount change */
   slot.shape[dim] = x->shape[dim];
   slot.offset = start * y->stride[dim];
   ct_copy_into(&slot, x);
@@ -344,17 +372,20 @@ ct_tensor *ct_expand(ct_tensor *x, int ndim, const int64_t *shape, ct_err *err) 
     if (want < 0) {
       char w[96];
       return ct_fail(err, "cannot expand shape %s to %s (size %lld at dim %d is negative)", SHP(x),
-                     ct_shape_str(w, ndim, shape), (long long)want, i + 1), NULL;
+                     ct_shape_str(w, ndim, shape), (long long)want, i + 1),
+             NULL;
     }
     if (ix < 0 && shape[i] == -1) {
       char w[96];
       return ct_fail(err, "cannot expand shape %s to %s (-1 in a new leading dim)", SHP(x),
-                     ct_shape_str(w, ndim, shape)), NULL;
+                     ct_shape_str(w, ndim, shape)),
+             NULL;
     }
     if (have != want && have != 1) {
       char w[96];
       return ct_fail(err, "cannot expand shape %s to %s (size %lld at dim %d is not 1)", SHP(x),
-                     ct_shape_str(w, ndim, shape), (long long)have, i + 1), NULL;
+                     ct_shape_str(w, ndim, shape), (long long)have, i + 1),
+             NULL;
     }
     sh[i] = want;
     st[i] = (ix < 0 || (have == 1 && want != 1)) ? 0 : x->stride[ix];
@@ -364,12 +395,19 @@ ct_tensor *ct_expand(ct_tensor *x, int ndim, const int64_t *shape, ct_err *err) 
 
 static void accumulate_loop(char **p, const int64_t *s, int64_t n, void *ctx) {
   ct_dtype dt = *(ct_dtype *)ctx;
-  if (dt == CT_F32) { float *o = (float *)p[0]; const float *a = (const float *)p[1];
-    for (int64_t i = 0; i < n; i++) o[i * s[0]] += a[i * s[1]]; }
-  else if (dt == CT_F64) { double *o = (double *)p[0]; const double *a = (const double *)p[1];
-    for (int64_t i = 0; i < n; i++) o[i * s[0]] += a[i * s[1]]; }
-  else { int64_t *o = (int64_t *)p[0]; const int64_t *a = (const int64_t *)p[1];
-    for (int64_t i = 0; i < n; i++) o[i * s[0]] += a[i * s[1]]; }
+  if (dt == CT_F32) {
+    float *o = (float *)p[0];
+    const float *a = (const float *)p[1];
+    for (int64_t i = 0; i < n; i++) o[i * s[0]] += a[i * s[1]];
+  } else if (dt == CT_F64) {
+    double *o = (double *)p[0];
+    const double *a = (const double *)p[1];
+    for (int64_t i = 0; i < n; i++) o[i * s[0]] += a[i * s[1]];
+  } else {
+    int64_t *o = (int64_t *)p[0];
+    const int64_t *a = (const int64_t *)p[1];
+    for (int64_t i = 0; i < n; i++) o[i * s[0]] += a[i * s[1]];
+  }
 }
 
 static int sum_to_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
@@ -414,7 +452,10 @@ ct_tensor *ct_clone(ct_tensor *x, ct_err *err) {
 }
 
 ct_tensor *ct_contiguous(ct_tensor *x, ct_err *err) {
-  if (ct_is_contiguous(x)) { ct_tensor_retain(x); return x; }
+  if (ct_is_contiguous(x)) {
+    ct_tensor_retain(x);
+    return x;
+  }
   return ct_clone(x, err);
 }
 
@@ -426,10 +467,13 @@ static int to_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) 
 }
 
 ct_tensor *ct_to(ct_tensor *x, ct_dtype dt, ct_err *err) {
-  if (x->dtype == dt) { ct_tensor_retain(x); return x; }
+  if (x->dtype == dt) {
+    ct_tensor_retain(x);
+    return x;
+  }
   ct_tensor *y = ct_tensor_new(dt, x->ndim, x->shape, err);
   if (y) ct_copy_into(y, x);
-  if (dt == CT_I64) return y;   /* integers carry no gradient */
+  if (dt == CT_I64) return y; /* integers carry no gradient */
   return record1(&shape_ops[CT_SHAPE_TO], y, x, NULL, err);
 }
 
@@ -449,7 +493,8 @@ static int cat_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err)
 ct_tensor *ct_cat(int n, ct_tensor **xs, int dim, ct_err *err) {
   if (n == 0) return ct_fail(err, "expected a non-empty list of tensors"), NULL;
   ct_tensor *x0 = xs[0];
-  if (x0->ndim == 0) return ct_fail(err, "zero-dimensional tensor (at position 1) cannot be concatenated"), NULL;
+  if (x0->ndim == 0)
+    return ct_fail(err, "zero-dimensional tensor (at position 1) cannot be concatenated"), NULL;
   if (!check_dim(dim, x0->ndim, err)) return NULL;
   int64_t sh[CT_MAXDIM], sum;
   memcpy(sh, x0->shape, sizeof sh);
@@ -461,12 +506,17 @@ ct_tensor *ct_cat(int n, ct_tensor **xs, int dim, ct_err *err) {
     for (int i = 0; ok && i < x->ndim; i++)
       if (i != dim && x->shape[i] != x0->shape[i]) ok = false;
     if (!ok)
-      return ct_fail(err, "sizes of tensors must match except in dim %d: shapes %s (position 1) "
-                          "and %s (position %d)", dim + 1, SHP(x0), SHP2(x), k + 1), NULL;
+      return ct_fail(err,
+                     "sizes of tensors must match except in dim %d: shapes %s (position 1) "
+                     "and %s (position %d)",
+                     dim + 1, SHP(x0), SHP2(x), k + 1),
+             NULL;
     if (__builtin_add_overflow(sh[dim], x->shape[dim], &sum))
-      return ct_fail(err, "sizes overflow: the sizes along dim %d pass 2^63-1 at position %d "
-                          "(%lld so far + %lld)", dim + 1, k + 1, (long long)sh[dim],
-                     (long long)x->shape[dim]), NULL;
+      return ct_fail(err,
+                     "sizes overflow: the sizes along dim %d pass 2^63-1 at position %d "
+                     "(%lld so far + %lld)",
+                     dim + 1, k + 1, (long long)sh[dim], (long long)x->shape[dim]),
+             NULL;
     sh[dim] = sum;
     dt = ct_promote(dt, x->dtype);
   }
@@ -482,7 +532,10 @@ ct_tensor *ct_cat(int n, ct_tensor **xs, int dim, ct_err *err) {
   }
   if (ct_needs_grad(n, xs)) {
     ct_node *nd = ct_record(&shape_ops[CT_SHAPE_CAT], y, n, xs, err);
-    if (nd == NULL) { ct_tensor_release(y); return NULL; }
+    if (nd == NULL) {
+      ct_tensor_release(y);
+      return NULL;
+    }
     nd->arg.dim.dim = dim;
   }
   return y;
@@ -492,8 +545,11 @@ ct_tensor *ct_stack(int n, ct_tensor **xs, int dim, ct_err *err) {
   if (n == 0) return ct_fail(err, "expected a non-empty list of tensors"), NULL;
   for (int k = 1; k < n; k++)
     if (!ct_same_shape(xs[k], xs[0]))
-      return ct_fail(err, "stack expects each tensor to be equal size, but got %s at position 1 "
-                          "and %s at position %d", SHP(xs[0]), SHP2(xs[k]), k + 1), NULL;
+      return ct_fail(err,
+                     "stack expects each tensor to be equal size, but got %s at position 1 "
+                     "and %s at position %d",
+                     SHP(xs[0]), SHP2(xs[k]), k + 1),
+             NULL;
   if (dim < 0 || dim > xs[0]->ndim)
     return ct_fail(err, "dimension %d out of range (the result has %d dims)", dim + 1, xs[0]->ndim + 1), NULL;
   ct_tensor *us[n];
@@ -540,8 +596,8 @@ static void index_walk(ct_tensor *idx, int dim, ct_tensor *a, ct_tensor *b, int 
     int64_t v = ((int64_t *)idx->storage->data)[oi];
     oa += v * a->stride[dim];
     char *pa = (char *)a->storage->data + (size_t)oa * es, *pb = (char *)b->storage->data + (size_t)ob * es;
-    if (add == 0) memcpy(pb, pa, es);   /* gather: b <- a */
-    else if (a->dtype == CT_F32) *(float *)pa += *(float *)pb;   /* scatter_add: a += b */
+    if (add == 0) memcpy(pb, pa, es); /* gather: b <- a */
+    else if (a->dtype == CT_F32) *(float *)pa += *(float *)pb; /* scatter_add: a += b */
     else if (a->dtype == CT_F64) *(double *)pa += *(double *)pb;
     else *(int64_t *)pa += *(int64_t *)pb;
     for (int d = idx->ndim - 1; d >= 0; d--) {
@@ -580,14 +636,20 @@ ct_tensor *ct_gather(ct_tensor *x, int dim, ct_tensor *index, ct_err *err) {
   index_walk(index, dim, x, y, 0);
   if (ct_needs_grad(1, &x)) {
     ct_node *nd = ct_record(&index_ops[CT_INDEX_GATHER], y, 1, &x, err);
-    if (nd == NULL || !ct_save(nd, index, false, err)) { ct_tensor_release(y); return NULL; }
+    if (nd == NULL || !ct_save(nd, index, false, err)) {
+      ct_tensor_release(y);
+      return NULL;
+    }
     nd->arg.dim.dim = dim;
   }
   return y;
 }
 
 static int scatter_add_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
-  if (nd->edge[0].needs) { ct_tensor_retain(g); gin[0] = g; }
+  if (nd->edge[0].needs) {
+    ct_tensor_retain(g);
+    gin[0] = g;
+  }
   if (nd->edge[1].needs) {
     ct_tensor *idx = ct_saved(nd, 0, err);
     if (idx == NULL) return 0;
@@ -602,7 +664,8 @@ ct_tensor *ct_scatter_add(ct_tensor *base, int dim, ct_tensor *index, ct_tensor 
   if (!gather_check(base, dim, index, src, err)) return NULL;
   if (src->dtype != base->dtype)
     return ct_fail(err, "src dtype %s differs from self dtype %s", ct_dtype_name(src->dtype),
-                   ct_dtype_name(base->dtype)), NULL;
+                   ct_dtype_name(base->dtype)),
+           NULL;
   ct_tensor *y = ct_tensor_new(base->dtype, base->ndim, base->shape, err);
   if (y == NULL) return NULL;
   ct_copy_into(y, base);
@@ -610,7 +673,10 @@ ct_tensor *ct_scatter_add(ct_tensor *base, int dim, ct_tensor *index, ct_tensor 
   ct_tensor *in[2] = {base, src};
   if (ct_needs_grad(2, in)) {
     ct_node *nd = ct_record(&index_ops[CT_INDEX_SCATTER_ADD], y, 2, in, err);
-    if (nd == NULL || !ct_save(nd, index, false, err)) { ct_tensor_release(y); return NULL; }
+    if (nd == NULL || !ct_save(nd, index, false, err)) {
+      ct_tensor_release(y);
+      return NULL;
+    }
     nd->arg.dim.dim = dim;
   }
   return y;
@@ -642,7 +708,7 @@ ct_tensor *ct_index_select(ct_tensor *x, int dim, ct_tensor *index, ct_err *err)
   if (x->ndim) sh[dim] = n;
   ct_tensor *y = ct_tensor_new(x->dtype, x->ndim, sh, err);
   if (y == NULL) return NULL;
-  for (int64_t k = 0; k < n; k++) {   /* one (strided) slab copy per index */
+  for (int64_t k = 0; k < n; k++) { /* one (strided) slab copy per index */
     int64_t v = (int64_t)ct_get_flat(index, k);
     ct_tensor src = *x, dst = *y;
     if (x->ndim) {
@@ -654,14 +720,20 @@ ct_tensor *ct_index_select(ct_tensor *x, int dim, ct_tensor *index, ct_err *err)
   }
   if (ct_needs_grad(1, &x)) {
     ct_node *nd = ct_record(&index_ops[CT_INDEX_INDEX_SELECT], y, 1, &x, err);
-    if (nd == NULL || !ct_save(nd, index, false, err)) { ct_tensor_release(y); return NULL; }
+    if (nd == NULL || !ct_save(nd, index, false, err)) {
+      ct_tensor_release(y);
+      return NULL;
+    }
     nd->arg.dim.dim = dim;
   }
   return y;
 }
 
 static int index_add_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
-  if (nd->edge[0].needs) { ct_tensor_retain(g); gin[0] = g; }
+  if (nd->edge[0].needs) {
+    ct_tensor_retain(g);
+    gin[0] = g;
+  }
   if (nd->edge[1].needs) {
     ct_tensor *idx = ct_saved(nd, 0, err);
     if (idx == NULL) return 0;
@@ -678,8 +750,10 @@ ct_tensor *ct_index_add(ct_tensor *base, int dim, ct_tensor *index, ct_tensor *s
   bool ok = src->ndim == base->ndim && src->dtype == base->dtype;
   for (int d = 0; ok && d < base->ndim; d++)
     if (src->shape[d] != (d == dim ? n : base->shape[d])) ok = false;
-  if (!ok) return ct_fail(err, "source %s does not fit self %s with %lld indices at dim %d",
-                          SHP(src), SHP2(base), (long long)n, dim + 1), NULL;
+  if (!ok)
+    return ct_fail(err, "source %s does not fit self %s with %lld indices at dim %d", SHP(src), SHP2(base),
+                   (long long)n, dim + 1),
+           NULL;
   ct_tensor *y = ct_tensor_new(base->dtype, base->ndim, base->shape, err);
   if (y == NULL) return NULL;
   ct_copy_into(y, base);
@@ -700,7 +774,10 @@ ct_tensor *ct_index_add(ct_tensor *base, int dim, ct_tensor *index, ct_tensor *s
   ct_tensor *in[2] = {base, src};
   if (ct_needs_grad(2, in)) {
     ct_node *nd = ct_record(&index_ops[CT_INDEX_INDEX_ADD], y, 2, in, err);
-    if (nd == NULL || !ct_save(nd, index, false, err)) { ct_tensor_release(y); return NULL; }
+    if (nd == NULL || !ct_save(nd, index, false, err)) {
+      ct_tensor_release(y);
+      return NULL;
+    }
     nd->arg.dim.dim = dim;
   }
   return y;
@@ -724,15 +801,23 @@ ct_tensor *ct_masked_fill(ct_tensor *x, ct_tensor *mask, double v, ct_err *err) 
   ct_grad_enabled = false;
   int ok = ct_masked_fill_(y, mask, v, err);
   ct_grad_enabled = saved;
-  if (!ok) { ct_tensor_release(y); return NULL; }
+  if (!ok) {
+    ct_tensor_release(y);
+    return NULL;
+  }
   if (ct_needs_grad(1, &x)) {
     ct_node *nd = ct_record(&index_ops[CT_INDEX_MASKED_FILL], y, 1, &x, err);
-    if (nd == NULL || !ct_save(nd, mask, false, err)) { ct_tensor_release(y); return NULL; }
+    if (nd == NULL || !ct_save(nd, mask, false, err)) {
+      ct_tensor_release(y);
+      return NULL;
+    }
   }
   return y;
 }
 
-typedef struct { ct_dtype dt; } where_ctx;
+typedef struct {
+  ct_dtype dt;
+} where_ctx;
 static void where_loop(char **p, const int64_t *s, int64_t n, void *vctx) {
   size_t es = ct_dtype_size(((where_ctx *)vctx)->dt);
   const int64_t *c = (const int64_t *)p[1];
@@ -763,14 +848,14 @@ ct_tensor *ct_where(ct_tensor *cond, ct_tensor *a, ct_tensor *b, ct_err *err) {
   int n1, n2;
   int64_t s1[CT_MAXDIM], s2[CT_MAXDIM];
   if (!ct_broadcast_shape(a, b, &n1, s1, err)) return NULL;
-  ct_tensor shape_ab = *a;   /* only its shape is read */
+  ct_tensor shape_ab = *a; /* only its shape is read */
   shape_ab.ndim = n1;
   memcpy(shape_ab.shape, s1, sizeof s1);
   if (!ct_broadcast_shape(cond, &shape_ab, &n2, s2, err)) return NULL;
   ct_dtype dt = ct_promote(a->dtype, b->dtype);
   ct_tensor *aa = ct_to(a, dt, err), *bb = aa ? ct_to(b, dt, err) : NULL, *c = NULL, *y = NULL;
   ct_tensor *zero = bb ? ct_tensor_scalar(cond->dtype, 0, err) : NULL;
-  if (zero) c = ct_binary(CT_B_NE, cond, zero, err);   /* int64 0/1 */
+  if (zero) c = ct_binary(CT_B_NE, cond, zero, err); /* int64 0/1 */
   if (c) y = ct_tensor_new(dt, n2, s2, err);
   if (y) {
     int64_t st[4][CT_MAXDIM];
@@ -785,7 +870,10 @@ ct_tensor *ct_where(ct_tensor *cond, ct_tensor *a, ct_tensor *b, ct_err *err) {
     ct_tensor *in[3] = {NULL, aa, bb};
     if (ct_needs_grad(3, in)) {
       ct_node *nd = ct_record(&index_ops[CT_INDEX_WHERE], y, 3, in, err);
-      if (nd == NULL || !ct_save(nd, c, false, err)) { ct_tensor_release(y); y = NULL; }
+      if (nd == NULL || !ct_save(nd, c, false, err)) {
+        ct_tensor_release(y);
+        y = NULL;
+      }
     }
   }
   ct_tensor_release(zero);
@@ -830,9 +918,10 @@ ct_tensor *ct_arange(double start, double end, double step, ct_dtype dt, ct_err 
   if (step == 0 || isnan(step)) return ct_fail(err, "step must be nonzero"), NULL;
   if ((end - start) / step < 0)
     return ct_fail(err, "upper bound and larger bound inconsistent with step sign"), NULL;
-  double count = ceil((end - start) / step);   /* end - start may overflow to inf: refused here */
-  if (!(count < 9e15))   /* beyond 2^53 the elements are no longer distinct doubles */
-    return ct_fail(err, "range %g -> %g with step %g has too many elements (%g)", start, end, step, count), NULL;
+  double count = ceil((end - start) / step); /* end - start may overflow to inf: refused here */
+  if (!(count < 9e15)) /* beyond 2^53 the elements are no longer distinct doubles */
+    return ct_fail(err, "range %g -> %g with step %g has too many elements (%g)", start, end, step, count),
+           NULL;
   int64_t n = (int64_t)count;
   ct_tensor *y = ct_tensor_new(dt, 1, &n, err);
   if (y == NULL) return NULL;
@@ -855,7 +944,8 @@ ct_tensor *ct_arange_i64(int64_t start, int64_t end, int64_t step, ct_err *err) 
   uint64_t count = span / ustep + (span % ustep != 0);
   if (count > (uint64_t)INT64_MAX)
     return ct_fail(err, "range %lld -> %lld with step %lld has too many elements", (long long)start,
-                   (long long)end, (long long)step), NULL;
+                   (long long)end, (long long)step),
+           NULL;
   int64_t n = (int64_t)count;
   ct_tensor *y = ct_tensor_new(CT_I64, 1, &n, err);
   if (y == NULL) return NULL;
@@ -869,8 +959,8 @@ ct_tensor *ct_linspace(double start, double end, int64_t n, ct_dtype dt, ct_err 
   ct_tensor *y = ct_tensor_new(dt, 1, &n, err);
   if (y == NULL) return NULL;
   double step = n > 1 ? (end - start) / (double)(n - 1) : 0;
-  int64_t half = n > 1 ? n / 2 : 1;   /* one step: just start, as PyTorch */
-  for (int64_t i = 0; i < n; i++) {   /* PyTorch fills from both ends */
+  int64_t half = n > 1 ? n / 2 : 1; /* one step: just start, as PyTorch */
+  for (int64_t i = 0; i < n; i++) { /* PyTorch fills from both ends */
     double v = i < half ? start + step * (double)i : end - step * (double)(n - 1 - i);
     if (dt == CT_F32) ((float *)y->storage->data)[i] = (float)v;
     else if (dt == CT_F64) ((double *)y->storage->data)[i] = v;

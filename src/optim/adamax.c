@@ -7,7 +7,7 @@
   void NAME(T *restrict p, const T *restrict g, T *restrict m, T *restrict u, size_t n,  \
             const ct_adamax_args *a) {                                                   \
     const T b1 = (T)a->beta1, c1 = (T)(1 - a->beta1), b2 = (T)a->beta2, eps = (T)a->eps; \
-    const T nclr = (T)-(a->lr / (1 - pow(a->beta1, a->step)));                           \
+    const T nclr = (T) - (a->lr / (1 - pow(a->beta1, a->step)));                         \
     const T sgn = a->maximize ? -1 : 1, wd = (T)a->weight_decay;                         \
     const bool l2 = a->weight_decay != 0;                                                \
     for (size_t i = 0; i < n; i++) {                                                     \

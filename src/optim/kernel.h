@@ -23,19 +23,26 @@
  * CT_ADAM_CONSTANTS declares k, the constants in type T, from 'a' (any args struct with
  * lr, beta1, beta2, weight_decay, maximize and decoupled), once per call; CT_ADAM_MOMENTS
  * then reads and writes element i of p, g, m, v and declares gi, mi and vi. */
-#define CT_ADAM_CONSTANTS(T, k, a)                                                           \
-  const struct { T sgn, decay, wd, b1, c1, b2, c2; bool dec, l2; } k = {                     \
-    .sgn = (a)->maximize ? -1 : 1, .decay = (T)(1 - (a)->lr * (a)->weight_decay),           \
-    .wd = (T)(a)->weight_decay, .b1 = (T)(a)->beta1, .c1 = (T)(1 - (a)->beta1),            \
-    .b2 = (T)(a)->beta2, .c2 = (T)(1 - (a)->beta2), .dec = (a)->decoupled,                 \
-    .l2 = !(a)->decoupled && (a)->weight_decay != 0}
-#define CT_ADAM_MOMENTS(T, k, p, g, m, v, i, gi, mi, vi)  \
-  T gi = (k).sgn * (g)[i];                                 \
-  if ((k).dec) (p)[i] = (p)[i] * (k).decay;                \
-  if ((k).l2) gi = gi + (k).wd * (p)[i];                   \
-  T mi = (m)[i] * (k).b1 + (k).c1 * gi;                    \
-  T vi = (v)[i] * (k).b2 + ((k).c2 * gi) * gi;             \
-  (m)[i] = mi;                                             \
+#define CT_ADAM_CONSTANTS(T, k, a)                      \
+  const struct {                                        \
+    T sgn, decay, wd, b1, c1, b2, c2;                   \
+    bool dec, l2;                                       \
+  } k = {.sgn = (a)->maximize ? -1 : 1,                 \
+         .decay = (T)(1 - (a)->lr * (a)->weight_decay), \
+         .wd = (T)(a)->weight_decay,                    \
+         .b1 = (T)(a)->beta1,                           \
+         .c1 = (T)(1 - (a)->beta1),                     \
+         .b2 = (T)(a)->beta2,                           \
+         .c2 = (T)(1 - (a)->beta2),                     \
+         .dec = (a)->decoupled,                         \
+         .l2 = !(a)->decoupled && (a)->weight_decay != 0}
+#define CT_ADAM_MOMENTS(T, k, p, g, m, v, i, gi, mi, vi) \
+  T gi = (k).sgn * (g)[i];                               \
+  if ((k).dec) (p)[i] = (p)[i] * (k).decay;              \
+  if ((k).l2) gi = gi + (k).wd * (p)[i];                 \
+  T mi = (m)[i] * (k).b1 + (k).c1 * gi;                  \
+  T vi = (v)[i] * (k).b2 + ((k).c2 * gi) * gi;           \
+  (m)[i] = mi;                                           \
   (v)[i] = vi;
 
 #endif

@@ -19,8 +19,8 @@ typedef struct ct_sgd_args {
 } ct_sgd_args;
 void ct_optim_sgd_f32(float *restrict p, const float *restrict g, float *restrict buf, size_t n,
                       const ct_sgd_args *a);
-void ct_optim_sgd_f64(double *restrict p, const double *restrict g, double *restrict buf,
-                      size_t n, const ct_sgd_args *a);
+void ct_optim_sgd_f64(double *restrict p, const double *restrict g, double *restrict buf, size_t n,
+                      const ct_sgd_args *a);
 
 /* Adam and AdamW ('decoupled': p *= 1 - lr*wd instead of g += wd*p).  'step' counts
  * from 1.  vmax (max_exp_avg_sq) is NULL unless amsgrad. */
@@ -28,21 +28,20 @@ typedef struct ct_adam_args {
   double lr, beta1, beta2, eps, weight_decay, step;
   bool amsgrad, maximize, decoupled;
 } ct_adam_args;
-void ct_optim_adam_f32(float *restrict p, const float *restrict g, float *restrict m,
-                       float *restrict v, float *restrict vmax, size_t n, const ct_adam_args *a);
-void ct_optim_adam_f64(double *restrict p, const double *restrict g, double *restrict m,
-                       double *restrict v, double *restrict vmax, size_t n,
-                       const ct_adam_args *a);
+void ct_optim_adam_f32(float *restrict p, const float *restrict g, float *restrict m, float *restrict v,
+                       float *restrict vmax, size_t n, const ct_adam_args *a);
+void ct_optim_adam_f64(double *restrict p, const double *restrict g, double *restrict m, double *restrict v,
+                       double *restrict vmax, size_t n, const ct_adam_args *a);
 
 /* Adagrad: sum += g*g; p -= clr * g / (sqrt(sum) + eps), clr = lr / (1 + (step-1)*lr_decay). */
 typedef struct ct_adagrad_args {
   double lr, lr_decay, weight_decay, eps, step;
   bool maximize;
 } ct_adagrad_args;
-void ct_optim_adagrad_f32(float *restrict p, const float *restrict g, float *restrict sum,
-                          size_t n, const ct_adagrad_args *a);
-void ct_optim_adagrad_f64(double *restrict p, const double *restrict g, double *restrict sum,
-                          size_t n, const ct_adagrad_args *a);
+void ct_optim_adagrad_f32(float *restrict p, const float *restrict g, float *restrict sum, size_t n,
+                          const ct_adagrad_args *a);
+void ct_optim_adagrad_f64(double *restrict p, const double *restrict g, double *restrict sum, size_t n,
+                          const ct_adagrad_args *a);
 
 /* RMSprop: sq = alpha*sq + (1-alpha)*g*g; centered: ga = alpha*ga + (1-alpha)*g and
  * avg = sqrt(sq - ga*ga) + eps, else sqrt(sq) + eps; momentum > 0: buf = momentum*buf +
@@ -51,12 +50,10 @@ typedef struct ct_rmsprop_args {
   double lr, alpha, eps, weight_decay, momentum;
   bool centered, maximize;
 } ct_rmsprop_args;
-void ct_optim_rmsprop_f32(float *restrict p, const float *restrict g, float *restrict sq,
-                          float *restrict ga, float *restrict buf, size_t n,
-                          const ct_rmsprop_args *a);
+void ct_optim_rmsprop_f32(float *restrict p, const float *restrict g, float *restrict sq, float *restrict ga,
+                          float *restrict buf, size_t n, const ct_rmsprop_args *a);
 void ct_optim_rmsprop_f64(double *restrict p, const double *restrict g, double *restrict sq,
-                          double *restrict ga, double *restrict buf, size_t n,
-                          const ct_rmsprop_args *a);
+                          double *restrict ga, double *restrict buf, size_t n, const ct_rmsprop_args *a);
 
 /* Adadelta: sq = rho*sq + (1-rho)*g*g; d = sqrt(acc+eps)/sqrt(sq+eps)*g;
  * acc = rho*acc + (1-rho)*d*d; p -= lr*d. */
@@ -74,10 +71,10 @@ typedef struct ct_adamax_args {
   double lr, beta1, beta2, eps, weight_decay, step;
   bool maximize;
 } ct_adamax_args;
-void ct_optim_adamax_f32(float *restrict p, const float *restrict g, float *restrict m,
-                         float *restrict u, size_t n, const ct_adamax_args *a);
-void ct_optim_adamax_f64(double *restrict p, const double *restrict g, double *restrict m,
-                         double *restrict u, size_t n, const ct_adamax_args *a);
+void ct_optim_adamax_f32(float *restrict p, const float *restrict g, float *restrict m, float *restrict u,
+                         size_t n, const ct_adamax_args *a);
+void ct_optim_adamax_f64(double *restrict p, const double *restrict g, double *restrict m, double *restrict u,
+                         size_t n, const ct_adamax_args *a);
 
 /* NAdam: m, v as Adam; denom = sqrt(v/(1-b2^step)) + eps;
  * p -= lr*(1-mu)/(1-mu_product) * g/denom + lr*mu_next/(1-mu_product_next) * m/denom.
@@ -87,10 +84,10 @@ typedef struct ct_nadam_args {
   double mu, mu_next, mu_product, mu_product_next;
   bool maximize, decoupled;
 } ct_nadam_args;
-void ct_optim_nadam_f32(float *restrict p, const float *restrict g, float *restrict m,
-                        float *restrict v, size_t n, const ct_nadam_args *a);
-void ct_optim_nadam_f64(double *restrict p, const double *restrict g, double *restrict m,
-                        double *restrict v, size_t n, const ct_nadam_args *a);
+void ct_optim_nadam_f32(float *restrict p, const float *restrict g, float *restrict m, float *restrict v,
+                        size_t n, const ct_nadam_args *a);
+void ct_optim_nadam_f64(double *restrict p, const double *restrict g, double *restrict m, double *restrict v,
+                        size_t n, const ct_nadam_args *a);
 
 /* RAdam: m, v as Adam; while the variance is tractable (rho_t > 5)
  * p -= lr * m/(1-b1^step) * rect * sqrt(1-b2^step)/(sqrt(v)+eps), else p -= lr * m/(1-b1^step). */
@@ -98,10 +95,10 @@ typedef struct ct_radam_args {
   double lr, beta1, beta2, eps, weight_decay, step;
   bool maximize, decoupled;
 } ct_radam_args;
-void ct_optim_radam_f32(float *restrict p, const float *restrict g, float *restrict m,
-                        float *restrict v, size_t n, const ct_radam_args *a);
-void ct_optim_radam_f64(double *restrict p, const double *restrict g, double *restrict m,
-                        double *restrict v, size_t n, const ct_radam_args *a);
+void ct_optim_radam_f32(float *restrict p, const float *restrict g, float *restrict m, float *restrict v,
+                        size_t n, const ct_radam_args *a);
+void ct_optim_radam_f64(double *restrict p, const double *restrict g, double *restrict m, double *restrict v,
+                        size_t n, const ct_radam_args *a);
 
 /* ASGD: p = p*(1 - lambd*eta) - eta*g; ax += mu*(p - ax) (ax = p when mu == 1).
  * The caller keeps eta and mu (PyTorch rounds both to float32). */
@@ -111,8 +108,8 @@ typedef struct ct_asgd_args {
 } ct_asgd_args;
 void ct_optim_asgd_f32(float *restrict p, const float *restrict g, float *restrict ax, size_t n,
                        const ct_asgd_args *a);
-void ct_optim_asgd_f64(double *restrict p, const double *restrict g, double *restrict ax,
-                       size_t n, const ct_asgd_args *a);
+void ct_optim_asgd_f64(double *restrict p, const double *restrict g, double *restrict ax, size_t n,
+                       const ct_asgd_args *a);
 
 /* Rprop: s = sign(g*prev) mapped to etaplus/etaminus/1; step = clamp(step*s, min, max);
  * where s == etaminus the gradient counts as 0; p -= sign(g)*step; prev = g. */
@@ -134,11 +131,10 @@ void ct_optim_rprop_f64(double *restrict p, const double *restrict g, double *re
 typedef struct ct_sf_adamw_args {
   double lr, beta1, beta2, eps, weight_decay, inner_momentum, bc1, bc2, ckp1;
 } ct_sf_adamw_args;
-void ct_optim_sf_adamw_f32(float *restrict y, const float *restrict g, float *restrict z,
-                           float *restrict v, float *restrict m, size_t n, const ct_sf_adamw_args *a);
+void ct_optim_sf_adamw_f32(float *restrict y, const float *restrict g, float *restrict z, float *restrict v,
+                           float *restrict m, size_t n, const ct_sf_adamw_args *a);
 void ct_optim_sf_adamw_f64(double *restrict y, const double *restrict g, double *restrict z,
-                           double *restrict v, double *restrict m, size_t n,
-                           const ct_sf_adamw_args *a);
+                           double *restrict v, double *restrict m, size_t n, const ct_sf_adamw_args *a);
 
 /* Schedule-free SGD (sgd_schedulefree.py): u = g + wd*y; y = lerp(y, z, ckp1);
  * y += lr*(momentum*(1-ckp1) - 1)*u; z -= lr*u. */
@@ -147,23 +143,23 @@ typedef struct ct_sf_sgd_args {
 } ct_sf_sgd_args;
 void ct_optim_sf_sgd_f32(float *restrict y, const float *restrict g, float *restrict z, size_t n,
                          const ct_sf_sgd_args *a);
-void ct_optim_sf_sgd_f64(double *restrict y, const double *restrict g, double *restrict z,
-                         size_t n, const ct_sf_sgd_args *a);
+void ct_optim_sf_sgd_f64(double *restrict y, const double *restrict g, double *restrict z, size_t n,
+                         const ct_sf_sgd_args *a);
 
 /* SophiaG (Liuhong99/Sophia sophia.py): p *= 1 - lr*wd; m = b1*m + (1-b1)*g;
  * p -= lr * sign(m) * min(|m| / (rho*bs*h + 1e-15), 1).  hess: h = b2*h + (1-b2)*g*g. */
 typedef struct ct_sophia_args {
-  double lr, beta1, beta2, rho_bs, weight_decay;   /* beta2: the Hessian's EMA only */
+  double lr, beta1, beta2, rho_bs, weight_decay; /* beta2: the Hessian's EMA only */
   bool maximize;
 } ct_sophia_args;
-void ct_optim_sophia_f32(float *restrict p, const float *restrict g, float *restrict m,
-                         float *restrict h, size_t n, const ct_sophia_args *a);
-void ct_optim_sophia_f64(double *restrict p, const double *restrict g, double *restrict m,
-                         double *restrict h, size_t n, const ct_sophia_args *a);
-void ct_optim_sophia_hess_f32(float *restrict unused, const float *restrict g, float *restrict h,
-                              size_t n, const ct_sophia_args *a);
-void ct_optim_sophia_hess_f64(double *restrict unused, const double *restrict g, double *restrict h,
-                              size_t n, const ct_sophia_args *a);
+void ct_optim_sophia_f32(float *restrict p, const float *restrict g, float *restrict m, float *restrict h,
+                         size_t n, const ct_sophia_args *a);
+void ct_optim_sophia_f64(double *restrict p, const double *restrict g, double *restrict m, double *restrict h,
+                         size_t n, const ct_sophia_args *a);
+void ct_optim_sophia_hess_f32(float *restrict unused, const float *restrict g, float *restrict h, size_t n,
+                              const ct_sophia_args *a);
+void ct_optim_sophia_hess_f64(double *restrict unused, const double *restrict g, double *restrict h, size_t n,
+                              const ct_sophia_args *a);
 
 /* Prodigy (konstmish/prodigy prodigy.py).  Statistics pass, g' = g + l2*p (l2: the
  * coupled weight decay, else 0): m = b1*m + m_alpha*g' (m NULL when beta1 == 0),
@@ -176,14 +172,14 @@ typedef struct ct_prodigy_stats_args {
   bool p0_scalar;
 } ct_prodigy_stats_args;
 void ct_optim_prodigy_stats_f32(const float *restrict p, const float *restrict g, float *restrict m,
-                                float *restrict v, float *restrict s, const float *restrict p0,
-                                size_t n, const ct_prodigy_stats_args *a, double *sums);
+                                float *restrict v, float *restrict s, const float *restrict p0, size_t n,
+                                const ct_prodigy_stats_args *a, double *sums);
 void ct_optim_prodigy_stats_f64(const double *restrict p, const double *restrict g, double *restrict m,
-                                double *restrict v, double *restrict s, const double *restrict p0,
-                                size_t n, const ct_prodigy_stats_args *a, double *sums);
+                                double *restrict v, double *restrict s, const double *restrict p0, size_t n,
+                                const ct_prodigy_stats_args *a, double *sums);
 typedef struct ct_prodigy_args {
   double dlr, d, d_eps, decoupled_wd, l2;
-  double beta1, beta2;   /* the group's betas: m is NULL when beta1 == 0 */
+  double beta1, beta2; /* the group's betas: m is NULL when beta1 == 0 */
 } ct_prodigy_args;
 void ct_optim_prodigy_f32(float *restrict p, const float *restrict g, const float *restrict m,
                           const float *restrict v, size_t n, const ct_prodigy_args *a);
@@ -212,8 +208,8 @@ void ct_optim_lamb_stats_f64(const double *restrict p, const double *restrict g,
                              double *restrict v, size_t n, const ct_lamb_args *a, double *sums);
 void ct_optim_lamb_f32(float *restrict p, const float *restrict m, const float *restrict v, size_t n,
                        const ct_lamb_args *a);
-void ct_optim_lamb_f64(double *restrict p, const double *restrict m, const double *restrict v,
-                       size_t n, const ct_lamb_args *a);
+void ct_optim_lamb_f64(double *restrict p, const double *restrict m, const double *restrict v, size_t n,
+                       const ct_lamb_args *a);
 
 /* LARS (facebookresearch/moco-v3 moco/optimizer.py).  Norms: sums[0] = sum p^2,
  * sums[1] = sum (g + wd*p)^2.  Step: d = scaled ? (g + wd*p)*q : g; mu = momentum*mu + d;
@@ -239,10 +235,10 @@ enum { CT_ADABELIEF_ADAM, CT_ADABELIEF_RECTIFIED, CT_ADABELIEF_SGD, CT_ADABELIEF
 typedef struct ct_adabelief_args {
   double beta1, beta2, eps, weight_decay, decay, sqrt_bc2, coef;
   int mode;
-  bool decoupled, amsgrad;   /* amsgrad: smax is given */
+  bool decoupled, amsgrad; /* amsgrad: smax is given */
 } ct_adabelief_args;
-void ct_optim_adabelief_f32(float *restrict p, const float *restrict g, float *restrict m,
-                            float *restrict s, float *restrict smax, size_t n, const ct_adabelief_args *a);
+void ct_optim_adabelief_f32(float *restrict p, const float *restrict g, float *restrict m, float *restrict s,
+                            float *restrict smax, size_t n, const ct_adabelief_args *a);
 void ct_optim_adabelief_f64(double *restrict p, const double *restrict g, double *restrict m,
                             double *restrict s, double *restrict smax, size_t n, const ct_adabelief_args *a);
 
@@ -256,9 +252,8 @@ typedef struct ct_adan_args {
 } ct_adan_args;
 void ct_optim_adan_f32(float *restrict p, const float *restrict g, float *restrict m, float *restrict v,
                        float *restrict d, float *restrict neg, size_t n, const ct_adan_args *a);
-void ct_optim_adan_f64(double *restrict p, const double *restrict g, double *restrict m,
-                       double *restrict v, double *restrict d, double *restrict neg, size_t n,
-                       const ct_adan_args *a);
+void ct_optim_adan_f64(double *restrict p, const double *restrict g, double *restrict m, double *restrict v,
+                       double *restrict d, double *restrict neg, size_t n, const ct_adan_args *a);
 
 /* Adafactor (huggingface/transformers optimization.py): see src/optim/adafactor.c.  den
  * is max(1, RMS(u)/clip_threshold); m is NULL without beta1; wd_lr = weight_decay*lr. */
@@ -281,14 +276,15 @@ double ct_optim_adafactor_factored_f32(float *restrict p, const float *restrict 
                                        const float *restrict rf, const float *restrict cf, size_t R, size_t C,
                                        size_t lo, size_t hi, const ct_adafactor_args *a);
 double ct_optim_adafactor_factored_f64(double *restrict p, const double *restrict g, double *restrict m,
-                                       const double *restrict rf, const double *restrict cf, size_t R, size_t C,
-                                       size_t lo, size_t hi, const ct_adafactor_args *a);
+                                       const double *restrict rf, const double *restrict cf, size_t R,
+                                       size_t C, size_t lo, size_t hi, const ct_adafactor_args *a);
 void ct_optim_adafactor_factors_f32(float *restrict row, float *restrict col, const float *restrict rowmean,
                                     const float *restrict colmean, float *restrict rf, float *restrict cf,
                                     size_t B, size_t R, size_t C, double beta2t);
-void ct_optim_adafactor_factors_f64(double *restrict row, double *restrict col, const double *restrict rowmean,
-                                    const double *restrict colmean, double *restrict rf, double *restrict cf,
-                                    size_t B, size_t R, size_t C, double beta2t);
+void ct_optim_adafactor_factors_f64(double *restrict row, double *restrict col,
+                                    const double *restrict rowmean, const double *restrict colmean,
+                                    double *restrict rf, double *restrict cf, size_t B, size_t R, size_t C,
+                                    double beta2t);
 double ct_optim_adafactor_vector_f32(float *restrict p, const float *restrict g, float *restrict m,
                                      float *restrict v, size_t n, const ct_adafactor_args *a);
 double ct_optim_adafactor_vector_f64(double *restrict p, const double *restrict g, double *restrict m,
@@ -306,7 +302,8 @@ typedef struct ct_muon_args {
 void ct_optim_muon_f32(float *restrict p, const float *restrict g, float *restrict m, float *x, float *y,
                        float *restrict A, float *restrict B, size_t rows, size_t cols, const ct_muon_args *o);
 void ct_optim_muon_f64(double *restrict p, const double *restrict g, double *restrict m, double *x, double *y,
-                       double *restrict A, double *restrict B, size_t rows, size_t cols, const ct_muon_args *o);
+                       double *restrict A, double *restrict B, size_t rows, size_t cols,
+                       const ct_muon_args *o);
 
 /* The sum of squares of x (for global gradient norms), accumulated in double. */
 double ct_optim_sumsq_f32(const float *x, size_t n);
@@ -316,6 +313,6 @@ double ct_optim_sumsq_f64(const double *x, size_t n);
  * ct_get_num_threads(), the first on the calling thread; serially when n is small or
  * one thread is set (or a thread cannot be started).  The kernels above are called on
  * such chunks by the binding: they touch only element i of each array for i in range. */
-#define ct_optim_parallel ct_parallel   /* src/core/parallel.c */
+#define ct_optim_parallel ct_parallel /* src/core/parallel.c */
 
 #endif
