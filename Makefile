@@ -10,6 +10,8 @@ DEBS    := lua5.4 liblua5.4-dev lua-busted libopenblas-dev zlib1g-dev libreadlin
 TEST_DEBS := libcmocka-dev chromium-headless-shell
 # needed by `make doc` only
 DOC_DEBS := lua-ldoc
+# needed by `make lint` only
+LINT_DEBS := clang-format cppcheck
 # '=' (not ':='): on a fresh machine pkg-config and the -dev packages arrive with `deps`,
 # so these are asked for when a recipe runs, after it
 LUAINC   = $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
@@ -34,12 +36,12 @@ MODULE := $(BUILD)/lib/crater/core.so
 EXE    := $(BUILD)/crater
 DIST   := $(BUILD)/lib/crater/distributed.so
 
-.PHONY: test-dist bench-dist bench-base all deps test-deps ctest test asan valgrind demo bench bench-instr install lint check-layers doc doc-deps clean fuzz fuzz-deps fuzz-api
+.PHONY: test-dist bench-dist bench-base all deps test-deps lint-deps format format-check ctest test asan valgrind demo bench bench-instr install lint check-layers doc doc-deps clean fuzz fuzz-deps fuzz-api
 all: deps $(LIB) $(MODULE) $(EXE) $(DIST)
 
 # Debian packages only: install the missing ones when root, else print the apt-get line.
-deps test-deps doc-deps: PKGS = $(if $(filter test-deps,$@),$(TEST_DEBS),$(if $(filter doc-deps,$@),$(DOC_DEBS),$(DEBS)))
-deps test-deps doc-deps:
+deps test-deps doc-deps lint-deps: PKGS = $(if $(filter test-deps,$@),$(TEST_DEBS),$(if $(filter doc-deps,$@),$(DOC_DEBS),$(if $(filter lint-deps,$@),$(LINT_DEBS),$(DEBS))))
+deps test-deps doc-deps lint-deps:
 	@missing=""; for p in $(PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
@@ -187,9 +189,17 @@ install: all
 	[ ! -f $(DIST) ] || install -m 644 $(DIST) $(DESTDIR)$(LIBDIR)/crater/distributed.so
 	cp -r lua/crater $(DESTDIR)$(LUADIR)/
 
-lint: check-layers
+lint: check-layers format-check
 	luacheck lua spec examples
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance src
+
+# One C layout (.clang-format): format-check fails on any file that differs from it, and
+# `make format` rewrites them (the X-macro tables in src/ops/ops.def are laid out by hand).
+FORMAT_SRC = $(wildcard src/*.c src/*/*.c src/*/*.h spec/c/*.c spec/c/*.h examples/bench/*.c)
+format-check: lint-deps
+	clang-format --dry-run --Werror $(FORMAT_SRC)
+format: lint-deps
+	clang-format -i $(FORMAT_SRC)
 
 check-layers:
 	lua5.4 spec/layers.lua
