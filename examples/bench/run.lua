@@ -118,8 +118,10 @@ local function collect(side, lines)
     if name and tonumber(med) then
       name = name:gsub("^train%.(%w+)%.peak_rss$", "rss.%1")   -- train.lua's own VmHWM line
       local own_ref = name:match("^ref%.(.+)$")                 -- a script's own reference figure
-      add(own_ref and "ref" or side, own_ref or name, tonumber(med), tonumber(lo), tonumber(hi), unit)
-      n = n + 1
+      if not (own_ref and side == "base") then   -- the references are this build's run's
+        add(own_ref and "ref" or side, own_ref or name, tonumber(med), tonumber(lo), tonumber(hi), unit)
+        n = n + 1
+      end
     end
   end
   return n
@@ -132,13 +134,13 @@ local OPTIM_NAMES = {
   ["adamw (fused)"] = "optim.adamw", ["adam (lua, in-place)"] = "optim.adam_lua",
   ["copy_ (x -> y)"] = "optim.copy_",
 }
-local function collect_optim_table(lines)
+local function collect_optim_table(lines, side)
   local n = 0
   for _, line in ipairs(lines) do
     local label, nt, ms = line:match("^(%a.-)%s+(%d+)%s+([%d%.]+)%s+[%d%.]+%s+[%d%.]+%s*$")
     if label then
       local key = OPTIM_NAMES[label:lower()] or ("optim." .. label:lower():gsub("%W+", "_"))
-      add("crater", key .. ".t" .. nt, tonumber(ms), nil, nil, "ms", true)
+      add(side or "crater", key .. ".t" .. nt, tonumber(ms), nil, nil, "ms", true)
       n = n + 1
     end
   end
@@ -151,15 +153,8 @@ local function crater_child(section, script, args)
   local function child(exe, side)
     local lines, ok = run(string.format("%s %s --child %s %s %s", q(exe), q(DIR .. "run.lua"), section,
       q(script), args or ""))
-    local n = side == "crater" and collect(side, lines) or 0
-    if side == "base" then   -- its rows (optim table included) under base; references stay this run's
-      local mine, refs = results.crater, results.ref
-      results.crater, results.ref = {}, {}
-      collect("crater", lines)
-      if section == "optim" then collect_optim_table(lines) end
-      for k, v in pairs(results.crater) do results.base[k] = v; n = n + 1 end
-      results.crater, results.ref = mine, refs
-    end
+    local n = collect(side, lines)
+    if side == "base" and section == "optim" then n = n + collect_optim_table(lines, "base") end
     if not ok and n == 0 then missing[side][section] = "the script failed (output above)" end
     return lines, n
   end
