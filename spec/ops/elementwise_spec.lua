@@ -69,6 +69,7 @@ describe("unary ops", function()
     assert.same({ 1, 2, 2.5 }, d({ 1, 2, 3 }):clamp(nil, 2.5):totable())
     assert.same({ 2, 2, 2.5 }, d({ 1, 2, 3 }):clamp(2, 2.5):totable())
     assert.error_matches(function() d({ 1 }):clamp() end, "clamp: at least one of min and max must be given", 1, true)
+    assert.error_matches(function() d({ 1 }):clamp_() end, "clamp_: at least one of min and max must be given", 1, true)
   end)
 
   it("keeps int64 for neg, abs, sign, relu; other ops give float32", function()

@@ -570,7 +570,7 @@ static int t_get(lua_State *L) {
 
 /* The scalars a, b of unary op `op` from the Lua arguments after x, with the op's defaults:
  * one parser for x:op() and x:op_() so that both forms take the same arguments. */
-static int unary_scalars(lua_State *L, ct_unary_op op, double *a, double *b) {
+static void unary_scalars(lua_State *L, ct_unary_op op, bool inplace, double *a, double *b) {
   *a = 0, *b = 0;
   switch (op) {
   case CT_U_LEAKY_RELU: *a = luaL_optnumber(L, 2, 0.01); break;
@@ -582,7 +582,7 @@ static int unary_scalars(lua_State *L, ct_unary_op op, double *a, double *b) {
     *a = luaL_optnumber(L, 2, -INFINITY);
     *b = luaL_optnumber(L, 3, INFINITY);
     if (lua_isnoneornil(L, 2) && lua_isnoneornil(L, 3))
-      return luaL_error(L, "clamp: at least one of min and max must be given");
+      luaL_error(L, "%s: at least one of min and max must be given", inplace ? "clamp_" : "clamp");
     break;
   case CT_U_POW:
   case CT_U_MULS:
@@ -590,14 +590,13 @@ static int unary_scalars(lua_State *L, ct_unary_op op, double *a, double *b) {
   case CT_U_ADDS: *a = luaL_checknumber(L, 2); break;
   default: break;
   }
-  return 0;
 }
 
 static int t_unary(lua_State *L) {
   ct_unary_op op = (ct_unary_op)lua_tointeger(L, lua_upvalueindex(1));
   ct_tensor *x = ct_lua_check(L, 1);
   double a, b;
-  unary_scalars(L, op, &a, &b);
+  unary_scalars(L, op, false, &a, &b);
   ct_err err;
   return PUSH(L, ct_unary(op, x, a, b, &err), ct_unary_info[op].name);
 }
@@ -610,7 +609,7 @@ static int t_unary_(lua_State *L) {
     return luaL_error(L, "%s_: expected at most %d argument%s after the tensor, got %d",
                       ct_unary_info[op].name, nargs, nargs == 1 ? "" : "s", lua_gettop(L) - 1);
   double a, b;
-  unary_scalars(L, op, &a, &b);
+  unary_scalars(L, op, true, &a, &b);
   ct_err err;
   if (!ct_unary_(op, x, a, b, &err)) {
     lua_pushfstring(L, "%s_", ct_unary_info[op].name);
