@@ -60,6 +60,7 @@ static int64_t attach(lua_State *L, int box, int value, int64_t id) {
     lua_newtable(L);
     lua_pushvalue(L, -1);
     lua_setiuservalue(L, box, 1);
+    ct_lua_box_keeps_values(L, box, lua_gettop(L));
   }
   lua_pushvalue(L, value);
   lua_rawseti(L, -2, id);
@@ -76,7 +77,7 @@ static int64_t attach(lua_State *L, int box, int value, int64_t id) {
 /* The C side is done with id (its tensor or node is freed, or a Function's state). */
 static void drop(int64_t id) {
   lua_State *L = main_state;
-  if (!lua_checkstack(L, 4)) return;
+  if (L == NULL || !lua_checkstack(L, 4)) return;
   int top = lua_gettop(L);
   push_store(L, &ORPHANS_KEY);
   if (lua_rawgeti(L, -1, id) != LUA_TNIL) {
@@ -103,7 +104,7 @@ static void drop(int64_t id) {
 /* A graph edge holds id's tensor or node (on), or the last one let go. */
 static void pin(int64_t id, bool on) {
   lua_State *L = main_state;
-  if (!lua_checkstack(L, 6)) return;
+  if (L == NULL || !lua_checkstack(L, 6)) return;
   int top = lua_gettop(L);
   push_store(L, &ORPHANS_KEY);
   if (on) {
@@ -129,6 +130,10 @@ void ct_lua_hand_over(lua_State *L, int box) {
   push_store(L, &DROPPED_KEY);
   lua_pushnil(L);
   while (lua_next(L, u)) {
+    if (!lua_isinteger(L, -2)) { /* the guard */
+      lua_pop(L, 1);
+      continue;
+    }
     lua_Integer id = lua_tointeger(L, -2);
     if (lua_rawgeti(L, u + 3, id) != LUA_TNIL) { /* dropped meanwhile */
       lua_pushnil(L);
@@ -290,7 +295,7 @@ static void function_release(ct_node *nd, bool gone) {
     return;
   }
   lua_State *L = main_state; /* the saved state goes, the op stays */
-  if (!lua_checkstack(L, 4)) return;
+  if (L == NULL || !lua_checkstack(L, 4)) return;
   int top = lua_gettop(L);
   if (attached(L, nd->lua_state) == LUA_TTABLE) {
     lua_pushnil(L);
@@ -541,6 +546,7 @@ static int t_version(lua_State *L) {
 }
 
 static int t_memory(lua_State *L) {
+  ct_lua_release_dead();
   ct_memstat m = ct_memory();
   lua_createtable(L, 0, 4);
   lua_pushinteger(L, m.bytes);
@@ -614,6 +620,16 @@ static int t_from_bytes(lua_State *L) {
   if ((*box = ct_tensor_new(dt, n, shape, &err)) == NULL) return ct_lua_error(L, "from_bytes", &err);
   memcpy((*box)->storage->data, s, len);
   return 1;
+}
+
+void ct_lua_autograd_close(lua_State *L) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  bool ours = lua_tothread(L, -1) == main_state;
+  lua_pop(L, 1);
+  if (!ours) return;
+  main_state = NULL;
+  ct_hook_drop = NULL;
+  ct_hook_pin = NULL;
 }
 
 void ct_lua_open_autograd(lua_State *L) {

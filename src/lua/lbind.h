@@ -22,6 +22,14 @@ ct_tensor **ct_lua_newbox(lua_State *L);
  * for its tensor or nodes (hooks, Functions' backwards) move where the C side can still
  * find them while a graph holds those (src/lua/lautograd.c). */
 void ct_lua_hand_over(lua_State *L, int idx);
+/* The box at idx, whose user value table is at uv, now keeps Lua values: it must hand them
+ * over when it goes (a box has no finaliser of its own: src/lua/ltensor.c). */
+void ct_lua_box_keeps_values(lua_State *L, int idx, int uv);
+/* Releases the tensors of the boxes freed since the last call (boxes are freed without a
+ * finaliser; their tensors wait for the next box or this). */
+void ct_lua_release_dead(void);
+/* L is closing: the autograd binding stops calling into it. */
+void ct_lua_autograd_close(lua_State *L);
 /* Pushes t, taking over the caller's reference; raises "fn: msg" when t is NULL. */
 int ct_lua_push(lua_State *L, ct_tensor *t, const char *fn, ct_err *err);
 /* Raises "fn: err->msg". */

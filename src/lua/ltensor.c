@@ -2,6 +2,7 @@
  * crater.<name> function form, operators and indexing.  Arguments are checked here, at
  * the door; shape and dtype errors come from the core as "fn: message". */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lbind.h"
@@ -42,6 +43,7 @@ static void push_metatable(lua_State *L) {
 #define GC_SLACK ((int64_t)32 << 20)
 static int64_t gc_threshold = GC_SLACK, gc_seen, gc_debt;
 
+static void release_dead(void);
 static void collect_if_due(lua_State *L) {
   ct_memstat m = ct_memory();
   gc_debt += m.allocated - gc_seen < BOX_WEIGHT ? m.allocated - gc_seen : BOX_WEIGHT;
@@ -49,9 +51,11 @@ static void collect_if_due(lua_State *L) {
   if (gc_debt >= GC_STEP) {
     lua_gc(L, LUA_GCSTEP, (int)(gc_debt >> 10));
     gc_debt = 0;
+    release_dead();
   }
   if (m.bytes <= gc_threshold) return;
   lua_gc(L, LUA_GCCOLLECT);
+  release_dead();
   int64_t live = ct_memory().bytes;
   gc_threshold = live + (live / 4 > GC_SLACK ? live / 4 : GC_SLACK);
 }
@@ -59,25 +63,134 @@ static void collect_if_due(lua_State *L) {
 /* A box is the tensor and a tag: the box's own address scrambled with a constant, so no
  * other userdata passes for a box by accident.  Checking size and tag takes two API calls
  * where comparing metatables took four, and a Rosenbrock step tests some forty boxes. */
-typedef struct {
+typedef struct tensor_box {
   ct_tensor *t;
   uintptr_t tag;
+  struct tensor_box *prev, *next; /* the wrapped state's live boxes (see below) */
 } tensor_box;
 #define BOX_KEY ((uintptr_t)0x9e3779b97f4a7c15u)
+static bool is_box(const tensor_box *b) { return b->tag == ((uintptr_t)b ^ BOX_KEY); }
+
+/* ---- boxes without finalisers ----
+ * A finaliser costs Lua some 500 instructions an object (a protected call each, and the
+ * object lives one more cycle), a quarter of a small op.  So boxes have none: crater wraps
+ * the state's allocator, which sees a box's block go (its size, then its tag) and queues
+ * the box's tensor; the queue is released at the next box made, after crater's own
+ * collections and before crater.memory() reads.  A box that holds Lua values (hooks, a
+ * Function's state) must hand them over when it goes: attaching the first one gives it a
+ * guard (box_guard), a finalised userdata kept by the box's user value that keeps the box.
+ * One state at a time is wrapped; another, while it lives, keeps __gc on its metatable.
+ * At lua_close the finalisers run before the frees (and before lua5.4 unloads this
+ * library), so a closing sentinel releases the queue and the tensor of every live box (a
+ * list of them) while Lua still stands, then gives the state its own allocator back. */
+static lua_State *wrapped; /* the main thread of the wrapped state */
+static lua_Alloc inner_alloc;
+static void *inner_ud;
+static bool making_box;
+static size_t box_block; /* the size of a box's block, once learned */
+static void *new_block; /* the block of the box being made */
+static ptrdiff_t box_offset; /* where a box sits in its block */
+static ct_tensor **dead; /* the tensors of freed boxes, to release */
+static size_t ndead, dead_cap, live_boxes; /* ndead + live_boxes <= dead_cap: no overflow */
+static tensor_box live = {NULL, 0, &live, &live};
+
+static void *box_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  (void)ud;
+  if (ptr == NULL) {
+    void *p = inner_alloc(inner_ud, NULL, osize, nsize);
+    if (making_box && osize == LUA_TUSERDATA) { /* osize is the type of a new object */
+      making_box = false;
+      new_block = p;
+      box_block = nsize;
+    }
+    return p;
+  }
+  if (nsize == 0 && osize == box_block && box_offset) {
+    tensor_box *b = (tensor_box *)((char *)ptr + box_offset);
+    if (is_box(b)) {
+      b->tag = 0;
+      b->prev->next = b->next;
+      b->next->prev = b->prev;
+      live_boxes--;
+      if (b->t) dead[ndead++] = b->t;
+    }
+  }
+  return inner_alloc(inner_ud, ptr, osize, nsize);
+}
+
+static void release_dead(void) {
+  while (ndead > 0) ct_tensor_release(dead[--ndead]); /* a release frees no box: no growth */
+}
+void ct_lua_release_dead(void) { release_dead(); }
+
+static bool is_wrapped(lua_State *L) { return wrapped != NULL && lua_getallocf(L, NULL) == box_alloc; }
+
+static int closing_gc(lua_State *L) {
+  release_dead();
+  for (tensor_box *b = live.next; b != &live; b = b->next) {
+    ct_tensor_release(b->t);
+    b->t = NULL;
+    b->tag = 0;
+  }
+  live.next = live.prev = &live;
+  live_boxes = 0;
+  ct_lua_autograd_close(L);
+  lua_setallocf(L, inner_alloc, inner_ud);
+  wrapped = NULL;
+  return 0;
+}
 
 ct_tensor **ct_lua_newbox(lua_State *L) {
+  release_dead();
   collect_if_due(L);
+  bool counted = is_wrapped(L);
+  if (counted && live_boxes + ndead + 1 > dead_cap) {
+    size_t cap = dead_cap ? 2 * dead_cap : 1024;
+    ct_tensor **d = realloc(dead, cap * sizeof *d);
+    if (d == NULL) luaL_error(L, "not enough memory");
+    dead = d;
+    dead_cap = cap;
+  }
+  making_box = counted;
   tensor_box *b = lua_newuserdatauv(L, sizeof *b, 1); /* the user value: hooks and such */
+  making_box = false;
   b->t = NULL;
   b->tag = (uintptr_t)b ^ BOX_KEY;
+  if (counted) {
+    live_boxes++;
+    b->prev = &live;
+    b->next = live.next;
+    live.next->prev = b;
+    live.next = b;
+  }
   push_metatable(L);
   lua_setmetatable(L, -2);
   return &b->t;
 }
 
+/* The box at idx will hold Lua values: a wrapped state's box gets its guard (once), which
+ * its user value table at uv keeps under the key "guard". */
+static int guard_gc(lua_State *L);
+void ct_lua_box_keeps_values(lua_State *L, int box, int uv) {
+  if (!is_wrapped(L)) return;
+  bool guarded = lua_getfield(L, uv, "guard") != LUA_TNIL;
+  lua_pop(L, 1);
+  if (guarded) return;
+  lua_newuserdatauv(L, 0, 1);
+  lua_pushvalue(L, box);
+  lua_setiuservalue(L, -2, 1);
+  if (luaL_newmetatable(L, "crater.box_guard")) {
+    lua_pushcfunction(L, guard_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  lua_setfield(L, uv, "guard");
+}
+
 static ct_tensor **test_box(lua_State *L, int idx) {
+  if (ndead) release_dead(); /* a collection freed boxes since: their tensors go first */
   tensor_box *b = lua_touserdata(L, idx); /* light userdata has length 0: never read below */
-  if (b == NULL || lua_rawlen(L, idx) != sizeof *b || b->tag != ((uintptr_t)b ^ BOX_KEY)) return NULL;
+  if (b == NULL || lua_rawlen(L, idx) != sizeof *b || !is_box(b)) return NULL;
   return &b->t;
 }
 
@@ -153,12 +266,20 @@ static int t_check_list(lua_State *L) {
   return 1;
 }
 
-static int t_gc(lua_State *L) {
-  ct_tensor **box = test_box(L, 1);
-  if (box == NULL) return 0;
-  ct_lua_hand_over(L, 1);
+/* The end of the box at idx: __close, an unwrapped state's __gc and a guard's. */
+static void let_go(lua_State *L, int idx) {
+  ct_tensor **box = test_box(L, idx);
+  if (box == NULL) return;
+  ct_lua_hand_over(L, idx);
   ct_tensor_release(*box);
   *box = NULL;
+}
+static int t_gc(lua_State *L) {
+  let_go(L, 1);
+  return 0;
+}
+static int guard_gc(lua_State *L) {
+  if (lua_getiuservalue(L, 1, 1) == LUA_TUSERDATA) let_go(L, 2);
   return 0;
 }
 
@@ -1503,8 +1624,35 @@ static void push_op_rows(lua_State *L) {
   }
 }
 
+/* Wraps L's allocator (see "boxes without finalisers") unless another state has it; true
+ * when L's boxes need no finaliser. */
+static bool wrap_allocator(lua_State *L) {
+  if (lua_getallocf(L, NULL) == box_alloc) return true; /* crater opened again in it */
+  if (wrapped != NULL) return false;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  wrapped = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  inner_alloc = lua_getallocf(L, &inner_ud);
+  lua_setallocf(L, box_alloc, NULL);
+  making_box = true; /* a probe learns the block's size and the box's place in it */
+  tensor_box *probe = lua_newuserdatauv(L, sizeof *probe, 1);
+  making_box = false;
+  probe->t = NULL;
+  probe->tag = 0;
+  box_offset = (char *)probe - (char *)new_block;
+  lua_pop(L, 1);
+  lua_newuserdatauv(L, 0, 0); /* the closing sentinel, kept by the registry */
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, closing_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  luaL_ref(L, LUA_REGISTRYINDEX);
+  return true;
+}
+
 void ct_lua_open_tensor(lua_State *L) {
   int core = lua_gettop(L);
+  bool gc = !wrap_allocator(L);
   luaL_newmetatable(L, CT_TENSOR_MT);
   int mt = lua_gettop(L);
   lua_pushvalue(L, mt);
@@ -1528,21 +1676,16 @@ void ct_lua_open_tensor(lua_State *L) {
   lua_pushvalue(L, m);
   lua_pushcclosure(L, t_index, 1);
   lua_setfield(L, mt, "__index");
-  static const luaL_Reg meta[] = {{"__newindex", t_newindex},
-                                  {"__gc", t_gc},
-                                  {"__close", t_gc},
-                                  {"__len", t_len},
-                                  {"__add", t_add_mm},
-                                  {"__sub", t_sub_mm},
-                                  {"__mul", t_mul_mm},
-                                  {"__div", t_div_mm},
-                                  {"__pow", t_pow_mm},
-                                  {"__unm", t_unm},
-                                  {"__lt", t_lt_mm},
-                                  {"__le", t_le_mm},
-                                  {NULL, NULL}};
+  static const luaL_Reg meta[] = {{"__newindex", t_newindex}, {"__close", t_gc},   {"__len", t_len},
+                                  {"__add", t_add_mm},        {"__sub", t_sub_mm}, {"__mul", t_mul_mm},
+                                  {"__div", t_div_mm},        {"__pow", t_pow_mm}, {"__unm", t_unm},
+                                  {"__lt", t_lt_mm},          {"__le", t_le_mm},   {NULL, NULL}};
   lua_pushvalue(L, mt);
   luaL_setfuncs(L, meta, 0);
+  if (gc) {
+    lua_pushcfunction(L, t_gc);
+    lua_setfield(L, -2, "__gc");
+  }
   lua_pop(L, 1);
   lua_pushvalue(L, m);
   lua_setfield(L, core, "Tensor"); /* the method table: Lua adds sugar to it */
