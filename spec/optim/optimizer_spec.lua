@@ -70,6 +70,23 @@ describe("Optimizer", function()
     assert.is_nil(a.grad)
   end)
 
+  it("zero_grad refuses a group's params that are not all tensors, before clearing any", function()
+    local a, b = param({1, 2}), param({3})
+    local opt = optim.SGD({{params = {a}}, {params = {b}}}, {lr = 0.1})
+    set_grad(a, {1, 1}); set_grad(b, {2})
+    opt.param_groups[2].params[1] = 5
+    assert.error_matches(function() opt:zero_grad() end,
+      "zero_grad: params[1] of group 2 is not a tensor (number)", 1, true)
+    assert.same({1, 1}, a.grad:totable())   -- group 1 came first and kept its grad
+    opt.param_groups[2].params = {b, nil, b}
+    assert.error_matches(function() opt:zero_grad() end,
+      "zero_grad: params[2] of group 2 is not a tensor (nil)", 1, true)
+    opt.param_groups[2] = "x"
+    assert.error_matches(function() opt:zero_grad() end,
+      "zero_grad: param group 2 is not a table (string)", 1, true)
+    assert.same({1, 1}, a.grad:totable())
+  end)
+
   it("step(closure) runs the closure with grad enabled and returns its loss", function()
     local x = param({3})
     local opt = optim.SGD({x}, {lr = 0.25})
