@@ -106,3 +106,18 @@ describe("a script that exits with live tensors, graphs and hooks", function()
     assert.equal("done\nrc=0\n", run(exe))
   end)
 end)
+
+describe("several Lua states opening crater", function()
+  it("wrap one at a time; one opened beside a wrapped one keeps __gc boxes", function()
+    local build = os.getenv("CRATER_BUILD") or "build"
+    local exe = os.tmpname()
+    assert(os.execute("cc -o " .. exe .. " spec/fixtures/c/lua_states.c $(pkg-config --cflags --libs lua5.4)"))
+    local p = io.popen(exe .. " lua " .. build .. "/lib 2>&1")
+    local out = p:read("a")
+    p:close()
+    os.remove(exe)
+    assert.equal(table.concat({
+      "first: no finaliser", "second: no finaliser", "a: no finaliser", "b, a open: __gc boxes",
+      "c, a closed, b open: no finaliser", "closed", "" }, "\n"), out)
+  end)
+end)

@@ -137,6 +137,9 @@ static int closing_gc(lua_State *L) {
   ct_lua_autograd_close(L);
   lua_setallocf(L, inner_alloc, inner_ud);
   wrapped = NULL;
+  free(dead); /* no box is counted from here on (and lua5.4 may unload this library) */
+  dead = NULL;
+  dead_cap = 0;
   return 0;
 }
 
