@@ -12,7 +12,8 @@
  * capturing its own tensor is a cycle the collector sees and frees.  While a graph edge
  * holds the tensor or node, ORPHANS[id] holds the value too (pinned: a backward may still
  * need it, and what it captures, after the box goes).  A box that goes while its tensor or
- * node lives on hands its values to ORPHANS, until the C side drops them.  No coroutine's
+ * node lives on hands its values to ORPHANS, until the C side drops them (boxes have no
+ * finaliser: the first value attached gives the box a guard that does it, src/lua/ltensor.c).  No coroutine's
  * state is kept past the call that got it (a coroutine dies and is freed): hooks run on
  * the thread that called backward, drops and pins (from anywhere in C) on the main thread. */
 static lua_State *main_state;
