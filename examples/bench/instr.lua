@@ -144,12 +144,18 @@ if fuse_only then   -- fuse_step.lua's note: instructions per element, Adam on 6
   return
 end
 
-local step, by = per_iter("rosenbrock", { "lua_gc", "t_gc", "ct_record", "t_backward" })
+local step, by = per_iter("rosenbrock",
+  { "ct_lua_newbox", "lua_gc", "t_gc", "ct_record", "t_backward", "o_step", "read_fields" })
 report("rosenbrock", step, "instr/step")
 local fwd, bwd, adam = per_iter("forward"), per_iter("backward"), per_iter("adam")
 print(string.format("# rosenbrock step: forward (10 recorded ops) %.0f, backward %.0f, " ..
   "Adam step %.0f, zero_grad %.0f instructions", fwd, bwd - fwd, adam - bwd, step - adam))
-print(string.format("# within it: Lua collector %.0f, tensor finalisers %.0f, graph recording " ..
-  "(ct_record) %.0f, t_backward %.0f", by.lua_gc, by.t_gc, by.ct_record, by.t_backward))
+-- boxes: ct_lua_newbox inclusive, with the collector steps crater runs from it (lua_gc) and
+-- the releases of the tensors of boxes freed since; finalisers: only boxes holding hooks have
+-- one (a guard), none here
+print(string.format("# within it: boxes %.0f (of it crater's collector steps %.0f), finalisers %.0f, " ..
+  "graph recording (ct_record) %.0f, t_backward %.0f, Adam's kernel call %.0f (of it named field " ..
+  "reads %.0f), so the optimizer's Lua around it %.0f", by.ct_lua_newbox, by.lua_gc, by.t_gc, by.ct_record,
+  by.t_backward, by.o_step, by.read_fields, adam - bwd - by.o_step))
 report("add2", per_iter("add2"), "instr/op")
 report("add2_grad", per_iter("add2_grad"), "instr/op")

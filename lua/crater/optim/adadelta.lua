@@ -34,6 +34,6 @@ function Adadelta:update(p, g, state, group)
   state.step = state.step + 1
   internal.adadelta_step(self, p, g, state, group)
 end
-Optimizer.kernel_update(Adadelta.update)
+Optimizer.kernel_update(Adadelta.update, internal.adadelta_step)   -- a step with nothing new: one C call
 
 return Adadelta

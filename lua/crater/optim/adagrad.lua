@@ -47,6 +47,6 @@ function Adagrad:update(p, g, state, group)
   state.step = state.step + 1
   internal.adagrad_step(self, p, g, state, group)
 end
-Optimizer.kernel_update(Adagrad.update)
+Optimizer.kernel_update(Adagrad.update, internal.adagrad_step)   -- a step with nothing new: one C call
 
 return Adagrad

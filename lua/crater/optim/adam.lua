@@ -44,6 +44,6 @@ function Adam:update(p, g, state, group)
   state.step = state.step + 1
   internal.adam_step(self, p, g, state, group)   -- reads group.lr, state.exp_avg, self.decoupled, ...
 end
-Optimizer.kernel_update(Adam.update)
+Optimizer.kernel_update(Adam.update, internal.adam_step)   -- a step with nothing new: one C call
 
 return Adam

@@ -33,6 +33,6 @@ function Adamax:update(p, g, state, group)
   state.step = state.step + 1
   internal.adamax_step(self, p, g, state, group)
 end
-Optimizer.kernel_update(Adamax.update)
+Optimizer.kernel_update(Adamax.update, internal.adamax_step)   -- a step with nothing new: one C call
 
 return Adamax

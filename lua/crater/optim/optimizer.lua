@@ -18,6 +18,7 @@ local rules = require "crater.optim.rules"
 local step_cache = require "crater.optim.step_cache"
 local list = require "crater.list"
 local no_grad, checked_grad, clear_grads = core.no_grad, internal.checked_grad, internal.clear_grads
+local fast_step = internal.fast_step
 
 local Optimizer = {__name = "Optimizer", defaults = {}}
 Optimizer.__index = Optimizer
@@ -271,11 +272,17 @@ end
 -- `true` for "the parameter's .grad": their step makes no gradient boxes.  Keyed by the
 -- function, so a subclass that overrides update gets real gradients again.
 local reads_grad = setmetatable({}, {__mode = "k"})
+-- The update methods that are exactly `state.step = state.step + 1; kernel(self, p, g, state,
+-- group)`, with their kernel: their common step runs in one C call (internal.fast_step).
+local step_kernel = setmetatable({}, {__mode = "k"})
 
 --- Declares that `update` passes its `g` only to a `crater.core.internal.*_step` kernel, as every
 -- built-in does; the step then passes `true` for g and the kernel reads p.grad itself.
-function Optimizer.kernel_update(update)
+-- Give `kernel` when update is exactly `state.step = state.step + 1` then
+-- `kernel(self, p, g, state, group)`: a step with nothing new to check then runs in one C call.
+function Optimizer.kernel_update(update, kernel)
   reads_grad[update] = true
+  step_kernel[update] = kernel
   return update
 end
 
@@ -374,6 +381,8 @@ end
 function Optimizer:step(closure)
   local loss
   if closure ~= nil then loss = crater.enable_grad(closure) end
+  local kernel = self._ready == self.state and step_kernel[self.update]
+  if kernel and fast_step(self, kernel) then return loss end   -- nothing new: checked, updated
   local grads = self:check_step()
   if grads == self._flags and self._ready == self.state then
     apply(self, grads)   -- kernels only, no state to make: nothing could record a graph

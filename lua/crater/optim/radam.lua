@@ -37,6 +37,6 @@ function RAdam:update(p, g, state, group)
   state.step = state.step + 1
   internal.radam_step(self, p, g, state, group)
 end
-Optimizer.kernel_update(RAdam.update)
+Optimizer.kernel_update(RAdam.update, internal.radam_step)   -- a step with nothing new: one C call
 
 return RAdam

@@ -45,6 +45,6 @@ function RMSprop:update(p, g, state, group)
   state.step = state.step + 1
   internal.rmsprop_step(self, p, g, state, group)
 end
-Optimizer.kernel_update(RMSprop.update)
+Optimizer.kernel_update(RMSprop.update, internal.rmsprop_step)   -- a step with nothing new: one C call
 
 return RMSprop

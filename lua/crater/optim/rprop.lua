@@ -48,6 +48,6 @@ function Rprop:update(p, g, state, group)
   state.step = state.step + 1
   internal.rprop_step(self, p, g, state, group)
 end
-Optimizer.kernel_update(Rprop.update)
+Optimizer.kernel_update(Rprop.update, internal.rprop_step)   -- a step with nothing new: one C call
 
 return Rprop

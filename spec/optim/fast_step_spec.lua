@@ -1,0 +1,123 @@
+-- Optimizer:step's one-call path (core.internal.fast_step, for updates declared with their
+-- kernel): a step with nothing new takes it, anything new falls back to the Lua step, and
+-- both give the same numbers and the same errors.  Expected values come from the Lua step
+-- (the path every other spec and the PyTorch fixtures check) and from hand calculation.
+local crater = require "crater"
+local optim = crater.optim
+local internal = crater.core.internal
+
+local function param(values)
+  return crater.tensor(values, { dtype = "float64", requires_grad = true })
+end
+
+-- A subclass with a begin_step that does nothing: the same update, always the Lua step.
+local function lua_stepped(cls)
+  local sub = cls:extend(cls.__name, cls.defaults)
+  function sub.begin_step() end
+  return sub
+end
+
+-- n steps of cls from x0 with gradient 2x (the gradient of sum x^2); returns x and the state.
+local function run(cls, opts, n)
+  local x = param({ 1.5, -0.25, 3 })
+  local opt = cls({ x }, opts)
+  for _ = 1, n do
+    x.grad = x:detach() * 2
+    opt:step()
+  end
+  return x:totable(), opt.state[x]
+end
+
+describe("the one-call step", function()
+  it("is taken by a step with nothing new, and not by a first step", function()
+    local x = param({ 1, 2 })
+    local opt = optim.Adam({ x }, { lr = 0.1 })
+    x.grad = crater.tensor({ 1, 1 }, { dtype = "float64" })
+    assert.is_false(internal.fast_step(opt, internal.adam_step))   -- no options test, no state yet
+    assert.same({ 1, 2 }, x:totable())                               -- and nothing changed
+    opt:step()
+    assert.is_true(internal.fast_step(opt, internal.adam_step))
+    assert.equal(2, opt.state[x].step)
+    local sub = lua_stepped(optim.Adam)({ x }, { lr = 0.1 })      -- a begin_step: never
+    sub:step()
+    assert.is_false(internal.fast_step(sub, internal.adam_step))
+    assert.equal(1, sub.state[x].step)
+  end)
+
+  for _, case in ipairs({
+    { "Adam", { lr = 0.1, weight_decay = 0.01, amsgrad = true } }, { "AdamW", { lr = 0.1 } },
+    { "Adadelta", {} }, { "Adagrad", { lr = 0.1 } }, { "Adamax", { lr = 0.1 } }, { "RAdam", { lr = 0.1 } },
+    { "RMSprop", { lr = 0.01, momentum = 0.9, centered = true } }, { "Rprop", {} },
+  }) do
+    it(case[1] .. " gives the Lua step's numbers to the last bit", function()
+      local fast, fast_state = run(optim[case[1]], case[2], 6)
+      local slow, slow_state = run(lua_stepped(optim[case[1]]), case[2], 6)
+      assert.same(slow, fast)
+      assert.equal(6, fast_state.step)
+      assert.equal(math.type(slow_state.step), math.type(fast_state.step))
+    end)
+  end
+
+  it("counts a float step as a float (a loaded state's), as state.step + 1 does", function()
+    local x = param({ 1 })
+    local opt = optim.Adam({ x }, { lr = 0.1 })
+    x.grad = crater.tensor({ 1 }, { dtype = "float64" })
+    opt:step()
+    opt.state[x].step = 3.0
+    opt:step()
+    assert.equal("float", math.type(opt.state[x].step))
+    assert.equal(4, opt.state[x].step)
+  end)
+
+  it("falls back to the Lua step, which refuses, when an option changed", function()
+    local a, b = param({ 1 }), param({ 2 })
+    local opt = optim.Adam({ { params = { a } }, { params = { b } } }, { lr = 0.1 })
+    a.grad = crater.tensor({ 1 }, { dtype = "float64" })
+    b.grad = crater.tensor({ 1 }, { dtype = "float64" })
+    opt:step()
+    local a1, b1 = a:item(), b:item()
+    opt.param_groups[2].lr = -1
+    assert.error_matches(function() opt:step() end, "lr", 1, true)
+    assert.equal(a1, a:item())                                       -- group 1 untouched too
+    assert.equal(b1, b:item())
+    opt.param_groups[2].lr = 0.5                                     -- a new valid value takes effect
+    opt:step()
+    assert.is_true(b:item() < b1 - 0.4)                              -- Adam moves by about lr
+  end)
+
+  it("falls back when a gradient does not fit, and the Lua step names it", function()
+    local x = param({ 1, 2 })
+    local opt = optim.Adam({ x }, { lr = 0.1 })
+    x.grad = crater.tensor({ 1, 1 }, { dtype = "float64" })
+    opt:step()
+    local before = x:totable()
+    x.grad = crater.tensor({ 1, 1 }, { dtype = "float32" })
+    assert.error_matches(function() opt:step() end, "the gradient of params[1] is float32", 1, true)
+    assert.same(before, x:totable())
+  end)
+
+  it("falls back when a parameter has no state yet, and the Lua step makes it", function()
+    local a, b = param({ 1 }), param({ 2 })
+    local opt = optim.Adam({ a }, { lr = 0.1 })
+    a.grad = crater.tensor({ 1 }, { dtype = "float64" })
+    opt:step()
+    opt:add_param_group({ params = { b } })
+    b.grad = crater.tensor({ 1 }, { dtype = "float64" })
+    opt:step()
+    assert.equal(2, opt.state[a].step)
+    assert.equal(1, opt.state[b].step)
+    assert.is_true(math.abs(b:item() - 1.9) < 1e-8)   -- Adam's first step: lr g / (|g| + eps)
+  end)
+
+  it("skips a parameter without a gradient, as the Lua step does", function()
+    local a, b = param({ 1 }), param({ 2 })
+    local opt = optim.Adam({ a, b }, { lr = 0.1 })
+    a.grad = crater.tensor({ 1 }, { dtype = "float64" })
+    b.grad = crater.tensor({ 1 }, { dtype = "float64" })
+    opt:step()
+    b.grad = nil
+    opt:step()
+    assert.equal(2, opt.state[a].step)
+    assert.equal(1, opt.state[b].step)
+  end)
+end)
