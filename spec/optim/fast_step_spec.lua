@@ -33,14 +33,14 @@ describe("the one-call step", function()
     local x = param({ 1, 2 })
     local opt = optim.Adam({ x }, { lr = 0.1 })
     x.grad = crater.tensor({ 1, 1 }, { dtype = "float64" })
-    assert.is_false(internal.fast_step(opt, internal.adam_step))   -- no options test, no state yet
+    assert.is_false(internal.fast_step(opt, internal.adam_step, true))   -- no options test, no state yet
     assert.same({ 1, 2 }, x:totable())                               -- and nothing changed
     opt:step()
-    assert.is_true(internal.fast_step(opt, internal.adam_step))
+    assert.is_true(internal.fast_step(opt, internal.adam_step, true))
     assert.equal(2, opt.state[x].step)
     local sub = lua_stepped(optim.Adam)({ x }, { lr = 0.1 })      -- a begin_step: never
     sub:step()
-    assert.is_false(internal.fast_step(sub, internal.adam_step))
+    assert.is_false(internal.fast_step(sub, internal.adam_step, true))
     assert.equal(1, sub.state[x].step)
   end)
 
@@ -48,15 +48,38 @@ describe("the one-call step", function()
     { "Adam", { lr = 0.1, weight_decay = 0.01, amsgrad = true } }, { "AdamW", { lr = 0.1 } },
     { "Adadelta", {} }, { "Adagrad", { lr = 0.1 } }, { "Adamax", { lr = 0.1 } }, { "RAdam", { lr = 0.1 } },
     { "RMSprop", { lr = 0.01, momentum = 0.9, centered = true } }, { "Rprop", {} },
+    { "SGD", { lr = 0.1 } }, { "SGD", { lr = 0.1, momentum = 0.9, dampening = 0.5 } },
+    { "SGD", { lr = 0.1, momentum = 0.9, nesterov = true, weight_decay = 0.01 } },
+    { "Lion", { lr = 0.01, weight_decay = 0.1 } },
   }) do
     it(case[1] .. " gives the Lua step's numbers to the last bit", function()
       local fast, fast_state = run(optim[case[1]], case[2], 6)
       local slow, slow_state = run(lua_stepped(optim[case[1]]), case[2], 6)
       assert.same(slow, fast)
-      assert.equal(6, fast_state.step)
-      assert.equal(math.type(slow_state.step), math.type(fast_state.step))
+      if slow_state.step then
+        assert.equal(6, fast_state.step)
+        assert.equal(math.type(slow_state.step), math.type(fast_state.step))
+      end
     end)
   end
+
+  it("gives SGD a new buffer's first step when momentum comes on between steps", function()
+    -- PyTorch: a new momentum buffer starts as the gradient itself, even with dampening
+    local function sgd(cls)
+      local x = param({ 1, -2 })
+      local opt = cls({ x }, { lr = 0.1, dampening = 0.5 })
+      for k = 1, 4 do
+        if k == 3 then opt.param_groups[1].momentum = 0.9 end
+        x.grad = x:detach() * 2
+        opt:step()
+      end
+      return x:totable()
+    end
+    assert.same(sgd(lua_stepped(optim.SGD)), sgd(optim.SGD))
+    -- by hand for the first coordinate: 1 -> 0.8 -> 0.64; buffer b = 1.28, x = 0.512;
+    -- b = 0.9 * 1.28 + 0.5 * 1.024 = 1.664, x = 0.512 - 0.1664 = 0.3456
+    assert.is_true(math.abs(sgd(optim.SGD)[1] - 0.3456) < 1e-12)
+  end)
 
   it("counts a float step as a float (a loaded state's), as state.step + 1 does", function()
     local x = param({ 1 })

@@ -1086,71 +1086,94 @@ static int o_clear_grads(lua_State *L) {
   return 0;
 }
 
-/* core.internal.fast_step(opt, kernel): Optimizer:step's common case in one call, for a
- * class whose update is exactly `state.step = state.step + 1; kernel(opt, p, true, state,
- * group)` (Optimizer.kernel_update(update, kernel)).  The Lua step (check_step, apply, the
+/* core.internal.fast_step(opt, kernel, count, scalars): Optimizer:step's common case in one
+ * call, for a class whose update is exactly `state.step = state.step + 1` (when count) then
+ * `kernel(opt, p, true, state, group[, scalars])` (Optimizer.kernel_update(update, kernel)).  The Lua step (check_step, apply, the
  * update) spent some 8,000 instructions around a small problem's kernel call, on method
  * lookups through the classes and calls; this makes the same checks and calls.  It runs
  * only when nothing is new: every group has its compiled options test (opt._checked) and
  * passes it, every gradient fits its parameter, every parameter with one has a state with a
- * numeric step, and the class has no begin_step.  Otherwise it returns false having changed
+ * numeric step (when counted), and the class has no begin_step.  Otherwise it returns false having changed
  * nothing, and the Lua step runs (and raises what it raises). */
 /* its keys, interned once: upvalues 1.. (a C string key is hashed at each lua_getfield) */
 static const char *const fast_keys[] = {"begin_step", "_checked", "param_groups", "state", "params", "step"};
 enum { K_BEGIN = 1, K_CHECKED, K_GROUPS, K_STATE, K_PARAMS, K_STEP };
 #define KEY(k) lua_pushvalue(L, lua_upvalueindex(k))
 static int o_fast_step(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  luaL_checktype(L, 2, LUA_TFUNCTION);
-  lua_settop(L, 2);
+  /* the stack: the arguments, then one slot each */
+  enum {
+    S_OPT = 1,
+    S_KERNEL,
+    S_COUNT,
+    S_SCALARS,
+    S_CHECKED,
+    S_GROUPS,
+    S_STATES,
+    S_GROUP,
+    S_PARAMS,
+    S_P,
+    S_ST,
+    S_STEP
+  };
+  luaL_checktype(L, S_OPT, LUA_TTABLE);
+  luaL_checktype(L, S_KERNEL, LUA_TFUNCTION);
+  bool count = lua_toboolean(L, S_COUNT), scalars = !lua_isnoneornil(L, S_SCALARS);
+  lua_settop(L, S_SCALARS);
   KEY(K_BEGIN);
-  bool ok = lua_gettable(L, 1) == LUA_TNIL; /* 3; the instance's fields below are its own */
+  bool ok = lua_gettable(L, S_OPT) == LUA_TNIL; /* through the classes; the fields below are the instance's */
+  lua_pop(L, 1);
   KEY(K_CHECKED);
-  ok = ok && lua_rawget(L, 1) == LUA_TTABLE; /* 4 */
+  ok = ok && lua_rawget(L, S_OPT) == LUA_TTABLE;
   KEY(K_GROUPS);
-  ok = ok && lua_rawget(L, 1) == LUA_TTABLE; /* 5 */
+  ok = ok && lua_rawget(L, S_OPT) == LUA_TTABLE;
   KEY(K_STATE);
-  ok = ok && lua_rawget(L, 1) == LUA_TTABLE; /* 6 */
+  ok = ok && lua_rawget(L, S_OPT) == LUA_TTABLE;
   for (int run = 0; ok && run <= 1; run++) { /* checks first, then the updates */
-    lua_Integer ngroups = (lua_Integer)lua_rawlen(L, 5);
+    lua_Integer ngroups = (lua_Integer)lua_rawlen(L, S_GROUPS);
     for (lua_Integer gi = 1; ok && gi <= ngroups; gi++) {
-      lua_settop(L, 6);
-      ok = lua_rawgeti(L, 5, gi) == LUA_TTABLE; /* 7: the group */
+      lua_settop(L, S_STATES);
+      ok = lua_rawgeti(L, S_GROUPS, gi) == LUA_TTABLE;
       if (ok && !run) {
-        lua_pushvalue(L, 7);
-        ok = lua_rawget(L, 4) == LUA_TFUNCTION; /* its options test */
+        lua_pushvalue(L, S_GROUP);
+        ok = lua_rawget(L, S_CHECKED) == LUA_TFUNCTION; /* its options test */
         if (ok) {
-          lua_pushvalue(L, 7);
+          lua_pushvalue(L, S_GROUP);
           lua_call(L, 1, 1);
           ok = lua_toboolean(L, -1);
         }
-        lua_settop(L, 7);
+        lua_settop(L, S_GROUP);
       }
       KEY(K_PARAMS);
-      ok = ok && lua_rawget(L, 7) == LUA_TTABLE; /* 8 */
-      lua_Integer np = ok ? (lua_Integer)lua_rawlen(L, 8) : 0;
+      ok = ok && lua_rawget(L, S_GROUP) == LUA_TTABLE;
+      lua_Integer np = ok ? (lua_Integer)lua_rawlen(L, S_PARAMS) : 0;
       for (lua_Integer i = 1; ok && i <= np; i++) {
-        lua_settop(L, 8);
-        lua_rawgeti(L, 8, i); /* 9: p */
-        ct_tensor *p = ct_lua_test(L, 9);
+        lua_settop(L, S_PARAMS);
+        lua_rawgeti(L, S_PARAMS, i);
+        ct_tensor *p = ct_lua_test(L, S_P);
         ok = p != NULL && (p->grad == NULL || (p->grad->dtype == p->dtype && ct_same_shape(p->grad, p)));
         if (!ok || p->grad == NULL) continue;
-        lua_pushvalue(L, 9);
-        ok = lua_rawget(L, 6) == LUA_TTABLE; /* 10: its state */
-        KEY(K_STEP);
-        ok = ok && lua_rawget(L, 10) == LUA_TNUMBER; /* 11 */
+        lua_pushvalue(L, S_P);
+        ok = lua_rawget(L, S_STATES) == LUA_TTABLE;
+        if (count) {
+          KEY(K_STEP);
+          ok = ok && lua_rawget(L, S_ST) == LUA_TNUMBER;
+        }
         if (!ok || !run) continue;
-        KEY(K_STEP);
-        if (lua_isinteger(L, 11)) lua_pushinteger(L, (lua_Integer)((lua_Unsigned)lua_tointeger(L, 11) + 1));
-        else lua_pushnumber(L, lua_tonumber(L, 11) + 1);
-        lua_rawset(L, 10);
-        lua_pushvalue(L, 2);
-        lua_pushvalue(L, 1);
-        lua_pushvalue(L, 9);
+        if (count) {
+          KEY(K_STEP);
+          if (lua_isinteger(L, S_STEP))
+            lua_pushinteger(L, (lua_Integer)((lua_Unsigned)lua_tointeger(L, S_STEP) + 1));
+          else lua_pushnumber(L, lua_tonumber(L, S_STEP) + 1);
+          lua_rawset(L, S_ST);
+        }
+        lua_pushvalue(L, S_KERNEL);
+        lua_pushvalue(L, S_OPT);
+        lua_pushvalue(L, S_P);
         lua_pushboolean(L, 1);
-        lua_pushvalue(L, 10);
-        lua_pushvalue(L, 7);
-        lua_call(L, 5, 0);
+        lua_pushvalue(L, S_ST);
+        lua_pushvalue(L, S_GROUP);
+        if (scalars) lua_pushvalue(L, S_SCALARS);
+        lua_call(L, scalars ? 6 : 5, 0);
       }
     }
   }

@@ -27,6 +27,6 @@ end
 function Lion:update(p, g, state, group)
   internal.lion_step(self, p, g, state, group)
 end
-Optimizer.kernel_update(Lion.update)
+Optimizer.kernel_update(Lion.update, internal.lion_step, {step = false})   -- a step with nothing new: one C call
 
 return Lion

@@ -273,16 +273,23 @@ end
 -- function, so a subclass that overrides update gets real gradients again.
 local reads_grad = setmetatable({}, {__mode = "k"})
 -- The update methods that are exactly `state.step = state.step + 1; kernel(self, p, g, state,
--- group)`, with their kernel: their common step runs in one C call (internal.fast_step).
+-- group)` (or a variant: see kernel_update), with how to run them: their common step runs in
+-- one C call (internal.fast_step).
 local step_kernel = setmetatable({}, {__mode = "k"})
 
 --- Declares that `update` passes its `g` only to a `crater.core.internal.*_step` kernel, as every
 -- built-in does; the step then passes `true` for g and the kernel reads p.grad itself.
 -- Give `kernel` when update is exactly `state.step = state.step + 1` then
 -- `kernel(self, p, g, state, group)`: a step with nothing new to check then runs in one C call.
-function Optimizer.kernel_update(update, kernel)
+-- `opts` describes a variant: `step = false` (no state.step to count), `scalars` (a table passed
+-- as the kernel's sixth argument, as the update would pass it), `ready` (a function of the
+-- optimizer: false when the update would do more than that this step).
+function Optimizer.kernel_update(update, kernel, opts)
   reads_grad[update] = true
-  step_kernel[update] = kernel
+  if kernel then
+    opts = opts or {}
+    step_kernel[update] = {kernel = kernel, count = opts.step ~= false, scalars = opts.scalars, ready = opts.ready}
+  end
   return update
 end
 
@@ -381,8 +388,10 @@ end
 function Optimizer:step(closure)
   local loss
   if closure ~= nil then loss = crater.enable_grad(closure) end
-  local kernel = self._ready == self.state and step_kernel[self.update]
-  if kernel and fast_step(self, kernel) then return loss end   -- nothing new: checked, updated
+  local k = self._ready == self.state and step_kernel[self.update]
+  if k and (k.ready == nil or k.ready(self)) and fast_step(self, k.kernel, k.count, k.scalars) then
+    return loss   -- nothing new: checked and updated
+  end
   local grads = self:check_step()
   if grads == self._flags and self._ready == self.state then
     apply(self, grads)   -- kernels only, no state to make: nothing could record a graph

@@ -60,6 +60,11 @@ function SGD:update(p, g, state, group)
   scalars.first = first
   internal.sgd_step(self, p, g, state, group, scalars)
 end
-Optimizer.kernel_update(SGD.update)
+-- a step with no buffer just made: one C call, the kernel told it is no buffer's first step
+Optimizer.kernel_update(SGD.update, internal.sgd_step, {step = false, scalars = {first = false},
+  ready = function(self)
+    local fresh = rawget(self, "_fresh_buffers")
+    return fresh == nil or next(fresh) == nil
+  end})
 
 return SGD
