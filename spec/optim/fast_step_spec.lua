@@ -33,14 +33,14 @@ describe("the one-call step", function()
     local x = param({ 1, 2 })
     local opt = optim.Adam({ x }, { lr = 0.1 })
     x.grad = crater.tensor({ 1, 1 }, { dtype = "float64" })
-    assert.is_false(internal.fast_step(opt, internal.adam_step, true))   -- no options test, no state yet
+    assert.is_false(internal.fast_step(opt, internal.adam_step))   -- no options test, no state yet
     assert.same({ 1, 2 }, x:totable())                               -- and nothing changed
     opt:step()
-    assert.is_true(internal.fast_step(opt, internal.adam_step, true))
+    assert.is_true(internal.fast_step(opt, internal.adam_step))
     assert.equal(2, opt.state[x].step)
     local sub = lua_stepped(optim.Adam)({ x }, { lr = 0.1 })      -- a begin_step: never
     sub:step()
-    assert.is_false(internal.fast_step(sub, internal.adam_step, true))
+    assert.is_false(internal.fast_step(sub, internal.adam_step))
     assert.equal(1, sub.state[x].step)
   end)
 
@@ -79,6 +79,20 @@ describe("the one-call step", function()
     -- by hand for the first coordinate: 1 -> 0.8 -> 0.64; buffer b = 1.28, x = 0.512;
     -- b = 0.9 * 1.28 + 0.5 * 1.024 = 1.664, x = 0.512 - 0.1664 = 0.3456
     assert.is_true(math.abs(sgd(optim.SGD)[1] - 0.3456) < 1e-12)
+  end)
+
+  it("runs a variant only when its ready test says so", function()
+    local x = param({ 1, 2 })
+    local opt = optim.SGD({ x }, { lr = 0.5 })
+    x.grad = crater.tensor({ 1, 1 }, { dtype = "float64" })
+    opt:step()                                                       -- x = {0.5, 1.5}
+    local function variant(ready) return { internal.sgd_step, false, { first = false }, ready } end
+    assert.is_false(internal.fast_step(opt, variant(function() return false end)))
+    assert.same({ 0.5, 1.5 }, x:totable())
+    assert.is_true(internal.fast_step(opt, variant(function() return true end)))
+    assert.same({ 0, 1 }, x:totable())
+    assert.is_true(internal.fast_step(opt, variant(nil)))
+    assert.same({ -0.5, 0.5 }, x:totable())
   end)
 
   it("counts a float step as a float (a loaded state's), as state.step + 1 does", function()

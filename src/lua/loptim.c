@@ -1086,14 +1086,16 @@ static int o_clear_grads(lua_State *L) {
   return 0;
 }
 
-/* core.internal.fast_step(opt, kernel, count, scalars): Optimizer:step's common case in one
- * call, for a class whose update is exactly `state.step = state.step + 1` (when count) then
- * `kernel(opt, p, true, state, group[, scalars])` (Optimizer.kernel_update(update, kernel)).  The Lua step (check_step, apply, the
- * update) spent some 8,000 instructions around a small problem's kernel call, on method
- * lookups through the classes and calls; this makes the same checks and calls.  It runs
- * only when nothing is new: every group has its compiled options test (opt._checked) and
- * passes it, every gradient fits its parameter, every parameter with one has a state with a
- * numeric step (when counted), and the class has no begin_step.  Otherwise it returns false having changed
+/* core.internal.fast_step(opt, how): Optimizer:step's common case in one call, for a class
+ * whose update is exactly `state.step = state.step + 1; kernel(opt, p, true, state, group)`
+ * (how: the kernel) or a variant of it (how: {kernel, count, scalars, ready}: the step counted
+ * or not, a scalars table passed sixth, a ready(opt) that must be true), as
+ * Optimizer.kernel_update declares them.  The Lua step (check_step, apply, the update) spent
+ * some 8,000 instructions around a small problem's kernel call, on method lookups through
+ * the classes and calls; this makes the same checks and calls.  It runs only when nothing is
+ * new: every group has its compiled options test (opt._checked) and passes it, every
+ * gradient fits its parameter, every parameter with one has a state (with a numeric step
+ * when counted), and the class has no begin_step.  Otherwise it returns false having changed
  * nothing, and the Lua step runs (and raises what it raises). */
 /* its keys, interned once: upvalues 1.. (a C string key is hashed at each lua_getfield) */
 static const char *const fast_keys[] = {"begin_step", "_checked", "param_groups", "state", "params", "step"};
@@ -1116,9 +1118,25 @@ static int o_fast_step(lua_State *L) {
     S_STEP
   };
   luaL_checktype(L, S_OPT, LUA_TTABLE);
-  luaL_checktype(L, S_KERNEL, LUA_TFUNCTION);
-  bool count = lua_toboolean(L, S_COUNT), scalars = !lua_isnoneornil(L, S_SCALARS);
+  lua_settop(L, S_KERNEL);
+  bool count = true, scalars = false;
+  if (lua_istable(L, S_KERNEL)) { /* a variant {kernel, count, scalars, ready} */
+    for (int k = 1; k <= 4; k++) lua_rawgeti(L, S_KERNEL, k);
+    if (!lua_isnil(L, -1)) { /* ready(opt) */
+      lua_pushvalue(L, S_OPT);
+      lua_call(L, 1, 1);
+      if (!lua_toboolean(L, -1)) {
+        lua_pushboolean(L, 0);
+        return 1;
+      }
+    }
+    lua_pop(L, 1);
+    lua_remove(L, S_KERNEL); /* kernel, count, scalars in their slots */
+    count = lua_toboolean(L, S_COUNT);
+    scalars = !lua_isnil(L, S_SCALARS);
+  }
   lua_settop(L, S_SCALARS);
+  luaL_checktype(L, S_KERNEL, LUA_TFUNCTION);
   KEY(K_BEGIN);
   bool ok = lua_gettable(L, S_OPT) == LUA_TNIL; /* through the classes; the fields below are the instance's */
   lua_pop(L, 1);

@@ -286,10 +286,8 @@ local step_kernel = setmetatable({}, {__mode = "k"})
 -- optimizer: false when the update would do more than that this step).
 function Optimizer.kernel_update(update, kernel, opts)
   reads_grad[update] = true
-  if kernel then
-    opts = opts or {}
-    step_kernel[update] = {kernel = kernel, count = opts.step ~= false, scalars = opts.scalars, ready = opts.ready}
-  end
+  -- the plain form as the kernel itself, a variant as {kernel, count, scalars, ready}
+  step_kernel[update] = opts and {kernel, opts.step ~= false, opts.scalars, opts.ready} or kernel
   return update
 end
 
@@ -389,9 +387,7 @@ function Optimizer:step(closure)
   local loss
   if closure ~= nil then loss = crater.enable_grad(closure) end
   local k = self._ready == self.state and step_kernel[self.update]
-  if k and (k.ready == nil or k.ready(self)) and fast_step(self, k.kernel, k.count, k.scalars) then
-    return loss   -- nothing new: checked and updated
-  end
+  if k and fast_step(self, k) then return loss end   -- nothing new: checked and updated
   local grads = self:check_step()
   if grads == self._flags and self._ready == self.state then
     apply(self, grads)   -- kernels only, no state to make: nothing could record a graph
