@@ -37,27 +37,35 @@ end
 
 --- Returns a function of a group that is true while every option named in `keys` (and
 -- every entry of an option that is a plain table) still holds the value it has now.
+-- A table option is read once, into a local, and a value without a literal is an upvalue of
+-- its own: each costs the test a table read less (a third of Adam's test went to them).
 function M.unchanged_test(group, keys)
-  local values, tests = {}, {}
+  local values, names, locals, tests = {}, {}, {}, {}
   local function expect(expr, v)
     local lit = literal(v)
     if lit == nil then
       values[#values + 1] = v
-      lit = string.format("v[%d]", #values)
+      names[#names + 1] = "v" .. #values
+      lit = names[#names]
     end
     tests[#tests + 1] = expr .. " == " .. lit
   end
   for _, k in ipairs(keys) do
     local v, field = group[k], string.format("g[%q]", k)
-    expect(field, v)
     if type(v) == "table" and getmetatable(v) == nil then
-      tests[#tests + 1] = string.format("#%s == %d", field, #v)
-      for j = 1, #v do expect(string.format("%s[%d]", field, j), v[j]) end
+      local t = "t" .. (#locals + 1)
+      locals[#locals + 1] = string.format("local %s = %s", t, field)
+      expect(t, v)
+      tests[#tests + 1] = string.format("#%s == %d", t, #v)
+      for j = 1, #v do expect(string.format("%s[%d]", t, j), v[j]) end
+    else
+      expect(field, v)
     end
   end
   local test = #tests > 0 and table.concat(tests, " and ") or "true"
-  local src = "local v = ... return function(g) return " .. test .. " end"
-  return assert(load(src, "=(optimizer options)", "t"))(values)
+  local src = string.format("local %s = ... return function(g) %s return %s end",
+    #names > 0 and table.concat(names, ", ") or "_", table.concat(locals, " "), test)
+  return assert(load(src, "=(optimizer options)", "t"))(table.unpack(values, 1, #values))
 end
 
 return M
