@@ -1039,10 +1039,13 @@ static int o_sum_squares(lua_State *L) {
  * boxed is false; false when p has none; nil when its shape or dtype is not p's.
  * A box costs more than the fused update of a small parameter, and the kernels read
  * p.grad themselves when given true, so the built-in optimizers make none. */
+/* p's gradient has p's dtype and shape (what a kernel given true reads). */
+static bool grad_fits(const ct_tensor *p) { return p->grad->dtype == p->dtype && ct_same_shape(p->grad, p); }
+
 static int o_checked_grad(lua_State *L) {
   ct_tensor *p = ct_lua_check(L, 1), *g = p->grad;
   if (g == NULL) lua_pushboolean(L, 0);
-  else if (g->dtype != p->dtype || !ct_same_shape(g, p)) lua_pushnil(L);
+  else if (!grad_fits(p)) lua_pushnil(L);
   else if (!lua_toboolean(L, 2)) lua_pushboolean(L, 1);
   else {
     ct_tensor **box = ct_lua_newbox(L);
@@ -1168,7 +1171,7 @@ static int o_fast_step(lua_State *L) {
         lua_settop(L, S_PARAMS);
         lua_rawgeti(L, S_PARAMS, i);
         ct_tensor *p = ct_lua_test(L, S_P);
-        ok = p != NULL && (p->grad == NULL || (p->grad->dtype == p->dtype && ct_same_shape(p->grad, p)));
+        ok = p != NULL && (p->grad == NULL || grad_fits(p));
         if (!ok || p->grad == NULL) continue;
         lua_pushvalue(L, S_P);
         ok = lua_rawget(L, S_STATES) == LUA_TTABLE;

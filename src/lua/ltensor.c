@@ -43,7 +43,6 @@ static void push_metatable(lua_State *L) {
 #define GC_SLACK ((int64_t)32 << 20)
 static int64_t gc_threshold = GC_SLACK, gc_seen, gc_debt;
 
-static void release_dead(void);
 static void collect_if_due(lua_State *L) {
   ct_memstat m = ct_memory();
   gc_debt += m.allocated - gc_seen < BOX_WEIGHT ? m.allocated - gc_seen : BOX_WEIGHT;
@@ -51,11 +50,11 @@ static void collect_if_due(lua_State *L) {
   if (gc_debt >= GC_STEP) {
     lua_gc(L, LUA_GCSTEP, (int)(gc_debt >> 10));
     gc_debt = 0;
-    release_dead();
+    ct_lua_release_dead();
   }
   if (m.bytes <= gc_threshold) return;
   lua_gc(L, LUA_GCCOLLECT);
-  release_dead();
+  ct_lua_release_dead();
   int64_t live = ct_memory().bytes;
   gc_threshold = live + (live / 4 > GC_SLACK ? live / 4 : GC_SLACK);
 }
@@ -118,15 +117,14 @@ static void *box_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   return inner_alloc(inner_ud, ptr, osize, nsize);
 }
 
-static void release_dead(void) {
+void ct_lua_release_dead(void) {
   while (ndead > 0) ct_tensor_release(dead[--ndead]); /* a release frees no box: no growth */
 }
-void ct_lua_release_dead(void) { release_dead(); }
 
 static bool is_wrapped(lua_State *L) { return wrapped != NULL && lua_getallocf(L, NULL) == box_alloc; }
 
 static int closing_gc(lua_State *L) {
-  release_dead();
+  ct_lua_release_dead();
   for (tensor_box *b = live.next; b != &live; b = b->next) {
     ct_tensor_release(b->t);
     b->t = NULL;
@@ -144,7 +142,7 @@ static int closing_gc(lua_State *L) {
 }
 
 ct_tensor **ct_lua_newbox(lua_State *L) {
-  release_dead();
+  ct_lua_release_dead();
   collect_if_due(L);
   bool counted = is_wrapped(L);
   if (counted && live_boxes + ndead + 1 > dead_cap) {
@@ -191,7 +189,7 @@ void ct_lua_box_keeps_values(lua_State *L, int box, int uv) {
 }
 
 static ct_tensor **test_box(lua_State *L, int idx) {
-  if (ndead) release_dead(); /* a collection freed boxes since: their tensors go first */
+  if (ndead) ct_lua_release_dead(); /* a collection freed boxes since: their tensors go first */
   tensor_box *b = lua_touserdata(L, idx); /* light userdata has length 0: never read below */
   if (b == NULL || lua_rawlen(L, idx) != sizeof *b || !is_box(b)) return NULL;
   return &b->t;
