@@ -155,6 +155,7 @@ bench-dist: all
 bench-instr:
 	$(MAKE) BUILD=build-v3 OPT="-O3 -march=x86-64-v3" all
 	$(CC) -shared -fPIC -O2 -o build-v3/fixed_time.so examples/bench/fixed_time.c
+	$(CC) -shared -fPIC -O2 $(LUAINC) -o build-v3/instr_floor.so examples/bench/instr_floor.c
 	build-v3/crater examples/bench/instr.lua
 
 # AddressSanitizer + UBSan over the whole spec suite (lua5.4 itself is not instrumented,

@@ -40,6 +40,18 @@ function work.add2_grad(n)
   for _ = 1, n do local _ = a + b end
 end
 
+-- Lua's share of add2 (instr_floor.c, built next to the exe): the metamethod call alone, and
+-- the call making a box-sized userdata
+local function floor(kind)
+  return function(n)
+    package.cpath = arg[-1]:match("^(.-)[^/]*$") .. "?.so;" .. package.cpath
+    local make = require("instr_floor")[kind]
+    local a, b = make(), make()
+    for _ = 1, n do local _ = a + b end
+  end
+end
+work.floor_call, work.floor_box = floor("call"), floor("box")
+
 -- crater.fuse's VM against the built-in kernel: one Adam update of E elements per iteration,
 -- the VM's program written in the kernel's order (common.lua's bench.fuse_adam)
 local E = 65536
@@ -157,5 +169,10 @@ print(string.format("# within it: boxes %.0f (of it crater's collector steps %.0
   "graph recording (ct_record) %.0f, t_backward %.0f, Adam's kernel call %.0f (of it named field " ..
   "reads %.0f), so the optimizer's Lua around it %.0f", by.ct_lua_newbox, by.lua_gc, by.t_gc, by.ct_record,
   by.t_backward, by.o_step, by.read_fields, adam - bwd - by.o_step))
-report("add2", per_iter("add2"), "instr/op")
+local add2 = per_iter("add2")
+report("add2", add2, "instr/op")
 report("add2_grad", per_iter("add2_grad"), "instr/op")
+local call, box = per_iter("floor_call"), per_iter("floor_box")
+print(string.format("# add2's floor in Lua (instr_floor.c): the __add call alone %.0f, the call making a " ..
+  "box-sized userdata (allocation, metatable, collection) %.0f; crater's own share of add2 %.0f", call, box,
+  add2 - box))
