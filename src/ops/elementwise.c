@@ -632,7 +632,7 @@ static const ct_op *binary_op(ct_binary_op op) { return &ct_binary_info[op].op; 
 /* Brings a and b to one dtype (new references in *pa, *pb). */
 static int promote_pair(ct_tensor *a, ct_tensor *b, ct_tensor **pa, ct_tensor **pb, ct_err *err) {
   ct_dtype dt = ct_promote(a->dtype, b->dtype);
-  if ((a->ndim == 0) != (b->ndim == 0)) { /* PyTorch: a 0-d operand decides only across categories */
+  if (a->dtype != b->dtype && (a->ndim == 0) != (b->ndim == 0)) { /* PyTorch: a 0-d operand decides only across categories */
     const ct_tensor *t = a->ndim ? a : b, *z = a->ndim ? b : a;
     dt = (t->dtype != CT_I64 || z->dtype == CT_I64) ? t->dtype : z->dtype;
   }
@@ -650,7 +650,10 @@ static ct_tensor *binary_out(ct_binary_op op, ct_tensor *a0, ct_tensor *b0, bool
   int nd;
   int64_t shape[CT_MAXDIM];
   ct_tensor *a, *b, *o = NULL;
-  if (!ct_broadcast_shape(a0, b0, &nd, shape, err)) return NULL;
+  if (ct_same_shape(a0, b0)) { /* the common case: the shape of both, whose size is known to fit */
+    nd = a0->ndim;
+    for (int i = 0; i < nd; i++) shape[i] = a0->shape[i];
+  } else if (!ct_broadcast_shape(a0, b0, &nd, shape, err)) return NULL;
   if (!promote_pair(a0, b0, &a, &b, err)) return NULL;
   if (op == CT_B_POW && a->dtype == CT_I64 && has_negative(b)) {
     ct_tensor_release(a);
