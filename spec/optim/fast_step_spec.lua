@@ -157,4 +157,36 @@ describe("the one-call step", function()
     assert.equal(2, opt.state[a].step)
     assert.equal(1, opt.state[b].step)
   end)
+
+  -- The one-call step keeps each group's options as its kernel read them, per options test
+  -- (optimizer.lua's step cache): these change an option between steps and compare with the
+  -- Lua step, which reads every option at every step.
+  local function mutated(cls, opts, change)
+    local x = param({ 1.5, -0.25, 3 })
+    local opt = cls({ x }, opts)
+    for k = 1, 6 do
+      change(k, opt.param_groups[1])
+      x.grad = x:detach() * 2
+      opt:step()
+    end
+    return x:totable()
+  end
+
+  it("reads an option anew after it changed, at the next one-call steps too", function()
+    local function change(k, group) if k == 3 then group.lr = 0.5 end end
+    local fast, slow = mutated(optim.Adam, { lr = 0.1 }, change), mutated(lua_stepped(optim.Adam), { lr = 0.1 }, change)
+    assert.same(slow, fast)
+    assert.not_same(mutated(optim.Adam, { lr = 0.1 }, function() end), fast)
+  end)
+
+  it("reads at every step an option that the options test does not check", function()
+    -- a class without maximize among its defaults: its test cannot see group.maximize change
+    local defaults = {}
+    for k, v in pairs(optim.Adam.defaults) do if k ~= "maximize" then defaults[k] = v end end
+    local A = optim.Adam:extend("NoMaximizeAdam", defaults)
+    local function change(k, group) if k == 4 then group.maximize = true end end
+    local fast, slow = mutated(A, { lr = 0.1 }, change), mutated(lua_stepped(A), { lr = 0.1 }, change)
+    assert.same(slow, fast)
+    assert.not_same(mutated(A, { lr = 0.1 }, function() end), fast)
+  end)
 end)

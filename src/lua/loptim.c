@@ -5,6 +5,7 @@
  * what it wrote.  The Lua classes in lua/crater/optim/ call these; the arithmetic is all
  * in the kernels. */
 #include <stddef.h>
+#include <string.h>
 
 #include "../optim/optim.h"
 #include "lbind.h"
@@ -62,9 +63,10 @@ static int bad_field(lua_State *L, const char *fn, const field *f, const char *m
  * closures): pushing that and reading with lua_rawget skips lua_getfield's hashing of a C
  * string, about half of what a field read costs (an Adam step reads 8).  opt's fields go
  * through lua_gettable, as they may be class constants reached through __index. */
-static void read_fields(lua_State *L, const char *fn, const field *f, void *args, int keys) {
+static void read_fields(lua_State *L, const char *fn, const field *f, void *args, int keys, int skip) {
   int base = lua_gettop(L), seen = 0; /* bit i: some field is read from argument i */
-  for (const field *g = f; g->name != NULL; g++) seen |= 1 << g->from;
+  for (const field *g = f; g->name != NULL; g++)
+    if (g->from != skip) seen |= 1 << g->from;
   for (int from = OPT; from <= SCALARS; from++) /* before anything is pushed above them */
     if ((seen >> from & 1) && !lua_istable(L, from))
       luaL_error(L, "%s: %s expects %s as argument #%d (a table), got %s", who(L, fn), fn,
@@ -74,6 +76,7 @@ static void read_fields(lua_State *L, const char *fn, const field *f, void *args
                                      : "the optimizer",
                  from, luaL_typename(L, from));
   for (; f->name != NULL; f++, keys += keys != 0) {
+    if (f->from == skip) continue;
     /* the values stay on the stack until the end, popped at once, 12 at most (Lua gives a
      * C function 20 free slots) */
     if (lua_gettop(L) - base >= 12) lua_settop(L, base);
@@ -288,13 +291,86 @@ typedef struct kernel {
   void (*range)(void *ctx, size_t lo, size_t hi);
 } kernel;
 
-/* core.<fn>(opt, param, grad, state, group[, scalars]).  Upvalues: 1 the kernel, 2 the
- * upvalue index of the first state tensor's name, from 3 the fields' names, then the state
- * tensors' names (interned strings, see read_fields). */
+/* ---- the group's options, kept for the one-call step ----
+ * A kernel's group options are what a group's compiled options test (opt._checked[group],
+ * see step_cache.lua) checks at each step: while that test passes, they read as they read
+ * when it was made.  So o_fast_step gives the kernel, as a seventh argument, a block kept
+ * per test (opt._checked[test]: that table's keys are weak): the first call fills it, later
+ * ones copy it and read only the state's and the class's fields (the named reads were a
+ * quarter of a small Adam step).  A block is filled only when the test covers every group
+ * field the kernel reads (each is in opt._keys) and no list option has a metatable (whose
+ * entries the test cannot see); else it stays empty and every call reads. */
+typedef struct kernel_cache {
+  uintptr_t tag; /* its address scrambled, as a tensor box's */
+  const kernel *k; /* the kernel that filled it; NULL: empty */
+  bool never; /* the test does not cover this kernel's group fields */
+  any_args args;
+} kernel_cache;
+#define CACHE 7 /* its argument */
+#define CACHE_KEY ((uintptr_t)0x5851f42d4c957f2du)
+
+static kernel_cache *to_cache(lua_State *L, int idx) {
+  kernel_cache *c = lua_touserdata(L, idx);
+  return c && lua_rawlen(L, idx) == sizeof *c && c->tag == ((uintptr_t)c ^ CACHE_KEY) ? c : NULL;
+}
+
+static size_t field_size(const field *f) {
+  switch (f->kind) {
+  case NUM: return sizeof(double);
+  case BOOL:
+  case FLAG: return sizeof(bool);
+  case INT: return sizeof(int);
+  case SIZE: return sizeof(size_t);
+  case NUM2: return 2 * sizeof(double);
+  default: return 3 * sizeof(double);
+  }
+}
+
+/* True when every group field of the list is one of opt._keys and no list option has a
+ * metatable: the options test then sees every change to what the kernel reads. */
+static bool test_covers(lua_State *L, const field *f) {
+  int base = lua_gettop(L);
+  bool ok = lua_getfield(L, OPT, "_keys") == LUA_TTABLE;
+  lua_Integer n = ok ? (lua_Integer)lua_rawlen(L, -1) : 0;
+  for (; ok && f->name != NULL; f++) {
+    if (f->from != GROUP) continue;
+    bool found = false;
+    for (lua_Integer i = 1; !found && i <= n; i++) {
+      lua_rawgeti(L, base + 1, i);
+      found = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), f->name) == 0;
+      lua_pop(L, 1);
+    }
+    ok = found;
+    if (ok && (f->kind == NUM2 || f->kind == NUM3)) {
+      lua_getfield(L, GROUP, f->name);
+      ok = !lua_getmetatable(L, -1);
+    }
+    lua_settop(L, base + 1);
+  }
+  lua_settop(L, base);
+  return ok;
+}
+
+/* core.<fn>(opt, param, grad, state, group[, scalars[, cache]]).  Upvalues: 1 the kernel, 2
+ * the upvalue index of the first state tensor's name, from 3 the fields' names, then the
+ * state tensors' names (interned strings, see read_fields).  cache: o_fast_step's block. */
 static int o_step(lua_State *L) {
   const kernel *k = lua_touserdata(L, lua_upvalueindex(1));
   any_args o;
-  read_fields(L, k->fn, k->fields, &o, 3);
+  kernel_cache *c = lua_gettop(L) >= CACHE ? to_cache(L, CACHE) : NULL;
+  if (c && c->k == k) {
+    for (const field *f = k->fields; f->name != NULL; f++)
+      if (f->from == GROUP) memcpy((char *)&o + f->off, (const char *)&c->args + f->off, field_size(f));
+    read_fields(L, k->fn, k->fields, &o, 3, GROUP);
+  } else {
+    read_fields(L, k->fn, k->fields, &o, 3, 0);
+    if (c && !c->never) {
+      if (test_covers(L, k->fields)) {
+        c->k = k;
+        c->args = o;
+      } else c->never = true;
+    }
+  }
   unsigned need = k->need ? k->need(L, &o) : ~0u;
   arrays a;
   check_arrays(L, k->fn, k->arrays, k->count, need, &a, (int)lua_tointeger(L, lua_upvalueindex(2)));
@@ -644,7 +720,7 @@ static int o_prodigy_stats(lua_State *L) {
   static const char *const fn = "prodigy_stats";
   static const char *const names[] = {"param", "grad", "exp_avg", "exp_avg_sq"};
   ct_prodigy_stats_args o;
-  read_fields(L, fn, prodigy_stats_fields, &o, 0);
+  read_fields(L, fn, prodigy_stats_fields, &o, 0, 0);
   if (o.slice_p < 1)
     return luaL_error(L, "%s: group.slice_p must be a positive integer (%s)", who(L, fn), fn);
   arrays a;
@@ -705,7 +781,7 @@ static const field lamb_stats_fields[] = {F("betas", G, NUM2, ct_lamb_args, beta
 /* lamb_stats(opt, param, grad, state, group) -> sum p^2, sum a^2 (m and v updated) */
 static int o_lamb_stats(lua_State *L) {
   ct_lamb_args o = {0};
-  read_fields(L, "lamb_stats", lamb_stats_fields, &o, 0);
+  read_fields(L, "lamb_stats", lamb_stats_fields, &o, 0, 0);
   arrays a;
   check_arrays(L, "lamb_stats", lamb_step_arrays, 4, ~0u, &a, 0);
   double sums[2];
@@ -725,7 +801,7 @@ static const field lars_norms_fields[] = {F("weight_decay", G, NUM, ct_lars_args
 static int o_lars_norms(lua_State *L) {
   static const char *const names[] = {"param", "grad"};
   ct_lars_args o;
-  read_fields(L, "lars_norms", lars_norms_fields, &o, 0);
+  read_fields(L, "lars_norms", lars_norms_fields, &o, 0, 0);
   arrays a;
   check_arrays(L, "lars_norms", names, 2, ~0u, &a, 0);
   double sums[2];
@@ -822,7 +898,7 @@ static int o_adafactor_means(lua_State *L) {
   static const char *const fn = "adafactor_means";
   static const char *const names[] = {"param", "grad"};
   af_call c;
-  read_fields(L, fn, af_means_fields, &c, 0);
+  read_fields(L, fn, af_means_fields, &c, 0, 0);
   arrays a;
   check_arrays(L, fn, names, 2, ~0u, &a, 0);
   size_t B = c.B, R = c.R, C = c.C;
@@ -849,7 +925,7 @@ static int o_adafactor_means(lua_State *L) {
 static int o_adafactor_factors(lua_State *L) {
   static const char *const fn = "adafactor_factors";
   af_call c;
-  read_fields(L, fn, af_factors_fields, &c, 0);
+  read_fields(L, fn, af_factors_fields, &c, 0, 0);
   luaL_checktype(L, STATE, LUA_TTABLE);
   ct_tensor *row = named_tensor(L, STATE, "exp_avg_sq_row", fn),
             *col = named_tensor(L, STATE, "exp_avg_sq_col", fn);
@@ -883,7 +959,7 @@ static int o_adafactor_factored(lua_State *L) {
   static const char *const fn = "adafactor_factored";
   static const char *const names[] = {"param", "grad", "exp_avg"};
   af_call c;
-  read_fields(L, fn, af_factored_fields, &c, 0);
+  read_fields(L, fn, af_factored_fields, &c, 0, 0);
   arrays a;
   check_arrays(L, fn, names, 3, c.momentum ? ~0u : ~(1u << 2), &a, 0);
   size_t B = c.B, R = c.R, C = c.C;
@@ -923,7 +999,7 @@ static int o_adafactor_vector(lua_State *L) {
   static const char *const fn = "adafactor_vector";
   static const char *const names[] = {"param", "grad", "exp_avg", "exp_avg_sq"};
   af_call c;
-  read_fields(L, fn, af_vector_fields, &c, 0);
+  read_fields(L, fn, af_vector_fields, &c, 0, 0);
   arrays a;
   check_arrays(L, fn, names, 4, c.momentum ? ~0u : ~(1u << 2), &a, 0);
   bool write = c.write;
@@ -960,7 +1036,7 @@ static int o_muon(lua_State *L) {
   static const char *const fn = "muon_step";
   static const char *const names[] = {"param", "grad", "momentum_buffer"};
   muon_call m;
-  read_fields(L, fn, muon_fields, &m, 0);
+  read_fields(L, fn, muon_fields, &m, 0, 0);
   arrays a;
   check_arrays(L, fn, names, 3, ~0u, &a, 0);
   if (m.rows < 1 || a.n == 0 || a.n % m.rows != 0)
@@ -1115,6 +1191,7 @@ static int o_fast_step(lua_State *L) {
     S_GROUPS,
     S_STATES,
     S_GROUP,
+    S_CACHE, /* the group's block (run 1; nil in run 0) */
     S_PARAMS,
     S_P,
     S_ST,
@@ -1122,7 +1199,8 @@ static int o_fast_step(lua_State *L) {
   };
   luaL_checktype(L, S_OPT, LUA_TTABLE);
   lua_settop(L, S_KERNEL);
-  bool count = true, scalars = false;
+  luaL_checkstack(L, 12, NULL); /* the slots and a kernel call's arguments pass Lua's 20 */
+  bool count = true;
   if (lua_istable(L, S_KERNEL)) { /* a variant {kernel, count, scalars, ready} */
     for (int k = 1; k <= 4; k++) lua_rawgeti(L, S_KERNEL, k);
     if (!lua_isnil(L, -1)) { /* ready(opt) */
@@ -1136,7 +1214,6 @@ static int o_fast_step(lua_State *L) {
     lua_pop(L, 1);
     lua_remove(L, S_KERNEL); /* kernel, count, scalars in their slots */
     count = lua_toboolean(L, S_COUNT);
-    scalars = !lua_isnil(L, S_SCALARS);
   }
   lua_settop(L, S_SCALARS);
   luaL_checktype(L, S_KERNEL, LUA_TFUNCTION);
@@ -1149,6 +1226,7 @@ static int o_fast_step(lua_State *L) {
   ok = ok && lua_rawget(L, S_OPT) == LUA_TTABLE;
   KEY(K_STATE);
   ok = ok && lua_rawget(L, S_OPT) == LUA_TTABLE;
+  bool cached = ok && lua_tocfunction(L, S_KERNEL) == o_step;
   for (int run = 0; ok && run <= 1; run++) { /* checks first, then the updates */
     lua_Integer ngroups = (lua_Integer)lua_rawlen(L, S_GROUPS);
     for (lua_Integer gi = 1; ok && gi <= ngroups; gi++) {
@@ -1163,7 +1241,23 @@ static int o_fast_step(lua_State *L) {
           ok = lua_toboolean(L, -1);
         }
         lua_settop(L, S_GROUP);
-      }
+        lua_pushnil(L);
+      } else if (ok && cached) { /* the block of the test that passed in run 0 */
+        lua_pushvalue(L, S_GROUP);
+        lua_rawget(L, S_CHECKED);
+        lua_pushvalue(L, -1);
+        if (lua_rawget(L, S_CHECKED) != LUA_TUSERDATA) {
+          lua_pop(L, 1);
+          kernel_cache *c = lua_newuserdatauv(L, sizeof *c, 0);
+          c->tag = (uintptr_t)c ^ CACHE_KEY;
+          c->k = NULL;
+          c->never = false;
+          lua_pushvalue(L, -2);
+          lua_pushvalue(L, -2);
+          lua_rawset(L, S_CHECKED);
+        }
+        lua_replace(L, S_CACHE);
+      } else lua_pushnil(L);
       KEY(K_PARAMS);
       ok = ok && lua_rawget(L, S_GROUP) == LUA_TTABLE;
       lua_Integer np = ok ? (lua_Integer)lua_rawlen(L, S_PARAMS) : 0;
@@ -1193,8 +1287,9 @@ static int o_fast_step(lua_State *L) {
         lua_pushboolean(L, 1);
         lua_pushvalue(L, S_ST);
         lua_pushvalue(L, S_GROUP);
-        if (scalars) lua_pushvalue(L, S_SCALARS);
-        lua_call(L, scalars ? 6 : 5, 0);
+        lua_pushvalue(L, S_SCALARS); /* nil without scalars */
+        lua_pushvalue(L, S_CACHE);
+        lua_call(L, 7, 0);
       }
     }
   }
