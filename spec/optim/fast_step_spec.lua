@@ -189,4 +189,19 @@ describe("the one-call step", function()
     assert.same(slow, fast)
     assert.not_same(mutated(A, { lr = 0.1 }, function() end), fast)
   end)
+
+  it("gives the Lua step's numbers over several groups and parameters", function()
+    local function steps(cls)
+      local a, b, c = param({ 1, -2 }), param({ 0.5 }), param({ 3, 4, -1 })
+      local opt = cls({ { params = { a, b } }, { params = { c }, lr = 0.3, weight_decay = 0.1 } }, { lr = 0.1 })
+      for k = 1, 5 do
+        for _, x in ipairs({ a, b, c }) do x.grad = x:detach() * 2 end
+        if k == 2 then b.grad = nil end
+        if k == 4 then opt.param_groups[2].lr = 0.05 end
+        opt:step()
+      end
+      return { a:totable(), b:totable(), c:totable() }
+    end
+    assert.same(steps(lua_stepped(optim.Adam)), steps(optim.Adam))
+  end)
 end)

@@ -1227,52 +1227,69 @@ static int o_fast_step(lua_State *L) {
   KEY(K_STATE);
   ok = ok && lua_rawget(L, S_OPT) == LUA_TTABLE;
   bool cached = ok && lua_tocfunction(L, S_KERNEL) == o_step;
+  /* One group of one parameter (a small problem's case) keeps run 0's reads on the stack
+   * for run 1: its slots are not reset, and nothing between the runs changes them. */
+  lua_Integer ngroups = ok ? (lua_Integer)lua_rawlen(L, S_GROUPS) : 0, np = 0;
+  bool has_grad = false; /* run 0's answer for the kept parameter */
   for (int run = 0; ok && run <= 1; run++) { /* checks first, then the updates */
-    lua_Integer ngroups = (lua_Integer)lua_rawlen(L, S_GROUPS);
     for (lua_Integer gi = 1; ok && gi <= ngroups; gi++) {
-      lua_settop(L, S_STATES);
-      ok = lua_rawgeti(L, S_GROUPS, gi) == LUA_TTABLE;
+      bool kept = run && ngroups == 1;
+      if (!kept) {
+        lua_settop(L, S_STATES);
+        ok = lua_rawgeti(L, S_GROUPS, gi) == LUA_TTABLE;
+        lua_pushnil(L); /* S_CACHE */
+      }
       if (ok && !run) {
         lua_pushvalue(L, S_GROUP);
         ok = lua_rawget(L, S_CHECKED) == LUA_TFUNCTION; /* its options test */
         if (ok) {
+          lua_pushvalue(L, -1);
           lua_pushvalue(L, S_GROUP);
           lua_call(L, 1, 1);
           ok = lua_toboolean(L, -1);
+          lua_pop(L, 1);
         }
-        lua_settop(L, S_GROUP);
-        lua_pushnil(L);
-      } else if (ok && cached) { /* the block of the test that passed in run 0 */
+        if (ok && cached) { /* the test's block, made at its first one-call step */
+          lua_pushvalue(L, -1);
+          if (lua_rawget(L, S_CHECKED) != LUA_TUSERDATA) {
+            lua_pop(L, 1);
+            kernel_cache *c = lua_newuserdatauv(L, sizeof *c, 0);
+            c->tag = (uintptr_t)c ^ CACHE_KEY;
+            c->k = NULL;
+            c->never = false;
+            lua_pushvalue(L, -2);
+            lua_pushvalue(L, -2);
+            lua_rawset(L, S_CHECKED);
+          }
+          lua_replace(L, S_CACHE);
+        }
+        lua_settop(L, S_CACHE);
+      } else if (ok && run && !kept && cached) { /* run 0 made the block */
         lua_pushvalue(L, S_GROUP);
         lua_rawget(L, S_CHECKED);
-        lua_pushvalue(L, -1);
-        if (lua_rawget(L, S_CHECKED) != LUA_TUSERDATA) {
-          lua_pop(L, 1);
-          kernel_cache *c = lua_newuserdatauv(L, sizeof *c, 0);
-          c->tag = (uintptr_t)c ^ CACHE_KEY;
-          c->k = NULL;
-          c->never = false;
-          lua_pushvalue(L, -2);
-          lua_pushvalue(L, -2);
-          lua_rawset(L, S_CHECKED);
-        }
+        lua_rawget(L, S_CHECKED);
         lua_replace(L, S_CACHE);
-      } else lua_pushnil(L);
-      KEY(K_PARAMS);
-      ok = ok && lua_rawget(L, S_GROUP) == LUA_TTABLE;
-      lua_Integer np = ok ? (lua_Integer)lua_rawlen(L, S_PARAMS) : 0;
+      }
+      if (!kept) {
+        KEY(K_PARAMS);
+        ok = ok && lua_rawget(L, S_GROUP) == LUA_TTABLE;
+        np = ok ? (lua_Integer)lua_rawlen(L, S_PARAMS) : 0;
+      }
       for (lua_Integer i = 1; ok && i <= np; i++) {
-        lua_settop(L, S_PARAMS);
-        lua_rawgeti(L, S_PARAMS, i);
-        ct_tensor *p = ct_lua_test(L, S_P);
-        ok = p != NULL && (p->grad == NULL || grad_fits(p));
-        if (!ok || p->grad == NULL) continue;
-        lua_pushvalue(L, S_P);
-        ok = lua_rawget(L, S_STATES) == LUA_TTABLE;
-        if (count) {
-          KEY(K_STEP);
-          ok = ok && lua_rawget(L, S_ST) == LUA_TNUMBER;
-        }
+        if (!(kept && np == 1)) {
+          lua_settop(L, S_PARAMS);
+          lua_rawgeti(L, S_PARAMS, i);
+          ct_tensor *p = ct_lua_test(L, S_P);
+          ok = p != NULL && (p->grad == NULL || grad_fits(p));
+          has_grad = ok && p->grad != NULL;
+          if (!has_grad) continue;
+          lua_pushvalue(L, S_P);
+          ok = lua_rawget(L, S_STATES) == LUA_TTABLE;
+          if (count) {
+            KEY(K_STEP);
+            ok = ok && lua_rawget(L, S_ST) == LUA_TNUMBER;
+          }
+        } else if (!has_grad) continue;
         if (!ok || !run) continue;
         if (count) {
           KEY(K_STEP);
