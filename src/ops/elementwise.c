@@ -839,6 +839,7 @@ static int inplace_check(ct_tensor *x, ct_tensor *other, ct_err *err) {
   if (x->dtype == CT_I64 && other->dtype != CT_I64)
     return ct_fail(err, "result type %s can't be cast to the desired output type int64",
                    ct_dtype_name(other->dtype));
+  if (ct_same_shape(x, other)) return 1; /* the common case: it broadcasts to x as it is */
   int nd;
   int64_t shape[CT_MAXDIM];
   if (!ct_broadcast_shape(x, other, &nd, shape, err)) return 0;
