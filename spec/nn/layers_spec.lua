@@ -145,6 +145,73 @@ describe("nn pooling", function()
     end
   end)
 
+  -- 2x2 windows at stride 2 have kernels of their own (16 windows at a time under a mask on
+  -- AVX-512, and a backward that writes gx once): against a scan of each window in Lua, on
+  -- few distinct values (ties everywhere) and NaNs, odd and even sizes, rows of 1 to 18 windows.
+  it("MaxPool2d(2) against a scan in Lua: values, winners, second derivative, ties and NaN", function()
+    local nan = 0 / 0
+    local seed = 12345
+    local function rand(n) seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n end
+    for _, dt in ipairs({ "float32", "float64" }) do
+      for _, sz in ipairs({ { 2, 3, 6, 8 }, { 1, 2, 7, 9 }, { 2, 1, 5, 37 }, { 1, 1, 2, 2 }, { 3, 2, 4, 33 } }) do
+        local b, c, h, w = sz[1], sz[2], sz[3], sz[4]
+        local xv, rv = {}, {}   -- x: values 0..2 and NaN; r: the upstream gradient
+        for i = 1, b do
+          xv[i] = {}
+          for j = 1, c do
+            xv[i][j] = {}
+            for p = 1, h do
+              xv[i][j][p] = {}
+              for q = 1, w do
+                local v = rand(13)
+                xv[i][j][p][q] = v == 0 and nan or v % 3
+              end
+            end
+          end
+        end
+        local ho, wo = h // 2, w // 2
+        for i = 1, b * c * ho * wo do rv[i] = rand(1000) / 100 - 5 end
+        local x = crater.tensor(xv, { dtype = dt, requires_grad = true })
+        local r = crater.tensor(rv, { dtype = dt, requires_grad = true }):view(b, c, ho, wo)
+        local y = F.max_pool2d(x, 2)
+        local gx = crater.grad((y * r):sum(), { x }, { create_graph = true })[1]
+        local s = crater.randn({ b, c, h, w }, { dtype = dt })
+        local gr = crater.grad((gx * s):sum(), { r })[1]   -- d/dr: s at each window's winner
+        local yt, gxt, grt, st = y:totable(), gx:totable(), gr:totable(), s:totable()
+        local hit = {}   -- inputs that won a window
+        for i = 1, b do
+          for j = 1, c do
+            for p = 1, ho do
+              for q = 1, wo do
+                local bv, bp, bq = nil, nil, nil
+                for dp = 0, 1 do
+                  for dq = 0, 1 do
+                    local v = xv[i][j][2 * p - 1 + dp][2 * q - 1 + dq]
+                    if bv == nil or v > bv or (v ~= v and bv == bv) then bv, bp, bq = v, 2 * p - 1 + dp, 2 * q - 1 + dq end
+                  end
+                end
+                local got = yt[i][j][p][q]
+                assert(got == bv or (got ~= got and bv ~= bv), string.format("%s %s: y[%d][%d][%d][%d]", dt,
+                  table.concat(sz, "x"), i, j, p, q))
+                local ri = ((((i - 1) * c + j - 1) * ho + p - 1) * wo + q)
+                hit[i .. "," .. j .. "," .. bp .. "," .. bq] = rv[ri]
+                assert.are.equal(st[i][j][bp][bq], grt[i][j][p][q])
+              end
+            end
+            for p = 1, h do
+              for q = 1, w do
+                local want = hit[i .. "," .. j .. "," .. p .. "," .. q] or 0
+                local tol = dt == "float32" and 1e-6 * (1 + math.abs(want)) or 0
+                assert(math.abs(gxt[i][j][p][q] - want) <= tol, string.format("%s %s: gx[%d][%d][%d][%d] = %g, expected %g",
+                  dt, table.concat(sz, "x"), i, j, p, q, gxt[i][j][p][q], want))
+              end
+            end
+          end
+        end
+      end
+    end
+  end)
+
   it("gradcheck in float64", function()
     local x = rnd(2, 2, 5, 5)
     assert.is_true(gradcheck(function(t) return F.max_pool2d(t, 3, { stride = 2, padding = 1 }) end, { x }))
