@@ -62,6 +62,29 @@ describe("core.internal._relu", function()
       "relu: expected a float tensor, got int64", 1, true)
   end)
 
+  -- The backward writes [y > 0] g into g itself when nobody else holds g (here mul's
+  -- gradient); a gradient kept by retain_grad or by a hook stays as it came.
+  it("masks a private gradient in place, and leaves one that others hold as it was", function()
+    local inf, nan = math.huge, 0 / 0
+    for _, dt in ipairs({ "float32", "float64" }) do
+      local v = { -2, -0.0, 0, 1.5, inf, -inf, nan }
+      local w = crater.tensor({ 1, -2, nan, 4, -5, inf, 7 }, { dtype = dt })
+      local want = crater.tensor({ 0, -0.0, nan, 4, -5, nan, 0 }, { dtype = dt })
+      local x = crater.tensor(v, { dtype = dt, requires_grad = true })
+      F.relu(x):mul(w):sum():backward()
+      same_bits(x.grad, want)
+      local x2 = crater.tensor(v, { dtype = dt, requires_grad = true })
+      local y2 = F.relu(x2)
+      y2:retain_grad()
+      local seen
+      y2:register_hook(function(g) seen = g end)
+      y2:mul(w):sum():backward()
+      same_bits(x2.grad, want)
+      same_bits(y2.grad, w)
+      same_bits(seen, w)
+    end
+  end)
+
   it("is differentiable twice, as x:relu()", function()
     local x = crater.tensor({ -1.5, 0.5, 2 }, { dtype = "float64", requires_grad = true })
     assert.is_true(crater.autograd.gradgradcheck(function(t) return (F.relu(t) ^ 3):sum() end, { x }))

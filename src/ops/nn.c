@@ -1072,11 +1072,12 @@ ct_tensor *ct_conv2d(ct_tensor *x, ct_tensor *w, ct_tensor *bias, int64_t sh, in
 /* ---------------- relu: one pass each way, over the pool ---------------- */
 
 /* y = x > 0 ? x : 0 and gx = [y > 0] g, as x:relu() and its backward (a compare against a
- * broadcast zero and a product, which run on one thread), in one split pass each. */
+ * broadcast zero and a product, which run on one thread), in one split pass each; a private
+ * g (ct_grad_private) becomes gx in place, g == NULL here: no new buffer to fill. */
 typedef struct {
   bool f64, backward;
   char *y;
-  const char *x, *g; /* forward: x; backward: x is y, g the gradient */
+  const char *x, *g; /* forward: x; backward: x is y, g the gradient (NULL: y holds it) */
 } relu_job;
 
 static void relu_range(void *vj, size_t lo, size_t hi) {
@@ -1084,14 +1085,18 @@ static void relu_range(void *vj, size_t lo, size_t hi) {
   if (j->f64) {
     double *restrict y = (double *)j->y;
     const double *restrict x = (const double *)j->x, *restrict g = (const double *)j->g;
-    if (j->backward)
+    if (j->backward && g == NULL)
+      for (size_t i = lo; i < hi; i++) y[i] = (x[i] > 0 ? 1.0 : 0.0) * y[i];
+    else if (j->backward)
       for (size_t i = lo; i < hi; i++) y[i] = (x[i] > 0 ? 1.0 : 0.0) * g[i];
     else
       for (size_t i = lo; i < hi; i++) y[i] = x[i] > 0 ? x[i] : 0;
   } else {
     float *restrict y = (float *)j->y;
     const float *restrict x = (const float *)j->x, *restrict g = (const float *)j->g;
-    if (j->backward)
+    if (j->backward && g == NULL)
+      for (size_t i = lo; i < hi; i++) y[i] = (x[i] > 0 ? 1.0f : 0.0f) * y[i];
+    else if (j->backward)
       for (size_t i = lo; i < hi; i++) y[i] = (x[i] > 0 ? 1.0f : 0.0f) * g[i];
     else
       for (size_t i = lo; i < hi; i++) y[i] = x[i] > 0 ? x[i] : 0;
@@ -1099,8 +1104,13 @@ static void relu_range(void *vj, size_t lo, size_t hi) {
 }
 
 static ct_tensor *relu_pass(ct_tensor *x, ct_tensor *g, ct_err *err) {
+  bool in_place = g && ct_grad_private(g) && g->dtype == x->dtype; /* before ct_contig retains it */
   ct_tensor *xc = ct_contig(x, false, err), *gc = xc && g ? ct_contig(g, false, err) : NULL, *y = NULL;
-  if (xc && (g == NULL || gc) && (y = ct_tensor_new(x->dtype, x->ndim, x->shape, err)) != NULL) {
+  if (in_place && gc) {
+    y = gc; /* the result takes ct_contig's reference */
+    gc = NULL;
+  } else if (xc && (g == NULL || gc)) y = ct_tensor_new(x->dtype, x->ndim, x->shape, err);
+  if (xc && y) {
     relu_job j = {x->dtype == CT_F64, g != NULL, ct_data(y), ct_data(xc), gc ? ct_data(gc) : NULL};
     ct_parallel((size_t)ct_numel(x), relu_range, &j);
   }
