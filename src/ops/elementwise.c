@@ -632,7 +632,8 @@ static const ct_op *binary_op(ct_binary_op op) { return &ct_binary_info[op].op; 
 /* Brings a and b to one dtype (new references in *pa, *pb). */
 static int promote_pair(ct_tensor *a, ct_tensor *b, ct_tensor **pa, ct_tensor **pb, ct_err *err) {
   ct_dtype dt = ct_promote(a->dtype, b->dtype);
-  if (a->dtype != b->dtype && (a->ndim == 0) != (b->ndim == 0)) { /* PyTorch: a 0-d operand decides only across categories */
+  /* PyTorch: a 0-d operand decides only across categories (one dtype needs no rule) */
+  if (a->dtype != b->dtype && (a->ndim == 0) != (b->ndim == 0)) {
     const ct_tensor *t = a->ndim ? a : b, *z = a->ndim ? b : a;
     dt = (t->dtype != CT_I64 || z->dtype == CT_I64) ? t->dtype : z->dtype;
   }
