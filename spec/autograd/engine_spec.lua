@@ -399,4 +399,32 @@ describe("memory", function()
     assert.equal(m0.tensors, m1.tensors)
     assert.equal(m0.bytes, m1.bytes)
   end)
+
+  it("gives x^2 the gradient (g x) 2, also when it writes into a gradient nobody holds", function()
+    -- the mul's backward hands pow's a fresh gradient (3 everywhere), which pow's backward
+    -- may overwrite; a view x, a float32 x and a gradient kept by retain_grad take the others
+    local function f32(v) return (string.unpack("f", string.pack("f", v))) end
+    local values = { 1.1, -0.7, 3.3, 1e-3 }
+    for _, dtype in ipairs({ "float64", "float32" }) do
+      local x = crater.tensor(values, { dtype = dtype, requires_grad = true })
+      local xv = x:detach():totable()
+      local loss = ((x ^ 2) * 3):sum()
+      loss:backward()
+      local want = {}
+      for i, v in ipairs(xv) do want[i] = dtype == "float32" and f32(3 * v) * 2 or 3 * v * 2 end
+      assert.same(want, x.grad:totable())
+    end
+    local base = crater.tensor({ 0, 1.5, 0, -2 }, { dtype = "float64", requires_grad = true })
+    local y = base:view(2, 2):t()   -- not contiguous: the ops' path
+    local loss = ((y ^ 2) * 3):sum()
+    loss:backward()
+    assert.same({ 0, 9, 0, -12 }, base.grad:totable())
+    local x = crater.tensor({ 2, -1 }, { dtype = "float64", requires_grad = true })
+    local s = x * 3
+    s:retain_grad()
+    loss = ((s ^ 2) * 1):sum()
+    loss:backward()
+    assert.same({ 12, -6 }, s.grad:totable())       -- 2 s, with s = {6, -3}
+    assert.same({ 36, -18 }, x.grad:totable())
+  end)
 end)
