@@ -136,6 +136,10 @@ static bool is_2x2(ct_win w) {
 /* The rows are short (14 and 7 windows in a Fashion-MNIST CNN), shorter than the loops GCC
  * vectorises without masks: 16 windows at a time under a mask, the pairs of each row split
  * into their even and odd elements. */
+/* The first k lanes of 16 (none for k <= 0): n windows, and the 2n elements of a row as its
+ * two halves, row_mask(2n) and row_mask(2n - 16). */
+static __mmask16 row_mask(int64_t k) { return (__mmask16)(k >= 16 ? 0xffffu : k <= 0 ? 0 : (1u << k) - 1); }
+
 static void max2_row_f32(int64_t *restrict idx, float *restrict y, const float *restrict r0,
                          const float *restrict r1, int64_t p0, int64_t wd, int64_t wo) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -143,8 +147,7 @@ static void max2_row_f32(int64_t *restrict idx, float *restrict y, const float *
   const __m512i lane2 = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
   for (int64_t ow = 0; ow < wo; ow += 16) {
     int64_t n = wo - ow < 16 ? wo - ow : 16; /* windows here, 2n elements of each row */
-    __mmask16 m = (__mmask16)((1u << n) - 1), mlo = (__mmask16)(n >= 8 ? 0xffffu : (1u << 2 * n) - 1),
-              mhi = (__mmask16)(n > 8 ? (1u << (2 * n - 16)) - 1 : 0);
+    __mmask16 m = row_mask(n), mlo = row_mask(2 * n), mhi = row_mask(2 * n - 16);
     __m512 t0 = _mm512_maskz_loadu_ps(mlo, r0 + 2 * ow), t1 = _mm512_maskz_loadu_ps(mhi, r0 + 2 * ow + 16);
     __m512 u0 = _mm512_maskz_loadu_ps(mlo, r1 + 2 * ow), u1 = _mm512_maskz_loadu_ps(mhi, r1 + 2 * ow + 16);
     __m512 bv = _mm512_permutex2var_ps(t0, even, t1), cand[3];
@@ -174,8 +177,7 @@ static void put2_row_f32(float *restrict r0, float *restrict r1, const float *re
   const __m512i lane2 = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
   for (int64_t ow = 0; ow < wo; ow += 16) {
     int64_t n = wo - ow < 16 ? wo - ow : 16;
-    __mmask16 m = (__mmask16)((1u << n) - 1), mlo = (__mmask16)(n >= 8 ? 0xffffu : (1u << 2 * n) - 1),
-              mhi = (__mmask16)(n > 8 ? (1u << (2 * n - 16)) - 1 : 0);
+    __mmask16 m = row_mask(n), mlo = row_mask(2 * n), mhi = row_mask(2 * n - 16);
     __m512i base = _mm512_add_epi64(_mm512_set1_epi64(p0 + 2 * ow), lane2);
     /* k: the winner's place in its window, 0, 1, wd or wd + 1 */
     __m512i klo = _mm512_sub_epi64(_mm512_maskz_loadu_epi64((__mmask8)m, idx + ow), base);
