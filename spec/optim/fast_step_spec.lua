@@ -204,4 +204,17 @@ describe("the one-call step", function()
     end
     assert.same(steps(lua_stepped(optim.Adam)), steps(optim.Adam))
   end)
+
+  it("gives the Lua step's numbers for one group of several parameters", function()
+    local function steps(cls)   -- one group: its reads are kept between the passes, its params' not
+      local a, b = param({ 1, -2 }), param({ 0.5 })
+      local opt = cls({ a, b }, { lr = 0.1, weight_decay = 0.05 })
+      for k = 1, 5 do
+        a.grad, b.grad = a:detach() * 2, k ~= 3 and b:detach() * 2 or nil
+        opt:step()
+      end
+      return { a:totable(), b:totable(), opt.state[a].step, opt.state[b].step }
+    end
+    assert.same(steps(lua_stepped(optim.Adam)), steps(optim.Adam))
+  end)
 end)
