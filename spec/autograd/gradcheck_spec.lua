@@ -131,6 +131,9 @@ case("transpose", "dims 1,3", function(x) return x:transpose(1, 3) end, { r(2, 3
 case("permute", "3,1,2", function(x) return x:permute(3, 1, 2) end, { r(2, 3, 4) })
 case("narrow", "middle", function(x) return x:narrow(2, 2, 2) end, { r(2, 4) })
 case("select", "dim 2", function(x) return x:select(2, 3) end, { r(2, 4) })
+-- dim 1: the gradient's bytes copied as one row; then a gradient that is not contiguous
+case("select", "dim 1 of 3-d", function(x) return x:select(1, 2) * crater.arange(12, { dtype = "float64" }):view(3, 4) end, { r(3, 3, 4) })
+case("select", "dim 1, transposed gradient", function(x) return x:select(1, 3):t() * d({ 1, 2, 3 }) end, { r(3, 3, 2) })
 case("squeeze", "all", function(x) return x:squeeze() end, { r(2, 1, 3) })
 case("unsqueeze", "dim 2", function(x) return x:unsqueeze(2) end, { r(2, 3) })
 case("expand", "broadcast", function(x) return x:expand(2, 3, 4) * crater.arange(24, { dtype = "float64" }):view(2, 3, 4) end, { r(3, 1) })

@@ -242,14 +242,19 @@ static ct_tensor *select_pad(ct_tensor *g, int ndim, const int64_t *shape, int d
                              ct_err *err) {
   ct_tensor *y = ct_tensor_zeros(g->dtype, ndim, shape, err);
   if (y == NULL) return NULL;
-  ct_tensor slot = *y; /* a stack view of the slice, without dim */
-  slot.ndim = ndim - 1;
-  for (int i = dim; i < ndim - 1; i++) {
-    slot.shape[i] = y->shape[i + 1];
-    slot.stride[i] = y->stride[i + 1];
+  if (dim == 0 && ct_is_contiguous(g)) { /* row index of the new y is one run, laid out as g */
+    size_t es = ct_dtype_size(g->dtype);
+    memcpy(ct_data(y) + (size_t)(index * y->stride[0]) * es, ct_data(g), (size_t)ct_numel(g) * es);
+  } else {
+    ct_tensor slot = *y; /* a stack view of the slice, without dim */
+    slot.ndim = ndim - 1;
+    for (int i = dim; i < ndim - 1; i++) {
+      slot.shape[i] = y->shape[i + 1];
+      slot.stride[i] = y->stride[i + 1];
+    }
+    slot.offset = index * y->stride[dim];
+    ct_copy_into(&slot, g);
   }
-  slot.offset = index * y->stride[dim];
-  ct_copy_into(&slot, g);
   return record1(&op_select_pad, y, g, &(ct_node_args){.dim = {dim, index}}, err);
 }
 
