@@ -87,6 +87,28 @@ describe("Optimizer", function()
     assert.same({1, 1}, a.grad:totable())
   end)
 
+  -- zero_grad keeps the first 32 parameters it checks for its clearing pass; past that it
+  -- reads the lists again
+  for _, n in ipairs({3, 32, 33, 70}) do
+    it("zero_grad clears all of " .. n .. " parameters in two groups, or none when one is bad", function()
+      local ps = {}
+      for i = 1, n do ps[i] = param({i}); set_grad(ps[i], {i}) end
+      local g1, g2 = {}, {}
+      for i = 1, n do table.insert(i % 2 == 1 and g1 or g2, ps[i]) end
+      local opt = optim.SGD({{params = g1}, {params = g2}}, {lr = 0.1})
+      g2 = opt.param_groups[2].params
+      g2[#g2 + 1] = ps[1]   -- put in both groups after the check: cleared once, then found cleared
+      local bad = #g2 + 1
+      g2[bad] = "x"
+      assert.error_matches(function() opt:zero_grad() end, "zero_grad: params[" .. bad ..
+        "] of group 2 is not a tensor (string)", 1, true)
+      for i = 1, n do assert.same({i}, ps[i].grad:totable()) end
+      g2[bad] = nil
+      opt:zero_grad()
+      for i = 1, n do assert.is_nil(ps[i].grad) end
+    end)
+  end
+
   it("step(closure) runs the closure with grad enabled and returns its loss", function()
     local x = param({3})
     local opt = optim.SGD({x}, {lr = 0.25})

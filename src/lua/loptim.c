@@ -1137,7 +1137,18 @@ static int o_checked_grad(lua_State *L) {
  * (ct_lua_list) would cost two thirds of a small problem's zero_grad. */
 static int o_clear_grads(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
+  /* the checking pass's parameters, when few: the clearing pass then reads no list again */
+  ct_tensor *seen[32];
+  size_t nseen = 0;
+  bool all_seen = true;
   for (int clear = 0; clear <= 1; clear++) {
+    if (clear && all_seen) {
+      for (size_t i = 0; i < nseen; i++) {
+        ct_tensor_release(seen[i]->grad);
+        seen[i]->grad = NULL;
+      }
+      return 0;
+    }
     lua_Integer ngroups = (lua_Integer)lua_rawlen(L, 1);
     for (lua_Integer gi = 1; gi <= ngroups; gi++) {
       if (lua_rawgeti(L, 1, gi) != LUA_TTABLE)
@@ -1156,7 +1167,8 @@ static int o_clear_grads(lua_State *L) {
         if (clear) {
           ct_tensor_release(p->grad);
           p->grad = NULL;
-        }
+        } else if (nseen < sizeof seen / sizeof seen[0]) seen[nseen++] = p;
+        else all_seen = false;
         lua_pop(L, 1);
       }
       lua_pop(L, 2);
