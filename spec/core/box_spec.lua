@@ -16,6 +16,21 @@ describe("a tensor box", function()
     assert.is_function(rawget(internal.Tensor_mt, "__close"))
   end)
 
+  it("gets crater's metatable in every thread, made in turn by coroutines and the main one", function()
+    local mt = internal.Tensor_mt
+    local co = coroutine.wrap(function()
+      while true do coroutine.yield(crater.ones(2) + 1) end
+    end)
+    local co2 = coroutine.wrap(function()
+      while true do coroutine.yield(crater.ones(2) * 3) end
+    end)
+    for _ = 1, 3 do
+      local a, b, c = co(), crater.ones(2) - 1, co2()
+      assert.equal(mt, getmetatable(a)); assert.equal(mt, getmetatable(b)); assert.equal(mt, getmetatable(c))
+      assert.same({ 2, 2 }, a:totable()); assert.same({ 0, 0 }, b:totable()); assert.same({ 3, 3 }, c:totable())
+    end
+  end)
+
   it("releases its tensor once Lua frees it, for every box of a loop", function()
     local before = live()
     for _ = 1, 5000 do local _ = crater.ones(3) * 2 end

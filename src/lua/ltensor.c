@@ -18,9 +18,13 @@ static const char MT_KEY = 'm';
 static int mt_ref = LUA_NOREF;
 static const void *mt_ref_registry;
 static bool mt_ref_off;
+/* the thread last seen with that registry: the same thread asks no API call (a fifth of
+ * this function); reset whenever a state opens crater */
+static lua_State *mt_ref_thread;
 
 static void push_metatable(lua_State *L) {
-  if (!mt_ref_off && lua_topointer(L, LUA_REGISTRYINDEX) == mt_ref_registry)
+  if (!mt_ref_off &&
+      (L == mt_ref_thread || (lua_topointer(L, LUA_REGISTRYINDEX) == mt_ref_registry && (mt_ref_thread = L))))
     lua_rawgeti(L, LUA_REGISTRYINDEX, mt_ref);
   else lua_rawgetp(L, LUA_REGISTRYINDEX, &MT_KEY);
 }
@@ -1659,6 +1663,7 @@ void ct_lua_open_tensor(lua_State *L) {
   lua_pushvalue(L, mt);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &MT_KEY);
   const void *lua_registry = lua_topointer(L, LUA_REGISTRYINDEX);
+  mt_ref_thread = NULL;
   if (mt_ref_registry == NULL || lua_registry == mt_ref_registry) { /* the first state, or it again */
     lua_pushvalue(L, mt);
     mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
