@@ -314,18 +314,6 @@ static kernel_cache *to_cache(lua_State *L, int idx) {
   return c && lua_rawlen(L, idx) == sizeof *c && c->tag == ((uintptr_t)c ^ CACHE_KEY) ? c : NULL;
 }
 
-static size_t field_size(const field *f) {
-  switch (f->kind) {
-  case NUM: return sizeof(double);
-  case BOOL:
-  case FLAG: return sizeof(bool);
-  case INT: return sizeof(int);
-  case SIZE: return sizeof(size_t);
-  case NUM2: return 2 * sizeof(double);
-  default: return 3 * sizeof(double);
-  }
-}
-
 /* True when every group field of the list is one of opt._keys and no list option has a
  * metatable: the options test then sees every change to what the kernel reads. */
 static bool test_covers(lua_State *L, const field *f) {
@@ -359,8 +347,7 @@ static int o_step(lua_State *L) {
   any_args o;
   kernel_cache *c = lua_gettop(L) >= CACHE ? to_cache(L, CACHE) : NULL;
   if (c && c->k == k) {
-    for (const field *f = k->fields; f->name != NULL; f++)
-      if (f->from == GROUP) memcpy((char *)&o + f->off, (const char *)&c->args + f->off, field_size(f));
+    o = c->args; /* its group fields; the others are read again */
     read_fields(L, k->fn, k->fields, &o, 3, GROUP);
   } else {
     read_fields(L, k->fn, k->fields, &o, 3, 0);
