@@ -52,14 +52,21 @@ deps test-deps doc-deps lint-deps:
 	  else echo "crater needs Debian packages; run: sudo apt-get install -y$$missing"; exit 1; fi; \
 	fi
 
-$(BUILD)/obj/%.o: %.c $(HEADERS) | deps
+# The objects are remade when the flags change (another OPT or XCFLAGS into the same
+# BUILD): this file holds the flags they were made with.
+FLAGS_FILE := $(BUILD)/.cflags
+$(FLAGS_FILE): FORCE
+	@mkdir -p $(BUILD); echo '$(CC) $(OPT) $(XCFLAGS)' | cmp -s - $@ || echo '$(CC) $(OPT) $(XCFLAGS)' >$@
+.PHONY: FORCE
+
+$(BUILD)/obj/%.o: %.c $(HEADERS) $(FLAGS_FILE) | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
 # The core builds without Lua's or BLAS's include path: a stray #include <lua.h> there fails
 # to compile (spec/layers.lua, `make check-layers`, checks the includes between layers).
 CORE_CFLAGS = $(filter-out $(LUAINC) $(BLASINC),$(CFLAGS))
-$(BUILD)/obj/src/core/%.o: src/core/%.c $(HEADERS) | deps
+$(BUILD)/obj/src/core/%.o: src/core/%.c $(HEADERS) $(FLAGS_FILE) | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CORE_CFLAGS) -c $< -o $@
 

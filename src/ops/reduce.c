@@ -159,7 +159,7 @@ ct_tensor *ct_reduce(ct_reduce_op op, ct_tensor *x, int dim, bool keepdim, ct_er
     src = cast;
   }
   ct_tensor *c = ct_contig(src, false, err);
-  int64_t shape[CT_MAXDIM];
+  int64_t shape[CT_MAXDIM] = {0}; /* nd may be 0 (a full reduction): lto's inliner then warns */
   int nd = reduced_shape(x, dim, keepdim, shape);
   ct_tensor *y = c ? ct_tensor_new(src->dtype, nd, shape, err) : NULL;
   if (y) {
