@@ -220,14 +220,15 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
       if (!inputs[k]->requires_grad) return ct_fail(err, "input %d does not require grad", k + 1);
     }
 
-  /* collect reachable nodes and count, for each, how many consumers will feed it.  A
-   * backward started from a hook or a Lua backward may not walk the graph of the one
-   * running: both keep their scratch (deps, link, gacc) in the nodes. */
+  /* collect reachable nodes and count, for each, how many consumers will feed it (while
+   * walking, a visited node's deps is -1 - its count).  A backward started from a hook or
+   * a Lua backward may not walk the graph of the one running: both keep their scratch
+   * (deps, link, gacc) in the nodes. */
   for (int r = 0; r < nroots; r++) {
     ct_node *n = roots[r]->grad_fn;
     if (n && n->busy) goto reentrant;
     if (n && n->deps == 0 && n->link == NULL && n != stack) {
-      n->deps = -1; /* mark visited: deps is reset below */
+      n->deps = -1; /* visited, no consumer counted yet */
       n->link = stack;
       stack = n;
     }
@@ -262,15 +263,13 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
         m->link = stack;
         stack = m;
       }
+      if (m) m->deps--; /* one consumer more */
     }
   }
   for (size_t i = 0; i < nlist; i++) {
-    list[i]->deps = 0;
+    list[i]->deps = -1 - list[i]->deps;
     list[i]->busy = true;
   }
-  for (size_t i = 0; i < nlist; i++)
-    for (int k = 0; k < list[i]->nin; k++)
-      if (list[i]->edge[k].fn) list[i]->edge[k].fn->deps++;
   if (ninputs > 0) mark_needed(list, nlist, ninputs, inputs);
 
   ct_grad_enabled = create_graph;
