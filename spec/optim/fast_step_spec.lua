@@ -205,6 +205,33 @@ describe("the one-call step", function()
     assert.same(steps(lua_stepped(optim.Adam)), steps(optim.Adam))
   end)
 
+  -- from the third step on, the one-call step runs the kernel itself (its block is filled):
+  -- it must still read the state's tensors at every step, and refuse as the kernel does
+  it("reads the state's tensors anew at each step, and refuses a bad one as the Lua step does", function()
+    local function steps(cls, swap)
+      local x = param({ 1, -2, 0.5 })
+      local opt = cls({ x }, { lr = 0.1 })
+      for k = 1, 6 do
+        x.grad = x:detach() * 2
+        if k == 4 then opt.state[x].exp_avg = swap(opt.state[x].exp_avg) end
+        local ok, err = pcall(opt.step, opt)
+        if not ok then return (tostring(err):gsub("^[^:]*:%d+: ", "")) end   -- the message, not where
+      end
+      return { x:totable(), opt.state[x].exp_avg:totable() }
+    end
+    local function halved(m) return m * 0.5 end
+    local fast, slow = steps(optim.Adam, halved), steps(lua_stepped(optim.Adam), halved)
+    assert.same(slow, fast)
+    assert.not_same(steps(optim.Adam, function(m) return m end), fast)
+    for _, bad in ipairs({ function() return crater.zeros(2, { dtype = "float64" }) end,
+                           function() return crater.zeros(3) end, function() return "m" end }) do
+      local msg = steps(optim.Adam, bad)
+      assert.is_string(msg)
+      assert.equal(steps(lua_stepped(optim.Adam), bad), msg)
+      assert.truthy(msg:find("state.exp_avg", 1, true), msg)
+    end
+  end)
+
   it("gives the Lua step's numbers for one group of several parameters", function()
     local function steps(cls)   -- one group: its reads are kept between the passes, its params' not
       local a, b = param({ 1, -2 }), param({ 0.5 })

@@ -58,33 +58,50 @@ static int bad_field(lua_State *L, const char *fn, const field *f, const char *m
                     luaL_typename(L, -1), fn);
 }
 
+/* Where a kernel call finds its arguments: at[from] is the stack index of argument 'from'
+ * (at[GRAD] 0: true, the param's .grad), and closure the stack index of the o_step closure
+ * whose upvalues hold the interned names (0: the running function's own).  A C function
+ * called from Lua has them at 1.. (own_args); o_fast_step runs a kernel on its slots. */
+typedef struct frame {
+  int at[SCALARS + 1];
+  int closure;
+} frame;
+static const frame own_args = {{0, OPT, PARAM, GRAD, STATE, GROUP, SCALARS}, 0};
+
+static void push_name(lua_State *L, const frame *fr, int up) {
+  if (fr->closure) lua_getupvalue(L, fr->closure, up);
+  else lua_pushvalue(L, lua_upvalueindex(up));
+}
+
 /* Reads every field of the list (ended by a NULL name) into args.  keys: 0, or the upvalue
  * index of the first field's name as an interned string, the others following it (o_step's
  * closures): pushing that and reading with lua_rawget skips lua_getfield's hashing of a C
  * string, about half of what a field read costs (an Adam step reads 8).  opt's fields go
  * through lua_gettable, as they may be class constants reached through __index. */
-static void read_fields(lua_State *L, const char *fn, const field *f, void *args, int keys, int skip) {
+static void read_fields(lua_State *L, const char *fn, const field *f, void *args, int keys, int skip,
+                        const frame *fr) {
   int base = lua_gettop(L), seen = 0; /* bit i: some field is read from argument i */
   for (const field *g = f; g->name != NULL; g++)
     if (g->from != skip) seen |= 1 << g->from;
   for (int from = OPT; from <= SCALARS; from++) /* before anything is pushed above them */
-    if ((seen >> from & 1) && !lua_istable(L, from))
+    if ((seen >> from & 1) && !lua_istable(L, fr->at[from]))
       luaL_error(L, "%s: %s expects %s as argument #%d (a table), got %s", who(L, fn), fn,
                  from == SCALARS     ? "the step's scalars"
                      : from == GROUP ? "the param group"
                      : from == STATE ? "the parameter's state"
                                      : "the optimizer",
-                 from, luaL_typename(L, from));
+                 from, luaL_typename(L, fr->at[from]));
   for (; f->name != NULL; f++, keys += keys != 0) {
     if (f->from == skip) continue;
     /* the values stay on the stack until the end, popped at once, 12 at most (Lua gives a
      * C function 20 free slots) */
     if (lua_gettop(L) - base >= 12) lua_settop(L, base);
     int t;
-    if (keys == 0) t = lua_getfield(L, f->from, f->name);
+    int at = fr->at[f->from];
+    if (keys == 0) t = lua_getfield(L, at, f->name);
     else {
-      lua_pushvalue(L, lua_upvalueindex(keys));
-      t = f->from == OPT ? lua_gettable(L, OPT) : lua_rawget(L, f->from);
+      push_name(L, fr, keys);
+      t = f->from == OPT ? lua_gettable(L, at) : lua_rawget(L, at);
     }
     char *dst = (char *)args + f->off;
     switch (f->kind) {
@@ -140,25 +157,26 @@ typedef struct arrays {
  * ..." unless all are tensors, contiguous, of the parameter's floating dtype, of its number
  * of elements, and on distinct storages. */
 static void check_arrays(lua_State *L, const char *fn, const char *const *names, int count, unsigned need,
-                         arrays *a, int keys) {
+                         arrays *a, int keys, const frame *fr) {
+  int grad = fr->at[GRAD], state = fr->at[STATE];
   a->count = count;
-  a->t[0] = ct_lua_check(L, PARAM);
+  a->t[0] = ct_lua_check(L, fr->at[PARAM]);
   if (count > 1) {
-    if (lua_type(L, GRAD) == LUA_TBOOLEAN && lua_toboolean(L, GRAD)) { /* true: param's .grad */
+    if (grad == 0 || (lua_type(L, grad) == LUA_TBOOLEAN && lua_toboolean(L, grad))) { /* param's .grad */
       a->t[1] = a->t[0]->grad;
       if (a->t[1] == NULL) luaL_error(L, "%s: param has no grad (%s)", who(L, fn), fn);
     } else {
-      a->t[1] = ct_lua_check(L, GRAD);
+      a->t[1] = ct_lua_check(L, grad);
     }
   }
-  if (count > 2) luaL_checktype(L, STATE, LUA_TTABLE);
+  if (count > 2) luaL_checktype(L, state, LUA_TTABLE);
   for (int i = 2; i < count; i++) {
     a->t[i] = NULL;
     if (!(need >> i & 1u)) continue;
-    if (keys == 0) lua_getfield(L, STATE, names[i]);
+    if (keys == 0) lua_getfield(L, state, names[i]);
     else { /* names[i] interned at upvalue keys + i - 2, as read_fields' keys */
-      lua_pushvalue(L, lua_upvalueindex(keys + i - 2));
-      lua_rawget(L, STATE);
+      push_name(L, fr, keys + i - 2);
+      lua_rawget(L, state);
     }
     if ((a->t[i] = ct_lua_test(L, -1)) == NULL)
       luaL_error(L, "%s: state.%s must be a tensor, got %s (%s)", who(L, fn), names[i], luaL_typename(L, -1),
@@ -299,10 +317,12 @@ typedef struct kernel {
  * ones copy it and read only the state's and the class's fields (the named reads were a
  * quarter of a small Adam step).  A block is filled only when the test covers every group
  * field the kernel reads (each is in opt._keys) and no list option has a metatable (whose
- * entries the test cannot see); else it stays empty and every call reads. */
+ * entries the test cannot see); else it stays empty and every call reads.  Once filled,
+ * o_fast_step runs the kernel itself, on its own slots, without a Lua call to o_step. */
 typedef struct kernel_cache {
   uintptr_t tag; /* its address scrambled, as a tensor box's */
   const kernel *k; /* the kernel that filled it; NULL: empty */
+  int array_keys; /* that o_step closure's upvalue 2 */
   bool never; /* the test does not cover this kernel's group fields */
   any_args args;
 } kernel_cache;
@@ -316,9 +336,9 @@ static kernel_cache *to_cache(lua_State *L, int idx) {
 
 /* True when every group field of the list is one of opt._keys and no list option has a
  * metatable: the options test then sees every change to what the kernel reads. */
-static bool test_covers(lua_State *L, const field *f) {
+static bool test_covers(lua_State *L, const field *f, const frame *fr) {
   int base = lua_gettop(L);
-  bool ok = lua_getfield(L, OPT, "_keys") == LUA_TTABLE;
+  bool ok = lua_getfield(L, fr->at[OPT], "_keys") == LUA_TTABLE;
   lua_Integer n = ok ? (lua_Integer)lua_rawlen(L, -1) : 0;
   for (; ok && f->name != NULL; f++) {
     if (f->from != GROUP) continue;
@@ -330,7 +350,7 @@ static bool test_covers(lua_State *L, const field *f) {
     }
     ok = found;
     if (ok && (f->kind == NUM2 || f->kind == NUM3)) {
-      lua_getfield(L, GROUP, f->name);
+      lua_getfield(L, fr->at[GROUP], f->name);
       ok = !lua_getmetatable(L, -1);
     }
     lua_settop(L, base + 1);
@@ -342,28 +362,33 @@ static bool test_covers(lua_State *L, const field *f) {
 /* core.<fn>(opt, param, grad, state, group[, scalars[, cache]]).  Upvalues: 1 the kernel, 2
  * the upvalue index of the first state tensor's name, from 3 the fields' names, then the
  * state tensors' names (interned strings, see read_fields).  cache: o_fast_step's block. */
-static int o_step(lua_State *L) {
-  const kernel *k = lua_touserdata(L, lua_upvalueindex(1));
+static void kernel_call(lua_State *L, const kernel *k, kernel_cache *c, int array_keys, const frame *fr) {
   any_args o;
-  kernel_cache *c = lua_gettop(L) >= CACHE ? to_cache(L, CACHE) : NULL;
   if (c && c->k == k) {
     o = c->args; /* its group fields; the others are read again */
-    read_fields(L, k->fn, k->fields, &o, 3, GROUP);
+    read_fields(L, k->fn, k->fields, &o, 3, GROUP, fr);
   } else {
-    read_fields(L, k->fn, k->fields, &o, 3, 0);
+    read_fields(L, k->fn, k->fields, &o, 3, 0, fr);
     if (c && !c->never) {
-      if (test_covers(L, k->fields)) {
+      if (test_covers(L, k->fields, fr)) {
         c->k = k;
+        c->array_keys = array_keys;
         c->args = o;
       } else c->never = true;
     }
   }
   unsigned need = k->need ? k->need(L, &o) : ~0u;
   arrays a;
-  check_arrays(L, k->fn, k->arrays, k->count, need, &a, (int)lua_tointeger(L, lua_upvalueindex(2)));
+  check_arrays(L, k->fn, k->arrays, k->count, need, &a, array_keys, fr);
   job j = {&a, &o};
   ct_optim_parallel(a.n, k->range, &j);
   bump_written(&a, k->writes);
+}
+
+static int o_step(lua_State *L) {
+  kernel_cache *c = lua_gettop(L) >= CACHE ? to_cache(L, CACHE) : NULL;
+  kernel_call(L, lua_touserdata(L, lua_upvalueindex(1)), c, (int)lua_tointeger(L, lua_upvalueindex(2)),
+              &own_args);
   return 0;
 }
 
@@ -707,11 +732,11 @@ static int o_prodigy_stats(lua_State *L) {
   static const char *const fn = "prodigy_stats";
   static const char *const names[] = {"param", "grad", "exp_avg", "exp_avg_sq"};
   ct_prodigy_stats_args o;
-  read_fields(L, fn, prodigy_stats_fields, &o, 0, 0);
+  read_fields(L, fn, prodigy_stats_fields, &o, 0, 0, &own_args);
   if (o.slice_p < 1)
     return luaL_error(L, "%s: group.slice_p must be a positive integer (%s)", who(L, fn), fn);
   arrays a;
-  check_arrays(L, fn, names, 4, o.beta1 > 0 ? ~0u : ~(1u << 2), &a, 0);
+  check_arrays(L, fn, names, 4, o.beta1 > 0 ? ~0u : ~(1u << 2), &a, 0, &own_args);
   ct_tensor *s = named_tensor(L, STATE, "s", fn), *p0 = named_tensor(L, STATE, "p0", fn);
   size_t ns = a.n == 0 ? 0 : (a.n - 1) / o.slice_p + 1;
   ct_tensor *extra[2] = {s, p0};
@@ -768,9 +793,9 @@ static const field lamb_stats_fields[] = {F("betas", G, NUM2, ct_lamb_args, beta
 /* lamb_stats(opt, param, grad, state, group) -> sum p^2, sum a^2 (m and v updated) */
 static int o_lamb_stats(lua_State *L) {
   ct_lamb_args o = {0};
-  read_fields(L, "lamb_stats", lamb_stats_fields, &o, 0, 0);
+  read_fields(L, "lamb_stats", lamb_stats_fields, &o, 0, 0, &own_args);
   arrays a;
-  check_arrays(L, "lamb_stats", lamb_step_arrays, 4, ~0u, &a, 0);
+  check_arrays(L, "lamb_stats", lamb_step_arrays, 4, ~0u, &a, 0, &own_args);
   double sums[2];
   blocked b = {.a = &a, .args = &o, .n = a.n, .run = lamb_block};
   blocked_sums(&b, sums);
@@ -788,9 +813,9 @@ static const field lars_norms_fields[] = {F("weight_decay", G, NUM, ct_lars_args
 static int o_lars_norms(lua_State *L) {
   static const char *const names[] = {"param", "grad"};
   ct_lars_args o;
-  read_fields(L, "lars_norms", lars_norms_fields, &o, 0, 0);
+  read_fields(L, "lars_norms", lars_norms_fields, &o, 0, 0, &own_args);
   arrays a;
-  check_arrays(L, "lars_norms", names, 2, ~0u, &a, 0);
+  check_arrays(L, "lars_norms", names, 2, ~0u, &a, 0, &own_args);
   double sums[2];
   if (a.dt == CT_F32) ct_optim_lars_norms_f32(P32(0), P32(1), a.n, o.weight_decay, sums);
   else ct_optim_lars_norms_f64(P64(0), P64(1), a.n, o.weight_decay, sums);
@@ -885,9 +910,9 @@ static int o_adafactor_means(lua_State *L) {
   static const char *const fn = "adafactor_means";
   static const char *const names[] = {"param", "grad"};
   af_call c;
-  read_fields(L, fn, af_means_fields, &c, 0, 0);
+  read_fields(L, fn, af_means_fields, &c, 0, 0, &own_args);
   arrays a;
-  check_arrays(L, fn, names, 2, ~0u, &a, 0);
+  check_arrays(L, fn, names, 2, ~0u, &a, 0, &own_args);
   size_t B = c.B, R = c.R, C = c.C;
   if (B * R * C != a.n) return luaL_error(L, "%s: B*R*C is not the parameter's size (%s)", who(L, fn), fn);
   af_job j = {.dt = a.dt,
@@ -912,7 +937,7 @@ static int o_adafactor_means(lua_State *L) {
 static int o_adafactor_factors(lua_State *L) {
   static const char *const fn = "adafactor_factors";
   af_call c;
-  read_fields(L, fn, af_factors_fields, &c, 0, 0);
+  read_fields(L, fn, af_factors_fields, &c, 0, 0, &own_args);
   luaL_checktype(L, STATE, LUA_TTABLE);
   ct_tensor *row = named_tensor(L, STATE, "exp_avg_sq_row", fn),
             *col = named_tensor(L, STATE, "exp_avg_sq_col", fn);
@@ -946,9 +971,9 @@ static int o_adafactor_factored(lua_State *L) {
   static const char *const fn = "adafactor_factored";
   static const char *const names[] = {"param", "grad", "exp_avg"};
   af_call c;
-  read_fields(L, fn, af_factored_fields, &c, 0, 0);
+  read_fields(L, fn, af_factored_fields, &c, 0, 0, &own_args);
   arrays a;
-  check_arrays(L, fn, names, 3, c.momentum ? ~0u : ~(1u << 2), &a, 0);
+  check_arrays(L, fn, names, 3, c.momentum ? ~0u : ~(1u << 2), &a, 0, &own_args);
   size_t B = c.B, R = c.R, C = c.C;
   if (B * R * C != a.n) return luaL_error(L, "%s: B*R*C is not the parameter's size (%s)", who(L, fn), fn);
   af_job j = {.dt = a.dt,
@@ -986,9 +1011,9 @@ static int o_adafactor_vector(lua_State *L) {
   static const char *const fn = "adafactor_vector";
   static const char *const names[] = {"param", "grad", "exp_avg", "exp_avg_sq"};
   af_call c;
-  read_fields(L, fn, af_vector_fields, &c, 0, 0);
+  read_fields(L, fn, af_vector_fields, &c, 0, 0, &own_args);
   arrays a;
-  check_arrays(L, fn, names, 4, c.momentum ? ~0u : ~(1u << 2), &a, 0);
+  check_arrays(L, fn, names, 4, c.momentum ? ~0u : ~(1u << 2), &a, 0, &own_args);
   bool write = c.write;
   double ss = a.dt == CT_F32 ? ct_optim_adafactor_vector_f32(write ? P32(0) : NULL, P32(1),
                                                              a.t[2] ? P32(2) : NULL, P32(3), a.n, &c.o)
@@ -1023,9 +1048,9 @@ static int o_muon(lua_State *L) {
   static const char *const fn = "muon_step";
   static const char *const names[] = {"param", "grad", "momentum_buffer"};
   muon_call m;
-  read_fields(L, fn, muon_fields, &m, 0, 0);
+  read_fields(L, fn, muon_fields, &m, 0, 0, &own_args);
   arrays a;
-  check_arrays(L, fn, names, 3, ~0u, &a, 0);
+  check_arrays(L, fn, names, 3, ~0u, &a, 0, &own_args);
   if (m.rows < 1 || a.n == 0 || a.n % m.rows != 0)
     luaL_error(L, "%s: rows %d does not divide the param's %d elements (%s)", who(L, fn), (int)m.rows,
                (int)a.n, fn);
@@ -1179,6 +1204,15 @@ static int o_clear_grads(lua_State *L) {
 static const char *const fast_keys[] = {"begin_step", "_checked", "param_groups", "state", "params", "step"};
 enum { K_BEGIN = 1, K_CHECKED, K_GROUPS, K_STATE, K_PARAMS, K_STEP };
 #define KEY(k) lua_pushvalue(L, lua_upvalueindex(k))
+
+/* The kernel of the o_step closure at idx (its upvalue 1). */
+static const kernel *closure_kernel(lua_State *L, int idx) {
+  lua_getupvalue(L, idx, 1);
+  const kernel *k = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return k;
+}
+
 static int o_fast_step(lua_State *L) {
   /* the stack: the arguments, then one slot each */
   enum {
@@ -1198,7 +1232,7 @@ static int o_fast_step(lua_State *L) {
   };
   luaL_checktype(L, S_OPT, LUA_TTABLE);
   lua_settop(L, S_KERNEL);
-  luaL_checkstack(L, 12, NULL); /* the slots and a kernel call's arguments pass Lua's 20 */
+  luaL_checkstack(L, 28, NULL); /* the slots and a kernel call's arguments or reads pass Lua's 20 */
   bool count = true;
   if (lua_istable(L, S_KERNEL)) { /* a variant {kernel, count, scalars, ready} */
     for (int k = 1; k <= 4; k++) lua_rawgeti(L, S_KERNEL, k);
@@ -1296,6 +1330,12 @@ static int o_fast_step(lua_State *L) {
             lua_pushinteger(L, (lua_Integer)((lua_Unsigned)lua_tointeger(L, S_STEP) + 1));
           else lua_pushnumber(L, lua_tonumber(L, S_STEP) + 1);
           lua_rawset(L, S_ST);
+        }
+        kernel_cache *c = cached ? to_cache(L, S_CACHE) : NULL;
+        if (c && c->k != NULL && c->k == closure_kernel(L, S_KERNEL)) { /* o_step's work, here */
+          static const frame slots = {{0, S_OPT, S_P, 0, S_ST, S_GROUP, S_SCALARS}, S_KERNEL};
+          kernel_call(L, c->k, c, c->array_keys, &slots);
+          continue;
         }
         lua_pushvalue(L, S_KERNEL);
         lua_pushvalue(L, S_OPT);
