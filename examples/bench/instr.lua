@@ -160,7 +160,7 @@ if fuse_only then   -- fuse_step.lua's note: instructions per element, Adam on 6
 end
 
 local step, by = per_iter("rosenbrock",
-  { "ct_lua_newbox", "lua_gc", "t_gc", "ct_record", "t_backward", "o_step", "read_fields" })
+  { "ct_lua_newbox", "lua_gc", "t_gc", "ct_record", "t_backward", "kernel_call", "read_fields" })
 report("rosenbrock", step, "instr/step")
 local fwd, bwd, adam = per_iter("forward"), per_iter("backward"), per_iter("adam")
 print(string.format("# rosenbrock step: forward (10 recorded ops) %.0f, backward %.0f, " ..
@@ -171,7 +171,7 @@ print(string.format("# rosenbrock step: forward (10 recorded ops) %.0f, backward
 print(string.format("# within it: boxes %.0f (of it crater's collector steps %.0f), finalisers %.0f, " ..
   "graph recording (ct_record) %.0f, t_backward %.0f, Adam's kernel call %.0f (of it named field " ..
   "reads %.0f), so the optimizer's Lua around it %.0f", by.ct_lua_newbox, by.lua_gc, by.t_gc, by.ct_record,
-  by.t_backward, by.o_step, by.read_fields, adam - bwd - by.o_step))
+  by.t_backward, by.kernel_call, by.read_fields, adam - bwd - by.kernel_call))
 local add2 = per_iter("add2")
 report("add2", add2, "instr/op")
 report("add2_grad", per_iter("add2_grad"), "instr/op")
