@@ -359,9 +359,8 @@ static bool test_covers(lua_State *L, const field *f, const frame *fr) {
   return ok;
 }
 
-/* core.<fn>(opt, param, grad, state, group[, scalars[, cache]]).  Upvalues: 1 the kernel, 2
- * the upvalue index of the first state tensor's name, from 3 the fields' names, then the
- * state tensors' names (interned strings, see read_fields).  cache: o_fast_step's block. */
+/* One call of kernel k on the arguments fr places, with the group's block c (or NULL);
+ * array_keys: the upvalue index of the first state tensor's name (see o_step). */
 static void kernel_call(lua_State *L, const kernel *k, kernel_cache *c, int array_keys, const frame *fr) {
   any_args o;
   if (c && c->k == k) {
@@ -385,6 +384,9 @@ static void kernel_call(lua_State *L, const kernel *k, kernel_cache *c, int arra
   bump_written(&a, k->writes);
 }
 
+/* core.<fn>(opt, param, grad, state, group[, scalars[, cache]]).  Upvalues: 1 the kernel, 2
+ * the upvalue index of the first state tensor's name, from 3 the fields' names, then the
+ * state tensors' names (interned strings, see read_fields).  cache: o_fast_step's block. */
 static int o_step(lua_State *L) {
   kernel_cache *c = lua_gettop(L) >= CACHE ? to_cache(L, CACHE) : NULL;
   kernel_call(L, lua_touserdata(L, lua_upvalueindex(1)), c, (int)lua_tointeger(L, lua_upvalueindex(2)),
