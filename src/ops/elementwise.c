@@ -627,14 +627,15 @@ static void binary_i64(char **p, const int64_t *s, int64_t n, void *vctx) {
 
 static bool is_cmp(ct_binary_op op) { return ct_binary_info[op].dtype == CT_DT_CMP; }
 
-static void binary_apply(ct_tensor *o, ct_tensor *a, ct_tensor *b, ct_binary_op op) {
+/* fresh: o is new (so contiguous) and of the one shape of a and b, as the caller knows */
+static void binary_apply(ct_tensor *o, ct_tensor *a, ct_tensor *b, ct_binary_op op, bool fresh) {
   bin_ctx c = {op};
   bool cmp_out = o->dtype != a->dtype; /* int64 output of a float comparison */
   ct_loop_fn fn = a->dtype == CT_F32 ? (cmp_out ? binary_f32_cmp : binary_f32)
       : a->dtype == CT_F64           ? (cmp_out ? binary_f64_cmp : binary_f64)
                                      : binary_i64;
-  if (ct_same_shape(a, b) && ct_same_shape(a, o) && ct_is_contiguous(a) && ct_is_contiguous(b) &&
-      ct_is_contiguous(o)) { /* the common case: one flat run */
+  if ((fresh || (ct_same_shape(a, b) && ct_same_shape(a, o) && ct_is_contiguous(o))) && ct_is_contiguous(a) &&
+      ct_is_contiguous(b)) { /* the common case: one flat run */
     char *p[3] = {ct_data(o), ct_data(a), ct_data(b)};
     size_t es[3] = {ct_dtype_size(o->dtype), ct_dtype_size(a->dtype), ct_dtype_size(b->dtype)};
     flat_run(fn, &c, 3, p, es, ct_numel(o));
@@ -673,7 +674,8 @@ static ct_tensor *binary_out(ct_binary_op op, ct_tensor *a0, ct_tensor *b0, bool
   int nd;
   int64_t shape[CT_MAXDIM];
   ct_tensor *a, *b, *o = NULL;
-  if (ct_same_shape(a0, b0)) { /* the common case: the shape of both, whose size is known to fit */
+  bool same = ct_same_shape(a0, b0);
+  if (same) { /* the common case: the shape of both, whose size is known to fit */
     nd = a0->ndim;
     for (int i = 0; i < nd; i++) shape[i] = a0->shape[i];
   } else if (!ct_broadcast_shape(a0, b0, &nd, shape, err)) return NULL;
@@ -700,7 +702,7 @@ static ct_tensor *binary_out(ct_binary_op op, ct_tensor *a0, ct_tensor *b0, bool
     b = fb;
   }
   o = ct_tensor_new(is_cmp(op) && int_cmp ? CT_I64 : a->dtype, nd, shape, err);
-  if (o) binary_apply(o, a, b, op);
+  if (o) binary_apply(o, a, b, op, same);
   if (o && !is_cmp(op) && ct_needs_grad(2, (ct_tensor *[]){a, b})) {
     ct_node *n = ct_record(binary_op(op), o, 2, (ct_tensor *[]){a, b}, err);
     bool ok = n != NULL;
@@ -968,7 +970,7 @@ int ct_binary_(ct_binary_op op, ct_tensor *x, ct_tensor *y, ct_err *err) {
                        : rule == CT_DT_NOINT ? NO_INT_KERNEL
                                              : NEGATIVE_POWER);
   }
-  binary_apply(x, x, yc, op);
+  binary_apply(x, x, yc, op, false);
   if (yc != y) ct_tensor_release(yc);
   ct_bump(x);
   return 1;
