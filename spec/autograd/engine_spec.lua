@@ -43,6 +43,52 @@ describe("backward", function()
     assert.same({ 4, 6 }, b.grad:totable())
   end)
 
+  -- a select's gradient goes straight into the sum of its input's gradients when that sum
+  -- is private (src/ops/shape.c, select_backward_into): every case below takes that path
+  describe("of selects (x[1], x[2], x[1]: each row's gradient added where it belongs)", function()
+    it("into a leaf, as the Rosenbrock function's gradient by hand", function()
+      local x = d({ -1.5, 2 }, true)
+      local f = (1 - x[1]) ^ 2 + 100 * (x[2] - x[1] ^ 2) ^ 2
+      f:backward()   -- df/dx1 = -2(1 - x1) - 400 x1 (x2 - x1^2) = -5 - 150; df/dx2 = 200 (x2 - x1^2)
+      assert.same({ -155, -50 }, x.grad:totable())
+      f = (1 - x[1]) ^ 2 + 100 * (x[2] - x[1] ^ 2) ^ 2
+      f:backward()   -- into the existing .grad: summed
+      assert.same({ -310, -100 }, x.grad:totable())
+    end)
+
+    it("into a leaf whose hook runs once, on the sum", function()
+      local x = d({ -1.5, 2 }, true)
+      local calls, seen = 0, nil
+      x:register_hook(function(g) calls = calls + 1; seen = g:totable(); return g * 2 end)
+      ;((1 - x[1]) ^ 2 + 100 * (x[2] - x[1] ^ 2) ^ 2):backward()
+      assert.equal(1, calls)
+      assert.same({ -155, -50 }, seen)
+      assert.same({ -310, -100 }, x.grad:totable())
+    end)
+
+    it("into a non-leaf (retain_grad sees the sum), rows of a matrix, float32", function()
+      local x = d({ -1.5, 2 }, true)
+      local y = x * 2   -- (-3, 4)
+      y:retain_grad()
+      ;(y[1] * y[2] + y[1]):backward()   -- dz/dy = (y2 + 1, y1); dz/dx = 2 dz/dy
+      assert.same({ 5, -3 }, y.grad:totable())
+      assert.same({ 10, -6 }, x.grad:totable())
+      local m = crater.tensor({ { 1, 2, 3 }, { 4, 5, 6 } }, { requires_grad = true })
+      local w1, w2 = crater.tensor({ 0.5, -1, 2 }), crater.tensor({ 3, 0.25, -4 })
+      ;((m[1] * w1):sum() + (m[2] * w2):sum() + m[1]:sum() + m[2][3]):backward()
+      assert.same({ { 1.5, 0, 3 }, { 3, 0.25, -3 } }, m.grad:totable())
+    end)
+
+    it("and with create_graph, through the ops: a second derivative by hand", function()
+      local x = d({ 3, -2 }, true)
+      local f = x[1] ^ 2 * x[2] + x[1] * x[2]   -- df/dx1 = 2 x1 x2 + x2, df/dx2 = x1^2 + x1
+      local g = crater.grad(f, { x }, { create_graph = true })[1]
+      assert.same({ -14, 12 }, g:totable())
+      local h = crater.grad(g[1], { x })[1]   -- d(2 x1 x2 + x2)/dx = (2 x2, 2 x1 + 1)
+      assert.same({ -4, 7 }, h:totable())
+    end)
+  end)
+
   it("retain_graph allows a second backward, which accumulates", function()
     local x = d({ 2 }, true)
     local y = (x * x * x):sum()

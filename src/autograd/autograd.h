@@ -12,9 +12,17 @@
  * engine sums it back to the input's shape. Returns 0 and fills err on failure. */
 typedef int (*ct_backward_fn)(ct_node *nd, ct_tensor *gout, ct_tensor **gin, ct_err *err);
 
+/* Optional, for an op of one input: adds the input's gradient for gout into acc, the sum of
+ * that input's gradients so far (private: ct_grad_private, of the input's shape and gout's
+ * dtype), when no graph is recorded.  Returns false, having changed nothing, when it cannot;
+ * the backward then runs.  For ops whose gradient fills a small part of the input (x[i]):
+ * no input-shaped tensor of zeros to make and sum. */
+typedef bool (*ct_backward_into_fn)(ct_node *nd, ct_tensor *gout, ct_tensor *acc);
+
 typedef struct ct_op {
   const char *name; /* "MulBackward" */
   ct_backward_fn backward;
+  ct_backward_into_fn backward_into; /* or NULL */
 } ct_op;
 
 typedef struct ct_edge {

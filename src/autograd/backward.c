@@ -84,6 +84,13 @@ typedef struct {
   pending_leaf small[8];
 } pending_list;
 
+/* The sum of leaf's gradients so far, or NULL. */
+static ct_tensor *pending_sum(pending_list *pl, const ct_tensor *leaf) {
+  for (size_t i = 0; i < pl->n; i++)
+    if (pl->v[i].leaf == leaf) return pl->v[i].g;
+  return NULL;
+}
+
 static int pending_add(pending_list *pl, ct_tensor *leaf, ct_tensor *g, ct_err *err) {
   for (size_t i = 0; i < pl->n; i++)
     if (pl->v[i].leaf == leaf) return accumulate(&pl->v[i].g, g, err);
@@ -323,12 +330,24 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
       for (int k = 0; k < ninputs; k++) /* crater.grad of a non-leaf input */
         if (inputs[k]->grad_fn == n && !accumulate(&results[k], gout, err)) good = 0;
     if (!run && gins != NULL) gins = NULL; /* nothing below leads to an input */
-    if (good && gout && run && gins == NULL) {
+    bool into = false; /* the gradient went into the input's sum so far (op->backward_into) */
+    if (good && gout && run && n->op->backward_into && n->nin == 1 && n->edge[0].needs && !create_graph &&
+        ninputs == 0 && !ct_anomaly_enabled && !n->freed) {
+      const ct_edge *e = &n->edge[0];
+      ct_tensor *acc = e->fn ? e->fn->gacc : e->leaf ? pending_sum(&leaves, e->leaf) : NULL;
+      bool fits = acc && ct_grad_private(acc) && acc->dtype == gout->dtype && acc->ndim == e->ndim;
+      for (int k = 0; fits && k < e->ndim; k++) fits = acc->shape[k] == e->shape[k];
+      if (fits && n->op->backward_into(n, gout, acc)) {
+        into = true;
+        gins = NULL; /* no gradient to hand on */
+      }
+    }
+    if (good && gout && run && !into && gins == NULL) {
       gins = ct_malloc((size_t)n->nin * sizeof *gins, err);
       if (gins) memset(gins, 0, (size_t)n->nin * sizeof *gins);
       else good = 0;
     }
-    if (good && gout && run) {
+    if (good && gout && run && !into) {
       if (n->freed) {
         good = ct_fail(err,
                        "trying to backward through the graph a second time (%s's saved "

@@ -310,7 +310,7 @@ static int t_function_op(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
   lua_op *op = lua_newuserdatauv(L, sizeof *op, 0);
   snprintf(op->name, sizeof op->name, "%.50sBackward", name);
-  op->op = (ct_op){op->name, function_backward};
+  op->op = (ct_op){op->name, function_backward, NULL};
   return 1;
 }
 

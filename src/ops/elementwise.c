@@ -17,13 +17,13 @@ CT_BINARY_OPS(X)
 #undef X
 const ct_opinfo ct_unary_info[CT_U_COUNT] = {
 #define X(e, nm, node, kernel, dt, sv, bw, na, ar, gr, dc) \
-  [CT_U_##e] = {{node, bw}, #nm, dt, sv, na, ar, gr, dc},
+  [CT_U_##e] = {{node, bw, NULL}, #nm, dt, sv, na, ar, gr, dc},
     CT_UNARY_OPS(X)
 #undef X
 };
 const ct_opinfo ct_binary_info[CT_B_COUNT] = {
 #define X(e, nm, node, kernel, dt, sv, bw, na, ar, gr, dc) \
-  [CT_B_##e] = {{node, bw}, #nm, dt, sv, na, ar, gr, dc},
+  [CT_B_##e] = {{node, bw, NULL}, #nm, dt, sv, na, ar, gr, dc},
     CT_BINARY_OPS(X)
 #undef X
 };
@@ -907,7 +907,7 @@ static int copy_slices_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_e
   ct_tensor_release(gs);
   return ok;
 }
-static const ct_op op_copy_slices = {"CopySlices", copy_slices_backward};
+static const ct_op op_copy_slices = {"CopySlices", copy_slices_backward, NULL};
 
 static int copy_slices(ct_tensor *x, ct_tensor *r, ct_err *err) {
   ct_tensor *base = ct_view_base(x);

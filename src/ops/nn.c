@@ -489,7 +489,7 @@ static int put_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err)
   ct_tensor_release(idx);
   return gin[0] != NULL;
 }
-static const ct_op put_op = {"MaxPool2dBackwardBackward", put_backward};
+static const ct_op put_op = {"MaxPool2dBackwardBackward", put_backward, NULL};
 
 /* Shared tail: record op over x with idx saved, and the pooling window (put_rows reads it). */
 static ct_tensor *record_idx(ct_tensor *out, const ct_op *op, ct_tensor *x, ct_tensor *idx, ct_win w,

@@ -28,7 +28,7 @@ typedef struct ct_opinfo {
 /* A row's graph node {name, backward}, for the families' ct_op arrays (in row order, which
  * is their enums' order): each kernel file declares its array first and defines it after
  * the backward functions. */
-#define CT_OP_ROW(e, name, node, backward, ...) {node, backward},
+#define CT_OP_ROW(e, name, node, backward, ...) {node, backward, NULL},
 
 typedef enum {
 #define X(e, name, ...) CT_U_##e,

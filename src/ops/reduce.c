@@ -294,7 +294,7 @@ static int maxmin_dim_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_er
   ct_tensor_release(idx);
   return gin[0] != NULL;
 }
-static const ct_op op_maxmin_dim = {"MaxMinDimBackward", maxmin_dim_backward};
+static const ct_op op_maxmin_dim = {"MaxMinDimBackward", maxmin_dim_backward, NULL};
 
 ct_tensor *ct_maxmin_dim(ct_tensor *x, int dim, bool keepdim, bool is_max, ct_tensor **indices, ct_err *err) {
   *indices = NULL;

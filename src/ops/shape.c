@@ -230,13 +230,34 @@ static int select_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *e
   return gin[0] != NULL;
 }
 
+/* g added into row index of acc, when that row is one contiguous run laid out as g: x[1],
+ * x[2], x[1] of a small problem then make one gradient of x's shape, not three to sum.
+ * The checks are ct_add_'s for its plain path, which the row view then takes. */
+static bool select_backward_into(ct_node *nd, ct_tensor *g, ct_tensor *acc) {
+  if (ct_grad_enabled || nd->arg.dim.dim != 0 || acc->ndim == 0 || g->dtype != acc->dtype ||
+      !ct_is_contiguous(g) || g->storage == acc->storage)
+    return false;
+  ct_tensor row = *acc; /* a stack view of the row, without dim 0 */
+  row.ndim = acc->ndim - 1;
+  for (int i = 0; i < row.ndim; i++) {
+    row.shape[i] = acc->shape[i + 1];
+    row.stride[i] = acc->stride[i + 1];
+  }
+  row.offset = acc->offset + nd->arg.dim.index * acc->stride[0];
+  if (!ct_same_shape(&row, g)) return false;
+  ct_err err;
+  return ct_add_(&row, g, 1.0, &err);
+}
+/* the table's select row, with its accumulation in place */
+static const ct_op op_select = {"SelectBackward", select_backward, select_backward_into};
+
 /* The adjoint of select: zeros of 'shape' with g written at 'index' of dim (one op, where
  * unsqueeze + narrow_pad made two; x[i] is everywhere in small problems). */
 static int select_pad_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
   gin[0] = ct_select(g, nd->arg.dim.dim, nd->arg.dim.index, err);
   return gin[0] != NULL;
 }
-static const ct_op op_select_pad = {"SelectPadBackward", select_pad_backward};
+static const ct_op op_select_pad = {"SelectPadBackward", select_pad_backward, NULL};
 
 static ct_tensor *select_pad(ct_tensor *g, int ndim, const int64_t *shape, int dim, int64_t index,
                              ct_err *err) {
@@ -272,8 +293,7 @@ ct_tensor *ct_select(ct_tensor *x, int dim, int64_t index, ct_err *err) {
       sh[n] = x->shape[i];
       st[n++] = x->stride[i];
     }
-  return record1(&shape_ops[CT_SHAPE_SELECT],
-                 make_view(x, n, sh, st, x->offset + index * x->stride[dim], err), x,
+  return record1(&op_select, make_view(x, n, sh, st, x->offset + index * x->stride[dim], err), x,
                  &(ct_node_args){.dim = {dim, index}}, err);
 }
 
@@ -295,7 +315,7 @@ static int as_strided_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_er
   gin[0] = ct_as_strided_pad(g, nd->edge[0].ndim, nd->edge[0].shape, &nd->arg.view, err);
   return gin[0] != NULL;
 }
-const ct_op ct_op_as_strided = {"AsStridedBackward", as_strided_backward};
+const ct_op ct_op_as_strided = {"AsStridedBackward", as_strided_backward, NULL};
 
 ct_tensor *ct_as_strided(ct_tensor *x, const ct_geometry *geom, ct_err *err) {
   ct_tensor *base = storage_shaped(x, err);
@@ -317,7 +337,7 @@ static int as_strided_pad_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, c
   gin[0] = ct_as_strided(g, &nd->arg.view, err);
   return gin[0] != NULL;
 }
-static const ct_op op_as_strided_pad = {"AsStridedPadBackward", as_strided_pad_backward};
+static const ct_op op_as_strided_pad = {"AsStridedPadBackward", as_strided_pad_backward, NULL};
 
 ct_tensor *ct_as_strided_pad(ct_tensor *g, int ndim, const int64_t *shape, const ct_geometry *geom,
                              ct_err *err) {
@@ -345,7 +365,7 @@ static int narrow_pad_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_er
   gin[0] = ct_narrow(g, nd->arg.dim.dim, nd->arg.dim.index, nd->edge[0].shape[nd->arg.dim.dim], err);
   return gin[0] != NULL;
 }
-static const ct_op op_narrow_pad = {"NarrowPadBackward", narrow_pad_backward};
+static const ct_op op_narrow_pad = {"NarrowPadBackward", narrow_pad_backward, NULL};
 
 ct_tensor *ct_narrow_pad(ct_tensor *x, int ndim, const int64_t *shape, int dim, int64_t start, ct_err *err) {
   ct_tensor *y = ct_tensor_zeros(x->dtype, ndim, shape, err);
@@ -419,7 +439,7 @@ static int sum_to_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *e
   gin[0] = ct_expand(g, nd->edge[0].ndim, nd->edge[0].shape, err);
   return gin[0] != NULL;
 }
-static const ct_op op_sum_to = {"SumToBackward", sum_to_backward};
+static const ct_op op_sum_to = {"SumToBackward", sum_to_backward, NULL};
 
 ct_tensor *ct_sum_to(ct_tensor *x, int ndim, const int64_t *shape, ct_err *err) {
   ct_tensor *y = ct_tensor_zeros(x->dtype, ndim, shape, err);
