@@ -27,13 +27,18 @@ static int accumulate(ct_tensor **slot, ct_tensor *g, ct_err *err) {
   return 1;
 }
 
+/* True when t has the shape of the edge's input. */
+static bool input_shaped(const ct_tensor *t, const ct_edge *e) {
+  bool same = t->ndim == e->ndim; /* a loop, not memcmp: a call costs more than 1 or 2 dims */
+  for (int k = 0; same && k < e->ndim; k++) same = t->shape[k] == e->shape[k];
+  return same;
+}
+
 /* Brings a gradient to the input's shape and dtype (sum over broadcast dims). */
 static ct_tensor *fit_to_input(ct_tensor *g, const ct_edge *e, ct_err *err) {
   ct_tensor *r = g;
   ct_tensor_retain(r);
-  bool same = r->ndim == e->ndim; /* a loop, not memcmp: a call costs more than 1 or 2 dims */
-  for (int k = 0; same && k < e->ndim; k++) same = r->shape[k] == e->shape[k];
-  if (!same) {
+  if (!input_shaped(r, e)) {
     ct_tensor *s = ct_sum_to(r, e->ndim, e->shape, err);
     ct_tensor_release(r);
     if (s == NULL) return NULL;
@@ -84,16 +89,16 @@ typedef struct {
   pending_leaf small[8];
 } pending_list;
 
-/* The sum of leaf's gradients so far, or NULL. */
-static ct_tensor *pending_sum(pending_list *pl, const ct_tensor *leaf) {
+/* leaf's entry (the sum of its gradients so far), or NULL */
+static pending_leaf *pending_find(pending_list *pl, const ct_tensor *leaf) {
   for (size_t i = 0; i < pl->n; i++)
-    if (pl->v[i].leaf == leaf) return pl->v[i].g;
+    if (pl->v[i].leaf == leaf) return &pl->v[i];
   return NULL;
 }
 
 static int pending_add(pending_list *pl, ct_tensor *leaf, ct_tensor *g, ct_err *err) {
-  for (size_t i = 0; i < pl->n; i++)
-    if (pl->v[i].leaf == leaf) return accumulate(&pl->v[i].g, g, err);
+  pending_leaf *known = pending_find(pl, leaf);
+  if (known) return accumulate(&known->g, g, err);
   if (pl->n == pl->cap) {
     size_t cap = 2 * pl->cap;
     pending_leaf *v = ct_malloc(cap * sizeof *v, err);
@@ -334,10 +339,10 @@ int ct_backward(int nroots, ct_tensor **roots, ct_tensor **grads, bool retain_gr
     if (good && gout && run && n->op->backward_into && n->nin == 1 && n->edge[0].needs && !create_graph &&
         ninputs == 0 && !ct_anomaly_enabled && !n->freed) {
       const ct_edge *e = &n->edge[0];
-      ct_tensor *acc = e->fn ? e->fn->gacc : e->leaf ? pending_sum(&leaves, e->leaf) : NULL;
-      bool fits = acc && ct_grad_private(acc) && acc->dtype == gout->dtype && acc->ndim == e->ndim;
-      for (int k = 0; fits && k < e->ndim; k++) fits = acc->shape[k] == e->shape[k];
-      if (fits && n->op->backward_into(n, gout, acc)) {
+      pending_leaf *sum = e->leaf ? pending_find(&leaves, e->leaf) : NULL;
+      ct_tensor *acc = e->fn ? e->fn->gacc : sum ? sum->g : NULL;
+      if (acc && ct_grad_private(acc) && acc->dtype == gout->dtype && input_shaped(acc, e) &&
+          n->op->backward_into(n, gout, acc)) {
         into = true;
         gins = NULL; /* no gradient to hand on */
       }

@@ -225,6 +225,19 @@ ct_tensor *ct_narrow(ct_tensor *x, int dim, int64_t start, int64_t len, ct_err *
 static ct_tensor *select_pad(ct_tensor *g, int ndim, const int64_t *shape, int dim, int64_t index,
                              ct_err *err);
 
+/* A stack view of t at index of dim, without that dim: no reference taken, so it serves only
+ * while t lives, as a kernel's destination. */
+static ct_tensor slice_at(const ct_tensor *t, int dim, int64_t index) {
+  ct_tensor s = *t;
+  s.ndim = t->ndim - 1;
+  for (int i = dim; i < s.ndim; i++) {
+    s.shape[i] = t->shape[i + 1];
+    s.stride[i] = t->stride[i + 1];
+  }
+  s.offset = t->offset + index * t->stride[dim];
+  return s;
+}
+
 static int select_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
   gin[0] = select_pad(g, nd->edge[0].ndim, nd->edge[0].shape, nd->arg.dim.dim, nd->arg.dim.index, err);
   return gin[0] != NULL;
@@ -237,13 +250,7 @@ static bool select_backward_into(ct_node *nd, ct_tensor *g, ct_tensor *acc) {
   if (ct_grad_enabled || nd->arg.dim.dim != 0 || acc->ndim == 0 || g->dtype != acc->dtype ||
       !ct_is_contiguous(g) || g->storage == acc->storage)
     return false;
-  ct_tensor row = *acc; /* a stack view of the row, without dim 0 */
-  row.ndim = acc->ndim - 1;
-  for (int i = 0; i < row.ndim; i++) {
-    row.shape[i] = acc->shape[i + 1];
-    row.stride[i] = acc->stride[i + 1];
-  }
-  row.offset = acc->offset + nd->arg.dim.index * acc->stride[0];
+  ct_tensor row = slice_at(acc, 0, nd->arg.dim.index);
   if (!ct_same_shape(&row, g)) return false;
   ct_err err;
   return ct_add_(&row, g, 1.0, &err);
@@ -267,13 +274,7 @@ static ct_tensor *select_pad(ct_tensor *g, int ndim, const int64_t *shape, int d
     size_t es = ct_dtype_size(g->dtype);
     memcpy(ct_data(y) + (size_t)(index * y->stride[0]) * es, ct_data(g), (size_t)ct_numel(g) * es);
   } else {
-    ct_tensor slot = *y; /* a stack view of the slice, without dim */
-    slot.ndim = ndim - 1;
-    for (int i = dim; i < ndim - 1; i++) {
-      slot.shape[i] = y->shape[i + 1];
-      slot.stride[i] = y->stride[i + 1];
-    }
-    slot.offset = index * y->stride[dim];
+    ct_tensor slot = slice_at(y, dim, index);
     ct_copy_into(&slot, g);
   }
   return record1(&op_select_pad, y, g, &(ct_node_args){.dim = {dim, index}}, err);
