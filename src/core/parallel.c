@@ -187,29 +187,27 @@ int ct_get_num_threads(void) {
   return num_threads;
 }
 
-static int threads_for(size_t n) {
+static int threads_for(size_t n, size_t grain) {
   int nt = ct_get_num_threads();
   if (nt > MAXTHREADS) nt = MAXTHREADS;
-  if (nt > 1 && n / GRAIN < (size_t)nt) nt = (int)(n / GRAIN);
+  if (nt > 1 && n / grain < (size_t)nt) nt = (int)(n / grain);
   return nt;
 }
 
-void ct_parallel(size_t n, ct_range_fn fn, void *ctx) {
-  if (n < 2 * GRAIN) {
-    fn(ctx, 0, n);
-    return;
-  } /* one chunk whatever the thread count */
-  int nt = threads_for(n);
+void ct_parallel_grain(size_t n, size_t grain, ct_range_fn fn, void *ctx) {
+  int nt = n < 2 * grain ? 1 : threads_for(n, grain); /* below: one chunk whatever the count */
   if (nt <= 1) {
     fn(ctx, 0, n);
     return;
   }
-  run_split(n, nt, 16, GRAIN / 4, fn, ctx); /* 64-byte multiples: no false sharing */
+  run_split(n, nt, 16, grain / 4, fn, ctx); /* 64-byte multiples: no false sharing */
 }
+
+void ct_parallel(size_t n, ct_range_fn fn, void *ctx) { ct_parallel_grain(n, GRAIN, fn, ctx); }
 
 void ct_parallel_blocks(size_t nblocks, size_t block, ct_range_fn fn, void *ctx) {
   size_t n = nblocks * block;
-  int nt = n < 2 * GRAIN ? 1 : threads_for(n);
+  int nt = n < 2 * GRAIN ? 1 : threads_for(n, GRAIN);
   if (nt > (int)nblocks) nt = (int)nblocks;
   if (nt <= 1) {
     fn(ctx, 0, nblocks);

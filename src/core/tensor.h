@@ -180,10 +180,13 @@ void ct_fill_normal(ct_tensor *t, double mean, double std);
 void ct_set_num_threads(int n);
 int ct_get_num_threads(void);
 /* Calls fn(ctx, lo, hi) over [0, n) split into chunks for up to ct_get_num_threads()
- * threads; below 2^18 elements a chunk it all runs on the calling thread.  fn must touch
- * only elements lo..hi-1, so results do not depend on the thread count. */
+ * threads of 2^18 elements or more each (below 2^19 it all runs on the calling thread).
+ * fn must touch only elements lo..hi-1, so results do not depend on the thread count. */
 typedef void (*ct_range_fn)(void *ctx, size_t lo, size_t hi);
 void ct_parallel(size_t n, ct_range_fn fn, void *ctx);
+/* ct_parallel for a kernel with more work per element than a copy: it takes a thread per
+ * `grain` elements, from two grains on. */
+void ct_parallel_grain(size_t n, size_t grain, ct_range_fn fn, void *ctx);
 /* fn over block indices [0, nblocks) (each block `block` elements of work), the blocks
  * split among threads: a reduction that keeps one partial per block and adds them in block
  * order gives the same result on any thread count. */
