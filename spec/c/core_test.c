@@ -1,5 +1,8 @@
 /* C-level tests of the core: creation, strides, views sharing storage, checked size
- * arithmetic, allocation failure and the allocator's accounting. */
+ * arithmetic, allocation failure and the allocator's accounting, the thread pool. */
+#include <stdatomic.h>
+#include <unistd.h>
+
 #include "ctest.h"
 
 static void new_tensor_is_contiguous_row_major(void **state) {
@@ -85,6 +88,30 @@ static void failed_allocation_reports_and_leaks_nothing(void **state) {
   assert_int_equal(ct_memory().tensors, before.tensors);
 }
 
+/* Counts, per element, the chunks of a job that covered it. */
+#define MAXN 5000
+static atomic_int runs[MAXN];
+static void count_range(void *ctx, size_t lo, size_t hi) {
+  (void)ctx;
+  for (size_t i = lo; i < hi; i++) atomic_fetch_add(&runs[i], 1);
+}
+
+/* Thousands of jobs of odd sizes on 2 threads, with pauses long enough for the worker to
+ * fall asleep, so that it often wakes after the caller has run its job alone: every element
+ * must still be run once, never twice, never left out. */
+static void pool_runs_every_element_once(void **state) {
+  int before = ct_get_num_threads();
+  ct_set_num_threads(2);
+  for (int job = 0; job < 4000; job++) {
+    size_t n = 128 + (size_t)(job * 7919) % (MAXN - 128);
+    for (size_t i = 0; i < MAXN; i++) atomic_store(&runs[i], 0);
+    ct_parallel_grain(n, 32, count_range, NULL);
+    for (size_t i = 0; i < MAXN; i++) assert_int_equal(atomic_load(&runs[i]), i < n ? 1 : 0);
+    if (job % 50 == 0) usleep(300); /* past the worker's 100 us of spinning */
+  }
+  ct_set_num_threads(before);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(new_tensor_is_contiguous_row_major),
@@ -93,6 +120,7 @@ int main(void) {
       cmocka_unit_test(views_share_storage_and_stay_inside_it),
       cmocka_unit_test(transpose_then_contiguous_copies_in_logical_order),
       cmocka_unit_test(failed_allocation_reports_and_leaks_nothing),
+      cmocka_unit_test(pool_runs_every_element_once),
   };
   return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }
