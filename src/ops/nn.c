@@ -10,7 +10,7 @@
 
 #include "nn.h"
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #elif defined(__SSE__)
 #include <xmmintrin.h>
@@ -195,6 +195,103 @@ static void put2_row_f32(float *restrict r0, float *restrict r1, const float *re
     _mm512_mask_storeu_ps(r0 + 2 * ow + 16, mhi, _mm512_permutex2var_ps(part[0], hi, part[1]));
     _mm512_mask_storeu_ps(r1 + 2 * ow, mlo, _mm512_permutex2var_ps(part[2], lo, part[3]));
     _mm512_mask_storeu_ps(r1 + 2 * ow + 16, mhi, _mm512_permutex2var_ps(part[2], hi, part[3]));
+  }
+}
+#elif defined(__AVX2__)
+/* AVX2 has no permute across two registers: 8 windows at a time, whose even and odd
+ * elements one in-lane shuffle splits into the windows 0,1,4,5,2,3,6,7 (swap_mid puts them
+ * back in order); a row's last windows load and store under a mask. */
+static __m256i lanes8(int64_t k) { /* the first k of 8 lanes (none for k <= 0) */
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(k < 0 ? 0
+                                                        : k > 8 ? 8
+                                                                : k)),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+static __m256 swap_mid(__m256 v) { /* 64-bit units 0,1,2,3 -> 0,2,1,3, its own inverse */
+  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), 0xd8));
+}
+/* lanes 0-3 or 4-7 of an int32 mask as four int64 masks */
+static __m256i mask64(__m256i m, int hi) {
+  return _mm256_cvtepi32_epi64(hi ? _mm256_extracti128_si256(m, 1) : _mm256_castsi256_si128(m));
+}
+
+static void max2_row_f32(int64_t *restrict idx, float *restrict y, const float *restrict r0,
+                         const float *restrict r1, int64_t p0, int64_t wd, int64_t wo) {
+  const __m256 one = _mm256_castsi256_ps(_mm256_set1_epi32(-1)), none = _mm256_setzero_ps();
+  for (int64_t ow = 0; ow < wo; ow += 8) {
+    int64_t n = wo - ow < 8 ? wo - ow : 8; /* windows here, 2n elements of each row */
+    __m256 t0, t1, u0, u1;
+    if (n == 8) {
+      t0 = _mm256_loadu_ps(r0 + 2 * ow), t1 = _mm256_loadu_ps(r0 + 2 * ow + 8);
+      u0 = _mm256_loadu_ps(r1 + 2 * ow), u1 = _mm256_loadu_ps(r1 + 2 * ow + 8);
+    } else {
+      __m256i mlo = lanes8(2 * n), mhi = lanes8(2 * n - 8);
+      t0 = _mm256_maskload_ps(r0 + 2 * ow, mlo), t1 = _mm256_maskload_ps(r0 + 2 * ow + 8, mhi);
+      u0 = _mm256_maskload_ps(r1 + 2 * ow, mlo), u1 = _mm256_maskload_ps(r1 + 2 * ow + 8, mhi);
+    }
+    __m256 bv = _mm256_shuffle_ps(t0, t1, 0x88), cand[3];
+    cand[0] = _mm256_shuffle_ps(t0, t1, 0xdd);
+    cand[1] = _mm256_shuffle_ps(u0, u1, 0x88);
+    cand[2] = _mm256_shuffle_ps(u0, u1, 0xdd);
+    const __m256 col[3] = {one, none, one}, row[3] = {none, one, one};
+    __m256 kx = none, ky = none; /* all ones where the winner is in the odd column, row r1 */
+    for (int s = 0; s < 3; s++) { /* wins when larger, or when NaN and the best is not */
+      __m256 win = _mm256_or_ps(
+          _mm256_cmp_ps(cand[s], bv, _CMP_GT_OQ),
+          _mm256_and_ps(_mm256_cmp_ps(cand[s], cand[s], _CMP_UNORD_Q), _mm256_cmp_ps(bv, bv, _CMP_ORD_Q)));
+      bv = _mm256_blendv_ps(bv, cand[s], win);
+      kx = _mm256_blendv_ps(kx, col[s], win);
+      ky = _mm256_blendv_ps(ky, row[s], win);
+    }
+    bv = swap_mid(bv);
+    __m256i ix = _mm256_castps_si256(swap_mid(kx)), iy = _mm256_castps_si256(swap_mid(ky)),
+            wdv = _mm256_set1_epi64x(wd), m = lanes8(n);
+    for (int h = 0; h < 2; h++) { /* idx = the window's first element, + 1 if odd column, + wd if r1 */
+      __m256i at = _mm256_add_epi64(_mm256_set1_epi64x(p0 + 2 * ow + 8 * h), _mm256_setr_epi64x(0, 2, 4, 6));
+      at = _mm256_add_epi64(_mm256_sub_epi64(at, mask64(ix, h)), _mm256_and_si256(mask64(iy, h), wdv));
+      if (n == 8) _mm256_storeu_si256((__m256i *)(idx + ow + 4 * h), at);
+      else _mm256_maskstore_epi64((long long *)(idx + ow + 4 * h), mask64(m, h), at);
+    }
+    if (n == 8) _mm256_storeu_ps(y + ow, bv);
+    else _mm256_maskstore_ps(y + ow, m, bv);
+  }
+}
+static void put2_row_f32(float *restrict r0, float *restrict r1, const float *restrict g,
+                         const int64_t *restrict idx, int64_t p0, int64_t wd, int64_t wo) {
+  for (int64_t ow = 0; ow < wo; ow += 8) {
+    int64_t n = wo - ow < 8 ? wo - ow : 8;
+    __m256i m = lanes8(n), k[2];
+    __m256 v = n == 8 ? _mm256_loadu_ps(g + ow) : _mm256_maskload_ps(g + ow, m);
+    v = swap_mid(v); /* windows 0,1,4,5,2,3,6,7, the order the masks below come in */
+    for (int h = 0; h < 2; h++) { /* k: the winner's place in its window, 0, 1, wd or wd + 1 */
+      __m256i at = _mm256_add_epi64(_mm256_set1_epi64x(p0 + 2 * ow + 8 * h), _mm256_setr_epi64x(0, 2, 4, 6));
+      __m256i i = n == 8 ? _mm256_loadu_si256((const __m256i *)(idx + ow + 4 * h))
+                         : _mm256_maskload_epi64((const long long *)(idx + ow + 4 * h), mask64(m, h));
+      k[h] = _mm256_sub_epi64(i, at);
+    }
+    const int64_t at[4] = {0, 1, wd, wd + 1};
+    __m256 part[4];
+    for (int s = 0; s < 4; s++) { /* the int64 masks' low halves, as 8 int32 lanes */
+      __m256i a = _mm256_set1_epi64x(at[s]);
+      __m256 e = _mm256_shuffle_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi64(k[0], a)),
+                                   _mm256_castsi256_ps(_mm256_cmpeq_epi64(k[1], a)), 0x88);
+      part[s] = _mm256_and_ps(e, v);
+    }
+    /* unpack interleaves each 128-bit half: in this lane order that gives elements 0-7, 8-15 */
+    __m256 out[4] = {_mm256_unpacklo_ps(part[0], part[1]), _mm256_unpackhi_ps(part[0], part[1]),
+                     _mm256_unpacklo_ps(part[2], part[3]), _mm256_unpackhi_ps(part[2], part[3])};
+    if (n == 8) {
+      _mm256_storeu_ps(r0 + 2 * ow, out[0]);
+      _mm256_storeu_ps(r0 + 2 * ow + 8, out[1]);
+      _mm256_storeu_ps(r1 + 2 * ow, out[2]);
+      _mm256_storeu_ps(r1 + 2 * ow + 8, out[3]);
+    } else {
+      __m256i mlo = lanes8(2 * n), mhi = lanes8(2 * n - 8);
+      _mm256_maskstore_ps(r0 + 2 * ow, mlo, out[0]);
+      _mm256_maskstore_ps(r0 + 2 * ow + 8, mhi, out[1]);
+      _mm256_maskstore_ps(r1 + 2 * ow, mlo, out[2]);
+      _mm256_maskstore_ps(r1 + 2 * ow + 8, mhi, out[3]);
+    }
   }
 }
 #else
