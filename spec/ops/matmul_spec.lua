@@ -128,4 +128,27 @@ describe("matmul", function()
     assert.error_matches(function() crater.bmm(crater.zeros(2, 2, 3), crater.zeros(3, 3, 2)) end,
       "bmm: shapes {2,2,3} and {3,3,2} do not match (batch sizes 2 and 3)", 1, true)
   end)
+
+  -- ct_gemm zeroes the result itself and asks BLAS to add onto it (beta 1): memory that held
+  -- NaN and infinities (a freed tensor of the same size, which the allocator hands out again)
+  -- must not reach the product, on either split of the threads, nor must -0 survive 0 + -0.
+  it("ignores what the result's memory held before (reused NaN blocks)", function()
+    for _, nt in ipairs({ 1, 2 }) do
+      crater.set_num_threads(nt)
+      for _, dt in ipairs({ "float32", "float64" }) do
+        for _ = 1, 2 do
+          local junk = crater.full({ 300, 200 }, 0 / 0, { dtype = dt })
+          junk = nil   -- luacheck: ignore 311
+          collectgarbage()
+          -- 300x4 ones by 4x200 twos: every entry 4 * 2 = 8, by hand
+          local y = crater.ones(300, 4, { dtype = dt }):matmul(crater.full({ 4, 200 }, 2, { dtype = dt }))
+          assert.equal(8, y:min():item())
+          assert.equal(8, y:max():item())
+        end
+        local z = crater.full({ 300, 2 }, -0.0, { dtype = dt }):matmul(crater.ones(2, 200, { dtype = dt }))
+        assert.equal(math.huge, 1 / z:max():item())   -- 0 + (-0) = +0, as BLAS's beta 0
+      end
+    end
+    crater.set_num_threads(2)
+  end)
 end)
