@@ -90,9 +90,11 @@ describe("core.internal._conv2d", function()
     -- x = 1..9 as a 3x3 image, one 2x2 kernel {{1, 0}, {0, -1}}, bias 10: y = x[i][j] - x[i+1][j+1] + 10
     local x = crater.tensor({ { { { 1, 2, 3 }, { 4, 5, 6 }, { 7, 8, 9 } } } }, { requires_grad = true })
     local w = crater.tensor({ { { { 1, 0 }, { 0, -1 } } } }, { requires_grad = true })
-    local y = core.internal._conv2d(x, w, crater.tensor({ 10 }), 1, 1, 0, 0)
+    local b = crater.tensor({ 10 }, { requires_grad = true })
+    local y = core.internal._conv2d(x, w, b, 1, 1, 0, 0)
     assert.same({ { { { 6, 6 }, { 6, 6 } } } }, y:totable())
     y:sum():backward()
+    assert.same({ 4 }, b.grad:totable())   -- the bias reaches each of the 4 outputs once
     -- each window adds +1 at its top-left and -1 at its bottom-right
     assert.same({ { { { 1, 1, 0 }, { 1, 0, -1 }, { 0, -1, -1 } } } }, x.grad:totable())
     assert.same({ { { { 12, 16 }, { 24, 28 } } } }, w.grad:totable())   -- window sums of x

@@ -919,7 +919,7 @@ ct_tensor *ct_conv_out(ct_tensor *y, ct_tensor *bias, int64_t b, int64_t ho, int
 typedef struct {
   ct_dtype dt;
   const char *x, *w, *g, *bias; /* x (B,C,H,W), w (Cout,K), g (B,Cout,L) in backward */
-  char *y, *gx, *gw; /* y; gx or NULL, gw (parts,Cout,K) or NULL */
+  char *y, *gx, *gw, *gb; /* y; gx or NULL, gw (parts,Cout,K) or NULL, gb (parts,Cout) or NULL */
   int64_t b, c, h, wd, ho, wo, cout, k, per; /* per: images in one part of the backward */
   ct_win win;
   char *scratch; /* nslots slots of slot bytes */
@@ -971,7 +971,24 @@ static void conv_fwd_range(void *vj, size_t lo, size_t hi) {
   atomic_store(&j->busy[slot], 0);
 }
 
-/* Parts lo..hi of the batch, per images each: the part's gw, and its images' gx,
+/* out[r] = the sum of row r of x (rows, n) in eight running sums, in double for float32, as
+ * ct_reduce sums */
+#define DEFINE_ROW_SUMS(T, ACC, sfx)                                                          \
+  static void row_sums_##sfx(T *restrict out, const T *restrict x, int64_t rows, int64_t n) { \
+    for (int64_t r = 0; r < rows; r++, x += n) {                                              \
+      ACC part[8] = {0}, acc = 0;                                                             \
+      int64_t k = 0;                                                                          \
+      for (; k + 8 <= n; k += 8)                                                              \
+        for (int q = 0; q < 8; q++) part[q] += x[k + q];                                      \
+      for (; k < n; k++) acc += x[k];                                                         \
+      for (int q = 0; q < 8; q++) acc += part[q];                                             \
+      out[r] = (T)acc;                                                                        \
+    }                                                                                         \
+  }
+DEFINE_ROW_SUMS(float, double, f32)
+DEFINE_ROW_SUMS(double, double, f64)
+
+/* Parts lo..hi of the batch, per images each: the part's gw and gb, and its images' gx,
  * from its columns (K, per*L) and its gradient as (Cout, per*L), so that the products'
  * inner sizes are per*L and Cout rather than one image's L. */
 static void conv_bwd_range(void *vj, size_t lo, size_t hi) {
@@ -987,6 +1004,9 @@ static void conv_bwd_range(void *vj, size_t lo, size_t hi) {
       for (int64_t co = 0; co < j->cout; co++)
         memcpy(gp + (size_t)(co * gl + n * l) * es, j->g + (size_t)(((n0 + n) * j->cout + co) * l) * es,
                (size_t)l * es);
+    if (j->gb && j->dt == CT_F64) /* gb[p] = gp's row sums, while gp is in cache */
+      row_sums_f64((double *)j->gb + p * j->cout, (const double *)gp, j->cout, gl);
+    else if (j->gb) row_sums_f32((float *)j->gb + p * j->cout, (const float *)gp, j->cout, gl);
     if (j->gw) { /* gw[p] = gp (Cout, per*L) x cols^T (per*L, K) */
       if (j->dt == CT_F64)
         im2col_f64((double *)cols, (const double *)j->x + n0 * plane, np, 0, np, j->c, j->h, j->wd, j->ho,
@@ -1060,7 +1080,7 @@ static int conv_backward_graph(ct_node *nd, ct_tensor *x, ct_tensor *w, ct_tenso
 
 static int conv_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err) {
   ct_tensor *x = ct_saved(nd, 0, err), *w = x ? ct_saved(nd, 1, err) : NULL, *gc = NULL;
-  ct_tensor *gw = NULL, *gl = NULL, *xc = NULL, *wc = NULL;
+  ct_tensor *gw = NULL, *gb = NULL, *xc = NULL, *wc = NULL;
   int ok = w != NULL;
   if (ok && ct_grad_enabled) {
     ok = conv_backward_graph(nd, x, w, g, gin, err);
@@ -1070,10 +1090,10 @@ static int conv_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err
   bool need_x = nd->edge[0].needs, need_w = nd->edge[1].needs, need_b = nd->nin > 2 && nd->edge[2].needs;
   int64_t b = g->shape[0], cout = g->shape[1], k = w->shape[1] * w->shape[2] * w->shape[3];
   int64_t per = (b + CONV_PARTS - 1) / CONV_PARTS, parts = per > 0 ? (b + per - 1) / per : 0;
-  int64_t pw[3] = {parts, cout, k}, bcl[3] = {b, cout, g->shape[2] * g->shape[3]};
+  int64_t pw[3] = {parts, cout, k};
   ok = ok && (gc = ct_contig(g, false, err)) &&
       (!need_x || (gin[0] = ct_tensor_new(x->dtype, 4, x->shape, err))) &&
-      (gw = ct_tensor_new(x->dtype, 3, pw, err));
+      (gw = ct_tensor_new(x->dtype, 3, pw, err)) && (gb = ct_tensor_new(x->dtype, 2, pw, err));
   if (ok) {
     conv_job j = {.dt = x->dtype,
                   .x = ct_data(xc),
@@ -1081,6 +1101,7 @@ static int conv_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err
                   .g = ct_data(gc),
                   .gx = need_x ? ct_data(gin[0]) : NULL,
                   .gw = need_w ? ct_data(gw) : NULL,
+                  .gb = need_b ? ct_data(gb) : NULL,
                   .b = b,
                   .c = x->shape[1],
                   .h = x->shape[2],
@@ -1101,16 +1122,11 @@ static int conv_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err
     ct_tensor_release(gin[1]);
     ok = (gin[1] = r) != NULL;
   }
-  if (ok && need_b) { /* gb: g summed over its positions, then over the images */
-    ct_tensor *v = ct_view(gc, 3, bcl, err);
-    ok = v && (gl = ct_reduce(CT_R_SUM, v, 2, false, err)) &&
-        (gin[2] = ct_reduce(CT_R_SUM, gl, 0, false, err));
-    ct_tensor_release(v);
-  }
+  if (ok && need_b) ok = (gin[2] = ct_reduce(CT_R_SUM, gb, 0, false, err)) != NULL;
 done:
   ct_tensor_release(gc);
   ct_tensor_release(gw);
-  ct_tensor_release(gl);
+  ct_tensor_release(gb);
   ct_tensor_release(xc);
   ct_tensor_release(wc);
   ct_tensor_release(x);
