@@ -148,13 +148,15 @@ describe("nn pooling", function()
   -- 2x2 windows at stride 2 have kernels of their own (16 windows at a time under a mask on
   -- AVX-512, 8 on AVX2, and a backward that writes gx once): against a scan of each window in
   -- Lua, on few distinct values (ties everywhere) and NaNs, odd and even sizes, rows of 1 to 18
-  -- windows (7 and 14 as in the Fashion-MNIST CNN).
+  -- windows (7 and 14 as in the Fashion-MNIST CNN), and rows of 1 or 2 windows, whose
+  -- vectors spill over several rows after them.
   it("MaxPool2d(2) against a scan in Lua: values, winners, second derivative, ties and NaN", function()
     local nan = 0 / 0
     local seed = 12345
     local function rand(n) seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n end
     for _, dt in ipairs({ "float32", "float64" }) do
-      for _, sz in ipairs({ { 2, 3, 6, 8 }, { 1, 2, 7, 9 }, { 2, 1, 5, 37 }, { 1, 1, 2, 2 }, { 3, 2, 4, 33 }, { 1, 2, 4, 28 }, { 2, 1, 5, 15 } }) do
+      for _, sz in ipairs({ { 2, 3, 6, 8 }, { 1, 2, 7, 9 }, { 2, 1, 5, 37 }, { 1, 1, 2, 2 }, { 3, 2, 4, 33 }, { 1, 2, 4, 28 }, { 2, 1, 5, 15 },
+        { 4, 3, 6, 2 }, { 3, 2, 7, 3 }, { 2, 2, 9, 5 } }) do
         local b, c, h, w = sz[1], sz[2], sz[3], sz[4]
         local xv, rv = {}, {}   -- x: values 0..2 and NaN; r: the upstream gradient
         for i = 1, b do
@@ -211,6 +213,32 @@ describe("nn pooling", function()
         end
       end
     end
+  end)
+
+  -- A tensor past the size split over threads, odd in height and width (rows of 28 windows:
+  -- three vectors and a tail), against maxima over a view of its windows and the gradient
+  -- that picks each window's winner (randn: no ties), on 1 and 2 threads.
+  it("MaxPool2d(2) split over threads: against the windows' maxima and winners", function()
+    local B, C, Hs, W = 4, 40, 63, 57
+    local ho, wo = Hs // 2, W // 2
+    crater.manual_seed(11)
+    local x0, g = crater.randn(B, C, Hs, W), crater.randn(B, C, ho, wo)
+    local crop = x0:narrow(3, 1, 2 * ho):narrow(4, 1, 2 * wo)
+    local want = crop:reshape(B, C, ho, 2, wo, 2):max(6):max(4)
+    local up = { B, C, ho, 2, wo, 2 }
+    local win = crop:eq(want:view(B, C, ho, 1, wo, 1):expand(table.unpack(up)):reshape(B, C, 2 * ho, 2 * wo))
+    local want_gx = win:float() * g:view(B, C, ho, 1, wo, 1):expand(table.unpack(up)):reshape(B, C, 2 * ho, 2 * wo)
+    for _, nt in ipairs({ 1, 2 }) do
+      crater.set_num_threads(nt)
+      local x = x0:clone():requires_grad_()
+      local y = F.max_pool2d(x, 2)
+      y:backward(g)
+      assert.equal(0, (y - want):abs():max():item())
+      assert.equal(0, (x.grad:narrow(3, 1, 2 * ho):narrow(4, 1, 2 * wo) - want_gx):abs():max():item())
+      assert.equal(0, x.grad:narrow(3, Hs, 1):abs():max():item())   -- the odd row and column: no window
+      assert.equal(0, x.grad:narrow(4, W, 1):abs():max():item())
+    end
+    crater.set_num_threads(2)
   end)
 
   it("gradcheck in float64", function()

@@ -107,29 +107,31 @@ static bool is_2x2(ct_win w) {
  * such windows, which do not overlap: each element of the rows r0, r1 of gx lies in one window
  * at most, so it is written once, its window's g where it is the winner and 0 elsewhere, and
  * gx needs no zeroing pass. */
-#define DEFINE_POOL2_ROWS(T, sfx)                                                               \
-  static void max2_row_##sfx(int64_t *restrict idx, T *restrict y, const T *restrict r0,        \
-                             const T *restrict r1, int64_t p0, int64_t wd, int64_t wo) {        \
-    for (int64_t ow = 0; ow < wo; ow++) {                                                       \
-      T b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1], bv = r0[2 * ow];                \
-      int64_t k = 0;                                                                            \
-      MAX_STEP(b, 1)                                                                            \
-      MAX_STEP(c, wd)                                                                           \
-      MAX_STEP(d, wd + 1)                                                                       \
-      idx[ow] = p0 + 2 * ow + k;                                                                \
-      y[ow] = bv;                                                                               \
-    }                                                                                           \
-  }                                                                                             \
-  static void put2_row_##sfx(T *restrict r0, T *restrict r1, const T *restrict g,               \
-                             const int64_t *restrict idx, int64_t p0, int64_t wd, int64_t wo) { \
-    for (int64_t ow = 0; ow < wo; ow++) {                                                       \
-      int64_t k = idx[ow] - p0 - 2 * ow;                                                        \
-      T v = g[ow];                                                                              \
-      r0[2 * ow] = k == 0 ? v : 0;                                                              \
-      r0[2 * ow + 1] = k == 1 ? v : 0;                                                          \
-      r1[2 * ow] = k == wd ? v : 0;                                                             \
-      r1[2 * ow + 1] = k == wd + 1 ? v : 0;                                                     \
-    }                                                                                           \
+#define DEFINE_POOL2_ROWS(T, sfx)                                                                           \
+  static void max2_row_##sfx(int64_t *restrict idx, T *restrict y, const T *restrict r0,                    \
+                             const T *restrict r1, int64_t p0, int64_t wd, int64_t wo, bool spill) {        \
+    (void)spill;                                                                                            \
+    for (int64_t ow = 0; ow < wo; ow++) {                                                                   \
+      T b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1], bv = r0[2 * ow];                            \
+      int64_t k = 0;                                                                                        \
+      MAX_STEP(b, 1)                                                                                        \
+      MAX_STEP(c, wd)                                                                                       \
+      MAX_STEP(d, wd + 1)                                                                                   \
+      idx[ow] = p0 + 2 * ow + k;                                                                            \
+      y[ow] = bv;                                                                                           \
+    }                                                                                                       \
+  }                                                                                                         \
+  static void put2_row_##sfx(T *restrict r0, T *restrict r1, const T *restrict g,                           \
+                             const int64_t *restrict idx, int64_t p0, int64_t wd, int64_t wo, bool spill) { \
+    (void)spill;                                                                                            \
+    for (int64_t ow = 0; ow < wo; ow++) {                                                                   \
+      int64_t k = idx[ow] - p0 - 2 * ow;                                                                    \
+      T v = g[ow];                                                                                          \
+      r0[2 * ow] = k == 0 ? v : 0;                                                                          \
+      r0[2 * ow + 1] = k == 1 ? v : 0;                                                                      \
+      r1[2 * ow] = k == wd ? v : 0;                                                                         \
+      r1[2 * ow + 1] = k == wd + 1 ? v : 0;                                                                 \
+    }                                                                                                       \
   }
 
 #if defined(__AVX512F__)
@@ -141,7 +143,8 @@ static bool is_2x2(ct_win w) {
 static __mmask16 row_mask(int64_t k) { return (__mmask16)(k >= 16 ? 0xffffu : k <= 0 ? 0 : (1u << k) - 1); }
 
 static void max2_row_f32(int64_t *restrict idx, float *restrict y, const float *restrict r0,
-                         const float *restrict r1, int64_t p0, int64_t wd, int64_t wo) {
+                         const float *restrict r1, int64_t p0, int64_t wd, int64_t wo, bool spill) {
+  (void)spill; /* the masks cost nothing here */
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
   const __m512i lane2 = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
@@ -171,7 +174,8 @@ static void max2_row_f32(int64_t *restrict idx, float *restrict y, const float *
   }
 }
 static void put2_row_f32(float *restrict r0, float *restrict r1, const float *restrict g,
-                         const int64_t *restrict idx, int64_t p0, int64_t wd, int64_t wo) {
+                         const int64_t *restrict idx, int64_t p0, int64_t wd, int64_t wo, bool spill) {
+  (void)spill;
   const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
   const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
   const __m512i lane2 = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
@@ -200,7 +204,10 @@ static void put2_row_f32(float *restrict r0, float *restrict r1, const float *re
 #elif defined(__AVX2__)
 /* AVX2 has no permute across two registers: 8 windows at a time, whose even and odd
  * elements one in-lane shuffle splits into the windows 0,1,4,5,2,3,6,7 (swap_mid puts them
- * back in order); a row's last windows load and store under a mask. */
+ * back in order).  A row's last windows load and store whole vectors when spill is set (see
+ * spill_ok): masked loads and stores cost as much as the rest of the row, and the CNN's second
+ * pool has 7 windows a row; the last rows of a range, whose next elements may be another
+ * thread's or past the end, take masks. */
 static __m256i lanes8(int64_t k) { /* the first k of 8 lanes (none for k <= 0) */
   return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(k < 0 ? 0
                                                         : k > 8 ? 8
@@ -216,12 +223,12 @@ static __m256i mask64(__m256i m, int hi) {
 }
 
 static void max2_row_f32(int64_t *restrict idx, float *restrict y, const float *restrict r0,
-                         const float *restrict r1, int64_t p0, int64_t wd, int64_t wo) {
+                         const float *restrict r1, int64_t p0, int64_t wd, int64_t wo, bool spill) {
   const __m256 one = _mm256_castsi256_ps(_mm256_set1_epi32(-1)), none = _mm256_setzero_ps();
   for (int64_t ow = 0; ow < wo; ow += 8) {
     int64_t n = wo - ow < 8 ? wo - ow : 8; /* windows here, 2n elements of each row */
     __m256 t0, t1, u0, u1;
-    if (n == 8) {
+    if (n == 8 || spill) {
       t0 = _mm256_loadu_ps(r0 + 2 * ow), t1 = _mm256_loadu_ps(r0 + 2 * ow + 8);
       u0 = _mm256_loadu_ps(r1 + 2 * ow), u1 = _mm256_loadu_ps(r1 + 2 * ow + 8);
     } else {
@@ -249,24 +256,27 @@ static void max2_row_f32(int64_t *restrict idx, float *restrict y, const float *
     for (int h = 0; h < 2; h++) { /* idx = the window's first element, + 1 if odd column, + wd if r1 */
       __m256i at = _mm256_add_epi64(_mm256_set1_epi64x(p0 + 2 * ow + 8 * h), _mm256_setr_epi64x(0, 2, 4, 6));
       at = _mm256_add_epi64(_mm256_sub_epi64(at, mask64(ix, h)), _mm256_and_si256(mask64(iy, h), wdv));
-      if (n == 8) _mm256_storeu_si256((__m256i *)(idx + ow + 4 * h), at);
+      if (n == 8 || spill) _mm256_storeu_si256((__m256i *)(idx + ow + 4 * h), at);
       else _mm256_maskstore_epi64((long long *)(idx + ow + 4 * h), mask64(m, h), at);
     }
-    if (n == 8) _mm256_storeu_ps(y + ow, bv);
+    if (n == 8 || spill) _mm256_storeu_ps(y + ow, bv);
     else _mm256_maskstore_ps(y + ow, m, bv);
   }
 }
-static void put2_row_f32(float *restrict r0, float *restrict r1, const float *restrict g,
-                         const int64_t *restrict idx, int64_t p0, int64_t wd, int64_t wo) {
-  for (int64_t ow = 0; ow < wo; ow += 8) {
+/* r0 and r1 are not restrict: r0's spill is the start of r1 (later stores to r1 write it again) */
+static void put2_row_f32(float *r0, float *r1, const float *restrict g, const int64_t *restrict idx,
+                         int64_t p0, int64_t wd, int64_t wo, bool spill) {
+  /* last windows first: what r0's spill writes at the start of r1, the first windows write again */
+  for (int64_t ow = (wo - 1) / 8 * 8; ow >= 0; ow -= 8) {
     int64_t n = wo - ow < 8 ? wo - ow : 8;
     __m256i m = lanes8(n), k[2];
-    __m256 v = n == 8 ? _mm256_loadu_ps(g + ow) : _mm256_maskload_ps(g + ow, m);
+    __m256 v = n == 8 || spill ? _mm256_loadu_ps(g + ow) : _mm256_maskload_ps(g + ow, m);
     v = swap_mid(v); /* windows 0,1,4,5,2,3,6,7, the order the masks below come in */
     for (int h = 0; h < 2; h++) { /* k: the winner's place in its window, 0, 1, wd or wd + 1 */
       __m256i at = _mm256_add_epi64(_mm256_set1_epi64x(p0 + 2 * ow + 8 * h), _mm256_setr_epi64x(0, 2, 4, 6));
-      __m256i i = n == 8 ? _mm256_loadu_si256((const __m256i *)(idx + ow + 4 * h))
-                         : _mm256_maskload_epi64((const long long *)(idx + ow + 4 * h), mask64(m, h));
+      __m256i i = n == 8 || spill
+          ? _mm256_loadu_si256((const __m256i *)(idx + ow + 4 * h))
+          : _mm256_maskload_epi64((const long long *)(idx + ow + 4 * h), mask64(m, h));
       k[h] = _mm256_sub_epi64(i, at);
     }
     const int64_t at[4] = {0, 1, wd, wd + 1};
@@ -280,7 +290,7 @@ static void put2_row_f32(float *restrict r0, float *restrict r1, const float *re
     /* unpack interleaves each 128-bit half: in this lane order that gives elements 0-7, 8-15 */
     __m256 out[4] = {_mm256_unpacklo_ps(part[0], part[1]), _mm256_unpackhi_ps(part[0], part[1]),
                      _mm256_unpacklo_ps(part[2], part[3]), _mm256_unpackhi_ps(part[2], part[3])};
-    if (n == 8) {
+    if (n == 8 || spill) {
       _mm256_storeu_ps(r0 + 2 * ow, out[0]);
       _mm256_storeu_ps(r0 + 2 * ow + 8, out[1]);
       _mm256_storeu_ps(r1 + 2 * ow, out[2]);
@@ -299,6 +309,13 @@ DEFINE_POOL2_ROWS(float, f32)
 #endif
 DEFINE_POOL2_ROWS(double, f64)
 
+/* Whether row oh of a plane, planes_left of them to go in its range, may spill a vector
+ * past its end (8 outputs, 16 inputs after its row pair): later rows of the range write
+ * those elements again. */
+static bool spill_ok(int64_t planes_left, int64_t oh, int64_t h, int64_t wd, int64_t ho, int64_t wo) {
+  return (planes_left * ho - oh - 1) * wo >= 8 && (planes_left * h - 2 * oh - 2) * wd >= 16;
+}
+
 /* planes n0..n1 of x (BC,H,W), 2x2 windows at stride 2 without padding: idx, y (BC,L) already
  * point at plane n0 (maxidx2), and gx (BC,H,W) from g, idx (BC,L) (put2) */
 #define DEFINE_POOL2_KERNELS(T, sfx)                                                                   \
@@ -307,7 +324,7 @@ DEFINE_POOL2_ROWS(double, f64)
     for (int64_t n = n0; n < n1; n++)                                                                  \
       for (int64_t oh = 0; oh < ho; oh++, idx += wo, y += wo) {                                        \
         const T *r0 = x + (n * h + 2 * oh) * wd;                                                       \
-        max2_row_##sfx(idx, y, r0, r0 + wd, 2 * oh * wd, wd, wo);                                      \
+        max2_row_##sfx(idx, y, r0, r0 + wd, 2 * oh * wd, wd, wo, spill_ok(n1 - n, oh, h, wd, ho, wo)); \
       }                                                                                                \
   }                                                                                                    \
   static void put2_##sfx(T *restrict gx, const T *restrict g, const int64_t *restrict idx, int64_t n0, \
@@ -318,7 +335,7 @@ DEFINE_POOL2_ROWS(double, f64)
       T *xp = gx + n * h * wd;                                                                         \
       for (int64_t oh = 0; oh < ho; oh++, idx += wo, g += wo) {                                        \
         T *r0 = xp + 2 * oh * wd, *r1 = r0 + wd;                                                       \
-        put2_row_##sfx(r0, r1, g, idx, 2 * oh * wd, wd, wo);                                           \
+        put2_row_##sfx(r0, r1, g, idx, 2 * oh * wd, wd, wo, spill_ok(n1 - n, oh, h, wd, ho, wo));      \
         if (wd > 2 * wo) r0[2 * wo] = r1[2 * wo] = 0; /* an odd width's last column */                 \
       }                                                                                                \
       if (h > 2 * ho) memset(xp + 2 * ho * wd, 0, (size_t)wd * sizeof(T)); /* an odd height's row */   \
