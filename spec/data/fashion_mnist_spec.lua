@@ -21,6 +21,8 @@ local function write_set(prefix, n, images_extra, labels)
 end
 
 describe("crater.data.fashion_mnist on generated IDX files", function()
+  teardown(function() os.execute("rm -rf '" .. dir .. "'") end)   -- os.tmpname's path has no quote
+
   it("decodes images to [0,1] float32 N x 784 and labels to 1-based int64", function()
     write_set("t10k", 3, nil, { 0, 9, 4 })
     local x, y = crater.data.fashion_mnist("test", { dir = dir })
