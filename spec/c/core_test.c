@@ -107,7 +107,7 @@ static void pool_runs_every_element_once(void **state) {
     for (size_t i = 0; i < MAXN; i++) atomic_store(&runs[i], 0);
     ct_parallel_grain(n, 32, count_range, NULL);
     for (size_t i = 0; i < MAXN; i++) assert_int_equal(atomic_load(&runs[i]), i < n ? 1 : 0);
-    if (job % 50 == 0) usleep(300); /* past the worker's 100 us of spinning */
+    if (job % 50 == 0) usleep(1000); /* past the worker's 400 us of spinning */
   }
   ct_set_num_threads(before);
 }
