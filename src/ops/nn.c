@@ -1110,7 +1110,7 @@ static int conv_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err
   int64_t pw[3] = {parts, cout, k};
   ok = ok && (gc = ct_contig(g, false, err)) &&
       (!need_x || (gin[0] = ct_tensor_new(x->dtype, 4, x->shape, err))) &&
-      (gw = ct_tensor_new(x->dtype, 3, pw, err)) && (gb = ct_tensor_new(x->dtype, 2, pw, err));
+      (gw = ct_tensor_new(x->dtype, 3, pw, err)) && (!need_b || (gb = ct_tensor_new(x->dtype, 2, pw, err)));
   if (ok) {
     conv_job j = {.dt = x->dtype,
                   .x = ct_data(xc),
@@ -1118,7 +1118,7 @@ static int conv_backward(ct_node *nd, ct_tensor *g, ct_tensor **gin, ct_err *err
                   .g = ct_data(gc),
                   .gx = need_x ? ct_data(gin[0]) : NULL,
                   .gw = need_w ? ct_data(gw) : NULL,
-                  .gb = need_b ? ct_data(gb) : NULL,
+                  .gb = gb ? ct_data(gb) : NULL,
                   .b = b,
                   .c = x->shape[1],
                   .h = x->shape[2],
