@@ -4,12 +4,20 @@ local nn = crater.nn
 local function same_values(a, b) return (a - b):abs():max():item() == 0 end
 local X, Y
 
-local function tmp() return os.tmpname() end
+-- every path made here is removed after the specs, even those a failing save left
+local made = {}
+local function tmp()
+  local p = os.tmpname()
+  made[#made + 1] = p
+  return p
+end
 
 local function read(p) local f = io.open(p, "rb"); local s = f:read("a"); f:close(); return s end
 local function write(p, s) local f = io.open(p, "wb"); f:write(s); f:close() end
 
 describe("crater.save / crater.load", function()
+  teardown(function() for _, p in ipairs(made) do os.remove(p) end end)
+
   it("round-trips tensors of every dtype and nested tables of numbers, strings and booleans", function()
     local p = tmp()
     local value = {

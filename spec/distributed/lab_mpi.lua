@@ -7,6 +7,8 @@ local spread = require "crater.lab.spread"
 local lab = crater.lab
 local rank, n = dist.init()
 
+-- a fresh name, the same on every rank; rank 0's os.tmpname file reserves it until the
+-- spec using it removes it with what it made
 local function tmpdir()
   local d = dist.broadcast_bytes(rank == 0 and os.tmpname() or nil, 0)
   return d
@@ -85,24 +87,26 @@ describe("crater.lab under mpirun", function()
   end)
 
   it("rank 0 writes the one report", function()
-    local dir = tmpdir() .. "-r" .. rank
+    local base = tmpdir()
+    local dir = base .. "-r" .. rank
     lab.race({fn = "booth", optimizers = {"sgd", "adam"}, steps = 20, out = dir, quiet = true})
     dist.barrier()
     local f = io.open(dir .. "/report.md")
     if f then f:close() end
     assert.equal(rank == 0, f ~= nil)
-    if rank == 0 then os.execute("rm -rf '" .. dir .. "'") end
+    if rank == 0 then os.execute("rm -rf '" .. dir .. "'"); os.remove(base) end
   end)
 end)
 
 describe("rank-aware helpers", function()
   it("save: rank 0 writes atomically and every rank loads the same value", function()
-    local path = tmpdir() .. ".ckpt"
+    local base = tmpdir()
+    local path = base .. ".ckpt"
     dist.save(path, {w = crater.full({2, 2}, rank + 1), epoch = 3 + rank})   -- rank 0's value wins
     local v = dist.load(path)
     local here = crater.load(path)                     -- the file itself, on a shared disk
     dist.barrier()
-    if rank == 0 then os.remove(path) end
+    if rank == 0 then os.remove(path); os.remove(base) end
     assert.same({{1, 1}, {1, 1}}, v.w:totable())
     assert.equal(3, v.epoch)
     assert.equal(3, here.epoch)
